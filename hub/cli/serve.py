@@ -1,0 +1,112 @@
+"""`repowire serve`: prepare $REPOWIRE_HOME, start the store, bind, and run uvicorn.
+
+Sockets are bound before the app is built so that `--port 0` works and the allow-lists name
+the real port. The embedded store is started from the main thread (the kernel ties its life
+to the thread that forked it) and stopped after uvicorn's graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+import logging
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from hub.core.ids import new_token
+from hub.core.settings import Settings
+from hub.server.app import build_app
+from hub.store.connect import PersistenceOff
+from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
+from schemas.local import TOKEN_FILE
+
+log = logging.getLogger(__name__)
+
+
+def prepare_home(home: Path) -> str:
+    """Create the 0700 home and the 0600 hub token file; return the hub token."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+    token_path = home / TOKEN_FILE
+    if not token_path.exists():
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_token() + "\n")
+    if stat.S_IMODE(token_path.stat().st_mode) != 0o600:
+        os.chmod(token_path, 0o600)
+    return token_path.read_text().strip()
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_uds(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    if path.exists():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return sock
+
+
+def serve(settings: Settings, log_level: str = "warning") -> int:
+    hub_token = prepare_home(settings.home)
+    try:
+        tcp = bind_tcp(settings.host, settings.port)
+    except OSError as exc:
+        print(f"repowire: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
+              f"Is another hub running? Choose another port with --port.", file=sys.stderr)
+        return 2
+    sockets = [tcp]
+    actual_port = tcp.getsockname()[1]
+
+    settings = replace(settings, port=actual_port)
+    if settings.uds is not None:
+        sockets.append(bind_uds(settings.uds))
+    store: EmbeddedStore | None = None
+    store_url = settings.redis_url
+    if store_url is None:
+        store = EmbeddedStore(settings.home)
+        try:
+            store.start()
+        except (StoreBinaryMissing, RuntimeError) as exc:
+            print(f"repowire: {exc}", file=sys.stderr)
+            return 2
+        store_url = store.url
+    app = build_app(settings, hub_token=hub_token, store_url=store_url, embedded=store is not None)
+    config = uvicorn.Config(app, ws="websockets-sansio", http="h11", lifespan="on", log_level=log_level,
+                            ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
+                            ws_max_size=settings.limits.transport_max_frame_bytes,
+                            timeout_graceful_shutdown=5, access_log=False, server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        asyncio.run(server.serve(sockets=sockets))
+    except PersistenceOff as exc:
+        print(f"repowire: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if store is not None:
+            store.stop()
+        if settings.uds is not None and settings.uds.exists():
+            settings.uds.unlink()
+    if not server.started:
+        print("repowire: the hub did not start; see the messages above", file=sys.stderr)
+        return 1
+    return 0

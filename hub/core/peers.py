@@ -1,0 +1,139 @@
+"""Peer records, presence, how a hello becomes an identity, and how an address finds peers.
+
+Pure rules: the runtime passes in what it knows (records, whether the caller holds the hub
+token) and gets back a decision or a HubError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Iterable
+
+from hub.core.errors import HubError
+from hub.core.ids import is_hex128
+from schemas.errors import ErrorCode
+
+ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
+PRESENCE = (ONLINE, BUSY, OFFLINE)
+
+
+@dataclass(slots=True)
+class PeerRecord:
+    peer_id: str
+    name: str
+    circle: str
+    role: str
+    token_digest: str
+    created_at: int
+    last_seen: int
+    status: str = OFFLINE
+    status_reason: str = ""
+    node: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}@{self.circle}"
+
+    def public(self) -> dict:
+        """What REST and events show: everything but the token digest."""
+        data = asdict(self)
+        del data["token_digest"]
+        return data
+
+    def to_store(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_store(cls, raw: dict[bytes | str, bytes | str]) -> "PeerRecord":
+        data = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in raw.items()}
+        return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=data["role"],
+                   token_digest=data["token_digest"], created_at=int(data["created_at"]),
+                   last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
+                   status_reason=data.get("status_reason", ""), node=data.get("node", ""))
+
+
+class Admission(Enum):
+    NEW = "new"            # mint a peer id and a token
+    RESUME = "resume"      # the caller proved the identity with its peer token
+    RECLAIM = "reclaim"    # hub-token holder takes back an offline name: same id, new token
+
+
+def admit(*, name: str, circle: str, token_peer: PeerRecord | None, token_given: bool,
+          holds_hub_token: bool, same_name: PeerRecord | None, is_live: bool) -> Admission:
+    """Decide how a hello is admitted.
+
+    token_peer: the peer whose token was presented (None if no token or it matched nobody).
+    same_name: the peer already registered under (circle, name), if any.
+    is_live: whether `same_name` has a live connection right now.
+    """
+    if token_given:
+        if token_peer is None:
+            raise HubError(ErrorCode.UNAUTHORIZED, "the peer token is not valid on this hub")
+        if (token_peer.name, token_peer.circle) != (name, circle):
+            raise HubError(ErrorCode.FORBIDDEN,
+                           f"this token belongs to {token_peer.address}, not {name}@{circle}",
+                           {"peer_id": token_peer.peer_id})
+        return Admission.RESUME
+    if not holds_hub_token:
+        raise HubError(ErrorCode.UNAUTHORIZED,
+                       "registering a new peer needs the hub token (Authorization: Bearer) "
+                       "or the peer's own token in hello.token")
+    if same_name is None:
+        return Admission.NEW
+    if is_live:
+        raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is already connected",
+                       {"peer_id": same_name.peer_id})
+    return Admission.RECLAIM
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A parsed `to`: one peer by id or name, or everyone in a circle."""
+    peer_id: str | None = None
+    name: str | None = None
+    circle: str | None = None
+    broadcast: bool = False
+
+
+def parse_address(raw: str) -> Address:
+    raw = raw.strip()
+    if is_hex128(raw):
+        return Address(peer_id=raw)
+    name, _, circle = raw.partition("@")
+    if not name or (_ and not circle):
+        raise HubError(ErrorCode.INVALID_FRAME, f"cannot read address {raw!r}",
+                       {"hint": "use a peer id, name, name@circle, * or *@circle"})
+    if name == "*":
+        return Address(broadcast=True, circle=circle or None)
+    return Address(name=name, circle=circle or None)
+
+
+def resolve(address: Address, *, sender: PeerRecord | None, peers: Iterable[PeerRecord],
+            by_id: dict[str, PeerRecord]) -> list[PeerRecord]:
+    """The recipients of a message. A bare name prefers the sender's circle, then any circle."""
+    if address.peer_id is not None:
+        peer = by_id.get(address.peer_id)
+        if peer is None:
+            raise HubError(ErrorCode.PEER_NOT_FOUND, f"no peer with id {address.peer_id}")
+        return [peer]
+    if address.broadcast:
+        circle = address.circle or (sender.circle if sender else "default")
+        targets = [p for p in peers if p.circle == circle and (sender is None or p.peer_id != sender.peer_id)]
+        if not targets:
+            raise HubError(ErrorCode.NO_RECIPIENTS, f"nobody else is registered in circle {circle!r}")
+        return sorted(targets, key=lambda p: p.name)
+    named = [p for p in peers if p.name == address.name]
+    if address.circle is not None:
+        named = [p for p in named if p.circle == address.circle]
+    elif sender is not None and len(named) > 1:
+        own = [p for p in named if p.circle == sender.circle]
+        named = own or named
+    if not named:
+        where = f" in circle {address.circle!r}" if address.circle else ""
+        raise HubError(ErrorCode.PEER_NOT_FOUND, f"no peer named {address.name!r}{where}")
+    if len(named) > 1:
+        raise HubError(ErrorCode.AMBIGUOUS_PEER, f"{len(named)} peers are named {address.name!r}",
+                       {"candidates": sorted(p.address for p in named)})
+    return named

@@ -1,0 +1,46 @@
+"""The hub's settings: one frozen object, built once by the CLI or the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = 256 * 1024          # one WebSocket frame, checked by the hub
+    transport_max_frame_bytes: int = 1024 * 1024  # larger frames close the socket (1009)
+    max_body_bytes: int = 256 * 1024           # one REST body
+    max_text_chars: int = 64 * 1024            # one message text
+    max_connections: int = 4096
+    outbox_frames: int = 1024                  # per connection; a fuller outbox is a slow consumer
+    messages_per_second: int = 1000            # per peer, token bucket
+    message_burst: int = 2000
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8377
+    uds: Path | None = None
+    redis_url: str | None = None
+    ephemeral: bool = False
+    node: str = "node-1"
+    heartbeat_s: float = 10.0       # WebSocket ping interval; a dead peer is offline within 2x this
+    hello_timeout_s: float = 10.0
+    queue_ttl_s: int = 7 * 24 * 3600  # an undelivered notify waits this long in an inbox
+    trace_retention_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+    sweep_interval_s: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def offline_bound_s(self) -> float:
+        """A peer that stops answering is offline at most this long after its last pong."""
+        return 2 * self.heartbeat_s

@@ -1,0 +1,111 @@
+"""One client connection as the runtime sees it: a bounded outbox drained by one writer task.
+
+The edge gives a `FrameSink` (send text, close); the runtime never touches Starlette. A frame
+that would overflow the outbox closes the connection as a slow consumer instead of growing
+memory or stalling anyone else; what it had not confirmed stays in its inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Protocol
+
+from schemas.errors import ERROR_TABLE, ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+class FrameSink(Protocol):
+    async def send_text(self, data: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Connection:
+    def __init__(self, sink: FrameSink, outbox_limit: int, label: str = ""):
+        self.sink = sink
+        self.outbox_limit = outbox_limit
+        self.label = label
+        self.peer_id: str | None = None
+        self.replaying = False           # while True, live deliveries wait in the inbox
+        self.last_pushed_seq = 0
+        self.inflight: dict[str, tuple[int, int]] = {}  # message_id -> (seq, sent_at ms)
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._outbox: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._drain(), name=f"outbox {self.label}")
+
+    @property
+    def backlog(self) -> int:
+        return len(self._outbox)
+
+    def push(self, frame: bytes) -> bool:
+        """Queue a frame; False (and the connection is being closed) when the outbox is full."""
+        if self.closed:
+            return False
+        if len(self._outbox) >= self.outbox_limit:
+            self.abort(ErrorCode.SLOW_CONSUMER, f"outbox passed {self.outbox_limit} frames")
+            return False
+        self._outbox.append(frame)
+        self._drained.clear()
+        self._ready.set()
+        return True
+
+    async def wait_below(self, frames: int) -> None:
+        while not self.closed and len(self._outbox) > frames:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def abort(self, code: ErrorCode, detail: str) -> None:
+        """Close with the code's close code; frames not yet written are dropped."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = ERROR_TABLE[code].close_code or 1011
+        self.close_reason = code.value
+        log.info("closing %s: %s (%s)", self.label, code.value, detail)
+        self._outbox.clear()
+        self._ready.set()
+        self._drained.set()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._outbox and not self.closed:
+                    frame = self._outbox.popleft()
+                    await self.sink.send_text(frame.decode())
+                    if len(self._outbox) <= self.outbox_limit // 2:
+                        self._drained.set()
+                self._drained.set()
+                if self.closed:
+                    break
+        except Exception as exc:  # the socket went away under us
+            log.debug("outbox of %s stopped: %s", self.label, exc)
+            self.closed = True
+            self._drained.set()
+            return
+        try:
+            await self.sink.close(self.close_code or 1000, self.close_reason)
+        except Exception:
+            pass
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            if not self.closed:
+                self.closed = True
+                self._ready.set()
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass

@@ -1,0 +1,463 @@
+"""The `Hub` service: admission, presence, durable notify, receipts, redelivery and expiry.
+
+It keeps in memory what the hot path reads (peers, names, tokens, who is connected here) in
+step with the store, and writes through the group-commit writer: a message, its trace stages
+and its idempotency result go out in one pipeline, and `accepted` waits for that pipeline.
+The edge calls one method per operation and encodes what comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+from hub.core.errors import HubError
+from hub.core.ids import new_message_id, new_peer_id, new_token, token_digest, token_matches
+from hub.core.peers import BUSY, OFFLINE, ONLINE, Address, Admission, PeerRecord, admit, parse_address, resolve
+from hub.core.ratelimit import TokenBucket
+from hub.core.settings import Settings
+from hub.core.trace import FINAL_STAGES, Reason, Stage, stage_entry
+from hub.runtime.connection import Connection
+from hub.store.state import StoreState
+from schemas.errors import ErrorCode
+from schemas.frames import API_VERSION
+
+log = logging.getLogger(__name__)
+
+OPERATOR_ID = "0" * 32
+REPLAY_PAGE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who is sending: a registered peer, or the local operator acting with the hub token."""
+    peer: PeerRecord | None
+
+    @property
+    def ref(self) -> dict:
+        if self.peer is None:
+            return {"peer_id": OPERATOR_ID, "name": "operator", "circle": "default"}
+        return {"peer_id": self.peer.peer_id, "name": self.peer.name, "circle": self.peer.circle}
+
+    @property
+    def key_owner(self) -> str:
+        return self.peer.peer_id if self.peer else OPERATOR_ID
+
+
+def _now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: StoreState, *, hub_token: str, epoch: str = "",
+                 store_facts: dict | None = None, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.store = store
+        self.node = settings.node
+        self.epoch = epoch
+        self.store_facts = store_facts or {}
+        self._hub_token_digest = token_digest(hub_token)
+        self._clock = clock
+        self.peers: dict[str, PeerRecord] = {}
+        self._names: dict[tuple[str, str], str] = {}
+        self._tokens: dict[str, str] = {}
+        self.connections: dict[str, Connection] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._sweeper: asyncio.Task | None = None
+        self.started_at = 0
+
+    # ---- life --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.started_at = self.now_ms()
+        for peer in await self.store.load_peers():
+            self._remember(peer)
+        # Nobody is connected to a hub that just started: whatever the store says, this node's
+        # peers are offline until they come back.
+        stale = [p for p in self.peers.values() if p.status != OFFLINE and p.node in ("", self.node)]
+        for peer in stale:
+            peer.status, peer.status_reason = OFFLINE, "hub_restarted"
+            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbox-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections.values()):
+            conn.abort(ErrorCode.SHUTTING_DOWN, "hub stopping")
+        for conn in list(self.connections.values()):
+            await self.disconnect(conn, "hub_stopping")
+
+    def now_ms(self) -> int:
+        return _now_ms(self._clock)
+
+    # ---- identity ----------------------------------------------------------------------------
+
+    def is_hub_token(self, token: str | None) -> bool:
+        return bool(token) and token_matches(token, self._hub_token_digest)
+
+    def peer_for_token(self, token: str | None) -> PeerRecord | None:
+        if not token:
+            return None
+        peer_id = self._tokens.get(token_digest(token))
+        return self.peers.get(peer_id) if peer_id else None
+
+    def authenticate(self, token: str | None, *, trusted_local: bool = False) -> Sender:
+        """REST callers: a peer token acts as that peer; the hub token (or the Unix socket)
+        acts as the local operator."""
+        peer = self.peer_for_token(token)
+        if peer is not None:
+            return Sender(peer)
+        if trusted_local or self.is_hub_token(token):
+            return Sender(None)
+        raise HubError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <token>` with the hub token "
+                       "(in $REPOWIRE_HOME/hub.token) or a peer token")
+
+    def _remember(self, peer: PeerRecord) -> None:
+        self.peers[peer.peer_id] = peer
+        self._names[(peer.circle, peer.name)] = peer.peer_id
+        self._tokens[peer.token_digest] = peer.peer_id
+
+    def _forget(self, peer: PeerRecord) -> None:
+        self.peers.pop(peer.peer_id, None)
+        self._names.pop((peer.circle, peer.name), None)
+        self._tokens.pop(peer.token_digest, None)
+        self._buckets.pop(peer.peer_id, None)
+
+    # ---- connections -------------------------------------------------------------------------
+
+    async def connect(self, conn: Connection, *, name: str, circle: str, role: str, token: str | None,
+                      resume: int | None, holds_hub_token: bool) -> dict:
+        """Admit a hello; returns the welcome fields. Backlog delivery starts right after."""
+        if len(self.connections) >= self.settings.limits.max_connections:
+            raise HubError(ErrorCode.TOO_MANY_CONNECTIONS,
+                           f"the hub has {len(self.connections)} connections, its limit")
+        same_id = self._names.get((circle, name))
+        same_name = self.peers.get(same_id) if same_id else None
+        decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
+                         token_given=token is not None, holds_hub_token=holds_hub_token,
+                         same_name=same_name, is_live=bool(same_name and same_name.peer_id in self.connections))
+        now = self.now_ms()
+        issued_token = token
+        if decision is Admission.NEW:
+            issued_token = new_token()
+            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role=role,
+                              token_digest=token_digest(issued_token), created_at=now, last_seen=now)
+            old_digest = None
+        else:
+            peer = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
+            assert peer is not None
+            old_digest = peer.token_digest
+            if decision is Admission.RECLAIM:
+                issued_token = new_token()
+                peer.token_digest = token_digest(issued_token)
+            peer.role = role
+        previous = self.connections.get(peer.peer_id)
+        if previous is not None:
+            previous.abort(ErrorCode.REPLACED, "the same peer connected again")
+            await self.disconnect(previous, "replaced")
+        peer.status, peer.status_reason, peer.last_seen, peer.node = ONLINE, "", now, self.node
+        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
+        if old_digest and old_digest != peer.token_digest:
+            self._tokens.pop(old_digest, None)
+        self._remember(peer)
+        conn.peer_id = peer.peer_id
+        conn.replaying = True
+        self.connections[peer.peer_id] = conn
+        self._event("presence", {"peer_id": peer.peer_id, "status": ONLINE})
+        resumed = await self._apply_resume(peer, resume) if resume is not None else 0
+        pending = await self.store.inbox_lengths([peer.peer_id])
+        last_seq = await self.store.last_seq(peer.peer_id)
+        assert issued_token is not None
+        return {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle, "role": peer.role,
+                "token": issued_token, "node": self.node, "api_version": API_VERSION,
+                "heartbeat_s": self.settings.heartbeat_s,
+                "position": {"last_seq": last_seq, "pending": pending[peer.peer_id]},
+                "limits": self.settings.limits.as_dict(), "_resumed": resumed}
+
+    async def _apply_resume(self, peer: PeerRecord, resume: int) -> int:
+        """The peer says it has everything up to `resume`: drop those from its inbox."""
+        (ids,) = await self.store.writer.write(self.store.confirm_upto_cmd(peer.peer_id, resume))
+        now = self.now_ms()
+        cmds = [self.store.trace_cmd(mid.decode() if isinstance(mid, bytes) else mid,
+                                     [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
+                                                  reason=Reason.RESUMED)])
+                for mid in ids]
+        if cmds:
+            self.store.writer.submit(cmds, wait=False)
+        return len(ids)
+
+    async def replay(self, conn: Connection) -> None:
+        """Deliver the inbox in order, then switch the connection to live delivery.
+
+        Reads go through the writer so they are ordered with the writes: a message written
+        before a read is in it; one written after finds the connection live."""
+        peer_id = conn.peer_id
+        assert peer_id is not None
+        after = 0
+        while not conn.closed:
+            (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer_id, after, REPLAY_PAGE))
+            entries = self.store.parse_inbox(rows)
+            if not entries:
+                conn.replaying = False
+                return
+            for entry in entries:
+                if entry.expires_at <= self.now_ms():
+                    continue  # the sweeper records it as expired
+                self._push_delivery(conn, entry.seq, entry.message_id, entry.payload)
+            after = entries[-1].seq
+            await conn.wait_below(conn.outbox_limit // 2)
+
+    async def disconnect(self, conn: Connection, reason: str) -> None:
+        await conn.stop()
+        peer_id = conn.peer_id
+        if peer_id is None or self.connections.get(peer_id) is not conn:
+            return
+        del self.connections[peer_id]
+        now = self.now_ms()
+        if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
+            self.store.writer.submit(
+                [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
+                 for mid, (seq, at) in conn.inflight.items()], wait=False)
+            conn.inflight.clear()
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, now
+            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+            self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
+
+    def set_presence(self, peer: PeerRecord, status: str) -> None:
+        if status not in (ONLINE, BUSY):
+            raise HubError(ErrorCode.INVALID_FRAME, "presence is `online` or `busy`")
+        peer.status, peer.last_seen = status, self.now_ms()
+        self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+        self._event("presence", {"peer_id": peer.peer_id, "status": status})
+
+    # ---- notify ------------------------------------------------------------------------------
+
+    def check_rate(self, sender: Sender) -> None:
+        key = sender.key_owner
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            limits = self.settings.limits
+            bucket = self._buckets[key] = TokenBucket(limits.messages_per_second, limits.message_burst, now)
+        if not bucket.take(now):
+            raise HubError(ErrorCode.RATE_LIMITED,
+                           f"more than {self.settings.limits.messages_per_second} messages a second",
+                           {"retry_after_ms": 1000 // max(1, self.settings.limits.messages_per_second)})
+
+    def _recipients(self, sender: Sender, to: str) -> tuple[Address, list[PeerRecord]]:
+        address = parse_address(to)
+        return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers)
+
+    async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None) -> dict:
+        """Durably accept a notify; returns {message_id, state, recipients?, replayed?}."""
+        if idempotency_key is None:
+            return await self.notify_future(sender, to, text)
+        digest = hashlib.sha256(orjson.dumps([to, text])).hexdigest()
+        owner = sender.key_owner
+        ttl = self.settings.idempotency_ttl_s
+        (claimed,) = await self.store.writer.write(
+            self.store.idempotency_claim_cmd(owner, idempotency_key, digest, ttl))
+        if not claimed:
+            return await self._replay_idempotent(owner, idempotency_key, digest)
+        try:
+            result = await self.notify_future(sender, to, text)
+        except HubError:
+            self.store.writer.submit([self.store.idempotency_release_cmd(owner, idempotency_key)], wait=False)
+            raise
+        self.store.writer.submit(
+            [self.store.idempotency_result_cmd(owner, idempotency_key, digest, result, ttl)], wait=False)
+        return result
+
+    async def _replay_idempotent(self, owner: str, key: str, digest: str) -> dict:
+        record = await self.store.idempotency_get(owner, key)
+        if record is None or record.get("digest") != digest:
+            raise HubError(ErrorCode.CONFLICT, f"idempotency key {key!r} was used with a different message",
+                           {"idempotency_key": key})
+        if "result" not in record:
+            raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
+                           {"idempotency_key": key, "retry": True})
+        return {**record["result"], "replayed": True}
+
+    def notify_future(self, sender: Sender, to: str, text: str) -> "asyncio.Future[dict]":
+        """Validate and submit synchronously (so submission order is frame order); the returned
+        future resolves once the message is durable and handed to online recipients."""
+        if len(text) > self.settings.limits.max_text_chars:
+            raise HubError(ErrorCode.TEXT_TOO_LONG,
+                           f"text has {len(text)} characters; the limit is {self.settings.limits.max_text_chars}",
+                           {"length": len(text), "limit": self.settings.limits.max_text_chars})
+        address, recipients = self._recipients(sender, to)
+        self.check_rate(sender)
+        now = self.now_ms()
+        message_id = new_message_id(now)
+        payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": text, "sent_at": now,
+                                "from": sender.ref})
+        expires_at = now + self.settings.queue_ttl_s * 1000
+        node = self.node
+        stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.ref["peer_id"],
+                              to=to, recipients=len(recipients) if address.broadcast else None)]
+        cmds = []
+        for peer in recipients:
+            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at))
+            stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name))
+            if peer.peer_id not in self.connections:
+                stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
+                                          reason=Reason.RECIPIENT_OFFLINE))
+        cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s))
+        written = self.store.writer.submit(cmds)
+        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+
+        def on_written(done: asyncio.Future) -> None:
+            if result.cancelled():
+                return
+            if done.exception() is not None:
+                result.set_exception(done.exception())
+                return
+            seqs = done.result()
+            states = []
+            for peer, seq in zip(recipients, seqs):
+                if isinstance(seq, Exception) or seq == -1:
+                    states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "queued"})
+                    continue
+                conn = self.connections.get(peer.peer_id)
+                delivered = conn is not None and not conn.replaying and self._push_delivery(
+                    conn, seq, message_id, payload)
+                states.append({"peer_id": peer.peer_id, "name": peer.name,
+                               "state": "delivered" if delivered else "queued"})
+            if isinstance(seqs[-1], Exception):
+                log.warning("trace write for %s failed: %s", message_id, seqs[-1])
+            overall = "delivered" if any(s["state"] == "delivered" for s in states) else "queued"
+            outcome = {"message_id": message_id, "state": overall}
+            if address.broadcast:
+                outcome["recipients"] = states
+            result.set_result(outcome)
+
+        written.add_done_callback(on_written)
+        return result
+
+    def _push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes) -> bool:
+        if seq <= conn.last_pushed_seq and message_id in conn.inflight:
+            return True
+        frame = b'{"type":"deliver","seq":%d,' % seq + payload[1:]
+        if not conn.push(frame):
+            return False
+        conn.last_pushed_seq = max(conn.last_pushed_seq, seq)
+        conn.inflight[message_id] = (seq, self.now_ms())
+        return True
+
+    # ---- receipts ----------------------------------------------------------------------------
+
+    def receipt(self, peer: PeerRecord, conn: Connection | None, message_id: str, status: str,
+                reason: str | None) -> None:
+        """Confirm a delivery: drop it from the inbox, record sent + received/injected/failed.
+        A late receipt (after a reconnect) still lands in the trace."""
+        now = self.now_ms()
+        stages = []
+        cmds = []
+        inflight = conn.inflight.pop(message_id, None) if conn is not None else None
+        if inflight is not None:
+            seq, sent_at = inflight
+            cmds.append(self.store.confirm_cmd(peer.peer_id, seq))
+            stages.append(stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq))
+        stage = Stage(status) if status in ("received", "injected") else Stage.FAILED
+        stages.append(stage_entry(stage, now, self.node, peer_id=peer.peer_id,
+                                  reason=(reason or Reason.RECIPIENT_FAILED) if stage is Stage.FAILED else reason,
+                                  late=None if inflight else 1))
+        cmds.append(self.store.trace_cmd(message_id, stages))
+        self.store.writer.submit(cmds, wait=False)
+
+    # ---- sweeping ----------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.sweep_expired()
+            except HubError as exc:
+                log.warning("inbox sweep skipped: %s", exc.message)
+            except Exception:
+                log.exception("inbox sweep failed")
+
+    async def sweep_expired(self) -> int:
+        """Remove queued messages past their time-to-live and end their traces as expired."""
+        peer_ids = list(self.peers)
+        if not peer_ids:
+            return 0
+        now = self.now_ms()
+        results = await self.store.writer.write(*(self.store.expire_head_cmd(p, now) for p in peer_ids))
+        cmds = []
+        for peer_id, ids in zip(peer_ids, results):
+            if isinstance(ids, Exception):
+                continue
+            conn = self.connections.get(peer_id)
+            for raw in ids:
+                mid = raw.decode() if isinstance(raw, bytes) else raw
+                if conn is not None:
+                    conn.inflight.pop(mid, None)
+                cmds.append(self.store.trace_cmd(mid, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
+                                                                   reason=Reason.QUEUE_TTL)]))
+        if cmds:
+            await self.store.writer.write(*cmds)
+        return len(cmds)
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    def find_peer(self, ref: str, sender: Sender | None = None) -> PeerRecord:
+        _, found = self._recipients(sender or Sender(None), ref)
+        if len(found) != 1:
+            raise HubError(ErrorCode.INVALID_REQUEST, "name one peer, not a circle")
+        return found[0]
+
+    async def list_peers(self, circle: str | None = None, status: str | None = None) -> list[dict]:
+        peers = [p for p in self.peers.values()
+                 if (circle is None or p.circle == circle) and (status is None or p.status == status)]
+        pending = await self.store.inbox_lengths(p.peer_id for p in peers)
+        return [{**p.public(), "pending": pending[p.peer_id]}
+                for p in sorted(peers, key=lambda p: (p.circle, p.name))]
+
+    async def peer_view(self, peer: PeerRecord) -> dict:
+        pending = await self.store.inbox_lengths([peer.peer_id])
+        return {**peer.public(), "pending": pending[peer.peer_id]}
+
+    async def delete_peer(self, peer: PeerRecord) -> None:
+        conn = self.connections.get(peer.peer_id)
+        if conn is not None:
+            conn.abort(ErrorCode.PEER_DELETED, "deleted over REST")
+            await self.disconnect(conn, "deleted")
+        rows = await self.store.read_inbox(peer.peer_id, 0, 100_000)
+        now = self.now_ms()
+        cmds = self.store.delete_peer_cmds(peer)
+        cmds += [self.store.trace_cmd(e.message_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
+                                                                 reason=Reason.PEER_DELETED)]) for e in rows]
+        await self.store.writer.write(*cmds)
+        self._forget(peer)
+        self._event("peer_deleted", {"peer_id": peer.peer_id})
+
+    async def trace(self, trace_id: str) -> dict:
+        stages = await self.store.read_trace(trace_id)
+        if stages is None:
+            raise HubError(ErrorCode.TRACE_NOT_FOUND, f"no trace with id {trace_id}", {"trace_id": trace_id})
+        first = stages[0]
+        finals = [s for s in stages if s["stage"] in FINAL_STAGES]
+        return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),
+                "to": first.get("to"), "final": finals[-1]["stage"] if finals else None, "stages": stages}
+
+    def health(self) -> dict:
+        return {"node": self.node, "epoch": self.epoch, "store": self.store_facts,
+                "peers": len(self.peers), "connections": len(self.connections)}
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _event(self, kind: str, data: dict) -> None:
+        """Append to the hub's event stream (the dashboard's feed), bounded in length."""
+        payload = orjson.dumps({**data, "node": self.node, "at": self.now_ms()})
+        self.store.writer.submit([self.store.event_cmd(kind, payload)], wait=False)
+

@@ -1,0 +1,116 @@
+"""The one place where objects are wired: store client, writer, Hub, routes, guard.
+
+`build_app` returns an ASGI app whose lifespan opens the store, checks it persists, loads the
+scripts, starts the writer and the Hub, and writes `hub.json` so clients can find this hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route, WebSocketRoute
+
+from hub.core.errors import HubError
+from hub.core.ids import new_peer_id
+from hub.core.settings import Settings
+from hub.runtime.hub import Hub
+from hub.server import rest
+from hub.server.guard import LocalGuard, default_hosts, default_origins
+from hub.server.openapi import openapi_document
+from hub.server.responses import JSON, error_response, hub_error_response
+from hub.server.ws import websocket_endpoint
+from hub.store.connect import check_persistence, open_client
+from hub.store.state import StoreState
+from hub.store.writer import GroupCommitWriter, load_scripts
+from schemas.errors import ErrorCode
+from schemas.local import HUB_FILE
+
+log = logging.getLogger(__name__)
+
+ROUTES = [
+    Route("/health", rest.health, methods=["GET"]),
+    Route("/peers", rest.list_peers, methods=["GET"]),
+    Route("/peers/{ref}", rest.get_peer, methods=["GET"]),
+    Route("/peers/{ref}", rest.delete_peer, methods=["DELETE"]),
+    Route("/messages", rest.post_message, methods=["POST"]),
+    Route("/traces/{trace_id}", rest.get_trace, methods=["GET"]),
+]
+
+
+async def _openapi(request: Request) -> JSON:
+    return JSON(openapi_document())
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSON:
+    code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code, ErrorCode.INVALID_REQUEST)
+    return error_response(code, exc.detail if isinstance(exc.detail, str) else code.value)
+
+
+async def _hub_error(request: Request, exc: HubError) -> JSON:
+    return hub_error_response(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSON:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(ErrorCode.INTERNAL, "an unexpected error in the hub; it was logged")
+
+
+def write_hub_file(settings: Settings, pid: int) -> Path:
+    path = settings.home / HUB_FILE
+    info = {"url": f"http://{settings.host}:{settings.port}", "uds": str(settings.uds) if settings.uds else None,
+            "pid": pid, "node": settings.node}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(info))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
+
+
+def build_app(settings: Settings, *, hub_token: str, store_url: str, embedded: bool) -> LocalGuard:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        client = open_client(store_url)
+        try:
+            facts = {"engine": "unknown", "aof_enabled": False}
+            try:
+                facts = await check_persistence(client, store_url)
+            except Exception:
+                if not settings.ephemeral:
+                    raise
+            facts["embedded"] = embedded
+            await load_scripts(client)
+            writer = GroupCommitWriter(client)
+            writer.start()
+            state = StoreState(client, writer)
+            epoch = await state.ensure_epoch(new_peer_id())
+            hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=facts)
+            await hub.start()
+            app.state.hub = hub
+            hub_file = write_hub_file(settings, os.getpid())
+            log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
+            try:
+                yield
+            finally:
+                await hub.stop()
+                await writer.close()
+                with contextlib.suppress(FileNotFoundError):
+                    hub_file.unlink()
+        finally:
+            await client.aclose()
+
+    app = Starlette(
+        routes=[*ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
+                WebSocketRoute("/ws", websocket_endpoint)],
+        exception_handlers={HTTPException: _http_error, HubError: _hub_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    hosts = settings.allowed_hosts or default_hosts(settings.host, settings.port)
+    origins = settings.allowed_origins or default_origins(settings.host, settings.port)
+    return LocalGuard(app, allowed_hosts=hosts, allowed_origins=origins)

@@ -1,0 +1,26 @@
+"""Encoding for the edge: JSON responses with orjson, errors through the one code table."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+from hub.core.errors import HubError
+from schemas.errors import ERROR_TABLE, ErrorCode, error_body
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(code: ErrorCode, message: str, details: dict | None = None,
+                   headers: dict | None = None) -> JSON:
+    return JSON(error_body(code, message, details), status_code=ERROR_TABLE[code].http_status, headers=headers)
+
+
+def hub_error_response(exc: HubError) -> JSON:
+    headers = {"WWW-Authenticate": 'Bearer realm="repowire"'} if exc.code is ErrorCode.UNAUTHORIZED else None
+    return error_response(exc.code, exc.message, exc.details, headers)

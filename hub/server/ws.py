@@ -1,0 +1,177 @@
+"""The WebSocket endpoint `/ws`: hello first, then notify / receipt / presence / ping frames.
+
+A bad frame gets an `error` frame (echoing the client's id as `ref`) and the connection lives
+on. Notifies are submitted in frame order without waiting for each other; `accepted` follows
+once each is durable. At most `MAX_UNACCEPTED` may wait at once per connection, after which
+the hub stops reading the socket until some are written (TCP backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from starlette.websockets import WebSocket
+
+from hub.core.errors import HubError
+from hub.runtime.connection import Connection
+from hub.runtime.hub import Hub, Sender
+from hub.server.rest import bearer
+from schemas.codec import FrameError, decode_client_frame
+from schemas.errors import ERROR_TABLE, ErrorCode, error_body
+from schemas.frames import Hello, Notify, Ping, Presence, Receipt
+
+log = logging.getLogger(__name__)
+
+MAX_UNACCEPTED = 256
+
+
+def error_frame(code: ErrorCode | str, message: str, ref: str | None = None, details: dict | None = None) -> bytes:
+    frame = {"type": "error", **error_body(code, message, details)}
+    if ref is not None:
+        frame["ref"] = ref
+    return orjson.dumps(frame)
+
+
+class _Sink:
+    """Adapts Starlette's WebSocket to the runtime's FrameSink, using raw ASGI sends."""
+
+    def __init__(self, websocket: WebSocket):
+        self._send = websocket.send
+
+    async def send_text(self, data: str) -> None:
+        await self._send({"type": "websocket.send", "text": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    settings = hub.settings
+    trusted_local = websocket.scope["state"].get("trusted_local", False)
+    holds_hub_token = trusted_local or hub.is_hub_token(bearer(websocket.headers))
+    await websocket.accept()
+    client = websocket.client
+    conn = Connection(_Sink(websocket), settings.limits.outbox_frames,
+                      label=f"{client.host}:{client.port}" if client else "unix")
+    hello = await _read_hello(websocket, settings.hello_timeout_s, settings.limits.max_frame_bytes)
+    if hello is None:
+        return
+    try:
+        welcome = await hub.connect(conn, name=hello.name, circle=hello.circle, role=hello.role, token=hello.token,
+                                    resume=hello.resume, holds_hub_token=holds_hub_token)
+    except HubError as exc:
+        await _close_with(websocket, exc.code, exc.message, exc.details)
+        return
+    welcome.pop("_resumed", None)
+    conn.label = f"{hello.name}@{hello.circle}"
+    conn.push(orjson.dumps({"type": "welcome", **welcome}))
+    conn.start()
+    replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
+    reason = "disconnected"
+    try:
+        reason = await _serve(websocket, hub, conn)
+    finally:
+        replay.cancel()
+        await hub.disconnect(conn, conn.close_reason or reason)
+
+
+async def _replay(hub: Hub, conn: Connection) -> None:
+    try:
+        await hub.replay(conn)
+    except HubError as exc:
+        log.warning("replay for %s stopped: %s", conn.label, exc.message)
+        conn.abort(exc.code, exc.message)
+
+
+async def _read_hello(websocket: WebSocket, timeout_s: float, max_bytes: int) -> Hello | None:
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout_s)
+    except asyncio.TimeoutError:
+        await _close_with(websocket, ErrorCode.HELLO_REQUIRED, f"no hello within {timeout_s:g}s")
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    data = message.get("text") if message.get("text") is not None else message.get("bytes")
+    try:
+        frame = decode_client_frame(data, max_bytes)
+    except FrameError as exc:
+        await _close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.HELLO_REQUIRED,
+                          exc.message, exc.details, close_code=ERROR_TABLE[ErrorCode.HELLO_REQUIRED].close_code)
+        return None
+    if not isinstance(frame, Hello):
+        await _close_with(websocket, ErrorCode.HELLO_REQUIRED, "the first frame must be hello",
+                          ref=getattr(frame, "id", None))
+        return None
+    return frame
+
+
+async def _close_with(websocket: WebSocket, code: ErrorCode, message: str, details: dict | None = None,
+                      ref: str | None = None, close_code: int | None = None) -> None:
+    try:
+        await websocket.send_text(error_frame(code, message, ref, details).decode())
+        await websocket.close(close_code or ERROR_TABLE[code].close_code or 1008, code.value)
+    except Exception:  # the client left first
+        pass
+
+
+async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
+    """The receive loop; returns why it ended."""
+    max_bytes = hub.settings.limits.max_frame_bytes
+    room = asyncio.Semaphore(MAX_UNACCEPTED)
+    receive = websocket.receive
+    while not conn.closed:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return "disconnected"
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        peer = hub.peers.get(conn.peer_id or "")
+        if peer is None:
+            return "deleted"
+        try:
+            frame = decode_client_frame(data, max_bytes)
+            if isinstance(frame, Notify):
+                await room.acquire()
+                _start_notify(hub, conn, Sender(peer), frame, room)
+            elif isinstance(frame, Receipt):
+                hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
+            elif isinstance(frame, Ping):
+                conn.push(orjson.dumps({"type": "pong", "ref": frame.id} if frame.id else {"type": "pong"}))
+            elif isinstance(frame, Presence):
+                hub.set_presence(peer, frame.status)
+            elif isinstance(frame, Hello):
+                raise HubError(ErrorCode.ALREADY_WELCOMED, "this connection already said hello")
+        except FrameError as exc:
+            conn.push(error_frame(exc.code, exc.message, exc.ref, exc.details))
+        except HubError as exc:
+            conn.push(error_frame(exc.code, exc.message, getattr(frame, "id", None), exc.details))
+    return conn.close_reason or "closed"
+
+
+def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore) -> None:
+    ref = frame.id
+    try:
+        if frame.idempotency_key is not None:
+            pending = asyncio.ensure_future(hub.notify(sender, frame.to, frame.text, frame.idempotency_key))
+        else:
+            pending = hub.notify_future(sender, frame.to, frame.text)
+    except HubError:
+        room.release()
+        raise
+
+    def done(fut: asyncio.Future) -> None:
+        room.release()
+        exc = fut.exception()
+        if exc is None:
+            conn.push(orjson.dumps({"type": "accepted", "ref": ref, **fut.result()}))
+        elif isinstance(exc, HubError):
+            conn.push(error_frame(exc.code, exc.message, ref, exc.details))
+        else:
+            log.error("notify %s failed", ref, exc_info=exc)
+            conn.push(error_frame(ErrorCode.INTERNAL, "the hub failed to accept this message", ref))
+
+    pending.add_done_callback(done)

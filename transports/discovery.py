@@ -1,0 +1,45 @@
+"""Find the hub and the hub token, the same way for every client (CLI, SDK, hooks)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from schemas.local import DEFAULT_HOST, DEFAULT_PORT, HUB_FILE, TOKEN_ENV, TOKEN_FILE, URL_ENV, home_dir
+
+
+@dataclass(frozen=True, slots=True)
+class HubAddress:
+    http_url: str            # base URL, e.g. http://127.0.0.1:8377 (also the Host for the socket)
+    uds: str | None = None   # the hub's Unix socket, preferred when it exists
+
+    @property
+    def ws_url(self) -> str:
+        return self.http_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + "/ws"
+
+
+def find_hub(home: str | Path | None = None) -> HubAddress:
+    explicit = os.environ.get(URL_ENV)
+    if explicit:
+        return HubAddress(explicit.rstrip("/"))
+    info_path = home_dir(home) / HUB_FILE
+    try:
+        info = orjson.loads(info_path.read_bytes())
+        uds = info.get("uds")
+        return HubAddress(info["url"], uds if uds and Path(uds).exists() else None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return HubAddress(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+
+
+def find_token(home: str | Path | None = None) -> str | None:
+    """`REPOWIRE_TOKEN` (a peer token or the hub token), else the hub token file."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token.strip()
+    try:
+        return (home_dir(home) / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
