@@ -99,11 +99,14 @@ class Connection:
         except Exception:
             pass
 
-    async def stop(self) -> None:
+    async def stop(self, close_grace_s: float = 2.0) -> None:
+        """Stop the writer; an aborted connection first gets its close frame out (bounded)."""
         if self._task is not None:
             if not self.closed:
                 self.closed = True
                 self._ready.set()
+            elif self.close_code is not None and not self._task.done():
+                await asyncio.wait({self._task}, timeout=close_grace_s)
             self._task.cancel()
             try:
                 await self._task

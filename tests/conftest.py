@@ -1,0 +1,34 @@
+"""Fixtures: a real hub process (`hub`), and a factory for more (`start_hub`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import HubProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def start_hub(tmp_path_factory):
+    started: list[HubProcess] = []
+
+    def start(*args: str, home: Path | None = None, env: dict | None = None, expect_ready: bool = True) -> HubProcess:
+        hub = HubProcess(home=home or tmp_path_factory.mktemp("hub") / "home", args=list(args), env=env or {})
+        started.append(hub)
+        return hub.start(expect_ready=expect_ready)
+
+    yield start
+    for hub in started:
+        hub.stop()
+
+
+@pytest.fixture
+def hub(start_hub) -> HubProcess:
+    return start_hub()
+

@@ -1,0 +1,191 @@
+"""Test helpers: a real hub in a subprocess, bounded waits, raw WebSocket and REST helpers.
+
+Every hub runs `repowire serve --port 0` on 127.0.0.1 with its own $REPOWIRE_HOME, so it
+starts its own embedded store; it is stopped by its pid at the end of the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import httpx
+import orjson
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+
+from transports.client import HubClient
+from transports.discovery import HubAddress
+
+START_TIMEOUT_S = 30
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+async def eventually(condition: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class HubProcess:
+    home: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    url: str = ""
+    uds: str | None = None
+    log_path: Path | None = None
+
+    def start(self, expect_ready: bool = True) -> "HubProcess":
+        hub_file = self.home / "hub.json"
+        if hub_file.exists():
+            hub_file.unlink()
+        self.log_path = self.home.parent / f"{self.home.name}-hub.log"
+        env = {**os.environ, "REPOWIRE_HOME": str(self.home), **self.env}
+        env.pop("REPOWIRE_URL", None)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", *self.args],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if not expect_ready:
+            return self
+        wait_until(lambda: hub_file.exists() or self.process.poll() is not None, START_TIMEOUT_S, "hub.json")
+        if self.process.poll() is not None:
+            raise AssertionError(f"hub exited with {self.process.returncode}:\n{self.log()}")
+        info = orjson.loads(hub_file.read_bytes())
+        self.url, self.uds = info["url"], info["uds"]
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def token(self) -> str:
+        return (self.home / "hub.token").read_text().strip()
+
+    @property
+    def address(self) -> HubAddress:
+        return HubAddress(self.url)
+
+    @property
+    def ws_url(self) -> str:
+        return self.address.ws_url
+
+    def store_pid(self) -> int | None:
+        try:
+            return int((self.home / "store" / "valkey.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; waits until the process is gone."""
+        if self.process and self.process.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+    def restart(self) -> "HubProcess":
+        store_pid = self.store_pid()
+        if store_pid:
+            wait_until(lambda: process_gone(store_pid), 10, "the old store to exit")
+        return self.start()
+
+    # ---- REST ----
+
+    def http(self, token: str | None = "hub") -> httpx.Client:
+        headers = {}
+        if token == "hub":
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def get(self, path: str, token: str | None = "hub", **kw) -> httpx.Response:
+        with self.http(token) as client:
+            return client.get(path, **kw)
+
+    def post(self, path: str, body: Any = None, token: str | None = "hub", **kw) -> httpx.Response:
+        with self.http(token) as client:
+            return client.post(path, json=body, **kw)
+
+    def peers(self) -> dict[str, dict]:
+        return {p["name"]: p for p in self.get("/peers").json()["peers"]}
+
+    # ---- WebSocket ----
+
+    def client(self, name: str, **kw) -> HubClient:
+        kw.setdefault("hub_token", self.token)
+        return HubClient(name, address=self.address, **kw)
+
+    async def raw(self, hub_token: bool = True, **kw) -> ClientConnection:
+        headers = {"Authorization": f"Bearer {self.token}"} if hub_token else {}
+        return await connect(self.ws_url, additional_headers=headers, ping_interval=None, **kw)
+
+    async def raw_peer(self, name: str, circle: str = "default", **hello) -> tuple[ClientConnection, dict]:
+        ws = await self.raw()
+        await send(ws, {"type": "hello", "name": name, "circle": circle, **hello})
+        welcome = await recv(ws)
+        assert welcome["type"] == "welcome", welcome
+        return ws, welcome
+
+
+async def send(ws: ClientConnection, frame: dict | str | bytes) -> None:
+    await ws.send(frame if isinstance(frame, (str, bytes)) else orjson.dumps(frame).decode())
+
+
+async def recv(ws: ClientConnection, timeout: float = 10) -> dict:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(ws: ClientConnection, frame_type: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await recv(ws, max(0.01, deadline - time.monotonic()))
+        if frame["type"] == frame_type:
+            return frame

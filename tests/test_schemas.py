@@ -1,0 +1,106 @@
+"""Wire contract v1: golden examples, generated JSON Schema in step, strict decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import orjson
+import pytest
+
+from hub.server.openapi import openapi_document
+from schemas.codec import FrameError, decode_client_frame, decode_hub_frame, encode
+from schemas.errors import ERROR_TABLE, ErrorCode
+from schemas.frames import API_VERSION, CLIENT_FRAMES, HUB_FRAMES
+from schemas.generate import GENERATED, frame_schemas
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+LIMIT = 1024
+
+
+def test_api_version():
+    assert API_VERSION == "repowire.v1"
+
+
+@pytest.mark.parametrize("frame_type", [t.__struct_config__.tag for t in CLIENT_FRAMES])
+def test_client_golden_example_round_trips(frame_type):
+    raw = (EXAMPLES / f"{frame_type}.json").read_bytes()
+    frame = decode_client_frame(raw, LIMIT)
+    assert orjson.loads(encode(frame)) == orjson.loads(raw)
+
+
+@pytest.mark.parametrize("frame_type", [t.__struct_config__.tag for t in HUB_FRAMES])
+def test_hub_golden_example_round_trips(frame_type):
+    raw = (EXAMPLES / f"{frame_type}.json").read_bytes()
+    assert orjson.loads(encode(decode_hub_frame(raw))) == orjson.loads(raw)
+
+
+def test_every_frame_has_a_golden_example():
+    names = {t.__struct_config__.tag for t in CLIENT_FRAMES + HUB_FRAMES}
+    assert {p.stem for p in EXAMPLES.glob("*.json")} == names
+
+
+def test_checked_in_json_schema_matches_the_structs():
+    for filename, data in frame_schemas().items():
+        assert (GENERATED / filename).read_bytes() == data, f"regenerate with `python -m schemas.generate` ({filename})"
+
+
+def test_checked_in_openapi_matches_the_routes():
+    checked_in = orjson.loads((GENERATED / "openapi.json").read_bytes())
+    assert checked_in == openapi_document(), "regenerate: python -m hub.server.openapi > schemas/generated/openapi.json"
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"{", ErrorCode.BAD_JSON),
+    (b"not json", ErrorCode.BAD_JSON),
+    (b"[1, 2]", ErrorCode.INVALID_FRAME),
+    (b'{"type": "teleport"}', ErrorCode.UNKNOWN_TYPE),
+    (b'{"id": "x"}', ErrorCode.UNKNOWN_TYPE),
+    (b'{"type": "notify", "id": "x", "to": "bob", "text": 5}', ErrorCode.INVALID_FRAME),
+    (b'{"type": "notify", "id": "x", "to": "bob"}', ErrorCode.INVALID_FRAME),
+    (b'{"type": "hello", "name": "has space"}', ErrorCode.INVALID_FRAME),
+    (b'{"type": "hello", "name": ""}', ErrorCode.INVALID_FRAME),
+    (b'{"type": "receipt", "message_id": "short", "status": "received"}', ErrorCode.INVALID_FRAME),
+    (b'{"type": "receipt", "message_id": "01a20339afd85edba833ab7e7f9bae04", "status": "eaten"}', ErrorCode.INVALID_FRAME),
+])
+def test_bad_frames_get_a_code_from_the_table(raw, code):
+    with pytest.raises(FrameError) as caught:
+        decode_client_frame(raw, LIMIT)
+    assert caught.value.code is code
+    assert code in ERROR_TABLE
+
+
+def test_ref_is_recovered_from_an_invalid_frame():
+    with pytest.raises(FrameError) as caught:
+        decode_client_frame(b'{"type": "notify", "id": "n-9", "to": 3, "text": "x"}', LIMIT)
+    assert caught.value.ref == "n-9"
+
+
+def test_frame_size_limit_at_limit_and_limit_plus_one():
+    frame = {"type": "notify", "id": "x", "to": "bob", "text": ""}
+    padding = LIMIT - len(orjson.dumps(frame))
+    at_limit = orjson.dumps({**frame, "text": "a" * padding})
+    assert len(at_limit) == LIMIT
+    assert decode_client_frame(at_limit, LIMIT).text == "a" * padding
+    over = orjson.dumps({**frame, "text": "a" * (padding + 1)})
+    with pytest.raises(FrameError) as caught:
+        decode_client_frame(over, LIMIT)
+    assert caught.value.code is ErrorCode.FRAME_TOO_LARGE
+    assert caught.value.details == {"size": LIMIT + 1, "limit": LIMIT}
+
+
+def test_unknown_fields_are_ignored_for_additive_growth():
+    frame = decode_client_frame(b'{"type": "ping", "id": "p", "future_field": {"x": 1}}', LIMIT)
+    assert frame.id == "p"
+
+
+def test_error_table_codes_are_unique_and_close_codes_are_application_range():
+    close_codes = [i.close_code for i in ERROR_TABLE.values() if i.close_code and i.close_code >= 4000]
+    assert all(4000 <= c <= 4999 for c in close_codes)
+    assert set(ERROR_TABLE) == set(ErrorCode)
+
+
+def test_msgspec_schema_names_every_client_frame():
+    schema = orjson.loads((GENERATED / "client-frames.schema.json").read_bytes())
+    assert set(schema["$defs"]) >= {"Hello", "Notify", "Receipt", "Ping", "Presence"}
+    assert msgspec.json.schema  # the generator in use
