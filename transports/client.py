@@ -183,8 +183,7 @@ class HubClient:
                 assert self._ws is not None
                 async for raw in self._ws:
                     self._dispatch(orjson.loads(raw))
-                rcvd = self._ws.close_rcvd
-                self.closed_with = (rcvd.code, rcvd.reason) if rcvd else (None, "")
+                self.closed_with = (self._ws.close_code, self._ws.close_reason or "")
             except ConnectionClosed as exc:
                 self.closed_with = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
             self._connected.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 from hub import __version__
 from hub.cli import client_commands
 from hub.cli.serve import serve
-from hub.core.settings import Settings
+from hub.core.settings import Limits, Settings, parse_limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT, home_dir
 
 
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds an undelivered message waits in an offline peer's inbox (default 7 days)")
     s.add_argument("--trace-retention", type=int, default=7 * 24 * 3600, help="seconds traces are kept")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
+    s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "
+                        + ", ".join(Limits.__slots__) + ")")
     s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
     p = sub.add_parser("peers", help="list peers")
@@ -69,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        settings = Settings(home=home_dir(args.home), host=args.host, port=args.port, uds=args.uds,
+        try:
+            limits = parse_limits(args.limit)
+        except ValueError as exc:
+            parser.error(str(exc))
+        settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
                             redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
                             heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
                             trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval)

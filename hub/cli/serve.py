@@ -8,6 +8,8 @@ to the thread that forked it) and stopped after uvicorn's graceful shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from dataclasses import replace
 import logging
 import os
@@ -66,6 +68,20 @@ def bind_uds(path: Path) -> socket.socket:
     return sock
 
 
+class _HubServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the hub
+    before it stops its store. We keep the graceful shutdown and then return normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def serve(settings: Settings, log_level: str = "warning") -> int:
     hub_token = prepare_home(settings.home)
     try:
@@ -95,7 +111,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
                             timeout_graceful_shutdown=5, access_log=False, server_header=False)
-    server = uvicorn.Server(config)
+    server = _HubServer(config)
     try:
         asyncio.run(server.serve(sockets=sockets))
     except PersistenceOff as exc:

@@ -44,3 +44,16 @@ class Settings:
     def offline_bound_s(self) -> float:
         """A peer that stops answering is offline at most this long after its last pong."""
         return 2 * self.heartbeat_s
+
+
+def parse_limits(overrides: list[str]) -> Limits:
+    """Limits from `NAME=VALUE` strings; raises ValueError naming what is wrong."""
+    values: dict[str, int] = {}
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in Limits.__slots__:
+            raise ValueError(f"unknown limit {item!r}; known limits: {', '.join(Limits.__slots__)}")
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"limit {name} takes a whole number above 0, not {raw!r}")
+        values[name] = int(raw)
+    return Limits(**values)
