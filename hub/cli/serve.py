@@ -23,7 +23,7 @@ import uvicorn
 from hub.core.ids import new_token
 from hub.core.settings import Settings
 from hub.server.app import build_app
-from hub.store.connect import PersistenceOff
+from hub.store.connect import PersistenceOff, StoreUnreachable, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
 from schemas.local import TOKEN_FILE
 
@@ -106,7 +106,15 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
             print(f"repowire: {exc}", file=sys.stderr)
             return 2
         store_url = store.url
-    app = build_app(settings, hub_token=hub_token, store_url=store_url, embedded=store is not None)
+    try:
+        facts = asyncio.run(probe(store_url, ephemeral=settings.ephemeral))
+    except (PersistenceOff, StoreUnreachable) as exc:
+        print(f"repowire: {exc}", file=sys.stderr)
+        if store is not None:
+            store.stop()
+        return 2
+    app = build_app(settings, hub_token=hub_token, store_url=store_url,
+                    store_facts={**facts, "embedded": store is not None})
     config = uvicorn.Config(app, ws="websockets-sansio", http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
@@ -114,9 +122,6 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     server = _HubServer(config)
     try:
         asyncio.run(server.serve(sockets=sockets))
-    except PersistenceOff as exc:
-        print(f"repowire: {exc}", file=sys.stderr)
-        return 2
     finally:
         if store is not None:
             store.stop()

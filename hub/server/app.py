@@ -26,7 +26,7 @@ from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
-from hub.store.connect import check_persistence, open_client
+from hub.store.connect import open_client
 from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter, load_scripts
 from schemas.errors import ErrorCode
@@ -73,24 +73,18 @@ def write_hub_file(settings: Settings, pid: int) -> Path:
     return path
 
 
-def build_app(settings: Settings, *, hub_token: str, store_url: str, embedded: bool) -> LocalGuard:
+def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict) -> LocalGuard:
+    """`store_facts` come from `hub.store.connect.probe`, run before serving."""
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = open_client(store_url)
         try:
-            facts = {"engine": "unknown", "aof_enabled": False}
-            try:
-                facts = await check_persistence(client, store_url)
-            except Exception:
-                if not settings.ephemeral:
-                    raise
-            facts["embedded"] = embedded
             await load_scripts(client)
             writer = GroupCommitWriter(client)
             writer.start()
             state = StoreState(client, writer)
             epoch = await state.ensure_epoch(new_peer_id())
-            hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=facts)
+            hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts)
             await hub.start()
             app.state.hub = hub
             hub_file = write_hub_file(settings, os.getpid())

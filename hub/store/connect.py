@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
@@ -19,16 +21,33 @@ def open_client(url: str) -> redis.Redis:
                                 retry_on_timeout=False, max_connections=64)
 
 
-async def check_persistence(client: redis.Redis, url: str) -> dict:
-    """Return the store's facts for /health; raise PersistenceOff when append-only is off."""
-    info = await client.info("persistence")
+async def store_facts(client: redis.Redis) -> dict:
+    """What /health says about the store."""
+    persistence = await client.info("persistence")
     server = await client.info("server")
-    facts = {
+    return {
         "engine": "valkey" if "valkey_version" in server else "redis",
         "version": str(server.get("valkey_version") or server.get("redis_version")),
-        "aof_enabled": bool(int(info.get("aof_enabled", 0))),
+        "aof_enabled": bool(int(persistence.get("aof_enabled", 0))),
     }
-    if not facts["aof_enabled"]:
+
+
+class StoreUnreachable(RuntimeError):
+    pass
+
+
+async def probe(url: str, *, ephemeral: bool) -> dict:
+    """Before serving: can we reach the store, and does it keep what it is given?
+
+    Raises StoreUnreachable, or PersistenceOff when append-only is off and not `ephemeral`."""
+    client = open_client(url)
+    try:
+        facts = await store_facts(client)
+    except (OSError, RedisConnectionError, RedisTimeoutError) as exc:
+        raise StoreUnreachable(f"cannot reach the store at {url}: {exc}") from exc
+    finally:
+        await client.aclose()
+    if not facts["aof_enabled"] and not ephemeral:
         raise PersistenceOff(
             f"the store at {url} has append-only persistence off, so accepted messages could be lost "
             "when it restarts. Turn it on (`CONFIG SET appendonly yes` and `appendonly yes` in its "
