@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -163,12 +164,22 @@ class HubProcess:
         kw.setdefault("hub_token", self.token)
         return HubClient(name, address=self.address, **kw)
 
-    async def raw(self, hub_token: bool = True, **kw) -> ClientConnection:
+    async def raw(self, hub_token: bool = True, rcvbuf: int | None = None, **kw) -> ClientConnection:
+        """A bare websockets connection. `rcvbuf` pins a small kernel receive buffer (no
+        autotuning) so that a peer that stops reading pushes back on the hub quickly."""
         headers = {"Authorization": f"Bearer {self.token}"} if hub_token else {}
+        if rcvbuf is not None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            host, port = self.url.removeprefix("http://").rsplit(":", 1)
+            sock.connect((host, int(port)))
+            sock.setblocking(False)
+            kw["sock"] = sock
         return await connect(self.ws_url, additional_headers=headers, ping_interval=None, **kw)
 
-    async def raw_peer(self, name: str, circle: str = "default", **hello) -> tuple[ClientConnection, dict]:
-        ws = await self.raw()
+    async def raw_peer(self, name: str, circle: str = "default", rcvbuf: int | None = None,
+                       max_queue: int | None = 16, **hello) -> tuple[ClientConnection, dict]:
+        ws = await self.raw(rcvbuf=rcvbuf, max_queue=max_queue)
         await send(ws, {"type": "hello", "name": name, "circle": circle, **hello})
         welcome = await recv(ws)
         assert welcome["type"] == "welcome", welcome

@@ -118,6 +118,8 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     config = uvicorn.Config(app, ws="websockets-sansio", http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
+                            # Loopback and LAN peers: compression would only cost CPU per message.
+                            ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5, access_log=False, server_header=False)
     server = _HubServer(config)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Protocol
+from typing import Callable, Protocol
 
 from schemas.errors import ERROR_TABLE, ErrorCode
 
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 class FrameSink(Protocol):
     async def send_text(self, data: str) -> None: ...
     async def close(self, code: int, reason: str) -> None: ...
+    def drop(self) -> None:
+        """Cut the transport at once (a peer that does not read cannot receive a close frame)."""
 
 
 class Connection:
@@ -39,6 +41,7 @@ class Connection:
         self._drained = asyncio.Event()
         self._drained.set()
         self._task: asyncio.Task | None = None
+        self.on_abort: Callable[[], None] | None = None  # the edge stops reading this socket
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name=f"outbox {self.label}")
@@ -75,6 +78,8 @@ class Connection:
         self._outbox.clear()
         self._ready.set()
         self._drained.set()
+        if self.on_abort is not None:
+            self.on_abort()
 
     async def _drain(self) -> None:
         try:
@@ -100,13 +105,16 @@ class Connection:
             pass
 
     async def stop(self, close_grace_s: float = 2.0) -> None:
-        """Stop the writer; an aborted connection first gets its close frame out (bounded)."""
+        """Stop the writer. An aborted connection gets `close_grace_s` to send its close frame;
+        if the peer does not take it (it stopped reading), the transport is dropped."""
         if self._task is not None:
             if not self.closed:
                 self.closed = True
                 self._ready.set()
             elif self.close_code is not None and not self._task.done():
                 await asyncio.wait({self._task}, timeout=close_grace_s)
+                if not self._task.done():
+                    self.sink.drop()
             self._task.cancel()
             try:
                 await self._task

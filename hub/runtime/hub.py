@@ -215,22 +215,23 @@ class Hub:
             await conn.wait_below(conn.outbox_limit // 2)
 
     async def disconnect(self, conn: Connection, reason: str) -> None:
-        await conn.stop()
+        """The peer is offline from now on; then the socket gets up to one heartbeat to take
+        its close frame before it is dropped."""
         peer_id = conn.peer_id
-        if peer_id is None or self.connections.get(peer_id) is not conn:
-            return
-        del self.connections[peer_id]
-        now = self.now_ms()
-        if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
-            self.store.writer.submit(
-                [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
-                 for mid, (seq, at) in conn.inflight.items()], wait=False)
-            conn.inflight.clear()
-        peer = self.peers.get(peer_id)
-        if peer is not None:
-            peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, now
-            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
-            self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
+        if peer_id is not None and self.connections.get(peer_id) is conn:
+            del self.connections[peer_id]
+            now = self.now_ms()
+            if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
+                self.store.writer.submit(
+                    [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
+                     for mid, (seq, at) in conn.inflight.items()], wait=False)
+                conn.inflight.clear()
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, now
+                self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+                self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
+        await conn.stop(close_grace_s=self.settings.heartbeat_s)
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         if status not in (ONLINE, BUSY):

@@ -39,6 +39,7 @@ class _Sink:
 
     def __init__(self, websocket: WebSocket):
         self._send = websocket.send
+        self.drop = websocket.scope["state"].get("drop_transport", lambda: None)
 
     async def send_text(self, data: str) -> None:
         await self._send({"type": "websocket.send", "text": data})
@@ -70,11 +71,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.push(orjson.dumps({"type": "welcome", **welcome}))
     conn.start()
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
-    reason = "disconnected"
+    serving = asyncio.create_task(_serve(websocket, hub, conn), name=f"serve {conn.label}")
+    conn.on_abort = serving.cancel  # the hub cut this connection: stop reading it
     try:
-        reason = await _serve(websocket, hub, conn)
+        await asyncio.wait({serving})
     finally:
+        serving.cancel()
         replay.cancel()
+        reason = "disconnected"
+        if serving.done() and not serving.cancelled() and serving.exception() is None:
+            reason = serving.result()
+        elif serving.done() and not serving.cancelled():
+            log.error("connection %s failed", conn.label, exc_info=serving.exception())
         await hub.disconnect(conn, conn.close_reason or reason)
 
 
