@@ -78,9 +78,10 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = open_client(store_url)
+        writer_client = open_client(store_url, per_reply_timeout=False)
         try:
             await load_scripts(client)
-            writer = GroupCommitWriter(client)
+            writer = GroupCommitWriter(writer_client)
             writer.start()
             state = StoreState(client, writer)
             epoch = await state.ensure_epoch(new_peer_id())
@@ -98,6 +99,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                     hub_file.unlink()
         finally:
             await client.aclose()
+            await writer_client.aclose()
 
     app = Starlette(
         routes=[*ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),

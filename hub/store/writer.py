@@ -27,8 +27,9 @@ _Batch = tuple[Sequence[Command], "asyncio.Future[list] | None"]
 
 
 class GroupCommitWriter:
-    def __init__(self, client: redis.Redis, max_commands: int = 2048):
+    def __init__(self, client: redis.Redis, max_commands: int = 2048, timeout_s: float = 5.0):
         self._client = client
+        self._timeout_s = timeout_s
         self._max_commands = max_commands
         self._pending: list[_Batch] = []
         self._wakeup = asyncio.Event()
@@ -75,8 +76,9 @@ class GroupCommitWriter:
     async def _flush(self, batches: list[_Batch]) -> None:
         flat = [cmd for commands, _ in batches for cmd in commands]
         try:
-            results = await self._execute(flat)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            async with asyncio.timeout(self._timeout_s):
+                results = await self._execute(flat)
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             log.warning("store write of %d commands failed: %s", len(flat), exc)
             error = unavailable(exc)
             for _, future in batches:

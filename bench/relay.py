@@ -1,0 +1,65 @@
+"""The yardstick: a bare websockets relay doing the hub's notify work without a store.
+
+It speaks the same frames (hello -> welcome, notify -> accepted + deliver, receipt, ping ->
+pong), routes by name from memory, and writes nothing anywhere. Whatever the hub costs beyond
+this is the price of durability, traces, identity and safety.
+Run: python -m bench.relay PORT (prints "ready PORT" when listening).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import sys
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+
+
+class Relay:
+    def __init__(self):
+        self.peers: dict[str, ServerConnection] = {}
+        self.seq: dict[str, itertools.count] = {}
+
+    async def handler(self, ws: ServerConnection) -> None:
+        hello = orjson.loads(await ws.recv())
+        name = hello["name"]
+        peer_id = secrets.token_hex(16)
+        self.peers[name] = ws
+        self.seq.setdefault(name, itertools.count(1))
+        await ws.send(orjson.dumps({"type": "welcome", "peer_id": peer_id, "name": name, "circle": "default",
+                                    "token": secrets.token_urlsafe(32)}).decode())
+        sender = {"peer_id": peer_id, "name": name, "circle": "default"}
+        try:
+            async for raw in ws:
+                frame = orjson.loads(raw)
+                kind = frame["type"]
+                if kind == "notify":
+                    message_id = secrets.token_hex(16)
+                    target = self.peers.get(frame["to"])
+                    state = "queued"
+                    if target is not None:
+                        await target.send(orjson.dumps({
+                            "type": "deliver", "seq": next(self.seq[frame["to"]]), "kind": "notify",
+                            "message_id": message_id, "text": frame["text"], "sent_at": 0, "from": sender}).decode())
+                        state = "delivered"
+                    await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": message_id,
+                                                "state": state}).decode())
+                elif kind == "ping":
+                    await ws.send(orjson.dumps({"type": "pong", "ref": frame.get("id")}).decode())
+        finally:
+            if self.peers.get(name) is ws:
+                del self.peers[name]
+
+
+async def main(port: int) -> None:
+    relay = Relay()
+    async with serve(relay.handler, "127.0.0.1", port, compression=None, max_size=1 << 20) as server:
+        bound = server.sockets[0].getsockname()[1]
+        print(f"ready {bound}", flush=True)
+        await asyncio.get_running_loop().create_future()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
