@@ -8,6 +8,7 @@ import os
 import stat
 
 import httpx
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -58,7 +59,6 @@ def test_home_and_token_file_modes(hub):
 
 
 def test_the_store_has_no_tcp_port(hub):
-    import psutil
     store = psutil.Process(hub.store_pid())
     assert [c for c in store.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN] == []
 

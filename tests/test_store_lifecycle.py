@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -90,3 +91,15 @@ def test_an_external_store_with_persistence_is_used(external_store, start_hub):
     hub = start_hub("--redis-url", external_store("yes"), "--node", "n7")
     body = hub.get("/health", token=None).json()
     assert body["node"] == "n7" and body["store"]["aof_enabled"] is True and body["store"]["embedded"] is False
+
+
+def test_nothing_is_accepted_while_the_store_is_down(hub):
+    async def register():
+        async with hub.client("bob"):
+            pass
+    asyncio.run(register())
+    os.kill(hub.store_pid(), signal.SIGKILL)
+    response = hub.post("/messages", {"to": "bob", "text": "into the void"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "store_unavailable"
+    assert hub.get("/health", token=None).status_code == 200  # the hub itself stays up
