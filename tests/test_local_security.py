@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.support import recv, send
 from transports.client import HubClient
-from transports.discovery import HubAddress
+from transports.discovery import HubAddress, find_hub
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}
@@ -69,6 +69,7 @@ def test_unix_socket_serves_the_same_api_trusted_by_file_mode(start_hub, tmp_pat
     assert hub.uds == str(uds)
     assert stat.S_IMODE(os.stat(uds).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(uds.parent).st_mode) == 0o700
+    assert find_hub(hub.home) == HubAddress(hub.url, str(uds))  # local clients prefer the socket
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(uds)), base_url="http://localhost") as http:
         assert http.get("/peers").status_code == 200  # no token on the Unix socket
 

@@ -163,7 +163,12 @@ class Hub:
             previous.abort(ErrorCode.REPLACED, "the same peer connected again")
             await self.disconnect(previous, "replaced")
         peer.status, peer.status_reason, peer.last_seen, peer.node = ONLINE, "", now, self.node
-        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
+        # One batch: the registration, the resume cursor, and the position for `welcome`.
+        cmds = self.store.save_peer_cmds(peer, old_digest)
+        if resume is not None:
+            cmds.append(self.store.confirm_upto_cmd(peer.peer_id, resume))
+        cmds += [self.store.inbox_length_cmd(peer.peer_id), self.store.last_seq_cmd(peer.peer_id)]
+        results = await self.store.writer.write(*cmds)
         if old_digest and old_digest != peer.token_digest:
             self._tokens.pop(old_digest, None)
         self._remember(peer)
@@ -171,27 +176,25 @@ class Hub:
         conn.replaying = True
         self.connections[peer.peer_id] = conn
         self._event("presence", {"peer_id": peer.peer_id, "status": ONLINE})
-        resumed = await self._apply_resume(peer, resume) if resume is not None else 0
-        pending = await self.store.inbox_lengths([peer.peer_id])
-        last_seq = await self.store.last_seq(peer.peer_id)
+        if resume is not None:
+            self._record_resumed(peer, results[-3])
         assert issued_token is not None
         return {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle, "role": peer.role,
                 "token": issued_token, "node": self.node, "api_version": API_VERSION,
                 "heartbeat_s": self.settings.heartbeat_s,
-                "position": {"last_seq": last_seq, "pending": pending[peer.peer_id]},
-                "limits": self.settings.limits.as_dict(), "_resumed": resumed}
+                "position": {"last_seq": int(results[-1] or 0), "pending": int(results[-2])},
+                "limits": self.settings.limits.as_dict()}
 
-    async def _apply_resume(self, peer: PeerRecord, resume: int) -> int:
-        """The peer says it has everything up to `resume`: drop those from its inbox."""
-        (ids,) = await self.store.writer.write(self.store.confirm_upto_cmd(peer.peer_id, resume))
+    def _record_resumed(self, peer: PeerRecord, message_ids: list) -> None:
+        """The peer said it has everything up to its resume cursor: those deliveries end as
+        received (reason `resumed`)."""
         now = self.now_ms()
         cmds = [self.store.trace_cmd(mid.decode() if isinstance(mid, bytes) else mid,
                                      [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
                                                   reason=Reason.RESUMED)])
-                for mid in ids]
+                for mid in message_ids]
         if cmds:
             self.store.writer.submit(cmds, wait=False)
-        return len(ids)
 
     async def replay(self, conn: Connection) -> None:
         """Deliver the inbox in order, then switch the connection to live delivery.

@@ -66,7 +66,6 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except HubError as exc:
         await _close_with(websocket, exc.code, exc.message, exc.details)
         return
-    welcome.pop("_resumed", None)
     conn.label = f"{hello.name}@{hello.circle}"
     conn.push(orjson.dumps({"type": "welcome", **welcome}))
     conn.start()

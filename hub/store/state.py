@@ -120,6 +120,14 @@ class StoreState:
             raise unavailable(exc) from exc
         return self.parse_inbox(rows)
 
+    @staticmethod
+    def inbox_length_cmd(peer_id: str) -> Command:
+        return ("XLEN", keys.inbox(peer_id))
+
+    @staticmethod
+    def last_seq_cmd(peer_id: str) -> Command:
+        return ("HGET", keys.peer(peer_id), "next_seq")
+
     async def inbox_lengths(self, peer_ids: Iterable[str]) -> dict[str, int]:
         ids = list(peer_ids)
         try:
@@ -129,13 +137,6 @@ class StoreState:
             return dict(zip(ids, await pipe.execute()))
         except StoreDown as exc:
             raise unavailable(exc) from exc
-
-    async def last_seq(self, peer_id: str) -> int:
-        try:
-            value = await self.client.hget(keys.peer(peer_id), "next_seq")
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
-        return int(value or 0)
 
     # ---- traces ------------------------------------------------------------------------------
 
