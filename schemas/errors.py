@@ -82,7 +82,7 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),
     ErrorCode.REPLACED: CodeInfo(409, 4009, "the same peer connected again; this older connection was closed"),
     ErrorCode.PEER_DELETED: CodeInfo(410, 4410, "the peer was deleted"),
-    ErrorCode.STORE_UNAVAILABLE: CodeInfo(503, None, "the store did not answer; nothing was accepted"),
+    ErrorCode.STORE_UNAVAILABLE: CodeInfo(503, 1013, "the store did not answer; nothing was accepted"),
     ErrorCode.SHUTTING_DOWN: CodeInfo(503, 1001, "the hub is shutting down"),
     ErrorCode.INTERNAL: CodeInfo(500, 1011, "an unexpected error in the hub; it was logged"),
 }

@@ -72,7 +72,9 @@ async def test_frame_size_at_limit_and_limit_plus_one(small_hub):
 
 async def test_frames_over_the_transport_limit_close_the_socket_with_1009(small_hub):
     ws, _ = await small_hub.raw_peer("alice")
-    await send(ws, "x" * 8193)
+    await send(ws, sized({"type": "ping", "id": "t"}, "pad", 8192))  # at the transport limit: a frame error
+    assert (await recv(ws))["error"]["code"] == "frame_too_large"
+    await send(ws, sized({"type": "ping", "id": "t"}, "pad", 8193))
     with pytest.raises(ConnectionClosed):
         await recv(ws)
     assert ws.close_code == 1009

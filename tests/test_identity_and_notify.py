@@ -56,6 +56,14 @@ async def test_two_live_peers_with_one_name_is_name_taken(hub):
     await ws.close()
 
 
+async def test_two_simultaneous_hellos_for_one_new_name_admit_exactly_one(hub):
+    first, second = await hub.raw(), await hub.raw()
+    await asyncio.gather(send(first, {"type": "hello", "name": "twin"}), send(second, {"type": "hello", "name": "twin"}))
+    frames = sorted([(await recv(first))["type"], (await recv(second))["type"]])
+    assert frames == ["error", "welcome"]
+    assert list(hub.peers()) == ["twin"]
+
+
 async def test_hello_without_any_credential_is_unauthorized(hub):
     ws = await hub.raw(hub_token=False)
     await send(ws, {"type": "hello", "name": "mallory"})

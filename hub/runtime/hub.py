@@ -159,22 +159,29 @@ class Hub:
                 peer.token_digest = token_digest(issued_token)
             peer.role = role
         previous = self.connections.get(peer.peer_id)
-        if previous is not None:
+        if previous is not None:  # its own handler finishes closing it; we only take its place
             previous.abort(ErrorCode.REPLACED, "the same peer connected again")
-            await self.disconnect(previous, "replaced")
+            self._release(previous, "replaced", mark_offline=False)
+        # Take the identity now, before the store round trip, so that a concurrent hello for the
+        # same name sees it live; undone if the store does not take the registration.
+        before = (peer.status, peer.status_reason, peer.last_seen, peer.node)
         peer.status, peer.status_reason, peer.last_seen, peer.node = ONLINE, "", now, self.node
+        self._remember(peer)
+        conn.peer_id = peer.peer_id
+        conn.replaying = True
+        self.connections[peer.peer_id] = conn
         # One batch: the registration, the resume cursor, and the position for `welcome`.
         cmds = self.store.save_peer_cmds(peer, old_digest)
         if resume is not None:
             cmds.append(self.store.confirm_upto_cmd(peer.peer_id, resume))
         cmds += [self.store.inbox_length_cmd(peer.peer_id), self.store.last_seq_cmd(peer.peer_id)]
-        results = await self.store.writer.write(*cmds)
+        try:
+            results = await self.store.writer.write(*cmds)
+        except HubError:
+            self._undo_admission(conn, peer, decision, old_digest, before)
+            raise
         if old_digest and old_digest != peer.token_digest:
             self._tokens.pop(old_digest, None)
-        self._remember(peer)
-        conn.peer_id = peer.peer_id
-        conn.replaying = True
-        self.connections[peer.peer_id] = conn
         self._event("presence", {"peer_id": peer.peer_id, "status": ONLINE})
         if resume is not None:
             self._record_resumed(peer, results[-3])
@@ -184,6 +191,20 @@ class Hub:
                 "heartbeat_s": self.settings.heartbeat_s,
                 "position": {"last_seq": int(results[-1] or 0), "pending": int(results[-2])},
                 "limits": self.settings.limits.as_dict()}
+
+    def _undo_admission(self, conn: Connection, peer: PeerRecord, decision: Admission, old_digest: str | None,
+                        before: tuple) -> None:
+        if self.connections.get(peer.peer_id) is conn:
+            del self.connections[peer.peer_id]
+        conn.peer_id = None
+        if decision is Admission.NEW:
+            self._forget(peer)
+            return
+        if old_digest and old_digest != peer.token_digest:
+            self._tokens.pop(peer.token_digest, None)
+            peer.token_digest = old_digest
+            self._tokens[old_digest] = peer.peer_id
+        peer.status, peer.status_reason, peer.last_seen, peer.node = before
 
     def _record_resumed(self, peer: PeerRecord, message_ids: list) -> None:
         """The peer said it has everything up to its resume cursor: those deliveries end as
@@ -220,21 +241,25 @@ class Hub:
     async def disconnect(self, conn: Connection, reason: str) -> None:
         """The peer is offline from now on; then the socket gets up to one heartbeat to take
         its close frame before it is dropped."""
-        peer_id = conn.peer_id
-        if peer_id is not None and self.connections.get(peer_id) is conn:
-            del self.connections[peer_id]
-            now = self.now_ms()
-            if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
-                self.store.writer.submit(
-                    [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
-                     for mid, (seq, at) in conn.inflight.items()], wait=False)
-                conn.inflight.clear()
-            peer = self.peers.get(peer_id)
-            if peer is not None:
-                peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, now
-                self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
-                self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
+        self._release(conn, reason)
         await conn.stop(close_grace_s=self.settings.heartbeat_s)
+
+    def _release(self, conn: Connection, reason: str, *, mark_offline: bool = True) -> None:
+        """Forget a connection (if it is still the peer's current one) and what it had in flight."""
+        peer_id = conn.peer_id
+        if peer_id is None or self.connections.get(peer_id) is not conn:
+            return
+        del self.connections[peer_id]
+        if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
+            self.store.writer.submit(
+                [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
+                 for mid, (seq, at) in conn.inflight.items()], wait=False)
+            conn.inflight.clear()
+        peer = self.peers.get(peer_id)
+        if peer is not None and mark_offline:
+            peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, self.now_ms()
+            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+            self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         if status not in (ONLINE, BUSY):
