@@ -35,6 +35,14 @@ class ErrorCode(StrEnum):
     TRACE_NOT_FOUND = "trace_not_found"
     MESSAGE_NOT_FOUND = "message_not_found"
     CONFLICT = "conflict"
+    PEER_OFFLINE = "peer_offline"
+    ASK_NOT_FOUND = "ask_not_found"
+    ALREADY_CLOSED = "already_closed"
+    ALREADY_ANSWERED = "already_answered"
+    EXPIRED = "expired"
+    NOT_A_QUESTION = "not_a_question"
+    INVALID_OPTION = "invalid_option"
+    TOO_MANY_RECIPIENTS = "too_many_recipients"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -77,6 +85,14 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.TRACE_NOT_FOUND: CodeInfo(404, None, "no trace with that id (unknown or past retention)"),
     ErrorCode.MESSAGE_NOT_FOUND: CodeInfo(404, None, "no message with that id for this peer"),
     ErrorCode.CONFLICT: CodeInfo(409, None, "the idempotency key was used before with a different body"),
+    ErrorCode.PEER_OFFLINE: CodeInfo(409, None, "the peer is offline; ask with `queue_if_offline` to wait for it"),
+    ErrorCode.ASK_NOT_FOUND: CodeInfo(404, None, "no ask with that correlation id"),
+    ErrorCode.ALREADY_CLOSED: CodeInfo(409, None, "the ask was already acked or closed"),
+    ErrorCode.ALREADY_ANSWERED: CodeInfo(409, None, "the question was already answered; the first answer wins"),
+    ErrorCode.EXPIRED: CodeInfo(410, None, "the ask passed its deadline"),
+    ErrorCode.NOT_A_QUESTION: CodeInfo(409, None, "the ask carries no question to answer"),
+    ErrorCode.INVALID_OPTION: CodeInfo(422, None, "the answer's option is not one the question offers"),
+    ErrorCode.TOO_MANY_RECIPIENTS: CodeInfo(422, None, "an ask goes to at most the fan-out limit of peers"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

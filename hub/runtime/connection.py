@@ -32,7 +32,7 @@ class Connection:
         self.peer_id: str | None = None
         self.replaying = False           # while True, live deliveries wait in the inbox
         self.last_pushed_seq = 0
-        self.inflight: dict[str, tuple[int, int]] = {}  # message_id -> (seq, sent_at ms)
+        self.inflight: dict[str, tuple[int, int, str]] = {}  # message_id -> (seq, sent_at ms, trace id)
         self.closed = False
         self.close_code: int | None = None
         self.close_reason = ""

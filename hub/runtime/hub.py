@@ -70,6 +70,8 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._sweeper: asyncio.Task | None = None
+        # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
+        self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
         self.started_at = 0
 
     # ---- life --------------------------------------------------------------------------------
@@ -206,14 +208,14 @@ class Hub:
             self._tokens[old_digest] = peer.peer_id
         peer.status, peer.status_reason, peer.last_seen, peer.node = before
 
-    def _record_resumed(self, peer: PeerRecord, message_ids: list) -> None:
+    def _record_resumed(self, peer: PeerRecord, trace_ids: list) -> None:
         """The peer said it has everything up to its resume cursor: those deliveries end as
         received (reason `resumed`)."""
         now = self.now_ms()
-        cmds = [self.store.trace_cmd(mid.decode() if isinstance(mid, bytes) else mid,
+        cmds = [self.store.trace_cmd(tid.decode() if isinstance(tid, bytes) else tid,
                                      [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
                                                   reason=Reason.RESUMED)])
-                for mid in message_ids]
+                for tid in trace_ids]
         if cmds:
             self.store.writer.submit(cmds, wait=False)
 
@@ -234,7 +236,7 @@ class Hub:
             for entry in entries:
                 if entry.expires_at <= self.now_ms():
                     continue  # the sweeper records it as expired
-                self._push_delivery(conn, entry.seq, entry.message_id, entry.payload)
+                self.push_delivery(conn, entry.seq, entry.message_id, entry.payload, entry.trace_id)
             after = entries[-1].seq
             await conn.wait_below(conn.outbox_limit // 2)
 
@@ -252,8 +254,8 @@ class Hub:
         del self.connections[peer_id]
         if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
             self.store.writer.submit(
-                [self.store.trace_cmd(mid, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
-                 for mid, (seq, at) in conn.inflight.items()], wait=False)
+                [self.store.trace_cmd(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
+                 for seq, at, trace_id in conn.inflight.values()], wait=False)
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline:
@@ -335,7 +337,7 @@ class Hub:
                               to=to, recipients=len(recipients) if address.broadcast else None)]
         cmds = []
         for peer in recipients:
-            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at))
+            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify"))
             stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name))
             if peer.peer_id not in self.connections:
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
@@ -357,8 +359,8 @@ class Hub:
                     states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "queued"})
                     continue
                 conn = self.connections.get(peer.peer_id)
-                delivered = conn is not None and not conn.replaying and self._push_delivery(
-                    conn, seq, message_id, payload)
+                delivered = conn is not None and not conn.replaying and self.push_delivery(
+                    conn, seq, message_id, payload, message_id)
                 states.append({"peer_id": peer.peer_id, "name": peer.name,
                                "state": "delivered" if delivered else "queued"})
             if isinstance(seqs[-1], Exception):
@@ -372,14 +374,15 @@ class Hub:
         written.add_done_callback(on_written)
         return result
 
-    def _push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes) -> bool:
+    def push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
+        """Hand a stored delivery to a live connection; remember it until its receipt."""
         if seq <= conn.last_pushed_seq and message_id in conn.inflight:
             return True
         frame = b'{"type":"deliver","seq":%d,' % seq + payload[1:]
         if not conn.push(frame):
             return False
         conn.last_pushed_seq = max(conn.last_pushed_seq, seq)
-        conn.inflight[message_id] = (seq, self.now_ms())
+        conn.inflight[message_id] = (seq, self.now_ms(), trace_id)
         return True
 
     # ---- receipts ----------------------------------------------------------------------------
@@ -392,15 +395,16 @@ class Hub:
         stages = []
         cmds = []
         inflight = conn.inflight.pop(message_id, None) if conn is not None else None
+        trace_id = message_id  # a late receipt: the message's own trace (asks keep theirs by correlation id)
         if inflight is not None:
-            seq, sent_at = inflight
+            seq, sent_at, trace_id = inflight
             cmds.append(self.store.confirm_cmd(peer.peer_id, seq))
             stages.append(stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq))
         stage = Stage(status) if status in ("received", "injected") else Stage.FAILED
         stages.append(stage_entry(stage, now, self.node, peer_id=peer.peer_id,
                                   reason=(reason or Reason.RECIPIENT_FAILED) if stage is Stage.FAILED else reason,
                                   late=None if inflight else 1))
-        cmds.append(self.store.trace_cmd(message_id, stages))
+        cmds.append(self.store.trace_cmd(trace_id, stages))
         self.store.writer.submit(cmds, wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
@@ -416,26 +420,28 @@ class Hub:
                 log.exception("inbox sweep failed")
 
     async def sweep_expired(self) -> int:
-        """Remove queued messages past their time-to-live and end their traces as expired."""
+        """Remove queued deliveries past their time-to-live and end their traces as expired;
+        listeners (the ask service) hear of each, to tell whoever is waiting."""
         peer_ids = list(self.peers)
         if not peer_ids:
             return 0
         now = self.now_ms()
         results = await self.store.writer.write(*(self.store.expire_head_cmd(p, now) for p in peer_ids))
-        cmds = []
-        for peer_id, ids in zip(peer_ids, results):
-            if isinstance(ids, Exception):
+        expired: list[tuple[str, str, str]] = []
+        for peer_id, flat in zip(peer_ids, results):
+            if isinstance(flat, Exception):
                 continue
-            conn = self.connections.get(peer_id)
-            for raw in ids:
-                mid = raw.decode() if isinstance(raw, bytes) else raw
-                if conn is not None:
-                    conn.inflight.pop(mid, None)
-                cmds.append(self.store.trace_cmd(mid, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
-                                                                   reason=Reason.QUEUE_TTL)]))
-        if cmds:
-            await self.store.writer.write(*cmds)
-        return len(cmds)
+            values = [v.decode() if isinstance(v, bytes) else v for v in flat]
+            expired += [(peer_id, trace_id, kind) for trace_id, kind in zip(values[::2], values[1::2])]
+        if not expired:
+            return 0
+        cmds = [self.store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
+                                                            reason=Reason.QUEUE_TTL, of=kind)])
+                for peer_id, trace_id, kind in expired]
+        await self.store.writer.write(*cmds)
+        for listener in self.expiry_listeners:
+            listener(expired)
+        return len(expired)
 
     # ---- reading -----------------------------------------------------------------------------
 

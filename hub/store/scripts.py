@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import hashlib
 
-# KEYS: peer hash, inbox stream. ARGV: message id, payload, expires_at (ms).
+# KEYS: peer hash, inbox stream. ARGV: message id, payload, expires_at (ms), trace id, kind.
 # Assigns the next per-peer sequence number and appends with stream id "<seq>-0", so that
 # XRANGE by sequence is a range by id. Returns the seq, or -1 when the peer no longer exists.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3])
+redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
 return seq
+"""
+
+# KEYS: ask hash, asker's peer hash, asker's inbox (one slot: all tagged with the asker's id).
+# ARGV: new state, closed_at, result JSON, closer id ('*' = the hub itself: a deadline),
+#       notice message id, notice payload ('' = none), notice expires_at, trace id, notice kind.
+# Closes a pending ask once and, in the same step, queues the notice (reply, answer, expiry)
+# for the asker, so that a close and its notice never part. Returns {'ok', seq} (seq 0 when
+# nothing was queued: no payload, or the asker has no inbox), or {'missing'}, {'forbidden'},
+# or {current state}.
+CLOSE_ASK = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if ARGV[4] ~= '*' and redis.call('HGET', KEYS[1], 'recipient') ~= ARGV[4] then return {'forbidden'} end
+if state ~= 'pending' then return {state} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'closed_at', ARGV[2], 'result', ARGV[3])
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
+  redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
+  return {'ok', seq}
+end
+return {'ok', 0}
 """
 
 # KEYS: trace list. ARGV: ttl seconds (0 = append only if the trace exists), stage JSON...
@@ -24,36 +45,39 @@ if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return n
 """
 
-# KEYS: inbox. ARGV: seq. Removes entries up to and including seq; returns their message ids.
+# KEYS: inbox. ARGV: seq. Removes entries up to and including seq; returns their trace ids.
 CONFIRM_UPTO = """
 local entries = redis.call('XRANGE', KEYS[1], '-', ARGV[1] .. '-0')
 local ids = {}
 for i, e in ipairs(entries) do
   redis.call('XDEL', KEYS[1], e[1])
   local f = e[2]
-  for j = 1, #f, 2 do if f[j] == 'm' then ids[#ids + 1] = f[j + 1] end end
+  for j = 1, #f, 2 do if f[j] == 't' then ids[#ids + 1] = f[j + 1] end end
 end
 return ids
 """
 
-# KEYS: inbox. ARGV: now (ms), max count. Removes expired entries from the head (the oldest,
-# since all share one time-to-live); returns their message ids.
+# KEYS: inbox. ARGV: now (ms), max count. Removes expired entries from the oldest on (an
+# entry that has not expired ends the sweep: expiry follows arrival order closely enough for a
+# periodic sweep); returns {trace id, kind} pairs, flattened.
 EXPIRE_HEAD = """
 local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[2])
-local ids = {}
+local out = {}
 local now = tonumber(ARGV[1])
 for i, e in ipairs(entries) do
   local f = e[2]
-  local m, x
+  local t, k, x
   for j = 1, #f, 2 do
-    if f[j] == 'm' then m = f[j + 1] elseif f[j] == 'x' then x = tonumber(f[j + 1]) end
+    if f[j] == 't' then t = f[j + 1] elseif f[j] == 'k' then k = f[j + 1]
+    elseif f[j] == 'x' then x = tonumber(f[j + 1]) end
   end
   if x == nil or x > now then break end
   redis.call('XDEL', KEYS[1], e[1])
-  ids[#ids + 1] = m
+  out[#out + 1] = t
+  out[#out + 1] = k
 end
-return ids
+return out
 """
 
-ALL = {"ENQUEUE": ENQUEUE, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD}
+ALL = {"ENQUEUE": ENQUEUE, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}

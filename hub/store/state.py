@@ -29,6 +29,8 @@ class InboxEntry:
     message_id: str
     payload: bytes
     expires_at: int
+    trace_id: str
+    kind: str
 
 
 def _text(value: bytes | str) -> str:
@@ -83,9 +85,10 @@ class StoreState:
     # ---- inboxes -----------------------------------------------------------------------------
 
     @staticmethod
-    def enqueue_cmd(peer_id: str, message_id: str, payload: bytes, expires_at: int) -> Command:
+    def enqueue_cmd(peer_id: str, message_id: str, payload: bytes, expires_at: int, trace_id: str,
+                    kind: str) -> Command:
         return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
-                message_id, payload, expires_at)
+                message_id, payload, expires_at, trace_id, kind)
 
     @staticmethod
     def confirm_cmd(peer_id: str, seq: int) -> Command:
@@ -110,7 +113,8 @@ class StoreState:
             if isinstance(fields, list):
                 fields = dict(zip(fields[::2], fields[1::2]))
             entries.append(InboxEntry(seq=int(_text(entry_id).split("-")[0]), message_id=_text(fields[b"m"]),
-                                      payload=fields[b"p"], expires_at=int(fields[b"x"])))
+                                      payload=fields[b"p"], expires_at=int(fields[b"x"]),
+                                      trace_id=_text(fields[b"t"]), kind=_text(fields[b"k"])))
         return entries
 
     async def read_inbox(self, peer_id: str, after_seq: int, count: int) -> list[InboxEntry]:

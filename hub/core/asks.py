@@ -1,0 +1,105 @@
+"""The life of an ask, as pure rules: deadlines, who may close it, and how an answer must fit
+its question.
+
+pending --ack--> acked | replied (ack with text)
+pending --answer--> answered          (only asks that carry a question)
+pending --deadline--> expired
+An ask is closed once; every later ack or answer is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.core.errors import HubError
+from schemas.errors import ErrorCode
+
+PENDING, ACKED, REPLIED, ANSWERED, EXPIRED, FAILED = "pending", "acked", "replied", "answered", "expired", "failed"
+CLOSED_STATES = frozenset({ACKED, REPLIED, ANSWERED, EXPIRED, FAILED})
+QUESTION_KINDS = ("acknowledge", "choice", "text")
+OUTCOMES = ("accepted", "declined", "dismissed")
+
+
+@dataclass(frozen=True, slots=True)
+class AskPolicy:
+    default_timeout_s: float = 300.0
+    max_timeout_s: float = 3600.0
+    reply_ttl_s: float = 24 * 3600.0
+    max_fanout: int = 16
+
+
+def deadline_ms(now_ms: int, requested_s: float | None, policy: AskPolicy) -> int:
+    if requested_s is not None and requested_s <= 0:
+        raise HubError(ErrorCode.INVALID_FRAME, "timeout_s must be above 0", {"timeout_s": requested_s})
+    timeout = policy.default_timeout_s if requested_s is None else requested_s
+    if timeout > policy.max_timeout_s:
+        raise HubError(ErrorCode.INVALID_FRAME, f"timeout_s is at most {policy.max_timeout_s:g}",
+                       {"timeout_s": requested_s, "max_timeout_s": policy.max_timeout_s})
+    return now_ms + int(timeout * 1000)
+
+
+def validate_question(question: dict | None) -> None:
+    """A question as sent with an ask: kind, prompt, and options for a choice."""
+    if question is None:
+        return
+    kind = question.get("kind")
+    options = question.get("options") or []
+    if kind == "choice":
+        if not options:
+            raise HubError(ErrorCode.INVALID_FRAME, "a choice question needs options")
+        ids = [o["id"] for o in options]
+        if len(set(ids)) != len(ids):
+            raise HubError(ErrorCode.INVALID_FRAME, "option ids must be unique", {"options": ids})
+    elif options:
+        raise HubError(ErrorCode.INVALID_FRAME, f"a {kind} question takes no options")
+
+
+def check_closer(ask: "AskView", actor_id: str) -> None:
+    """Only the asked peer may ack or answer; a closed ask stays closed."""
+    if actor_id != ask.recipient:
+        raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask",
+                       {"correlation_id": ask.correlation_id})
+    ensure_open(ask)
+
+
+def ensure_open(ask: "AskView") -> None:
+    if ask.state == ANSWERED:
+        raise HubError(ErrorCode.ALREADY_ANSWERED, "this question was already answered",
+                       {"correlation_id": ask.correlation_id, "state": ask.state})
+    if ask.state == EXPIRED:
+        raise HubError(ErrorCode.EXPIRED, "this ask passed its deadline",
+                       {"correlation_id": ask.correlation_id, "state": ask.state})
+    if ask.state in CLOSED_STATES:
+        raise HubError(ErrorCode.ALREADY_CLOSED, f"this ask is already closed ({ask.state})",
+                       {"correlation_id": ask.correlation_id, "state": ask.state})
+
+
+def check_answer(ask: "AskView", option_id: str | None, text: str | None, outcome: str | None) -> None:
+    """An answer must fit the question it answers."""
+    question = ask.question
+    if question is None:
+        raise HubError(ErrorCode.NOT_A_QUESTION, "this ask carries no question; ack it instead",
+                       {"correlation_id": ask.correlation_id})
+    kind = question["kind"]
+    if kind == "choice":
+        ids = [o["id"] for o in question.get("options") or []]
+        if option_id not in ids:
+            raise HubError(ErrorCode.INVALID_OPTION, f"option_id must be one of {ids}",
+                           {"option_id": option_id, "options": ids})
+    elif option_id is not None:
+        raise HubError(ErrorCode.INVALID_OPTION, f"a {kind} question has no options", {"option_id": option_id})
+    if kind == "text" and not text:
+        raise HubError(ErrorCode.INVALID_FRAME, "a text question is answered with `text`")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise HubError(ErrorCode.INVALID_FRAME, f"outcome is one of {list(OUTCOMES)}", {"outcome": outcome})
+
+
+@dataclass(slots=True)
+class AskView:
+    """An ask as the rules need it (the store keeps more)."""
+    correlation_id: str
+    asker: str
+    recipient: str
+    state: str
+    question: dict | None = None
+    extra: dict = field(default_factory=dict)
