@@ -26,7 +26,7 @@ IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
 Seq = Annotated[int, Meta(ge=0)]
 Role = Literal["agent", "person", "hook", "bridge"]
 ReceiptStatus = Literal["received", "injected", "failed"]
-DeliveryState = Literal["delivered", "queued"]
+DeliveryState = Literal["delivered", "queued", "expired"]
 
 
 class _Frame(Struct, tag_field="type", omit_defaults=True):
@@ -52,6 +52,49 @@ class Notify(_Frame, tag="notify"):
     idempotency_key: IdempotencyKey | None = None
 
 
+class QuestionOption(Struct):
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class Question(Struct, omit_defaults=True):
+    """A structured question an ask may carry; answered with `answer`."""
+    kind: Literal["acknowledge", "choice", "text"]
+    prompt: Annotated[str, Meta(min_length=1, max_length=4000)]
+    options: Annotated[list[QuestionOption], Meta(max_length=32)] | None = None
+
+
+class Ask(_Frame, tag="ask"):
+    """Request/reply: answered by `accepted` with a correlation id; the reply, answer or
+    expiry comes back later as a `deliver`. `to` may list several peers (each gets its own
+    correlation id)."""
+    id: FrameId
+    to: Address | Annotated[list[Address], Meta(min_length=1, max_length=64)]
+    text: str
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    queue_if_offline: bool = False
+    question: Question | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Ack(_Frame, tag="ack"):
+    """The asked peer closes an ask; with `text` the asker gets it as a reply."""
+    correlation_id: Hex128
+    id: FrameId | None = None
+    text: str | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Answer(_Frame, tag="answer"):
+    """The asked peer answers an ask's structured question; the first answer wins."""
+    correlation_id: Hex128
+    id: FrameId | None = None
+    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    text: str | None = None
+    outcome: Literal["accepted", "declined", "dismissed"] | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
 class Receipt(_Frame, tag="receipt"):
     """The recipient confirms a delivery: received it, injected it (panes), or failed to."""
     message_id: Hex128
@@ -69,7 +112,7 @@ class Presence(_Frame, tag="presence"):
     status: Literal["online", "busy"]
 
 
-ClientFrame = Union[Hello, Notify, Receipt, Ping, Presence]
+ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, Receipt, Ping, Presence]
 
 
 # ---- hub -> client -------------------------------------------------------------------------
@@ -98,12 +141,27 @@ class RecipientState(Struct, omit_defaults=True):
     state: DeliveryState
 
 
-class Accepted(_Frame, tag="accepted"):
-    ref: str
+class AskChild(Struct, omit_defaults=True):
+    peer_id: Hex128
+    name: str
+    correlation_id: Hex128
     message_id: Hex128
     state: DeliveryState
+
+
+class Accepted(_Frame, tag="accepted"):
+    """Durably accepted. For an ask: its correlation id and deadline (several peers: `children`
+    and a `group_id`). For an ack or answer: the ask's new state and the reply's delivery."""
+    message_id: Hex128
+    state: DeliveryState
+    ref: str | None = None
     recipients: list[RecipientState] | None = None
     replayed: bool = False
+    correlation_id: Hex128 | None = None
+    deadline: int | None = None
+    group_id: Hex128 | None = None
+    children: list[AskChild] | None = None
+    ask_state: Literal["acked", "replied", "answered"] | None = None
 
 
 class PeerRef(Struct):
@@ -113,12 +171,23 @@ class PeerRef(Struct):
 
 
 class Deliver(_Frame, tag="deliver"):
-    kind: Literal["notify"]
+    """A delivery with a per-recipient `seq`; confirm it with a `receipt`.
+
+    kind: notify | ask (with correlation_id, deadline, question?) | reply (ack with text) |
+    ack (bare ack) | answer (option_id?, text?, outcome?) | expired (an ask passed its
+    deadline, or a reply was never collected: `reason`)."""
+    kind: Literal["notify", "ask", "reply", "ack", "answer", "expired"]
     message_id: Hex128
     seq: Seq
-    text: str
     sent_at: int
     from_: PeerRef = msgspec.field(name="from")
+    text: str | None = None
+    correlation_id: Hex128 | None = None
+    deadline: int | None = None
+    question: Question | None = None
+    option_id: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
 
 
 class ErrorInfo(Struct):
@@ -138,5 +207,5 @@ class Pong(_Frame, tag="pong"):
 
 HubFrame = Union[Welcome, Accepted, Deliver, Error, Pong]
 
-CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Receipt, Ping, Presence)
+CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, Receipt, Ping, Presence)
 HUB_FRAMES: tuple[type[Struct], ...] = (Welcome, Accepted, Deliver, Error, Pong)

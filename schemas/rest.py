@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import Meta, Struct
 
-from schemas.frames import Address, DeliveryState, Hex128, IdempotencyKey, RecipientState
+from schemas.frames import Address, AskChild, DeliveryState, Hex128, IdempotencyKey, Question, RecipientState
 
 
 class NotifyRequest(Struct, forbid_unknown_fields=False):
@@ -15,6 +15,89 @@ class NotifyRequest(Struct, forbid_unknown_fields=False):
     to: Address
     text: str
     idempotency_key: IdempotencyKey | None = None
+
+
+class AskRequest(Struct):
+    """POST /ask: the same ask as the socket's, from the caller's identity."""
+    to: Address | Annotated[list[Address], Meta(min_length=1, max_length=64)]
+    text: str
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    queue_if_offline: bool = False
+    question: Question | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class AckRequest(Struct):
+    correlation_id: Hex128
+    text: str | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class AnswerRequest(Struct):
+    correlation_id: Hex128
+    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    text: str | None = None
+    outcome: Literal["accepted", "declined", "dismissed"] | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class WaitRequest(Struct):
+    timeout_s: Annotated[float, Meta(ge=0, le=60)] = 30.0
+
+
+class AskAccepted(Struct, omit_defaults=True):
+    message_id: Hex128
+    correlation_id: Hex128
+    state: DeliveryState
+    deadline: int
+    replayed: bool = False
+    group_id: Hex128 | None = None
+    children: list[AskChild] | None = None
+
+
+class Closed(Struct, omit_defaults=True):
+    """An ack or answer was written; `message_id` is the notice queued for the asker."""
+    message_id: Hex128
+    correlation_id: Hex128
+    state: DeliveryState
+    ask_state: Literal["acked", "replied", "answered"]
+    replayed: bool = False
+
+
+class PeerBrief(Struct):
+    peer_id: Hex128
+    name: str
+    circle: str
+
+
+class AskView(Struct, forbid_unknown_fields=False):
+    correlation_id: Hex128
+    message_id: Hex128
+    state: Literal["pending", "acked", "replied", "answered", "expired", "failed"]
+    text: str
+    created_at: int
+    deadline: int
+    age_ms: int
+    trace_id: Hex128
+    from_: PeerBrief = msgspec.field(name="from")
+    to: PeerBrief
+    question: Question | None = None
+    closed_at: int | None = None
+    result: dict | None = None
+    group_id: Hex128 | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+
+
+class AskGroup(Struct):
+    group_id: Hex128
+    children: list[AskView]
+    states: dict[str, int]
+
+
+class PendingAsks(Struct):
+    asks: list[AskView]
+    total: int
+    next_offset: int | None
 
 
 class MessageAccepted(Struct, omit_defaults=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.core.errors import HubError
-from hub.core.ids import is_hex128, new_message_id, new_token, token_digest, token_matches
+from hub.core.ids import MonotonicIds, is_hex128, new_message_id, new_token, token_digest, token_matches
 from hub.core.peers import Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from schemas.errors import ErrorCode
@@ -114,3 +114,11 @@ def test_ids():
     token = new_token()
     assert len(token) >= 43 and token_matches(token, token_digest(token))
     assert not token_matches(token + "x", token_digest(token))
+
+
+def test_monotonic_ids_sort_in_minting_order_within_a_millisecond_and_after_a_clock_step_back():
+
+    mint = MonotonicIds()
+    ids = [mint.next(1000) for _ in range(100)] + [mint.next(999)] + [mint.next(1001)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(is_hex128(i) for i in ids)

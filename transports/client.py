@@ -147,6 +147,37 @@ class HubClient:
             frame["idempotency_key"] = idempotency_key
         return await self.request(frame, timeout)
 
+    async def ask(self, to: str | list[str], text: str, *, timeout_s: float | None = None,
+                  queue_if_offline: bool = False, question: dict | None = None,
+                  idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
+        """Ask; returns `accepted` with the correlation id. The reply, answer or expiry comes
+        later through `receive()` as a `deliver` with the same correlation id."""
+        frame: dict[str, Any] = {"type": "ask", "to": to, "text": text}
+        for key, value in (("timeout_s", timeout_s), ("question", question), ("idempotency_key", idempotency_key)):
+            if value is not None:
+                frame[key] = value
+        if queue_if_offline:
+            frame["queue_if_offline"] = True
+        return await self.request(frame, timeout)
+
+    async def ack(self, correlation_id: str, text: str | None = None, *, idempotency_key: str | None = None,
+                  timeout: float = 10.0) -> dict:
+        frame: dict[str, Any] = {"type": "ack", "correlation_id": correlation_id}
+        if text is not None:
+            frame["text"] = text
+        if idempotency_key:
+            frame["idempotency_key"] = idempotency_key
+        return await self.request(frame, timeout)
+
+    async def answer(self, correlation_id: str, *, option_id: str | None = None, text: str | None = None,
+                     outcome: str | None = None, idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
+        frame: dict[str, Any] = {"type": "answer", "correlation_id": correlation_id}
+        for key, value in (("option_id", option_id), ("text", text), ("outcome", outcome),
+                           ("idempotency_key", idempotency_key)):
+            if value is not None:
+                frame[key] = value
+        return await self.request(frame, timeout)
+
     async def ping(self, timeout: float = 10.0) -> dict:
         return await self.request({"type": "ping"}, timeout)
 

@@ -88,3 +88,75 @@ def trace(args) -> int:
         lines.append(f"  {_when(stage['at'])}  {stage['stage']:<9} {stage['node']:<10} {extra}")
     _emit(body, args.json, "\n".join(lines))
     return EXIT_OK
+
+
+EXIT_EXPIRED = 3
+
+
+def ask(args) -> int:
+    payload: dict = {"to": args.peer, "text": args.text}
+    if args.timeout is not None:
+        payload["timeout_s"] = args.timeout
+    if args.queue:
+        payload["queue_if_offline"] = True
+    if args.choice:
+        options = [{"id": c.partition(":")[0], "title": c.partition(":")[2] or c.partition(":")[0]} for c in args.choice]
+        payload["question"] = {"kind": "choice", "prompt": args.text, "options": options}
+    body = call("POST", "/ask", home=args.home, json=payload)
+    if not args.wait:
+        _emit(body, args.json, f"{body['state']}  {body['correlation_id']}\n"
+                               f"wait: repowire asks --direction outbound   trace: repowire trace {body['correlation_id']}")
+        return EXIT_OK
+    view = _wait_until_closed(args.home, body["correlation_id"], body["deadline"])
+    result = view.get("result") or {}
+    human = {"replied": f"{view['to']['name']} replied: {result.get('text')}",
+             "acked": f"{view['to']['name']} acked",
+             "answered": f"{view['to']['name']} answered: "
+                         + " ".join(str(result[k]) for k in ("option_id", "text", "outcome") if result.get(k)),
+             "expired": "no answer before the deadline"}.get(view["state"], view["state"])
+    _emit(view, args.json, human)
+    return EXIT_EXPIRED if view["state"] == "expired" else EXIT_OK
+
+
+def _wait_until_closed(home: str | None, correlation_id: str, deadline_ms: int) -> dict:
+    """Long-poll in bounded rounds until the ask closes; the hub closes it at its deadline."""
+    rounds = int(max(0, deadline_ms / 1000 - datetime.now(timezone.utc).timestamp()) // 30) + 3
+    view: dict = {}
+    for _ in range(rounds):
+        view = call("POST", f"/asks/{correlation_id}/wait", home=home, json={"timeout_s": 30})
+        if view["state"] != "pending":
+            return view
+    return view
+
+
+def ack(args) -> int:
+    payload = {"correlation_id": args.id}
+    if args.text is not None:
+        payload["text"] = args.text
+    body = call("POST", "/ack", home=args.home, json=payload)
+    _emit(body, args.json, f"{body['ask_state']}  reply {body['state']}")
+    return EXIT_OK
+
+
+def answer(args) -> int:
+    payload = {"correlation_id": args.id}
+    for key in ("option", "text", "outcome"):
+        value = getattr(args, key)
+        if value is not None:
+            payload["option_id" if key == "option" else key] = value
+    body = call("POST", "/answer", home=args.home, json=payload)
+    _emit(body, args.json, f"answered  {body['state']}")
+    return EXIT_OK
+
+
+def asks(args) -> int:
+    params = {"direction": args.direction}
+    if args.peer:
+        params["peer"] = args.peer
+    body = call("GET", "/asks/pending", home=args.home, params=params)
+    rows = [f"{'CORRELATION ID':<32}  {'DIR':<8} {'FROM':<16} {'TO':<16} {'AGE':>6}  TEXT"]
+    for a in body["asks"]:
+        rows.append(f"{a['correlation_id']}  {a['direction']:<8} {a['from']['name']:<16} {a['to']['name']:<16} "
+                    f"{a['age_ms'] // 1000:>5}s  {a['text'][:60]}")
+    _emit(body, args.json, "\n".join(rows) if body["asks"] else "no pending asks")
+    return EXIT_OK

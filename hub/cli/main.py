@@ -11,6 +11,7 @@ from pathlib import Path
 from hub import __version__
 from hub.cli import client_commands
 from hub.cli.serve import serve
+from hub.core.asks import AskPolicy
 from hub.core.settings import Limits, Settings, parse_limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT, home_dir
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--queue-ttl", type=int, default=7 * 24 * 3600,
                    help="seconds an undelivered message waits in an offline peer's inbox (default 7 days)")
     s.add_argument("--trace-retention", type=int, default=7 * 24 * 3600, help="seconds traces are kept")
+    s.add_argument("--ask-timeout", type=float, default=300.0, help="default seconds until an ask expires")
+    s.add_argument("--ask-timeout-max", type=float, default=3600.0, help="the longest deadline an ask may ask for")
+    s.add_argument("--reply-ttl", type=float, default=24 * 3600.0,
+                   help="seconds a reply waits for an offline asker before the replier is told")
+    s.add_argument("--ask-fanout", type=int, default=16, help="most peers one ask may go to")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "
@@ -57,6 +63,35 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("text")
     n.add_argument("--idempotency-key", help="a retry with the same key returns the first result")
     n.add_argument("--json", action="store_true", help="print JSON")
+
+    a = sub.add_parser("ask", help="ask a peer and (with --wait) print its reply",
+                       description="Ask a peer. Exit codes: 0 replied/acked/answered, 1 refused, "
+                                   "2 hub unreachable, 3 no answer before the deadline.")
+    a.add_argument("peer")
+    a.add_argument("text")
+    a.add_argument("--wait", action="store_true", help="wait for the reply, answer or expiry")
+    a.add_argument("--timeout", type=float, help="seconds until the ask expires (hub default 300)")
+    a.add_argument("--queue", action="store_true", help="if the peer is offline, wait for it instead of failing")
+    a.add_argument("--choice", action="append", metavar="ID[:TITLE]",
+                   help="make it a choice question; repeat for each option")
+    a.add_argument("--json", action="store_true", help="print JSON")
+
+    k = sub.add_parser("ack", help="close an ask you were asked, optionally with a reply")
+    k.add_argument("id", help="the correlation id")
+    k.add_argument("text", nargs="?", help="reply text (omit for a bare ack)")
+    k.add_argument("--json", action="store_true", help="print JSON")
+
+    w = sub.add_parser("answer", help="answer an ask's question")
+    w.add_argument("id", help="the correlation id")
+    w.add_argument("--option", help="the chosen option id (choice questions)")
+    w.add_argument("--text", help="the answer text (text questions)")
+    w.add_argument("--outcome", choices=["accepted", "declined", "dismissed"])
+    w.add_argument("--json", action="store_true", help="print JSON")
+
+    q = sub.add_parser("asks", help="list pending asks")
+    q.add_argument("--peer", help="whose asks (default: yours)")
+    q.add_argument("--direction", choices=["inbound", "outbound", "both"], default="both")
+    q.add_argument("--json", action="store_true", help="print JSON")
 
     t = sub.add_parser("trace", help="show a message's delivery trace")
     t.add_argument("id", help="the message id")
@@ -79,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
                             redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
                             heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
-                            trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval)
+                            trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,
+                            asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
+                                           reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout))
         return serve(settings, args.log_level)
-    handler = {"peers": client_commands.peers, "notify": client_commands.notify,
-               "trace": client_commands.trace}[args.command]
+    handler = {"peers": client_commands.peers, "notify": client_commands.notify, "trace": client_commands.trace,
+               "ask": client_commands.ask, "ack": client_commands.ack, "answer": client_commands.answer,
+               "asks": client_commands.asks}[args.command]
     try:
         return handler(args)
     except client_commands.CommandFailed as exc:

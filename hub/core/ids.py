@@ -15,6 +15,24 @@ def new_message_id(now_ms: int) -> str:
     return f"{now_ms & 0xFFFFFFFFFFFF:012x}{secrets.randbits(80):020x}"
 
 
+class MonotonicIds:
+    """Message ids that also sort in the order they were minted: within one millisecond (or if
+    the clock steps back) the random part counts up from the last id instead of being drawn."""
+
+    __slots__ = ("_ms", "_rand")
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._rand = 0
+
+    def next(self, now_ms: int) -> str:
+        if now_ms > self._ms:
+            self._ms, self._rand = now_ms, secrets.randbits(79)  # headroom to count up
+        else:
+            self._rand += 1
+        return f"{self._ms & 0xFFFFFFFFFFFF:012x}{self._rand:020x}"
+
+
 def new_peer_id() -> str:
     return secrets.token_hex(16)
 

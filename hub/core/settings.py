@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.core.asks import AskPolicy
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -39,6 +41,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    asks: AskPolicy = field(default_factory=AskPolicy)
 
     @property
     def offline_bound_s(self) -> float:

@@ -2,6 +2,8 @@
 
 A message's trace is an ordered list of stages. For a notify:
 accepted -> routed -> queued? -> sent -> received | injected | failed(reason) | expired.
+For an ask (traced under its correlation id): accepted -> routed -> queued? -> sent ->
+received -> acked | replied | answered | expired, then the reply's own sent/received.
 A broadcast has one `accepted` and then stages per recipient (each carries `peer_id`).
 """
 
@@ -19,9 +21,15 @@ class Stage(StrEnum):
     INJECTED = "injected"
     FAILED = "failed"
     EXPIRED = "expired"
+    ACKED = "acked"
+    REPLIED = "replied"
+    ANSWERED = "answered"
 
 
+# The stage that ends a trace. A notify ends when its recipient confirms it (or it fails or
+# expires); an ask ends when it is closed: acked, replied, answered or expired.
 FINAL_STAGES = frozenset({Stage.RECEIVED, Stage.INJECTED, Stage.FAILED, Stage.EXPIRED})
+ASK_FINAL_STAGES = frozenset({Stage.ACKED, Stage.REPLIED, Stage.ANSWERED, Stage.EXPIRED, Stage.FAILED})
 
 
 class Reason(StrEnum):

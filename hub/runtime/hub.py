@@ -13,16 +13,16 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 import orjson
 
 from hub.core.errors import HubError
-from hub.core.ids import new_message_id, new_peer_id, new_token, token_digest, token_matches
+from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.peers import BUSY, OFFLINE, ONLINE, Address, Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
-from hub.core.trace import FINAL_STAGES, Reason, Stage, stage_entry
+from hub.core.trace import ASK_FINAL_STAGES, FINAL_STAGES, Reason, Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.store.state import StoreState
 from schemas.errors import ErrorCode
@@ -69,6 +69,7 @@ class Hub:
         self._tokens: dict[str, str] = {}
         self.connections: dict[str, Connection] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self.ids = MonotonicIds()
         self._sweeper: asyncio.Task | None = None
         # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
         self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
@@ -288,24 +289,38 @@ class Hub:
         address = parse_address(to)
         return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers)
 
+    def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
+        return self._recipients(sender, to)[1]
+
+    def check_text(self, text: str) -> None:
+        limit = self.settings.limits.max_text_chars
+        if len(text) > limit:
+            raise HubError(ErrorCode.TEXT_TOO_LONG, f"text has {len(text)} characters; the limit is {limit}",
+                           {"length": len(text), "limit": limit})
+
     async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None) -> dict:
         """Durably accept a notify; returns {message_id, state, recipients?, replayed?}."""
-        if idempotency_key is None:
-            return await self.notify_future(sender, to, text)
-        digest = hashlib.sha256(orjson.dumps([to, text])).hexdigest()
+        return await self.idempotent(sender, idempotency_key, ["notify", to, text],
+                                     lambda: self.notify_future(sender, to, text))
+
+    async def idempotent(self, sender: Sender, key: str | None, fingerprint: list,
+                         run: Callable[[], Awaitable[dict]]) -> dict:
+        """Run an operation once per (sender, key): a replay with the same fingerprint returns
+        the first result with `replayed: true`; a different fingerprint is `conflict`."""
+        if key is None:
+            return await run()
+        digest = hashlib.sha256(orjson.dumps(fingerprint)).hexdigest()
         owner = sender.key_owner
         ttl = self.settings.idempotency_ttl_s
-        (claimed,) = await self.store.writer.write(
-            self.store.idempotency_claim_cmd(owner, idempotency_key, digest, ttl))
+        (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl))
         if not claimed:
-            return await self._replay_idempotent(owner, idempotency_key, digest)
+            return await self._replay_idempotent(owner, key, digest)
         try:
-            result = await self.notify_future(sender, to, text)
+            result = await run()
         except HubError:
-            self.store.writer.submit([self.store.idempotency_release_cmd(owner, idempotency_key)], wait=False)
+            self.store.writer.submit([self.store.idempotency_release_cmd(owner, key)], wait=False)
             raise
-        self.store.writer.submit(
-            [self.store.idempotency_result_cmd(owner, idempotency_key, digest, result, ttl)], wait=False)
+        self.store.writer.submit([self.store.idempotency_result_cmd(owner, key, digest, result, ttl)], wait=False)
         return result
 
     async def _replay_idempotent(self, owner: str, key: str, digest: str) -> dict:
@@ -321,14 +336,11 @@ class Hub:
     def notify_future(self, sender: Sender, to: str, text: str) -> "asyncio.Future[dict]":
         """Validate and submit synchronously (so submission order is frame order); the returned
         future resolves once the message is durable and handed to online recipients."""
-        if len(text) > self.settings.limits.max_text_chars:
-            raise HubError(ErrorCode.TEXT_TOO_LONG,
-                           f"text has {len(text)} characters; the limit is {self.settings.limits.max_text_chars}",
-                           {"length": len(text), "limit": self.settings.limits.max_text_chars})
+        self.check_text(text)
         address, recipients = self._recipients(sender, to)
         self.check_rate(sender)
         now = self.now_ms()
-        message_id = new_message_id(now)
+        message_id = self.ids.next(now)
         payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": text, "sent_at": now,
                                 "from": sender.ref})
         expires_at = now + self.settings.queue_ttl_s * 1000
@@ -481,7 +493,8 @@ class Hub:
         if stages is None:
             raise HubError(ErrorCode.TRACE_NOT_FOUND, f"no trace with id {trace_id}", {"trace_id": trace_id})
         first = stages[0]
-        finals = [s for s in stages if s["stage"] in FINAL_STAGES]
+        final_set = ASK_FINAL_STAGES if first.get("kind") == "ask" else FINAL_STAGES
+        finals = [s for s in stages if s["stage"] in final_set]
         return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),
                 "to": first.get("to"), "final": finals[-1]["stage"] if finals else None, "stages": stages}
 

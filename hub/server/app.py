@@ -20,12 +20,14 @@ from starlette.routing import Route, WebSocketRoute
 from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
 from hub.core.settings import Settings
+from hub.runtime.asks import AskService
 from hub.runtime.hub import Hub
 from hub.server import rest
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
+from hub.store.asks import AskStore
 from hub.store.connect import open_client
 from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter, load_scripts
@@ -41,6 +43,12 @@ ROUTES = [
     Route("/peers/{ref}", rest.delete_peer, methods=["DELETE"]),
     Route("/messages", rest.post_message, methods=["POST"]),
     Route("/traces/{trace_id}", rest.get_trace, methods=["GET"]),
+    Route("/ask", rest.post_ask, methods=["POST"]),
+    Route("/ack", rest.post_ack, methods=["POST"]),
+    Route("/answer", rest.post_answer, methods=["POST"]),
+    Route("/asks/pending", rest.pending_asks, methods=["GET"]),
+    Route("/asks/{correlation_id}", rest.get_ask, methods=["GET"]),
+    Route("/asks/{correlation_id}/wait", rest.wait_ask, methods=["POST"]),
 ]
 
 
@@ -87,12 +95,16 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             epoch = await state.ensure_epoch(new_peer_id())
             hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts)
             await hub.start()
+            asks = AskService(hub, AskStore(client), settings.asks)
+            await asks.start()
             app.state.hub = hub
+            app.state.asks = asks
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
+                await asks.stop()
                 await hub.stop()
                 await writer.close()
                 with contextlib.suppress(FileNotFoundError):

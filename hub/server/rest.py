@@ -7,13 +7,14 @@ from starlette.requests import Request
 
 from hub import __version__
 from hub.core.errors import HubError
+from hub.runtime.asks import AskService
 from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
-from schemas.rest import NotifyRequest
+from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
-CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence"]
+CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions"]
 _JSON_TYPES = ("application/json",)
 
 
@@ -99,3 +100,71 @@ async def post_message(request: Request) -> JSON:
 async def get_trace(request: Request) -> JSON:
     caller(request)
     return JSON(await hub_of(request).trace(request.path_params["trace_id"]))
+
+
+# ---- asks ------------------------------------------------------------------------------------
+
+def asks_of(request: Request) -> AskService:
+    return request.app.state.asks
+
+
+async def post_ask(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, AskRequest)
+    question = msgspec.to_builtins(body.question) if body.question is not None else None
+    key = body.idempotency_key or request.headers.get("idempotency-key")
+    result = await asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
+                                        queue_if_offline=body.queue_if_offline, question=question,
+                                        idempotency_key=key)
+    return JSON(result, status_code=202)
+
+
+async def post_ack(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, AckRequest)
+    key = body.idempotency_key or request.headers.get("idempotency-key")
+    return JSON(await asks_of(request).ack(who, body.correlation_id, body.text, key))
+
+
+async def post_answer(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, AnswerRequest)
+    key = body.idempotency_key or request.headers.get("idempotency-key")
+    return JSON(await asks_of(request).answer(who, body.correlation_id, option_id=body.option_id, text=body.text,
+                                              outcome=body.outcome, idempotency_key=key))
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"{name} is a whole number from {low} to {high}", {name: raw})
+    return int(raw)
+
+
+async def pending_asks(request: Request) -> JSON:
+    who = caller(request)
+    direction = request.query_params.get("direction", "both")
+    if direction not in ("inbound", "outbound", "both"):
+        raise HubError(ErrorCode.INVALID_REQUEST, "direction is inbound, outbound or both", {"direction": direction})
+    ref = request.query_params.get("peer")
+    peer = hub_of(request).find_peer(ref, who) if ref else who.peer
+    limit = _int_param(request, "limit", 50, 1, 500)
+    offset = _int_param(request, "offset", 0, 0, 1_000_000)
+    return JSON(await asks_of(request).pending(who, peer, direction, offset, limit))
+
+
+async def get_ask(request: Request) -> JSON:
+    who = caller(request)
+    return JSON(await asks_of(request).get(who, request.path_params["correlation_id"]))
+
+
+async def wait_ask(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, WaitRequest) if await _has_body(request) else WaitRequest()
+    return JSON(await asks_of(request).wait(who, request.path_params["correlation_id"], body.timeout_s))
+
+
+async def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
 import orjson
 from starlette.websockets import WebSocket
 
 from hub.core.errors import HubError
+from hub.runtime.asks import AskService
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
 from hub.server.rest import bearer
 from schemas.codec import FrameError, decode_client_frame
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import Hello, Notify, Ping, Presence, Receipt
+from schemas.frames import Ack, Answer, Ask, Hello, Notify, Ping, Presence, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ async def _close_with(websocket: WebSocket, code: ErrorCode, message: str, detai
 
 async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
     """The receive loop; returns why it ended."""
+    asks: AskService = websocket.app.state.asks
     max_bytes = hub.settings.limits.max_frame_bytes
     room = asyncio.Semaphore(MAX_UNACCEPTED)
     receive = websocket.receive
@@ -144,6 +147,9 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
             if isinstance(frame, Notify):
                 await room.acquire()
                 _start_notify(hub, conn, Sender(peer), frame, room)
+            elif isinstance(frame, (Ask, Ack, Answer)):
+                await room.acquire()
+                _start_ask_operation(asks, conn, Sender(peer), frame, room)
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -160,7 +166,6 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
 
 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore) -> None:
-    ref = frame.id
     try:
         if frame.idempotency_key is not None:
             pending = asyncio.ensure_future(hub.notify(sender, frame.to, frame.text, frame.idempotency_key))
@@ -169,16 +174,48 @@ def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, roo
     except HubError:
         room.release()
         raise
+    _answer_when_done(conn, frame.id, pending, room)
+
+
+def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, frame: Ask | Ack | Answer,
+                         room: asyncio.Semaphore) -> None:
+    """Asks without an idempotency key are submitted at once (frame order); acks and answers
+    read the ask first, so they run as their own task."""
+    try:
+        if isinstance(frame, Ask):
+            question = msgspec.to_builtins(frame.question) if frame.question is not None else None
+            if frame.idempotency_key is None:
+                pending = asks.ask_future(sender, frame.to, frame.text, timeout_s=frame.timeout_s,
+                                          queue_if_offline=frame.queue_if_offline, question=question)
+            else:
+                pending = asyncio.ensure_future(asks.ask(
+                    sender, frame.to, frame.text, timeout_s=frame.timeout_s, queue_if_offline=frame.queue_if_offline,
+                    question=question, idempotency_key=frame.idempotency_key))
+        elif isinstance(frame, Ack):
+            pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key))
+        else:
+            pending = asyncio.ensure_future(asks.answer(sender, frame.correlation_id, option_id=frame.option_id,
+                                                        text=frame.text, outcome=frame.outcome,
+                                                        idempotency_key=frame.idempotency_key))
+    except HubError:
+        room.release()
+        raise
+    _answer_when_done(conn, frame.id, pending, room)
+
+
+def _answer_when_done(conn: Connection, ref: str | None, pending: asyncio.Future, room: asyncio.Semaphore) -> None:
+    """When the operation is durable, answer `accepted` (or an `error`) echoing the frame id."""
 
     def done(fut: asyncio.Future) -> None:
         room.release()
         exc = fut.exception()
         if exc is None:
-            conn.push(orjson.dumps({"type": "accepted", "ref": ref, **fut.result()}))
+            conn.push(orjson.dumps({"type": "accepted", "ref": ref, **fut.result()} if ref is not None
+                                   else {"type": "accepted", **fut.result()}))
         elif isinstance(exc, HubError):
             conn.push(error_frame(exc.code, exc.message, ref, exc.details))
         else:
-            log.error("notify %s failed", ref, exc_info=exc)
-            conn.push(error_frame(ErrorCode.INTERNAL, "the hub failed to accept this message", ref))
+            log.error("operation %s failed", ref, exc_info=exc)
+            conn.push(error_frame(ErrorCode.INTERNAL, "the hub failed to accept this frame", ref))
 
     pending.add_done_callback(done)

@@ -29,3 +29,25 @@ def trace(message_id: str) -> str:
 
 def name_field(circle: str, name: str) -> str:
     return f"{circle}/{name}"
+
+
+# ---- asks: the ask hash lives in its asker's slot, so that closing it and queueing the
+# reply for the asker is one script on one slot.
+ASK_OWNERS = f"{PREFIX}:askowner"    # hash correlation id -> asker peer id
+DEADLINES = f"{PREFIX}:deadlines"    # zset correlation id -> deadline (ms), open asks only
+
+
+def ask(asker_id: str, correlation_id: str) -> str:
+    return f"{PREFIX}:ask:{{{asker_id}}}:{correlation_id}"
+
+
+def asks_inbound(peer_id: str) -> str:
+    return f"{PREFIX}:asks:in:{{{peer_id}}}"
+
+
+def asks_outbound(peer_id: str) -> str:
+    return f"{PREFIX}:asks:out:{{{peer_id}}}"
+
+
+def ask_group(group_id: str) -> str:
+    return f"{PREFIX}:askgroup:{{{group_id}}}"

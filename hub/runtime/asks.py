@@ -1,0 +1,398 @@
+"""Asks at run time: request/reply with deadlines, acks, replies and structured answers.
+
+An ask is written (record, deadline, indexes, the delivery to the recipient's inbox, the first
+trace stages) in one batch before `accepted`. Closing it, by ack, answer or deadline, is one
+store script that also queues the notice for the asker, so a close and its notice never part
+and an ask is closed exactly once. Open asks are kept in memory for the hot path and for the
+deadline timer, which fires from one task sleeping until the earliest deadline; after a
+restart the open asks are loaded again and passed deadlines fire at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+
+from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy, AskView, check_answer,
+                           check_closer, deadline_ms, ensure_open, validate_question)
+from hub.core.errors import HubError
+from hub.core.peers import PeerRecord
+from hub.core.trace import Stage, stage_entry
+from hub.runtime.hub import OPERATOR_ID, Hub, Sender
+from hub.store.asks import AskStore
+from schemas.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+NOTICE_KINDS = ("reply", "ack", "answer")
+MAX_WAIT_S = 60.0
+
+
+@dataclass(slots=True)
+class OpenAsk:
+    correlation_id: str
+    message_id: str
+    asker: str
+    recipient: str
+    deadline: int
+    question: dict | None
+    seq: int | None = None
+    waiters: list[asyncio.Future] = field(default_factory=list)
+
+    def view(self) -> AskView:
+        return AskView(self.correlation_id, self.asker, self.recipient, PENDING, self.question)
+
+
+def _record_view(record: dict) -> AskView:
+    question = orjson.loads(record["question"]) if record.get("question") else None
+    return AskView(record["correlation_id"], record["asker"], record["recipient"], record["state"], question)
+
+
+class AskService:
+    def __init__(self, hub: Hub, store: AskStore, policy: AskPolicy):
+        self.hub = hub
+        self.store = store
+        self.policy = policy
+        self.open: dict[str, OpenAsk] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task | None = None
+        hub.expiry_listeners.append(self._on_notices_expired)
+
+    # ---- life --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        deadlines = await self.store.open_deadlines()
+        for record in await self.store.read_many([cid for cid, _ in deadlines]):
+            if record.get("state") != PENDING:
+                continue
+            ask = OpenAsk(record["correlation_id"], record["message_id"], record["asker"], record["recipient"],
+                          int(record["deadline"]), orjson.loads(record["question"]) if record.get("question") else None,
+                          int(record["seq"]) if record.get("seq") else None)
+            self._track(ask)
+        self._timer = asyncio.create_task(self._run_timer(), name="ask-deadlines")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for ask in self.open.values():
+            for waiter in ask.waiters:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def _track(self, ask: OpenAsk) -> None:
+        self.open[ask.correlation_id] = ask
+        if not self._heap or ask.deadline < self._heap[0][0]:
+            self._wake.set()
+        heapq.heappush(self._heap, (ask.deadline, ask.correlation_id))
+
+    # ---- asking ------------------------------------------------------------------------------
+
+    async def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
+                  queue_if_offline: bool = False, question: dict | None = None,
+                  idempotency_key: str | None = None) -> dict:
+        fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question]
+        return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda: self.ask_future(
+            sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question))
+
+    def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
+                   queue_if_offline: bool, question: dict | None) -> "asyncio.Future[dict]":
+        """Validate and submit synchronously; the future resolves once the ask is durable."""
+        hub = self.hub
+        hub.check_text(text)
+        validate_question(question)
+        recipients = self._recipients(sender, to)
+        offline = [p for p in recipients if p.peer_id not in hub.connections]
+        if offline and not queue_if_offline:
+            raise HubError(ErrorCode.PEER_OFFLINE,
+                           f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "
+                           "ask with queue_if_offline to wait for them",
+                           {"offline": [p.peer_id for p in offline]})
+        hub.check_rate(sender)
+        now = hub.now_ms()
+        deadline = deadline_ms(now, timeout_s, self.policy)
+        group_id = hub.ids.next(now) if len(recipients) > 1 or isinstance(to, list) else None
+        asker = sender.ref
+        retention = hub.settings.trace_retention_s
+        children, cmds = [], []
+        for peer in recipients:
+            cid, message_id = hub.ids.next(now), hub.ids.next(now)
+            payload = orjson.dumps({"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
+                                    "deadline": deadline, "question": question, "sent_at": now, "from": asker}
+                                   if question else
+                                   {"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
+                                    "deadline": deadline, "sent_at": now, "from": asker})
+            record = {"correlation_id": cid, "message_id": message_id, "asker": asker["peer_id"],
+                      "asker_name": asker["name"], "asker_circle": asker["circle"], "recipient": peer.peer_id,
+                      "recipient_name": peer.name, "recipient_circle": peer.circle, "text": text,
+                      "question": orjson.dumps(question).decode() if question else "", "created_at": str(now),
+                      "deadline": str(deadline), "state": PENDING, "group_id": group_id or ""}
+            stages = [stage_entry(Stage.ACCEPTED, now, hub.node, kind="ask", from_peer=asker["peer_id"], to=peer.address,
+                                  deadline=deadline, group_id=group_id),
+                      stage_entry(Stage.ROUTED, now, hub.node, peer_id=peer.peer_id, name=peer.name)]
+            if peer in offline:
+                stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))
+            # The inbox entry outlives the deadline a little: closing the ask removes it first.
+            child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask"),
+                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention)]
+            stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
+            cmds += child_cmds
+            children.append((peer, cid, message_id, payload))
+        if group_id:
+            cmds += self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention)
+        written = hub.store.writer.submit(cmds)
+        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+
+        def on_written(done: asyncio.Future) -> None:
+            if result.cancelled():
+                return
+            if done.exception() is not None:
+                result.set_exception(done.exception())
+                return
+            replies = done.result()
+            states = []
+            for index, (peer, cid, message_id, payload) in enumerate(children):
+                seq = replies[index * stride]
+                ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
+                              seq if isinstance(seq, int) and seq > 0 else None)
+                self._track(ask)
+                if ask.seq is not None:
+                    hub.store.writer.submit([self.store.set_field_cmd(ask.asker, cid, "seq", ask.seq)], wait=False)
+                conn = hub.connections.get(peer.peer_id)
+                delivered = (ask.seq is not None and conn is not None and not conn.replaying
+                             and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
+                states.append({"peer_id": peer.peer_id, "name": peer.name, "correlation_id": cid,
+                               "message_id": message_id, "state": "delivered" if delivered else "queued"})
+            first = states[0]
+            outcome = {"message_id": first["message_id"], "correlation_id": first["correlation_id"],
+                       "state": first["state"], "deadline": deadline}
+            if group_id:
+                outcome.update(group_id=group_id, children=states,
+                               state="delivered" if any(s["state"] == "delivered" for s in states) else "queued")
+            result.set_result(outcome)
+
+        written.add_done_callback(on_written)
+        return result
+
+    def _recipients(self, sender: Sender, to: str | list[str]) -> list[PeerRecord]:
+        targets: list[PeerRecord] = []
+        for address in ([to] if isinstance(to, str) else to):
+            for peer in self.hub.resolve_recipients(sender, address):
+                if peer not in targets:
+                    targets.append(peer)
+        if len(targets) > self.policy.max_fanout:
+            raise HubError(ErrorCode.TOO_MANY_RECIPIENTS,
+                           f"an ask goes to at most {self.policy.max_fanout} peers, not {len(targets)}",
+                           {"count": len(targets), "limit": self.policy.max_fanout})
+        return targets
+
+    # ---- closing -----------------------------------------------------------------------------
+
+    async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None) -> dict:
+        if text is not None:
+            self.hub.check_text(text)
+        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text],
+                                         lambda: self._close_by_peer(actor, cid, REPLIED if text else ACKED,
+                                                                     {"text": text} if text else {}))
+
+    async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
+                     outcome: str | None = None, idempotency_key: str | None = None) -> dict:
+        if text is not None:
+            self.hub.check_text(text)
+        body = {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome)) if v is not None}
+        return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
+                                         lambda: self._close_by_peer(actor, cid, ANSWERED, body))
+
+    async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> dict:
+        ask = self.open.get(cid)
+        view = ask.view() if ask is not None else await self._stored_view(cid)
+        check_closer(view, actor.key_owner)
+        if state == ANSWERED:
+            check_answer(view, body.get("option_id"), body.get("text"), body.get("outcome"))
+        kind = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
+        return await self._close(view, state, kind, body, closer=actor.key_owner, replier=actor.ref)
+
+    async def _stored_view(self, cid: str) -> AskView:
+        record = await self.store.read(cid)
+        if record is None:
+            raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
+        return _record_view(record)
+
+    async def _close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
+                     replier: dict | None) -> dict:
+        hub = self.hub
+        now = hub.now_ms()
+        cid = view.correlation_id
+        notice_id = hub.ids.next(now)
+        notice = {"kind": kind, "message_id": notice_id, "correlation_id": cid, "sent_at": now,
+                  "from": replier or {"peer_id": OPERATOR_ID, "name": "hub", "circle": "default"}, **body}
+        notice_bytes = orjson.dumps(notice)
+        result = {"state": state, "kind": kind, "at": now, "by": (replier or {}).get("peer_id"), **body}
+        close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
+                                     notice_id=notice_id, notice=notice_bytes,
+                                     notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind)
+        (outcome,) = await hub.store.writer.write(close)
+        status = outcome[0].decode() if isinstance(outcome[0], bytes) else outcome[0]
+        if status != "ok":
+            self._forget(cid)
+            if status == "missing":
+                raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
+            if status == "forbidden":
+                raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask")
+            ensure_open(AskView(cid, view.asker, view.recipient, status, view.question))
+        seq = int(outcome[1])
+        ask = self._forget(cid)
+        after = self.store.unindex_cmds(view.asker, view.recipient, cid)
+        if ask is not None and ask.seq is not None:
+            after.append(hub.store.confirm_cmd(view.recipient, ask.seq))  # a queued ask is never delivered now
+            conn = hub.connections.get(view.recipient)
+            if conn is not None:
+                conn.inflight.pop(ask.message_id, None)
+        stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
+        after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
+                                                           reason="deadline" if state == EXPIRED else None)]))
+        hub.store.writer.submit(after, wait=False)
+        delivered = False
+        if seq:
+            conn = hub.connections.get(view.asker)
+            delivered = conn is not None and not conn.replaying and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid)
+        if ask is not None:
+            for waiter in ask.waiters:
+                if not waiter.done():
+                    waiter.set_result(result)
+        return {"message_id": notice_id, "correlation_id": cid, "state": "delivered" if delivered else "queued",
+                "ask_state": state} if state != EXPIRED else result
+
+    def _forget(self, cid: str) -> OpenAsk | None:
+        return self.open.pop(cid, None)
+
+    # ---- deadlines ---------------------------------------------------------------------------
+
+    async def _run_timer(self) -> None:
+        while True:
+            now = self.hub.now_ms()
+            while self._heap and self._heap[0][0] <= now:
+                deadline, cid = heapq.heappop(self._heap)
+                ask = self.open.get(cid)
+                if ask is None or ask.deadline != deadline:
+                    continue
+                try:
+                    await self._close(ask.view(), EXPIRED, "expired", {"reason": "deadline"}, closer="*", replier=None)
+                except HubError as exc:
+                    if exc.code is ErrorCode.STORE_UNAVAILABLE:  # try again shortly
+                        heapq.heappush(self._heap, (now + 1000, cid))
+                        ask.deadline = now + 1000
+                        break
+                    log.info("deadline of %s: %s", cid, exc.message)
+                now = self.hub.now_ms()
+            delay = (self._heap[0][0] - now) / 1000 if self._heap else None
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def _on_notices_expired(self, expired: list[tuple[str, str, str]]) -> None:
+        """Replies and answers nobody collected within the reply time-to-live: tell the replier."""
+        notices = [(peer_id, cid) for peer_id, cid, kind in expired if kind in NOTICE_KINDS]
+        if notices:
+            asyncio.ensure_future(self._tell_repliers(notices))
+
+    async def _tell_repliers(self, notices: list[tuple[str, str]]) -> None:
+        hub = self.hub
+        now = hub.now_ms()
+        for asker_id, cid in notices:
+            try:
+                record = await self.store.read(cid, asker_id)
+            except HubError:
+                continue
+            if record is None:
+                continue
+            message_id = hub.ids.next(now)
+            payload = orjson.dumps({"kind": "expired", "message_id": message_id, "correlation_id": cid,
+                                    "reason": "reply_not_collected", "sent_at": now,
+                                    "from": {"peer_id": OPERATOR_ID, "name": "hub", "circle": "default"}})
+            replier = record["recipient"]
+            (seq,) = await hub.store.writer.write(hub.store.enqueue_cmd(
+                replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))
+            conn = hub.connections.get(replier)
+            if isinstance(seq, int) and seq > 0 and conn is not None and not conn.replaying:
+                hub.push_delivery(conn, seq, message_id, payload, cid)
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    async def get(self, reader: Sender, cid: str) -> dict:
+        group = await self.store.group(cid)
+        if group is not None:
+            self._check_reader(reader, group["asker"], None)
+            children = await self.store.read_many(group["children"])
+            return {"group_id": cid, "children": [self._public(r) for r in children],
+                    "states": {s: sum(1 for r in children if r["state"] == s) for s in {r["state"] for r in children}}}
+        record = await self.store.read(cid)
+        if record is None:
+            raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
+        self._check_reader(reader, record["asker"], record["recipient"])
+        return self._public(record)
+
+    @staticmethod
+    def _check_reader(reader: Sender, asker: str, recipient: str | None) -> None:
+        if reader.peer is not None and reader.peer.peer_id not in (asker, recipient):
+            raise HubError(ErrorCode.FORBIDDEN, "only the asker, the asked peer and the hub token may read this ask")
+
+    def _public(self, record: dict) -> dict:
+        now = self.hub.now_ms()
+        created = int(record["created_at"])
+        return {
+            "correlation_id": record["correlation_id"], "message_id": record["message_id"], "state": record["state"],
+            "from": {"peer_id": record["asker"], "name": record["asker_name"], "circle": record["asker_circle"]},
+            "to": {"peer_id": record["recipient"], "name": record["recipient_name"],
+                   "circle": record["recipient_circle"]},
+            "text": record["text"], "question": orjson.loads(record["question"]) if record.get("question") else None,
+            "created_at": created, "deadline": int(record["deadline"]), "age_ms": now - created,
+            "closed_at": int(record["closed_at"]) if record.get("closed_at") else None,
+            "result": orjson.loads(record["result"]) if record.get("result") else None,
+            "group_id": record.get("group_id") or None, "trace_id": record["correlation_id"],
+        }
+
+    async def pending(self, reader: Sender, peer: PeerRecord | None, direction: str, offset: int,
+                      limit: int) -> dict:
+        owner = peer.peer_id if peer is not None else reader.key_owner
+        if reader.peer is not None and reader.peer.peer_id != owner:
+            raise HubError(ErrorCode.FORBIDDEN, "a peer may list only its own asks")
+        directions = ("inbound", "outbound") if direction == "both" else (direction,)
+        asks, total = [], 0
+        for d in directions:
+            ids, count = await self.store.pending_ids(owner, d, 0, offset + limit)
+            total += count
+            for record in await self.store.read_many(ids):
+                asks.append({**self._public(record), "direction": d})
+        asks.sort(key=lambda a: (a["created_at"], a["correlation_id"]))
+        page = asks[offset:offset + limit]
+        next_offset = offset + limit if offset + limit < total else None
+        return {"asks": page, "total": total, "next_offset": next_offset}
+
+    async def wait(self, reader: Sender, cid: str, timeout_s: float) -> dict:
+        """Bounded long-poll for the asker: returns as soon as the ask closes, or at the timeout."""
+        timeout_s = min(max(timeout_s, 0.0), MAX_WAIT_S)
+        record = await self.store.read(cid)
+        if record is None:
+            raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
+        if reader.key_owner != record["asker"] and reader.peer is not None:
+            raise HubError(ErrorCode.FORBIDDEN, "only the asker may wait for this ask")
+        ask = self.open.get(cid)
+        if record["state"] == PENDING and ask is not None and timeout_s > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            ask.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if waiter in ask.waiters:
+                    ask.waiters.remove(waiter)
+            record = await self.store.read(cid, record["asker"]) or record
+        return self._public(record)

@@ -1,0 +1,111 @@
+"""Asks in the store: the ask record, its deadline, the pending indexes, and closing it.
+
+Commands are returned for the group-commit writer; reads are direct (REST lookups, start-up).
+"""
+
+from __future__ import annotations
+
+import orjson
+import redis.asyncio as redis
+
+from hub.store import keys, scripts
+from hub.store.connect import unavailable
+from hub.store.state import StoreDown
+from hub.store.writer import Command
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class AskStore:
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    @staticmethod
+    def create_cmds(record: dict[str, str], retention_s: int) -> list[Command]:
+        asker, cid, recipient = record["asker"], record["correlation_id"], record["recipient"]
+        created, deadline = record["created_at"], record["deadline"]
+        key = keys.ask(asker, cid)
+        return [
+            ("HSET", key, *[x for kv in record.items() for x in kv]),
+            ("PEXPIREAT", key, int(deadline) + retention_s * 1000),
+            ("HSET", keys.ASK_OWNERS, cid, asker),
+            ("ZADD", keys.DEADLINES, deadline, cid),
+            ("ZADD", keys.asks_inbound(recipient), created, cid),
+            ("ZADD", keys.asks_outbound(asker), created, cid),
+        ]
+
+    @staticmethod
+    def set_field_cmd(asker: str, cid: str, field: str, value: str | int) -> Command:
+        return ("HSET", keys.ask(asker, cid), field, value)
+
+    @staticmethod
+    def group_cmds(group_id: str, asker: str, cids: list[str], retention_s: int) -> list[Command]:
+        return [("SET", keys.ask_group(group_id), orjson.dumps({"asker": asker, "children": cids}), "EX", retention_s)]
+
+    @staticmethod
+    def close_cmd(asker: str, cid: str, *, state: str, closed_at: int, result: dict, closer: str,
+                  notice_id: str = "", notice: bytes = b"", notice_expires_at: int = 0, notice_kind: str = "") -> Command:
+        return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 3, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
+                state, closed_at, orjson.dumps(result), closer, notice_id, notice, notice_expires_at, cid, notice_kind)
+
+    @staticmethod
+    def unindex_cmds(asker: str, recipient: str, cid: str) -> list[Command]:
+        return [("ZREM", keys.DEADLINES, cid), ("ZREM", keys.asks_inbound(recipient), cid),
+                ("ZREM", keys.asks_outbound(asker), cid)]
+
+    async def owner(self, cid: str) -> str | None:
+        try:
+            return _text(await self.client.hget(keys.ASK_OWNERS, cid))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def read(self, cid: str, asker: str | None = None) -> dict | None:
+        try:
+            asker = asker or await self.owner(cid)
+            if asker is None:
+                return None
+            raw = await self.client.hgetall(keys.ask(asker, cid))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return {_text(k): _text(v) for k, v in raw.items()} if raw else None
+
+    async def read_many(self, cids: list[str]) -> list[dict]:
+        if not cids:
+            return []
+        try:
+            owners = await self.client.hmget(keys.ASK_OWNERS, cids)
+            pipe = self.client.pipeline(transaction=False)
+            for cid, owner in zip(cids, owners):
+                pipe.hgetall(keys.ask(_text(owner) or "-", cid))
+            rows = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [{_text(k): _text(v) for k, v in row.items()} for row in rows if row]
+
+    async def open_deadlines(self) -> list[tuple[str, int]]:
+        try:
+            rows = await self.client.zrange(keys.DEADLINES, 0, -1, withscores=True)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [(_text(cid), int(score)) for cid, score in rows]
+
+    async def pending_ids(self, peer_id: str, direction: str, offset: int, limit: int) -> tuple[list[str], int]:
+        """Open asks of a peer, oldest first; direction inbound or outbound. Returns (ids, total)."""
+        key = keys.asks_inbound(peer_id) if direction == "inbound" else keys.asks_outbound(peer_id)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrange(key, offset, offset + limit - 1)
+            pipe.zcard(key)
+            ids, total = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [_text(i) for i in ids], int(total)
+
+    async def group(self, group_id: str) -> dict | None:
+        try:
+            raw = await self.client.get(keys.ask_group(group_id))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return orjson.loads(raw) if raw else None
