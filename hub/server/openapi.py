@@ -14,9 +14,12 @@ import orjson
 from hub import __version__
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
-from schemas.rest import ErrorEnvelope, Health, MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, Trace
+from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskGroup, AskRequest, AskView, Closed, ErrorEnvelope,
+                          Health, MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, Trace,
+                          WaitRequest)
 
-_STRUCTS = [ErrorEnvelope, Health, MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, Trace]
+_STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskGroup, AskRequest, AskView, Closed, ErrorEnvelope, Health,
+            MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, Trace, WaitRequest]
 
 
 def _ref(struct: type) -> dict:
@@ -29,6 +32,10 @@ def _json(struct: type, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     return {str(s): _json(ErrorEnvelope, "error; `error.code` is from the code table") for s in statuses}
+
+
+def _body(struct: type) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(struct)}}}
 
 
 def openapi_document() -> dict:
@@ -65,6 +72,37 @@ def openapi_document() -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(NotifyRequest)}}},
                 "responses": {"202": _json(MessageAccepted, "written; delivered or queued"),
                               **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503)}}},
+            "/ask": {"post": {
+                "summary": "Ask one or several peers (durable, with a deadline)", "security": bearer,
+                "requestBody": _body(AskRequest),
+                "responses": {"202": _json(AskAccepted, "written; delivered or queued"),
+                              **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503)}}},
+            "/ack": {"post": {
+                "summary": "Close an ask you were asked; with text, the asker gets a reply", "security": bearer,
+                "requestBody": _body(AckRequest),
+                "responses": {"200": _json(Closed, "closed; the notice is delivered or queued"),
+                              **_errors(401, 403, 404, 409, 410, 413, 415, 422, 503)}}},
+            "/answer": {"post": {
+                "summary": "Answer an ask's structured question (the first answer wins)", "security": bearer,
+                "requestBody": _body(AnswerRequest),
+                "responses": {"200": _json(Closed, "answered"), **_errors(401, 403, 404, 409, 410, 415, 422, 503)}}},
+            "/asks/pending": {"get": {
+                "summary": "Open asks of a peer, oldest first", "security": bearer,
+                "parameters": [{"name": "peer", "in": "query", "schema": {"type": "string"}},
+                               {"name": "direction", "in": "query", "schema": {"enum": ["inbound", "outbound", "both"]}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                               {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": _json(PendingAsks, "a page of asks"), **_errors(401, 403, 404, 422)}}},
+            "/asks/{correlation_id}": {"get": {
+                "summary": "One ask (or an ask group's aggregate view)", "security": bearer,
+                "parameters": [{"name": "correlation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the ask, or the group", "content": {"application/json": {
+                    "schema": {"oneOf": [_ref(AskView), _ref(AskGroup)]}}}}, **_errors(401, 403, 404)}}},
+            "/asks/{correlation_id}/wait": {"post": {
+                "summary": "Long-poll until the ask closes (asker only, at most 60 s)", "security": bearer,
+                "parameters": [{"name": "correlation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref(WaitRequest)}}},
+                "responses": {"200": _json(AskView, "the ask, closed or still pending"), **_errors(401, 403, 404, 422)}}},
             "/traces/{trace_id}": {"get": {
                 "summary": "A message's delivery trace", "security": bearer,
                 "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
