@@ -1,7 +1,8 @@
 """The yardstick: a bare websockets relay doing the hub's notify work without a store.
 
-It speaks the same frames (hello -> welcome, notify -> accepted + deliver, receipt, ping ->
-pong), routes by name from memory, and writes nothing anywhere. Whatever the hub costs beyond
+It speaks the same frames (hello -> welcome, notify -> accepted + deliver, ask -> accepted +
+deliver, ack -> accepted + reply deliver, receipt, ping -> pong), routes by name from memory,
+and writes nothing anywhere. Whatever the hub costs beyond
 this is the price of durability, traces, identity and safety.
 Run: python -m bench.relay PORT (prints "ready PORT" when listening).
 """
@@ -21,6 +22,7 @@ class Relay:
     def __init__(self):
         self.peers: dict[str, ServerConnection] = {}
         self.seq: dict[str, itertools.count] = {}
+        self.asks: dict[str, str] = {}  # correlation id -> asker name
 
     async def handler(self, ws: ServerConnection) -> None:
         hello = orjson.loads(await ws.recv())
@@ -46,6 +48,29 @@ class Relay:
                         state = "delivered"
                     await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": message_id,
                                                 "state": state}).decode())
+                elif kind == "ask":
+                    message_id, cid = secrets.token_hex(16), secrets.token_hex(16)
+                    self.asks[cid] = name
+                    target = self.peers.get(frame["to"])
+                    if target is not None:
+                        await target.send(orjson.dumps({
+                            "type": "deliver", "seq": next(self.seq[frame["to"]]), "kind": "ask", "message_id": message_id,
+                            "correlation_id": cid, "text": frame["text"], "deadline": 0, "sent_at": 0,
+                            "from": sender}).decode())
+                    await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": message_id,
+                                                "correlation_id": cid, "state": "delivered", "deadline": 0}).decode())
+                elif kind == "ack":
+                    cid = frame["correlation_id"]
+                    asker = self.asks.pop(cid)
+                    message_id = secrets.token_hex(16)
+                    target = self.peers.get(asker)
+                    if target is not None:
+                        await target.send(orjson.dumps({
+                            "type": "deliver", "seq": next(self.seq[asker]), "kind": "reply", "message_id": message_id,
+                            "correlation_id": cid, "text": frame.get("text"), "sent_at": 0, "from": sender}).decode())
+                    await ws.send(orjson.dumps({"type": "accepted", "ref": frame.get("id"), "message_id": message_id,
+                                                "correlation_id": cid, "state": "delivered",
+                                                "ask_state": "replied"}).decode())
                 elif kind == "ping":
                     await ws.send(orjson.dumps({"type": "pong", "ref": frame.get("id")}).decode())
         finally:

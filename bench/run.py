@@ -148,6 +148,58 @@ async def throughput(target: Target, run: int, pairs: int, messages: int, window
             "cpu_us_per_msg": (cpu1 - cpu0) / total * 1e6, "store_cpu_us_per_msg": (store1 - store0) / total * 1e6}
 
 
+async def ask_round_trips(target: Target, run: int, concurrency: int, total: int) -> dict:
+    """One asker keeps `concurrency` asks in flight; one responder acks each with a reply.
+    Round trip: ask sent -> reply delivered to the asker (both receipts sent as a client would)."""
+    asker = await open_peer(target, f"asker{run}-{concurrency}")
+    responder = await open_peer(target, f"responder{run}-{concurrency}")
+    round_trips: list[int] = []
+    started: dict[str, int] = {}
+    done = asyncio.Event()
+    room = asyncio.Semaphore(concurrency)
+
+    async def respond() -> None:
+        n = 0
+        while n < total:
+            frame = orjson.loads(await responder.recv())
+            if frame["type"] != "deliver":
+                continue
+            n += 1
+            await responder.send(orjson.dumps({"type": "receipt", "message_id": frame["message_id"],
+                                               "status": "received"}).decode())
+            await responder.send(orjson.dumps({"type": "ack", "id": f"k{n}", "correlation_id": frame["correlation_id"],
+                                               "text": "ok"}).decode())
+
+    async def read_asker() -> None:
+        while len(round_trips) < total:
+            frame = orjson.loads(await asker.recv())
+            if frame["type"] == "accepted":
+                started.setdefault(frame["correlation_id"], started.pop(frame["ref"]))
+            elif frame["type"] == "deliver":
+                round_trips.append(time.perf_counter_ns() - started.pop(frame["correlation_id"]))
+                await asker.send(orjson.dumps({"type": "receipt", "message_id": frame["message_id"],
+                                               "status": "received"}).decode())
+                room.release()
+        done.set()
+
+    async def send_asks() -> None:
+        for n in range(total):
+            await room.acquire()
+            started[str(n)] = time.perf_counter_ns()
+            await asker.send(orjson.dumps({"type": "ask", "id": str(n), "to": responder_name, "text": "status?",
+                                           "timeout_s": 60}).decode())
+
+    responder_name = f"responder{run}-{concurrency}"
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(respond(), read_asker(), send_asks()), STEP_TIMEOUT_S)
+    elapsed = time.perf_counter() - t0
+    await asker.close()
+    await responder.close()
+    round_trips.sort()
+    return {"asks_per_s": total / elapsed, "p50_ms": round_trips[len(round_trips) // 2] / 1e6,
+            "p99_ms": round_trips[int(len(round_trips) * 0.99)] / 1e6}
+
+
 async def idle_peers(target: Target, run: int, count: int) -> dict:
     server, store = target.procs()
     rss0, store_rss0 = server.memory_info().rss, store.memory_info().rss if store else 0
@@ -173,17 +225,20 @@ def median(rows: list[dict], key: str) -> float:
 
 
 async def bench(args) -> dict:
-    results: dict[str, dict[str, list[dict]]] = {"hub": {"tp": [], "idle": []}, "relay": {"tp": [], "idle": []}}
+    results: dict[str, dict[str, list[dict]]] = {name: {"tp": [], "idle": [], "ask1": [], "ask32": []}
+                                                  for name in ("hub", "relay")}
     for run in range(args.runs):
         order = ("hub", "relay") if run % 2 == 0 else ("relay", "hub")
         for name in order:
             target = start_hub() if name == "hub" else start_relay()
             try:
                 results[name]["tp"].append(await throughput(target, run, args.pairs, args.messages, args.window))
+                results[name]["ask1"].append(await ask_round_trips(target, run, 1, args.asks // 4))
+                results[name]["ask32"].append(await ask_round_trips(target, run, 32, args.asks))
                 results[name]["idle"].append(await idle_peers(target, run, args.idle))
             finally:
                 target.stop()
-            print(f"run {run + 1}/{args.runs} {name}: {results[name]['tp'][-1]} {results[name]['idle'][-1]}",
+            print(f"run {run + 1}/{args.runs} {name}: " + " ".join(f"{k}={v[-1]}" for k, v in results[name].items()),
                   flush=True)
     return results
 
@@ -201,17 +256,23 @@ def report(results: dict, args) -> str:
     row("send→deliver latency p99 (ms)", "tp", "p99_ms", ".2f")
     row("server CPU per delivered notify (µs)", "tp", "cpu_us_per_msg", ".1f")
     rows.append(f"| embedded store CPU per notify (µs) | {median(hub['tp'], 'store_cpu_us_per_msg'):.1f} | - | - |")
+    row("ask round trip p50, concurrency 1 (ms)", "ask1", "p50_ms", ".2f")
+    row("ask round trip p99, concurrency 1 (ms)", "ask1", "p99_ms", ".2f")
+    row("ask round trip p50, concurrency 32 (ms)", "ask32", "p50_ms", ".2f")
+    row("ask round trip p99, concurrency 32 (ms)", "ask32", "p99_ms", ".2f")
+    row("asks per second, concurrency 32", "ask32", "asks_per_s", ",.0f")
     row("connects per second", "idle", "connects_per_s", ",.0f")
     row("memory per idle peer (KiB, server RSS)", "idle", "kib_per_peer", ".1f")
     rows.append(f"| store memory per idle peer (KiB) | {median(hub['idle'], 'store_kib_per_peer'):.1f} | - | - |")
     cpu_ratio = median(hub["tp"], "cpu_us_per_msg") / median(relay["tp"], "cpu_us_per_msg")
+    ask_ratio = median(hub["ask1"], "p50_ms") / median(relay["ask1"], "p50_ms")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# Benchmark results",
         "",
         f"Measured {when} on {platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()}, "
         f"by `python -m bench.run --runs {args.runs} --pairs {args.pairs} --messages {args.messages} "
-        f"--window {args.window} --idle {args.idle}`. Median of {args.runs} runs; hub and relay alternate order "
+        f"--window {args.window} --asks {args.asks} --idle {args.idle}`. Median of {args.runs} runs; hub and relay alternate order "
         "and each run starts fresh processes. Loopback only; the load generator shares the machine's two cores.",
         "",
         "The relay (`bench/relay.py`) is a bare websockets server doing the same frame exchange with nothing "
@@ -225,6 +286,9 @@ def report(results: dict, args) -> str:
         f"Target (issue 2): hub CPU per delivered notify at most 3x the relay's. Measured: {cpu_ratio:.2f}x "
         f"({'met' if cpu_ratio <= 3 else 'not met'}).",
         "",
+        f"Target (issue 3): ask round trip p50 at concurrency 1 within 3x the relay's, with durable writes and "
+        f"traces. Measured: {ask_ratio:.2f}x ({'met' if ask_ratio <= 3 else 'not met'}).",
+        "",
     ])
 
 
@@ -234,6 +298,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--messages", type=int, default=2000, help="per sender")
     parser.add_argument("--window", type=int, default=32, help="unaccepted notifies per sender")
+    parser.add_argument("--asks", type=int, default=2000, help="asks at concurrency 32 (a quarter at concurrency 1)")
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()

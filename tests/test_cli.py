@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 
 import orjson
+
+from hub.cli.serve import bind_tcp
 
 
 def repowire(hub, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -67,3 +70,17 @@ def test_a_busy_port_is_a_clear_error(hub, tmp_path):
     done = subprocess.run([sys.executable, "-m", "hub.cli.main", "serve", "--port", port], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_the_listener_disables_nagle_for_every_accepted_connection():
+    """asyncio leaves TCP_NODELAY off on sockets accepted from a listener it was handed; the
+    hub sets it on the listener (inherited on Linux), or every small frame can wait 40 ms."""
+    listener = bind_tcp("127.0.0.1", 0)
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        for s in (client, accepted, listener):
+            s.close()
