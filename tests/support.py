@@ -7,6 +7,7 @@ starts its own embedded store; it is stopped by its pid at the end of the test.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -46,10 +47,14 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         time.sleep(0.02)
 
 
-async def eventually(condition: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
+async def eventually(condition: Callable[[], Awaitable[Any] | Any], timeout: float = 10.0,
+                     what: str = "condition") -> Any:
+    """Poll `condition` (plain or async) until it is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await condition()
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

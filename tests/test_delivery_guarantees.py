@@ -46,7 +46,7 @@ async def test_the_sdk_hands_each_message_to_the_application_once(hub):
         got = [await bob.receive(10) for _ in range(3)]
         bob.last_seq = None  # forget the cursor, as a crashed consumer would: everything comes again
         await bob._ws.close()  # the connection drops; the SDK reconnects by itself
-        await eventually(lambda: asyncio.sleep(0, bob.reconnects == 1), 15, "reconnect")
+        await eventually(lambda: bob.reconnects == 1, 15, "reconnect")
         more = await alice.notify("bob", "after reconnect")
         fresh = await bob.receive(10)
         assert fresh["message_id"] == more["message_id"]  # the three repeats were dropped

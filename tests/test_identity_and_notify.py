@@ -233,7 +233,7 @@ def test_peer_routes(hub):
             with hub.http() as http:
                 deleted = await asyncio.to_thread(http.delete, f"/peers/{alice.peer_id}")
             assert deleted.status_code == 200 and deleted.json() == {"deleted": alice.peer_id}
-            await eventually(lambda: asyncio.sleep(0, alice.closed_with is not None), 10, "socket closed")
+            await eventually(lambda: alice.closed_with is not None, 10, "socket closed")
             assert alice.closed_with[0] == 4410
             gone = await asyncio.to_thread(hub.get, f"/peers/{alice.peer_id}")
             assert gone.status_code == 404 and gone.json()["error"]["code"] == "peer_not_found"

@@ -40,7 +40,7 @@ class OpenAsk:
     recipient: str
     deadline: int
     question: dict | None
-    seq: int | None = None
+    seq: int | None = None  # the ask's place in the recipient's inbox, known in memory only
     waiters: list[asyncio.Future] = field(default_factory=list)
 
     def view(self) -> AskView:
@@ -62,6 +62,7 @@ class AskService:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task | None = None
         hub.expiry_listeners.append(self._on_notices_expired)
+        hub.delivery_filters.append(self._still_open)
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -71,8 +72,7 @@ class AskService:
             if record.get("state") != PENDING:
                 continue
             ask = OpenAsk(record["correlation_id"], record["message_id"], record["asker"], record["recipient"],
-                          int(record["deadline"]), orjson.loads(record["question"]) if record.get("question") else None,
-                          int(record["seq"]) if record.get("seq") else None)
+                          int(record["deadline"]), orjson.loads(record["question"]) if record.get("question") else None)
             self._track(ask)
         self._timer = asyncio.create_task(self._run_timer(), name="ask-deadlines")
 
@@ -83,6 +83,11 @@ class AskService:
             for waiter in ask.waiters:
                 if not waiter.done():
                     waiter.cancel()
+
+    def _still_open(self, kind: str, trace_id: str) -> bool:
+        """Replay filter: an ask closed while it waited in an inbox is not delivered any more
+        (the seq of such an entry is known only in memory, so after a restart it is dropped here)."""
+        return kind != "ask" or trace_id in self.open
 
     def _track(self, ask: OpenAsk) -> None:
         self.open[ask.correlation_id] = ask
@@ -160,8 +165,6 @@ class AskService:
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
                               seq if isinstance(seq, int) and seq > 0 else None)
                 self._track(ask)
-                if ask.seq is not None:
-                    hub.store.writer.submit([self.store.set_field_cmd(ask.asker, cid, "seq", ask.seq)], wait=False)
                 conn = hub.connections.get(peer.peer_id)
                 delivered = (ask.seq is not None and conn is not None and not conn.replaying
                              and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
@@ -222,8 +225,43 @@ class AskService:
             raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
         return _record_view(record)
 
+    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> "asyncio.Future[dict]":
+        """Ack or answer without an idempotency key: checked and submitted synchronously when
+        the ask is open in memory (the common case), so no task stands in between."""
+        ask = self.open.get(cid)
+        if ask is None:
+            return asyncio.ensure_future(self._close_by_peer(actor, cid, state, body))
+        if body.get("text") is not None:
+            self.hub.check_text(body["text"])
+        view = ask.view()
+        check_closer(view, actor.key_owner)
+        if state == ANSWERED:
+            check_answer(view, body.get("option_id"), body.get("text"), body.get("outcome"))
+        kind = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
+        written, finish = self._submit_close(view, state, kind, body, closer=actor.key_owner, replier=actor.ref)
+        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+
+        def on_written(done: asyncio.Future) -> None:
+            if result.cancelled():
+                return
+            try:
+                result.set_result(finish(done.result()[0]))
+            except BaseException as exc:  # HubError from the store's answer, or the store down
+                result.set_exception(exc)
+
+        written.add_done_callback(on_written)
+        return result
+
     async def _close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
                      replier: dict | None) -> dict:
+        written, finish = self._submit_close(view, state, kind, body, closer=closer, replier=replier)
+        (outcome,) = await written
+        return finish(outcome)
+
+    def _submit_close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
+                      replier: dict | None):
+        """Submit the close (with the asker's notice); returns the write and a function that
+        turns the store's answer into the result, or raises what it means."""
         hub = self.hub
         now = hub.now_ms()
         cid = view.correlation_id
@@ -235,37 +273,46 @@ class AskService:
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind)
-        (outcome,) = await hub.store.writer.write(close)
-        status = outcome[0].decode() if isinstance(outcome[0], bytes) else outcome[0]
-        if status != "ok":
-            self._forget(cid)
-            if status == "missing":
-                raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
-            if status == "forbidden":
-                raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask")
-            ensure_open(AskView(cid, view.asker, view.recipient, status, view.question))
-        seq = int(outcome[1])
-        ask = self._forget(cid)
-        after = self.store.unindex_cmds(view.asker, view.recipient, cid)
-        if ask is not None and ask.seq is not None:
-            after.append(hub.store.confirm_cmd(view.recipient, ask.seq))  # a queued ask is never delivered now
-            conn = hub.connections.get(view.recipient)
-            if conn is not None:
-                conn.inflight.pop(ask.message_id, None)
-        stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
-        after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
-                                                           reason="deadline" if state == EXPIRED else None)]))
-        hub.store.writer.submit(after, wait=False)
-        delivered = False
-        if seq:
-            conn = hub.connections.get(view.asker)
-            delivered = conn is not None and not conn.replaying and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid)
-        if ask is not None:
-            for waiter in ask.waiters:
-                if not waiter.done():
-                    waiter.set_result(result)
-        return {"message_id": notice_id, "correlation_id": cid, "state": "delivered" if delivered else "queued",
-                "ask_state": state} if state != EXPIRED else result
+        written = hub.store.writer.submit([close])
+
+        def finish(outcome: list) -> dict:
+            if isinstance(outcome, Exception):
+                raise outcome
+            status = outcome[0].decode() if isinstance(outcome[0], bytes) else outcome[0]
+            if status != "ok":
+                self._forget(cid)
+                if status == "missing":
+                    raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
+                if status == "forbidden":
+                    raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask")
+                ensure_open(AskView(cid, view.asker, view.recipient, status, view.question))
+            seq = int(outcome[1])
+            ask = self._forget(cid)
+            after = self.store.unindex_cmds(view.asker, view.recipient, cid)
+            if ask is not None and ask.seq is not None:
+                after.append(hub.store.confirm_cmd(view.recipient, ask.seq))  # a queued ask is never delivered now
+                conn = hub.connections.get(view.recipient)
+                if conn is not None:
+                    conn.inflight.pop(ask.message_id, None)
+            stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
+            after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
+                                                               reason="deadline" if state == EXPIRED else None)]))
+            hub.store.writer.submit(after, wait=False)
+            delivered = False
+            if seq:
+                conn = hub.connections.get(view.asker)
+                delivered = (conn is not None and not conn.replaying
+                             and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid))
+            if ask is not None:
+                for waiter in ask.waiters:
+                    if not waiter.done():
+                        waiter.set_result(result)
+            if state == EXPIRED:
+                return result
+            return {"message_id": notice_id, "correlation_id": cid, "state": "delivered" if delivered else "queued",
+                    "ask_state": state}
+
+        return written, finish
 
     def _forget(self, cid: str) -> OpenAsk | None:
         return self.open.pop(cid, None)

@@ -73,6 +73,8 @@ class Hub:
         self._sweeper: asyncio.Task | None = None
         # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
         self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
+        # asked with (kind, trace_id) during replay: False drops that inbox entry undelivered
+        self.delivery_filters: list[Callable[[str, str], bool]] = []
         self.started_at = 0
 
     # ---- life --------------------------------------------------------------------------------
@@ -234,10 +236,16 @@ class Hub:
             if not entries:
                 conn.replaying = False
                 return
+            dropped = []
             for entry in entries:
                 if entry.expires_at <= self.now_ms():
                     continue  # the sweeper records it as expired
+                if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
+                    dropped.append(self.store.confirm_cmd(peer_id, entry.seq))
+                    continue
                 self.push_delivery(conn, entry.seq, entry.message_id, entry.payload, entry.trace_id)
+            if dropped:
+                self.store.writer.submit(dropped, wait=False)
             after = entries[-1].seq
             await conn.wait_below(conn.outbox_limit // 2)
 

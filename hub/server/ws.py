@@ -16,6 +16,7 @@ import orjson
 from starlette.websockets import WebSocket
 
 from hub.core.errors import HubError
+from hub.core.asks import ACKED, ANSWERED, REPLIED
 from hub.runtime.asks import AskService
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
@@ -179,8 +180,8 @@ def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, roo
 
 def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, frame: Ask | Ack | Answer,
                          room: asyncio.Semaphore) -> None:
-    """Asks without an idempotency key are submitted at once (frame order); acks and answers
-    read the ask first, so they run as their own task."""
+    """Without an idempotency key, asks, acks and answers are submitted at once (frame order);
+    with one, the key is claimed first, in a task of their own."""
     try:
         if isinstance(frame, Ask):
             question = msgspec.to_builtins(frame.question) if frame.question is not None else None
@@ -191,12 +192,20 @@ def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, fra
                 pending = asyncio.ensure_future(asks.ask(
                     sender, frame.to, frame.text, timeout_s=frame.timeout_s, queue_if_offline=frame.queue_if_offline,
                     question=question, idempotency_key=frame.idempotency_key))
+        elif frame.idempotency_key is not None:
+            if isinstance(frame, Ack):
+                pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key))
+            else:
+                pending = asyncio.ensure_future(asks.answer(sender, frame.correlation_id, option_id=frame.option_id,
+                                                            text=frame.text, outcome=frame.outcome,
+                                                            idempotency_key=frame.idempotency_key))
         elif isinstance(frame, Ack):
-            pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key))
+            pending = asks.close_future(sender, frame.correlation_id, REPLIED if frame.text else ACKED,
+                                        {"text": frame.text} if frame.text else {})
         else:
-            pending = asyncio.ensure_future(asks.answer(sender, frame.correlation_id, option_id=frame.option_id,
-                                                        text=frame.text, outcome=frame.outcome,
-                                                        idempotency_key=frame.idempotency_key))
+            body = {k: v for k, v in (("option_id", frame.option_id), ("text", frame.text), ("outcome", frame.outcome))
+                    if v is not None}
+            pending = asks.close_future(sender, frame.correlation_id, ANSWERED, body)
     except HubError:
         room.release()
         raise

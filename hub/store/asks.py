@@ -26,19 +26,13 @@ class AskStore:
     def create_cmds(record: dict[str, str], retention_s: int) -> list[Command]:
         asker, cid, recipient = record["asker"], record["correlation_id"], record["recipient"]
         created, deadline = record["created_at"], record["deadline"]
-        key = keys.ask(asker, cid)
         return [
-            ("HSET", key, *[x for kv in record.items() for x in kv]),
-            ("PEXPIREAT", key, int(deadline) + retention_s * 1000),
+            ("EVALSHA", scripts.SHA["CREATE_ASK"], 2, keys.ask(asker, cid), keys.asks_outbound(asker),
+             int(deadline) + retention_s * 1000, cid, created, *[x for kv in record.items() for x in kv]),
             ("HSET", keys.ASK_OWNERS, cid, asker),
             ("ZADD", keys.DEADLINES, deadline, cid),
             ("ZADD", keys.asks_inbound(recipient), created, cid),
-            ("ZADD", keys.asks_outbound(asker), created, cid),
         ]
-
-    @staticmethod
-    def set_field_cmd(asker: str, cid: str, field: str, value: str | int) -> Command:
-        return ("HSET", keys.ask(asker, cid), field, value)
 
     @staticmethod
     def group_cmds(group_id: str, asker: str, cids: list[str], retention_s: int) -> list[Command]:

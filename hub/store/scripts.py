@@ -35,6 +35,15 @@ end
 return {'ok', 0}
 """
 
+# KEYS: ask hash, the asker's outbound index (one slot: the asker's).
+# ARGV: expire-at (ms), correlation id, created_at, then the record's field/value pairs.
+CREATE_ASK = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+
 # KEYS: trace list. ARGV: ttl seconds (0 = append only if the trace exists), stage JSON...
 # Returns the trace length, or 0 when an append found no trace (past retention).
 TRACE = """
@@ -79,5 +88,5 @@ end
 return out
 """
 
-ALL = {"ENQUEUE": ENQUEUE, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD}
+ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}

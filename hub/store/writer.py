@@ -1,15 +1,19 @@
-"""Group commit: every store write of a loop turn goes out in one pipeline.
+"""Group commit on one pipelined connection: every store write of a loop turn goes out in one
+packet, and packets do not wait for each other's replies.
 
-Callers `submit` a batch of commands and may await its results; a single task sends whatever
-accumulated while the previous pipeline was in flight, so the pipeline grows with load and one
-round trip serves many messages. Results come back per batch, in order. A store that fails
-fails every batch of that pipeline with `store_unavailable`; nothing is reported as written.
+Callers `submit` a batch of commands and may await its results. A sender task packs whatever
+accumulated since its last send into one write; a reader task reads the replies in order and
+resolves each batch. Because the store answers one connection in order, batches are applied
+in submission order, and a background write (a trace stage) never holds up the next awaited
+one by a round trip. A broken or silent store fails every batch in flight with
+`store_unavailable`: nothing is reported as written that was not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Sequence
 
 import redis.asyncio as redis
@@ -19,49 +23,82 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.store import scripts
 from hub.store.connect import unavailable
+from hub.store.resp import pack
 
 log = logging.getLogger(__name__)
 
 Command = tuple
 _Batch = tuple[Sequence[Command], "asyncio.Future[list] | None"]
+_StoreDown = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError, EOFError)
 
 
 class GroupCommitWriter:
-    def __init__(self, client: redis.Redis, max_commands: int = 2048, timeout_s: float = 5.0):
+    def __init__(self, client: redis.Redis, max_commands: int = 2048, max_in_flight: int = 16_384,
+                 timeout_s: float = 5.0, background_delay_s: float = 0.002):
         self._client = client
-        self._timeout_s = timeout_s
-        self._max_commands = max_commands
+        self._max_commands = max_commands      # per packet
+        self._max_in_flight = max_in_flight    # commands sent and not yet answered
+        self._timeout_s = timeout_s            # a store that answers nothing for this long is down
+        # Writes nobody awaits (trace stages, receipts) wait this long for company: they go out
+        # with the next awaited batch, or on their own when the delay ends. Nothing anybody was
+        # told is written is held back.
+        self._background_delay_s = background_delay_s
+        self._background_timer: asyncio.TimerHandle | None = None
         self._pending: list[_Batch] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._in_flight: deque[list[_Batch]] = deque()
+        self._in_flight_commands = 0
+        self._replies_due = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._conn = None  # the writer's own store connection, taken from its client's pool
+        self._sender: asyncio.Task | None = None
+        self._reader: asyncio.Task | None = None
         self._closed = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-writer")
+        self._sender = asyncio.create_task(self._send_forever(), name="store-writer")
+        self._reader = asyncio.create_task(self._read_forever(), name="store-reader")
 
     async def close(self) -> None:
-        """Flush what was submitted, then stop."""
+        """Flush what was submitted and wait for its replies, then stop."""
         self._closed = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        if self._sender is not None:
+            await self._sender
+        while self._in_flight and self._reader is not None and not self._reader.done():
+            await asyncio.sleep(0.005)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self._drop_connection()
 
     def submit(self, commands: Sequence[Command], *, wait: bool = True) -> "asyncio.Future[list] | None":
         if self._closed:
             raise unavailable(RuntimeError("writer closed"))
-        future = asyncio.get_running_loop().create_future() if wait else None
+        loop = asyncio.get_running_loop()
+        future = loop.create_future() if wait else None
         self._pending.append((commands, future))
-        self._wakeup.set()
+        if wait or self._closed:
+            self._wakeup.set()
+        elif self._background_timer is None and not self._wakeup.is_set():
+            self._background_timer = loop.call_later(self._background_delay_s, self._wakeup.set)
         return future
 
     async def write(self, *commands: Command) -> list:
         return await self.submit(commands)  # type: ignore[misc]
 
-    async def _run(self) -> None:
+    # ---- sending -----------------------------------------------------------------------------
+
+    async def _send_forever(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._background_timer is not None:
+                self._background_timer.cancel()
+                self._background_timer = None
             while self._pending:
+                await self._room.wait()
                 taken, size = 0, 0
                 for commands, _ in self._pending:
                     taken += 1
@@ -69,48 +106,118 @@ class GroupCommitWriter:
                     if size >= self._max_commands:
                         break
                 batches, self._pending = self._pending[:taken], self._pending[taken:]
-                await self._flush(batches)
+                await self._send(batches)
             if self._closed and not self._pending:
                 return
 
-    async def _flush(self, batches: list[_Batch]) -> None:
+    async def _send(self, batches: list[_Batch]) -> None:
         flat = [cmd for commands, _ in batches for cmd in commands]
         try:
-            async with asyncio.timeout(self._timeout_s):
-                results = await self._execute(flat)
-        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            conn = await self._connection()
+            await conn.send_packed_command(pack(flat), check_health=False)
+        except _StoreDown as exc:
             log.warning("store write of %d commands failed: %s", len(flat), exc)
-            error = unavailable(exc)
-            for _, future in batches:
-                if future is not None and not future.done():
-                    future.set_exception(error)
+            await self._fail(batches, exc)
             return
+        self._in_flight.append(batches)
+        self._in_flight_commands += len(flat)
+        if self._in_flight_commands >= self._max_in_flight:
+            self._room.clear()
+        self._replies_due.set()
+
+    async def _connection(self):
+        if self._conn is None:
+            conn = await self._client.connection_pool.get_connection()
+            self._conn = conn
+            try:
+                await load_scripts_on(conn)  # a store that restarted has forgotten them
+            except BaseException:
+                await self._drop_connection()
+                raise
+        return self._conn
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        while True:
+            while not self._in_flight:
+                self._replies_due.clear()
+                await self._replies_due.wait()
+            batches = self._in_flight[0]
+            count = sum(len(commands) for commands, _ in batches)
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    results = await self._read_replies(count)
+            except _StoreDown as exc:
+                log.warning("store did not answer %d commands: %s", count, exc)
+                await self._fail_in_flight(exc)
+                continue
+            self._in_flight.popleft()
+            self._in_flight_commands -= count
+            if self._in_flight_commands < self._max_in_flight:
+                self._room.set()
+            flat = [cmd for commands, _ in batches for cmd in commands]
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
+                       or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
+            if missing:  # scripts flushed under us (SCRIPT FLUSH): load them and redo those commands
+                log.warning("store forgot its scripts; loading them again")
+                await load_scripts(self._client)
+                for i in missing:
+                    try:
+                        results[i] = await self._client.execute_command(*flat[i])
+                    except ResponseError as exc:
+                        results[i] = exc
+            self._resolve(batches, results)
+
+    async def _read_replies(self, count: int) -> list:
+        conn = self._conn
+        if conn is None:
+            raise RedisConnectionError("no store connection")
+        results = []
+        for _ in range(count):
+            try:
+                results.append(await conn.read_response())
+            except ResponseError as exc:  # an error reply answers that command only
+                results.append(exc)
+        return results
+
+    @staticmethod
+    def _resolve(batches: list[_Batch], results: list) -> None:
         offset = 0
         for commands, future in batches:
             part = results[offset:offset + len(commands)]
             offset += len(commands)
-            if future is not None and not future.done():
-                future.set_result(part)
-            elif future is None:
+            if future is None:
                 for item in part:
                     if isinstance(item, Exception):
                         log.warning("background store write failed: %s", item)
+            elif not future.done():
+                future.set_result(part)
 
-    async def _execute(self, flat: list[Command]) -> list:
-        pipe = self._client.pipeline(transaction=False)
-        for cmd in flat:
-            pipe.execute_command(*cmd)
-        results = await pipe.execute(raise_on_error=False)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
-                   or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
-        if missing:  # the store restarted and forgot our scripts: load them and redo those commands
-            await load_scripts(self._client)
-            pipe = self._client.pipeline(transaction=False)
-            for i in missing:
-                pipe.execute_command(*flat[i])
-            for i, r in zip(missing, await pipe.execute(raise_on_error=False)):
-                results[i] = r
-        return results
+    # ---- failure -----------------------------------------------------------------------------
+
+    async def _fail_in_flight(self, exc: BaseException) -> None:
+        """The reply stream is lost: every batch sent on this connection fails."""
+        failed = list(self._in_flight)
+        self._in_flight.clear()
+        self._in_flight_commands = 0
+        self._room.set()
+        await self._drop_connection()
+        for batches in failed:
+            await self._fail(batches, exc)
+
+    @staticmethod
+    async def _fail(batches: list[_Batch], exc: BaseException) -> None:
+        error = unavailable(exc)
+        for _, future in batches:
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.disconnect()
+            await self._client.connection_pool.release(conn)
 
 
 async def load_scripts(client: redis.Redis) -> None:
@@ -119,3 +226,12 @@ async def load_scripts(client: redis.Redis) -> None:
         sha = sha.decode() if isinstance(sha, bytes) else sha
         if sha != scripts.SHA[name]:
             raise RuntimeError(f"store computed a different SHA for script {name}")
+
+
+async def load_scripts_on(conn) -> None:
+    """SCRIPT LOAD on one raw connection (the writer's, before it sends anything)."""
+    if not conn.is_connected:
+        await conn.connect()
+    for body in scripts.ALL.values():
+        await conn.send_command("SCRIPT", "LOAD", body)
+        await conn.read_response()
