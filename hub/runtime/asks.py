@@ -47,6 +47,15 @@ class OpenAsk:
         return AskView(self.correlation_id, self.asker, self.recipient, PENDING, self.question)
 
 
+def ack_body(text: str | None) -> tuple[str, dict]:
+    """A bare ack closes as `acked`; an ack with text as `replied`."""
+    return (REPLIED, {"text": text}) if text else (ACKED, {})
+
+
+def answer_body(option_id: str | None, text: str | None, outcome: str | None) -> dict:
+    return {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome)) if v is not None}
+
+
 def _record_view(record: dict) -> AskView:
     question = orjson.loads(record["question"]) if record.get("question") else None
     return AskView(record["correlation_id"], record["asker"], record["recipient"], record["state"], question)
@@ -196,28 +205,32 @@ class AskService:
     # ---- closing -----------------------------------------------------------------------------
 
     async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None) -> dict:
-        if text is not None:
-            self.hub.check_text(text)
+        state, body = ack_body(text)
         return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text],
-                                         lambda: self._close_by_peer(actor, cid, REPLIED if text else ACKED,
-                                                                     {"text": text} if text else {}))
+                                         lambda: self._close_by_peer(actor, cid, state, body))
 
     async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
                      outcome: str | None = None, idempotency_key: str | None = None) -> dict:
-        if text is not None:
-            self.hub.check_text(text)
-        body = {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome)) if v is not None}
+        body = answer_body(option_id, text, outcome)
         return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
                                          lambda: self._close_by_peer(actor, cid, ANSWERED, body))
 
     async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> dict:
         ask = self.open.get(cid)
         view = ask.view() if ask is not None else await self._stored_view(cid)
+        written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
+                                             closer=actor.key_owner, replier=actor.ref)
+        (outcome,) = await written
+        return finish(outcome)
+
+    def _checked_kind(self, view: AskView, actor: Sender, state: str, body: dict) -> str:
+        """The rules for a peer closing an ask; returns the kind of notice the asker gets."""
+        if body.get("text") is not None:
+            self.hub.check_text(body["text"])
         check_closer(view, actor.key_owner)
         if state == ANSWERED:
             check_answer(view, body.get("option_id"), body.get("text"), body.get("outcome"))
-        kind = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
-        return await self._close(view, state, kind, body, closer=actor.key_owner, replier=actor.ref)
+        return {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
 
     async def _stored_view(self, cid: str) -> AskView:
         record = await self.store.read(cid)
@@ -231,14 +244,9 @@ class AskService:
         ask = self.open.get(cid)
         if ask is None:
             return asyncio.ensure_future(self._close_by_peer(actor, cid, state, body))
-        if body.get("text") is not None:
-            self.hub.check_text(body["text"])
         view = ask.view()
-        check_closer(view, actor.key_owner)
-        if state == ANSWERED:
-            check_answer(view, body.get("option_id"), body.get("text"), body.get("outcome"))
-        kind = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
-        written, finish = self._submit_close(view, state, kind, body, closer=actor.key_owner, replier=actor.ref)
+        written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
+                                             closer=actor.key_owner, replier=actor.ref)
         result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
 
         def on_written(done: asyncio.Future) -> None:
@@ -251,12 +259,6 @@ class AskService:
 
         written.add_done_callback(on_written)
         return result
-
-    async def _close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
-                     replier: dict | None) -> dict:
-        written, finish = self._submit_close(view, state, kind, body, closer=closer, replier=replier)
-        (outcome,) = await written
-        return finish(outcome)
 
     def _submit_close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
                       replier: dict | None):
@@ -327,8 +329,11 @@ class AskService:
                 ask = self.open.get(cid)
                 if ask is None or ask.deadline != deadline:
                     continue
+                written, finish = self._submit_close(ask.view(), EXPIRED, "expired", {"reason": "deadline"},
+                                                     closer="*", replier=None)
                 try:
-                    await self._close(ask.view(), EXPIRED, "expired", {"reason": "deadline"}, closer="*", replier=None)
+                    (outcome,) = await written
+                    finish(outcome)
                 except HubError as exc:
                     if exc.code is ErrorCode.STORE_UNAVAILABLE:  # try again shortly
                         heapq.heappush(self._heap, (now + 1000, cid))

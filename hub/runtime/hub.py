@@ -295,6 +295,11 @@ class Hub:
 
     def _recipients(self, sender: Sender, to: str) -> tuple[Address, list[PeerRecord]]:
         address = parse_address(to)
+        if address.name is not None:  # the common case, straight from the name index
+            circle = address.circle or (sender.peer.circle if sender.peer else None)
+            peer_id = self._names.get((circle, address.name)) if circle else None
+            if peer_id is not None:
+                return address, [self.peers[peer_id]]
         return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers)
 
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:

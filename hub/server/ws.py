@@ -16,8 +16,8 @@ import orjson
 from starlette.websockets import WebSocket
 
 from hub.core.errors import HubError
-from hub.core.asks import ACKED, ANSWERED, REPLIED
-from hub.runtime.asks import AskService
+from hub.core.asks import ANSWERED
+from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
 from hub.server.rest import bearer
@@ -200,12 +200,10 @@ def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, fra
                                                             text=frame.text, outcome=frame.outcome,
                                                             idempotency_key=frame.idempotency_key))
         elif isinstance(frame, Ack):
-            pending = asks.close_future(sender, frame.correlation_id, REPLIED if frame.text else ACKED,
-                                        {"text": frame.text} if frame.text else {})
+            pending = asks.close_future(sender, frame.correlation_id, *ack_body(frame.text))
         else:
-            body = {k: v for k, v in (("option_id", frame.option_id), ("text", frame.text), ("outcome", frame.outcome))
-                    if v is not None}
-            pending = asks.close_future(sender, frame.correlation_id, ANSWERED, body)
+            pending = asks.close_future(sender, frame.correlation_id, ANSWERED,
+                                        answer_body(frame.option_id, frame.text, frame.outcome))
     except HubError:
         room.release()
         raise

@@ -18,17 +18,27 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _record(raw: dict) -> dict:
+    """The stored hash as one flat dict of strings: the body's fields and the changing ones."""
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return {**orjson.loads(fields.pop("body")), **fields}
+
+
 class AskStore:
     def __init__(self, client: redis.Redis):
         self.client = client
 
     @staticmethod
     def create_cmds(record: dict[str, str], retention_s: int) -> list[Command]:
+        """The ask hash holds what never changes as one JSON `body`, beside the fields the close
+        script reads and writes (`state`, `recipient`, later `closed_at` and `result`)."""
         asker, cid, recipient = record["asker"], record["correlation_id"], record["recipient"]
         created, deadline = record["created_at"], record["deadline"]
+        body = orjson.dumps({k: v for k, v in record.items() if k != "state"})
         return [
             ("EVALSHA", scripts.SHA["CREATE_ASK"], 2, keys.ask(asker, cid), keys.asks_outbound(asker),
-             int(deadline) + retention_s * 1000, cid, created, *[x for kv in record.items() for x in kv]),
+             int(deadline) + retention_s * 1000, cid, created,
+             "body", body, "state", record["state"], "recipient", recipient),
             ("HSET", keys.ASK_OWNERS, cid, asker),
             ("ZADD", keys.DEADLINES, deadline, cid),
             ("ZADD", keys.asks_inbound(recipient), created, cid),
@@ -63,7 +73,7 @@ class AskStore:
             raw = await self.client.hgetall(keys.ask(asker, cid))
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return {_text(k): _text(v) for k, v in raw.items()} if raw else None
+        return _record(raw) if raw else None
 
     async def read_many(self, cids: list[str]) -> list[dict]:
         if not cids:
@@ -76,7 +86,7 @@ class AskStore:
             rows = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [{_text(k): _text(v) for k, v in row.items()} for row in rows if row]
+        return [_record(row) for row in rows if row]
 
     async def open_deadlines(self) -> list[tuple[str, int]]:
         try:

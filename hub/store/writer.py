@@ -34,16 +34,12 @@ _StoreDown = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError, EO
 
 class GroupCommitWriter:
     def __init__(self, client: redis.Redis, max_commands: int = 2048, max_in_flight: int = 16_384,
-                 timeout_s: float = 5.0, background_delay_s: float = 0.002):
+                 timeout_s: float = 5.0):
         self._client = client
         self._max_commands = max_commands      # per packet
         self._max_in_flight = max_in_flight    # commands sent and not yet answered
         self._timeout_s = timeout_s            # a store that answers nothing for this long is down
-        # Writes nobody awaits (trace stages, receipts) wait this long for company: they go out
-        # with the next awaited batch, or on their own when the delay ends. Nothing anybody was
-        # told is written is held back.
-        self._background_delay_s = background_delay_s
-        self._background_timer: asyncio.TimerHandle | None = None
+        self._background_wake = False
         self._pending: list[_Batch] = []
         self._wakeup = asyncio.Event()
         self._in_flight: deque[list[_Batch]] = deque()
@@ -81,9 +77,16 @@ class GroupCommitWriter:
         self._pending.append((commands, future))
         if wait or self._closed:
             self._wakeup.set()
-        elif self._background_timer is None and not self._wakeup.is_set():
-            self._background_timer = loop.call_later(self._background_delay_s, self._wakeup.set)
+        elif not self._background_wake:
+            # A write nobody awaits (a trace stage, a receipt) waits one loop turn, so that what
+            # arrived with it (an ack behind a receipt in the same read) shares its packet.
+            self._background_wake = True
+            loop.call_soon(self._wake_for_background)
         return future
+
+    def _wake_for_background(self) -> None:
+        self._background_wake = False
+        self._wakeup.set()
 
     async def write(self, *commands: Command) -> list:
         return await self.submit(commands)  # type: ignore[misc]
@@ -94,9 +97,6 @@ class GroupCommitWriter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self._background_timer is not None:
-                self._background_timer.cancel()
-                self._background_timer = None
             while self._pending:
                 await self._room.wait()
                 taken, size = 0, 0
