@@ -22,6 +22,7 @@ from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
+from hub.runtime.futures import then
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.store.asks import AskStore
 from schemas.errors import ErrorCode
@@ -158,16 +159,7 @@ class AskService:
             children.append((peer, cid, message_id, payload))
         if group_id:
             cmds += self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention)
-        written = hub.store.writer.submit(cmds)
-        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-        def on_written(done: asyncio.Future) -> None:
-            if result.cancelled():
-                return
-            if done.exception() is not None:
-                result.set_exception(done.exception())
-                return
-            replies = done.result()
+        def on_written(replies: list) -> dict:
             states = []
             for index, (peer, cid, message_id, payload) in enumerate(children):
                 seq = replies[index * stride]
@@ -185,10 +177,9 @@ class AskService:
             if group_id:
                 outcome.update(group_id=group_id, children=states,
                                state="delivered" if any(s["state"] == "delivered" for s in states) else "queued")
-            result.set_result(outcome)
+            return outcome
 
-        written.add_done_callback(on_written)
-        return result
+        return then(hub.store.writer.submit(cmds), on_written)
 
     def _recipients(self, sender: Sender, to: str | list[str]) -> list[PeerRecord]:
         targets: list[PeerRecord] = []
@@ -247,18 +238,7 @@ class AskService:
         view = ask.view()
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
                                              closer=actor.key_owner, replier=actor.ref)
-        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-        def on_written(done: asyncio.Future) -> None:
-            if result.cancelled():
-                return
-            try:
-                result.set_result(finish(done.result()[0]))
-            except BaseException as exc:  # HubError from the store's answer, or the store down
-                result.set_exception(exc)
-
-        written.add_done_callback(on_written)
-        return result
+        return then(written, lambda replies: finish(replies[0]))
 
     def _submit_close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
                       replier: dict | None):

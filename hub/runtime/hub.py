@@ -24,6 +24,7 @@ from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import ASK_FINAL_STAGES, FINAL_STAGES, Reason, Stage, stage_entry
 from hub.runtime.connection import Connection
+from hub.runtime.futures import then
 from hub.store.state import StoreState
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
@@ -368,16 +369,7 @@ class Hub:
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s))
-        written = self.store.writer.submit(cmds)
-        result: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-        def on_written(done: asyncio.Future) -> None:
-            if result.cancelled():
-                return
-            if done.exception() is not None:
-                result.set_exception(done.exception())
-                return
-            seqs = done.result()
+        def on_written(seqs: list) -> dict:
             states = []
             for peer, seq in zip(recipients, seqs):
                 if isinstance(seq, Exception) or seq == -1:
@@ -394,10 +386,9 @@ class Hub:
             outcome = {"message_id": message_id, "state": overall}
             if address.broadcast:
                 outcome["recipients"] = states
-            result.set_result(outcome)
+            return outcome
 
-        written.add_done_callback(on_written)
-        return result
+        return then(self.store.writer.submit(cmds), on_written)
 
     def push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
         """Hand a stored delivery to a live connection; remember it until its receipt."""
