@@ -77,7 +77,7 @@ class AskService:
     # ---- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        deadlines = await self.store.open_deadlines()
+        deadlines = await self.store.open_deadlines([*self.hub.peers, OPERATOR_ID])
         for record in await self.store.read_many([cid for cid, _ in deadlines]):
             if record.get("state") != PENDING:
                 continue
@@ -152,7 +152,8 @@ class AskService:
             if peer in offline:
                 stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
-            child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask"),
+            child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
+                                                index_score=now),
                           *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention)]
             stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
             cmds += child_cmds
@@ -270,7 +271,7 @@ class AskService:
                 ensure_open(AskView(cid, view.asker, view.recipient, status, view.question))
             seq = int(outcome[1])
             ask = self._forget(cid)
-            after = self.store.unindex_cmds(view.asker, view.recipient, cid)
+            after = [self.store.unindex_cmd(view.recipient, cid)]
             if ask is not None and ask.seq is not None:
                 after.append(hub.store.confirm_cmd(view.recipient, ask.seq))  # a queued ask is never delivered now
                 conn = hub.connections.get(view.recipient)

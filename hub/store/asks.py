@@ -35,14 +35,9 @@ class AskStore:
         asker, cid, recipient = record["asker"], record["correlation_id"], record["recipient"]
         created, deadline = record["created_at"], record["deadline"]
         body = orjson.dumps({k: v for k, v in record.items() if k != "state"})
-        return [
-            ("EVALSHA", scripts.SHA["CREATE_ASK"], 2, keys.ask(asker, cid), keys.asks_outbound(asker),
-             int(deadline) + retention_s * 1000, cid, created,
-             "body", body, "state", record["state"], "recipient", recipient),
-            ("HSET", keys.ASK_OWNERS, cid, asker),
-            ("ZADD", keys.DEADLINES, deadline, cid),
-            ("ZADD", keys.asks_inbound(recipient), created, cid),
-        ]
+        return [("EVALSHA", scripts.SHA["CREATE_ASK"], 3, keys.ask(asker, cid), keys.asks_outbound(asker),
+                 keys.deadlines(asker), int(deadline) + retention_s * 1000, cid, created, deadline,
+                 "body", body, "state", record["state"], "recipient", recipient)]
 
     @staticmethod
     def group_cmds(group_id: str, asker: str, cids: list[str], retention_s: int) -> list[Command]:
@@ -51,19 +46,21 @@ class AskStore:
     @staticmethod
     def close_cmd(asker: str, cid: str, *, state: str, closed_at: int, result: dict, closer: str,
                   notice_id: str = "", notice: bytes = b"", notice_expires_at: int = 0, notice_kind: str = "") -> Command:
-        return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 3, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
-                state, closed_at, orjson.dumps(result), closer, notice_id, notice, notice_expires_at, cid, notice_kind)
+        return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 5, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
+                keys.asks_outbound(asker), keys.deadlines(asker), state, closed_at, orjson.dumps(result), closer, notice_id, notice, notice_expires_at, cid, notice_kind)
 
     @staticmethod
-    def unindex_cmds(asker: str, recipient: str, cid: str) -> list[Command]:
-        return [("ZREM", keys.DEADLINES, cid), ("ZREM", keys.asks_inbound(recipient), cid),
-                ("ZREM", keys.asks_outbound(asker), cid)]
+    def unindex_cmd(recipient: str, cid: str) -> Command:
+        """After a close: the recipient's inbound index (the asker's side is done by the close)."""
+        return ("ZREM", keys.asks_inbound(recipient), cid)
 
     async def owner(self, cid: str) -> str | None:
+        """Who asked: the first stage of the ask's trace names the asker."""
         try:
-            return _text(await self.client.hget(keys.ASK_OWNERS, cid))
+            first = await self.client.lindex(keys.trace(cid), 0)
         except StoreDown as exc:
             raise unavailable(exc) from exc
+        return orjson.loads(first).get("from_peer") if first else None
 
     async def read(self, cid: str, asker: str | None = None) -> dict | None:
         try:
@@ -79,7 +76,10 @@ class AskStore:
         if not cids:
             return []
         try:
-            owners = await self.client.hmget(keys.ASK_OWNERS, cids)
+            pipe = self.client.pipeline(transaction=False)
+            for cid in cids:
+                pipe.lindex(keys.trace(cid), 0)
+            owners = [orjson.loads(first).get("from_peer") if first else None for first in await pipe.execute()]
             pipe = self.client.pipeline(transaction=False)
             for cid, owner in zip(cids, owners):
                 pipe.hgetall(keys.ask(_text(owner) or "-", cid))
@@ -88,9 +88,13 @@ class AskStore:
             raise unavailable(exc) from exc
         return [_record(row) for row in rows if row]
 
-    async def open_deadlines(self) -> list[tuple[str, int]]:
+    async def open_deadlines(self, askers: list[str]) -> list[tuple[str, int]]:
+        """(correlation id, deadline) of every open ask of these askers."""
         try:
-            rows = await self.client.zrange(keys.DEADLINES, 0, -1, withscores=True)
+            pipe = self.client.pipeline(transaction=False)
+            for asker in askers:
+                pipe.zrange(keys.deadlines(asker), 0, -1, withscores=True)
+            rows = [row for per_asker in await pipe.execute() for row in per_asker]
         except StoreDown as exc:
             raise unavailable(exc) from exc
         return [(_text(cid), int(score)) for cid, score in rows]

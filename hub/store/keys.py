@@ -31,10 +31,14 @@ def name_field(circle: str, name: str) -> str:
     return f"{circle}/{name}"
 
 
-# ---- asks: the ask hash lives in its asker's slot, so that closing it and queueing the
-# reply for the asker is one script on one slot.
-ASK_OWNERS = f"{PREFIX}:askowner"    # hash correlation id -> asker peer id
-DEADLINES = f"{PREFIX}:deadlines"    # zset correlation id -> deadline (ms), open asks only
+# ---- asks: the ask hash, the asker's outbound index and its deadlines live in the asker's
+# slot, so that creating an ask, and closing it while queueing the reply for the asker, are one
+# script each. Who asked is read from the ask's trace (its first stage names the asker).
+
+
+def deadlines(asker_id: str) -> str:
+    """zset correlation id -> deadline (ms), the asker's open asks only."""
+    return f"{PREFIX}:deadlines:{{{asker_id}}}"
 
 
 def ask(asker_id: str, correlation_id: str) -> str:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 
-# KEYS: peer hash, inbox stream. ARGV: message id, payload, expires_at (ms), trace id, kind.
-# Assigns the next per-peer sequence number and appends with stream id "<seq>-0", so that
-# XRANGE by sequence is a range by id. Returns the seq, or -1 when the peer no longer exists.
+# KEYS: peer hash, inbox stream[, index zset]. ARGV: message id, payload, expires_at (ms),
+# trace id, kind[, index score]. Assigns the next per-peer sequence number and appends with
+# stream id "<seq>-0", so that XRANGE by sequence is a range by id; with a third key (an ask's
+# recipient: its inbound-asks index) also indexes the trace id there. Returns the seq, or -1
+# when the peer no longer exists.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
+if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4]) end
 return seq
 """
 
-# KEYS: ask hash, asker's peer hash, asker's inbox (one slot: all tagged with the asker's id).
+# KEYS: ask hash, asker's peer hash, asker's inbox, asker's outbound index, asker's deadlines
+# (one slot: all tagged with the asker's id).
 # ARGV: new state, closed_at, result JSON, closer id ('*' = the hub itself: a deadline),
 #       notice message id, notice payload ('' = none), notice expires_at, trace id, notice kind.
 # Closes a pending ask once and, in the same step, queues the notice (reply, answer, expiry)
@@ -27,6 +31,8 @@ if not state then return {'missing'} end
 if ARGV[4] ~= '*' and redis.call('HGET', KEYS[1], 'recipient') ~= ARGV[4] then return {'forbidden'} end
 if state ~= 'pending' then return {state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'closed_at', ARGV[2], 'result', ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[8])
+redis.call('ZREM', KEYS[5], ARGV[8])
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
   redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
@@ -35,12 +41,13 @@ end
 return {'ok', 0}
 """
 
-# KEYS: ask hash, the asker's outbound index (one slot: the asker's).
-# ARGV: expire-at (ms), correlation id, created_at, then the record's field/value pairs.
+# KEYS: ask hash, the asker's outbound index, the asker's deadlines (one slot: the asker's).
+# ARGV: expire-at (ms), correlation id, created_at, deadline, then the hash's field/value pairs.
 CREATE_ASK = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 return 1
 """
 

@@ -86,9 +86,13 @@ class StoreState:
 
     @staticmethod
     def enqueue_cmd(peer_id: str, message_id: str, payload: bytes, expires_at: int, trace_id: str,
-                    kind: str) -> Command:
-        return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
-                message_id, payload, expires_at, trace_id, kind)
+                    kind: str, index_score: int | None = None) -> Command:
+        """Queue a delivery; with `index_score` (an ask) also index it among the peer's inbound asks."""
+        if index_score is None:
+            return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
+                    message_id, payload, expires_at, trace_id, kind)
+        return ("EVALSHA", scripts.SHA["ENQUEUE"], 3, keys.peer(peer_id), keys.inbox(peer_id),
+                keys.asks_inbound(peer_id), message_id, payload, expires_at, trace_id, kind, index_score)
 
     @staticmethod
     def confirm_cmd(peer_id: str, seq: int) -> Command:
