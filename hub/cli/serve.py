@@ -23,6 +23,7 @@ import uvicorn
 from hub.core.ids import new_token
 from hub.core.settings import Settings
 from hub.server.app import build_app
+from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
 from schemas.local import TOKEN_FILE
@@ -119,7 +120,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         return 2
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
                     store_facts={**facts, "embedded": store is not None})
-    config = uvicorn.Config(app, ws="websockets-sansio", http="h11", lifespan="on", log_level=log_level,
+    config = uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
                             # Loopback and LAN peers: compression would only cost CPU per message.
