@@ -350,3 +350,16 @@ def test_cli_ask_wait_and_exit_codes(hub):
             out, _ = await asyncio.wait_for(expired.communicate(), 30)
             assert expired.returncode == 3 and b"no answer before the deadline" in out
     asyncio.run(scenario())
+
+
+async def test_deleting_the_asked_peer_fails_its_queued_ask_in_the_trace(hub):
+    bob = hub.client("bob")
+    await bob.connect()
+    await bob.close()
+    async with hub.client("alice") as alice:
+        await offline(hub, "bob")
+        cid = (await alice.ask("bob", "still there?", queue_if_offline=True, timeout_s=60))["correlation_id"]
+        with hub.http() as http:
+            assert (await asyncio.to_thread(http.delete, "/peers/bob")).status_code == 200
+        stages = hub.get(f"/traces/{cid}").json()["stages"]
+        assert stages[-1]["stage"] == "failed" and stages[-1]["reason"] == "peer_deleted"

@@ -486,7 +486,7 @@ class Hub:
         rows = await self.store.read_inbox(peer.peer_id, 0, 100_000)
         now = self.now_ms()
         cmds = self.store.delete_peer_cmds(peer)
-        cmds += [self.store.trace_cmd(e.message_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
+        cmds += [self.store.trace_cmd(e.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
                                                                  reason=Reason.PEER_DELETED)]) for e in rows]
         await self.store.writer.write(*cmds)
         self._forget(peer)
