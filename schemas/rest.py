@@ -129,7 +129,8 @@ class PeerDeleted(Struct):
 
 
 class TraceStage(Struct, forbid_unknown_fields=False):
-    stage: Literal["accepted", "routed", "queued", "sent", "received", "injected", "failed", "expired"]
+    stage: Literal["accepted", "routed", "queued", "sent", "received", "injected", "failed", "expired",
+                   "acked", "replied", "answered", "late_receipt"]
     at: int
     node: str
     peer_id: str | None = None

@@ -24,6 +24,9 @@ class Stage(StrEnum):
     ACKED = "acked"
     REPLIED = "replied"
     ANSWERED = "answered"
+    # A receipt for a delivery the hub had already settled (confirmed by a resume cursor,
+    # expired, or sent on an earlier connection): it lands in the trace but ends nothing.
+    LATE_RECEIPT = "late_receipt"
 
 
 # The stage that ends a trace. A notify ends when its recipient confirms it (or it fails or

@@ -406,22 +406,21 @@ class Hub:
     def receipt(self, peer: PeerRecord, conn: Connection | None, message_id: str, status: str,
                 reason: str | None) -> None:
         """Confirm a delivery: drop it from the inbox, record sent + received/injected/failed.
-        A late receipt (after a reconnect) still lands in the trace."""
+        A receipt for a delivery this connection does not hold (already settled) still lands in
+        the trace, as `late_receipt`, and ends nothing: a trace has one final stage."""
         now = self.now_ms()
-        stages = []
-        cmds = []
         inflight = conn.inflight.pop(message_id, None) if conn is not None else None
-        trace_id = message_id  # a late receipt: the message's own trace (asks keep theirs by correlation id)
-        if inflight is not None:
-            seq, sent_at, trace_id = inflight
-            cmds.append(self.store.confirm_cmd(peer.peer_id, seq))
-            stages.append(stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq))
-        stage = Stage(status) if status in ("received", "injected") else Stage.FAILED
-        stages.append(stage_entry(stage, now, self.node, peer_id=peer.peer_id,
-                                  reason=(reason or Reason.RECIPIENT_FAILED) if stage is Stage.FAILED else reason,
-                                  late=None if inflight else 1))
-        cmds.append(self.store.trace_cmd(trace_id, stages))
-        self.store.writer.submit(cmds, wait=False)
+        if inflight is None:  # its trace is the message's own (asks keep theirs by correlation id)
+            stage = stage_entry(Stage.LATE_RECEIPT, now, self.node, peer_id=peer.peer_id, status=status, reason=reason)
+            self.store.writer.submit([self.store.trace_cmd(message_id, [stage])], wait=False)
+            return
+        seq, sent_at, trace_id = inflight
+        final = Stage(status) if status in ("received", "injected") else Stage.FAILED
+        stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
+                  stage_entry(final, now, self.node, peer_id=peer.peer_id,
+                              reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
+        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
+                                 wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
 
@@ -454,6 +453,11 @@ class Hub:
         cmds = [self.store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
                                                             reason=Reason.QUEUE_TTL, of=kind)])
                 for peer_id, trace_id, kind in expired]
+        for peer_id, trace_id, _ in expired:  # a receipt that comes now is late, not final
+            conn = self.connections.get(peer_id)
+            if conn is not None:
+                for message_id in [m for m, (_, _, t) in conn.inflight.items() if t == trace_id]:
+                    del conn.inflight[message_id]
         await self.store.writer.write(*cmds)
         for listener in self.expiry_listeners:
             listener(expired)
