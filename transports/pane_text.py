@@ -1,0 +1,57 @@
+"""What may be typed into an agent's tmux pane, and how a delivery is framed there.
+
+`tmux send-keys -l` and `paste-buffer` do not sanitise: a newline submits a line, ESC starts a
+terminal sequence, `ESC[201~` ends a bracketed paste early, Ctrl-C interrupts the agent. Every
+byte a peer controls goes through `neutralise`, which turns the whole text into one line of
+printable characters: line breaks become a visible `↵`, tabs a space, every other C0 and C1
+control (ESC and Ctrl-C included) its visible Unicode control picture or `�`, and bidirectional
+overrides (which can make text read differently than it is) are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+LINE_BREAK = " ↵ "
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x061C, 0x200E, 0x200F])
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
+
+
+def _control_picture(char: str) -> str:
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ … ␟: ESC shows as ␛, Ctrl-C as ␃
+    if code == 0x7F:
+        return "␡"
+    return "�"  # C1 controls (0x80-0x9f)
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def neutralise(text: str) -> str:
+    """One line of printable text; nothing in it can act on a terminal."""
+    text = text.translate(_BIDI_CONTROLS)
+    text = _LINE_BREAKS.sub(LINE_BREAK, text).replace("\t", " ")
+    return _CONTROLS.sub(lambda m: _control_picture(m.group()), text)
+
+
+def frame_delivery(frame: dict) -> str:
+    """A delivery as the agent sees it: who sent it, what it is, and how to answer."""
+    sender = neutralise(str(frame.get("from", {}).get("name", "?")))
+    kind = frame.get("kind", "notify")
+    body = neutralise(str(frame.get("text") or ""))
+    cid = frame.get("correlation_id")
+    if kind == "ask":
+        header = f"[ask {cid} from {sender}]"
+        question = frame.get("question") or {}
+        options = " ".join(f"({neutralise(str(o.get('id')))}) {neutralise(str(o.get('title')))}"
+                           for o in question.get("options") or [])
+        hint = f" — reply: repowire ack {cid} \"<answer>\""
+        return f"{header} {body}{' ' + options if options else ''}{hint}"
+    if kind in ("reply", "answer"):
+        detail = " ".join(neutralise(str(frame[k])) for k in ("option_id", "outcome") if frame.get(k))
+        return f"[{kind} to {cid} from {sender}] {body}{' ' + detail if detail else ''}".rstrip()
+    if kind == "expired":
+        return f"[expired {cid}] {neutralise(str(frame.get('reason') or ''))}".rstrip()
+    return f"[notify from {sender}] {body}"
