@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import libtmux
 import pytest
 
 from tests.support import HubProcess
@@ -31,4 +32,13 @@ def start_hub(tmp_path_factory):
 @pytest.fixture
 def hub(start_hub) -> HubProcess:
     return start_hub()
+
+
+@pytest.fixture
+def tmux(request):
+    """A private tmux server for one test (`tmux -L rw-<test> -f /dev/null`), killed after it."""
+    server = libtmux.Server(socket_name=f"rw-{request.node.name[:40]}", config_file="/dev/null")
+    yield server
+    if server.is_alive():
+        server.kill()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import eventually, process_gone, recv, recv_until, send
+from tests.support import eventually, process_gone, recv_until, send
 
 
 async def test_unconfirmed_delivery_is_sent_again_after_reconnect(hub):

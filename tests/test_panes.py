@@ -6,19 +6,10 @@ import shlex
 import shutil
 
 import anyio
-import libtmux
 import pytest
 
 from tests.support import wait_until
 from transports.panes import detect_agent, list_panes
-
-
-@pytest.fixture
-def tmux(request):
-    server = libtmux.Server(socket_name=f"rw-{request.node.name[:40]}", config_file="/dev/null")
-    yield server
-    if server.is_alive():
-        server.kill()
 
 
 def fake_agent(tmp_path, name: str) -> str:

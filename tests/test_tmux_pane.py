@@ -6,8 +6,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import libtmux
-import pytest
 
 from tests.support import wait_until
 from transports.pane_text import frame_delivery, neutralise
@@ -15,14 +13,6 @@ from transports.tmux_pane import PaneInjector
 
 CORPUS = ["plain words", "two\nlines", "esc \x1b[31m red", "early end \x1b[201~ ; rm -rf /", "ctrl-c \x03 now",
           "unicode ✓ 日本語 🎉", "bidi \u202eevil"]
-
-
-@pytest.fixture
-def tmux(request):
-    server = libtmux.Server(socket_name=f"rw-{request.node.name[:40]}", config_file="/dev/null")
-    yield server
-    if server.is_alive():
-        server.kill()
 
 
 def recorder_pane(tmux, tmp_path: Path):
