@@ -33,7 +33,6 @@ class ErrorCode(StrEnum):
     NAME_TAKEN = "name_taken"
     NO_RECIPIENTS = "no_recipients"
     TRACE_NOT_FOUND = "trace_not_found"
-    MESSAGE_NOT_FOUND = "message_not_found"
     CONFLICT = "conflict"
     PEER_OFFLINE = "peer_offline"
     ASK_NOT_FOUND = "ask_not_found"
@@ -83,7 +82,6 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.NAME_TAKEN: CodeInfo(409, 4409, "a live peer already has that name in that circle"),
     ErrorCode.NO_RECIPIENTS: CodeInfo(404, None, "a broadcast found nobody else in the circle"),
     ErrorCode.TRACE_NOT_FOUND: CodeInfo(404, None, "no trace with that id (unknown or past retention)"),
-    ErrorCode.MESSAGE_NOT_FOUND: CodeInfo(404, None, "no message with that id for this peer"),
     ErrorCode.CONFLICT: CodeInfo(409, None, "the idempotency key was used before with a different body"),
     ErrorCode.PEER_OFFLINE: CodeInfo(409, None, "the peer is offline; ask with `queue_if_offline` to wait for it"),
     ErrorCode.ASK_NOT_FOUND: CodeInfo(404, None, "no ask with that correlation id"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.core.errors import HubError
-from hub.core.ids import MonotonicIds, is_hex128, new_message_id, new_token, token_digest, token_matches
+from hub.core.ids import MonotonicIds, is_hex128, new_token, token_digest, token_matches
 from hub.core.peers import Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from schemas.errors import ErrorCode
@@ -108,9 +108,10 @@ def test_token_bucket_at_limit_and_over():
 
 
 def test_ids():
-    mid = new_message_id(1_700_000_000_000)
+    mint = MonotonicIds()
+    mid = mint.next(1_700_000_000_000)
     assert is_hex128(mid) and mid.startswith(f"{1_700_000_000_000:012x}")
-    assert new_message_id(1) != new_message_id(1)
+    assert mint.next(1) != mint.next(1)
     token = new_token()
     assert len(token) >= 43 and token_matches(token, token_digest(token))
     assert not token_matches(token + "x", token_digest(token))

@@ -16,7 +16,6 @@ from schemas.errors import ErrorCode
 
 PENDING, ACKED, REPLIED, ANSWERED, EXPIRED, FAILED = "pending", "acked", "replied", "answered", "expired", "failed"
 CLOSED_STATES = frozenset({ACKED, REPLIED, ANSWERED, EXPIRED, FAILED})
-QUESTION_KINDS = ("acknowledge", "choice", "text")
 OUTCOMES = ("accepted", "declined", "dismissed")
 
 

@@ -1,7 +1,7 @@
 """Identifiers and secrets minted by the hub.
 
-Message ids are 128 bits: 48 bits of milliseconds then 80 random bits, as 32 hex digits, so
-they sort by creation time. Peer ids are 128 random bits. Tokens are 256 random bits.
+Message ids are 128 bits: 48 bits of milliseconds then 80 bits that are random for the first id
+of a millisecond and count up after it, as 32 hex digits, so they sort in minting order. Peer ids are 128 random bits. Tokens are 256 random bits.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-
-
-def new_message_id(now_ms: int) -> str:
-    return f"{now_ms & 0xFFFFFFFFFFFF:012x}{secrets.randbits(80):020x}"
 
 
 class MonotonicIds:

@@ -15,7 +15,6 @@ from hub.core.ids import is_hex128
 from schemas.errors import ErrorCode
 
 ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
-PRESENCE = (ONLINE, BUSY, OFFLINE)
 
 
 @dataclass(slots=True)
@@ -111,8 +110,14 @@ def parse_address(raw: str) -> Address:
 
 
 def resolve(address: Address, *, sender: PeerRecord | None, peers: Iterable[PeerRecord],
-            by_id: dict[str, PeerRecord]) -> list[PeerRecord]:
-    """The recipients of a message. A bare name prefers the sender's circle, then any circle."""
+            by_id: dict[str, PeerRecord], by_name: dict[tuple[str, str], str] | None = None) -> list[PeerRecord]:
+    """The recipients of a message. A bare name prefers the sender's circle, then any circle.
+    With `by_name` ((circle, name) -> peer id), a name in a known circle is found without a scan."""
+    if address.name is not None and by_name is not None:
+        circle = address.circle or (sender.circle if sender else None)
+        peer_id = by_name.get((circle, address.name)) if circle else None
+        if peer_id is not None and peer_id in by_id:
+            return [by_id[peer_id]]
     if address.peer_id is not None:
         peer = by_id.get(address.peer_id)
         if peer is None:

@@ -43,11 +43,6 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     asks: AskPolicy = field(default_factory=AskPolicy)
 
-    @property
-    def offline_bound_s(self) -> float:
-        """A peer that stops answering is offline at most this long after its last pong."""
-        return 2 * self.heartbeat_s
-
 
 def parse_limits(overrides: list[str]) -> Limits:
     """Limits from `NAME=VALUE` strings; raises ValueError naming what is wrong."""

@@ -40,10 +40,8 @@ class Reason(StrEnum):
     RECIPIENT_OFFLINE = "recipient_offline"
     QUEUE_TTL = "queue_ttl"
     RESUMED = "resumed"              # the peer's resume cursor said it already had the message
-    REDELIVERY = "redelivery"        # sent again after a reconnect
     PEER_DELETED = "peer_deleted"
     RECIPIENT_FAILED = "recipient_failed"
-    SLOW_CONSUMER = "slow_consumer"
 
 
 def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> dict:

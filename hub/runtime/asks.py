@@ -25,6 +25,7 @@ from hub.core.trace import Stage, stage_entry
 from hub.runtime.futures import then
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.store.asks import AskStore
+from hub.store.state import as_text
 from schemas.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class AskService:
         def finish(outcome: list) -> dict:
             if isinstance(outcome, Exception):
                 raise outcome
-            status = outcome[0].decode() if isinstance(outcome[0], bytes) else outcome[0]
+            status = as_text(outcome[0])
             if status != "ok":
                 self._forget(cid)
                 if status == "missing":

@@ -46,10 +46,6 @@ class Connection:
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name=f"outbox {self.label}")
 
-    @property
-    def backlog(self) -> int:
-        return len(self._outbox)
-
     def push(self, frame: bytes) -> bool:
         """Queue a frame; False (and the connection is being closed) when the outbox is full."""
         if self.closed:

@@ -25,7 +25,7 @@ from hub.core.settings import Settings
 from hub.core.trace import ASK_FINAL_STAGES, FINAL_STAGES, Reason, Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.futures import then
-from hub.store.state import StoreState
+from hub.store.state import StoreState, as_text
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
 
@@ -76,12 +76,10 @@ class Hub:
         self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
         # asked with (kind, trace_id) during replay: False drops that inbox entry undelivered
         self.delivery_filters: list[Callable[[str, str], bool]] = []
-        self.started_at = 0
 
     # ---- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.started_at = self.now_ms()
         for peer in await self.store.load_peers():
             self._remember(peer)
         # Nobody is connected to a hub that just started: whatever the store says, this node's
@@ -216,7 +214,7 @@ class Hub:
         """The peer said it has everything up to its resume cursor: those deliveries end as
         received (reason `resumed`)."""
         now = self.now_ms()
-        cmds = [self.store.trace_cmd(tid.decode() if isinstance(tid, bytes) else tid,
+        cmds = [self.store.trace_cmd(as_text(tid),
                                      [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
                                                   reason=Reason.RESUMED)])
                 for tid in trace_ids]
@@ -296,12 +294,8 @@ class Hub:
 
     def _recipients(self, sender: Sender, to: str) -> tuple[Address, list[PeerRecord]]:
         address = parse_address(to)
-        if address.name is not None:  # the common case, straight from the name index
-            circle = address.circle or (sender.peer.circle if sender.peer else None)
-            peer_id = self._names.get((circle, address.name)) if circle else None
-            if peer_id is not None:
-                return address, [self.peers[peer_id]]
-        return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers)
+        return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers,
+                                by_name=self._names)
 
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
         return self._recipients(sender, to)[1]
@@ -446,7 +440,7 @@ class Hub:
         for peer_id, flat in zip(peer_ids, results):
             if isinstance(flat, Exception):
                 continue
-            values = [v.decode() if isinstance(v, bytes) else v for v in flat]
+            values = [as_text(v) for v in flat]
             expired += [(peer_id, trace_id, kind) for trace_id, kind in zip(values[::2], values[1::2])]
         if not expired:
             return 0

@@ -10,17 +10,13 @@ import redis.asyncio as redis
 
 from hub.store import keys, scripts
 from hub.store.connect import unavailable
-from hub.store.state import StoreDown
+from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _record(raw: dict) -> dict:
     """The stored hash as one flat dict of strings: the body's fields and the changing ones."""
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
     return {**orjson.loads(fields.pop("body")), **fields}
 
 
@@ -82,7 +78,7 @@ class AskStore:
             owners = [orjson.loads(first).get("from_peer") if first else None for first in await pipe.execute()]
             pipe = self.client.pipeline(transaction=False)
             for cid, owner in zip(cids, owners):
-                pipe.hgetall(keys.ask(_text(owner) or "-", cid))
+                pipe.hgetall(keys.ask(as_text(owner) or "-", cid))
             rows = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
@@ -97,7 +93,7 @@ class AskStore:
             rows = [row for per_asker in await pipe.execute() for row in per_asker]
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [(_text(cid), int(score)) for cid, score in rows]
+        return [(as_text(cid), int(score)) for cid, score in rows]
 
     async def pending_ids(self, peer_id: str, direction: str, offset: int, limit: int) -> tuple[list[str], int]:
         """Open asks of a peer, oldest first; direction inbound or outbound. Returns (ids, total)."""
@@ -109,7 +105,7 @@ class AskStore:
             ids, total = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [_text(i) for i in ids], int(total)
+        return [as_text(i) for i in ids], int(total)
 
     async def group(self, group_id: str) -> dict | None:
         try:

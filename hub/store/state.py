@@ -33,7 +33,8 @@ class InboxEntry:
     kind: str
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Store replies come back as bytes (no response decoding): text for the hub."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -49,7 +50,7 @@ class StoreState:
             ids = await self.client.smembers(keys.PEERS)
             pipe = self.client.pipeline(transaction=False)
             for peer_id in ids:
-                pipe.hgetall(keys.peer(_text(peer_id)))
+                pipe.hgetall(keys.peer(as_text(peer_id)))
             rows = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
@@ -116,9 +117,9 @@ class StoreState:
         for entry_id, fields in rows or []:
             if isinstance(fields, list):
                 fields = dict(zip(fields[::2], fields[1::2]))
-            entries.append(InboxEntry(seq=int(_text(entry_id).split("-")[0]), message_id=_text(fields[b"m"]),
+            entries.append(InboxEntry(seq=int(as_text(entry_id).split("-")[0]), message_id=as_text(fields[b"m"]),
                                       payload=fields[b"p"], expires_at=int(fields[b"x"]),
-                                      trace_id=_text(fields[b"t"]), kind=_text(fields[b"k"])))
+                                      trace_id=as_text(fields[b"t"]), kind=as_text(fields[b"k"])))
         return entries
 
     async def read_inbox(self, peer_id: str, after_seq: int, count: int) -> list[InboxEntry]:
@@ -193,6 +194,6 @@ class StoreState:
         """The store's epoch changes only when its data is gone; clients use it to tell."""
         try:
             await self.client.hsetnx(keys.META, "epoch", candidate)
-            return _text(await self.client.hget(keys.META, "epoch"))
+            return as_text(await self.client.hget(keys.META, "epoch"))
         except StoreDown as exc:
             raise unavailable(exc) from exc
