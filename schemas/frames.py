@@ -44,14 +44,6 @@ class Hello(_Frame, tag="hello"):
     resume: Seq | None = None
 
 
-class Notify(_Frame, tag="notify"):
-    """Fire-and-forget message to one peer or a circle; answered by `accepted` once durable."""
-    id: FrameId
-    to: Address
-    text: str
-    idempotency_key: IdempotencyKey | None = None
-
-
 class QuestionOption(Struct):
     id: Annotated[str, Meta(min_length=1, max_length=64)]
     title: Annotated[str, Meta(min_length=1, max_length=200)]
@@ -64,11 +56,16 @@ class Question(Struct, omit_defaults=True):
     options: Annotated[list[QuestionOption], Meta(max_length=32)] | None = None
 
 
-class Ask(_Frame, tag="ask"):
-    """Request/reply: answered by `accepted` with a correlation id; the reply, answer or
-    expiry comes back later as a `deliver`. `to` may list several peers (each gets its own
-    correlation id)."""
-    id: FrameId
+# What an operation carries, declared once: the socket frame adds the client's frame `id` and
+# the `type` tag; the REST route takes the same fields as its body (schemas.rest).
+
+class NotifyBody(Struct, kw_only=True, omit_defaults=True):
+    to: Address
+    text: str
+    idempotency_key: IdempotencyKey | None = None
+
+
+class AskBody(Struct, kw_only=True, omit_defaults=True):
     to: Address | Annotated[list[Address], Meta(min_length=1, max_length=64)]
     text: str
     timeout_s: Annotated[float, Meta(gt=0)] | None = None
@@ -77,22 +74,40 @@ class Ask(_Frame, tag="ask"):
     idempotency_key: IdempotencyKey | None = None
 
 
-class Ack(_Frame, tag="ack"):
-    """The asked peer closes an ask; with `text` the asker gets it as a reply."""
+class AckBody(Struct, kw_only=True, omit_defaults=True):
     correlation_id: Hex128
-    id: FrameId | None = None
     text: str | None = None
     idempotency_key: IdempotencyKey | None = None
 
 
-class Answer(_Frame, tag="answer"):
-    """The asked peer answers an ask's structured question; the first answer wins."""
+class AnswerBody(Struct, kw_only=True, omit_defaults=True):
     correlation_id: Hex128
-    id: FrameId | None = None
     option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     text: str | None = None
     outcome: Literal["accepted", "declined", "dismissed"] | None = None
     idempotency_key: IdempotencyKey | None = None
+
+
+class Notify(_Frame, NotifyBody, tag="notify", kw_only=True):
+    """Fire-and-forget message to one peer or a circle; answered by `accepted` once durable."""
+    id: FrameId
+
+
+class Ask(_Frame, AskBody, tag="ask", kw_only=True):
+    """Request/reply: answered by `accepted` with a correlation id; the reply, answer or
+    expiry comes back later as a `deliver`. `to` may list several peers (each gets its own
+    correlation id)."""
+    id: FrameId
+
+
+class Ack(_Frame, AckBody, tag="ack", kw_only=True):
+    """The asked peer closes an ask; with `text` the asker gets it as a reply."""
+    id: FrameId | None = None
+
+
+class Answer(_Frame, AnswerBody, tag="answer", kw_only=True):
+    """The asked peer answers an ask's structured question; the first answer wins."""
+    id: FrameId | None = None
 
 
 class Receipt(_Frame, tag="receipt"):

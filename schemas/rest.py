@@ -7,38 +7,24 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import Address, AskChild, DeliveryState, Hex128, IdempotencyKey, Question, RecipientState
+from schemas.frames import (AckBody, AnswerBody, AskBody, AskChild, DeliveryState, Hex128, NotifyBody, Question,
+                            RecipientState)
 
 
-class NotifyRequest(Struct, forbid_unknown_fields=False):
+class NotifyRequest(NotifyBody):
     """POST /messages: the same notify as the socket's, from the caller's identity."""
-    to: Address
-    text: str
-    idempotency_key: IdempotencyKey | None = None
 
 
-class AskRequest(Struct):
+class AskRequest(AskBody):
     """POST /ask: the same ask as the socket's, from the caller's identity."""
-    to: Address | Annotated[list[Address], Meta(min_length=1, max_length=64)]
-    text: str
-    timeout_s: Annotated[float, Meta(gt=0)] | None = None
-    queue_if_offline: bool = False
-    question: Question | None = None
-    idempotency_key: IdempotencyKey | None = None
 
 
-class AckRequest(Struct):
-    correlation_id: Hex128
-    text: str | None = None
-    idempotency_key: IdempotencyKey | None = None
+class AckRequest(AckBody):
+    """POST /ack: close an ask you were asked; with `text`, the asker gets a reply."""
 
 
-class AnswerRequest(Struct):
-    correlation_id: Hex128
-    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    text: str | None = None
-    outcome: Literal["accepted", "declined", "dismissed"] | None = None
-    idempotency_key: IdempotencyKey | None = None
+class AnswerRequest(AnswerBody):
+    """POST /answer: answer an ask's structured question."""
 
 
 class WaitRequest(Struct):
