@@ -11,7 +11,6 @@ restart the open asks are loaded again and passed deadlines fire at once.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
+from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.store.asks import AskStore
@@ -69,9 +69,7 @@ class AskService:
         self.store = store
         self.policy = policy
         self.open: dict[str, OpenAsk] = {}
-        self._heap: list[tuple[int, str]] = []
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task | None = None
+        self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
         hub.expiry_listeners.append(self._on_notices_expired)
         hub.delivery_filters.append(self._still_open)
 
@@ -85,11 +83,10 @@ class AskService:
             ask = OpenAsk(record["correlation_id"], record["message_id"], record["asker"], record["recipient"],
                           int(record["deadline"]), orjson.loads(record["question"]) if record.get("question") else None)
             self._track(ask)
-        self._timer = asyncio.create_task(self._run_timer(), name="ask-deadlines")
+        self.deadlines.start()
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.deadlines.stop()
         for ask in self.open.values():
             for waiter in ask.waiters:
                 if not waiter.done():
@@ -102,9 +99,7 @@ class AskService:
 
     def _track(self, ask: OpenAsk) -> None:
         self.open[ask.correlation_id] = ask
-        if not self._heap or ask.deadline < self._heap[0][0]:
-            self._wake.set()
-        heapq.heappush(self._heap, (ask.deadline, ask.correlation_id))
+        self.deadlines.track(ask.correlation_id, ask.deadline)
 
     # ---- asking ------------------------------------------------------------------------------
 
@@ -299,36 +294,26 @@ class AskService:
         return written, finish
 
     def _forget(self, cid: str) -> OpenAsk | None:
+        self.deadlines.forget(cid)
         return self.open.pop(cid, None)
 
     # ---- deadlines ---------------------------------------------------------------------------
 
-    async def _run_timer(self) -> None:
-        while True:
-            now = self.hub.now_ms()
-            while self._heap and self._heap[0][0] <= now:
-                deadline, cid = heapq.heappop(self._heap)
-                ask = self.open.get(cid)
-                if ask is None or ask.deadline != deadline:
-                    continue
-                written, finish = self._submit_close(ask.view(), EXPIRED, "expired", {"reason": "deadline"},
-                                                     closer="*", replier=None)
-                try:
-                    (outcome,) = await written
-                    finish(outcome)
-                except HubError as exc:
-                    if exc.code is ErrorCode.STORE_UNAVAILABLE:  # try again shortly
-                        heapq.heappush(self._heap, (now + 1000, cid))
-                        ask.deadline = now + 1000
-                        break
-                    log.info("deadline of %s: %s", cid, exc.message)
-                now = self.hub.now_ms()
-            delay = (self._heap[0][0] - now) / 1000 if self._heap else None
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+    async def _expire(self, cid: str) -> int | None:
+        """The deadline passed: close as `expired`. Returns when to try again if the store is down."""
+        ask = self.open.get(cid)
+        if ask is None:
+            return None
+        written, finish = self._submit_close(ask.view(), EXPIRED, "expired", {"reason": "deadline"},
+                                             closer="*", replier=None)
+        try:
+            (outcome,) = await written
+            finish(outcome)
+        except HubError as exc:
+            if exc.code is ErrorCode.STORE_UNAVAILABLE:
+                return self.hub.now_ms() + 1000
+            log.info("deadline of %s: %s", cid, exc.message)
+        return None
 
     def _on_notices_expired(self, expired: list[tuple[str, str, str]]) -> None:
         """Replies and answers nobody collected within the reply time-to-live: tell the replier."""
