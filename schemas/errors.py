@@ -42,6 +42,10 @@ class ErrorCode(StrEnum):
     NOT_A_QUESTION = "not_a_question"
     INVALID_OPTION = "invalid_option"
     TOO_MANY_RECIPIENTS = "too_many_recipients"
+    QUESTION_NOT_FOUND = "question_not_found"
+    CONTENT_MISMATCH = "content_mismatch"
+    POLICY_NOT_FOUND = "policy_not_found"
+    TOO_MANY_POLICIES = "too_many_policies"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -87,10 +91,15 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.ASK_NOT_FOUND: CodeInfo(404, None, "no ask with that correlation id"),
     ErrorCode.ALREADY_CLOSED: CodeInfo(409, None, "the ask was already acked or closed"),
     ErrorCode.ALREADY_ANSWERED: CodeInfo(409, None, "the question was already answered; the first answer wins"),
-    ErrorCode.EXPIRED: CodeInfo(410, None, "the ask passed its deadline"),
+    ErrorCode.EXPIRED: CodeInfo(410, None, "the ask or question passed its deadline"),
     ErrorCode.NOT_A_QUESTION: CodeInfo(409, None, "the ask carries no question to answer"),
     ErrorCode.INVALID_OPTION: CodeInfo(422, None, "the answer's option is not one the question offers"),
     ErrorCode.TOO_MANY_RECIPIENTS: CodeInfo(422, None, "an ask goes to at most the fan-out limit of peers"),
+    ErrorCode.QUESTION_NOT_FOUND: CodeInfo(404, None, "no tool-permission question with that id"),
+    ErrorCode.CONTENT_MISMATCH: CodeInfo(409, None, "the tool name and input differ from what the question was asked "
+                                                    "about; an answer binds to what was shown"),
+    ErrorCode.POLICY_NOT_FOUND: CodeInfo(404, None, "no policy rule with that id"),
+    ErrorCode.TOO_MANY_POLICIES: CodeInfo(507, None, "the hub holds its most policy rules; delete some first"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

@@ -88,6 +88,35 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
     idempotency_key: IdempotencyKey | None = None
 
 
+ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
+Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="64 lowercase hex digits")]
+Decision = Literal["allow", "deny"]
+
+
+class PermissionOption(Struct, omit_defaults=True):
+    """One button a person may press; each comes to allow or deny."""
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    decision: Decision
+
+
+class AskBlockingBody(Struct, kw_only=True, omit_defaults=True):
+    """A tool-permission question: may this agent run this tool call? Held until a person or a
+    policy decides, or the deadline (min of `timeout_s`, `hook_timeout_s` less the hub's margin,
+    and the hub's cap) passes, which decides `deny`. The same `tool_use_id` asked again (a
+    retried hook) joins the first question."""
+    tool_name: ToolName
+    tool_input: dict = {}
+    tool_use_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    session_id: Annotated[str, Meta(max_length=200)] = ""
+    cwd: Annotated[str, Meta(max_length=4096)] | None = None
+    peer: Address | None = None
+    hook_timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    prompt: Annotated[str, Meta(max_length=4000)] | None = None
+    options: Annotated[list[PermissionOption], Meta(min_length=1, max_length=8)] | None = None
+
+
 class Notify(_Frame, NotifyBody, tag="notify", kw_only=True):
     """Fire-and-forget message to one peer or a circle; answered by `accepted` once durable."""
     id: FrameId
@@ -110,6 +139,12 @@ class Answer(_Frame, AnswerBody, tag="answer", kw_only=True):
     id: FrameId | None = None
 
 
+class AskBlocking(_Frame, AskBlockingBody, tag="ask_blocking", kw_only=True):
+    """A tool-permission question over the socket: `accepted` (with the correlation id) comes
+    first, then one `decision` frame with the same `ref`."""
+    id: FrameId
+
+
 class Receipt(_Frame, tag="receipt"):
     """The recipient confirms a delivery: received it, injected it (panes), or failed to."""
     message_id: Hex128
@@ -127,7 +162,7 @@ class Presence(_Frame, tag="presence"):
     status: Literal["online", "busy"]
 
 
-ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, Receipt, Ping, Presence]
+ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Receipt, Ping, Presence]
 
 
 # ---- hub -> client -------------------------------------------------------------------------
@@ -185,6 +220,32 @@ class PeerRef(Struct):
     circle: str
 
 
+class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
+    """A tool-permission question as people see it (REST and the `question` frame)."""
+    correlation_id: Hex128
+    trace_id: Hex128
+    state: Literal["pending", "decided"]
+    tool_name: str
+    tool_input: dict
+    tool_use_id: str
+    session_id: str
+    content_hash: Sha256
+    options: list[PermissionOption]
+    created_at: int
+    deadline: int
+    asker: PeerRef
+    peer: PeerRef | None = None
+    cwd: str | None = None
+    prompt: str | None = None
+    decision: Decision | None = None
+    answered_by: Literal["human", "policy", "timeout", "error"] | None = None
+    reason: str | None = None
+    rule_id: str | None = None
+    option_id: str | None = None
+    decided_at: int | None = None
+    by: PeerRef | None = None
+
+
 class Deliver(_Frame, tag="deliver"):
     """A delivery with a per-recipient `seq`; confirm it with a `receipt`.
 
@@ -205,6 +266,33 @@ class Deliver(_Frame, tag="deliver"):
     reason: str | None = None
 
 
+class DecisionFrame(_Frame, tag="decision"):
+    """The outcome of a tool-permission question: who decided (`human`, `policy`, `timeout`,
+    `error`) and why. Also what POST /questions/ask-blocking returns (without the tag)."""
+    correlation_id: Hex128
+    decision: Decision
+    answered_by: Literal["human", "policy", "timeout", "error"]
+    reason: str = ""
+    ref: str | None = None
+    rule_id: str | None = None
+    option_id: str | None = None
+
+
+class QuestionOpened(_Frame, QuestionInfo, tag="question", kw_only=True):
+    """To people (role `person`) connected to the hub: a tool-permission question waits for an
+    answer (POST /questions/{correlation_id}/answer)."""
+
+
+class QuestionDecided(_Frame, tag="question_decided"):
+    """To people: a question was decided (by anyone); take it off the list."""
+    correlation_id: Hex128
+    decision: Decision
+    answered_by: Literal["human", "policy", "timeout", "error"]
+    reason: str = ""
+    rule_id: str | None = None
+    option_id: str | None = None
+
+
 class ErrorInfo(Struct):
     code: str
     message: str
@@ -220,7 +308,8 @@ class Pong(_Frame, tag="pong"):
     ref: str | None = None
 
 
-HubFrame = Union[Welcome, Accepted, Deliver, Error, Pong]
+HubFrame = Union[Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided, Error, Pong]
 
-CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, Receipt, Ping, Presence)
-HUB_FRAMES: tuple[type[Struct], ...] = (Welcome, Accepted, Deliver, Error, Pong)
+CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, AskBlocking, Receipt, Ping, Presence)
+HUB_FRAMES: tuple[type[Struct], ...] = (Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided,
+                                         Error, Pong)

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (AckBody, AnswerBody, AskBody, AskChild, DeliveryState, Hex128, NotifyBody, Question,
-                            RecipientState)
+from schemas.frames import (AckBody, Address, AnswerBody, AskBlockingBody, AskBody, AskChild, Decision, DeliveryState,
+                            Hex128, NotifyBody, Question, QuestionInfo, RecipientState, Sha256, ToolName)
 
 
 class NotifyRequest(NotifyBody):
@@ -116,7 +116,7 @@ class PeerDeleted(Struct):
 
 class TraceStage(Struct, forbid_unknown_fields=False):
     stage: Literal["accepted", "routed", "queued", "sent", "received", "injected", "failed", "expired",
-                   "acked", "replied", "answered", "late_receipt"]
+                   "acked", "replied", "answered", "late_receipt", "joined", "waiter_lost"]
     at: int
     node: str
     peer_id: str | None = None
@@ -159,3 +159,100 @@ class ErrorDetail(Struct):
 
 class ErrorEnvelope(Struct):
     error: ErrorDetail
+
+
+# ---- tool-permission questions and policies ------------------------------------------------
+
+class AskBlockingRequest(AskBlockingBody):
+    """POST /questions/ask-blocking: held open until the question is decided."""
+
+
+class DecisionView(Struct, omit_defaults=True):
+    """How a tool-permission question was decided."""
+    correlation_id: Hex128
+    decision: Decision
+    answered_by: Literal["human", "policy", "timeout", "error"]
+    reason: str
+    rule_id: str | None = None
+    option_id: str | None = None
+
+
+class QuestionAnswer(Struct, kw_only=True, omit_defaults=True):
+    """POST /questions/{id}/answer (person role only): one of `decision` or `option_id`.
+    `content_hash`, when sent, must be the question's: the answer is for what was shown."""
+    decision: Decision | None = None
+    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, Meta(max_length=2000)] | None = None
+    content_hash: Sha256 | None = None
+
+
+class QuestionView(QuestionInfo, kw_only=True):
+    """GET /questions/{id}: one tool-permission question, pending or decided."""
+
+
+class QuestionList(Struct):
+    questions: list[QuestionView]
+
+
+Glob = Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+class PolicyBody(Struct, kw_only=True, omit_defaults=True):
+    """A rule: every glob given must match (`*`, `?`, `[...]`); `input` maps a field of the tool
+    input (dotted for nested fields) to a glob. Highest `priority` first; the first match wins.
+    An `allow` rule never matches a value with a shell operator (`;`, `&`, `|`, backquote,
+    `$(`, `>`, `<`, a line break) unless its glob spells that operator out."""
+    action: Literal["allow", "deny", "ask"]
+    tool: Glob = "*"
+    input: Annotated[dict[Annotated[str, Meta(min_length=1, max_length=200)], Glob], Meta(max_length=16)] = {}
+    cwd: Glob | None = None
+    peer: Glob | None = None
+    circle: Glob | None = None
+    priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
+    reason: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class PolicyView(PolicyBody, kw_only=True):
+    id: Hex128
+    created_at: int
+    updated_at: int
+
+
+class PolicyDeleted(Struct):
+    deleted: Hex128
+
+
+class PolicyList(Struct):
+    policies: list[PolicyView]
+
+
+class EvaluateRequest(Struct, kw_only=True, omit_defaults=True):
+    """POST /policies/evaluate: what would the policies do with this tool call?"""
+    tool_name: ToolName
+    tool_input: dict = {}
+    cwd: Annotated[str, Meta(max_length=4096)] | None = None
+    peer: Address | None = None
+
+
+class Evaluation(Struct, omit_defaults=True):
+    action: Literal["allow", "deny", "ask"]
+    reason: str
+    rule: PolicyView | None = None
+
+
+class DecisionRecord(Struct, forbid_unknown_fields=False, omit_defaults=True):
+    """One line of the audit log."""
+    correlation_id: Hex128
+    trace_id: Hex128
+    tool_name: str
+    decision: Decision
+    answered_by: Literal["human", "policy", "timeout", "error"]
+    reason: str
+    at: int
+    peer: PeerBrief | None = None
+    by: PeerBrief | None = None
+    rule_id: str | None = None
+
+
+class DecisionList(Struct):
+    decisions: list[DecisionRecord]

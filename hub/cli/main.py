@@ -11,6 +11,7 @@ from pathlib import Path
 from hub import __version__
 from hub.cli import client_commands
 from hub.cli.serve import serve
+from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 from hub.core.settings import Limits, Settings, parse_limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT, home_dir
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--reply-ttl", type=float, default=24 * 3600.0,
                    help="seconds a reply waits for an offline asker before the replier is told")
     s.add_argument("--ask-fanout", type=int, default=16, help="most peers one ask may go to")
+    s.add_argument("--question-timeout-max", type=float, default=300.0,
+                   help="the longest a tool-permission question waits for a person before it is denied "
+                        "(default 300 s)")
+    s.add_argument("--question-margin", type=float, default=5.0,
+                   help="the hub denies a question this many seconds before the asking hook's own timeout "
+                        "(default 5 s)")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "
@@ -116,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                             heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
                             trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,
                             asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
-                                           reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout))
+                                           reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
+                            questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
+                                                     margin_s=args.question_margin))
         return serve(settings, args.log_level)
     handler = {"peers": client_commands.peers, "notify": client_commands.notify, "trace": client_commands.trace,
                "ask": client_commands.ask, "ack": client_commands.ack, "answer": client_commands.answer,

@@ -22,7 +22,7 @@ import uvicorn
 
 from hub.core.ids import new_token
 from hub.core.settings import Settings
-from hub.server.app import build_app
+from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
@@ -75,7 +75,17 @@ def bind_uds(path: Path) -> socket.socket:
 
 class _HubServer(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the hub
-    before it stops its store. We keep the graceful shutdown and then return normally."""
+    before it stops its store. We keep the graceful shutdown and then return normally. The
+    app hears of the shutdown as it begins, so that held requests (tool-permission questions)
+    are answered `deny` at once instead of holding the shutdown up."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: ShutdownNotice):
+        super().__init__(config)
+        self._shutdown = shutdown
+
+    def handle_exit(self, sig, frame) -> None:
+        self._shutdown.fire()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self):
@@ -118,15 +128,16 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         if store is not None:
             store.stop()
         return 2
+    shutdown = ShutdownNotice()
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
-                    store_facts={**facts, "embedded": store is not None})
+                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown)
     config = uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
                             # Loopback and LAN peers: compression would only cost CPU per message.
                             ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5, access_log=False, server_header=False)
-    server = _HubServer(config)
+    server = _HubServer(config, shutdown)
     try:
         asyncio.run(server.serve(sockets=sockets))
     finally:

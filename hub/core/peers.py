@@ -15,6 +15,7 @@ from hub.core.ids import is_hex128
 from schemas.errors import ErrorCode
 
 ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
+PERSON = "person"  # the role that may answer tool-permission questions (needs the hub token)
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 
 
@@ -42,6 +43,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     asks: AskPolicy = field(default_factory=AskPolicy)
+    questions: QuestionPolicy = field(default_factory=QuestionPolicy)
 
 
 def parse_limits(overrides: list[str]) -> Limits:

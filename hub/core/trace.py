@@ -4,6 +4,9 @@ A message's trace is an ordered list of stages. For a notify:
 accepted -> routed -> queued? -> sent -> received | injected | failed(reason) | expired.
 For an ask (traced under its correlation id): accepted -> routed -> queued? -> sent ->
 received -> acked | replied | answered | expired, then the reply's own sent/received.
+For a tool-permission question (kind `question`): accepted -> routed (to a policy rule or to
+people) -> joined* / waiter_lost* -> answered (by a person or a policy) | expired (deny on
+timeout) | failed.
 A broadcast has one `accepted` and then stages per recipient (each carries `peer_id`).
 """
 
@@ -27,6 +30,10 @@ class Stage(StrEnum):
     # A receipt for a delivery the hub had already settled (confirmed by a resume cursor,
     # expired, or sent on an earlier connection): it lands in the trace but ends nothing.
     LATE_RECEIPT = "late_receipt"
+    # Tool-permission questions: the same tool call asked again joined the open question; a
+    # caller stopped waiting (its connection closed, or the hub restarted under it).
+    JOINED = "joined"
+    WAITER_LOST = "waiter_lost"
 
 
 # The stage that ends a trace. A notify ends when its recipient confirms it (or it fails or

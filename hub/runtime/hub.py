@@ -19,7 +19,7 @@ import orjson
 
 from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
-from hub.core.peers import BUSY, OFFLINE, ONLINE, Address, Admission, PeerRecord, admit, parse_address, resolve
+from hub.core.peers import BUSY, OFFLINE, ONLINE, PERSON, Address, Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import ASK_FINAL_STAGES, FINAL_STAGES, Reason, Stage, stage_entry
@@ -49,6 +49,11 @@ class Sender:
     @property
     def key_owner(self) -> str:
         return self.peer.peer_id if self.peer else OPERATOR_ID
+
+    @property
+    def is_person(self) -> bool:
+        """A person at the dashboard or a terminal: the operator (hub token) or a `person` peer."""
+        return self.peer is None or self.peer.role == PERSON
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -142,6 +147,9 @@ class Hub:
         if len(self.connections) >= self.settings.limits.max_connections:
             raise HubError(ErrorCode.TOO_MANY_CONNECTIONS,
                            f"the hub has {len(self.connections)} connections, its limit")
+        if role == PERSON and not holds_hub_token:
+            raise HubError(ErrorCode.FORBIDDEN, "the person role answers tool-permission questions, so it needs the "
+                           "hub token: connect with `Authorization: Bearer <hub token>` or over the hub's Unix socket")
         same_id = self._names.get((circle, name))
         same_name = self.peers.get(same_id) if same_id else None
         decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
@@ -495,7 +503,7 @@ class Hub:
         if stages is None:
             raise HubError(ErrorCode.TRACE_NOT_FOUND, f"no trace with id {trace_id}", {"trace_id": trace_id})
         first = stages[0]
-        final_set = ASK_FINAL_STAGES if first.get("kind") == "ask" else FINAL_STAGES
+        final_set = ASK_FINAL_STAGES if first.get("kind") in ("ask", "question") else FINAL_STAGES
         finals = [s for s in stages if s["stage"] in final_set]
         return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),
                 "to": first.get("to"), "final": finals[-1]["stage"] if finals else None, "stages": stages}

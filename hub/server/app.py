@@ -6,6 +6,7 @@ scripts, starts the writer and the Hub, and writes `hub.json` so clients can fin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -22,13 +23,16 @@ from hub.core.ids import new_peer_id
 from hub.core.settings import Settings
 from hub.runtime.asks import AskService
 from hub.runtime.hub import Hub
-from hub.server import rest
+from hub.runtime.policies import PolicyService
+from hub.runtime.questions import QuestionService
+from hub.server import approvals, rest
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.connect import open_client
+from hub.store.questions import QuestionStore
 from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter, load_scripts
 from schemas.errors import ErrorCode
@@ -49,6 +53,16 @@ ROUTES = [
     Route("/asks/pending", rest.pending_asks, methods=["GET"]),
     Route("/asks/{correlation_id}", rest.get_ask, methods=["GET"]),
     Route("/asks/{correlation_id}/wait", rest.wait_ask, methods=["POST"]),
+    Route("/questions/ask-blocking", approvals.ask_blocking, methods=["POST"]),
+    Route("/questions", approvals.list_questions, methods=["GET"]),
+    Route("/questions/{question_id}", approvals.get_question, methods=["GET"]),
+    Route("/questions/{question_id}/answer", approvals.answer_question, methods=["POST"]),
+    Route("/decisions", approvals.list_decisions, methods=["GET"]),
+    Route("/policies", approvals.list_policies, methods=["GET"]),
+    Route("/policies", approvals.create_policy, methods=["POST"]),
+    Route("/policies/evaluate", approvals.evaluate_policy, methods=["POST"]),
+    Route("/policies/{policy_id}", approvals.replace_policy, methods=["PUT"]),
+    Route("/policies/{policy_id}", approvals.delete_policy, methods=["DELETE"]),
 ]
 
 
@@ -70,6 +84,24 @@ async def _unexpected(request: Request, exc: Exception) -> JSON:
     return error_response(ErrorCode.INTERNAL, "an unexpected error in the hub; it was logged")
 
 
+class ShutdownNotice:
+    """Tells the app that the server began to shut down (from a signal handler: callbacks run
+    on the event loop, scheduled thread-safely), so that long-held requests end at once."""
+
+    def __init__(self) -> None:
+        self._callbacks: list = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def subscribe(self, callback) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._callbacks.append(callback)
+
+    def fire(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for callback in self._callbacks:
+                self._loop.call_soon_threadsafe(callback)
+
+
 def write_hub_file(settings: Settings, pid: int) -> Path:
     path = settings.home / HUB_FILE
     info = {"url": f"http://{settings.host}:{settings.port}", "uds": str(settings.uds) if settings.uds else None,
@@ -81,8 +113,11 @@ def write_hub_file(settings: Settings, pid: int) -> Path:
     return path
 
 
-def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict) -> LocalGuard:
-    """`store_facts` come from `hub.store.connect.probe`, run before serving."""
+def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict,
+              shutdown: ShutdownNotice | None = None) -> LocalGuard:
+    """`store_facts` come from `hub.store.connect.probe`, run before serving. `shutdown` is
+    fired by the server when a graceful shutdown begins, before it waits for open requests."""
+    shutdown = shutdown or ShutdownNotice()
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = open_client(store_url)
@@ -97,13 +132,20 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             await hub.start()
             asks = AskService(hub, AskStore(client), settings.asks)
             await asks.start()
+            question_store = QuestionStore(client)
+            questions = QuestionService(hub, question_store, settings.questions)
+            await questions.start()
+            shutdown.subscribe(questions.stop)
             app.state.hub = hub
             app.state.asks = asks
+            app.state.questions = questions
+            app.state.policies = PolicyService(hub, question_store, settings.questions.max_policies)
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
+                questions.stop()
                 await asks.stop()
                 await hub.stop()
                 await writer.close()

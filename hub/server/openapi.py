@@ -14,12 +14,16 @@ import orjson
 from hub import __version__
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
-from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskGroup, AskRequest, AskView, Closed, ErrorEnvelope,
-                          Health, MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, Trace,
+from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
+                          Closed, DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health,
+                          MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody,
+                          PolicyDeleted, PolicyList, PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace,
                           WaitRequest)
 
-_STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskGroup, AskRequest, AskView, Closed, ErrorEnvelope, Health,
-            MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, Trace, WaitRequest]
+_STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
+            DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
+            NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody, PolicyDeleted, PolicyList,
+            PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest]
 
 
 def _ref(struct: type) -> dict:
@@ -43,6 +47,9 @@ def openapi_document() -> dict:
     bearer = [{"bearer": []}]
     ref_param = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
                  "description": "a peer id, name or name@circle"}
+    question_param = {"name": "question_id", "in": "path", "required": True, "schema": {"type": "string"},
+                      "description": "the question's correlation id"}
+    policy_param = {"name": "policy_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "repowire hub", "version": __version__, "description": f"wire contract {API_VERSION}",
@@ -103,6 +110,50 @@ def openapi_document() -> dict:
                 "parameters": [{"name": "correlation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": _ref(WaitRequest)}}},
                 "responses": {"200": _json(AskView, "the ask, closed or still pending"), **_errors(401, 403, 404, 422)}}},
+            "/questions/ask-blocking": {"post": {
+                "summary": "Ask whether a tool call may run; held open until a person or a policy decides, or the "
+                           "deadline decides deny. The same tool_use_id asked again joins the first question.",
+                "security": bearer, "requestBody": _body(AskBlockingRequest),
+                "responses": {"200": _json(DecisionView, "the decision"),
+                              **_errors(400, 401, 404, 409, 413, 415, 422, 503)}}},
+            "/questions": {"get": {
+                "summary": "Pending tool-permission questions, soonest deadline first", "security": bearer,
+                "parameters": [{"name": "limit", "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": _json(QuestionList, "pending questions"), **_errors(401, 422)}}},
+            "/questions/{question_id}": {"get": {
+                "summary": "One tool-permission question, pending or decided", "security": bearer,
+                "parameters": [question_param],
+                "responses": {"200": _json(QuestionView, "the question"), **_errors(401, 404)}}},
+            "/questions/{question_id}/answer": {"post": {
+                "summary": "Allow or deny (person role only; the first answer wins)", "security": bearer,
+                "parameters": [question_param], "requestBody": _body(QuestionAnswer),
+                "responses": {"200": _json(DecisionView, "decided"), **_errors(401, 403, 404, 409, 410, 415, 422, 503)}}},
+            "/decisions": {"get": {
+                "summary": "The audit log of decisions, newest first", "security": bearer,
+                "parameters": [{"name": "peer", "in": "query", "schema": {"type": "string"}},
+                               {"name": "decision", "in": "query", "schema": {"enum": ["allow", "deny"]}},
+                               {"name": "limit", "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": _json(DecisionList, "decisions"), **_errors(401, 422)}}},
+            "/policies": {
+                "get": {"summary": "Policy rules in the order they are tried", "security": bearer,
+                        "responses": {"200": _json(PolicyList, "rules, highest priority first"), **_errors(401)}},
+                "post": {"summary": "Add a rule (person role only)", "security": bearer, "requestBody": _body(PolicyBody),
+                         "responses": {"201": _json(PolicyView, "the stored rule"),
+                                       **_errors(400, 401, 403, 413, 415, 422, 503, 507)}}},
+            "/policies/{policy_id}": {
+                "put": {"summary": "Replace a rule (person role only)", "security": bearer,
+                        "parameters": [policy_param], "requestBody": _body(PolicyBody),
+                        "responses": {"200": _json(PolicyView, "the stored rule"),
+                                      **_errors(400, 401, 403, 404, 415, 422, 503)}},
+                "delete": {"summary": "Delete a rule (person role only)", "security": bearer,
+                           "parameters": [policy_param],
+                           "responses": {"200": _json(PolicyDeleted, "deleted"), **_errors(401, 403, 404, 503)}}},
+            "/policies/evaluate": {"post": {
+                "summary": "What the policies would decide for a tool call, and which rule matched; asks nobody",
+                "security": bearer, "requestBody": _body(EvaluateRequest),
+                "responses": {"200": _json(Evaluation, "the action and the rule"), **_errors(400, 401, 404, 415, 422)}}},
             "/traces/{trace_id}": {"get": {
                 "summary": "A message's delivery trace", "security": bearer,
                 "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],

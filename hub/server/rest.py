@@ -134,7 +134,7 @@ async def post_answer(request: Request) -> JSON:
                                               outcome=body.outcome, idempotency_key=key))
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -150,8 +150,8 @@ async def pending_asks(request: Request) -> JSON:
         raise HubError(ErrorCode.INVALID_REQUEST, "direction is inbound, outbound or both", {"direction": direction})
     ref = request.query_params.get("peer")
     peer = hub_of(request).find_peer(ref, who) if ref else who.peer
-    limit = _int_param(request, "limit", 50, 1, 500)
-    offset = _int_param(request, "offset", 0, 0, 1_000_000)
+    limit = int_param(request, "limit", 50, 1, 500)
+    offset = int_param(request, "offset", 0, 0, 1_000_000)
     return JSON(await asks_of(request).pending(who, peer, direction, offset, limit))
 
 

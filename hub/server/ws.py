@@ -20,10 +20,11 @@ from hub.core.asks import ANSWERED
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
 from schemas.codec import FrameError, decode_client_frame
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import Ack, Answer, Ask, Hello, Notify, Ping, Presence, Receipt
+from schemas.frames import Ack, Answer, Ask, AskBlocking, Hello, Notify, Ping, Presence, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.push(orjson.dumps({"type": "welcome", **welcome}))
     conn.start()
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
-    serving = asyncio.create_task(_serve(websocket, hub, conn), name=f"serve {conn.label}")
+    held: set[asyncio.Task] = set()  # tool-permission questions this connection waits on
+    serving = asyncio.create_task(_serve(websocket, hub, conn, held), name=f"serve {conn.label}")
     conn.on_abort = serving.cancel  # the hub cut this connection: stop reading it
     try:
         await asyncio.wait({serving})
     finally:
         serving.cancel()
         replay.cancel()
+        for task in held:
+            task.cancel()
         reason = "disconnected"
         if serving.done() and not serving.cancelled() and serving.exception() is None:
             reason = serving.result()
@@ -127,9 +131,10 @@ async def _close_with(websocket: WebSocket, code: ErrorCode, message: str, detai
         pass
 
 
-async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
+async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asyncio.Task]) -> str:
     """The receive loop; returns why it ended."""
     asks: AskService = websocket.app.state.asks
+    questions: QuestionService = websocket.app.state.questions
     max_bytes = hub.settings.limits.max_frame_bytes
     room = asyncio.Semaphore(MAX_UNACCEPTED)
     receive = websocket.receive
@@ -151,6 +156,10 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
             elif isinstance(frame, (Ask, Ack, Answer)):
                 await room.acquire()
                 _start_ask_operation(asks, conn, Sender(peer), frame, room)
+            elif isinstance(frame, AskBlocking):
+                task = asyncio.create_task(_hold_question(questions, conn, Sender(peer), frame))
+                held.add(task)
+                task.add_done_callback(held.discard)
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -164,6 +173,24 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection) -> str:
         except HubError as exc:
             conn.push(error_frame(exc.code, exc.message, getattr(frame, "id", None), exc.details))
     return conn.close_reason or "closed"
+
+
+async def _hold_question(questions: QuestionService, conn: Connection, sender: Sender, frame: AskBlocking) -> None:
+    """`accepted` once the question is written, then one `decision` frame (same `ref`)."""
+    try:
+        opened = await questions.open(sender, frame)
+    except HubError as exc:
+        conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
+        return
+    conn.push(orjson.dumps({"type": "accepted", "ref": frame.id, "message_id": opened.correlation_id,
+                            "correlation_id": opened.correlation_id, "deadline": opened.deadline,
+                            "state": "queued" if not opened.decision.done() else "delivered"}))
+    try:
+        decision = await asyncio.shield(opened.decision)
+    except asyncio.CancelledError:
+        questions.waiter_lost(opened.correlation_id, opened.decision, "client_disconnected")
+        raise
+    conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **decision}))
 
 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore) -> None:

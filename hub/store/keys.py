@@ -55,3 +55,16 @@ def asks_outbound(peer_id: str) -> str:
 
 def ask_group(group_id: str) -> str:
     return f"{PREFIX}:askgroup:{{{group_id}}}"
+
+
+# ---- tool-permission questions: each question is one hash in its own slot; the pending index,
+# the policies and the audit log are hub-wide keys written beside it (they are indexes and a
+# log: the question hash is the truth).
+
+QUESTIONS_PENDING = f"{PREFIX}:questions:pending"   # zset question id -> deadline (ms)
+POLICIES = f"{PREFIX}:policies"                     # hash policy id -> rule JSON
+DECISIONS = f"{PREFIX}:decisions"                   # stream: one entry per decision, bounded
+
+
+def question(question_id: str) -> str:
+    return f"{PREFIX}:question:{{{question_id}}}"

@@ -95,5 +95,32 @@ end
 return out
 """
 
-ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD}
+# KEYS: question hash. ARGV: expire-at (ms), content hash, then the hash's field/value pairs.
+# Creates the question unless it exists (a retried hook asking about the same tool call).
+# Returns {'created'}, {'joined', state} or {'mismatch'} when the existing question is about
+# different content.
+CREATE_QUESTION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'content_hash') ~= ARGV[2] then return {'mismatch'} end
+  return {'joined', redis.call('HGET', KEYS[1], 'state')}
+end
+redis.call('HSET', KEYS[1], 'content_hash', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return {'created'}
+"""
+
+# KEYS: question hash. ARGV: content hash expected ('' = not checked), then the decision's
+# field/value pairs (decision, answered_by, reason, ...). Decides a pending question once.
+# Returns {'ok'}, {'missing'}, {'mismatch'} or {'decided', answered_by}.
+DECIDE_QUESTION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'content_hash') ~= ARGV[1] then return {'mismatch'} end
+if state ~= 'pending' then return {'decided', redis.call('HGET', KEYS[1], 'answered_by')} end
+redis.call('HSET', KEYS[1], 'state', 'decided', unpack(ARGV, 2))
+return {'ok'}
+"""
+
+ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
+       "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}

@@ -1,0 +1,75 @@
+"""Policy rules at run time: people manage them, anyone may ask what they would decide.
+
+Rules live in the store (one hash, read on every evaluation, so all hub nodes agree); the
+matching itself is `hub.core.approvals.evaluate`. Only a person (the hub token or a `person`
+peer) may add, change or remove a rule: an agent must not be able to allow itself.
+"""
+
+from __future__ import annotations
+
+from hub.core.approvals import ToolCall, evaluate, ordered
+from hub.core.errors import HubError
+from hub.runtime.hub import Hub, Sender
+from hub.store.questions import QuestionStore
+from schemas.errors import ErrorCode
+
+
+class PolicyService:
+    def __init__(self, hub: Hub, store: QuestionStore, max_policies: int):
+        self.hub = hub
+        self.store = store
+        self.max_policies = max_policies
+
+    @staticmethod
+    def _check_person(sender: Sender) -> None:
+        if not sender.is_person:
+            raise HubError(ErrorCode.FORBIDDEN, "only a person (the hub token, or a peer with the person role) may "
+                           "change policies")
+
+    async def list(self) -> list[dict]:
+        return ordered(await self.store.policies())
+
+    async def create(self, sender: Sender, rule: dict) -> dict:
+        self._check_person(sender)
+        existing = await self.store.policies()
+        if len(existing) >= self.max_policies:
+            raise HubError(ErrorCode.TOO_MANY_POLICIES, f"the hub holds at most {self.max_policies} policy rules",
+                           {"limit": self.max_policies})
+        now = self.hub.now_ms()
+        saved = {**rule, "id": self.hub.ids.next(now), "created_at": now, "updated_at": now}
+        await self.hub.store.writer.write(self.store.save_policy_cmd(saved))
+        return saved
+
+    async def replace(self, sender: Sender, policy_id: str, rule: dict) -> dict:
+        self._check_person(sender)
+        current = await self._find(policy_id)
+        saved = {**rule, "id": policy_id, "created_at": current["created_at"], "updated_at": self.hub.now_ms()}
+        await self.hub.store.writer.write(self.store.save_policy_cmd(saved))
+        return saved
+
+    async def delete(self, sender: Sender, policy_id: str) -> None:
+        self._check_person(sender)
+        (removed,) = await self.hub.store.writer.write(self.store.delete_policy_cmd(policy_id))
+        if not removed:
+            raise self._not_found(policy_id)
+
+    async def _find(self, policy_id: str) -> dict:
+        for rule in await self.store.policies():
+            if rule["id"] == policy_id:
+                return rule
+        raise self._not_found(policy_id)
+
+    @staticmethod
+    def _not_found(policy_id: str) -> HubError:
+        return HubError(ErrorCode.POLICY_NOT_FOUND, f"no policy rule {policy_id}", {"id": policy_id})
+
+    async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
+                       peer_ref: str | None) -> dict:
+        subject = self.hub.find_peer(peer_ref, sender) if peer_ref else sender.peer
+        call = ToolCall(tool_name, tool_input, cwd, subject.name if subject else None,
+                        subject.peer_id if subject else None, subject.circle if subject else None)
+        action, rule = evaluate(await self.store.policies(), call)
+        if rule is None:
+            return {"action": action, "reason": "no rule matched: a person is asked"}
+        return {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
+

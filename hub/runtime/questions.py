@@ -1,0 +1,318 @@
+"""Tool-permission questions at run time: hold a hook's request until a person or a policy
+decides, or the deadline decides `deny`.
+
+Opening a question evaluates the policies (read from the store, so every node applies the same
+rules) and writes the question, already decided when a policy allow/deny matched. A pending
+question waits for a person's answer; its deadline is tracked by one timer. Deciding is one
+store script on the question's hash, so a question is decided exactly once whoever comes first
+(person, deadline, another node); the trace stage, the pending index and the audit entry are
+written right after. The waiting callers (REST requests, socket frames) are futures in this
+process; a caller that leaves is recorded in the trace as `waiter_lost`, and after a restart
+every question this node was holding open is recorded the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+from hub.core.approvals import (ASK, DECIDED, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, ToolCall,
+                                check_options, content_hash, decision_of, evaluate, question_deadline, question_id)
+from hub.core.errors import HubError
+from hub.core.peers import PERSON
+from hub.core.ids import is_hex128
+from hub.core.trace import Stage, stage_entry
+from hub.runtime.deadlines import DeadlineTimer
+from hub.runtime.hub import Hub, Sender
+from hub.store.questions import QuestionStore
+from hub.store.state import as_text
+from schemas.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+RETRY_MS = 1000
+SCAN_MAX = 100_000  # audit entries one /decisions query reads at most
+PEOPLE = "people"   # where a question goes when no policy decides it
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A question as its asker first hears of it; `decision` resolves to the decision view."""
+    correlation_id: str
+    deadline: int
+    state: str
+    decision: "asyncio.Future[dict]"
+
+
+def decision_view(record: dict) -> dict:
+    view = {"correlation_id": record["correlation_id"], "decision": record["decision"],
+            "answered_by": record["answered_by"], "reason": record.get("reason", "")}
+    for name in ("rule_id", "option_id"):
+        if record.get(name):
+            view[name] = record[name]
+    return view
+
+
+class QuestionService:
+    def __init__(self, hub: Hub, store: QuestionStore, policy: QuestionPolicy):
+        self.hub = hub
+        self.store = store
+        self.policy = policy
+        self.waiters: dict[str, list[asyncio.Future]] = {}
+        self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "question-deadlines")
+        # Told of every question opened (`question` frame) or decided (`question_decided`); the
+        # first pushes them to the people connected to this node.
+        self.listeners: list[Callable[[dict], None]] = [self._push_to_people]
+
+    # ---- life --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        pending = await self.store.pending(100_000)
+        now = self.hub.now_ms()
+        stale, lost = [], []
+        for record in await self.store.read_many([qid for qid, _ in pending]):
+            qid = record["correlation_id"]
+            if record["state"] != PENDING:
+                stale.append(self.store.unindex_cmd(qid))
+                continue
+            self.deadlines.track(qid, int(record["deadline"]))
+            if record.get("node") == self.hub.node:
+                lost.append(self.hub.store.trace_cmd(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
+                                                                       reason="hub_restarted")]))
+        if stale or lost:
+            await self.hub.store.writer.write(*stale, *lost)
+        self.deadlines.start()
+
+    def stop(self) -> None:
+        """The hub is stopping: every caller still waiting gets `deny` now (answered_by
+        `error`), rather than a dropped connection. The questions stay pending in the store."""
+        self.deadlines.stop()
+        for qid, futures in list(self.waiters.items()):
+            for future in futures:
+                if not future.done():
+                    future.set_result({"correlation_id": qid, "decision": DENY, "answered_by": ERROR,
+                                       "reason": "the hub is stopping"})
+        self.waiters.clear()
+
+    # ---- asking ------------------------------------------------------------------------------
+
+    async def open(self, sender: Sender, request) -> Opened:
+        """`request` has the fields of schemas.frames.AskBlockingBody."""
+        hub = self.hub
+        options = check_options([{"id": o.id, "title": o.title, "decision": o.decision} for o in request.options]
+                                if request.options else None)
+        subject = hub.find_peer(request.peer, sender) if request.peer else sender.peer
+        if request.prompt:
+            hub.check_text(request.prompt)
+        qid = question_id(sender.key_owner, request.session_id, request.tool_use_id)
+        digest = content_hash(request.tool_name, request.tool_input)
+        now = hub.now_ms()
+        deadline = question_deadline(now, request.timeout_s, request.hook_timeout_s, self.policy)
+        call = ToolCall(request.tool_name, request.tool_input, request.cwd,
+                        subject.name if subject else None, subject.peer_id if subject else None,
+                        subject.circle if subject else None)
+        action, rule = evaluate(await self.store.policies(), call)
+        decision = None
+        if action != ASK:
+            decision = {"decision": action, "answered_by": POLICY, "rule_id": rule["id"], "decided_at": now,
+                        "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
+        elif deadline <= now:
+            decision = {"decision": DENY, "answered_by": TIMEOUT, "decided_at": now,
+                        "reason": "the hook's timeout leaves no time to ask a person"}
+        asker = sender.ref
+        body = {"correlation_id": qid, "tool_name": request.tool_name, "tool_input": request.tool_input,
+                "tool_use_id": request.tool_use_id, "session_id": request.session_id, "cwd": request.cwd,
+                "prompt": request.prompt, "options": options, "asker": asker,
+                "peer": {"peer_id": subject.peer_id, "name": subject.name, "circle": subject.circle} if subject else None,
+                "created_at": now, "deadline": deadline, "node": hub.node}
+        body = {k: v for k, v in body.items() if v is not None}
+        retention = hub.settings.trace_retention_s
+        (created,) = await hub.store.writer.write(*self.store.create_cmds(
+            qid, digest, body, deadline, deadline + retention * 1000, decision))
+        status = as_text(created[0])
+        if status == "mismatch":
+            raise HubError(ErrorCode.CONTENT_MISMATCH, "this tool_use_id was asked about before with a different "
+                           "tool name or input", {"correlation_id": qid})
+        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        if status == "joined":
+            return await self._join(qid, deadline, future)
+        stages = [stage_entry(Stage.ACCEPTED, now, hub.node, kind="question", from_peer=asker["peer_id"],
+                              tool_name=request.tool_name, tool_use_id=request.tool_use_id, deadline=deadline),
+                  stage_entry(Stage.ROUTED, now, hub.node, to=f"rule {rule['id']}" if rule else PEOPLE)]
+        if decision is not None:
+            view = decision_view({"correlation_id": qid, **decision})
+            await hub.store.writer.write(hub.store.trace_cmd(qid, [*stages, self._final_stage(decision, now)], retention),
+                                         self.store.audit_cmd(self._audit_entry(body, decision)))
+            future.set_result(view)
+            return Opened(qid, deadline, DECIDED, future)
+        await hub.store.writer.write(self.store.index_cmd(qid, deadline), hub.store.trace_cmd(qid, stages, retention))
+        self.deadlines.track(qid, deadline)
+        self.waiters.setdefault(qid, []).append(future)
+        self._announce({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
+        return Opened(qid, deadline, PENDING, future)
+
+    async def _join(self, qid: str, deadline: int, future: asyncio.Future) -> Opened:
+        """The same tool call asked again: wait for the first question's decision."""
+        hub = self.hub
+        record = await self.store.read(qid)
+        if record is None:  # decided and gone past retention between the two reads
+            raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
+        hub.store.writer.submit([hub.store.trace_cmd(qid, [stage_entry(Stage.JOINED, hub.now_ms(), hub.node)])],
+                                wait=False)
+        if record["state"] != PENDING:
+            future.set_result(decision_view(record))
+            return Opened(qid, int(record["deadline"]), DECIDED, future)
+        self.deadlines.track(qid, int(record["deadline"]))
+        self.waiters.setdefault(qid, []).append(future)
+        return Opened(qid, int(record["deadline"]), PENDING, future)
+
+    def waiter_lost(self, qid: str, future: asyncio.Future, reason: str) -> None:
+        """A caller stopped waiting (its connection closed): the question stays open."""
+        futures = self.waiters.get(qid, [])
+        if future in futures:
+            futures.remove(future)
+            if not futures:
+                self.waiters.pop(qid, None)
+        if not future.done():
+            future.cancel()
+            self.hub.store.writer.submit([self.hub.store.trace_cmd(qid, [stage_entry(
+                Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
+
+    # ---- deciding ----------------------------------------------------------------------------
+
+    async def answer(self, sender: Sender, qid: str, *, decision: str | None = None, option_id: str | None = None,
+                     reason: str | None = None, expected_hash: str | None = None) -> dict:
+        """A person decides. Agents may not: only the operator or a `person` peer."""
+        if not sender.is_person:
+            raise HubError(ErrorCode.FORBIDDEN, "only a person (the dashboard, the CLI with the hub token, or a peer "
+                           "with the person role) may answer a tool-permission question")
+        record = await self.read(qid)
+        chosen = decision_of(record["options"], option_id, decision)
+        who = sender.ref
+        outcome = {"decision": chosen, "answered_by": HUMAN, "decided_at": self.hub.now_ms(), "option_id": option_id,
+                   "by": who, "reason": reason or f"{chosen} by {who['name']}"}
+        return await self._decide(record, outcome, expected_hash)
+
+    async def _expire(self, qid: str) -> int | None:
+        """The deadline passed with nobody deciding: deny."""
+        try:
+            record = await self.store.read(qid)
+            if record is None or record["state"] != PENDING:
+                return None
+            await self._decide(record, {"decision": DENY, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
+                                        "reason": "timeout"}, None)
+        except HubError as exc:
+            if exc.code is ErrorCode.STORE_UNAVAILABLE:
+                return self.hub.now_ms() + RETRY_MS
+            log.info("deadline of question %s: %s", qid, exc.message)
+        return None
+
+    async def _decide(self, record: dict, decision: dict, expected_hash: str | None) -> dict:
+        hub = self.hub
+        qid = record["correlation_id"]
+        (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision))
+        status = as_text(outcome[0])
+        if status == "missing":
+            raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
+        if status == "mismatch":
+            raise HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool name "
+                           "and input; reload the question and answer what it asks now", {"correlation_id": qid})
+        if status == "decided":
+            answered_by = as_text(outcome[1])
+            if answered_by == TIMEOUT:
+                raise HubError(ErrorCode.EXPIRED, "this question passed its deadline and was denied",
+                               {"correlation_id": qid})
+            raise HubError(ErrorCode.ALREADY_ANSWERED, "this question was already decided; the first answer wins",
+                           {"correlation_id": qid, "answered_by": answered_by})
+        self.deadlines.forget(qid)
+        view = decision_view({"correlation_id": qid, **decision})
+        for future in self.waiters.pop(qid, []):
+            if not future.done():
+                future.set_result(view)
+        self._announce({"type": "question_decided", **view})
+        await hub.store.writer.write(self.store.unindex_cmd(qid),
+                                     hub.store.trace_cmd(qid, [self._final_stage(decision, hub.now_ms())]),
+                                     self.store.audit_cmd(self._audit_entry(record, decision)))
+        return view
+
+    def _final_stage(self, decision: dict, now: int) -> dict:
+        stage = {HUMAN: Stage.ANSWERED, POLICY: Stage.ANSWERED, TIMEOUT: Stage.EXPIRED}.get(decision["answered_by"],
+                                                                                          Stage.FAILED)
+        by = decision.get("by")
+        return stage_entry(stage, now, self.hub.node, decision=decision["decision"], answered_by=decision["answered_by"],
+                           by=by["peer_id"] if by else None, rule_id=decision.get("rule_id"), reason=decision["reason"])
+
+    @staticmethod
+    def _audit_entry(record: dict, decision: dict) -> dict:
+        entry = {"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
+                 "tool_name": record["tool_name"], "peer": record.get("peer") or record.get("asker"),
+                 "decision": decision["decision"], "answered_by": decision["answered_by"],
+                 "reason": decision["reason"], "at": decision["decided_at"], "by": decision.get("by"),
+                 "rule_id": decision.get("rule_id")}
+        return {k: v for k, v in entry.items() if v is not None}
+
+    def _announce(self, frame: dict) -> None:
+        for listener in self.listeners:
+            listener(frame)
+
+    def _push_to_people(self, frame: dict) -> None:
+        data = orjson.dumps(frame)
+        for peer_id, conn in self.hub.connections.items():
+            peer = self.hub.peers.get(peer_id)
+            if peer is not None and peer.role == PERSON and not conn.closed:
+                conn.push(data)
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    async def read(self, qid: str) -> dict:
+        record = await self.store.read(qid) if is_hex128(qid) else None
+        if record is None:
+            raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no tool-permission question {qid}", {"correlation_id": qid})
+        return record
+
+    async def get(self, qid: str) -> dict:
+        return self.public(await self.read(qid))
+
+    async def list_pending(self, limit: int) -> list[dict]:
+        pending = await self.store.pending(limit)
+        records = await self.store.read_many([qid for qid, _ in pending])
+        return [self.public(r) for r in records if r["state"] == PENDING]
+
+    @staticmethod
+    def public(record: dict) -> dict:
+        view = {"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
+                "state": record["state"], "content_hash": record["content_hash"], "created_at": int(record["created_at"]),
+                "deadline": int(record["deadline"])}
+        for name in ("tool_name", "tool_input", "tool_use_id", "session_id", "cwd", "prompt", "options", "asker",
+                     "peer", "decision", "answered_by", "reason", "rule_id", "option_id", "by"):
+            if record.get(name) is not None:
+                view[name] = record[name]
+        if record.get("decided_at"):
+            view["decided_at"] = int(record["decided_at"])
+        return view
+
+    async def decisions(self, *, peer: str | None, decision: str | None, limit: int) -> list[dict]:
+        """The audit log, newest first, filtered; scans at most SCAN_MAX entries."""
+        found: list[dict] = []
+        cursor = "+"
+        scanned = 0
+        while len(found) < limit and scanned < SCAN_MAX:
+            rows = await self.store.decisions(cursor, 500)
+            if not rows:
+                break
+            for entry_id, entry in rows:
+                cursor = entry_id
+                scanned += 1
+                who = entry.get("peer") or {}
+                if peer is not None and peer not in (who.get("peer_id"), who.get("name"),
+                                                     f"{who.get('name')}@{who.get('circle')}"):
+                    continue
+                if decision is not None and entry["decision"] != decision:
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        return found

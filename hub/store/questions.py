@@ -1,0 +1,125 @@
+"""Tool-permission questions, policies and the decision log in the store.
+
+A question is one hash: what never changes as a JSON `body`, beside `content_hash`, `state`
+and, once decided, the decision's fields. Creating and deciding are one script each on that
+hash, so a question is created once per tool call and decided once. The pending index, the
+policy rules and the audit log are hub-wide keys. Commands are returned for the group-commit
+writer; reads are direct.
+"""
+
+from __future__ import annotations
+
+import orjson
+import redis.asyncio as redis
+
+from hub.store import keys, scripts
+from hub.store.connect import unavailable
+from hub.store.state import StoreDown, as_text
+from hub.store.writer import Command
+
+MAX_DECISIONS = 100_000   # the audit log keeps about this many entries
+
+
+def _record(raw: dict) -> dict:
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+    record = {**orjson.loads(fields.pop("body")), **fields}
+    if record.get("by"):
+        record["by"] = orjson.loads(record["by"])
+    return record
+
+
+def _decision_fields(decision: dict) -> list:
+    """state=decided first, then the decision's fields as flat pairs."""
+    pairs: list = ["state", "decided"]
+    for name, value in decision.items():
+        if value is not None:
+            pairs += [name, orjson.dumps(value) if isinstance(value, dict) else value]
+    return pairs
+
+
+class QuestionStore:
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    # ---- questions ---------------------------------------------------------------------------
+
+    @staticmethod
+    def create_cmds(question_id: str, content_hash: str, body: dict, deadline: int, expire_at: int,
+                    decision: dict | None = None) -> list[Command]:
+        """Pending, or already decided (a policy matched) when `decision` is given."""
+        fields = ["body", orjson.dumps(body), "deadline", deadline]
+        fields += _decision_fields(decision) if decision else ["state", "pending"]
+        return [("EVALSHA", scripts.SHA["CREATE_QUESTION"], 1, keys.question(question_id), expire_at, content_hash,
+                 *fields)]
+
+    @staticmethod
+    def index_cmd(question_id: str, deadline: int) -> Command:
+        return ("ZADD", keys.QUESTIONS_PENDING, deadline, question_id)
+
+    @staticmethod
+    def unindex_cmd(question_id: str) -> Command:
+        return ("ZREM", keys.QUESTIONS_PENDING, question_id)
+
+    @staticmethod
+    def decide_cmd(question_id: str, expected_hash: str | None, decision: dict) -> Command:
+        """`decision`: decision, answered_by, reason, decided_at and, when known, rule_id,
+        option_id, by (a peer reference)."""
+        return ("EVALSHA", scripts.SHA["DECIDE_QUESTION"], 1, keys.question(question_id), expected_hash or "",
+                *_decision_fields(decision)[2:])
+
+    @staticmethod
+    def audit_cmd(entry: dict) -> Command:
+        return ("XADD", keys.DECISIONS, "MAXLEN", "~", MAX_DECISIONS, "*", "d", orjson.dumps(entry))
+
+    async def read(self, question_id: str) -> dict | None:
+        try:
+            raw = await self.client.hgetall(keys.question(question_id))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return _record(raw) if raw else None
+
+    async def read_many(self, question_ids: list[str]) -> list[dict]:
+        if not question_ids:
+            return []
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for question_id in question_ids:
+                pipe.hgetall(keys.question(question_id))
+            rows = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [_record(row) for row in rows if row]
+
+    async def pending(self, limit: int) -> list[tuple[str, int]]:
+        """(question id, deadline) of pending questions, soonest deadline first."""
+        try:
+            rows = await self.client.zrange(keys.QUESTIONS_PENDING, 0, limit - 1, withscores=True)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [(as_text(qid), int(score)) for qid, score in rows]
+
+    async def decisions(self, before: str, count: int) -> list[tuple[str, dict]]:
+        """Audit entries newest first, strictly before the stream id `before` ('+' = newest)."""
+        try:
+            rows = await self.client.xrevrange(keys.DECISIONS, before if before == "+" else f"({before}", "-", count)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [(as_text(entry_id), orjson.loads(fields[b"d"])) for entry_id, fields in rows]
+
+    # ---- policies ----------------------------------------------------------------------------
+
+    @staticmethod
+    def save_policy_cmd(rule: dict) -> Command:
+        return ("HSET", keys.POLICIES, rule["id"], orjson.dumps(rule))
+
+    @staticmethod
+    def delete_policy_cmd(policy_id: str) -> Command:
+        return ("HDEL", keys.POLICIES, policy_id)
+
+    async def policies(self) -> list[dict]:
+        """Read on every use, so that every hub node on one store applies the same rules."""
+        try:
+            raw = await self.client.hvals(keys.POLICIES)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [orjson.loads(r) for r in raw]
