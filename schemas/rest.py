@@ -140,6 +140,13 @@ class StoreFacts(Struct, forbid_unknown_fields=False):
     embedded: bool = False
 
 
+class QuestionTimes(Struct):
+    """How long a tool-permission question may wait, and how long before the hook's timeout
+    the hub decides: a hook's timeout should exceed their sum."""
+    max_timeout_s: float
+    margin_s: float
+
+
 class Health(Struct):
     ok: bool
     api_version: str
@@ -149,6 +156,7 @@ class Health(Struct):
     capabilities: list[str]
     peers: int
     connections: int
+    questions: QuestionTimes | None = None
 
 
 class ErrorDetail(Struct):

@@ -12,15 +12,9 @@ from datetime import datetime, timezone
 import httpx
 import orjson
 
+from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, CommandFailed
 from transports.discovery import HubAddress, find_hub, find_token
 
-EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2
-
-
-class CommandFailed(Exception):
-    def __init__(self, exit_code: int, message: str):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _client(address: HubAddress) -> httpx.Client:
@@ -56,7 +50,7 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _emit(data: dict, as_json: bool, human: str) -> None:
+def emit(data: dict, as_json: bool, human: str) -> None:
     sys.stdout.write((orjson.dumps(data).decode() if as_json else human) + "\n")
 
 
@@ -66,7 +60,7 @@ def peers(args) -> int:
     rows = [f"{'NAME':<24} {'CIRCLE':<16} {'STATUS':<8} {'PENDING':>7}  PEER ID"]
     rows += [f"{p['name']:<24} {p['circle']:<16} {p['status']:<8} {p['pending']:>7}  {p['peer_id']}"
              for p in body["peers"]]
-    _emit(body, args.json, "\n".join(rows) if body["peers"] else "no peers yet")
+    emit(body, args.json, "\n".join(rows) if body["peers"] else "no peers yet")
     return EXIT_OK
 
 
@@ -75,7 +69,7 @@ def notify(args) -> int:
     if args.idempotency_key:
         payload["idempotency_key"] = args.idempotency_key
     body = call("POST", "/messages", home=args.home, json=payload)
-    _emit(body, args.json, f"{body['state']}  {body['message_id']}\n"
+    emit(body, args.json, f"{body['state']}  {body['message_id']}\n"
                            f"trace: repowire trace {body['message_id']}")
     return EXIT_OK
 
@@ -86,11 +80,8 @@ def trace(args) -> int:
     for stage in body["stages"]:
         extra = " ".join(f"{k}={v}" for k, v in stage.items() if k not in ("stage", "at", "node", "kind", "to"))
         lines.append(f"  {_when(stage['at'])}  {stage['stage']:<9} {stage['node']:<10} {extra}")
-    _emit(body, args.json, "\n".join(lines))
+    emit(body, args.json, "\n".join(lines))
     return EXIT_OK
-
-
-EXIT_EXPIRED = 3
 
 
 def ask(args) -> int:
@@ -104,7 +95,7 @@ def ask(args) -> int:
         payload["question"] = {"kind": "choice", "prompt": args.text, "options": options}
     body = call("POST", "/ask", home=args.home, json=payload)
     if not args.wait:
-        _emit(body, args.json, f"{body['state']}  {body['correlation_id']}\n"
+        emit(body, args.json, f"{body['state']}  {body['correlation_id']}\n"
                                f"wait: repowire asks --direction outbound   trace: repowire trace {body['correlation_id']}")
         return EXIT_OK
     view = _wait_until_closed(args.home, body["correlation_id"], body["deadline"])
@@ -114,7 +105,7 @@ def ask(args) -> int:
              "answered": f"{view['to']['name']} answered: "
                          + " ".join(str(result[k]) for k in ("option_id", "text", "outcome") if result.get(k)),
              "expired": "no answer before the deadline"}.get(view["state"], view["state"])
-    _emit(view, args.json, human)
+    emit(view, args.json, human)
     return EXIT_EXPIRED if view["state"] == "expired" else EXIT_OK
 
 
@@ -134,7 +125,7 @@ def ack(args) -> int:
     if args.text is not None:
         payload["text"] = args.text
     body = call("POST", "/ack", home=args.home, json=payload)
-    _emit(body, args.json, f"{body['ask_state']}  reply {body['state']}")
+    emit(body, args.json, f"{body['ask_state']}  reply {body['state']}")
     return EXIT_OK
 
 
@@ -145,7 +136,7 @@ def answer(args) -> int:
         if value is not None:
             payload["option_id" if key == "option" else key] = value
     body = call("POST", "/answer", home=args.home, json=payload)
-    _emit(body, args.json, f"answered  {body['state']}")
+    emit(body, args.json, f"answered  {body['state']}")
     return EXIT_OK
 
 
@@ -158,5 +149,5 @@ def asks(args) -> int:
     for a in body["asks"]:
         rows.append(f"{a['correlation_id']}  {a['direction']:<8} {a['from']['name']:<16} {a['to']['name']:<16} "
                     f"{a['age_ms'] // 1000:>5}s  {a['text'][:60]}")
-    _emit(body, args.json, "\n".join(rows) if body["asks"] else "no pending asks")
+    emit(body, args.json, "\n".join(rows) if body["asks"] else "no pending asks")
     return EXIT_OK

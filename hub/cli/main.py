@@ -1,20 +1,44 @@
-"""Entry point of the `repowire` console script: parses arguments and runs one command."""
+"""Entry point of the `repowire` console script: parses arguments and runs one command.
+
+Each command's module is imported only when that command runs (the table `COMMANDS`): the
+PreToolUse hook runs before every tool call an agent makes, and must not pay for importing
+the server, the store client and the HTTP library it does not use.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
 import sys
 from pathlib import Path
 
 from hub import __version__
-from hub.cli import client_commands
-from hub.cli.serve import serve
-from hub.core.approvals import QuestionPolicy
-from hub.core.asks import AskPolicy
-from hub.core.settings import Limits, Settings, parse_limits
-from schemas.local import DEFAULT_HOST, DEFAULT_PORT, home_dir
+from hub.cli.failures import CommandFailed
+from hub.core.settings import Limits
+from schemas.local import DEFAULT_HOST, DEFAULT_PORT
+
+# (command, subcommand) -> "module:function(args) -> exit code"
+COMMANDS = {
+    ("serve", None): "hub.cli.serve:serve_command",
+    ("peers", None): "hub.cli.client_commands:peers",
+    ("notify", None): "hub.cli.client_commands:notify",
+    ("trace", None): "hub.cli.client_commands:trace",
+    ("ask", None): "hub.cli.client_commands:ask",
+    ("ack", None): "hub.cli.client_commands:ack",
+    ("answer", None): "hub.cli.client_commands:answer",
+    ("asks", None): "hub.cli.client_commands:asks",
+    ("questions", None): "hub.cli.question_commands:questions",
+    ("approve", None): "hub.cli.question_commands:approve",
+    ("deny", None): "hub.cli.question_commands:deny",
+    ("policies", None): "hub.cli.question_commands:policies",
+    ("policy", "add"): "hub.cli.question_commands:policy_add",
+    ("policy", "rm"): "hub.cli.question_commands:policy_rm",
+    ("hook", "pretooluse"): "hub.cli.hook_command:pretooluse",
+    ("hooks", "install"): "hub.cli.claude_settings:install",
+    ("hooks", "uninstall"): "hub.cli.claude_settings:uninstall",
+    ("doctor", "hooks"): "hub.cli.claude_settings:doctor",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +127,72 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("trace", help="show a message's delivery trace")
     t.add_argument("id", help="the message id")
     t.add_argument("--json", action="store_true", help="print JSON")
+
+    _approval_parsers(sub)
     return parser
+
+
+def _approval_parsers(sub) -> None:
+    """Tool-permission questions, policies and the Claude Code hook."""
+    qs = sub.add_parser("questions", help="list tool-permission questions waiting for a person")
+    qs.add_argument("--json", action="store_true", help="print JSON")
+    for verb, meaning in (("approve", "allow"), ("deny", "deny")):
+        v = sub.add_parser(verb, help=f"{meaning} a waiting tool-permission question (as a person)")
+        v.add_argument("id", help="the question's id (from `repowire questions`)")
+        v.add_argument("--reason", help="why; the agent sees it")
+        v.add_argument("--json", action="store_true", help="print JSON")
+
+    ps = sub.add_parser("policies", help="list policy rules in the order they are tried")
+    ps.add_argument("--json", action="store_true", help="print JSON")
+    pol = sub.add_parser("policy", help="add or remove a policy rule (as a person)")
+    pol_sub = pol.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = pol_sub.add_parser("add", help="add a rule: every glob given must match; highest priority first",
+                             description="Add a policy rule. Example: repowire policy add allow --tool Bash "
+                                         "--input 'command=git status*' --priority 10")
+    add.add_argument("rule_action", choices=["allow", "deny", "ask"], metavar="ACTION",
+                     help="allow, deny, or ask (a person decides)")
+    add.add_argument("--tool", default="*", help="tool-name glob, e.g. Bash or mcp__* (default *)")
+    add.add_argument("--input", action="append", metavar="FIELD=GLOB",
+                     help="a glob on a field of the tool input (dotted for nested fields); repeatable")
+    add.add_argument("--cwd", help="glob on the agent's working folder")
+    add.add_argument("--peer", help="glob on the agent's peer name or id")
+    add.add_argument("--circle", help="glob on the agent's circle")
+    add.add_argument("--priority", type=int, default=0, help="higher is tried first (default 0)")
+    add.add_argument("--reason", help="shown to the agent and in the audit log")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    rm = pol_sub.add_parser("rm", help="delete a rule")
+    rm.add_argument("id")
+    rm.add_argument("--json", action="store_true", help="print JSON")
+
+    hook = sub.add_parser("hook", help="run an agent hook (Claude Code runs these, not people)")
+    hook_sub = hook.add_subparsers(dest="action", metavar="EVENT", required=True)
+    pre = hook_sub.add_parser(
+        "pretooluse", help="Claude Code PreToolUse: ask the hub whether the tool call may run",
+        description="Reads Claude Code's PreToolUse JSON on stdin, asks the hub, prints the decision JSON. "
+                    "Exit 0 = allow, 2 = deny. Every failure (hub down, no token, timeout, bad answer) is deny, "
+                    "printed before the hook's own deadline.")
+    pre.add_argument("--timeout", type=float,
+                     help="the timeout Claude Code gives this hook, in seconds (default $REPOWIRE_HOOK_TIMEOUT or 60)")
+
+    hooks = sub.add_parser("hooks", help="install or remove the repowire hook in Claude Code's settings")
+    hooks_sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("install", "merge the PreToolUse hook into Claude Code's settings (idempotent, keeps a "
+                                     "backup)"),
+                         ("uninstall", "remove exactly the entry `hooks install` added")):
+        h = hooks_sub.add_parser(action, help=text)
+        h.add_argument("--project", action="store_true",
+                       help="this project's .claude/settings.json instead of ~/.claude/settings.json")
+        h.add_argument("--settings", help="a settings file to edit instead")
+        if action == "install":
+            h.add_argument("--timeout", type=int,
+                           help="the hook's timeout in seconds (default: the hub's question cap plus margins)")
+
+    doc = sub.add_parser("doctor", help="check an installation")
+    doc_sub = doc.add_subparsers(dest="action", metavar="WHAT", required=True)
+    dh = doc_sub.add_parser("hooks", help="check the installed Claude Code hook: present once, command resolves, "
+                                          "timeout above the hub's cap")
+    dh.add_argument("--project", action="store_true", help="check .claude/settings.json in this folder")
+    dh.add_argument("--settings", help="a settings file to check instead")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,27 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "serve":
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            limits = parse_limits(args.limit)
-        except ValueError as exc:
-            parser.error(str(exc))
-        settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
-                            redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
-                            heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
-                            trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,
-                            asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
-                                           reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
-                            questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
-                                                     margin_s=args.question_margin))
-        return serve(settings, args.log_level)
-    handler = {"peers": client_commands.peers, "notify": client_commands.notify, "trace": client_commands.trace,
-               "ask": client_commands.ask, "ack": client_commands.ack, "answer": client_commands.answer,
-               "asks": client_commands.asks}[args.command]
+    target = COMMANDS.get((args.command, getattr(args, "action", None)))
+    if target is None:
+        parser.parse_args([args.command, "--help"])
+        return 2
+    module_name, function_name = target.split(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
     try:
         return handler(args)
-    except client_commands.CommandFailed as exc:
+    except CommandFailed as exc:
         print(f"repowire: {exc}", file=sys.stderr)
         return exc.exit_code
 

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import uvicorn
 
+from hub.core.approvals import QuestionPolicy
+from hub.core.asks import AskPolicy
 from hub.core.ids import new_token
-from hub.core.settings import Settings
+from hub.core.settings import Settings, parse_limits
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
-from schemas.local import TOKEN_FILE
+from schemas.local import TOKEN_FILE, home_dir
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +151,22 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         print("repowire: the hub did not start; see the messages above", file=sys.stderr)
         return 1
     return 0
+
+
+def serve_command(args) -> int:
+    """`repowire serve`: the settings from the command line, then `serve`."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        limits = parse_limits(args.limit)
+    except ValueError as exc:
+        print(f"repowire serve: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
+                        redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
+                        heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
+                        trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,
+                        asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
+                                       reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
+                        questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
+                                                 margin_s=args.question_margin))
+    return serve(settings, args.log_level)

@@ -14,7 +14,8 @@ from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
 from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
-CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions"]
+CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
+                "approvals", "policies"]
 _JSON_TYPES = ("application/json",)
 
 
@@ -58,10 +59,13 @@ async def read_body(request: Request, model: type[msgspec.Struct]):
 
 
 async def health(request: Request) -> JSON:
-    facts = hub_of(request).health()
+    hub = hub_of(request)
+    facts = hub.health()
+    questions = hub.settings.questions
     return JSON({"ok": True, "api_version": API_VERSION, "version": __version__, "node": facts["node"],
                  "store": facts["store"], "capabilities": CAPABILITIES, "peers": facts["peers"],
-                 "connections": facts["connections"]})
+                 "connections": facts["connections"],
+                 "questions": {"max_timeout_s": questions.max_timeout_s, "margin_s": questions.margin_s}})
 
 
 async def list_peers(request: Request) -> JSON:

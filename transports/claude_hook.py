@@ -1,0 +1,163 @@
+"""`repowire hook pretooluse`: Claude Code's PreToolUse hook, which asks the hub whether a tool
+call may run and fails closed.
+
+Claude Code runs the hook with the tool call as JSON on stdin and reads the decision from
+stdout. A hook that crashes or outlives its timeout is a *non-blocking* error to Claude Code,
+and the tool would run; so this program decides `deny` on every path that is not a clear
+`allow` from the hub (hub unreachable, no token, a non-2xx answer, a malformed answer, its own
+deadline, any exception), and it prints that decision before its own hard deadline, which is
+`LOCAL_MARGIN_S` before the hook timeout Claude Code was given. The hub in turn decides `deny`
+a margin before that (the request carries `hook_timeout_s`): fail closed twice.
+
+Output: `{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": ...,
+"permissionDecisionReason": ...}}` on stdout; exit 0 for allow; for deny exit 2 with the
+reason on stderr as well (Claude Code blocks the call on exit 2 whatever stdout says).
+
+Only the standard library, orjson and the discovery module are imported, so the hook starts
+in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import orjson
+
+from transports.discovery import HubAddress, find_hub, find_token
+
+DEFAULT_TIMEOUT_S = 60.0     # Claude Code's default timeout for a command hook
+LOCAL_MARGIN_S = 2.0         # the hook prints its decision this long before its timeout
+TIMEOUT_ENV = "REPOWIRE_HOOK_TIMEOUT"
+PEER_ENV = "REPOWIRE_PEER"   # the agent's peer on the hub (name, name@circle or id), optional
+EXIT_ALLOW, EXIT_DENY = 0, 2
+
+
+def hook_output(decision: str, reason: str) -> bytes:
+    return orjson.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
+                                                "permissionDecisionReason": reason}})
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def _post(address: HubAddress, token: str, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    url = urlsplit(address.http_url)
+    if address.uds:
+        conn: http.client.HTTPConnection = _UnixConnection(address.uds, timeout)
+    elif url.scheme == "https":
+        conn = http.client.HTTPSConnection(url.hostname or "", url.port, timeout=timeout)
+    else:
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
+    try:
+        conn.request("POST", url.path.rstrip("/") + path, body=body,
+                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
+                              "Host": url.netloc})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None = None) -> tuple[str, str]:
+    """(decision, reason) for one PreToolUse payload; `deny` with the reason on any failure."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "deny", "repowire: the hook input is not JSON"
+    if not isinstance(event, dict) or not isinstance(event.get("tool_name"), str) or not event["tool_name"]:
+        return "deny", "repowire: the hook input has no tool_name"
+    tool_input = event.get("tool_input") if event.get("tool_input") is not None else {}
+    if not isinstance(tool_input, dict):
+        return "deny", "repowire: the hook input's tool_input is not an object"
+    token = find_token(home)
+    if not token:
+        return "deny", "repowire: no hub token (set REPOWIRE_TOKEN or run `repowire serve` once)"
+    request = {"tool_name": event["tool_name"], "tool_input": tool_input,
+               "tool_use_id": str(event.get("tool_use_id") or uuid.uuid4().hex),
+               "session_id": str(event.get("session_id") or ""), "hook_timeout_s": timeout_s}
+    if isinstance(event.get("cwd"), str):
+        request["cwd"] = event["cwd"]
+    if os.environ.get(PEER_ENV):
+        request["peer"] = os.environ[PEER_ENV]
+    address = find_hub(home)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return "deny", "repowire: no time left to ask the hub"
+    try:
+        status, body = _post(address, token, "/questions/ask-blocking", orjson.dumps(request), remaining)
+    except (OSError, http.client.HTTPException) as exc:
+        return "deny", f"repowire: the hub at {address.uds or address.http_url} did not answer ({exc.__class__.__name__})"
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "deny", f"repowire: the hub answered {status} without JSON"
+    if status != 200:
+        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        return "deny", f"repowire: the hub refused ({status} {error.get('code', '')}: {error.get('message', '')})"
+    if not isinstance(answer, dict) or answer.get("decision") not in ("allow", "deny"):
+        return "deny", "repowire: the hub's answer has no decision"
+    reason = answer.get("reason") if isinstance(answer.get("reason"), str) else ""
+    who = answer.get("answered_by", "?")
+    return answer["decision"], f"repowire: {answer['decision']} ({who}): {reason}".rstrip(": ")
+
+
+class _Once:
+    """Writes the decision exactly once, whichever comes first: the answer or the deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+
+    def emit(self, decision: str, reason: str) -> None:
+        with self._lock:
+            if self.done.is_set():
+                return
+            code = EXIT_ALLOW if decision == "allow" else EXIT_DENY
+            decision = "allow" if code == EXIT_ALLOW else "deny"
+            try:
+                sys.stdout.buffer.write(hook_output(decision, reason) + b"\n")
+                sys.stdout.flush()
+                if code == EXIT_DENY:
+                    sys.stderr.write(reason + "\n")
+                    sys.stderr.flush()
+            finally:
+                self.done.set()
+                os._exit(code)
+
+
+def run(timeout_s: float | None = None, home: str | None = None) -> int:
+    """The whole hook: never returns normally; exits 0 (allow) or 2 (deny)."""
+    once = _Once()
+    started = time.monotonic()
+    try:
+        timeout_s = timeout_s or float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
+    except ValueError:
+        timeout_s = DEFAULT_TIMEOUT_S
+    deadline = started + max(timeout_s - LOCAL_MARGIN_S, min(timeout_s / 2, 0.5))
+
+    def work() -> None:
+        try:
+            payload = sys.stdin.buffer.read()
+            once.emit(*ask_hub(payload, timeout_s, deadline, home))
+        except BaseException as exc:  # every failure is a deny, never a crash
+            once.emit("deny", f"repowire: the hook failed ({exc.__class__.__name__})")
+
+    threading.Thread(target=work, name="ask-hub", daemon=True).start()
+    once.done.wait(max(deadline - time.monotonic(), 0))
+    once.emit("deny", f"repowire: no decision within {deadline - started:.1f}s")
+    return EXIT_DENY
