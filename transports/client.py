@@ -59,6 +59,8 @@ class HubClient:
         self._ids = itertools.count(1)
         self._waiting: dict[str, asyncio.Future] = {}
         self._deliveries: asyncio.Queue[dict] = asyncio.Queue()
+        self._decisions: dict[str, asyncio.Future] = {}
+        self._events: asyncio.Queue[dict] = asyncio.Queue()   # `question` / `question_decided` (people)
         self._reader: asyncio.Task | None = None
         self._connected = asyncio.Event()
         self._closing = False
@@ -178,6 +180,30 @@ class HubClient:
                 frame[key] = value
         return await self.request(frame, timeout)
 
+    async def ask_blocking(self, tool_name: str, tool_input: dict, tool_use_id: str, *, session_id: str = "",
+                           cwd: str | None = None, hook_timeout_s: float | None = None,
+                           timeout_s: float | None = None, prompt: str | None = None,
+                           options: list[dict] | None = None, timeout: float | None = None) -> tuple[dict, dict]:
+        """A tool-permission question: returns (`accepted`, `decision`) once it is decided."""
+        frame: dict[str, Any] = {"type": "ask_blocking", "tool_name": tool_name, "tool_input": tool_input,
+                                 "tool_use_id": tool_use_id, "session_id": session_id}
+        for key, value in (("cwd", cwd), ("hook_timeout_s", hook_timeout_s), ("timeout_s", timeout_s),
+                           ("prompt", prompt), ("options", options)):
+            if value is not None:
+                frame[key] = value
+        frame_id = frame["id"] = f"{self.name}-{next(self._ids)}"
+        decided = asyncio.get_running_loop().create_future()
+        self._decisions[frame_id] = decided
+        try:
+            accepted = await self.request(frame)
+            return accepted, await asyncio.wait_for(decided, timeout)
+        finally:
+            self._decisions.pop(frame_id, None)
+
+    async def next_event(self, timeout: float | None = None) -> dict:
+        """For people: the next `question` (waiting for an answer) or `question_decided` frame."""
+        return await asyncio.wait_for(self._events.get(), timeout)
+
     async def ping(self, timeout: float = 10.0) -> dict:
         return await self.request({"type": "ping"}, timeout)
 
@@ -253,7 +279,15 @@ class HubClient:
                 self._seen.popitem(last=False)
             self._deliveries.put_nowait(frame)
             return
+        if kind in ("question", "question_decided"):
+            self._events.put_nowait(frame)
+            return
         ref = frame.get("ref")
+        if kind == "decision" and ref in self._decisions:
+            decided = self._decisions.pop(ref)
+            if not decided.done():
+                decided.set_result(frame)
+            return
         if ref is not None and ref in self._waiting:
             future = self._waiting.pop(ref)
             if not future.done():
@@ -268,7 +302,10 @@ class HubClient:
             pass
 
     def _fail_waiting(self, exc: Exception) -> None:
-        for future in self._waiting.values():
+        """The connection closed: requests and held questions fail (a question is then denied
+        by whoever waits on it; the hub records `waiter_lost`)."""
+        for future in [*self._waiting.values(), *self._decisions.values()]:
             if not future.done():
                 future.set_exception(exc)
         self._waiting.clear()
+        self._decisions.clear()
