@@ -7,10 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+
+import httpx
 
 import orjson
 
 from hub.cli.serve import bind_tcp
+from tests.support import wait_until
 
 
 def repowire(hub, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -84,3 +88,46 @@ def test_the_listener_disables_nagle_for_every_accepted_connection():
     finally:
         for s in (client, accepted, listener):
             s.close()
+
+
+def test_questions_approve_deny_and_policies_at_a_terminal(hub):
+    results: dict[str, dict] = {}
+
+    def ask(tool_use_id: str, command: str) -> threading.Thread:
+        def run():
+            with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.token}"}, timeout=60) as c:
+                results[tool_use_id] = c.post("/questions/ask-blocking", json={
+                    "tool_name": "Bash", "tool_input": {"command": command}, "tool_use_id": tool_use_id}).json()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    first, second = ask("t-1", "git push origin main"), ask("t-2", "rm -rf build")
+    listing = wait_until(lambda: (r := repowire(hub, "questions")) and r.stdout.count("Bash") == 2 and r, 15,
+                         "two questions listed")
+    assert listing.stdout.splitlines()[0].split() == ["ID", "PEER", "TOOL", "LEFT", "WHAT"]
+    ids = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines()[1:3]}
+    assert set(ids) == {"main", "build"}
+    approved = repowire(hub, "approve", ids["main"])
+    assert approved.returncode == 0 and approved.stdout.startswith("allow  Bash: git push origin main")
+    denied = repowire(hub, "deny", ids["build"], "--reason", "keep the build")
+    assert denied.returncode == 0, denied.stderr
+    first.join(20)
+    second.join(20)
+    assert results["t-1"]["decision"] == "allow" and results["t-1"]["answered_by"] == "human"
+    assert results["t-2"] == {"correlation_id": ids["build"], "decision": "deny", "answered_by": "human",
+                              "reason": "keep the build"}
+    twice = repowire(hub, "approve", ids["build"])
+    assert twice.returncode == 1 and "already decided: deny" in twice.stderr
+    assert repowire(hub, "questions").stdout.strip() == "no questions waiting"
+
+    added = repowire(hub, "policy", "add", "allow", "--tool", "Bash", "--input", "command=git status*",
+                     "--priority", "5", "--reason", "read-only", "--json")
+    assert added.returncode == 0, added.stderr
+    rule = orjson.loads(added.stdout)
+    assert rule["input"] == {"command": "git status*"} and rule["priority"] == 5
+    assert repowire(hub, "policies").stdout.splitlines()[1].split()[:4] == [rule["id"], "5", "allow", "Bash"]
+    assert repowire(hub, "policy", "add", "allow", "--input", "no-equals-sign").returncode == 2
+    assert repowire(hub, "policy", "rm", rule["id"]).returncode == 0
+    gone = repowire(hub, "policy", "rm", rule["id"])
+    assert gone.returncode == 1 and "policy_not_found" in gone.stderr
