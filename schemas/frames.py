@@ -145,6 +145,18 @@ class AskBlocking(_Frame, AskBlockingBody, tag="ask_blocking", kw_only=True):
     id: FrameId
 
 
+class Decide(_Frame, tag="decide", kw_only=True):
+    """A person (role `person`) answers a tool-permission question over the socket: one of
+    `decision` or `option_id`; `content_hash`, when sent, must be the question's. Answered by
+    a `decision` frame with the same `ref` (or an `error`)."""
+    correlation_id: Hex128
+    id: FrameId | None = None
+    decision: Decision | None = None
+    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, Meta(max_length=2000)] | None = None
+    content_hash: Sha256 | None = None
+
+
 class Receipt(_Frame, tag="receipt"):
     """The recipient confirms a delivery: received it, injected it (panes), or failed to."""
     message_id: Hex128
@@ -162,7 +174,7 @@ class Presence(_Frame, tag="presence"):
     status: Literal["online", "busy"]
 
 
-ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Receipt, Ping, Presence]
+ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping, Presence]
 
 
 # ---- hub -> client -------------------------------------------------------------------------
@@ -310,6 +322,7 @@ class Pong(_Frame, tag="pong"):
 
 HubFrame = Union[Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided, Error, Pong]
 
-CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, AskBlocking, Receipt, Ping, Presence)
+CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping,
+                                            Presence)
 HUB_FRAMES: tuple[type[Struct], ...] = (Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided,
                                          Error, Pong)

@@ -10,7 +10,6 @@ import sys
 import threading
 
 import httpx
-
 import orjson
 
 from hub.cli.serve import bind_tcp

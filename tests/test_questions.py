@@ -262,8 +262,14 @@ async def test_over_the_socket_accepted_then_decision_and_people_see_it_live(hub
         assert opened["type"] == "question" and opened["tool_input"] == {"command": "make deploy"}
         assert opened["asker"]["name"] == "coder" and opened["state"] == "pending"
         qid = opened["correlation_id"]
-        hub.post(f"/questions/{qid}/answer", {"decision": "allow", "content_hash": opened["content_hash"]},
-                 token=ana.token)
+        with pytest.raises(HubRefused) as agent:
+            await coder.decide(qid, "allow")
+        assert agent.value.code == "forbidden"
+        with pytest.raises(HubRefused) as stale:
+            await ana.decide(qid, "allow", content_hash="0" * 64)
+        assert stale.value.code == "content_mismatch"
+        decided = await ana.decide(qid, "allow", content_hash=opened["content_hash"])
+        assert decided["type"] == "decision" and decided["decision"] == "allow" and decided["correlation_id"] == qid
         accepted, decision = await asking
         assert accepted["type"] == "accepted" and accepted["correlation_id"] == qid and accepted["state"] == "queued"
         assert decision == {"type": "decision", "ref": accepted["ref"], "correlation_id": qid, "decision": "allow",

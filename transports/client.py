@@ -200,6 +200,16 @@ class HubClient:
         finally:
             self._decisions.pop(frame_id, None)
 
+    async def decide(self, correlation_id: str, decision: str | None = None, *, option_id: str | None = None,
+                     reason: str | None = None, content_hash: str | None = None, timeout: float = 10.0) -> dict:
+        """For people: allow or deny a tool-permission question; returns the `decision` frame."""
+        frame: dict[str, Any] = {"type": "decide", "correlation_id": correlation_id}
+        for key, value in (("decision", decision), ("option_id", option_id), ("reason", reason),
+                           ("content_hash", content_hash)):
+            if value is not None:
+                frame[key] = value
+        return await self.request(frame, timeout)
+
     async def next_event(self, timeout: float | None = None) -> dict:
         """For people: the next `question` (waiting for an answer) or `question_decided` frame."""
         return await asyncio.wait_for(self._events.get(), timeout)

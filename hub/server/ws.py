@@ -1,4 +1,5 @@
-"""The WebSocket endpoint `/ws`: hello first, then notify / receipt / presence / ping frames.
+"""The WebSocket endpoint `/ws`: hello first, then notify, ask, ack, answer, ask_blocking, decide,
+receipt, presence and ping frames.
 
 A bad frame gets an `error` frame (echoing the client's id as `ref`) and the connection lives
 on. Notifies are submitted in frame order without waiting for each other; `accepted` follows
@@ -24,7 +25,7 @@ from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
 from schemas.codec import FrameError, decode_client_frame
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import Ack, Answer, Ask, AskBlocking, Hello, Notify, Ping, Presence, Receipt
+from schemas.frames import Ack, Answer, Ask, AskBlocking, Decide, Hello, Notify, Ping, Presence, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,10 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
                 task = asyncio.create_task(_hold_question(questions, conn, Sender(peer), frame))
                 held.add(task)
                 task.add_done_callback(held.discard)
+            elif isinstance(frame, Decide):
+                task = asyncio.create_task(_decide(questions, conn, Sender(peer), frame))
+                held.add(task)
+                task.add_done_callback(held.discard)
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -191,6 +196,16 @@ async def _hold_question(questions: QuestionService, conn: Connection, sender: S
         questions.waiter_lost(opened.correlation_id, opened.decision, "client_disconnected")
         raise
     conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **decision}))
+
+
+async def _decide(questions: QuestionService, conn: Connection, sender: Sender, frame: Decide) -> None:
+    try:
+        view = await questions.answer(sender, frame.correlation_id, decision=frame.decision, option_id=frame.option_id,
+                                      reason=frame.reason, expected_hash=frame.content_hash)
+    except HubError as exc:
+        conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
+        return
+    conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **view} if frame.id else {"type": "decision", **view}))
 
 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore) -> None:
