@@ -1,8 +1,10 @@
 """The yardstick: a bare websockets relay doing the hub's notify work without a store.
 
 It speaks the same frames (hello -> welcome, notify -> accepted + deliver, ask -> accepted +
-deliver, ack -> accepted + reply deliver, receipt, ping -> pong), routes by name from memory,
-and writes nothing anywhere. Whatever the hub costs beyond
+deliver, ack -> accepted + reply deliver, receipt, ping -> pong, ask_blocking -> accepted and a
+`question` to every connected person, decide -> `decision` to the asker; with no person
+connected, ask_blocking is decided at once, standing in for a policy), routes by name from
+memory, and writes nothing anywhere. Whatever the hub costs beyond
 this is the price of durability, traces, identity and safety.
 Run: python -m bench.relay PORT (prints "ready PORT" when listening).
 """
@@ -23,6 +25,8 @@ class Relay:
         self.peers: dict[str, ServerConnection] = {}
         self.seq: dict[str, itertools.count] = {}
         self.asks: dict[str, str] = {}  # correlation id -> asker name
+        self.people: set[ServerConnection] = set()
+        self.questions: dict[str, tuple[ServerConnection, str]] = {}  # correlation id -> (asker, frame id)
 
     async def handler(self, ws: ServerConnection) -> None:
         hello = orjson.loads(await ws.recv())
@@ -30,6 +34,8 @@ class Relay:
         peer_id = secrets.token_hex(16)
         self.peers[name] = ws
         self.seq.setdefault(name, itertools.count(1))
+        if hello.get("role") == "person":
+            self.people.add(ws)
         await ws.send(orjson.dumps({"type": "welcome", "peer_id": peer_id, "name": name, "circle": "default",
                                     "token": secrets.token_urlsafe(32)}).decode())
         sender = {"peer_id": peer_id, "name": name, "circle": "default"}
@@ -71,9 +77,32 @@ class Relay:
                     await ws.send(orjson.dumps({"type": "accepted", "ref": frame.get("id"), "message_id": message_id,
                                                 "correlation_id": cid, "state": "delivered",
                                                 "ask_state": "replied"}).decode())
+                elif kind == "ask_blocking":
+                    cid = secrets.token_hex(16)
+                    await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": cid,
+                                                "correlation_id": cid, "state": "queued", "deadline": 0}).decode())
+                    if not self.people:
+                        await ws.send(orjson.dumps({"type": "decision", "ref": frame["id"], "correlation_id": cid,
+                                                    "decision": "allow", "answered_by": "policy",
+                                                    "reason": "relay"}).decode())
+                        continue
+                    self.questions[cid] = (ws, frame["id"])
+                    question = orjson.dumps({"type": "question", "correlation_id": cid, "state": "pending",
+                                             "tool_name": frame["tool_name"], "tool_input": frame["tool_input"],
+                                             "tool_use_id": frame["tool_use_id"], "asker": sender}).decode()
+                    for person in list(self.people):
+                        await person.send(question)
+                elif kind == "decide":
+                    cid = frame["correlation_id"]
+                    asker, ref = self.questions.pop(cid)
+                    decision = {"correlation_id": cid, "decision": frame["decision"], "answered_by": "human",
+                                "reason": frame.get("reason", "")}
+                    await asker.send(orjson.dumps({"type": "decision", "ref": ref, **decision}).decode())
+                    await ws.send(orjson.dumps({"type": "decision", "ref": frame.get("id"), **decision}).decode())
                 elif kind == "ping":
                     await ws.send(orjson.dumps({"type": "pong", "ref": frame.get("id")}).decode())
         finally:
+            self.people.discard(ws)
             if self.peers.get(name) is ws:
                 del self.peers[name]
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -304,8 +305,16 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(bench(args))
     text = report(results, args)
-    args.out.write_text(text)
+    args.out.write_text(text + kept_sections(args.out))
     print(text)
+
+
+def kept_sections(path: Path) -> str:
+    """Sections other benchmarks wrote (`<!-- name -->` ... `<!-- /name -->`) survive a rerun."""
+    if not path.exists():
+        return ""
+    sections = re.finditer(r"<!-- ([a-z-]+) -->.*?<!-- /\1 -->", path.read_text(), re.S)
+    return "".join("\n" + m.group(0) + "\n" for m in sections)
 
 
 if __name__ == "__main__":

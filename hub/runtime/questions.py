@@ -130,39 +130,41 @@ class QuestionService:
                 "created_at": now, "deadline": deadline, "node": hub.node}
         body = {k: v for k, v in body.items() if v is not None}
         retention = hub.settings.trace_retention_s
-        (created,) = await hub.store.writer.write(*self.store.create_cmds(
-            qid, digest, body, deadline, deadline + retention * 1000, decision))
-        status = as_text(created[0])
+        stages = [stage_entry(Stage.ACCEPTED, now, hub.node, kind="question", from_peer=asker["peer_id"],
+                              tool_name=request.tool_name, tool_use_id=request.tool_use_id, deadline=deadline),
+                  stage_entry(Stage.ROUTED, now, hub.node, to=f"rule {rule['id']}" if rule else PEOPLE)]
+        if decision is not None:
+            stages.append(self._final_stage(decision, now))
+        create = self.store.create_cmd(qid, digest, body, deadline, deadline + retention * 1000, stages,
+                                       stage_entry(Stage.JOINED, now, hub.node), retention, decision)
+        # One batch: the question with its first stages and, when it waits for a person, its
+        # place in the pending index (NX: a retry joining it changes nothing there).
+        written = await hub.store.writer.write(create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
+        status = as_text(written[0][0])
         if status == "mismatch":
             raise HubError(ErrorCode.CONTENT_MISMATCH, "this tool_use_id was asked about before with a different "
                            "tool name or input", {"correlation_id": qid})
         future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
         if status == "joined":
-            return await self._join(qid, deadline, future)
-        stages = [stage_entry(Stage.ACCEPTED, now, hub.node, kind="question", from_peer=asker["peer_id"],
-                              tool_name=request.tool_name, tool_use_id=request.tool_use_id, deadline=deadline),
-                  stage_entry(Stage.ROUTED, now, hub.node, to=f"rule {rule['id']}" if rule else PEOPLE)]
+            return await self._join(qid, as_text(written[0][1]), future)
         if decision is not None:
-            view = decision_view({"correlation_id": qid, **decision})
-            await hub.store.writer.write(hub.store.trace_cmd(qid, [*stages, self._final_stage(decision, now)], retention),
-                                         self.store.audit_cmd(self._audit_entry(body, decision)))
-            future.set_result(view)
+            await hub.store.writer.write(self.store.audit_cmd(self._audit_entry(body, decision)))
+            future.set_result(decision_view({"correlation_id": qid, **decision}))
             return Opened(qid, deadline, DECIDED, future)
-        await hub.store.writer.write(self.store.index_cmd(qid, deadline), hub.store.trace_cmd(qid, stages, retention))
         self.deadlines.track(qid, deadline)
         self.waiters.setdefault(qid, []).append(future)
         self._announce({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
         return Opened(qid, deadline, PENDING, future)
 
-    async def _join(self, qid: str, deadline: int, future: asyncio.Future) -> Opened:
-        """The same tool call asked again: wait for the first question's decision."""
-        hub = self.hub
+    async def _join(self, qid: str, state: str, future: asyncio.Future) -> Opened:
+        """The same tool call asked again (the store traced `joined`): wait for the first
+        question's decision, or return it if it was made."""
         record = await self.store.read(qid)
-        if record is None:  # decided and gone past retention between the two reads
+        if record is None:  # decided and gone past retention between the two steps
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
-        hub.store.writer.submit([hub.store.trace_cmd(qid, [stage_entry(Stage.JOINED, hub.now_ms(), hub.node)])],
-                                wait=False)
-        if record["state"] != PENDING:
+        if state != PENDING or record["state"] != PENDING:
+            # this call's batch may have put a decided question back in the pending index
+            self.hub.store.writer.submit([self.store.unindex_cmd(qid)], wait=False)
             future.set_result(decision_view(record))
             return Opened(qid, int(record["deadline"]), DECIDED, future)
         self.deadlines.track(qid, int(record["deadline"]))
@@ -213,7 +215,8 @@ class QuestionService:
     async def _decide(self, record: dict, decision: dict, expected_hash: str | None) -> dict:
         hub = self.hub
         qid = record["correlation_id"]
-        (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision))
+        (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
+                                                                        self._final_stage(decision, hub.now_ms())))
         status = as_text(outcome[0])
         if status == "missing":
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
@@ -233,9 +236,7 @@ class QuestionService:
             if not future.done():
                 future.set_result(view)
         self._announce({"type": "question_decided", **view})
-        await hub.store.writer.write(self.store.unindex_cmd(qid),
-                                     hub.store.trace_cmd(qid, [self._final_stage(decision, hub.now_ms())]),
-                                     self.store.audit_cmd(self._audit_entry(record, decision)))
+        await hub.store.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
         return view
 
     def _final_stage(self, decision: dict, now: int) -> dict:

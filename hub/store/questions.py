@@ -44,28 +44,31 @@ class QuestionStore:
     # ---- questions ---------------------------------------------------------------------------
 
     @staticmethod
-    def create_cmds(question_id: str, content_hash: str, body: dict, deadline: int, expire_at: int,
-                    decision: dict | None = None) -> list[Command]:
-        """Pending, or already decided (a policy matched) when `decision` is given."""
+    def create_cmd(question_id: str, content_hash: str, body: dict, deadline: int, expire_at: int,
+                   stages: list[dict], joined_stage: dict, trace_ttl_s: int, decision: dict | None = None) -> Command:
+        """Pending, or already decided (a policy matched) when `decision` is given; with its
+        first trace stages."""
         fields = ["body", orjson.dumps(body), "deadline", deadline]
         fields += _decision_fields(decision) if decision else ["state", "pending"]
-        return [("EVALSHA", scripts.SHA["CREATE_QUESTION"], 1, keys.question(question_id), expire_at, content_hash,
-                 *fields)]
+        return ("EVALSHA", scripts.SHA["CREATE_QUESTION"], 2, keys.question(question_id), keys.trace(question_id),
+                expire_at, content_hash, trace_ttl_s, orjson.dumps(joined_stage), len(stages),
+                *(orjson.dumps(s) for s in stages), *fields)
 
     @staticmethod
     def index_cmd(question_id: str, deadline: int) -> Command:
-        return ("ZADD", keys.QUESTIONS_PENDING, deadline, question_id)
+        """NX: a joining retry does not move the first question's deadline."""
+        return ("ZADD", keys.QUESTIONS_PENDING, "NX", deadline, question_id)
 
     @staticmethod
     def unindex_cmd(question_id: str) -> Command:
         return ("ZREM", keys.QUESTIONS_PENDING, question_id)
 
     @staticmethod
-    def decide_cmd(question_id: str, expected_hash: str | None, decision: dict) -> Command:
+    def decide_cmd(question_id: str, expected_hash: str | None, decision: dict, final_stage: dict) -> Command:
         """`decision`: decision, answered_by, reason, decided_at and, when known, rule_id,
-        option_id, by (a peer reference)."""
-        return ("EVALSHA", scripts.SHA["DECIDE_QUESTION"], 1, keys.question(question_id), expected_hash or "",
-                *_decision_fields(decision)[2:])
+        option_id, by (a peer reference). The final stage is traced in the same step."""
+        return ("EVALSHA", scripts.SHA["DECIDE_QUESTION"], 2, keys.question(question_id), keys.trace(question_id),
+                expected_hash or "", orjson.dumps(final_stage), *_decision_fields(decision)[2:])
 
     @staticmethod
     def audit_cmd(entry: dict) -> Command:

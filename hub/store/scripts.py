@@ -95,29 +95,37 @@ end
 return out
 """
 
-# KEYS: question hash. ARGV: expire-at (ms), content hash, then the hash's field/value pairs.
-# Creates the question unless it exists (a retried hook asking about the same tool call).
-# Returns {'created'}, {'joined', state} or {'mismatch'} when the existing question is about
-# different content.
+# KEYS: question hash, its trace (one slot: both tagged with the question id).
+# ARGV: expire-at (ms), content hash, trace ttl (s), the `joined` stage JSON, the number n of
+# first stages, those n stage JSONs, then the hash's field/value pairs.
+# Creates the question with its first trace stages unless it exists; a retried hook asking
+# about the same tool call joins it (the `joined` stage is appended). Returns {'created'},
+# {'joined', state} or {'mismatch'} when the existing question is about different content.
 CREATE_QUESTION = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'content_hash') ~= ARGV[2] then return {'mismatch'} end
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[4]) end
   return {'joined', redis.call('HGET', KEYS[1], 'state')}
 end
-redis.call('HSET', KEYS[1], 'content_hash', ARGV[2], unpack(ARGV, 3))
+local n = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'content_hash', ARGV[2], unpack(ARGV, 6 + n))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 6, 5 + n))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {'created'}
 """
 
-# KEYS: question hash. ARGV: content hash expected ('' = not checked), then the decision's
-# field/value pairs (decision, answered_by, reason, ...). Decides a pending question once.
+# KEYS: question hash, its trace. ARGV: content hash expected ('' = not checked), the final
+# stage JSON, then the decision's field/value pairs (decision, answered_by, reason, ...).
+# Decides a pending question once, and traces it in the same step.
 # Returns {'ok'}, {'missing'}, {'mismatch'} or {'decided', answered_by}.
 DECIDE_QUESTION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'content_hash') ~= ARGV[1] then return {'mismatch'} end
 if state ~= 'pending' then return {'decided', redis.call('HGET', KEYS[1], 'answered_by')} end
-redis.call('HSET', KEYS[1], 'state', 'decided', unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], 'state', 'decided', unpack(ARGV, 3))
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return {'ok'}
 """
 
