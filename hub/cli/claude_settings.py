@@ -66,9 +66,11 @@ def hub_times(home: str | None) -> HubTimes:
 
 
 def hook_command(timeout_s: int) -> str:
-    """An absolute command, so that the hook works whatever PATH Claude Code runs it with."""
-    found = shutil.which("repowire")
-    program = shlex.quote(str(Path(found).resolve())) if found else f"{shlex.quote(sys.executable)} -m hub.cli.main"
+    """An absolute command, so that the hook works whatever PATH Claude Code runs it with: the
+    console script of this Python installation, else the one on PATH, else `python -m`."""
+    beside = Path(sys.executable).parent / "repowire"
+    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("repowire")
+    program = shlex.quote(str(Path(found).absolute())) if found else f"{shlex.quote(sys.executable)} -m hub.cli.main"
     return f"{program} hook pretooluse --timeout {timeout_s}"
 
 

@@ -62,6 +62,9 @@ class QuestionService:
         self.store = store
         self.policy = policy
         self.waiters: dict[str, list[asyncio.Future]] = {}
+        # What never changes about the questions this node opened and that wait for a person:
+        # answering them needs no store read (their state is the store's to check).
+        self.opened: dict[str, dict] = {}
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "question-deadlines")
         # Told of every question opened (`question` frame) or decided (`question_decided`); the
         # first pushes them to the people connected to this node.
@@ -153,6 +156,7 @@ class QuestionService:
             return Opened(qid, deadline, DECIDED, future)
         self.deadlines.track(qid, deadline)
         self.waiters.setdefault(qid, []).append(future)
+        self.opened[qid] = {**body, "content_hash": digest}
         self._announce({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
         return Opened(qid, deadline, PENDING, future)
 
@@ -191,7 +195,7 @@ class QuestionService:
         if not sender.is_person:
             raise HubError(ErrorCode.FORBIDDEN, "only a person (the dashboard, the CLI with the hub token, or a peer "
                            "with the person role) may answer a tool-permission question")
-        record = await self.read(qid)
+        record = self.opened.get(qid) or await self.read(qid)
         chosen = decision_of(record["options"], option_id, decision)
         who = sender.ref
         outcome = {"decision": chosen, "answered_by": HUMAN, "decided_at": self.hub.now_ms(), "option_id": option_id,
@@ -203,6 +207,7 @@ class QuestionService:
         try:
             record = await self.store.read(qid)
             if record is None or record["state"] != PENDING:
+                self.opened.pop(qid, None)  # decided elsewhere (another node)
                 return None
             await self._decide(record, {"decision": DENY, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
                                         "reason": "timeout"}, None)
@@ -218,6 +223,8 @@ class QuestionService:
         (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
                                                                         self._final_stage(decision, hub.now_ms())))
         status = as_text(outcome[0])
+        if status != "mismatch":
+            self.opened.pop(qid, None)  # decided now, before, or gone
         if status == "missing":
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
         if status == "mismatch":
