@@ -207,7 +207,13 @@ class QuestionService:
         try:
             record = await self.store.read(qid)
             if record is None or record["state"] != PENDING:
-                self.opened.pop(qid, None)  # decided elsewhere (another node)
+                # decided elsewhere (another node): whoever waits here gets that decision now
+                self.opened.pop(qid, None)
+                view = decision_view(record) if record is not None else {
+                    "correlation_id": qid, "decision": DENY, "answered_by": ERROR, "reason": "the question is gone"}
+                for future in self.waiters.pop(qid, []):
+                    if not future.done():
+                        future.set_result(view)
                 return None
             await self._decide(record, {"decision": DENY, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
                                         "reason": "timeout"}, None)
