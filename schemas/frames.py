@@ -91,6 +91,7 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="64 lowercase hex digits")]
 Decision = Literal["allow", "deny"]
+AnsweredBy = Literal["human", "policy", "timeout", "error"]
 
 
 class PermissionOption(Struct, omit_defaults=True):
@@ -100,17 +101,21 @@ class PermissionOption(Struct, omit_defaults=True):
     decision: Decision
 
 
-class AskBlockingBody(Struct, kw_only=True, omit_defaults=True):
+class ToolCallBody(Struct, kw_only=True, omit_defaults=True):
+    """A tool call as policies see it; `peer` names the agent (default: the caller)."""
+    tool_name: ToolName
+    tool_input: dict = {}
+    cwd: Annotated[str, Meta(max_length=4096)] | None = None
+    peer: Address | None = None
+
+
+class AskBlockingBody(ToolCallBody, kw_only=True, omit_defaults=True):
     """A tool-permission question: may this agent run this tool call? Held until a person or a
     policy decides, or the deadline (min of `timeout_s`, `hook_timeout_s` less the hub's margin,
     and the hub's cap) passes, which decides `deny`. The same `tool_use_id` asked again (a
     retried hook) joins the first question."""
-    tool_name: ToolName
-    tool_input: dict = {}
     tool_use_id: Annotated[str, Meta(min_length=1, max_length=200)]
     session_id: Annotated[str, Meta(max_length=200)] = ""
-    cwd: Annotated[str, Meta(max_length=4096)] | None = None
-    peer: Address | None = None
     hook_timeout_s: Annotated[float, Meta(gt=0)] | None = None
     timeout_s: Annotated[float, Meta(gt=0)] | None = None
     prompt: Annotated[str, Meta(max_length=4000)] | None = None
@@ -145,16 +150,21 @@ class AskBlocking(_Frame, AskBlockingBody, tag="ask_blocking", kw_only=True):
     id: FrameId
 
 
-class Decide(_Frame, tag="decide", kw_only=True):
+class DecideBody(Struct, kw_only=True, omit_defaults=True):
+    """A person's answer to a tool-permission question: one of `decision` or `option_id`.
+    `content_hash`, when sent, must be the question's: the answer is for what was shown."""
+    decision: Decision | None = None
+    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, Meta(max_length=2000)] | None = None
+    content_hash: Sha256 | None = None
+
+
+class Decide(_Frame, DecideBody, tag="decide", kw_only=True):
     """A person (role `person`) answers a tool-permission question over the socket: one of
     `decision` or `option_id`; `content_hash`, when sent, must be the question's. Answered by
     a `decision` frame with the same `ref` (or an `error`)."""
     correlation_id: Hex128
     id: FrameId | None = None
-    decision: Decision | None = None
-    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    reason: Annotated[str, Meta(max_length=2000)] | None = None
-    content_hash: Sha256 | None = None
 
 
 class Receipt(_Frame, tag="receipt"):
@@ -250,7 +260,7 @@ class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
     cwd: str | None = None
     prompt: str | None = None
     decision: Decision | None = None
-    answered_by: Literal["human", "policy", "timeout", "error"] | None = None
+    answered_by: AnsweredBy | None = None
     reason: str | None = None
     rule_id: str | None = None
     option_id: str | None = None
@@ -278,16 +288,20 @@ class Deliver(_Frame, tag="deliver"):
     reason: str | None = None
 
 
-class DecisionFrame(_Frame, tag="decision"):
+class DecisionInfo(Struct, kw_only=True, omit_defaults=True):
     """The outcome of a tool-permission question: who decided (`human`, `policy`, `timeout`,
-    `error`) and why. Also what POST /questions/ask-blocking returns (without the tag)."""
+    `error`) and why. What POST /questions/ask-blocking returns."""
     correlation_id: Hex128
     decision: Decision
-    answered_by: Literal["human", "policy", "timeout", "error"]
-    reason: str = ""
-    ref: str | None = None
+    answered_by: AnsweredBy
+    reason: str
     rule_id: str | None = None
     option_id: str | None = None
+
+
+class DecisionFrame(_Frame, DecisionInfo, tag="decision", kw_only=True):
+    """A decision, to the socket that asked (`ref`: its `ask_blocking` or `decide` frame)."""
+    ref: str | None = None
 
 
 class QuestionOpened(_Frame, QuestionInfo, tag="question", kw_only=True):
@@ -295,14 +309,8 @@ class QuestionOpened(_Frame, QuestionInfo, tag="question", kw_only=True):
     answer (POST /questions/{correlation_id}/answer)."""
 
 
-class QuestionDecided(_Frame, tag="question_decided"):
+class QuestionDecided(_Frame, DecisionInfo, tag="question_decided", kw_only=True):
     """To people: a question was decided (by anyone); take it off the list."""
-    correlation_id: Hex128
-    decision: Decision
-    answered_by: Literal["human", "policy", "timeout", "error"]
-    reason: str = ""
-    rule_id: str | None = None
-    option_id: str | None = None
 
 
 class ErrorInfo(Struct):

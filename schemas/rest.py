@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (AckBody, Address, AnswerBody, AskBlockingBody, AskBody, AskChild, Decision, DeliveryState,
-                            Hex128, NotifyBody, Question, QuestionInfo, RecipientState, Sha256, ToolName)
+from schemas.frames import (AckBody, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
+                            DecisionInfo, DeliveryState, Hex128, NotifyBody, Question, QuestionInfo, RecipientState,
+                            ToolCallBody)
 
 
 class NotifyRequest(NotifyBody):
@@ -175,23 +176,13 @@ class AskBlockingRequest(AskBlockingBody):
     """POST /questions/ask-blocking: held open until the question is decided."""
 
 
-class DecisionView(Struct, omit_defaults=True):
+class DecisionView(DecisionInfo, kw_only=True):
     """How a tool-permission question was decided."""
-    correlation_id: Hex128
-    decision: Decision
-    answered_by: Literal["human", "policy", "timeout", "error"]
-    reason: str
-    rule_id: str | None = None
-    option_id: str | None = None
 
 
-class QuestionAnswer(Struct, kw_only=True, omit_defaults=True):
+class QuestionAnswer(DecideBody, kw_only=True):
     """POST /questions/{id}/answer (person role only): one of `decision` or `option_id`.
     `content_hash`, when sent, must be the question's: the answer is for what was shown."""
-    decision: Decision | None = None
-    option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    reason: Annotated[str, Meta(max_length=2000)] | None = None
-    content_hash: Sha256 | None = None
 
 
 class QuestionView(QuestionInfo, kw_only=True):
@@ -234,12 +225,8 @@ class PolicyList(Struct):
     policies: list[PolicyView]
 
 
-class EvaluateRequest(Struct, kw_only=True, omit_defaults=True):
+class EvaluateRequest(ToolCallBody, kw_only=True):
     """POST /policies/evaluate: what would the policies do with this tool call?"""
-    tool_name: ToolName
-    tool_input: dict = {}
-    cwd: Annotated[str, Meta(max_length=4096)] | None = None
-    peer: Address | None = None
 
 
 class Evaluation(Struct, omit_defaults=True):
@@ -254,7 +241,7 @@ class DecisionRecord(Struct, forbid_unknown_fields=False, omit_defaults=True):
     trace_id: Hex128
     tool_name: str
     decision: Decision
-    answered_by: Literal["human", "policy", "timeout", "error"]
+    answered_by: AnsweredBy
     reason: str
     at: int
     peer: PeerBrief | None = None

@@ -36,6 +36,11 @@ class HubRefused(Exception):
         self.code, self.message, self.details, self.close_code = code, message, details or {}, close_code
 
 
+def _frame(frame_type: str, **fields: Any) -> dict[str, Any]:
+    """A client frame with the fields that are set (None means: leave it out)."""
+    return {"type": frame_type, **{k: v for k, v in fields.items() if v is not None}}
+
+
 class HubClient:
     def __init__(self, name: str, circle: str = "default", role: str = "agent", *,
                  address: HubAddress | None = None, hub_token: str | None = None, token: str | None = None,
@@ -154,10 +159,8 @@ class HubClient:
                   idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
         """Ask; returns `accepted` with the correlation id. The reply, answer or expiry comes
         later through `receive()` as a `deliver` with the same correlation id."""
-        frame: dict[str, Any] = {"type": "ask", "to": to, "text": text}
-        for key, value in (("timeout_s", timeout_s), ("question", question), ("idempotency_key", idempotency_key)):
-            if value is not None:
-                frame[key] = value
+        frame = _frame("ask", to=to, text=text, timeout_s=timeout_s, question=question,
+                       idempotency_key=idempotency_key)
         if queue_if_offline:
             frame["queue_if_offline"] = True
         return await self.request(frame, timeout)
@@ -173,11 +176,8 @@ class HubClient:
 
     async def answer(self, correlation_id: str, *, option_id: str | None = None, text: str | None = None,
                      outcome: str | None = None, idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
-        frame: dict[str, Any] = {"type": "answer", "correlation_id": correlation_id}
-        for key, value in (("option_id", option_id), ("text", text), ("outcome", outcome),
-                           ("idempotency_key", idempotency_key)):
-            if value is not None:
-                frame[key] = value
+        frame = _frame("answer", correlation_id=correlation_id, option_id=option_id, text=text, outcome=outcome,
+                       idempotency_key=idempotency_key)
         return await self.request(frame, timeout)
 
     async def ask_blocking(self, tool_name: str, tool_input: dict, tool_use_id: str, *, session_id: str = "",
@@ -185,12 +185,9 @@ class HubClient:
                            timeout_s: float | None = None, prompt: str | None = None,
                            options: list[dict] | None = None, timeout: float | None = None) -> tuple[dict, dict]:
         """A tool-permission question: returns (`accepted`, `decision`) once it is decided."""
-        frame: dict[str, Any] = {"type": "ask_blocking", "tool_name": tool_name, "tool_input": tool_input,
-                                 "tool_use_id": tool_use_id, "session_id": session_id}
-        for key, value in (("cwd", cwd), ("hook_timeout_s", hook_timeout_s), ("timeout_s", timeout_s),
-                           ("prompt", prompt), ("options", options)):
-            if value is not None:
-                frame[key] = value
+        frame = _frame("ask_blocking", tool_name=tool_name, tool_input=tool_input, tool_use_id=tool_use_id,
+                       session_id=session_id, cwd=cwd, hook_timeout_s=hook_timeout_s, timeout_s=timeout_s,
+                       prompt=prompt, options=options)
         frame_id = frame["id"] = f"{self.name}-{next(self._ids)}"
         decided = asyncio.get_running_loop().create_future()
         self._decisions[frame_id] = decided
@@ -203,11 +200,8 @@ class HubClient:
     async def decide(self, correlation_id: str, decision: str | None = None, *, option_id: str | None = None,
                      reason: str | None = None, content_hash: str | None = None, timeout: float = 10.0) -> dict:
         """For people: allow or deny a tool-permission question; returns the `decision` frame."""
-        frame: dict[str, Any] = {"type": "decide", "correlation_id": correlation_id}
-        for key, value in (("decision", decision), ("option_id", option_id), ("reason", reason),
-                           ("content_hash", content_hash)):
-            if value is not None:
-                frame[key] = value
+        frame = _frame("decide", correlation_id=correlation_id, decision=decision, option_id=option_id, reason=reason,
+                       content_hash=content_hash)
         return await self.request(frame, timeout)
 
     async def next_event(self, timeout: float | None = None) -> dict:

@@ -105,6 +105,12 @@ def is_ours(hook: object) -> bool:
     return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(OUR_COMMAND.search(hook["command"]))
 
 
+def our_entries(data: dict) -> list[dict]:
+    """Our PreToolUse hook entries in these settings, in order."""
+    groups = (data.get("hooks") or {}).get(EVENT) or []
+    return [h for group in groups if isinstance(group, dict) for h in (group.get("hooks") or []) if is_ours(h)]
+
+
 def without_ours(data: dict) -> tuple[dict, int]:
     """The settings with our PreToolUse entries removed (and the groups and keys that held
     only them); returns how many were removed."""
@@ -135,9 +141,7 @@ def without_ours(data: dict) -> tuple[dict, int]:
 def with_ours(data: dict, command: str, timeout_s: int) -> dict:
     """The settings with exactly one entry of ours, this one (unchanged if that is so already)."""
     entry = {"type": "command", "command": command, "timeout": timeout_s}
-    existing = [h for group in ((data.get("hooks") or {}).get(EVENT) or []) if isinstance(group, dict)
-                for h in (group.get("hooks") or []) if is_ours(h)]
-    if existing == [entry]:
+    if our_entries(data) == [entry]:
         return data
     cleaned, _ = without_ours(data)
     hooks = dict(cleaned.get("hooks") or {})
@@ -196,8 +200,7 @@ def doctor(args) -> int:
     problems: list[str] = []
     lines: list[str] = []
     data = _load(path)
-    ours = [h for group in ((data.get("hooks") or {}).get(EVENT) or []) if isinstance(group, dict)
-            for h in (group.get("hooks") or []) if is_ours(h)]
+    ours = our_entries(data)
     if not ours:
         problems.append(f"no repowire PreToolUse hook in {path}: run `repowire hooks install`")
     elif len(ours) > 1:

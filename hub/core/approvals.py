@@ -25,7 +25,7 @@ DECISIONS = (ALLOW, DENY)
 ACTIONS = (ALLOW, DENY, ASK)
 # answered_by
 HUMAN, POLICY, TIMEOUT, ERROR = "human", "policy", "timeout", "error"
-PENDING, DECIDED = "pending", "decided"
+PENDING = "pending"
 DEFAULT_OPTIONS = ({"id": "allow", "title": "Allow", "decision": ALLOW},
                    {"id": "deny", "title": "Deny", "decision": DENY})
 

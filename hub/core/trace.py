@@ -42,6 +42,11 @@ FINAL_STAGES = frozenset({Stage.RECEIVED, Stage.INJECTED, Stage.FAILED, Stage.EX
 ASK_FINAL_STAGES = frozenset({Stage.ACKED, Stage.REPLIED, Stage.ANSWERED, Stage.EXPIRED, Stage.FAILED})
 
 
+def final_stages(kind: str) -> frozenset[Stage]:
+    """The stages that end a trace of this kind (a question ends like an ask)."""
+    return ASK_FINAL_STAGES if kind in ("ask", "question") else FINAL_STAGES
+
+
 class Reason(StrEnum):
     """Reason codes carried by `failed`, `expired` and some `queued` stages."""
     RECIPIENT_OFFLINE = "recipient_offline"

@@ -22,7 +22,7 @@ from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, tok
 from hub.core.peers import BUSY, OFFLINE, ONLINE, PERSON, Address, Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
-from hub.core.trace import ASK_FINAL_STAGES, FINAL_STAGES, Reason, Stage, stage_entry
+from hub.core.trace import Reason, Stage, final_stages, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.futures import then
 from hub.store.state import StoreState, as_text
@@ -503,7 +503,7 @@ class Hub:
         if stages is None:
             raise HubError(ErrorCode.TRACE_NOT_FOUND, f"no trace with id {trace_id}", {"trace_id": trace_id})
         first = stages[0]
-        final_set = ASK_FINAL_STAGES if first.get("kind") in ("ask", "question") else FINAL_STAGES
+        final_set = final_stages(first.get("kind", "notify"))
         finals = [s for s in stages if s["stage"] in final_set]
         return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),
                 "to": first.get("to"), "final": finals[-1]["stage"] if finals else None, "stages": stages}

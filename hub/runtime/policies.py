@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hub.core.approvals import ToolCall, evaluate, ordered
 from hub.core.errors import HubError
+from hub.core.peers import PeerRecord
 from hub.runtime.hub import Hub, Sender
 from hub.store.questions import QuestionStore
 from schemas.errors import ErrorCode
@@ -31,8 +32,7 @@ class PolicyService:
 
     async def create(self, sender: Sender, rule: dict) -> dict:
         self._check_person(sender)
-        existing = await self.store.policies()
-        if len(existing) >= self.max_policies:
+        if await self.store.policy_count() >= self.max_policies:
             raise HubError(ErrorCode.TOO_MANY_POLICIES, f"the hub holds at most {self.max_policies} policy rules",
                            {"limit": self.max_policies})
         now = self.hub.now_ms()
@@ -54,21 +54,28 @@ class PolicyService:
             raise self._not_found(policy_id)
 
     async def _find(self, policy_id: str) -> dict:
-        for rule in await self.store.policies():
-            if rule["id"] == policy_id:
-                return rule
-        raise self._not_found(policy_id)
+        rule = await self.store.policy(policy_id)
+        if rule is None:
+            raise self._not_found(policy_id)
+        return rule
 
     @staticmethod
     def _not_found(policy_id: str) -> HubError:
         return HubError(ErrorCode.POLICY_NOT_FOUND, f"no policy rule {policy_id}", {"id": policy_id})
 
-    async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
-                       peer_ref: str | None) -> dict:
+    async def match(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
+                    peer_ref: str | None) -> tuple[str, dict | None, PeerRecord | None]:
+        """(action, the rule that decided or None, the agent the call is for): the agent is the
+        peer named by `peer_ref`, else the caller (None for the operator)."""
         subject = self.hub.find_peer(peer_ref, sender) if peer_ref else sender.peer
         call = ToolCall(tool_name, tool_input, cwd, subject.name if subject else None,
                         subject.peer_id if subject else None, subject.circle if subject else None)
         action, rule = evaluate(await self.store.policies(), call)
+        return action, rule, subject
+
+    async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
+                       peer_ref: str | None) -> dict:
+        action, rule, _ = await self.match(sender, tool_name, tool_input, cwd, peer_ref)
         if rule is None:
             return {"action": action, "reason": "no rule matched: a person is asked"}
         return {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}

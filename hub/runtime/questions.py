@@ -4,9 +4,10 @@ decides, or the deadline decides `deny`.
 Opening a question evaluates the policies (read from the store, so every node applies the same
 rules) and writes the question, already decided when a policy allow/deny matched. A pending
 question waits for a person's answer; its deadline is tracked by one timer. Deciding is one
-store script on the question's hash, so a question is decided exactly once whoever comes first
-(person, deadline, another node); the trace stage, the pending index and the audit entry are
-written right after. The waiting callers (REST requests, socket frames) are futures in this
+store script on the question's hash (its final trace stage in the same step), so a question is
+decided exactly once whoever comes first (person, deadline, another node); the pending index
+and the audit entry are written right after. People connected to this node are told of every
+question opened and decided. The waiting callers (REST requests, socket frames) are futures in this
 process; a caller that leaves is recorded in the trace as `waiter_lost`, and after a restart
 every question this node was holding open is recorded the same way.
 """
@@ -16,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
-from hub.core.approvals import (ASK, DECIDED, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, ToolCall,
-                                check_options, content_hash, decision_of, evaluate, question_deadline, question_id)
+
+from hub.core.approvals import (ASK, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, check_options,
+                                content_hash, decision_of, question_deadline, question_id)
 from hub.core.errors import HubError
 from hub.core.peers import PERSON
 from hub.core.ids import is_hex128
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.policies import PolicyService
 from hub.store.questions import QuestionStore
 from hub.store.state import as_text
 from schemas.errors import ErrorCode
@@ -43,7 +45,6 @@ class Opened:
     """A question as its asker first hears of it; `decision` resolves to the decision view."""
     correlation_id: str
     deadline: int
-    state: str
     decision: "asyncio.Future[dict]"
 
 
@@ -56,19 +57,22 @@ def decision_view(record: dict) -> dict:
     return view
 
 
+def error_view(qid: str, reason: str) -> dict:
+    """No decision could be had: deny (fail closed)."""
+    return {"correlation_id": qid, "decision": DENY, "answered_by": ERROR, "reason": reason}
+
+
 class QuestionService:
-    def __init__(self, hub: Hub, store: QuestionStore, policy: QuestionPolicy):
+    def __init__(self, hub: Hub, store: QuestionStore, policies: PolicyService, policy: QuestionPolicy):
         self.hub = hub
         self.store = store
+        self.policies = policies
         self.policy = policy
         self.waiters: dict[str, list[asyncio.Future]] = {}
         # What never changes about the questions this node opened and that wait for a person:
         # answering them needs no store read (their state is the store's to check).
         self.opened: dict[str, dict] = {}
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "question-deadlines")
-        # Told of every question opened (`question` frame) or decided (`question_decided`); the
-        # first pushes them to the people connected to this node.
-        self.listeners: list[Callable[[dict], None]] = [self._push_to_people]
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -93,12 +97,8 @@ class QuestionService:
         """The hub is stopping: every caller still waiting gets `deny` now (answered_by
         `error`), rather than a dropped connection. The questions stay pending in the store."""
         self.deadlines.stop()
-        for qid, futures in list(self.waiters.items()):
-            for future in futures:
-                if not future.done():
-                    future.set_result({"correlation_id": qid, "decision": DENY, "answered_by": ERROR,
-                                       "reason": "the hub is stopping"})
-        self.waiters.clear()
+        for qid in list(self.waiters):
+            self._resolve(qid, error_view(qid, "the hub is stopping"))
 
     # ---- asking ------------------------------------------------------------------------------
 
@@ -107,17 +107,14 @@ class QuestionService:
         hub = self.hub
         options = check_options([{"id": o.id, "title": o.title, "decision": o.decision} for o in request.options]
                                 if request.options else None)
-        subject = hub.find_peer(request.peer, sender) if request.peer else sender.peer
         if request.prompt:
             hub.check_text(request.prompt)
+        action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input, request.cwd,
+                                                          request.peer)
         qid = question_id(sender.key_owner, request.session_id, request.tool_use_id)
         digest = content_hash(request.tool_name, request.tool_input)
         now = hub.now_ms()
         deadline = question_deadline(now, request.timeout_s, request.hook_timeout_s, self.policy)
-        call = ToolCall(request.tool_name, request.tool_input, request.cwd,
-                        subject.name if subject else None, subject.peer_id if subject else None,
-                        subject.circle if subject else None)
-        action, rule = evaluate(await self.store.policies(), call)
         decision = None
         if action != ASK:
             decision = {"decision": action, "answered_by": POLICY, "rule_id": rule["id"], "decided_at": now,
@@ -129,7 +126,7 @@ class QuestionService:
         body = {"correlation_id": qid, "tool_name": request.tool_name, "tool_input": request.tool_input,
                 "tool_use_id": request.tool_use_id, "session_id": request.session_id, "cwd": request.cwd,
                 "prompt": request.prompt, "options": options, "asker": asker,
-                "peer": {"peer_id": subject.peer_id, "name": subject.name, "circle": subject.circle} if subject else None,
+                "peer": Sender(subject).ref if subject else None,
                 "created_at": now, "deadline": deadline, "node": hub.node}
         body = {k: v for k, v in body.items() if v is not None}
         retention = hub.settings.trace_retention_s
@@ -153,12 +150,12 @@ class QuestionService:
         if decision is not None:
             await hub.store.writer.write(self.store.audit_cmd(self._audit_entry(body, decision)))
             future.set_result(decision_view({"correlation_id": qid, **decision}))
-            return Opened(qid, deadline, DECIDED, future)
+            return Opened(qid, deadline, future)
         self.deadlines.track(qid, deadline)
         self.waiters.setdefault(qid, []).append(future)
         self.opened[qid] = {**body, "content_hash": digest}
-        self._announce({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
-        return Opened(qid, deadline, PENDING, future)
+        self._tell_people({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
+        return Opened(qid, deadline, future)
 
     async def _join(self, qid: str, state: str, future: asyncio.Future) -> Opened:
         """The same tool call asked again (the store traced `joined`): wait for the first
@@ -170,10 +167,10 @@ class QuestionService:
             # this call's batch may have put a decided question back in the pending index
             self.hub.store.writer.submit([self.store.unindex_cmd(qid)], wait=False)
             future.set_result(decision_view(record))
-            return Opened(qid, int(record["deadline"]), DECIDED, future)
+            return Opened(qid, int(record["deadline"]), future)
         self.deadlines.track(qid, int(record["deadline"]))
         self.waiters.setdefault(qid, []).append(future)
-        return Opened(qid, int(record["deadline"]), PENDING, future)
+        return Opened(qid, int(record["deadline"]), future)
 
     def waiter_lost(self, qid: str, future: asyncio.Future, reason: str) -> None:
         """A caller stopped waiting (its connection closed): the question stays open."""
@@ -209,11 +206,8 @@ class QuestionService:
             if record is None or record["state"] != PENDING:
                 # decided elsewhere (another node): whoever waits here gets that decision now
                 self.opened.pop(qid, None)
-                view = decision_view(record) if record is not None else {
-                    "correlation_id": qid, "decision": DENY, "answered_by": ERROR, "reason": "the question is gone"}
-                for future in self.waiters.pop(qid, []):
-                    if not future.done():
-                        future.set_result(view)
+                self._resolve(qid, decision_view(record) if record is not None
+                              else error_view(qid, "the question is gone"))
                 return None
             await self._decide(record, {"decision": DENY, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
                                         "reason": "timeout"}, None)
@@ -245,10 +239,8 @@ class QuestionService:
                            {"correlation_id": qid, "answered_by": answered_by})
         self.deadlines.forget(qid)
         view = decision_view({"correlation_id": qid, **decision})
-        for future in self.waiters.pop(qid, []):
-            if not future.done():
-                future.set_result(view)
-        self._announce({"type": "question_decided", **view})
+        self._resolve(qid, view)
+        self._tell_people({"type": "question_decided", **view})
         await hub.store.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
         return view
 
@@ -268,11 +260,14 @@ class QuestionService:
                  "rule_id": decision.get("rule_id")}
         return {k: v for k, v in entry.items() if v is not None}
 
-    def _announce(self, frame: dict) -> None:
-        for listener in self.listeners:
-            listener(frame)
+    def _resolve(self, qid: str, view: dict) -> None:
+        """Every caller waiting on this node for the question gets its decision."""
+        for future in self.waiters.pop(qid, []):
+            if not future.done():
+                future.set_result(view)
 
-    def _push_to_people(self, frame: dict) -> None:
+    def _tell_people(self, frame: dict) -> None:
+        """`question` and `question_decided` frames to the people connected to this node."""
         data = orjson.dumps(frame)
         for peer_id, conn in self.hub.connections.items():
             peer = self.hub.peers.get(peer_id)

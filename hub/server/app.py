@@ -133,13 +133,14 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             asks = AskService(hub, AskStore(client), settings.asks)
             await asks.start()
             question_store = QuestionStore(client)
-            questions = QuestionService(hub, question_store, settings.questions)
+            policies = PolicyService(hub, question_store, settings.questions.max_policies)
+            questions = QuestionService(hub, question_store, policies, settings.questions)
             await questions.start()
             shutdown.subscribe(questions.stop)
             app.state.hub = hub
             app.state.asks = asks
             app.state.questions = questions
-            app.state.policies = PolicyService(hub, question_store, settings.questions.max_policies)
+            app.state.policies = policies
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:

@@ -12,10 +12,9 @@ import asyncio
 import msgspec
 from starlette.requests import Request
 
-from hub.core.approvals import DENY, ERROR
 from hub.core.errors import HubError
 from hub.runtime.policies import PolicyService
-from hub.runtime.questions import Opened, QuestionService
+from hub.runtime.questions import Opened, QuestionService, error_view
 from hub.server.responses import JSON
 from hub.server.rest import caller, int_param, read_body
 from schemas.errors import ErrorCode
@@ -54,8 +53,7 @@ async def _wait(request: Request, questions: QuestionService, opened: Opened) ->
         return opened.decision.result()
     reason = "client_disconnected" if left.done() and not left.cancelled() else "no_decision_recorded"
     questions.waiter_lost(opened.correlation_id, opened.decision, reason)
-    return {"correlation_id": opened.correlation_id, "decision": DENY, "answered_by": ERROR,
-            "reason": "no decision was recorded by the deadline (is the store up?)"}
+    return error_view(opened.correlation_id, "no decision was recorded by the deadline (is the store up?)")
 
 
 async def _client_left(request: Request) -> None:

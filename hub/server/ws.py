@@ -157,20 +157,16 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
             elif isinstance(frame, (Ask, Ack, Answer)):
                 await room.acquire()
                 _start_ask_operation(asks, conn, Sender(peer), frame, room)
-            elif isinstance(frame, AskBlocking):
-                task = asyncio.create_task(_hold_question(questions, conn, Sender(peer), frame))
-                held.add(task)
-                task.add_done_callback(held.discard)
-            elif isinstance(frame, Decide):
-                task = asyncio.create_task(_decide(questions, conn, Sender(peer), frame))
-                held.add(task)
-                task.add_done_callback(held.discard)
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
                 conn.push(orjson.dumps({"type": "pong", "ref": frame.id} if frame.id else {"type": "pong"}))
             elif isinstance(frame, Presence):
                 hub.set_presence(peer, frame.status)
+            elif isinstance(frame, AskBlocking):
+                _hold(held, _hold_question(questions, conn, Sender(peer), frame))
+            elif isinstance(frame, Decide):
+                _hold(held, _decide(questions, conn, Sender(peer), frame))
             elif isinstance(frame, Hello):
                 raise HubError(ErrorCode.ALREADY_WELCOMED, "this connection already said hello")
         except FrameError as exc:
@@ -178,6 +174,13 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
         except HubError as exc:
             conn.push(error_frame(exc.code, exc.message, getattr(frame, "id", None), exc.details))
     return conn.close_reason or "closed"
+
+
+def _hold(held: set[asyncio.Task], work) -> None:
+    """Run `work` in a task this connection owns: cancelled when the connection ends."""
+    task = asyncio.create_task(work)
+    held.add(task)
+    task.add_done_callback(held.discard)
 
 
 async def _hold_question(questions: QuestionService, conn: Connection, sender: Sender, frame: AskBlocking) -> None:

@@ -119,6 +119,19 @@ class QuestionStore:
     def delete_policy_cmd(policy_id: str) -> Command:
         return ("HDEL", keys.POLICIES, policy_id)
 
+    async def policy(self, policy_id: str) -> dict | None:
+        try:
+            raw = await self.client.hget(keys.POLICIES, policy_id)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return orjson.loads(raw) if raw else None
+
+    async def policy_count(self) -> int:
+        try:
+            return int(await self.client.hlen(keys.POLICIES))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
     async def policies(self) -> list[dict]:
         """Read on every use, so that every hub node on one store applies the same rules."""
         try:
