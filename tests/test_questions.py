@@ -311,3 +311,43 @@ def test_an_unanswered_question_survives_a_hub_restart(hub):
     stages = hub.get(f"/traces/{qid}").json()["stages"]
     assert [s.get("reason") for s in stages if s["stage"] == "waiter_lost"] == ["client_disconnected", "hub_restarted"]
     assert hub.post(f"/questions/{qid}/answer", {"decision": "deny"}).status_code == 200
+
+
+def test_decisions_survive_a_kill(hub):
+    """Accepted means durable: a decision that was answered is still the decision after SIGKILL."""
+    hub.post("/policies", {"action": "allow", "tool": "Read"})
+    by_policy = hub.post("/questions/ask-blocking", {"tool_name": "Read", "tool_input": {"file_path": "/a"},
+                                                     "tool_use_id": "toolu_16"}).json()
+    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.token}"}, timeout=5) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/questions/ask-blocking", json=ask_body("toolu_17"), timeout=1.0)
+    qid = hub.get("/questions").json()["questions"][0]["correlation_id"]
+    by_person = hub.post(f"/questions/{qid}/answer", {"decision": "deny", "reason": "no"}).json()
+    before = [hub.get(f"/questions/{q}").json() for q in (by_policy["correlation_id"], qid)]
+    audit = hub.get("/decisions").json()["decisions"]
+    hub.kill()
+    hub.restart()
+    assert [hub.get(f"/questions/{q}").json() for q in (by_policy["correlation_id"], qid)] == before
+    assert before[1]["decision"] == by_person["decision"] == "deny"
+    assert hub.get("/decisions").json()["decisions"] == audit and len(audit) == 2
+    assert hub.get(f"/traces/{qid}").json()["final"] == "answered"
+    assert hub.get("/questions").json()["questions"] == []
+
+
+@pytest.mark.parametrize("field, at_limit", [("tool_name", 200), ("tool_use_id", 200), ("prompt", 4000)])
+def test_question_field_limits_at_limit_and_beyond(start_hub, field, at_limit):
+    hub = start_hub("--question-timeout-max", "1")
+    ok = hub.post("/questions/ask-blocking", {**ask_body("toolu_18"), field: "x" * at_limit})
+    assert ok.status_code == 200 and ok.json()["answered_by"] == "timeout"
+    over = hub.post("/questions/ask-blocking", {**ask_body("toolu_19"), field: "x" * (at_limit + 1)})
+    assert over.status_code == 422 and over.json()["error"]["code"] == "invalid_request"
+    assert len(hub.get("/decisions").json()["decisions"]) == 1
+
+
+def test_the_policy_count_limit_at_limit_and_beyond(start_hub):
+    hub = start_hub("--max-policies", "3")
+    for n in range(3):
+        assert hub.post("/policies", {"action": "deny", "tool": f"T{n}"}).status_code == 201
+    over = hub.post("/policies", {"action": "allow", "tool": "*"})
+    assert over.status_code == 507 and over.json()["error"]["code"] == "too_many_policies"
+    assert [p["tool"] for p in hub.get("/policies").json()["policies"]] == ["T0", "T1", "T2"]

@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--question-margin", type=float, default=5.0,
                    help="the hub denies a question this many seconds before the asking hook's own timeout "
                         "(default 5 s)")
+    s.add_argument("--max-policies", type=int, default=1000, help="most policy rules the hub holds (default 1000)")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "

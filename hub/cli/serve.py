@@ -168,5 +168,5 @@ def serve_command(args) -> int:
                         asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
                                        reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
                         questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
-                                                 margin_s=args.question_margin))
+                                                 margin_s=args.question_margin, max_policies=args.max_policies))
     return serve(settings, args.log_level)
