@@ -46,6 +46,12 @@ class ErrorCode(StrEnum):
     CONTENT_MISMATCH = "content_mismatch"
     POLICY_NOT_FOUND = "policy_not_found"
     TOO_MANY_POLICIES = "too_many_policies"
+    PANE_NOT_FOUND = "pane_not_found"
+    ALREADY_LINKED = "already_linked"
+    NOT_LINKED = "not_linked"
+    FINGERPRINT_CHANGED = "fingerprint_changed"
+    BRIDGE_UNAVAILABLE = "bridge_unavailable"
+    TRANSPORT_FAILED = "transport_failed"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -100,6 +106,15 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
                                                     "about; an answer binds to what was shown"),
     ErrorCode.POLICY_NOT_FOUND: CodeInfo(404, None, "no policy rule with that id"),
     ErrorCode.TOO_MANY_POLICIES: CodeInfo(507, None, "the hub holds its most policy rules; delete some first"),
+    ErrorCode.PANE_NOT_FOUND: CodeInfo(404, None, "no tmux pane with that id on the bridge's tmux server"),
+    ErrorCode.ALREADY_LINKED: CodeInfo(409, None, "that pane is already linked to a peer; unlink it first"),
+    ErrorCode.NOT_LINKED: CodeInfo(409, 4409, "the peer has no tmux pane linked to it"),
+    ErrorCode.FINGERPRINT_CHANGED: CodeInfo(409, None, "the pane no longer runs what was linked (another process, "
+                                                       "command or folder); nothing was typed into it"),
+    ErrorCode.BRIDGE_UNAVAILABLE: CodeInfo(503, None, "no pane bridge for that tmux server is connected, or it "
+                                                      "did not answer in time"),
+    ErrorCode.TRANSPORT_FAILED: CodeInfo(502, None, "the pane transport did not come up (a link is rolled back); "
+                                                    "the message says why"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

@@ -25,12 +25,18 @@ Address = Annotated[str, Meta(min_length=1, max_length=160,
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
 Seq = Annotated[int, Meta(ge=0)]
 Role = Literal["agent", "person", "hook", "bridge"]
-ReceiptStatus = Literal["received", "injected", "failed"]
+ReceiptStatus = Literal["received", "injected", "failed", "held"]
 DeliveryState = Literal["delivered", "queued", "expired"]
 
 
 class _Frame(Struct, tag_field="type", omit_defaults=True):
     pass
+
+
+class ErrorInfo(Struct):
+    code: str
+    message: str
+    details: dict = {}
 
 
 # ---- client -> hub -------------------------------------------------------------------------
@@ -168,7 +174,9 @@ class Decide(_Frame, DecideBody, tag="decide", kw_only=True):
 
 
 class Receipt(_Frame, tag="receipt"):
-    """The recipient confirms a delivery: received it, injected it (panes), or failed to."""
+    """The recipient confirms a delivery: received it, injected it (panes), or failed to.
+    `held`: it did not deliver and must not lose it (a pane that changed hands): the delivery
+    stays in the inbox and the trace records why."""
     message_id: Hex128
     status: ReceiptStatus
     reason: Annotated[str, Meta(max_length=500)] | None = None
@@ -184,7 +192,24 @@ class Presence(_Frame, tag="presence"):
     status: Literal["online", "busy"]
 
 
-ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping, Presence]
+ReasonCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Bye(_Frame, tag="bye"):
+    """The client is leaving and says why (a pane transport: `pane_closed`, `agent_exited`,
+    `pane_replaced`, …). The peer goes offline with that reason; its inbox stays."""
+    reason: ReasonCode
+
+
+class BridgeResult(_Frame, tag="bridge_result", kw_only=True):
+    """A pane bridge (role `bridge`) answers a `bridge_call`: `result` when `ok`, else `error`."""
+    call_id: Hex128
+    ok: bool
+    result: dict | None = None
+    error: ErrorInfo | None = None
+
+
+ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping, Presence, Bye, BridgeResult]
 
 
 # ---- hub -> client -------------------------------------------------------------------------
@@ -313,12 +338,6 @@ class QuestionDecided(_Frame, DecisionInfo, tag="question_decided", kw_only=True
     """To people: a question was decided (by anyone); take it off the list."""
 
 
-class ErrorInfo(Struct):
-    code: str
-    message: str
-    details: dict = {}
-
-
 class Error(_Frame, tag="error"):
     error: ErrorInfo
     ref: str | None = None
@@ -328,9 +347,23 @@ class Pong(_Frame, tag="pong"):
     ref: str | None = None
 
 
-HubFrame = Union[Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided, Error, Pong]
+BridgeOp = Literal["panes", "inspect", "attach", "detach", "capture", "keys"]
+
+
+class BridgeCall(_Frame, tag="bridge_call", kw_only=True):
+    """The hub asks a pane bridge to act on its tmux server; answered by `bridge_result` with
+    the same `call_id`. panes: list the panes; inspect {pane_id, expected?}: one pane and its
+    fingerprint (compared with `expected`); attach {peer_id, name, circle, pane_id,
+    fingerprint}: bring the pane transport for that peer up; detach {peer_id, reason};
+    capture {pane_id, lines}; keys {pane_id, keys}."""
+    call_id: Hex128
+    op: BridgeOp
+    args: dict = {}
+
+
+HubFrame = Union[Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided, Error, Pong, BridgeCall]
 
 CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping,
-                                            Presence)
+                                            Presence, Bye, BridgeResult)
 HUB_FRAMES: tuple[type[Struct], ...] = (Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided,
-                                         Error, Pong)
+                                         Error, Pong, BridgeCall)

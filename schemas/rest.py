@@ -94,7 +94,26 @@ class MessageAccepted(Struct, omit_defaults=True):
     replayed: bool = False
 
 
-class PeerView(Struct):
+class Fingerprint(Struct, forbid_unknown_fields=False):
+    """What a linked pane was when it was linked; a pane that differs gets no text."""
+    server: str          # the tmux server's socket path
+    server_pid: int
+    pane_id: str
+    pid: int             # the pane's process (what tmux started in it)
+    started_at: int      # that process's start time, ms since the epoch
+    command: str
+    cwd: str
+
+
+class PaneLinkView(Struct):
+    bridge: str
+    pane_id: str
+    backend: str
+    fingerprint: Fingerprint
+    linked_at: int
+
+
+class PeerView(Struct, kw_only=True):
     peer_id: Hex128
     name: str
     circle: str
@@ -105,6 +124,7 @@ class PeerView(Struct):
     created_at: int
     last_seen: int
     pending: int
+    pane: PaneLinkView | None = None
 
 
 class PeerList(Struct):
@@ -117,7 +137,7 @@ class PeerDeleted(Struct):
 
 class TraceStage(Struct, forbid_unknown_fields=False):
     stage: Literal["accepted", "routed", "queued", "sent", "received", "injected", "failed", "expired",
-                   "acked", "replied", "answered", "late_receipt", "joined", "waiter_lost"]
+                   "acked", "replied", "answered", "late_receipt", "joined", "waiter_lost", "held"]
     at: int
     node: str
     peer_id: str | None = None
@@ -251,3 +271,115 @@ class DecisionRecord(Struct, forbid_unknown_fields=False, omit_defaults=True):
 
 class DecisionList(Struct):
     decisions: list[DecisionRecord]
+
+
+# ---- tmux panes ------------------------------------------------------------------------------
+
+Backend = Literal["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other"]
+PeerName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+class PaneView(Struct, kw_only=True):
+    """A pane on a bridge's tmux server, and the agent detected in it (None: no agent seen)."""
+    bridge: str
+    pane_id: str
+    pid: int
+    command: str
+    cwd: str
+    session: str
+    window: str
+    window_name: str
+    dead: bool
+    agent: str | None
+    confidence: float
+    fingerprint: Fingerprint
+
+
+class OrphanList(Struct):
+    """Panes not linked to any peer, from every pane bridge connected to this node."""
+    panes: list[PaneView]
+    bridges: list[str]
+
+
+class LinkRequest(Struct, kw_only=True):
+    """POST /panes/{pane_id}/link. `name` defaults to the pane's folder, `circle` to its tmux
+    session; `bridge` is needed only when several bridges are connected."""
+    backend: Backend
+    name: PeerName | None = None
+    circle: PeerName | None = None
+    bridge: PeerName | None = None
+
+
+class Linked(Struct):
+    peer: PeerView
+    transport: Literal["connected"]
+
+
+class Unlinked(Struct):
+    peer_id: Hex128
+    pane_id: str
+    status: str
+
+
+class PaneOutput(Struct):
+    """The pane's screen and recent scrollback as plain text (no escape sequences)."""
+    peer_id: Hex128
+    pane_id: str
+    lines: list[str]
+    trace_id: Hex128
+
+
+class KeysRequest(Struct):
+    """Named keys from the allow-list: Escape, Enter, Tab, Shift-Tab, Backspace, Space, Up, Down,
+    Left, Right, PageUp, PageDown, Home, End, Ctrl-C, Ctrl-D, Ctrl-L and the digits 0-9."""
+    keys: list[str]
+
+
+class KeysSent(Struct):
+    peer_id: Hex128
+    pane_id: str
+    sent: list[str]
+    trace_id: Hex128
+
+
+class DoctorFinding(Struct):
+    code: str
+    severity: Literal["error", "warning"]
+    detail: str
+
+
+class DoctorChecks(Struct, kw_only=True):
+    status: str
+    transport_connected: bool
+    linked: bool
+    bridge_connected: bool
+    pane_exists: bool | None
+    pane_dead: bool | None
+    pid_alive: bool | None
+    fingerprint_matches: bool | None
+    changed: list[str]
+    pending: int
+    oldest_pending_age_s: float | None
+    stale_asks: int
+
+
+class DoctorReport(Struct):
+    """Read-only: what is known about a peer and where it contradicts itself."""
+    peer_id: Hex128
+    name: str
+    healthy: bool
+    checks: DoctorChecks
+    contradictions: list[DoctorFinding]
+
+
+class RehookRequest(Struct):
+    apply: bool = False
+
+
+class RehookReport(Struct):
+    """What rehook would do (`apply: false`) or did: restart a dead pane transport, or nothing."""
+    peer_id: Hex128
+    action: Literal["restart_transport", "none"]
+    reason: str
+    applied: bool
+    transport_connected: bool

@@ -81,7 +81,8 @@ class HubProcess:
         env.pop("REPOWIRE_URL", None)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", *self.args],
+                [sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", *self.args,
+                 *([] if "--tmux-socket" in self.args else ["--no-bridge"])],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if not expect_ready:
             return self

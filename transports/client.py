@@ -85,6 +85,20 @@ class HubClient:
         self._reader = asyncio.create_task(self._read_forever(), name=f"hub-client {self.name}")
         return self.welcome
 
+    async def finished(self) -> None:
+        """Returns when the client stopped for good: closed, or refused by the hub on reconnect."""
+        if self._reader is not None:
+            await asyncio.wait({self._reader})
+
+    async def bye(self, reason: str) -> None:
+        """Tell the hub why this peer leaves (it goes offline with that reason), then close."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self.send_frame({"type": "bye", "reason": reason}), 5)
+        except (ConnectionClosed, OSError, asyncio.TimeoutError):
+            pass
+        await self.close()
+
     async def close(self) -> None:
         self._closing = True
         if self._reader is not None:
@@ -205,7 +219,8 @@ class HubClient:
         return await self.request(frame, timeout)
 
     async def next_event(self, timeout: float | None = None) -> dict:
-        """For people: the next `question` (waiting for an answer) or `question_decided` frame."""
+        """For people: the next `question` (waiting for an answer) or `question_decided` frame;
+        for pane bridges: the next `bridge_call`."""
         return await asyncio.wait_for(self._events.get(), timeout)
 
     async def ping(self, timeout: float = 10.0) -> dict:
@@ -283,7 +298,7 @@ class HubClient:
                 self._seen.popitem(last=False)
             self._deliveries.put_nowait(frame)
             return
-        if kind in ("question", "question_decided"):
+        if kind in ("question", "question_decided", "bridge_call"):
             self._events.put_nowait(frame)
             return
         ref = frame.get("ref")

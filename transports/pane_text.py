@@ -55,3 +55,11 @@ def frame_delivery(frame: dict) -> str:
     if kind == "expired":
         return f"[expired {cid}] {neutralise(str(frame.get('reason') or ''))}".rstrip()
     return f"[notify from {sender}] {body}"
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def strip_terminal_codes(line: str) -> str:
+    """A captured line as plain text: escape sequences and control bytes removed."""
+    return _TERMINAL_CODES.sub("", line)

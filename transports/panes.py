@@ -1,9 +1,15 @@
-"""The panes of a tmux server, and which of them run a coding agent.
+"""The panes of a tmux server, which of them run a coding agent, and each pane's fingerprint.
 
 An agent is recognised by name: the pane's foreground command first (tmux's
 `pane_current_command`, the process's own name), then any process under the pane's shell
 (`node …/claude`, `python -m aider`). The first kind of match is near certain, the second a
-good guess; the confidence says which. Blocking (tmux, /proc): call from a worker thread.
+good guess; the confidence says which.
+
+A fingerprint says which pane a link was made to: the tmux server (socket and pid), the pane
+id, the pane's process and its start time, the foreground command and the folder. A pane id
+that tmux reused, a process that was replaced, an agent that exited back to its shell: each
+changes the fingerprint, and a pane transport types nothing into a pane whose fingerprint
+changed. Blocking (tmux, /proc): call from a worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ import psutil
 AGENTS = {"claude": "claude", "codex": "codex", "gemini": "gemini", "opencode": "opencode", "aider": "aider",
           "cursor-agent": "cursor", "goose": "goose", "amp": "amp"}
 _FORMAT = "\t".join(["#{pane_id}", "#{pane_pid}", "#{pane_current_command}", "#{pane_current_path}",
-                     "#{session_name}", "#{window_index}", "#{window_name}", "#{pane_dead}"])
+                     "#{session_name}", "#{window_index}", "#{window_name}", "#{pane_dead}", "#{socket_path}",
+                     "#{pid}"])
+
+
+FINGERPRINT_FIELDS = ("server", "server_pid", "pane_id", "pid", "started_at", "command", "cwd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,7 @@ class PaneInfo:
     dead: bool
     agent: str | None
     confidence: float
+    fingerprint: dict
 
     def public(self) -> dict:
         return asdict(self)
@@ -57,14 +68,73 @@ def _process_tree(pid: int) -> list[list[str]]:
         return []
 
 
-def list_panes(server: libtmux.Server) -> list[PaneInfo]:
+def started_at_ms(pid: int) -> int:
+    """When a process started (ms since the epoch); 0 if it is gone."""
+    try:
+        return int(psutil.Process(pid).create_time() * 1000)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+        return 0
+
+
+def list_panes(server: libtmux.Server, *, detect: bool = True) -> list[PaneInfo]:
+    """Every pane of the server (none if it is not running). Without `detect`, no process trees
+    are read: what the watcher needs to compare fingerprints, cheaply."""
     result = server.cmd("list-panes", "-a", "-F", _FORMAT)
     if result.stderr:  # no server running, or no sessions: no panes
         return []
     panes = []
     for line in result.stdout:
-        pane_id, pid, command, cwd, session, window, window_name, dead = (line.split("\t") + [""] * 8)[:8]
-        agent, confidence = detect_agent(command, _process_tree(int(pid)) if pid.isdigit() else [])
-        panes.append(PaneInfo(pane_id, int(pid) if pid.isdigit() else 0, command, cwd, session, window, window_name,
-                              dead == "1", agent, confidence))
+        pane_id, pid_text, command, cwd, session, window, window_name, dead, socket, server_pid = \
+            (line.split("\t") + [""] * 10)[:10]
+        pid = int(pid_text) if pid_text.isdigit() else 0
+        agent, confidence = detect_agent(command, _process_tree(pid) if detect and pid else []) if detect else (None, 0.0)
+        fingerprint = {"server": socket, "server_pid": int(server_pid) if server_pid.isdigit() else 0,
+                       "pane_id": pane_id, "pid": pid, "started_at": started_at_ms(pid) if pid else 0,
+                       "command": command, "cwd": cwd}
+        panes.append(PaneInfo(pane_id, pid, command, cwd, session, window, window_name, dead == "1", agent,
+                              confidence, fingerprint))
     return panes
+
+
+def find_pane(server: libtmux.Server, pane_id: str, *, detect: bool = False) -> PaneInfo | None:
+    return next((p for p in list_panes(server, detect=detect) if p.pane_id == pane_id), None)
+
+
+def changed_fields(expected: dict, current: dict) -> list[str]:
+    """The fingerprint fields that differ (an empty list: the same pane, as linked)."""
+    return [name for name in FINGERPRINT_FIELDS if expected.get(name) != current.get(name)]
+
+
+@dataclass(frozen=True, slots=True)
+class PaneCheck:
+    """A linked pane now: whether it exists, has exited, still has its process, and what of
+    its fingerprint changed."""
+    pane: PaneInfo | None
+    changed: list[str]
+
+    @property
+    def pid_alive(self) -> bool:
+        return self.pane is not None and "pid" not in self.changed and "started_at" not in self.changed \
+            and self.pane.fingerprint["started_at"] != 0
+
+    @property
+    def departure(self) -> str | None:
+        """Why a pane transport must stop (the reason the peer goes offline with), or None."""
+        if self.pane is None:
+            return "pane_closed"
+        if self.pane.dead:
+            return "pane_dead"
+        if not self.changed:
+            return None
+        if {"server", "server_pid", "pane_id", "pid", "started_at"} & set(self.changed):
+            return "pane_replaced"
+        if "command" in self.changed:
+            return "agent_exited"
+        return "pane_changed"
+
+    def public(self) -> dict:
+        return {"changed": self.changed, "pid_alive": self.pid_alive, "departure": self.departure}
+
+
+def check_pane(pane: PaneInfo | None, expected: dict) -> PaneCheck:
+    return PaneCheck(pane, changed_fields(expected, pane.fingerprint) if pane else list(FINGERPRINT_FIELDS))

@@ -38,6 +38,13 @@ COMMANDS = {
     ("hooks", "install"): "hub.cli.claude_settings:install",
     ("hooks", "uninstall"): "hub.cli.claude_settings:uninstall",
     ("doctor", "hooks"): "hub.cli.claude_settings:doctor",
+    ("doctor", "peer"): "hub.cli.pane_commands:doctor",
+    ("bridge", None): "hub.cli.bridge_command:bridge",
+    ("link", None): "hub.cli.pane_commands:link",
+    ("unlink", None): "hub.cli.pane_commands:unlink",
+    ("rehook", None): "hub.cli.pane_commands:rehook",
+    ("output", None): "hub.cli.pane_commands:output",
+    ("keys", None): "hub.cli.pane_commands:keys",
 }
 
 
@@ -83,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "
                         + ", ".join(Limits.__slots__) + ")")
+    s.add_argument("--tmux-socket", help="the tmux server whose panes the hub's bridge serves, by socket name "
+                                         "(tmux -L NAME; default: tmux's default server)")
+    s.add_argument("--no-bridge", action="store_true", help="do not start a pane bridge for the local tmux server")
+    s.add_argument("--link-timeout", type=float, default=10.0,
+                   help="seconds a pane link waits for its transport before it is undone (default 10)")
     s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
     p = sub.add_parser("peers", help="list peers")
@@ -130,7 +142,52 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON")
 
     _approval_parsers(sub)
+    _pane_parsers(sub)
     return parser
+
+
+def _pane_parsers(sub) -> None:
+    """tmux panes: the bridge, link and unlink, looking in, doctor and rehook."""
+    b = sub.add_parser("bridge", help="run a pane bridge for a tmux server (serve starts one for you)",
+                       description="Connect to the hub as the pane bridge of one tmux server: list its panes for "
+                                   "the hub and type linked panes' deliveries into them. Runs until stopped.")
+    b.add_argument("--tmux-socket", help="tmux socket name (tmux -L NAME; default: tmux's default server)")
+    b.add_argument("--tmux-socket-path", help="tmux socket path (tmux -S PATH)")
+    b.add_argument("--hub-url", help="the hub's URL (default: the local hub from $REPOWIRE_HOME)")
+    b.add_argument("--watch-interval", type=float, default=0.5,
+                   help="seconds between checks that linked panes are still what was linked (default 0.5)")
+    b.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+    ln = sub.add_parser("link", help="list orphan agent panes, or link one to the hub",
+                        description="With no pane: a table of the panes on the local tmux server that are not "
+                                    "linked to a peer, with the agent detected in each. With a pane id: register "
+                                    "it as a peer and start typing its deliveries into it.")
+    ln.add_argument("pane", nargs="?", help="the tmux pane id, e.g. %%12")
+    ln.add_argument("--backend", choices=["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose",
+                                          "amp", "other"], help="the agent running in the pane")
+    ln.add_argument("--name", help="peer name (default: the pane's folder name)")
+    ln.add_argument("--circle", help="circle (default: the pane's tmux session name)")
+    ln.add_argument("--bridge", help="which pane bridge, when several are connected")
+    ln.add_argument("--json", action="store_true", help="print JSON")
+
+    un = sub.add_parser("unlink", help="stop typing into a peer's pane (the peer keeps its id and inbox)")
+    un.add_argument("peer")
+    un.add_argument("--json", action="store_true", help="print JSON")
+
+    rh = sub.add_parser("rehook", help="restart a linked peer's dead pane transport (dry run unless --apply)")
+    rh.add_argument("peer")
+    rh.add_argument("--apply", action="store_true", help="do it (a healthy transport is never touched)")
+    rh.add_argument("--json", action="store_true", help="print JSON")
+
+    out = sub.add_parser("output", help="print what a linked peer's pane shows")
+    out.add_argument("peer")
+    out.add_argument("--lines", type=int, default=100, help="how many lines of screen and scrollback (default 100)")
+    out.add_argument("--json", action="store_true", help="print JSON")
+
+    ks = sub.add_parser("keys", help="send named keys to a linked peer's pane (Escape, Ctrl-C, Enter, Up, …)")
+    ks.add_argument("peer")
+    ks.add_argument("keys", nargs="+")
+    ks.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _approval_parsers(sub) -> None:
@@ -188,12 +245,15 @@ def _approval_parsers(sub) -> None:
             h.add_argument("--timeout", type=int,
                            help="the hook's timeout in seconds (default: the hub's question cap plus margins)")
 
-    doc = sub.add_parser("doctor", help="check an installation")
-    doc_sub = doc.add_subparsers(dest="action", metavar="WHAT", required=True)
-    dh = doc_sub.add_parser("hooks", help="check the installed Claude Code hook: present once, command resolves, "
-                                          "timeout above the hub's cap")
-    dh.add_argument("--project", action="store_true", help="check .claude/settings.json in this folder")
-    dh.add_argument("--settings", help="a settings file to check instead")
+    doc = sub.add_parser("doctor", help="check a peer (`doctor <peer>`) or the Claude Code hook (`doctor hooks`)",
+                         description="`repowire doctor <peer>`: a read-only report on a peer (transport, pane, "
+                                     "fingerprint, process, pending messages) and its contradictions; exit 1 when "
+                                     "any. `repowire doctor hooks`: check the installed Claude Code hook: present "
+                                     "once, command resolves, timeout above the hub's cap.")
+    doc.add_argument("target", metavar="PEER|hooks", help="a peer (name, name@circle or id), or `hooks`")
+    doc.add_argument("--project", action="store_true", help="hooks: check .claude/settings.json in this folder")
+    doc.add_argument("--settings", help="hooks: a settings file to check instead")
+    doc.add_argument("--json", action="store_true", help="print JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "doctor":
+        args.action = "hooks" if args.target == "hooks" else "peer"
     target = COMMANDS.get((args.command, getattr(args, "action", None)))
     if target is None:
         parser.parse_args([args.command, "--help"])

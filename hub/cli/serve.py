@@ -24,6 +24,7 @@ from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 from hub.core.ids import new_token
 from hub.core.settings import Settings, parse_limits
+from hub.cli.bridge_process import BridgeSupervisor
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
@@ -84,6 +85,25 @@ class _HubServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, shutdown: ShutdownNotice):
         super().__init__(config)
         self._shutdown = shutdown
+        self.ready: asyncio.Event | None = None
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.ready is not None and self.started:
+            self.ready.set()
+
+    async def serve_with(self, sockets: list[socket.socket], bridge: BridgeSupervisor | None) -> None:
+        """Serve; with a bridge supervisor, run the pane bridge beside the hub once it listens."""
+        if bridge is None:
+            await self.serve(sockets=sockets)
+            return
+        self.ready = asyncio.Event()
+        supervising = asyncio.create_task(bridge.run(self.ready), name="pane bridge")
+        try:
+            await self.serve(sockets=sockets)
+        finally:
+            supervising.cancel()
+            await bridge.stop()
 
     def handle_exit(self, sig, frame) -> None:
         self._shutdown.fire()
@@ -99,7 +119,8 @@ class _HubServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: Settings, log_level: str = "warning") -> int:
+def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True,
+          tmux_socket: str | None = None) -> int:
     hub_token = prepare_home(settings.home)
     try:
         tcp = bind_tcp(settings.host, settings.port)
@@ -140,8 +161,11 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
                             ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5, access_log=False, server_header=False)
     server = _HubServer(config, shutdown)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    supervisor = BridgeSupervisor(str(settings.home), f"http://{host}:{settings.port}", hub_token, tmux_socket,
+                                  log_level) if bridge else None
     try:
-        asyncio.run(server.serve(sockets=sockets))
+        asyncio.run(server.serve_with(sockets, supervisor))
     finally:
         if store is not None:
             store.stop()
@@ -168,5 +192,6 @@ def serve_command(args) -> int:
                         asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
                                        reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
                         questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
-                                                 margin_s=args.question_margin, max_policies=args.max_policies))
-    return serve(settings, args.log_level)
+                                                 margin_s=args.question_margin, max_policies=args.max_policies),
+                        link_timeout_s=args.link_timeout)
+    return serve(settings, args.log_level, bridge=not args.no_bridge, tmux_socket=args.tmux_socket)

@@ -10,12 +10,16 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Iterable
 
+import orjson
+
 from hub.core.errors import HubError
 from hub.core.ids import is_hex128
+from hub.core.panes import PaneLink
 from schemas.errors import ErrorCode
 
 ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
 PERSON = "person"  # the role that may answer tool-permission questions (needs the hub token)
+BRIDGE = "bridge"  # a pane bridge: runs tmux for the hub and holds pane peers' tokens (needs the hub token)
 
 
 @dataclass(slots=True)
@@ -30,6 +34,7 @@ class PeerRecord:
     status: str = OFFLINE
     status_reason: str = ""
     node: str = ""
+    pane: PaneLink | None = None   # the tmux pane a pane transport types this peer's deliveries into
 
     @property
     def address(self) -> str:
@@ -42,7 +47,9 @@ class PeerRecord:
         return data
 
     def to_store(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
+        fields = {k: str(v) for k, v in asdict(self).items() if k != "pane"}
+        fields["pane"] = orjson.dumps(self.pane.to_dict()).decode() if self.pane else ""
+        return fields
 
     @classmethod
     def from_store(cls, raw: dict[bytes | str, bytes | str]) -> "PeerRecord":
@@ -51,7 +58,8 @@ class PeerRecord:
         return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=data["role"],
                    token_digest=data["token_digest"], created_at=int(data["created_at"]),
                    last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
-                   status_reason=data.get("status_reason", ""), node=data.get("node", ""))
+                   status_reason=data.get("status_reason", ""), node=data.get("node", ""),
+                   pane=PaneLink.from_dict(orjson.loads(data["pane"])) if data.get("pane") else None)
 
 
 class Admission(Enum):

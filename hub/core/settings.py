@@ -39,6 +39,7 @@ class Settings:
     trace_retention_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
     sweep_interval_s: float = 5.0
+    link_timeout_s: float = 10.0    # a pane link waits this long for its transport, then is undone
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)

@@ -4,6 +4,9 @@ A message's trace is an ordered list of stages. For a notify:
 accepted -> routed -> queued? -> sent -> received | injected | failed(reason) | expired.
 For an ask (traced under its correlation id): accepted -> routed -> queued? -> sent ->
 received -> acked | replied | answered | expired, then the reply's own sent/received.
+A pane peer's delivery may be `held` (not typed, still queued) before it is sent again.
+Looking into a pane and sending it keys are traced too (kinds `pane_output`, `pane_keys`):
+accepted -> received | injected | failed.
 For a tool-permission question (kind `question`): accepted -> routed (to a policy rule or to
 people) -> joined* / waiter_lost* -> answered (by a person or a policy) | expired (deny on
 timeout) | failed.
@@ -34,6 +37,9 @@ class Stage(StrEnum):
     # caller stopped waiting (its connection closed, or the hub restarted under it).
     JOINED = "joined"
     WAITER_LOST = "waiter_lost"
+    # A pane transport did not type a delivery and kept it queued (the pane changed hands or
+    # closed): the reason says why. Not final: it is delivered when the peer is back.
+    HELD = "held"
 
 
 # The stage that ends a trace. A notify ends when its recipient confirms it (or it fails or

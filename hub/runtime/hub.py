@@ -19,7 +19,8 @@ import orjson
 
 from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
-from hub.core.peers import BUSY, OFFLINE, ONLINE, PERSON, Address, Admission, PeerRecord, admit, parse_address, resolve
+from hub.core.panes import PaneLink
+from hub.core.peers import BRIDGE, BUSY, OFFLINE, ONLINE, PERSON, Address, Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
@@ -150,6 +151,9 @@ class Hub:
         if role == PERSON and not holds_hub_token:
             raise HubError(ErrorCode.FORBIDDEN, "the person role answers tool-permission questions, so it needs the "
                            "hub token: connect with `Authorization: Bearer <hub token>` or over the hub's Unix socket")
+        if role == BRIDGE and not holds_hub_token:
+            raise HubError(ErrorCode.FORBIDDEN, "a pane bridge types into terminals for the hub, so it needs the hub "
+                           "token: connect with `Authorization: Bearer <hub token>` or over the hub's Unix socket")
         same_id = self._names.get((circle, name))
         same_name = self.peers.get(same_id) if same_id else None
         decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
@@ -407,7 +411,8 @@ class Hub:
 
     def receipt(self, peer: PeerRecord, conn: Connection | None, message_id: str, status: str,
                 reason: str | None) -> None:
-        """Confirm a delivery: drop it from the inbox, record sent + received/injected/failed.
+        """Confirm a delivery: drop it from the inbox, record sent + received/injected/failed
+        (`held`: record why it was not delivered and keep it in the inbox).
         A receipt for a delivery this connection does not hold (already settled) still lands in
         the trace, as `late_receipt`, and ends nothing: a trace has one final stage."""
         now = self.now_ms()
@@ -417,12 +422,87 @@ class Hub:
             self.store.writer.submit([self.store.trace_cmd(message_id, [stage])], wait=False)
             return
         seq, sent_at, trace_id = inflight
+        if status == "held":  # not delivered, and not to be lost: it stays in the inbox
+            stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
+                      stage_entry(Stage.HELD, now, self.node, peer_id=peer.peer_id, reason=reason)]
+            self.store.writer.submit([self.store.trace_cmd(trace_id, stages)], wait=False)
+            return
         final = Stage(status) if status in ("received", "injected") else Stage.FAILED
         stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
                   stage_entry(final, now, self.node, peer_id=peer.peer_id,
                               reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
         self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
                                  wait=False)
+
+    # ---- pane links ----------------------------------------------------------------------------
+
+    async def bind_pane(self, name: str, circle: str, link: PaneLink) -> tuple[PeerRecord, str, Callable[[], Awaitable[None]]]:
+        """Register `name@circle` as the peer typed into a tmux pane: a new peer, or the offline
+        peer of that name, which keeps its id and inbox. Returns the peer, a fresh peer token for
+        its pane transport, and an undo that puts everything back."""
+        same_id = self._names.get((circle, name))
+        peer = self.peers.get(same_id) if same_id else None
+        if peer is not None and (peer.peer_id in self.connections or peer.status != OFFLINE):
+            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is online; choose another name",
+                           {"peer_id": peer.peer_id})
+        if peer is not None and peer.role == PERSON:
+            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is a person, not an agent; choose another name",
+                           {"peer_id": peer.peer_id})
+        now = self.now_ms()
+        token = new_token()
+        created = peer is None
+        if peer is None:
+            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
+                              token_digest=token_digest(token), created_at=now, last_seen=now,
+                              status=OFFLINE, status_reason="linking")
+            before = None
+        else:
+            before = (peer.pane, peer.token_digest, peer.role, peer.status_reason)
+        old_digest = peer.token_digest
+        peer.pane, peer.token_digest, peer.role, peer.status_reason = link, token_digest(token), "agent", "linking"
+        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
+        self._tokens.pop(old_digest, None)
+        self._remember(peer)
+
+        async def undo() -> None:
+            if created:
+                await self.store.writer.write(*self.store.delete_peer_cmds(peer))
+                self._forget(peer)
+                return
+            assert before is not None
+            new_digest = peer.token_digest
+            peer.pane, peer.token_digest, peer.role, peer.status_reason = before
+            await self.store.writer.write(*self.store.save_peer_cmds(peer, new_digest))
+            self._tokens.pop(new_digest, None)
+            self._remember(peer)
+
+        return peer, token, undo
+
+    async def reissue_token(self, peer: PeerRecord) -> str:
+        """A new token for a pane peer whose transport is (re)started: the old one stops working."""
+        token = new_token()
+        old_digest, peer.token_digest = peer.token_digest, token_digest(token)
+        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
+        self._tokens.pop(old_digest, None)
+        self._tokens[peer.token_digest] = peer.peer_id
+        return token
+
+    async def unbind_pane(self, peer: PeerRecord, reason: str) -> None:
+        """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""
+        conn = self.connections.get(peer.peer_id)
+        if conn is not None:
+            conn.abort(ErrorCode.NOT_LINKED, "the pane was unlinked")
+            await self.disconnect(conn, reason)
+        peer.pane, peer.status, peer.status_reason, peer.last_seen = None, OFFLINE, reason, self.now_ms()
+        await self.store.writer.write(*self.store.save_peer_cmds(peer))
+        self._event("presence", {"peer_id": peer.peer_id, "status": OFFLINE, "reason": reason})
+
+    def note_status(self, peer: PeerRecord, reason: str) -> None:
+        """Record why an offline peer is offline (a pane transport could not start)."""
+        if peer.peer_id in self.connections:
+            return
+        peer.status_reason = reason
+        self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
 

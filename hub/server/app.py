@@ -23,9 +23,10 @@ from hub.core.ids import new_peer_id
 from hub.core.settings import Settings
 from hub.runtime.asks import AskService
 from hub.runtime.hub import Hub
+from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
-from hub.server import approvals, rest
+from hub.server import approvals, panes, rest
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
@@ -45,6 +46,13 @@ ROUTES = [
     Route("/peers", rest.list_peers, methods=["GET"]),
     Route("/peers/{ref}", rest.get_peer, methods=["GET"]),
     Route("/peers/{ref}", rest.delete_peer, methods=["DELETE"]),
+    Route("/peers/{ref}/output", panes.output, methods=["GET"]),
+    Route("/peers/{ref}/keys", panes.keys, methods=["POST"]),
+    Route("/peers/{ref}/doctor", panes.doctor, methods=["GET"]),
+    Route("/peers/{ref}/rehook", panes.rehook, methods=["POST"]),
+    Route("/peers/{ref}/unlink", panes.unlink, methods=["POST"]),
+    Route("/panes/orphans", panes.orphans, methods=["GET"]),
+    Route("/panes/{pane_id}/link", panes.link, methods=["POST"]),
     Route("/messages", rest.post_message, methods=["POST"]),
     Route("/traces/{trace_id}", rest.get_trace, methods=["GET"]),
     Route("/ask", rest.post_ask, methods=["POST"]),
@@ -141,12 +149,14 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.asks = asks
             app.state.questions = questions
             app.state.policies = policies
+            app.state.panes = pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s)
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
                 questions.stop()
+                await pane_service.stop()
                 await asks.stop()
                 await hub.stop()
                 await writer.close()

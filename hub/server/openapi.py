@@ -18,12 +18,14 @@ from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskBlockingReq
                           Closed, DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health,
                           MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody,
                           PolicyDeleted, PolicyList, PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace,
-                          WaitRequest)
+                          WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
+                          RehookReport, RehookRequest, Unlinked)
 
 _STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
             NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody, PolicyDeleted, PolicyList,
-            PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest]
+            PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
+            KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, Unlinked]
 
 
 def _ref(struct: type) -> dict:
@@ -73,6 +75,43 @@ def openapi_document() -> dict:
                         "responses": {"200": _json(PeerView, "the peer"), **_errors(401, 404, 409)}},
                 "delete": {"summary": "Delete a peer and its inbox", "security": bearer, "parameters": [ref_param],
                            "responses": {"200": _json(PeerDeleted, "deleted"), **_errors(401, 403, 404, 409)}}},
+            "/peers/{ref}/output": {"get": {
+                "summary": "What a linked peer's pane shows: screen and recent scrollback as text (traced)",
+                "security": bearer,
+                "parameters": [ref_param, {"name": "lines", "in": "query",
+                                           "schema": {"type": "integer", "minimum": 1, "maximum": 2000}}],
+                "responses": {"200": _json(PaneOutput, "the lines, oldest first"),
+                              **_errors(401, 404, 409, 422, 502, 503)}}},
+            "/peers/{ref}/keys": {"post": {
+                "summary": "Send named keys from the allow-list to a linked peer's pane (person role only; traced)",
+                "security": bearer, "parameters": [ref_param], "requestBody": _body(KeysRequest),
+                "responses": {"200": _json(KeysSent, "sent"), **_errors(401, 403, 404, 409, 415, 422, 502, 503)}}},
+            "/peers/{ref}/doctor": {"get": {
+                "summary": "Read-only health report of a peer and its pane, with contradictions", "security": bearer,
+                "parameters": [ref_param],
+                "responses": {"200": _json(DoctorReport, "the report"), **_errors(401, 404, 409, 503)}}},
+            "/peers/{ref}/rehook": {"post": {
+                "summary": "Restart a dead pane transport (dry run unless apply; person role only)", "security": bearer,
+                "parameters": [ref_param],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref(RehookRequest)}}},
+                "responses": {"200": _json(RehookReport, "the plan, and whether it was applied"),
+                              **_errors(401, 403, 404, 409, 415, 422, 502, 503)}}},
+            "/peers/{ref}/unlink": {"post": {
+                "summary": "Stop typing into the peer's pane; it goes offline and keeps its id and inbox "
+                           "(person role only)", "security": bearer, "parameters": [ref_param],
+                "responses": {"200": _json(Unlinked, "unlinked"), **_errors(401, 403, 404, 409)}}},
+            "/panes/orphans": {"get": {
+                "summary": "Panes on the bridges' tmux servers that no peer is linked to, with the agent detected",
+                "security": bearer,
+                "responses": {"200": _json(OrphanList, "unlinked panes"), **_errors(401, 422, 503)}}},
+            "/panes/{pane_id}/link": {"post": {
+                "summary": "Register a pane as a peer and bring its transport up; undone if it does not come up "
+                           "(person role only)", "security": bearer,
+                "parameters": [{"name": "pane_id", "in": "path", "required": True, "schema": {"type": "string"},
+                                "description": "a tmux pane id: %12 (percent-encoded as %2512) or 12"}],
+                "requestBody": _body(LinkRequest),
+                "responses": {"201": _json(Linked, "linked; the transport is connected"),
+                              **_errors(400, 401, 403, 404, 409, 415, 422, 502, 503)}}},
             "/messages": {"post": {
                 "summary": "Notify a peer or a circle (durable, traced)", "security": bearer,
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],

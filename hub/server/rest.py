@@ -166,9 +166,9 @@ async def get_ask(request: Request) -> JSON:
 
 async def wait_ask(request: Request) -> JSON:
     who = caller(request)
-    body = await read_body(request, WaitRequest) if await _has_body(request) else WaitRequest()
+    body = await read_body(request, WaitRequest) if await has_body(request) else WaitRequest()
     return JSON(await asks_of(request).wait(who, request.path_params["correlation_id"], body.timeout_s))
 
 
-async def _has_body(request: Request) -> bool:
+async def has_body(request: Request) -> bool:
     return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers

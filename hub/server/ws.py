@@ -1,5 +1,5 @@
 """The WebSocket endpoint `/ws`: hello first, then notify, ask, ack, answer, ask_blocking, decide,
-receipt, presence and ping frames.
+receipt, presence, ping and bye frames (and, from pane bridges, bridge_result).
 
 A bad frame gets an `error` frame (echoing the client's id as `ref`) and the connection lives
 on. Notifies are submitted in frame order without waiting for each other; `accepted` follows
@@ -18,14 +18,17 @@ from starlette.websockets import WebSocket
 
 from hub.core.errors import HubError
 from hub.core.asks import ANSWERED
+from hub.core.peers import BRIDGE
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.panes import PaneService
 from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
 from schemas.codec import FrameError, decode_client_frame
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import Ack, Answer, Ask, AskBlocking, Decide, Hello, Notify, Ping, Presence, Receipt
+from schemas.frames import (Ack, Answer, Ask, AskBlocking, BridgeResult, Bye, Decide, Hello, Notify, Ping, Presence,
+                            Receipt)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.label = f"{hello.name}@{hello.circle}"
     conn.push(orjson.dumps({"type": "welcome", **welcome}))
     conn.start()
+    panes: PaneService = websocket.app.state.panes
+    if hello.role == BRIDGE:
+        panes.bridge_joined(hub.peers[welcome["peer_id"]], conn)
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
     held: set[asyncio.Task] = set()  # tool-permission questions this connection waits on
     serving = asyncio.create_task(_serve(websocket, hub, conn, held), name=f"serve {conn.label}")
@@ -85,6 +91,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         replay.cancel()
         for task in held:
             task.cancel()
+        panes.bridge_left(conn)
         reason = "disconnected"
         if serving.done() and not serving.cancelled() and serving.exception() is None:
             reason = serving.result()
@@ -136,6 +143,7 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
     """The receive loop; returns why it ended."""
     asks: AskService = websocket.app.state.asks
     questions: QuestionService = websocket.app.state.questions
+    panes: PaneService = websocket.app.state.panes
     max_bytes = hub.settings.limits.max_frame_bytes
     room = asyncio.Semaphore(MAX_UNACCEPTED)
     receive = websocket.receive
@@ -167,6 +175,12 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
                 _hold(held, _hold_question(questions, conn, Sender(peer), frame))
             elif isinstance(frame, Decide):
                 _hold(held, _decide(questions, conn, Sender(peer), frame))
+            elif isinstance(frame, BridgeResult):
+                if peer.role == BRIDGE:
+                    panes.result(frame.call_id, frame.ok, frame.result,
+                                 msgspec.to_builtins(frame.error) if frame.error is not None else None)
+            elif isinstance(frame, Bye):
+                return frame.reason
             elif isinstance(frame, Hello):
                 raise HubError(ErrorCode.ALREADY_WELCOMED, "this connection already said hello")
         except FrameError as exc:

@@ -1,0 +1,312 @@
+"""The `PaneService`: tmux panes through the pane bridges connected to this node.
+
+The hub never runs tmux itself. A pane bridge (`repowire bridge`, started by `repowire serve`)
+connects with role `bridge` and the hub token; the hub sends it `bridge_call` frames (list
+the panes, inspect one, attach or detach a pane transport, capture a screen, send keys) and
+waits, bounded, for the `bridge_result` with the same call id. Each linked pane's deliveries
+travel over a connection of its own that the bridge opens as that peer, with a token the hub
+mints for it; so presence, inbox, replay and receipts are the ones every peer has.
+
+Linking fails closed: the peer is registered, the bridge is asked to bring the transport up,
+and if it does not within the bound, the registration is undone and the caller told why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+
+import orjson
+
+from hub.core.errors import HubError
+from hub.core.ids import new_peer_id
+from hub.core.panes import (STALE_ASK_AGE_S, DoctorFacts, PaneLink, as_name, check_backend, check_lines,
+                            check_pane_id, default_name, diagnose, plan_rehook, tmux_keys)
+from hub.core.peers import OFFLINE, PeerRecord
+from hub.core.trace import Stage, stage_entry
+from hub.runtime.connection import Connection
+from hub.runtime.hub import Hub, Sender
+from schemas.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class BridgeLink:
+    name: str
+    peer_id: str
+    conn: Connection
+
+
+def require_person(sender: Sender, what: str) -> None:
+    if not sender.is_person:
+        raise HubError(ErrorCode.FORBIDDEN, f"only a person (the hub token or a `person` peer) may {what}")
+
+
+class PaneService:
+    def __init__(self, hub: Hub, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S):
+        self.hub = hub
+        self.link_timeout_s = link_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self.bridges: dict[str, BridgeLink] = {}
+        self._calls: dict[str, tuple[str, asyncio.Future]] = {}   # call id -> (bridge name, its result)
+        self._linking: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ---- bridges -----------------------------------------------------------------------------
+
+    def bridge_joined(self, peer: PeerRecord, conn: Connection) -> None:
+        """A bridge said hello: it serves calls from now on, and the panes linked through it
+        before (its previous run) get their transports back."""
+        self.bridges[peer.name] = BridgeLink(peer.name, peer.peer_id, conn)
+        task = asyncio.create_task(self._reattach(peer.name), name=f"reattach {peer.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def bridge_left(self, conn: Connection) -> None:
+        for name, link in list(self.bridges.items()):
+            if link.conn is conn:
+                del self.bridges[name]
+                for call_id, (bridge, future) in list(self._calls.items()):
+                    if bridge == name and not future.done():
+                        future.set_exception(HubError(ErrorCode.BRIDGE_UNAVAILABLE,
+                                                      f"the pane bridge {name} disconnected"))
+
+    def result(self, call_id: str, ok: bool, result: dict | None, error: dict | None) -> None:
+        entry = self._calls.get(call_id)
+        if entry is None or entry[1].done():
+            return  # answered after its caller gave up
+        future = entry[1]
+        if ok:
+            future.set_result(result or {})
+            return
+        error = error or {}
+        code = error.get("code", "")
+        known = code in ErrorCode.__members__.values()
+        future.set_exception(HubError(ErrorCode(code) if known else ErrorCode.TRANSPORT_FAILED,
+                                      str(error.get("message") or "the pane bridge failed"),
+                                      error.get("details") or {}))
+
+    async def call(self, bridge: BridgeLink, op: str, args: dict, timeout: float | None = None) -> dict:
+        call_id = new_peer_id()
+        future = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = (bridge.name, future)
+        try:
+            frame = orjson.dumps({"type": "bridge_call", "call_id": call_id, "op": op, "args": args})
+            if not bridge.conn.push(frame):
+                raise HubError(ErrorCode.BRIDGE_UNAVAILABLE, f"the pane bridge {bridge.name} is not connected")
+            bound = timeout or self.call_timeout_s
+            try:
+                return await asyncio.wait_for(future, bound)
+            except asyncio.TimeoutError:
+                raise HubError(ErrorCode.BRIDGE_UNAVAILABLE,
+                               f"the pane bridge {bridge.name} did not answer {op} within {bound:g} s") from None
+        finally:
+            self._calls.pop(call_id, None)
+
+    def _bridge(self, name: str | None) -> BridgeLink:
+        if name is not None:
+            found = self.bridges.get(name)
+            if found is None:
+                raise HubError(ErrorCode.BRIDGE_UNAVAILABLE, f"the pane bridge {name} is not connected to this node",
+                               {"bridges": sorted(self.bridges)})
+            return found
+        if not self.bridges:
+            raise HubError(ErrorCode.BRIDGE_UNAVAILABLE,
+                           "no pane bridge is connected: `repowire serve` starts one unless --no-bridge; "
+                           "or run `repowire bridge`")
+        if len(self.bridges) > 1:
+            raise HubError(ErrorCode.INVALID_REQUEST, "several pane bridges are connected; name one with `bridge`",
+                           {"bridges": sorted(self.bridges)})
+        return next(iter(self.bridges.values()))
+
+    def _owner(self, bridge: str, pane_id: str, pid: int) -> PeerRecord | None:
+        return next((p for p in self.hub.peers.values() if p.pane and p.pane.holds(bridge, pane_id, pid)), None)
+
+    @staticmethod
+    def _link_of(peer: PeerRecord) -> PaneLink:
+        if peer.pane is None:
+            raise HubError(ErrorCode.NOT_LINKED, f"{peer.address} has no tmux pane linked to it",
+                           {"peer_id": peer.peer_id})
+        return peer.pane
+
+    # ---- orphans and links -------------------------------------------------------------------
+
+    async def orphans(self) -> dict:
+        """Every pane of every connected bridge's tmux server that no peer is linked to."""
+        if not self.bridges:
+            self._bridge(None)  # says why there is no answer
+        panes = []
+        for bridge in list(self.bridges.values()):
+            listed = await self.call(bridge, "panes", {})
+            panes += [{**pane, "bridge": bridge.name} for pane in listed.get("panes", [])
+                      if self._owner(bridge.name, pane["pane_id"], pane["pid"]) is None]
+        return {"panes": panes, "bridges": sorted(self.bridges)}
+
+    async def link(self, sender: Sender, pane_id: str, backend: str, name: str | None = None,
+                   circle: str | None = None, bridge_name: str | None = None) -> dict:
+        require_person(sender, "link a pane")
+        check_pane_id(pane_id)
+        check_backend(backend)
+        bridge = self._bridge(bridge_name)
+        key = (bridge.name, pane_id)
+        if key in self._linking:
+            raise HubError(ErrorCode.ALREADY_LINKED, f"{pane_id} is being linked right now", {"pane_id": pane_id})
+        self._linking.add(key)
+        try:
+            pane = (await self.call(bridge, "inspect", {"pane_id": pane_id})).get("pane")
+            if pane is None:
+                raise HubError(ErrorCode.PANE_NOT_FOUND, f"no pane {pane_id} on the tmux server of {bridge.name}",
+                               {"pane_id": pane_id, "bridge": bridge.name})
+            owner = self._owner(bridge.name, pane_id, pane["pid"])
+            if owner is not None:
+                raise HubError(ErrorCode.ALREADY_LINKED, f"{pane_id} is already linked to {owner.address}",
+                               {"pane_id": pane_id, "peer_id": owner.peer_id})
+            link = PaneLink(bridge.name, pane_id, backend, pane["fingerprint"], self.hub.now_ms())
+            peer, token, undo = await self.hub.bind_pane(name or default_name(pane["cwd"], backend),
+                                                         circle or as_name(pane["session"], "default"), link)
+            try:
+                await self._attach(bridge, peer, token)
+            except HubError as exc:
+                await self._detach_quietly(bridge, peer.peer_id, "link_undone")
+                await undo()
+                raise HubError(ErrorCode.TRANSPORT_FAILED,
+                               f"the pane transport for {pane_id} did not come up, so the link was undone: "
+                               f"{exc.message}", {"pane_id": pane_id, "cause": exc.code.value}) from None
+        finally:
+            self._linking.discard(key)
+        return {"peer": await self.hub.peer_view(peer), "transport": "connected"}
+
+    async def _attach(self, bridge: BridgeLink, peer: PeerRecord, token: str) -> None:
+        link = self._link_of(peer)
+        await self.call(bridge, "attach", {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle,
+                                           "pane_id": link.pane_id, "fingerprint": link.fingerprint, "token": token},
+                        timeout=self.link_timeout_s)
+        if peer.peer_id not in self.hub.connections:
+            raise HubError(ErrorCode.TRANSPORT_FAILED, "the bridge answered but the pane's connection is not up")
+
+    async def _detach_quietly(self, bridge: BridgeLink, peer_id: str, reason: str) -> None:
+        try:
+            await self.call(bridge, "detach", {"peer_id": peer_id, "reason": reason}, timeout=2.0)
+        except HubError as exc:
+            log.info("detach of %s on %s: %s", peer_id, bridge.name, exc.message)
+
+    async def _reattach(self, bridge_name: str) -> None:
+        """Bring back the transports of the panes linked through this bridge that are offline."""
+        for peer in [p for p in self.hub.peers.values() if p.pane and p.pane.bridge == bridge_name]:
+            bridge = self.bridges.get(bridge_name)
+            if bridge is None or peer.peer_id in self.hub.connections or peer.status != OFFLINE:
+                continue
+            try:
+                await self._attach(bridge, peer, await self.hub.reissue_token(peer))
+            except HubError as exc:
+                log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
+                self.hub.note_status(peer, exc.code.value)
+
+    async def unlink(self, sender: Sender, peer: PeerRecord) -> dict:
+        require_person(sender, "unlink a pane")
+        link = self._link_of(peer)
+        bridge = self.bridges.get(link.bridge)
+        if bridge is not None:
+            await self._detach_quietly(bridge, peer.peer_id, "unlinked")
+        await self.hub.unbind_pane(peer, "unlinked")
+        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "status": peer.status}
+
+    # ---- looking in and steering -------------------------------------------------------------
+
+    def _traced(self, kind: str, sender: Sender, peer: PeerRecord, final: Stage, **extra) -> str:
+        now = self.hub.now_ms()
+        trace_id = self.hub.ids.next(now)
+        node = self.hub.node
+        stages = [stage_entry(Stage.ACCEPTED, now, node, kind=kind, from_peer=sender.ref["peer_id"], to=peer.peer_id),
+                  stage_entry(final, now, node, peer_id=peer.peer_id, **extra)]
+        self.hub.store.writer.submit([self.hub.store.trace_cmd(trace_id, stages, self.hub.settings.trace_retention_s)],
+                                     wait=False)
+        return trace_id
+
+    async def _pane_call(self, kind: str, sender: Sender, peer: PeerRecord, op: str, args: dict,
+                         done: Stage, **extra) -> tuple[dict, str]:
+        link = self._link_of(peer)
+        bridge = self._bridge(link.bridge)
+        try:
+            result = await self.call(bridge, op, {"pane_id": link.pane_id, "expected": link.fingerprint, **args})
+        except HubError as exc:
+            self._traced(kind, sender, peer, Stage.FAILED, reason=exc.code.value, **extra)
+            raise
+        return result, self._traced(kind, sender, peer, done, **extra)
+
+    async def output(self, sender: Sender, peer: PeerRecord, lines: int) -> dict:
+        """The pane's screen and recent scrollback, as text."""
+        check_lines(lines)
+        result, trace_id = await self._pane_call("pane_output", sender, peer, "capture", {"lines": lines},
+                                                 Stage.RECEIVED, lines=lines)
+        return {"peer_id": peer.peer_id, "pane_id": peer.pane.pane_id if peer.pane else "",
+                "lines": result.get("lines", []), "trace_id": trace_id}
+
+    async def keys(self, sender: Sender, peer: PeerRecord, keys: list[str]) -> dict:
+        require_person(sender, "send keys to a pane")
+        names = tmux_keys(keys)
+        _, trace_id = await self._pane_call("pane_keys", sender, peer, "keys", {"keys": names}, Stage.INJECTED,
+                                            keys=" ".join(keys))
+        return {"peer_id": peer.peer_id, "pane_id": peer.pane.pane_id if peer.pane else "", "sent": keys,
+                "trace_id": trace_id}
+
+    # ---- doctor and rehook -------------------------------------------------------------------
+
+    async def _facts(self, peer: PeerRecord) -> DoctorFacts:
+        hub = self.hub
+        elsewhere = peer.node not in ("", hub.node) and peer.status != OFFLINE
+        connected = peer.peer_id in hub.connections or elsewhere
+        entries = await hub.store.read_inbox(peer.peer_id, 0, 1000)
+        pending = (await hub.store.inbox_lengths([peer.peer_id]))[peer.peer_id]
+        now = hub.now_ms()
+        ages = [(now - int(orjson.loads(e.payload).get("sent_at", now))) / 1000 for e in entries]
+        stale = sum(1 for e, age in zip(entries, ages) if e.kind == "ask" and age > STALE_ASK_AGE_S)
+        pane = check = None
+        bridge = self.bridges.get(peer.pane.bridge) if peer.pane else None
+        if peer.pane is not None and bridge is not None:
+            inspected = await self.call(bridge, "inspect", {"pane_id": peer.pane.pane_id,
+                                                            "expected": peer.pane.fingerprint})
+            pane, check = inspected.get("pane"), inspected.get("check") or {}
+        linked = peer.pane is not None
+        known = linked and bridge is not None
+        return DoctorFacts(
+            status=peer.status, transport_connected=connected, linked=linked, bridge_connected=bridge is not None,
+            pane_exists=(pane is not None) if known else None,
+            pane_dead=bool(pane["dead"]) if pane else None,
+            pid_alive=check.get("pid_alive") if pane and check is not None else None,
+            fingerprint_matches=(not check.get("changed")) if pane and check is not None else None,
+            changed=tuple(check.get("changed") or ()) if check else (),
+            pending=int(pending), oldest_pending_age_s=round(max(ages), 3) if ages else None, stale_asks=stale)
+
+    async def doctor(self, peer: PeerRecord) -> dict:
+        facts = await self._facts(peer)
+        findings = diagnose(facts)
+        checks = asdict(facts)
+        checks["changed"] = list(facts.changed)
+        return {"peer_id": peer.peer_id, "name": peer.name, "healthy": not findings, "checks": checks,
+                "contradictions": [asdict(f) for f in findings]}
+
+    async def rehook(self, sender: Sender, peer: PeerRecord, apply: bool) -> dict:
+        """Dry run unless `apply`: restart a dead pane transport; a healthy one is never touched."""
+        require_person(sender, "rehook a pane")
+        plan = plan_rehook(await self._facts(peer))
+        applied = False
+        if apply and plan.action == "restart_transport":
+            bridge = self._bridge(self._link_of(peer).bridge)
+            try:
+                await self._attach(bridge, peer, await self.hub.reissue_token(peer))
+            except HubError as exc:
+                self.hub.note_status(peer, exc.code.value)
+                raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport did not come back: {exc.message}",
+                               {"cause": exc.code.value}) from None
+            applied = True
+        return {"peer_id": peer.peer_id, "action": plan.action, "reason": plan.reason, "applied": applied,
+                "transport_connected": peer.peer_id in self.hub.connections}
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
