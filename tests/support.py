@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -206,3 +207,39 @@ async def recv_until(ws: ClientConnection, frame_type: str, timeout: float = 10)
         frame = await recv(ws, max(0.01, deadline - time.monotonic()))
         if frame["type"] == frame_type:
             return frame
+
+
+# ---- tmux panes ----
+
+RECORDER = Path(__file__).with_name("pane_recorder.py")
+
+
+def recorder_command(record: Path) -> str:
+    """A pane command that records every byte it receives to `record` (see pane_recorder.py)."""
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(RECORDER))} {shlex.quote(str(record))}"
+
+
+def screen(tmux, pane_id: str) -> str:
+    return "\n".join(tmux.cmd("capture-pane", "-p", "-t", pane_id).stdout)
+
+
+def start_recorder(tmux, record: Path, session: str = "agents", command: str | None = None):
+    """A new tmux session whose pane runs the recorder; returns the pane once it is ready."""
+    record.touch()
+    created = tmux.new_session(session_name=session, window_command=command or recorder_command(record), detach=True,
+                               x=200, y=50)
+    pane = created.active_window.active_pane
+    wait_until(lambda: "recorder ready" in screen(tmux, pane.pane_id), 10, "the recorder to start")
+    return pane
+
+
+def link_path(pane_id: str) -> str:
+    return "/panes/%25" + pane_id.removeprefix("%") + "/link"
+
+
+def repowire(hub: HubProcess, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the `repowire` command line against `hub` (found through its $REPOWIRE_HOME)."""
+    full_env = {**os.environ, "REPOWIRE_HOME": str(hub.home), **(env or {})}
+    full_env.pop("REPOWIRE_URL", None)
+    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=full_env, capture_output=True,
+                          text=True, timeout=60)

@@ -13,14 +13,7 @@ import httpx
 import orjson
 
 from hub.cli.serve import bind_tcp
-from tests.support import wait_until
-
-
-def repowire(hub, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "REPOWIRE_HOME": str(hub.home), **(env or {})}
-    full_env.pop("REPOWIRE_URL", None)
-    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=full_env, capture_output=True,
-                          text=True, timeout=60)
+from tests.support import repowire, wait_until
 
 
 def test_notify_peers_and_trace(hub):
