@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shlex
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.run import ROOT, STEP_TIMEOUT_S, Target, start_hub, start_relay
+from bench.run import ROOT, STEP_TIMEOUT_S, Target, percentiles, start_hub, start_relay, write_section
 from hub.cli.claude_settings import hook_command
 
 SECTION_START, SECTION_END = "<!-- questions -->", "<!-- /questions -->"
@@ -45,11 +44,6 @@ async def open_client(target: Target, name: str, role: str = "agent"):
     welcome = orjson.loads(await ws.recv())
     assert welcome["type"] == "welcome", welcome
     return ws
-
-
-def percentiles(samples_ns: list[int]) -> dict:
-    samples_ns.sort()
-    return {"p50_ms": samples_ns[len(samples_ns) // 2] / 1e6, "p99_ms": samples_ns[int(len(samples_ns) * 0.99)] / 1e6}
 
 
 async def round_trips(target: Target, run: int, count: int, with_person: bool) -> dict:
@@ -183,13 +177,6 @@ def report(results: dict, args) -> str:
         "hook needs).",
         SECTION_END,
     ])
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:

@@ -58,12 +58,14 @@ class Target:
                 self.process.wait(5)
 
 
-def start_hub() -> Target:
+def start_hub(extra: list[str] | None = None) -> Target:
+    """A hub on its embedded store; without a pane bridge unless `extra` names a tmux socket."""
     home = Path(tempfile.mkdtemp(prefix="rw-bench-")) / "home"
     env = {**os.environ, "REPOWIRE_HOME": str(home)}
+    extra = extra if extra is not None else ["--no-bridge"]
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0",
                              "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
-                             "--limit", "max_connections=5000"],
+                             "--limit", "max_connections=5000", *extra],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not (home / "hub.json").exists():
@@ -74,6 +76,20 @@ def start_hub() -> Target:
     store_pid = int((home / "store" / "valkey.pid").read_text())
     return Target("hub", info["url"].replace("http", "ws") + "/ws", proc,
                   (home / "hub.token").read_text().strip(), store_pid, home)
+
+
+def percentiles(samples_ns: list[int]) -> dict:
+    samples_ns.sort()
+    return {"p50_ms": samples_ns[len(samples_ns) // 2] / 1e6, "p99_ms": samples_ns[int(len(samples_ns) * 0.99)] / 1e6}
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put a `<!-- name -->` … `<!-- /name -->` section into the results file, replacing the old one."""
+    name = re.match(r"<!-- ([a-z-]+) -->", section).group(1)
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(f"<!-- {name} -->.*?<!-- /{name} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
 
 
 def start_relay() -> Target:

@@ -15,11 +15,11 @@ from msgspec import Meta, Struct
 
 API_VERSION = "repowire.v1"
 
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(?!\n)$",
                            description="letters, digits, '.', '_' and '-', starting with a letter or digit")]
-Circle = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Circle = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(?!\n)$")]
 FrameId = Annotated[str, Meta(min_length=1, max_length=128, description="the client's own id for this frame, echoed as `ref`")]
-Hex128 = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$", description="a 128-bit id as 32 lowercase hex digits")]
+Hex128 = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}(?!\n)$", description="a 128-bit id as 32 lowercase hex digits")]
 Address = Annotated[str, Meta(min_length=1, max_length=160,
                               description="a peer id, `name`, `name@circle`, `*` (the sender's circle) or `*@circle`")]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -95,7 +95,7 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
 
 
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
-Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="64 lowercase hex digits")]
+Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}(?!\n)$", description="64 lowercase hex digits")]
 Decision = Literal["allow", "deny"]
 AnsweredBy = Literal["human", "policy", "timeout", "error"]
 
@@ -192,7 +192,7 @@ class Presence(_Frame, tag="presence"):
     status: Literal["online", "busy"]
 
 
-ReasonCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+ReasonCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(?!\n)$")]
 
 
 class Bye(_Frame, tag="bye"):

@@ -8,7 +8,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from schemas.frames import (AckBody, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
-                            DecisionInfo, DeliveryState, Hex128, NotifyBody, Question, QuestionInfo, RecipientState,
+                            DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
                             ToolCallBody)
 
 
@@ -276,7 +276,7 @@ class DecisionList(Struct):
 # ---- tmux panes ------------------------------------------------------------------------------
 
 Backend = Literal["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other"]
-PeerName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+PeerName = Name
 
 
 class PaneView(Struct, kw_only=True):

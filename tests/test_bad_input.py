@@ -46,6 +46,9 @@ async def test_bad_frames_get_error_frames_and_the_connection_survives(small_hub
         ('{"type": "notify", "id": "n4", "to": "bob@", "text": "x"}', "invalid_frame", "n4"),
         ('{"type": "hello", "name": "alice"}', "already_welcomed", None),
         ('{"type": "receipt", "message_id": "xyz", "status": "received"}', "invalid_frame", None),
+        # `$` in a Python pattern also matches before a final newline: the patterns must not
+        ('{"type": "receipt", "message_id": "' + "a" * 32 + '\\n", "status": "received"}', "invalid_frame", None),
+        ('{"type": "bye", "reason": "gone\\n"}', "invalid_frame", None),
     ]
     for raw, code, ref in cases:
         await send(ws, raw)

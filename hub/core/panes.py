@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 
-PANE_ID = re.compile(r"^%[0-9]{1,9}$")
+PANE_ID = re.compile(r"%[0-9]{1,9}")
 BACKENDS = ("claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other")
 # the keys a person may send into a pane, by the name the API takes -> tmux's key name
 KEYS = {"Escape": "Escape", "Enter": "Enter", "Tab": "Tab", "Shift-Tab": "BTab", "Backspace": "BSpace",
@@ -53,7 +53,7 @@ class PaneLink:
 
 
 def check_pane_id(pane_id: str) -> str:
-    if not PANE_ID.match(pane_id):
+    if not PANE_ID.fullmatch(pane_id):
         raise HubError(ErrorCode.INVALID_REQUEST, f"{pane_id!r} is not a tmux pane id; pane ids look like %12",
                        {"pane_id": pane_id})
     return pane_id
