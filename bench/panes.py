@@ -124,7 +124,7 @@ async def latency(sender, panes: list[tuple[str, Path]], run: int, count: int) -
 async def burst(sender, panes: list[tuple[str, Path]], run: int, count: int) -> float:
     started = time.perf_counter()
     for k in range(count):
-        await sender.send(orjson.dumps({"type": "notify", "to": f"pane{k % PANES}@bench",
+        await sender.send(orjson.dumps({"type": "notify", "id": f"b{k}", "to": f"pane{k % PANES}@bench",
                                         "text": f"burst-{run}-{k}-end"}).decode())
     deadline = time.monotonic() + STEP_TIMEOUT_S
     last = {k % PANES: k for k in range(count)}

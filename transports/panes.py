@@ -15,6 +15,7 @@ changed. Blocking (tmux, /proc): call from a worker thread.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass
 
 import libtmux
@@ -24,9 +25,10 @@ AGENTS = {"claude": "claude", "codex": "codex", "gemini": "gemini", "opencode": 
           "cursor-agent": "cursor", "goose": "goose", "amp": "amp"}
 _FORMAT = "\t".join(["#{pane_id}", "#{pane_pid}", "#{pane_current_command}", "#{pane_current_path}",
                      "#{session_name}", "#{window_index}", "#{window_name}", "#{pane_dead}", "#{socket_path}",
-                     "#{pid}"])
+                     "#{pid}", "#{pane_in_mode}"])
 
 
+_PANE_ID = re.compile(r"%[0-9]{1,9}")
 FINGERPRINT_FIELDS = ("server", "server_pid", "pane_id", "pid", "started_at", "command", "cwd")
 
 
@@ -43,9 +45,12 @@ class PaneInfo:
     agent: str | None
     confidence: float
     fingerprint: dict
+    in_mode: bool = False   # in copy mode (a paste would land there)
 
     def public(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        del data["in_mode"]
+        return data
 
 
 def detect_agent(command: str, processes: list[list[str]]) -> tuple[str | None, float]:
@@ -82,22 +87,30 @@ def list_panes(server: libtmux.Server, *, detect: bool = True) -> list[PaneInfo]
     result = server.cmd("list-panes", "-a", "-F", _FORMAT)
     if result.stderr:  # no server running, or no sessions: no panes
         return []
-    panes = []
-    for line in result.stdout:
-        pane_id, pid_text, command, cwd, session, window, window_name, dead, socket, server_pid = \
-            (line.split("\t") + [""] * 10)[:10]
-        pid = int(pid_text) if pid_text.isdigit() else 0
-        agent, confidence = detect_agent(command, _process_tree(pid) if detect and pid else []) if detect else (None, 0.0)
-        fingerprint = {"server": socket, "server_pid": int(server_pid) if server_pid.isdigit() else 0,
-                       "pane_id": pane_id, "pid": pid, "started_at": started_at_ms(pid) if pid else 0,
-                       "command": command, "cwd": cwd}
-        panes.append(PaneInfo(pane_id, pid, command, cwd, session, window, window_name, dead == "1", agent,
-                              confidence, fingerprint))
-    return panes
+    return [_pane(line, detect) for line in result.stdout]
 
 
 def find_pane(server: libtmux.Server, pane_id: str, *, detect: bool = False) -> PaneInfo | None:
-    return next((p for p in list_panes(server, detect=detect) if p.pane_id == pane_id), None)
+    """One pane by id (`%12`), in one tmux call; None if it does not exist."""
+    if not _PANE_ID.fullmatch(pane_id):
+        return None
+    result = server.cmd("display-message", "-p", "-t", pane_id, _FORMAT)
+    if result.stderr or not result.stdout:
+        return None
+    pane = _pane(result.stdout[0], detect)
+    return pane if pane.pane_id == pane_id else None
+
+
+def _pane(line: str, detect: bool) -> PaneInfo:
+    pane_id, pid_text, command, cwd, session, window, window_name, dead, socket, server_pid, in_mode = \
+        (line.split("\t") + [""] * 11)[:11]
+    pid = int(pid_text) if pid_text.isdigit() else 0
+    agent, confidence = detect_agent(command, _process_tree(pid) if pid else []) if detect else (None, 0.0)
+    fingerprint = {"server": socket, "server_pid": int(server_pid) if server_pid.isdigit() else 0,
+                   "pane_id": pane_id, "pid": pid, "started_at": started_at_ms(pid) if pid else 0,
+                   "command": command, "cwd": cwd}
+    return PaneInfo(pane_id, pid, command, cwd, session, window, window_name, dead == "1", agent, confidence,
+                    fingerprint, in_mode == "1")
 
 
 def changed_fields(expected: dict, current: dict) -> list[str]:

@@ -85,26 +85,24 @@ class PaneInjector:
         return result.stdout
 
     def _inject(self, pane_id: str, text: str, expected: dict | None = None) -> InjectionResult:
-        try:
-            self._require(pane_id, expected)
-        except PaneChanged as exc:
-            return InjectionResult("held", f"{exc.check.departure}: {exc}", exc.check.departure)
-        try:
-            state = self._tmux("display-message", "-p", "-t", pane_id, "#{pane_id} #{pane_in_mode} #{pane_dead}")
-        except LibTmuxException:
+        pane = find_pane(self.server, pane_id)  # one tmux call: the pane, its fingerprint, copy mode
+        if expected is not None:
+            check = check_pane(pane, expected)
+            if check.departure is not None:
+                return InjectionResult("held", f"{check.departure}: {PaneChanged(check)}", check.departure)
+        if pane is None:
             return InjectionResult("failed", "pane_missing")
-        found, in_mode, dead = (state[0].split() + ["", "", ""])[:3] if state else ("", "", "")
-        if found != pane_id:
-            return InjectionResult("failed", "pane_missing")
-        if dead == "1":
+        if pane.dead:
             return InjectionResult("failed", "pane_dead")
         buffer = f"repowire-{secrets.token_hex(6)}"
         try:
-            if in_mode == "1":
+            if pane.in_mode:
                 self._tmux("send-keys", "-t", pane_id, "-X", "cancel")
             self._tmux("set-buffer", "-b", buffer, "--", text)
-            self._tmux("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id)
-            self._tmux("send-keys", "-t", pane_id, "Enter")
+            # one tmux call for paste and Enter (";" alone is tmux's command separator; the text
+            # never travels in this call, so it cannot split it)
+            self._tmux("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id, ";", "send-keys", "-t", pane_id,
+                       "Enter")
         except LibTmuxException as exc:
             self.server.cmd("delete-buffer", "-b", buffer)
             return InjectionResult("failed", f"tmux: {exc}"[:200])
