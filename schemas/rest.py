@@ -10,6 +10,7 @@ from msgspec import Meta, Struct
 from schemas.frames import (AckBody, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
                             DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
                             ToolCallBody)
+from schemas.names import BACKENDS
 
 
 class NotifyRequest(NotifyBody):
@@ -275,7 +276,7 @@ class DecisionList(Struct):
 
 # ---- tmux panes ------------------------------------------------------------------------------
 
-Backend = Literal["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other"]
+Backend = Literal[BACKENDS]
 PeerName = Name
 
 
@@ -342,13 +343,15 @@ class KeysSent(Struct):
     trace_id: Hex128
 
 
-class DoctorFinding(Struct):
+class DoctorFinding(Struct, frozen=True):
     code: str
     severity: Literal["error", "warning"]
     detail: str
 
 
-class DoctorChecks(Struct, kw_only=True):
+class DoctorChecks(Struct, kw_only=True, frozen=True):
+    """What the hub and the pane bridge know about one peer, read without changing anything.
+    Pane facts are None when there is no pane link or no bridge to ask."""
     status: str
     transport_connected: bool
     linked: bool

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import pytest
 
 from hub.core.errors import HubError
-from hub.core.panes import (MAX_KEYS, DoctorFacts, PaneLink, as_name, check_pane_id, default_name, diagnose,
-                            plan_rehook, tmux_keys)
+from hub.core.panes import MAX_KEYS, PaneLink, check_pane_id, default_name, diagnose, plan_rehook, tmux_keys
 from hub.core.peers import PeerRecord
+from schemas.names import as_name
+from schemas.rest import DoctorChecks
 from transports.panes import PaneCheck, PaneInfo, changed_fields
 
-HEALTHY = DoctorFacts(status="online", transport_connected=True, linked=True, bridge_connected=True,
-                      pane_exists=True, pane_dead=False, pid_alive=True, fingerprint_matches=True, changed=(),
-                      pending=0, oldest_pending_age_s=None, stale_asks=0)
+HEALTHY = DoctorChecks(status="online", transport_connected=True, linked=True, bridge_connected=True,
+                       pane_exists=True, pane_dead=False, pid_alive=True, fingerprint_matches=True, changed=[],
+                       pending=0, oldest_pending_age_s=None, stale_asks=0)
 FINGERPRINT = {"server": "/tmp/tmux-0/default", "server_pid": 10, "pane_id": "%3", "pid": 99, "started_at": 1000,
                "command": "claude", "cwd": "/src/api"}
 
@@ -58,19 +60,19 @@ def test_a_healthy_peer_has_no_findings_and_rehook_leaves_it():
     ({"status": "offline", "transport_connected": False, "pane_exists": False}, ["pane_missing"], "none"),
     ({"status": "offline", "transport_connected": False, "pane_dead": True, "pid_alive": False},
      ["pane_dead", "pid_dead"], "none"),
-    ({"status": "offline", "transport_connected": False, "fingerprint_matches": False, "changed": ("pid",)},
+    ({"status": "offline", "transport_connected": False, "fingerprint_matches": False, "changed": ["pid"]},
      ["fingerprint_changed"], "none"),
     ({"stale_asks": 2}, ["stale_pending_asks"], "none"),
 ])
 def test_contradictions_and_what_rehook_would_do(change, codes, action):
-    facts = replace(HEALTHY, **change)
+    facts = msgspec.structs.replace(HEALTHY, **change)
     assert [f.code for f in diagnose(facts)] == codes
     assert plan_rehook(facts).action == action
 
 
 def test_a_peer_without_a_pane_is_only_checked_for_its_transport():
-    facts = replace(HEALTHY, linked=False, transport_connected=False, pane_exists=None, pane_dead=None,
-                    pid_alive=None, fingerprint_matches=None)
+    facts = msgspec.structs.replace(HEALTHY, linked=False, transport_connected=False, pane_exists=None, pane_dead=None,
+                                   pid_alive=None, fingerprint_matches=None)
     assert [f.code for f in diagnose(facts)] == ["online_without_transport"]
     assert plan_rehook(facts).reason == "the peer has no pane link"
 

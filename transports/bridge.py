@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import libtmux
 from libtmux.exc import LibTmuxException, TmuxCommandNotFound
 from websockets.exceptions import ConnectionClosed
 
+from schemas.names import as_name
 from transports.client import HubClient, HubRefused
 from transports.discovery import HubAddress
 from transports.pane_text import frame_delivery
@@ -37,7 +37,6 @@ from transports.tmux_pane import PaneChanged, PaneInjector
 log = logging.getLogger(__name__)
 
 BRIDGE_CIRCLE = "bridges"
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class BridgeError(Exception):
@@ -51,8 +50,7 @@ class BridgeError(Exception):
 def bridge_name(server: libtmux.Server) -> str:
     """`tmux-<host>-<socket>`: one bridge per tmux server on a machine."""
     socket_name = server.socket_name or (Path(server.socket_path).name if server.socket_path else "default")
-    raw = f"tmux-{socket.gethostname()}-{socket_name}"
-    return _NAME_CHARS.sub("-", raw)[:64].rstrip("._-")
+    return as_name(f"tmux-{socket.gethostname()}-{socket_name}", "tmux")
 
 
 @dataclass

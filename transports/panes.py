@@ -15,11 +15,12 @@ changed. Blocking (tmux, /proc): call from a worker thread.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass
 
 import libtmux
 import psutil
+
+from schemas.names import PANE_ID
 
 AGENTS = {"claude": "claude", "codex": "codex", "gemini": "gemini", "opencode": "opencode", "aider": "aider",
           "cursor-agent": "cursor", "goose": "goose", "amp": "amp"}
@@ -28,7 +29,6 @@ _FORMAT = "\t".join(["#{pane_id}", "#{pane_pid}", "#{pane_current_command}", "#{
                      "#{pid}", "#{pane_in_mode}"])
 
 
-_PANE_ID = re.compile(r"%[0-9]{1,9}")
 FINGERPRINT_FIELDS = ("server", "server_pid", "pane_id", "pid", "started_at", "command", "cwd")
 
 
@@ -92,7 +92,7 @@ def list_panes(server: libtmux.Server, *, detect: bool = True) -> list[PaneInfo]
 
 def find_pane(server: libtmux.Server, pane_id: str, *, detect: bool = False) -> PaneInfo | None:
     """One pane by id (`%12`), in one tmux call; None if it does not exist."""
-    if not _PANE_ID.fullmatch(pane_id):
+    if not PANE_ID.fullmatch(pane_id):
         return None
     result = server.cmd("display-message", "-p", "-t", pane_id, _FORMAT)
     if result.stderr or not result.stdout:

@@ -17,6 +17,7 @@ from hub import __version__
 from hub.cli.failures import CommandFailed
 from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
+from schemas.names import BACKENDS
 
 # (command, subcommand) -> "module:function(args) -> exit code"
 COMMANDS = {
@@ -163,8 +164,7 @@ def _pane_parsers(sub) -> None:
                                     "linked to a peer, with the agent detected in each. With a pane id: register "
                                     "it as a peer and start typing its deliveries into it.")
     ln.add_argument("pane", nargs="?", help="the tmux pane id, e.g. %%12")
-    ln.add_argument("--backend", choices=["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose",
-                                          "amp", "other"], help="the agent running in the pane")
+    ln.add_argument("--backend", choices=BACKENDS, help="the agent running in the pane")
     ln.add_argument("--name", help="peer name (default: the pane's folder name)")
     ln.add_argument("--circle", help="circle (default: the pane's tmux session name)")
     ln.add_argument("--bridge", help="which pane bridge, when several are connected")

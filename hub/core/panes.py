@@ -8,14 +8,12 @@ findings and plans.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
-
-PANE_ID = re.compile(r"%[0-9]{1,9}")
-BACKENDS = ("claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other")
+from schemas.names import BACKENDS, PANE_ID, as_name
+from schemas.rest import DoctorChecks, DoctorFinding
 # the keys a person may send into a pane, by the name the API takes -> tmux's key name
 KEYS = {"Escape": "Escape", "Enter": "Enter", "Tab": "Tab", "Shift-Tab": "BTab", "Backspace": "BSpace",
         "Space": "Space", "Up": "Up", "Down": "Down", "Left": "Left", "Right": "Right", "PageUp": "PPage",
@@ -25,7 +23,6 @@ MAX_KEYS = 16
 DEFAULT_OUTPUT_LINES = 100
 MAX_OUTPUT_LINES = 2000
 STALE_ASK_AGE_S = 300
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +82,6 @@ def check_lines(lines: int) -> int:
     return lines
 
 
-def as_name(raw: str, fallback: str) -> str:
-    """A peer name or circle made from a folder or tmux session name."""
-    cleaned = _NAME_CHARS.sub("-", raw).lstrip("._-")[:64].rstrip("._-")
-    return cleaned or fallback
-
-
 def default_name(cwd: str, backend: str) -> str:
     return as_name(os.path.basename(cwd.rstrip("/")), backend)
 
@@ -100,55 +91,31 @@ def default_name(cwd: str, backend: str) -> str:
 ERROR, WARNING = "error", "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class DoctorFacts:
-    """What the hub and the bridge know about one peer, read without changing anything.
-    Pane facts are None when there is no pane link or no bridge to ask."""
-    status: str
-    transport_connected: bool
-    linked: bool
-    bridge_connected: bool
-    pane_exists: bool | None
-    pane_dead: bool | None
-    pid_alive: bool | None
-    fingerprint_matches: bool | None
-    changed: tuple[str, ...]
-    pending: int
-    oldest_pending_age_s: float | None
-    stale_asks: int
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    code: str
-    severity: str
-    detail: str
-
-
-def diagnose(facts: DoctorFacts) -> list[Finding]:
-    """The contradictions in what is known about a peer, worst first."""
-    found: list[Finding] = []
+def diagnose(facts: DoctorChecks) -> list[DoctorFinding]:
+    """The contradictions in what is known about a peer, worst first. Pane facts are None
+    when there is no pane link or no bridge to ask."""
+    found: list[DoctorFinding] = []
     if facts.status != "offline" and not facts.transport_connected:
-        found.append(Finding("online_without_transport", ERROR,
+        found.append(DoctorFinding("online_without_transport", ERROR,
                              f"the hub says {facts.status} but no connection serves this peer"))
     if facts.linked:
         if not facts.bridge_connected:
-            found.append(Finding("bridge_unavailable", ERROR, "no pane bridge for its tmux server is connected"))
+            found.append(DoctorFinding("bridge_unavailable", ERROR, "no pane bridge for its tmux server is connected"))
         elif facts.pane_exists is False:
-            found.append(Finding("pane_missing", ERROR, "the linked pane no longer exists"))
+            found.append(DoctorFinding("pane_missing", ERROR, "the linked pane no longer exists"))
         else:
             if facts.pane_dead:
-                found.append(Finding("pane_dead", ERROR, "the pane's program has exited"))
+                found.append(DoctorFinding("pane_dead", ERROR, "the pane's program has exited"))
             if facts.pid_alive is False:
-                found.append(Finding("pid_dead", ERROR, "the pane's process is gone"))
+                found.append(DoctorFinding("pid_dead", ERROR, "the pane's process is gone"))
             if facts.fingerprint_matches is False:
-                found.append(Finding("fingerprint_changed", ERROR,
+                found.append(DoctorFinding("fingerprint_changed", ERROR,
                                      f"the pane changed since it was linked: {', '.join(facts.changed)}"))
             if facts.fingerprint_matches and not facts.pane_dead and not facts.transport_connected:
-                found.append(Finding("transport_down", WARNING,
+                found.append(DoctorFinding("transport_down", WARNING,
                                      "the pane is fine but its transport is not connected; rehook can restart it"))
     if facts.stale_asks:
-        found.append(Finding("stale_pending_asks", WARNING,
+        found.append(DoctorFinding("stale_pending_asks", WARNING,
                              f"{facts.stale_asks} ask(s) have waited over {STALE_ASK_AGE_S} s for this peer"))
     return found
 
@@ -159,7 +126,7 @@ class RehookPlan:
     reason: str
 
 
-def plan_rehook(facts: DoctorFacts) -> RehookPlan:
+def plan_rehook(facts: DoctorChecks) -> RehookPlan:
     """Restart a pane transport only where that is the whole fix: a linked pane that is still
     the one linked, whose transport is down. A healthy transport is never touched."""
     if not facts.linked:

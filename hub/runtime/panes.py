@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+import msgspec
 import orjson
 
 from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
-from hub.core.panes import (STALE_ASK_AGE_S, DoctorFacts, PaneLink, as_name, check_backend, check_lines,
-                            check_pane_id, default_name, diagnose, plan_rehook, tmux_keys)
+from hub.core.panes import (STALE_ASK_AGE_S, PaneLink, check_backend, check_lines, check_pane_id, default_name,
+                            diagnose, plan_rehook, tmux_keys)
 from hub.core.peers import OFFLINE, PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
 from schemas.errors import ErrorCode
+from schemas.names import as_name
+from schemas.rest import DoctorChecks
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +231,7 @@ class PaneService:
         return trace_id
 
     async def _pane_call(self, kind: str, sender: Sender, peer: PeerRecord, op: str, args: dict,
-                         done: Stage, **extra) -> tuple[dict, str]:
+                         done: Stage, **extra) -> tuple[dict, str, PaneLink]:
         link = self._link_of(peer)
         bridge = self._bridge(link.bridge)
         try:
@@ -236,27 +239,26 @@ class PaneService:
         except HubError as exc:
             self._traced(kind, sender, peer, Stage.FAILED, reason=exc.code.value, **extra)
             raise
-        return result, self._traced(kind, sender, peer, done, **extra)
+        return result, self._traced(kind, sender, peer, done, **extra), link
 
     async def output(self, sender: Sender, peer: PeerRecord, lines: int) -> dict:
         """The pane's screen and recent scrollback, as text."""
         check_lines(lines)
-        result, trace_id = await self._pane_call("pane_output", sender, peer, "capture", {"lines": lines},
-                                                 Stage.RECEIVED, lines=lines)
-        return {"peer_id": peer.peer_id, "pane_id": peer.pane.pane_id if peer.pane else "",
-                "lines": result.get("lines", []), "trace_id": trace_id}
+        result, trace_id, link = await self._pane_call("pane_output", sender, peer, "capture", {"lines": lines},
+                                                       Stage.RECEIVED, lines=lines)
+        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "lines": result.get("lines", []),
+                "trace_id": trace_id}
 
     async def keys(self, sender: Sender, peer: PeerRecord, keys: list[str]) -> dict:
         require_person(sender, "send keys to a pane")
         names = tmux_keys(keys)
-        _, trace_id = await self._pane_call("pane_keys", sender, peer, "keys", {"keys": names}, Stage.INJECTED,
-                                            keys=" ".join(keys))
-        return {"peer_id": peer.peer_id, "pane_id": peer.pane.pane_id if peer.pane else "", "sent": keys,
-                "trace_id": trace_id}
+        _, trace_id, link = await self._pane_call("pane_keys", sender, peer, "keys", {"keys": names},
+                                                  Stage.INJECTED, keys=" ".join(keys))
+        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "sent": keys, "trace_id": trace_id}
 
     # ---- doctor and rehook -------------------------------------------------------------------
 
-    async def _facts(self, peer: PeerRecord) -> DoctorFacts:
+    async def _facts(self, peer: PeerRecord) -> DoctorChecks:
         hub = self.hub
         elsewhere = peer.node not in ("", hub.node) and peer.status != OFFLINE
         connected = peer.peer_id in hub.connections or elsewhere
@@ -273,22 +275,20 @@ class PaneService:
             pane, check = inspected.get("pane"), inspected.get("check") or {}
         linked = peer.pane is not None
         known = linked and bridge is not None
-        return DoctorFacts(
+        return DoctorChecks(
             status=peer.status, transport_connected=connected, linked=linked, bridge_connected=bridge is not None,
             pane_exists=(pane is not None) if known else None,
             pane_dead=bool(pane["dead"]) if pane else None,
             pid_alive=check.get("pid_alive") if pane and check is not None else None,
             fingerprint_matches=(not check.get("changed")) if pane and check is not None else None,
-            changed=tuple(check.get("changed") or ()) if check else (),
+            changed=list(check.get("changed") or ()) if check else [],
             pending=int(pending), oldest_pending_age_s=round(max(ages), 3) if ages else None, stale_asks=stale)
 
     async def doctor(self, peer: PeerRecord) -> dict:
         facts = await self._facts(peer)
         findings = diagnose(facts)
-        checks = asdict(facts)
-        checks["changed"] = list(facts.changed)
-        return {"peer_id": peer.peer_id, "name": peer.name, "healthy": not findings, "checks": checks,
-                "contradictions": [asdict(f) for f in findings]}
+        return {"peer_id": peer.peer_id, "name": peer.name, "healthy": not findings,
+                "checks": msgspec.to_builtins(facts), "contradictions": msgspec.to_builtins(findings)}
 
     async def rehook(self, sender: Sender, peer: PeerRecord, apply: bool) -> dict:
         """Dry run unless `apply`: restart a dead pane transport; a healthy one is never touched."""

@@ -1,0 +1,18 @@
+"""How peer names and tmux pane ids are written, for the code on both sides of the wire.
+
+Plain Python (no msgspec): the command line and the pane bridge import it cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+
+PANE_ID = re.compile(r"%[0-9]{1,9}")   # tmux's pane ids: %0, %12, …
+BACKENDS = ("claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other")
+_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def as_name(raw: str, fallback: str) -> str:
+    """A valid peer name or circle made from a folder, tmux session or host name."""
+    cleaned = _NOT_NAME_CHARS.sub("-", raw).lstrip("._-")[:64].rstrip("._-")
+    return cleaned or fallback
