@@ -189,6 +189,13 @@ def test_a_pane_whose_process_was_replaced_gets_nothing_and_the_trace_says_why(s
         report = hub.get("/peers/rec@agents/doctor").json()
         assert report["checks"]["fingerprint_matches"] is False and "pid" in report["checks"]["changed"]
         assert "fingerprint_changed" in [c["code"] for c in report["contradictions"]]
+        # at-least-once: linking the pane as it is now (same name) delivers what was held, once
+        relinked = link(hub, pane.pane_id, name="rec")
+        assert relinked.status_code == 201 and relinked.json()["peer"]["peer_id"] == view["peer_id"]
+        typed_once = "[notify from operator] for the old agent only".encode()
+        wait_until(lambda: typed_once in second.read_bytes(), 10, "the held message")
+        wait_until(lambda: trace(hub, sent["message_id"])["final"] == "injected", 10, "its injected receipt")
+        assert second.read_bytes().count(typed_once) == 1 and first.read_bytes() == b""
     finally:
         bridge.terminate()
         bridge.wait(10)
