@@ -52,6 +52,12 @@ class ErrorCode(StrEnum):
     FINGERPRINT_CHANGED = "fingerprint_changed"
     BRIDGE_UNAVAILABLE = "bridge_unavailable"
     TRANSPORT_FAILED = "transport_failed"
+    INVALID_CRON = "invalid_cron"
+    INVALID_TIMEZONE = "invalid_timezone"
+    SCHEDULE_IN_PAST = "schedule_in_past"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    SCHEDULE_FINISHED = "schedule_finished"
+    TOO_MANY_SCHEDULES = "too_many_schedules"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -115,6 +121,14 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
                                                       "did not answer in time"),
     ErrorCode.TRANSPORT_FAILED: CodeInfo(502, None, "the pane transport did not come up (a link is rolled back); "
                                                     "the message says why"),
+    ErrorCode.INVALID_CRON: CodeInfo(422, None, "the cron expression cannot be read (5 fields: minute hour "
+                                                "day-of-month month day-of-week), or it never fires"),
+    ErrorCode.INVALID_TIMEZONE: CodeInfo(422, None, "the time zone is not a known IANA name such as Europe/Berlin"),
+    ErrorCode.SCHEDULE_IN_PAST: CodeInfo(422, None, "a one-time schedule's `at` must be in the future"),
+    ErrorCode.SCHEDULE_NOT_FOUND: CodeInfo(404, None, "no schedule with that id"),
+    ErrorCode.SCHEDULE_FINISHED: CodeInfo(409, None, "the schedule has fired for the last time; it cannot be "
+                                                     "paused or resumed"),
+    ErrorCode.TOO_MANY_SCHEDULES: CodeInfo(507, None, "the peer holds its most schedules; delete some first"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

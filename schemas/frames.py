@@ -311,6 +311,7 @@ class Deliver(_Frame, tag="deliver"):
     option_id: str | None = None
     outcome: str | None = None
     reason: str | None = None
+    schedule_id: Hex128 | None = None   # set when a schedule sent it
 
 
 class DecisionInfo(Struct, kw_only=True, omit_defaults=True):

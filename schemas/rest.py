@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (AckBody, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
+from schemas.frames import (AckBody, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
                             DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
                             ToolCallBody)
 from schemas.names import BACKENDS
@@ -386,3 +386,82 @@ class RehookReport(Struct):
     reason: str
     applied: bool
     transport_connected: bool
+
+
+# ---- schedules -------------------------------------------------------------------------------
+
+IsoTime = Annotated[str, Meta(min_length=1, max_length=64, description="ISO 8601, such as 2026-11-23T09:00:00Z; "
+                              "without an offset it is read in `timezone`")]
+
+
+class ScheduleRequest(Struct, kw_only=True, omit_defaults=True):
+    """POST /schedules: send a notify or an ask later (`at`, once) or again and again (`cron`,
+    five fields, in `timezone`). The sender is the caller. An ask waits `timeout_s` for its
+    answer; with `queue_if_offline` it waits for an offline recipient, otherwise that fire is
+    recorded as `peer_offline`. With `catch_up` (the default) occurrences that fell due while
+    no hub was running are sent when one starts; without, they are recorded as missed."""
+    to: Address
+    kind: Literal["notify", "ask"]
+    text: str
+    at: IsoTime | None = None
+    cron: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    queue_if_offline: bool = False
+    catch_up: bool = True
+
+
+class ScheduleCreated(Struct):
+    schedule_id: Hex128
+    next_fire_at: str
+
+
+class FireView(Struct, kw_only=True, omit_defaults=True):
+    """One line of a schedule's history: an occurrence sent (with its message's trace id),
+    failed (with the reason code, such as `peer_offline`), or missed (`count` occurrences from
+    `due_at` to `last_due_at`). `recovered`: sent by a node that took over an interrupted fire."""
+    due_at: str
+    state: Literal["sent", "failed", "missed"]
+    node: str
+    fired_at: str | None = None
+    recorded_at: str | None = None
+    late_ms: int | None = None
+    message_id: Hex128 | None = None
+    correlation_id: Hex128 | None = None
+    trace_id: Hex128 | None = None
+    delivery: DeliveryState | None = None
+    reason: str | None = None
+    message: str | None = None
+    count: int | None = None
+    last_due_at: str | None = None
+    recovered: bool | None = None
+
+
+class ScheduleView(Struct, kw_only=True, omit_defaults=True):
+    schedule_id: Hex128
+    kind: Literal["notify", "ask"]
+    to: str
+    to_name: str | None = None
+    text: str
+    at: str | None = None
+    cron: str | None = None
+    timezone: str
+    timeout_s: float | None = None
+    queue_if_offline: bool
+    catch_up: bool
+    state: Literal["active", "paused", "done"]
+    next_fire_at: str | None = None
+    created_at: str
+    created_by: PeerBrief
+    fired: int
+    missed: int
+    failed: int
+    fires: list[FireView] | None = None
+
+
+class ScheduleList(Struct):
+    schedules: list[ScheduleView]
+
+
+class ScheduleDeleted(Struct):
+    deleted: Hex128

@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="the hub denies a question this many seconds before the asking hook's own timeout "
                         "(default 5 s)")
     s.add_argument("--max-policies", type=int, default=1000, help="most policy rules the hub holds (default 1000)")
+    s.add_argument("--max-schedules", type=int, default=100,
+                   help="most schedules one peer (or the operator) may hold (default 100)")
+    s.add_argument("--schedule-grace", type=float, default=60.0,
+                   help="a schedule with catch_up off records an occurrence as missed when it is later than "
+                        "this many seconds, such as one that fell due while no hub ran (default 60)")
+    s.add_argument("--schedule-lease", type=float, default=30.0,
+                   help="seconds after which another hub node sends a fire whose node claimed it and "
+                        "did not finish (default 30)")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "

@@ -23,6 +23,7 @@ import uvicorn
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 from hub.core.ids import new_token
+from hub.core.schedules import SchedulePolicy
 from hub.core.settings import Settings, parse_limits
 from hub.cli.bridge_process import BridgeSupervisor
 from hub.server.app import ShutdownNotice, build_app
@@ -193,5 +194,7 @@ def serve_command(args) -> int:
                                        reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
                         questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
                                                  margin_s=args.question_margin, max_policies=args.max_policies),
+                        schedules=SchedulePolicy(max_per_peer=args.max_schedules, grace_s=args.schedule_grace,
+                                                 claim_lease_s=args.schedule_lease),
                         link_timeout_s=args.link_timeout)
     return serve(settings, args.log_level, bridge=not args.no_bridge, tmux_socket=args.tmux_socket)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
+from hub.core.schedules import SchedulePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     asks: AskPolicy = field(default_factory=AskPolicy)
     questions: QuestionPolicy = field(default_factory=QuestionPolicy)
+    schedules: SchedulePolicy = field(default_factory=SchedulePolicy)
 
 
 def parse_limits(overrides: list[str]) -> Limits:

@@ -111,19 +111,28 @@ class AskService:
             sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question))
 
     def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
-                   queue_if_offline: bool, question: dict | None) -> "asyncio.Future[dict]":
-        """Validate and submit synchronously; the future resolves once the ask is durable."""
+                   queue_if_offline: bool, question: dict | None,
+                   scheduled: tuple[str, str, str] | None = None) -> "asyncio.Future[dict]":
+        """Validate and submit synchronously; the future resolves once the ask is durable.
+        A scheduled fire passes (schedule id, correlation id, message id): the ids it claimed,
+        so that a fire sent again after a crash is the same ask. It goes to one peer and is not
+        rate limited (the schedule was)."""
         hub = self.hub
         hub.check_text(text)
         validate_question(question)
         recipients = self._recipients(sender, to)
+        if scheduled is not None and len(recipients) != 1:
+            raise HubError(ErrorCode.INVALID_REQUEST, "a scheduled ask goes to exactly one peer",
+                           {"recipients": len(recipients)})
         offline = [p for p in recipients if p.peer_id not in hub.connections]
         if offline and not queue_if_offline:
             raise HubError(ErrorCode.PEER_OFFLINE,
                            f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "
                            "ask with queue_if_offline to wait for them",
                            {"offline": [p.peer_id for p in offline]})
-        hub.check_rate(sender)
+        if scheduled is None:
+            hub.check_rate(sender)
+        schedule_id = scheduled[0] if scheduled else None
         now = hub.now_ms()
         deadline = deadline_ms(now, timeout_s, self.policy)
         group_id = hub.ids.next(now) if len(recipients) > 1 or isinstance(to, list) else None
@@ -131,19 +140,21 @@ class AskService:
         retention = hub.settings.trace_retention_s
         children, cmds = [], []
         for peer in recipients:
-            cid, message_id = hub.ids.next(now), hub.ids.next(now)
-            payload = orjson.dumps({"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
-                                    "deadline": deadline, "question": question, "sent_at": now, "from": asker}
-                                   if question else
-                                   {"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
-                                    "deadline": deadline, "sent_at": now, "from": asker})
+            cid, message_id = scheduled[1:] if scheduled else (hub.ids.next(now), hub.ids.next(now))
+            body = {"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
+                    "deadline": deadline, "sent_at": now, "from": asker}
+            if question:
+                body["question"] = question
+            if schedule_id:
+                body["schedule_id"] = schedule_id
+            payload = orjson.dumps(body)
             record = {"correlation_id": cid, "message_id": message_id, "asker": asker["peer_id"],
                       "asker_name": asker["name"], "asker_circle": asker["circle"], "recipient": peer.peer_id,
                       "recipient_name": peer.name, "recipient_circle": peer.circle, "text": text,
                       "question": orjson.dumps(question).decode() if question else "", "created_at": str(now),
                       "deadline": str(deadline), "state": PENDING, "group_id": group_id or ""}
             stages = [stage_entry(Stage.ACCEPTED, now, hub.node, kind="ask", from_peer=asker["peer_id"], to=peer.address,
-                                  deadline=deadline, group_id=group_id),
+                                  deadline=deadline, group_id=group_id, schedule_id=schedule_id),
                       stage_entry(Stage.ROUTED, now, hub.node, peer_id=peer.peer_id, name=peer.name)]
             if peer in offline:
                 stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))

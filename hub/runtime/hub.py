@@ -353,20 +353,27 @@ class Hub:
                            {"idempotency_key": key, "retry": True})
         return {**record["result"], "replayed": True}
 
-    def notify_future(self, sender: Sender, to: str, text: str) -> "asyncio.Future[dict]":
+    def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
+                      schedule_id: str | None = None) -> "asyncio.Future[dict]":
         """Validate and submit synchronously (so submission order is frame order); the returned
-        future resolves once the message is durable and handed to online recipients."""
+        future resolves once the message is durable and handed to online recipients.
+        A scheduled fire passes its `schedule_id` and the message id it claimed (so that a fire
+        sent again after a crash is the same message), and is not rate limited: the schedule was."""
         self.check_text(text)
         address, recipients = self._recipients(sender, to)
-        self.check_rate(sender)
+        if schedule_id is None:
+            self.check_rate(sender)
         now = self.now_ms()
-        message_id = self.ids.next(now)
-        payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": text, "sent_at": now,
-                                "from": sender.ref})
+        message_id = message_id or self.ids.next(now)
+        body = {"kind": "notify", "message_id": message_id, "text": text, "sent_at": now, "from": sender.ref}
+        if schedule_id is not None:
+            body["schedule_id"] = schedule_id
+        payload = orjson.dumps(body)
         expires_at = now + self.settings.queue_ttl_s * 1000
         node = self.node
         stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.ref["peer_id"],
-                              to=to, recipients=len(recipients) if address.broadcast else None)]
+                              to=to, recipients=len(recipients) if address.broadcast else None,
+                              schedule_id=schedule_id)]
         cmds = []
         for peer in recipients:
             cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify"))

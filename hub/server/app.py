@@ -26,7 +26,8 @@ from hub.runtime.hub import Hub
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
-from hub.server import approvals, panes, rest
+from hub.runtime.schedules import ScheduleService
+from hub.server import approvals, panes, rest, schedules
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
@@ -34,6 +35,7 @@ from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.connect import open_client
 from hub.store.questions import QuestionStore
+from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter, load_scripts
 from schemas.errors import ErrorCode
@@ -71,6 +73,12 @@ ROUTES = [
     Route("/policies/evaluate", approvals.evaluate_policy, methods=["POST"]),
     Route("/policies/{policy_id}", approvals.replace_policy, methods=["PUT"]),
     Route("/policies/{policy_id}", approvals.delete_policy, methods=["DELETE"]),
+    Route("/schedules", schedules.create, methods=["POST"]),
+    Route("/schedules", schedules.list_schedules, methods=["GET"]),
+    Route("/schedules/{schedule_id}", schedules.get, methods=["GET"]),
+    Route("/schedules/{schedule_id}", schedules.delete, methods=["DELETE"]),
+    Route("/schedules/{schedule_id}/pause", schedules.pause, methods=["POST"]),
+    Route("/schedules/{schedule_id}/resume", schedules.resume, methods=["POST"]),
 ]
 
 
@@ -130,6 +138,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
     async def lifespan(app: Starlette):
         client = open_client(store_url)
         writer_client = open_client(store_url, per_reply_timeout=False)
+        notice_client = open_client(store_url, per_reply_timeout=False)
         try:
             await load_scripts(client)
             writer = GroupCommitWriter(writer_client)
@@ -150,12 +159,16 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.questions = questions
             app.state.policies = policies
             app.state.panes = pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s)
+            app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
+                                                                     settings.schedules, notice_client)
+            schedule_service.start()
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
                 questions.stop()
+                await schedule_service.stop()
                 await pane_service.stop()
                 await asks.stop()
                 await hub.stop()
@@ -165,6 +178,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
         finally:
             await client.aclose()
             await writer_client.aclose()
+            await notice_client.aclose()
 
     app = Starlette(
         routes=[*ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),

@@ -19,13 +19,15 @@ from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskBlockingReq
                           MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody,
                           PolicyDeleted, PolicyList, PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace,
                           WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
-                          RehookReport, RehookRequest, Unlinked)
+                          RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
+                          ScheduleView, Unlinked)
 
 _STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
             NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody, PolicyDeleted, PolicyList,
             PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
-            KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, Unlinked]
+            KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, ScheduleCreated,
+            ScheduleDeleted, ScheduleList, ScheduleRequest, ScheduleView, Unlinked]
 
 
 def _ref(struct: type) -> dict:
@@ -52,6 +54,7 @@ def openapi_document() -> dict:
     question_param = {"name": "question_id", "in": "path", "required": True, "schema": {"type": "string"},
                       "description": "the question's correlation id"}
     policy_param = {"name": "policy_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    schedule_param = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "repowire hub", "version": __version__, "description": f"wire contract {API_VERSION}",
@@ -193,6 +196,31 @@ def openapi_document() -> dict:
                 "summary": "What the policies would decide for a tool call, and which rule matched; asks nobody",
                 "security": bearer, "requestBody": _body(EvaluateRequest),
                 "responses": {"200": _json(Evaluation, "the action and the rule"), **_errors(400, 401, 404, 415, 422)}}},
+            "/schedules": {
+                "post": {"summary": "Schedule a notify or an ask: once (`at`) or recurring (`cron`, in `timezone`)",
+                         "security": bearer, "requestBody": _body(ScheduleRequest),
+                         "responses": {"201": _json(ScheduleCreated, "stored; `next_fire_at` is ISO 8601 UTC"),
+                                       **_errors(400, 401, 404, 409, 413, 415, 422, 503, 507)}},
+                "get": {"summary": "Your schedules (a person sees everyone's, or one peer's with `peer`)",
+                        "security": bearer,
+                        "parameters": [{"name": "peer", "in": "query", "schema": {"type": "string"},
+                                        "description": "whose schedules: a peer id, name, or `operator`"}],
+                        "responses": {"200": _json(ScheduleList, "oldest first"), **_errors(401, 403, 404, 503)}}},
+            "/schedules/{schedule_id}": {
+                "get": {"summary": "One schedule with its fire history (the last 100 fires and their trace ids)",
+                        "security": bearer, "parameters": [schedule_param],
+                        "responses": {"200": _json(ScheduleView, "the schedule"), **_errors(401, 403, 404, 503)}},
+                "delete": {"summary": "Delete a schedule and its history", "security": bearer,
+                           "parameters": [schedule_param],
+                           "responses": {"200": _json(ScheduleDeleted, "deleted"), **_errors(401, 403, 404, 503)}}},
+            "/schedules/{schedule_id}/pause": {"post": {
+                "summary": "Stop a schedule firing until it is resumed", "security": bearer,
+                "parameters": [schedule_param],
+                "responses": {"200": _json(ScheduleView, "paused"), **_errors(401, 403, 404, 409, 503)}}},
+            "/schedules/{schedule_id}/resume": {"post": {
+                "summary": "Fire again from the next occurrence (occurrences while paused are skipped)",
+                "security": bearer, "parameters": [schedule_param],
+                "responses": {"200": _json(ScheduleView, "active"), **_errors(401, 403, 404, 409, 503)}}},
             "/traces/{trace_id}": {"get": {
                 "summary": "A message's delivery trace", "security": bearer,
                 "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],

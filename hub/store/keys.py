@@ -68,3 +68,27 @@ DECISIONS = f"{PREFIX}:decisions"                   # stream: one entry per deci
 
 def question(question_id: str) -> str:
     return f"{PREFIX}:question:{{{question_id}}}"
+
+
+# ---- schedules: each schedule is one hash with its fire history beside it (tag `{schedule id}`),
+# so claiming an occurrence and recording its fire are one script each. The id set, the due
+# index and the in-flight index are hub-wide indexes written beside the hash: the hash is the
+# truth, and a node that finds an index out of step with it mends the index.
+
+SCHEDULES = f"{PREFIX}:schedules"                     # set of schedule ids
+SCHEDULES_DUE = f"{PREFIX}:schedules:due"             # zset schedule id -> next due time (ms), active only
+SCHEDULES_INFLIGHT = f"{PREFIX}:schedules:inflight"   # zset schedule id -> when its claim was made (ms)
+SCHEDULES_CHANGED = f"{PREFIX}:schedules:changed"     # pub/sub channel: wakes the other nodes' timers
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}:schedule:{{{schedule_id}}}"
+
+
+def schedule_fires(schedule_id: str) -> str:
+    return f"{PREFIX}:schedule:{{{schedule_id}}}:fires"
+
+
+def schedules_of(peer_id: str) -> str:
+    """set of the schedule ids a peer created"""
+    return f"{PREFIX}:schedules:by:{{{peer_id}}}"

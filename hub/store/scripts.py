@@ -129,6 +129,67 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[2])
 return {'ok'}
 """
 
+# KEYS: schedule hash, its fire history. ARGV: due (ms), next due ('' = none), mode ('send' or
+# 'missed'), claim JSON (send) or history entry JSON (missed), now, node, history length,
+# missed count. Claims the occurrence `due` once: only an active schedule whose next due time is
+# `due` and that has no claim in flight. `send` leaves the claim in flight until FINISH_FIRE;
+# `missed` records the entry at once. Returns {'ok'}, {'missing'}, {'inactive', state},
+# {'busy'} or {'moved', next_fire_at}.
+CLAIM_FIRE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= 'active' then return {'inactive', state} end
+local inflight = redis.call('HGET', KEYS[1], 'inflight')
+if inflight and inflight ~= '' then return {'busy'} end
+local due = redis.call('HGET', KEYS[1], 'next_fire_at')
+if due ~= ARGV[1] then return {'moved', due or ''} end
+redis.call('HSET', KEYS[1], 'next_fire_at', ARGV[2])
+if ARGV[3] == 'send' then
+  redis.call('HSET', KEYS[1], 'inflight', ARGV[4], 'inflight_node', ARGV[6], 'inflight_at', ARGV[5])
+  return {'ok'}
+end
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+redis.call('HINCRBY', KEYS[1], 'missed', ARGV[8])
+if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'state', 'done') end
+return {'ok'}
+"""
+
+# KEYS: schedule hash, its fire history. ARGV: the claim JSON, history entry JSON, counter field
+# (fired or failed), history length. Records the outcome of the claim in flight, once; a
+# schedule with no next due time is then done. Returns 1, or 0 when that claim is not in flight.
+FINISH_FIRE = """
+if redis.call('HGET', KEYS[1], 'inflight') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'inflight', '', 'inflight_node', '', 'inflight_at', '')
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+if redis.call('HGET', KEYS[1], 'next_fire_at') == '' and redis.call('HGET', KEYS[1], 'state') == 'active' then
+  redis.call('HSET', KEYS[1], 'state', 'done')
+end
+return 1
+"""
+
+# KEYS: schedule hash. ARGV: the claim JSON, node, now. A node takes over a claim whose node
+# died, once. Returns 1, or 0 when that claim is not in flight any more.
+TAKE_OVER_FIRE = """
+if redis.call('HGET', KEYS[1], 'inflight') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'inflight_node', ARGV[2], 'inflight_at', ARGV[3])
+return 1
+"""
+
+# KEYS: schedule hash. ARGV: from state, to state, next due time. Pause and resume.
+# Returns {'ok'}, {'missing'} or {current state}.
+SET_SCHEDULE_STATE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= ARGV[1] then return {state} end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'next_fire_at', ARGV[3])
+return {'ok'}
+"""
+
 ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
-       "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION}
+       "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION,
+       "CLAIM_FIRE": CLAIM_FIRE, "FINISH_FIRE": FINISH_FIRE, "TAKE_OVER_FIRE": TAKE_OVER_FIRE,
+       "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}
