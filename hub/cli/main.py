@@ -46,6 +46,13 @@ COMMANDS = {
     ("rehook", None): "hub.cli.pane_commands:rehook",
     ("output", None): "hub.cli.pane_commands:output",
     ("keys", None): "hub.cli.pane_commands:keys",
+    ("schedule", "notify"): "hub.cli.schedule_commands:create",
+    ("schedule", "ask"): "hub.cli.schedule_commands:create",
+    ("schedule", "show"): "hub.cli.schedule_commands:show",
+    ("schedule", "pause"): "hub.cli.schedule_commands:pause",
+    ("schedule", "resume"): "hub.cli.schedule_commands:resume",
+    ("schedule", "rm"): "hub.cli.schedule_commands:remove",
+    ("schedules", None): "hub.cli.schedule_commands:listing",
 }
 
 
@@ -151,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON")
 
     _approval_parsers(sub)
+    _schedule_parsers(sub)
     _pane_parsers(sub)
     return parser
 
@@ -196,6 +204,37 @@ def _pane_parsers(sub) -> None:
     ks.add_argument("peer")
     ks.add_argument("keys", nargs="+")
     ks.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _schedule_parsers(sub) -> None:
+    """Scheduled messages."""
+    sch = sub.add_parser("schedule", help="send a notify or an ask later, or on a cron schedule",
+                         description="Schedule a message. Examples: repowire schedule notify reviewer 'look at "
+                                     "#42' --at +2h; repowire schedule ask triage 'summary?' --cron '0 9 * * "
+                                     "mon-fri' --timezone Europe/Berlin")
+    sch_sub = sch.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for kind in ("notify", "ask"):
+        k = sch_sub.add_parser(kind, help=f"schedule a {kind}")
+        k.add_argument("peer", help="name, name@circle or peer id" + (" (or *@circle)" if kind == "notify" else ""))
+        k.add_argument("text")
+        k.add_argument("--at", metavar="WHEN", help="once: ISO 8601 (2026-11-23T09:00:00+01:00) or +90s, +15m, +2h, +1d")
+        k.add_argument("--cron", metavar="EXPR", help="recurring: minute hour day-of-month month day-of-week")
+        k.add_argument("--timezone", default="UTC", help="IANA zone for --cron and for --at without an offset "
+                                                         "(default UTC)")
+        k.add_argument("--no-catch-up", action="store_true",
+                       help="record occurrences that fell due while no hub ran as missed instead of sending them")
+        if kind == "ask":
+            k.add_argument("--timeout", type=float, help="seconds each ask waits for its answer")
+            k.add_argument("--queue", action="store_true", help="wait for an offline peer instead of failing the fire")
+        k.add_argument("--json", action="store_true", help="print JSON")
+    for action, text in (("show", "a schedule and its fire history"), ("pause", "stop a schedule firing"),
+                         ("resume", "fire again from the next occurrence"), ("rm", "delete a schedule")):
+        a = sch_sub.add_parser(action, help=text)
+        a.add_argument("id", help="the schedule id (from `repowire schedules`)")
+        a.add_argument("--json", action="store_true", help="print JSON")
+    ls = sub.add_parser("schedules", help="list schedules (yours; the hub token sees everyone's)")
+    ls.add_argument("--peer", help="only the schedules this peer made (name, id, or `operator`)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _approval_parsers(sub) -> None:
