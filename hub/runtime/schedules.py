@@ -229,17 +229,27 @@ class ScheduleService:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _fire_due(self) -> bool:
-        progressed = False
-        for schedule_id, due in await self.store.due(self.hub.now_ms(), DUE_BATCH):
-            stored = await self.store.read(schedule_id)
-            if stored is None or stored.state != ACTIVE or stored.next_fire_at != due:
-                # the index is out of step with the schedule: mend it
-                index = stored.next_fire_at if stored is not None and stored.state == ACTIVE else None
-                await self.hub.store.writer.write(*self.store.index_cmds(schedule_id, index))
-                progressed = True
-            elif not stored.inflight:
-                progressed = await self._claim(stored, due) or progressed
-        return progressed
+        """Handle every schedule due now, side by side (their store writes share pipelines)."""
+        due = await self.store.due(self.hub.now_ms(), DUE_BATCH)
+        if not due:
+            return False
+        stored = {s.schedule_id: s for s in await self.store.read_many([schedule_id for schedule_id, _ in due])}
+        outcomes = await asyncio.gather(*(self._handle_due(schedule_id, stored.get(schedule_id), at)
+                                          for schedule_id, at in due), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return any(outcomes)
+
+    async def _handle_due(self, schedule_id: str, stored: StoredSchedule | None, due: int) -> bool:
+        if stored is None or stored.state != ACTIVE or stored.next_fire_at != due:
+            # the index is out of step with the schedule: mend it
+            index = stored.next_fire_at if stored is not None and stored.state == ACTIVE else None
+            await self.hub.store.writer.write(*self.store.index_cmds(schedule_id, index))
+            return True
+        if stored.inflight:
+            return False   # another node is sending it; its lease decides
+        return await self._claim(stored, due)
 
     async def _claim(self, stored: StoredSchedule, due: int) -> bool:
         """Claim the occurrence `due`, then send it or record it missed; False when another
