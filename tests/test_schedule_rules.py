@@ -181,6 +181,8 @@ def test_times_without_an_offset_are_read_in_the_schedule_zone():
     assert parse_at("2026-11-23T10:00:00", BERLIN) == ms("2026-11-23T09:00:00+00:00")
     assert parse_at("2026-11-23T10:00:00Z", BERLIN) == ms("2026-11-23T10:00:00+00:00")
     assert parse_at("2026-11-23T10:00:00-05:00", BERLIN) == ms("2026-11-23T15:00:00+00:00")
+    assert parse_at("2030-03-10T02:30:00", NEW_YORK) == ms("2030-03-10T07:00:00+00:00")  # skipped: end of the gap
+    assert parse_at("2030-11-03T01:30:00", NEW_YORK) == ms("2030-11-03T05:30:00+00:00")  # repeated: the first
     with pytest.raises(HubError) as bad:
         parse_at("tomorrow at nine", BERLIN)
     assert bad.value.code.value == "invalid_request"

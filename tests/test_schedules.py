@@ -298,6 +298,13 @@ async def test_schedules_belong_to_their_creator_and_to_people(hub):
         assert everyone[0]["created_by"] == {"peer_id": alice.peer_id, "name": "alice", "circle": "default"}
         assert everyone[0]["cron"] == "0 9 * * *" and everyone[0]["timezone"] == "Europe/Berlin"
         assert everyone[0]["next_fire_at"].endswith(("T08:00:00.000Z", "T07:00:00.000Z"))
+        for at, expected in (("2030-03-10T02:30:00", "2030-03-10T07:00:00.000Z"),    # skipped by spring forward
+                             ("2030-11-03T01:30:00", "2030-11-03T05:30:00.000Z")):   # repeated by fall back
+            dst = schedule(hub, {"to": "bob", "kind": "notify", "text": "dst", "at": at, "timezone": "America/New_York"},
+                           token=alice.token)
+            assert dst["next_fire_at"] == expected
+            with hub.http(alice.token) as client:
+                client.delete(f"/schedules/{dst['schedule_id']}")
         assert [s["schedule_id"] for s in hub.get("/schedules?peer=bob").json()["schedules"]] == [theirs]
         assert [s["schedule_id"] for s in hub.get("/schedules?peer=operator").json()["schedules"]] == [ops["schedule_id"]]
         for method, path in (("GET", f"/schedules/{mine}"), ("DELETE", f"/schedules/{mine}"),

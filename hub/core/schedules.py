@@ -74,14 +74,16 @@ def parse_cron(expression: str) -> cron.Cron:
 
 
 def parse_at(text: str, tz: ZoneInfo) -> int:
-    """An ISO 8601 time; one without an offset is read in the schedule's time zone."""
+    """An ISO 8601 time; one without an offset is read in the schedule's time zone, by the
+    same rules as cron for clock changes (a skipped time is the end of the gap, a repeated
+    time its first occurrence)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise HubError(ErrorCode.INVALID_REQUEST, f"`at` is not an ISO 8601 time: {text[:80]!r}",
                        {"at": text[:80], "example": "2026-11-23T09:00:00+01:00"}) from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
+        (moment,) = cron.instants(moment, tz)
     return int(moment.timestamp() * 1000)
 
 
