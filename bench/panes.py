@@ -32,7 +32,7 @@ import libtmux
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.run import ROOT, STEP_TIMEOUT_S, Target, open_peer, percentiles, start_hub, start_relay, write_section
+from bench.run import ROOT, STEP_TIMEOUT_S, Target, open_peer, percentiles, publish, start_hub, start_relay
 from transports.pane_text import frame_delivery
 from transports.tmux_pane import PaneInjector
 
@@ -224,10 +224,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=300, help="notifies in the burst per run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    results = asyncio.run(bench(args))
-    section = report(results, args)
-    write_section(args.out, section)
-    print(section)
+    publish(args.out, report(asyncio.run(bench(args)), args))
 
 
 if __name__ == "__main__":

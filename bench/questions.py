@@ -31,7 +31,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.run import ROOT, STEP_TIMEOUT_S, Target, percentiles, start_hub, start_relay, write_section
+from bench.run import ROOT, STEP_TIMEOUT_S, Target, alternating, percentiles, publish, start_hub, start_relay
 from hub.cli.claude_settings import hook_command
 
 SECTION_START, SECTION_END = "<!-- questions -->", "<!-- /questions -->"
@@ -114,28 +114,21 @@ def hook_runs(target: Target, run: int, count: int) -> dict:
 
 
 async def bench(args) -> dict:
-    results: dict[str, dict[str, list[dict]]] = {name: {"policy": [], "human": [], "rest": [], "hook": []}
-                                                  for name in ("hub", "relay")}
-    for run in range(args.runs):
-        for name in (("hub", "relay") if run % 2 == 0 else ("relay", "hub")):
-            target = start_hub() if name == "hub" else start_relay()
-            try:
-                if name == "hub":
-                    base = target.url.replace("ws://", "http://").removesuffix("/ws")
-                    httpx.post(f"{base}/policies", headers={"Authorization": f"Bearer {target.token}"},
-                               json={"action": "allow", "tool": "Bash", "input": {"command": "npm test*"}})
-                results[name]["policy"].append(await round_trips(target, run, args.questions, with_person=False))
-                if name == "hub":
-                    results[name]["rest"].append(await asyncio.to_thread(rest_round_trips, target, run, args.questions))
-                    results[name]["hook"].append(await asyncio.to_thread(hook_runs, target, run, args.hooks))
-                    httpx.delete(f"{base}/policies/{_only_policy(base, target.token)}",
-                                 headers={"Authorization": f"Bearer {target.token}"})
-                results[name]["human"].append(await round_trips(target, run, args.questions, with_person=True))
-            finally:
-                target.stop()
-            print(f"run {run + 1}/{args.runs} {name}: " + " ".join(f"{k}={v[-1]}" for k, v in results[name].items() if v),
-                  flush=True)
-    return results
+    async def measure(name: str, target: Target, run: int) -> dict[str, dict]:
+        rows = {}
+        if name == "hub":
+            base = target.url.replace("ws://", "http://").removesuffix("/ws")
+            httpx.post(f"{base}/policies", headers={"Authorization": f"Bearer {target.token}"},
+                       json={"action": "allow", "tool": "Bash", "input": {"command": "npm test*"}})
+        rows["policy"] = await round_trips(target, run, args.questions, with_person=False)
+        if name == "hub":
+            rows["rest"] = await asyncio.to_thread(rest_round_trips, target, run, args.questions)
+            rows["hook"] = await asyncio.to_thread(hook_runs, target, run, args.hooks)
+            httpx.delete(f"{base}/policies/{_only_policy(base, target.token)}",
+                         headers={"Authorization": f"Bearer {target.token}"})
+        rows["human"] = await round_trips(target, run, args.questions, with_person=True)
+        return rows
+    return await alternating(args.runs, lambda name: start_hub() if name == "hub" else start_relay(), measure)
 
 
 def _only_policy(base: str, token: str) -> str:
@@ -186,9 +179,7 @@ def main() -> None:
     parser.add_argument("--hooks", type=int, default=20, help="hook program runs per run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    section = report(asyncio.run(bench(args)), args)
-    write_section(args.out, section)
-    print(section)
+    publish(args.out, report(asyncio.run(bench(args)), args))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import orjson
 import psutil
@@ -241,23 +242,37 @@ def median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
-async def bench(args) -> dict:
-    results: dict[str, dict[str, list[dict]]] = {name: {"tp": [], "idle": [], "ask1": [], "ask32": []}
-                                                  for name in ("hub", "relay")}
-    for run in range(args.runs):
-        order = ("hub", "relay") if run % 2 == 0 else ("relay", "hub")
-        for name in order:
-            target = start_hub() if name == "hub" else start_relay()
+async def alternating(runs: int, start: Callable[[str], Target],
+                      measure: Callable[[str, Target, int], Awaitable[dict[str, dict]]]) -> dict[str, dict[str, list]]:
+    """Run `measure` on a fresh hub and a fresh relay per run, in alternating order, each
+    stopped by its pid afterwards: results[target][part] holds one row per run."""
+    results: dict[str, dict[str, list]] = {"hub": {}, "relay": {}}
+    for run in range(runs):
+        for name in (("hub", "relay") if run % 2 == 0 else ("relay", "hub")):
+            target = start(name)
             try:
-                results[name]["tp"].append(await throughput(target, run, args.pairs, args.messages, args.window))
-                results[name]["ask1"].append(await ask_round_trips(target, run, 1, args.asks // 4))
-                results[name]["ask32"].append(await ask_round_trips(target, run, 32, args.asks))
-                results[name]["idle"].append(await idle_peers(target, run, args.idle))
+                for part, row in (await measure(name, target, run)).items():
+                    results[name].setdefault(part, []).append(row)
             finally:
                 target.stop()
-            print(f"run {run + 1}/{args.runs} {name}: " + " ".join(f"{k}={v[-1]}" for k, v in results[name].items()),
+            print(f"run {run + 1}/{runs} {name}: " + " ".join(f"{k}={v[-1]}" for k, v in results[name].items()),
                   flush=True)
     return results
+
+
+def publish(path: Path, section: str) -> None:
+    """Write a section into the results file and show it."""
+    write_section(path, section)
+    print(section)
+
+
+async def bench(args) -> dict:
+    async def measure(name: str, target: Target, run: int) -> dict[str, dict]:
+        return {"tp": await throughput(target, run, args.pairs, args.messages, args.window),
+                "ask1": await ask_round_trips(target, run, 1, args.asks // 4),
+                "ask32": await ask_round_trips(target, run, 32, args.asks),
+                "idle": await idle_peers(target, run, args.idle)}
+    return await alternating(args.runs, lambda name: start_hub() if name == "hub" else start_relay(), measure)
 
 
 def report(results: dict, args) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.run import ROOT, STEP_TIMEOUT_S, Target, open_peer, start_hub, start_relay, write_section
+from bench.run import ROOT, STEP_TIMEOUT_S, Target, alternating, open_peer, publish, start_hub, start_relay
 
 SECTION_START, SECTION_END = "<!-- schedules -->", "<!-- /schedules -->"
 LEAD_S = 2.0   # the first due time is this far after the schedules are made
@@ -97,19 +97,14 @@ async def relay_fires(target: Target, run: int, count: int, spread_s: float) -> 
 
 
 async def bench(args) -> dict:
-    results: dict[str, dict[str, list[dict]]] = {n: {"spread": [], "burst": []} for n in ("hub", "relay")}
-    for run in range(args.runs):
-        for name in (("hub", "relay") if run % 2 == 0 else ("relay", "hub")):
-            target = start_hub(["--no-bridge", "--max-schedules", "100000"]) if name == "hub" else start_relay()
-            measure = hub_fires if name == "hub" else relay_fires
-            try:
-                results[name]["spread"].append(await measure(target, run, args.schedules, args.spread))
-                results[name]["burst"].append(await measure(target, run, args.schedules, 0.0))
-            finally:
-                target.stop()
-            print(f"run {run + 1}/{args.runs} {name}: " + " ".join(f"{k}={v[-1]}" for k, v in results[name].items()),
-                  flush=True)
-    return results
+    async def measure(name: str, target: Target, run: int) -> dict[str, dict]:
+        fires = hub_fires if name == "hub" else relay_fires
+        return {"spread": await fires(target, run, args.schedules, args.spread),
+                "burst": await fires(target, run, args.schedules, 0.0)}
+
+    def start(name: str) -> Target:
+        return start_hub(["--no-bridge", "--max-schedules", "100000"]) if name == "hub" else start_relay()
+    return await alternating(args.runs, start, measure)
 
 
 def report(results: dict, args) -> str:
@@ -147,9 +142,7 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=2.0, help="seconds the due times are spread over")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    section = report(asyncio.run(bench(args)), args)
-    write_section(args.out, section)
-    print(section)
+    publish(args.out, report(asyncio.run(bench(args)), args))
 
 
 if __name__ == "__main__":

@@ -49,9 +49,9 @@ COMMANDS = {
     ("schedule", "notify"): "hub.cli.schedule_commands:create",
     ("schedule", "ask"): "hub.cli.schedule_commands:create",
     ("schedule", "show"): "hub.cli.schedule_commands:show",
-    ("schedule", "pause"): "hub.cli.schedule_commands:pause",
-    ("schedule", "resume"): "hub.cli.schedule_commands:resume",
-    ("schedule", "rm"): "hub.cli.schedule_commands:remove",
+    ("schedule", "pause"): "hub.cli.schedule_commands:change",
+    ("schedule", "resume"): "hub.cli.schedule_commands:change",
+    ("schedule", "rm"): "hub.cli.schedule_commands:change",
     ("schedules", None): "hub.cli.schedule_commands:listing",
 }
 

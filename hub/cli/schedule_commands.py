@@ -68,19 +68,14 @@ def show(args) -> int:
     return EXIT_OK
 
 
-def pause(args) -> int:
-    s = call("POST", f"/schedules/{args.id}/pause", home=args.home)
-    emit(s, args.json, f"paused {s['schedule_id']}")
-    return EXIT_OK
-
-
-def resume(args) -> int:
-    s = call("POST", f"/schedules/{args.id}/resume", home=args.home)
-    emit(s, args.json, f"resumed {s['schedule_id']}  next fire {s.get('next_fire_at') or '-'}")
-    return EXIT_OK
-
-
-def remove(args) -> int:
-    body = call("DELETE", f"/schedules/{args.id}", home=args.home)
-    emit(body, args.json, f"deleted {body['deleted']}")
+def change(args) -> int:
+    """`schedule pause|resume|rm ID`."""
+    if args.action == "rm":
+        body = call("DELETE", f"/schedules/{args.id}", home=args.home)
+        emit(body, args.json, f"deleted {body['deleted']}")
+        return EXIT_OK
+    s = call("POST", f"/schedules/{args.id}/{args.action}", home=args.home)
+    human = (f"paused {s['schedule_id']}" if args.action == "pause"
+             else f"resumed {s['schedule_id']}  next fire {s.get('next_fire_at') or '-'}")
+    emit(s, args.json, human)
     return EXIT_OK

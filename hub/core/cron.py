@@ -49,7 +49,6 @@ FIELDS = (_Field("minute", 0, 59), _Field("hour", 0, 23), _Field("day of month",
 
 @dataclass(frozen=True, slots=True)
 class Cron:
-    expression: str
     minutes: tuple[int, ...]
     hours: tuple[int, ...]
     days: frozenset[int]
@@ -125,7 +124,7 @@ def parse(expression: str) -> Cron:
                         f"not {len(parts)}")
     minutes, hours, days, months, weekdays = (_parse_field(p, f) for p, f in zip(parts, FIELDS))
     weekdays = {0 if d == 7 else d for d in weekdays}
-    return Cron(expression, tuple(sorted(minutes)), tuple(sorted(hours)), frozenset(days), frozenset(months),
+    return Cron(tuple(sorted(minutes)), tuple(sorted(hours)), frozenset(days), frozenset(months),
                 frozenset(weekdays), not parts[2].startswith("*"), not parts[4].startswith("*"))
 
 
@@ -163,10 +162,13 @@ def next_after(cron: Cron, after: datetime, zone: ZoneInfo) -> datetime | None:
         if cron.matches_day(day):
             found: list[datetime] = []
             latest_wall = datetime.max
+            first_day = day == earliest_wall.date()
             for hour in cron.hours:
-                if day == earliest_wall.date() and hour < earliest_wall.hour:
+                if first_day and hour < earliest_wall.hour:
                     continue
                 for minute in cron.minutes:
+                    if first_day and hour == earliest_wall.hour and minute < earliest_wall.minute:
+                        continue
                     wall = datetime.combine(day, time(hour, minute))
                     if wall < earliest_wall or wall > latest_wall:
                         continue

@@ -11,6 +11,7 @@ edge shows them as ISO 8601.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +23,8 @@ NOTIFY, ASK = "notify", "ask"
 ACTIVE, PAUSED, DONE = "active", "paused", "done"
 SENT, MISSED, FAILED = "sent", "missed", "failed"
 CATCH_UP_MAX = 10          # overdue occurrences sent late at most; older ones are recorded missed
-OVERDUE_SCAN_MAX = 10_000  # occurrences looked at in one pass over an overdue schedule
+OVERDUE_SCAN_MAX = 1_000   # occurrences looked at in one pass over an overdue schedule (bounds the
+                           # time one pass holds the event loop; the next pass goes on)
 MAX_TIMEZONE_CHARS = 64
 
 
@@ -100,14 +102,21 @@ def check_timing(at: str | None, expression: str | None) -> None:
                        + ("both" if at is not None else "neither"), {"fields": ["at", "cron"]})
 
 
-def next_fire(spec: ScheduleSpec, after_ms: int) -> int | None:
-    """The first occurrence strictly after `after_ms`, or None (a one-shot that has fired, or
-    a cron expression with no further date)."""
+def stepper(spec: ScheduleSpec) -> Callable[[int], int | None]:
+    """`after_ms` -> the first occurrence strictly after it, or None (a one-shot that has
+    fired, or a cron expression with no further date). The expression is read once."""
     if spec.cron is None:
-        return spec.at if spec.at is not None and spec.at > after_ms else None
-    after = datetime.fromtimestamp(after_ms / 1000, timezone.utc)
-    found = cron.next_after(cron.parse(spec.cron), after, zone(spec.timezone))
-    return int(found.timestamp() * 1000) if found is not None else None
+        return lambda after_ms: spec.at if spec.at is not None and spec.at > after_ms else None
+    rule, tz = cron.parse(spec.cron), zone(spec.timezone)
+
+    def step(after_ms: int) -> int | None:
+        found = cron.next_after(rule, datetime.fromtimestamp(after_ms / 1000, timezone.utc), tz)
+        return int(found.timestamp() * 1000) if found is not None else None
+    return step
+
+
+def next_fire(spec: ScheduleSpec, after_ms: int) -> int | None:
+    return stepper(spec)(after_ms)
 
 
 def first_fire(spec: ScheduleSpec, now_ms: int) -> int:
@@ -135,7 +144,8 @@ def resume_fire(spec: ScheduleSpec, now_ms: int) -> int | None:
 @dataclass(frozen=True, slots=True)
 class OverduePlan:
     """`missed`: occurrences to record as missed (oldest first); `next_due`: what the
-    schedule's next occurrence becomes after them (None: nothing left)."""
+    schedule's next occurrence becomes after them, or with nothing missed after the one sent
+    (None: nothing left)."""
     missed: list[int]
     next_due: int | None
 
@@ -144,18 +154,19 @@ def plan_overdue(spec: ScheduleSpec, due: int, now_ms: int, grace_ms: int) -> Ov
     """Of the occurrences from `due` up to now, which are recorded missed rather than sent:
     without catch_up every one later than the grace; with it all but the `CATCH_UP_MAX` most
     recent. An empty `missed` means `due` is to be sent."""
+    step = stepper(spec)
     occurrences = [due]
-    nxt = next_fire(spec, due)
+    nxt = step(due)
     while nxt is not None and nxt <= now_ms and len(occurrences) < OVERDUE_SCAN_MAX:
         occurrences.append(nxt)
-        nxt = next_fire(spec, nxt)
+        nxt = step(nxt)
     if spec.catch_up:
         keep = occurrences[-CATCH_UP_MAX:] if len(occurrences) < OVERDUE_SCAN_MAX else []
     else:
         keep = [o for o in occurrences if now_ms - o <= grace_ms]
     missed = occurrences[:len(occurrences) - len(keep)]
     if not missed:
-        return OverduePlan([], None)
+        return OverduePlan([], occurrences[1] if len(occurrences) > 1 else nxt)
     return OverduePlan(missed, keep[0] if keep else nxt)
 
 

@@ -24,7 +24,7 @@ from hub.core.asks import deadline_ms
 from hub.core.errors import HubError
 from hub.core.peers import parse_address
 from hub.core.schedules import (ACTIVE, ASK, DONE, FAILED, NOTIFY, PAUSED, SENT, SchedulePolicy, ScheduleSpec,
-                                check_timing, first_fire, missed_entry, next_fire, parse_at, parse_cron, plan_overdue,
+                                check_timing, first_fire, missed_entry, parse_at, parse_cron, plan_overdue,
                                 resume_fire, to_iso, zone)
 from hub.runtime.asks import AskService
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
@@ -266,7 +266,7 @@ class ScheduleService:
                 await hub.store.writer.write(*store.index_cmds(sid, plan.next_due))
                 return True
             return False
-        next_due = next_fire(spec, due)
+        next_due = plan.next_due
         claim = {"due_at": due, "message_id": hub.ids.next(now), "claimed_at": now, "node": hub.node}
         if spec.kind == ASK:
             claim["correlation_id"] = hub.ids.next(now)
@@ -311,7 +311,7 @@ class ScheduleService:
         if recovered:
             entry["recovered"] = True
         try:
-            if recovered and await self.store.trace_exists(trace_id):
+            if recovered and await hub.store.read_trace(trace_id) is not None:
                 entry["state"] = SENT   # written before the interruption: only the record was missing
             else:
                 sender = self._sender(stored)

@@ -170,9 +170,6 @@ class ScheduleStore:
         rows = await self.client.zrange(keys.SCHEDULES_INFLIGHT, 0, limit - 1, withscores=True)
         return [(as_text(member), int(score)) for member, score in rows]
 
-    async def trace_exists(self, trace_id: str) -> bool:
-        return bool(await self.client.exists(keys.trace(trace_id)))
-
     @staticmethod
     async def follow_changes(subscriber: redis.Redis, on_change: Callable[[], None]) -> None:
         """Call `on_change` for every change notice (and once on subscribing, for what a lost
