@@ -49,6 +49,9 @@ def prepare_home(home: Path) -> str:
     return token_path.read_text().strip()
 
 
+BACKLOG = 2048   # uvicorn's default
+
+
 def bind_tcp(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -58,6 +61,10 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     # inherit the option from the listener on Linux.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    # Listen at once: hub.json is written during the app's start-up, before uvicorn would call
+    # listen(), and a client that read it in between was refused. Connections now wait in the
+    # backlog until the server accepts them.
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -74,6 +81,7 @@ def bind_uds(path: Path) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
+    sock.listen(BACKLOG)
     return sock
 
 
