@@ -14,6 +14,7 @@ import redis.asyncio as redis
 
 from hub.store.embedded import find_server_binary
 from hub.store.schedules import ScheduleStore
+from hub.store.state import StoreState
 from hub.store.writer import load_scripts
 from tests.support import eventually, repowire, wait_until
 
@@ -227,6 +228,66 @@ async def test_a_claim_left_by_a_dead_node_is_taken_over_after_the_lease(shared_
     (fire,) = view["fires"]
     assert fire["state"] == "sent" and fire["recovered"] is True and fire["node"] == "n1"
     assert fire["message_id"] == "cd" * 16 and view["fired"] == 1
+
+
+async def test_a_fire_written_before_the_crash_is_recorded_on_restart_not_sent_again(shared_store, start_hub):
+    """The hub died after writing the fire's message and before recording it: the restarted
+    hub finds the message's trace and only records the fire (promise 2: no duplicate)."""
+    hub = start_hub("--redis-url", shared_store, "--node", "n1")
+    ids = await register(hub, "alice", "bob")
+    async with hub.client("alice") as alice:
+        created = schedule(hub, {"to": "bob", "kind": "notify", "text": "written once", "at": iso_in(3)},
+                           token=alice.token)
+    sid, due = created["schedule_id"], ms_of(created["next_fire_at"])
+    hub.kill()
+    message_id = "ef" * 16
+    client = redis.Redis.from_url(shared_store)
+    try:   # the claim, then the message and its first trace stage, as the hub writes them
+        await load_scripts(client)
+        now = int(time.time() * 1000)
+        store = ScheduleStore(client)
+        claim = orjson.dumps({"due_at": due, "message_id": message_id, "claimed_at": now, "node": "n1"})
+        assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n1")) == [b"ok"]
+        await client.execute_command(*store.inflight_cmd(sid, now))
+        payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": "written once", "sent_at": now,
+                                "from": {"peer_id": ids["alice"], "name": "alice", "circle": "default"},
+                                "schedule_id": sid})
+        await client.execute_command(*StoreState.enqueue_cmd(ids["bob"], message_id, payload, now + 3_600_000,
+                                                             message_id, "notify"))
+        await client.execute_command(*StoreState.trace_cmd(message_id, [{"stage": "accepted", "at": now, "node": "n1",
+                                                                         "schedule_id": sid}], 3600))
+    finally:
+        await client.aclose()
+    hub.restart()
+    view = await settled(hub, sid)
+    (fire,) = view["fires"]
+    assert fire["state"] == "sent" and fire["recovered"] is True and fire["message_id"] == message_id
+    assert "delivery" not in fire and view["fired"] == 1
+    async with hub.client("bob") as bob:
+        delivery = await bob.receive(10)
+        assert delivery["message_id"] == message_id and delivery["text"] == "written once"
+        assert bob.pending_deliveries() == 0
+    stages = hub.get(f"/traces/{message_id}").json()["stages"]
+    assert [s["stage"] for s in stages].count("accepted") == 1
+
+
+async def test_a_dead_nodes_claim_that_never_reached_the_index_is_still_taken_over(shared_store, start_hub):
+    hub = start_hub("--redis-url", shared_store, "--node", "n1", "--schedule-lease", "1")
+    await register(hub, "bob")
+    created = schedule(hub, {"to": "bob", "kind": "notify", "text": "unindexed claim", "at": iso_in(30)})
+    sid, due = created["schedule_id"], ms_of(created["next_fire_at"])
+    client = redis.Redis.from_url(shared_store)
+    try:   # the other node died right after its claim script: the due index still names the old time
+        now = int(time.time() * 1000)
+        store = ScheduleStore(client)
+        claim = orjson.dumps({"due_at": due, "message_id": "aa" * 16, "claimed_at": now, "node": "n-dead"})
+        assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n-dead")) == [b"ok"]
+        await client.execute_command(*store.index_cmds(sid, now)[0])   # due now, as the stale entry would be
+    finally:
+        await client.aclose()
+    view = await settled(hub, sid, timeout=20)
+    (fire,) = view["fires"]
+    assert fire["state"] == "sent" and fire["recovered"] is True and fire["message_id"] == "aa" * 16
 
 
 async def test_occurrences_due_while_the_hub_was_down_are_sent_on_start_or_recorded_missed(start_hub):

@@ -79,6 +79,7 @@ class ScheduleService:
         self._tasks: list[asyncio.Task] = []
         self._take_own_claims = True    # claims this node made in an earlier life (or before a store failure)
         self._last_recovery = 0
+        self._lease_ends: int | None = None   # when the earliest claim seen in flight elsewhere runs out
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -218,6 +219,8 @@ class ScheduleService:
                     delay = NO_PROGRESS_S
                 else:
                     delay = min(max(earliest - now, 0) / 1000, IDLE_WAKE_S)
+                if self._lease_ends is not None:
+                    delay = min(delay, max(self._lease_ends - now, 0) / 1000 + NO_PROGRESS_S)
             except (HubError, *StoreDown) as exc:
                 log.warning("schedules: the store failed (%s); trying again in %.0f s", exc, RETRY_S)
                 self._take_own_claims = True
@@ -242,13 +245,18 @@ class ScheduleService:
         return any(outcomes)
 
     async def _handle_due(self, schedule_id: str, stored: StoredSchedule | None, due: int) -> bool:
+        if stored is not None and stored.inflight:
+            # a claim being sent (its lease decides): index it, in case its node died before it did
+            claimed_at = stored.inflight_at or due
+            self.hub.store.writer.submit([self.store.inflight_cmd(schedule_id, claimed_at)], wait=False)
+            self._note_lease(claimed_at)
         if stored is None or stored.state != ACTIVE or stored.next_fire_at != due:
             # the index is out of step with the schedule: mend it
             index = stored.next_fire_at if stored is not None and stored.state == ACTIVE else None
             await self.hub.store.writer.write(*self.store.index_cmds(schedule_id, index))
             return True
         if stored.inflight:
-            return False   # another node is sending it; its lease decides
+            return False
         return await self._claim(stored, due)
 
     async def _claim(self, stored: StoredSchedule, due: int) -> bool:
@@ -274,7 +282,8 @@ class ScheduleService:
         (reply,) = await hub.store.writer.write(store.claim_send_cmd(sid, due, next_due, claim_json, now, hub.node))
         if not reply or reply[0] != b"ok":
             return False
-        await hub.store.writer.write(*store.index_cmds(sid, next_due), store.inflight_cmd(sid, now))
+        # the indexes need no wait: the writer applies them before the fire's own writes
+        hub.store.writer.submit([*store.index_cmds(sid, next_due), store.inflight_cmd(sid, now)], wait=False)
         await self._send(stored, claim_json.decode(), recovered=False)
         return True
 
@@ -282,9 +291,10 @@ class ScheduleService:
         """Send the claims whose node died (older than the lease), and at start this node's own."""
         now = self.hub.now_ms()
         lease_ms = int(self.policy.claim_lease_s * 1000)
-        if not self._take_own_claims and now - self._last_recovery < lease_ms // 2:
+        lease_over = self._lease_ends is not None and now >= self._lease_ends
+        if not self._take_own_claims and not lease_over and now - self._last_recovery < lease_ms // 2:
             return
-        own, self._take_own_claims, self._last_recovery = self._take_own_claims, False, now
+        own, self._take_own_claims, self._last_recovery, self._lease_ends = self._take_own_claims, False, now, None
         for schedule_id, claimed_at in await self.store.inflight(DUE_BATCH):
             stored = await self.store.read(schedule_id)
             if stored is None or not stored.inflight:
@@ -292,6 +302,7 @@ class ScheduleService:
                 continue
             mine = own and stored.inflight_node == self.hub.node
             if not mine and now - (stored.inflight_at or claimed_at) <= lease_ms:
+                self._note_lease(stored.inflight_at or claimed_at)
                 continue
             (taken,) = await self.hub.store.writer.write(
                 self.store.take_over_cmd(schedule_id, stored.inflight, self.hub.node, now))
@@ -299,6 +310,11 @@ class ScheduleService:
                 log.info("schedules: taking over the fire of %s claimed by %s", schedule_id,
                          stored.inflight_node or "?")
                 await self._send(stored, stored.inflight, recovered=True)
+
+    def _note_lease(self, claimed_at: int) -> None:
+        """Wake when this claim's lease runs out, to take it over if its node is gone."""
+        ends = claimed_at + int(self.policy.claim_lease_s * 1000) + 1
+        self._lease_ends = ends if self._lease_ends is None else min(self._lease_ends, ends)
 
     async def _send(self, stored: StoredSchedule, claim_json: str, *, recovered: bool) -> None:
         """Send a claimed occurrence as its creator and record the outcome once."""
