@@ -52,6 +52,19 @@ async def register(hub, *names: str) -> dict[str, str]:
     return ids
 
 
+async def claim_as(client: redis.Redis, node: str, sid: str, due: int, message_id: str, *,
+                   indexed: bool = True) -> bytes:
+    """The claim `node` makes just before sending occurrence `due`, made with the hub's own store
+    script (and, unless `indexed` is False, its in-flight index entry); returns the claim."""
+    await load_scripts(client)
+    store, now = ScheduleStore(client), int(time.time() * 1000)
+    claim = orjson.dumps({"due_at": due, "message_id": message_id, "claimed_at": now, "node": node})
+    assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, node)) == [b"ok"]
+    if indexed:
+        await client.execute_command(*store.inflight_cmd(sid, now))
+    return claim
+
+
 @pytest.fixture
 def shared_store(tmp_path):
     """A real valkey-server with append-only persistence that outlives the hubs using it."""
@@ -187,14 +200,9 @@ async def test_a_hub_killed_just_after_a_claim_fires_that_occurrence_once_after_
     # The claim the hub would have made an instant before dying, made by the hub's own store code.
     client = redis.Redis.from_url(shared_store)
     try:
-        await load_scripts(client)
-        now = int(time.time() * 1000)
-        claim = orjson.dumps({"due_at": due, "message_id": "ab" * 16, "claimed_at": now, "node": "n1"})
-        store = ScheduleStore(client)
-        (reply,) = [await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n1"))]
-        assert reply == [b"ok"]
-        await client.execute_command(*store.inflight_cmd(sid, now))
-        assert (await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n2"))) == [b"busy"]
+        claim = await claim_as(client, "n1", sid, due, "ab" * 16)
+        again = ScheduleStore(client).claim_send_cmd(sid, due, None, claim, int(time.time() * 1000), "n2")
+        assert (await client.execute_command(*again)) == [b"busy"]
     finally:
         await client.aclose()
     hub.restart()
@@ -216,12 +224,8 @@ async def test_a_claim_left_by_a_dead_node_is_taken_over_after_the_lease(shared_
     sid, due = created["schedule_id"], ms_of(created["next_fire_at"])
     client = redis.Redis.from_url(shared_store)
     try:   # another node claims it early (its clock runs ahead) and dies before sending
-        now = int(time.time() * 1000)
-        claim = orjson.dumps({"due_at": due, "message_id": "cd" * 16, "claimed_at": now, "node": "n-dead"})
-        store = ScheduleStore(client)
-        assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n-dead")) == [b"ok"]
-        await client.execute_command(*store.inflight_cmd(sid, now))
-        await client.execute_command(*store.index_cmds(sid, None)[0])
+        await claim_as(client, "n-dead", sid, due, "cd" * 16)
+        await client.execute_command(*ScheduleStore.index_cmds(sid, None)[0])
     finally:
         await client.aclose()
     view = await settled(hub, sid, timeout=20)
@@ -243,12 +247,8 @@ async def test_a_fire_written_before_the_crash_is_recorded_on_restart_not_sent_a
     message_id = "ef" * 16
     client = redis.Redis.from_url(shared_store)
     try:   # the claim, then the message and its first trace stage, as the hub writes them
-        await load_scripts(client)
+        await claim_as(client, "n1", sid, due, message_id)
         now = int(time.time() * 1000)
-        store = ScheduleStore(client)
-        claim = orjson.dumps({"due_at": due, "message_id": message_id, "claimed_at": now, "node": "n1"})
-        assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n1")) == [b"ok"]
-        await client.execute_command(*store.inflight_cmd(sid, now))
         payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": "written once", "sent_at": now,
                                 "from": {"peer_id": ids["alice"], "name": "alice", "circle": "default"},
                                 "schedule_id": sid})
@@ -278,11 +278,9 @@ async def test_a_dead_nodes_claim_that_never_reached_the_index_is_still_taken_ov
     sid, due = created["schedule_id"], ms_of(created["next_fire_at"])
     client = redis.Redis.from_url(shared_store)
     try:   # the other node died right after its claim script: the due index still names the old time
-        now = int(time.time() * 1000)
-        store = ScheduleStore(client)
-        claim = orjson.dumps({"due_at": due, "message_id": "aa" * 16, "claimed_at": now, "node": "n-dead"})
-        assert await client.execute_command(*store.claim_send_cmd(sid, due, None, claim, now, "n-dead")) == [b"ok"]
-        await client.execute_command(*store.index_cmds(sid, now)[0])   # due now, as the stale entry would be
+        await claim_as(client, "n-dead", sid, due, "aa" * 16, indexed=False)
+        stale = ScheduleStore.index_cmds(sid, int(time.time() * 1000))[0]   # due now, as the stale entry would be
+        await client.execute_command(*stale)
     finally:
         await client.aclose()
     view = await settled(hub, sid, timeout=20)
