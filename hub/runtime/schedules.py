@@ -142,7 +142,10 @@ class ScheduleService:
         return recipients[0].peer_id, recipients[0].address
 
     async def _owned(self, actor: Sender, schedule_id: str) -> StoredSchedule:
-        stored = await self.store.read(schedule_id)
+        return self._check_owner(actor, schedule_id, await self.store.read(schedule_id))
+
+    @staticmethod
+    def _check_owner(actor: Sender, schedule_id: str, stored: StoredSchedule | None) -> StoredSchedule:
         if stored is None:
             raise HubError(ErrorCode.SCHEDULE_NOT_FOUND, f"no schedule {schedule_id}", {"schedule_id": schedule_id})
         if not actor.is_person and stored.body["created_by"]["peer_id"] != actor.key_owner:
@@ -151,8 +154,8 @@ class ScheduleService:
         return stored
 
     async def get(self, reader: Sender, schedule_id: str) -> dict:
-        stored = await self._owned(reader, schedule_id)
-        return view(stored, await self.store.history(schedule_id))
+        stored, history = await self.store.read_with_history(schedule_id)
+        return view(self._check_owner(reader, schedule_id, stored), history)
 
     async def list(self, reader: Sender, peer_ref: str | None) -> list[dict]:
         """A peer sees its own schedules; a person sees all, or those `peer_ref` made."""

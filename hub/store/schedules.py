@@ -136,12 +136,17 @@ class ScheduleStore:
             raise unavailable(exc) from exc
         return [s for s in (_parse(i, r) for i, r in zip(schedule_ids, rows)) if s is not None]
 
-    async def history(self, schedule_id: str) -> list[dict]:
+    async def read_with_history(self, schedule_id: str) -> tuple[StoredSchedule | None, list[dict]]:
+        """The schedule and its fire history as of one moment (one MULTI on one slot), so that
+        the counts and the history agree."""
         try:
-            rows = await self.client.lrange(keys.schedule_fires(schedule_id), 0, -1)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hgetall(keys.schedule(schedule_id))
+            pipe.lrange(keys.schedule_fires(schedule_id), 0, -1)
+            raw, rows = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [orjson.loads(r) for r in rows]
+        return _parse(schedule_id, raw), [orjson.loads(r) for r in rows]
 
     async def ids(self, creator: str | None = None) -> list[str]:
         """Every schedule id, or those `creator` made."""
