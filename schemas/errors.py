@@ -58,6 +58,10 @@ class ErrorCode(StrEnum):
     SCHEDULE_NOT_FOUND = "schedule_not_found"
     SCHEDULE_FINISHED = "schedule_finished"
     TOO_MANY_SCHEDULES = "too_many_schedules"
+    ATTACHMENT_NOT_FOUND = "attachment_not_found"
+    ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    ATTACHMENT_QUOTA_EXCEEDED = "attachment_quota_exceeded"
+    ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -129,6 +133,14 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.SCHEDULE_FINISHED: CodeInfo(409, None, "the schedule has fired for the last time; it cannot be "
                                                      "paused or resumed"),
     ErrorCode.TOO_MANY_SCHEDULES: CodeInfo(507, None, "the peer holds its most schedules; delete some first"),
+    ErrorCode.ATTACHMENT_NOT_FOUND: CodeInfo(404, None, "no attachment with that id that you may use (unknown, "
+                                                        "expired, or uploaded by another peer)"),
+    ErrorCode.ATTACHMENT_TOO_LARGE: CodeInfo(413, None, "the file is larger than the hub's per-file limit; nothing "
+                                                        "was kept"),
+    ErrorCode.ATTACHMENT_QUOTA_EXCEEDED: CodeInfo(507, None, "the upload would take the peer's or the hub's "
+                                                             "attachments over their total; nothing was kept"),
+    ErrorCode.ATTACHMENT_UNAVAILABLE: CodeInfo(503, None, "the attachment is on another hub node that did not "
+                                                          "answer; try again when it is up"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

@@ -23,6 +23,10 @@ Hex128 = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}(?!\n)$", description="a 128
 Address = Annotated[str, Meta(min_length=1, max_length=160,
                               description="a peer id, `name`, `name@circle`, `*` (the sender's circle) or `*@circle`")]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
+MAX_ATTACHMENTS = 16
+AttachmentIds = Annotated[list[Annotated[str, Meta(pattern=r"^[0-9a-f]{32}(?!\n)$")]],
+                          Meta(max_length=MAX_ATTACHMENTS,
+                               description="ids of attachments you uploaded (POST /attachments), at most 16")]
 Seq = Annotated[int, Meta(ge=0)]
 Role = Literal["agent", "person", "hook", "bridge"]
 ReceiptStatus = Literal["received", "injected", "failed", "held"]
@@ -68,6 +72,7 @@ class Question(Struct, omit_defaults=True):
 class NotifyBody(Struct, kw_only=True, omit_defaults=True):
     to: Address
     text: str
+    attachments: AttachmentIds = []
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -77,12 +82,14 @@ class AskBody(Struct, kw_only=True, omit_defaults=True):
     timeout_s: Annotated[float, Meta(gt=0)] | None = None
     queue_if_offline: bool = False
     question: Question | None = None
+    attachments: AttachmentIds = []
     idempotency_key: IdempotencyKey | None = None
 
 
 class AckBody(Struct, kw_only=True, omit_defaults=True):
     correlation_id: Hex128
     text: str | None = None
+    attachments: AttachmentIds = []
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -91,6 +98,7 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
     option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     text: str | None = None
     outcome: Literal["accepted", "declined", "dismissed"] | None = None
+    attachments: AttachmentIds = []
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -293,6 +301,17 @@ class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
     by: PeerRef | None = None
 
 
+class AttachmentRef(Struct, kw_only=True):
+    """An attachment as a delivery carries it: download it with GET /attachments/{id} (the
+    recipient may), check it against `sha256`. `filename` is the uploader's, cleaned; never
+    use it as a path as it is."""
+    id: Hex128
+    filename: str
+    size: int
+    content_type: str
+    sha256: Sha256
+
+
 class Deliver(_Frame, tag="deliver"):
     """A delivery with a per-recipient `seq`; confirm it with a `receipt`.
 
@@ -312,6 +331,7 @@ class Deliver(_Frame, tag="deliver"):
     outcome: str | None = None
     reason: str | None = None
     schedule_id: Hex128 | None = None   # set when a schedule sent it
+    attachments: list[AttachmentRef] | None = None
 
 
 class DecisionInfo(Struct, kw_only=True, omit_defaults=True):

@@ -9,6 +9,7 @@ import re
 
 PANE_ID = re.compile(r"%[0-9]{1,9}")   # tmux's pane ids: %0, %12, …
 BACKENDS = ("claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")   # peer names, circles, hub node names (fullmatch)
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (AckBody, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
+from schemas.frames import (AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
                             DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
                             ToolCallBody)
 from schemas.names import BACKENDS
@@ -465,3 +465,10 @@ class ScheduleList(Struct):
 
 class ScheduleDeleted(Struct):
     deleted: Hex128
+
+
+class AttachmentCreated(AttachmentRef, kw_only=True):
+    """POST /attachments: the file was stored under `id`; put the id in a message's
+    `attachments` to send it. It is removed after `expires_at` (ms) unless a message that
+    carries it is still pending then."""
+    expires_at: int

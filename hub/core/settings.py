@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.core.approvals import QuestionPolicy
+from hub.core.attachments import AttachmentPolicy
 from hub.core.asks import AskPolicy
 from hub.core.schedules import SchedulePolicy
 
@@ -41,12 +42,19 @@ class Settings:
     idempotency_ttl_s: int = 24 * 3600
     sweep_interval_s: float = 5.0
     link_timeout_s: float = 10.0    # a pane link waits this long for its transport, then is undone
+    advertise_url: str | None = None   # where the other hub nodes reach this one (default: http://host:port)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     asks: AskPolicy = field(default_factory=AskPolicy)
     questions: QuestionPolicy = field(default_factory=QuestionPolicy)
     schedules: SchedulePolicy = field(default_factory=SchedulePolicy)
+    attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+
+    @property
+    def node_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.advertise_url or f"http://{host}:{self.port}"
 
 
 def parse_limits(overrides: list[str]) -> Limits:

@@ -18,12 +18,13 @@ import orjson
 
 from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy, AskView, check_answer,
                            check_closer, deadline_ms, ensure_open, validate_question)
+from hub.core.attachments import ask_ref, inbox_ref
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
-from hub.runtime.hub import OPERATOR_ID, Hub, Sender
+from hub.runtime.hub import OPERATOR_ID, Hub, Sender, grant_cmds
 from hub.store.asks import AskStore
 from hub.store.state import as_text
 from schemas.errors import ErrorCode
@@ -49,13 +50,25 @@ class OpenAsk:
         return AskView(self.correlation_id, self.asker, self.recipient, PENDING, self.question)
 
 
-def ack_body(text: str | None) -> tuple[str, dict]:
-    """A bare ack closes as `acked`; an ack with text as `replied`."""
-    return (REPLIED, {"text": text}) if text else (ACKED, {})
+def ack_body(text: str | None, attachments: list[dict] | None = None) -> tuple[str, dict]:
+    """A bare ack closes as `acked`; an ack with text or attachments as `replied`."""
+    if not text and not attachments:
+        return ACKED, {}
+    body: dict = {"text": text} if text else {}
+    if attachments:
+        body["attachments"] = attachments
+    return REPLIED, body
 
 
-def answer_body(option_id: str | None, text: str | None, outcome: str | None) -> dict:
-    return {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome)) if v is not None}
+def answer_body(option_id: str | None, text: str | None, outcome: str | None,
+                attachments: list[dict] | None = None) -> dict:
+    return {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome),
+                              ("attachments", attachments or None)) if v is not None}
+
+
+def _ids(attachments: list[dict] | None) -> list[list[str]]:
+    """What an idempotency fingerprint adds for the attachments a close carries."""
+    return [[a["id"] for a in attachments]] if attachments else []
 
 
 def _record_view(record: dict) -> AskView:
@@ -105,14 +118,17 @@ class AskService:
 
     async def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
                   queue_if_offline: bool = False, question: dict | None = None,
-                  idempotency_key: str | None = None) -> dict:
+                  idempotency_key: str | None = None, attachments: list[dict] | None = None) -> dict:
         fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question]
+        fingerprint += [[a["id"] for a in attachments]] if attachments else []
         return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda: self.ask_future(
-            sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question))
+            sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
+            attachments=attachments))
 
     def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
                    queue_if_offline: bool, question: dict | None,
-                   scheduled: tuple[str, str, str] | None = None) -> "asyncio.Future[dict]":
+                   scheduled: tuple[str, str, str] | None = None,
+                   attachments: list[dict] | None = None) -> "asyncio.Future[dict]":
         """Validate and submit synchronously; the future resolves once the ask is durable.
         A scheduled fire passes (schedule id, correlation id, message id): the ids it claimed,
         so that a fire sent again after a crash is the same ask. It goes to one peer and is not
@@ -147,6 +163,8 @@ class AskService:
                 body["question"] = question
             if schedule_id:
                 body["schedule_id"] = schedule_id
+            if attachments:
+                body["attachments"] = attachments
             payload = orjson.dumps(body)
             record = {"correlation_id": cid, "message_id": message_id, "asker": asker["peer_id"],
                       "asker_name": asker["name"], "asker_circle": asker["circle"], "recipient": peer.peer_id,
@@ -161,7 +179,8 @@ class AskService:
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
             child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
                                                 index_score=now),
-                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention)]
+                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention),
+                          *grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])]
             stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
             cmds += child_cmds
             children.append((peer, cid, message_id, payload))
@@ -203,14 +222,16 @@ class AskService:
 
     # ---- closing -----------------------------------------------------------------------------
 
-    async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None) -> dict:
-        state, body = ack_body(text)
-        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text],
+    async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None,
+                  attachments: list[dict] | None = None) -> dict:
+        state, body = ack_body(text, attachments)
+        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *_ids(attachments)],
                                          lambda: self._close_by_peer(actor, cid, state, body))
 
     async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
-                     outcome: str | None = None, idempotency_key: str | None = None) -> dict:
-        body = answer_body(option_id, text, outcome)
+                     outcome: str | None = None, idempotency_key: str | None = None,
+                     attachments: list[dict] | None = None) -> dict:
+        body = answer_body(option_id, text, outcome, attachments)
         return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
                                          lambda: self._close_by_peer(actor, cid, ANSWERED, body))
 
@@ -219,8 +240,7 @@ class AskService:
         view = ask.view() if ask is not None else await self._stored_view(cid)
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
                                              closer=actor.key_owner, replier=actor.ref)
-        (outcome,) = await written
-        return finish(outcome)
+        return finish((await written)[0])
 
     def _checked_kind(self, view: AskView, actor: Sender, state: str, body: dict) -> str:
         """The rules for a peer closing an ask; returns the kind of notice the asker gets."""
@@ -263,7 +283,8 @@ class AskService:
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind)
-        written = hub.store.writer.submit([close])
+        grants = grant_cmds(body.get("attachments"), [view.asker], [inbox_ref(view.asker, notice_id)])
+        written = hub.store.writer.submit([close, *grants])
 
         def finish(outcome: list) -> dict:
             if isinstance(outcome, Exception):

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 
 import orjson
 
+from hub.core.attachments import inbox_ref
 from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.panes import PaneLink
@@ -26,6 +27,8 @@ from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.futures import then
+from hub.runtime.periodic import every
+from hub.store.attachments import AttachmentStore
 from hub.store.state import StoreState, as_text
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
@@ -55,6 +58,12 @@ class Sender:
     def is_person(self) -> bool:
         """A person at the dashboard or a terminal: the operator (hub token) or a `person` peer."""
         return self.peer is None or self.peer.role == PERSON
+
+
+def grant_cmds(attachments: list[dict] | None, readers: list[str], refs: list[str]) -> list:
+    """Store commands that let a message's recipients download what it carries, and keep it
+    while the message is pending."""
+    return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments or ()]
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -94,7 +103,8 @@ class Hub:
         for peer in stale:
             peer.status, peer.status_reason = OFFLINE, "hub_restarted"
             self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbox-sweeper")
+        self._sweeper = asyncio.create_task(every(self.settings.sweep_interval_s, self.sweep_expired, "inbox sweep"),
+                                            name="inbox-sweeper")
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -318,10 +328,13 @@ class Hub:
             raise HubError(ErrorCode.TEXT_TOO_LONG, f"text has {len(text)} characters; the limit is {limit}",
                            {"length": len(text), "limit": limit})
 
-    async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None) -> dict:
-        """Durably accept a notify; returns {message_id, state, recipients?, replayed?}."""
-        return await self.idempotent(sender, idempotency_key, ["notify", to, text],
-                                     lambda: self.notify_future(sender, to, text))
+    async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None,
+                     attachments: list[dict] | None = None) -> dict:
+        """Durably accept a notify; returns {message_id, state, recipients?, replayed?}.
+        `attachments`: the briefs of the sender's attachments it carries (already resolved)."""
+        fingerprint = ["notify", to, text] + ([[a["id"] for a in attachments]] if attachments else [])
+        return await self.idempotent(sender, idempotency_key, fingerprint,
+                                     lambda: self.notify_future(sender, to, text, attachments=attachments))
 
     async def idempotent(self, sender: Sender, key: str | None, fingerprint: list,
                          run: Callable[[], Awaitable[dict]]) -> dict:
@@ -354,7 +367,7 @@ class Hub:
         return {**record["result"], "replayed": True}
 
     def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
-                      schedule_id: str | None = None) -> "asyncio.Future[dict]":
+                      schedule_id: str | None = None, attachments: list[dict] | None = None) -> "asyncio.Future[dict]":
         """Validate and submit synchronously (so submission order is frame order); the returned
         future resolves once the message is durable and handed to online recipients.
         A scheduled fire passes its `schedule_id` and the message id it claimed (so that a fire
@@ -368,6 +381,8 @@ class Hub:
         body = {"kind": "notify", "message_id": message_id, "text": text, "sent_at": now, "from": sender.ref}
         if schedule_id is not None:
             body["schedule_id"] = schedule_id
+        if attachments:
+            body["attachments"] = attachments
         payload = orjson.dumps(body)
         expires_at = now + self.settings.queue_ttl_s * 1000
         node = self.node
@@ -381,6 +396,8 @@ class Hub:
             if peer.peer_id not in self.connections:
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
+        cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
+                           [inbox_ref(p.peer_id, message_id) for p in recipients])
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s))
         def on_written(seqs: list) -> dict:
             states = []
@@ -512,16 +529,6 @@ class Hub:
         self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sweep_interval_s)
-            try:
-                await self.sweep_expired()
-            except HubError as exc:
-                log.warning("inbox sweep skipped: %s", exc.message)
-            except Exception:
-                log.exception("inbox sweep failed")
 
     async def sweep_expired(self) -> int:
         """Remove queued deliveries past their time-to-live and end their traces as expired;

@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,17 +23,19 @@ from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
 from hub.core.settings import Settings
 from hub.runtime.asks import AskService
+from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
-from hub.server import approvals, panes, rest, schedules
+from hub.server import approvals, attachments, panes, rest, schedules
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
+from hub.store.attachments import AttachmentStore
 from hub.store.connect import open_client
 from hub.store.questions import QuestionStore
 from hub.store.schedules import ScheduleStore
@@ -79,6 +82,9 @@ ROUTES = [
     Route("/schedules/{schedule_id}", schedules.delete, methods=["DELETE"]),
     Route("/schedules/{schedule_id}/pause", schedules.pause, methods=["POST"]),
     Route("/schedules/{schedule_id}/resume", schedules.resume, methods=["POST"]),
+    Route("/attachments", attachments.upload, methods=["POST"]),
+    Route("/attachments/{attachment_id}", attachments.download, methods=["GET"]),
+    Route("/internal/attachments/{attachment_id}", attachments.from_node, methods=["GET"]),
 ]
 
 
@@ -162,12 +168,19 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
                                                                      settings.schedules, notice_client)
             schedule_service.start()
+            app.state.attachments = attachment_service = AttachmentService(
+                hub, AttachmentStore(client, settings.node), settings.attachments,
+                settings.home / "attachments" / settings.node, url=settings.node_url)
+            await attachment_service.start()
+            app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
             hub_file = write_hub_file(settings, os.getpid())
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
                 questions.stop()
+                await http.aclose()
+                await attachment_service.stop()
                 await schedule_service.stop()
                 await pane_service.stop()
                 await asks.stop()

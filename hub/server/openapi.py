@@ -14,7 +14,7 @@ import orjson
 from hub import __version__
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
-from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
+from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
                           Closed, DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health,
                           MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody,
                           PolicyDeleted, PolicyList, PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace,
@@ -22,7 +22,7 @@ from schemas.rest import (AckRequest, AnswerRequest, AskAccepted, AskBlockingReq
                           RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
                           ScheduleView, Unlinked)
 
-_STRUCTS = [AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
+_STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
             NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody, PolicyDeleted, PolicyList,
             PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
@@ -221,6 +221,23 @@ def openapi_document() -> dict:
                 "summary": "Fire again from the next occurrence (occurrences while paused are skipped)",
                 "security": bearer, "parameters": [schedule_param],
                 "responses": {"200": _json(ScheduleView, "active"), **_errors(401, 403, 404, 409, 503)}}},
+            "/attachments": {"post": {
+                "summary": "Upload a file (multipart/form-data, one part with a filename); send its id with a message",
+                "security": bearer,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                "responses": {"201": _json(AttachmentCreated, "stored"), **_errors(401, 413, 415, 422, 503, 507)}}},
+            "/attachments/{attachment_id}": {"get": {
+                "summary": "Download an attachment (uploader, peers sent a message carrying it, people)",
+                "security": bearer,
+                "parameters": [{"name": "attachment_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file, as a download (Content-Disposition: attachment, "
+                                                     "nosniff, a sandboxing CSP); X-Repowire-Sha256 is its hash",
+                                      "content": {"application/octet-stream": {"schema": {
+                                          "type": "string", "format": "binary"}}}},
+                              **_errors(401, 403, 404, 503)}}},
             "/traces/{trace_id}": {"get": {
                 "summary": "A message's delivery trace", "security": bearer,
                 "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from hub import __version__
 from hub.core.errors import HubError
 from hub.runtime.asks import AskService
+from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
 from schemas.errors import ErrorCode
@@ -15,7 +16,7 @@ from schemas.frames import API_VERSION
 from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
-                "approvals", "policies"]
+                "approvals", "policies", "schedules", "attachments"]
 _JSON_TYPES = ("application/json",)
 
 
@@ -93,11 +94,20 @@ async def delete_peer(request: Request) -> JSON:
     return JSON({"deleted": peer.peer_id})
 
 
+async def carried(request: Request, who: Sender, attachment_ids: list[str]) -> list[dict] | None:
+    """The briefs of the attachments a message carries (each must be the sender's own)."""
+    if not attachment_ids:
+        return None
+    service: AttachmentService = request.app.state.attachments
+    return await service.resolve(who, attachment_ids)
+
+
 async def post_message(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, NotifyRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
-    result = await hub_of(request).notify(who, body.to, body.text, key)
+    result = await hub_of(request).notify(who, body.to, body.text, key,
+                                          attachments=await carried(request, who, body.attachments))
     return JSON(result, status_code=202)
 
 
@@ -119,7 +129,7 @@ async def post_ask(request: Request) -> JSON:
     key = body.idempotency_key or request.headers.get("idempotency-key")
     result = await asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
                                         queue_if_offline=body.queue_if_offline, question=question,
-                                        idempotency_key=key)
+                                        idempotency_key=key, attachments=await carried(request, who, body.attachments))
     return JSON(result, status_code=202)
 
 
@@ -127,7 +137,8 @@ async def post_ack(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, AckRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
-    return JSON(await asks_of(request).ack(who, body.correlation_id, body.text, key))
+    return JSON(await asks_of(request).ack(who, body.correlation_id, body.text, key,
+                                           attachments=await carried(request, who, body.attachments)))
 
 
 async def post_answer(request: Request) -> JSON:
@@ -135,7 +146,8 @@ async def post_answer(request: Request) -> JSON:
     body = await read_body(request, AnswerRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
     return JSON(await asks_of(request).answer(who, body.correlation_id, option_id=body.option_id, text=body.text,
-                                              outcome=body.outcome, idempotency_key=key))
+                                              outcome=body.outcome, idempotency_key=key,
+                                              attachments=await carried(request, who, body.attachments)))
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -20,6 +20,7 @@ from hub.core.errors import HubError
 from hub.core.asks import ANSWERED
 from hub.core.peers import BRIDGE
 from hub.runtime.asks import AskService, ack_body, answer_body
+from hub.runtime.attachments import AttachmentService
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
 from hub.runtime.panes import PaneService
@@ -144,6 +145,7 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
     asks: AskService = websocket.app.state.asks
     questions: QuestionService = websocket.app.state.questions
     panes: PaneService = websocket.app.state.panes
+    attachments: AttachmentService = websocket.app.state.attachments
     max_bytes = hub.settings.limits.max_frame_bytes
     room = asyncio.Semaphore(MAX_UNACCEPTED)
     receive = websocket.receive
@@ -160,11 +162,13 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
         try:
             frame = decode_client_frame(data, max_bytes)
             if isinstance(frame, Notify):
+                carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
                 await room.acquire()
-                _start_notify(hub, conn, Sender(peer), frame, room)
+                _start_notify(hub, conn, Sender(peer), frame, room, carried)
             elif isinstance(frame, (Ask, Ack, Answer)):
+                carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
                 await room.acquire()
-                _start_ask_operation(asks, conn, Sender(peer), frame, room)
+                _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -225,12 +229,14 @@ async def _decide(questions: QuestionService, conn: Connection, sender: Sender, 
     conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **view} if frame.id else {"type": "decision", **view}))
 
 
-def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore) -> None:
+def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore,
+                  carried: list[dict] | None) -> None:
     try:
         if frame.idempotency_key is not None:
-            pending = asyncio.ensure_future(hub.notify(sender, frame.to, frame.text, frame.idempotency_key))
+            pending = asyncio.ensure_future(hub.notify(sender, frame.to, frame.text, frame.idempotency_key,
+                                                       attachments=carried))
         else:
-            pending = hub.notify_future(sender, frame.to, frame.text)
+            pending = hub.notify_future(sender, frame.to, frame.text, attachments=carried)
     except HubError:
         room.release()
         raise
@@ -238,7 +244,7 @@ def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, roo
 
 
 def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, frame: Ask | Ack | Answer,
-                         room: asyncio.Semaphore) -> None:
+                         room: asyncio.Semaphore, carried: list[dict] | None) -> None:
     """Without an idempotency key, asks, acks and answers are submitted at once (frame order);
     with one, the key is claimed first, in a task of their own."""
     try:
@@ -246,23 +252,26 @@ def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, fra
             question = msgspec.to_builtins(frame.question) if frame.question is not None else None
             if frame.idempotency_key is None:
                 pending = asks.ask_future(sender, frame.to, frame.text, timeout_s=frame.timeout_s,
-                                          queue_if_offline=frame.queue_if_offline, question=question)
+                                          queue_if_offline=frame.queue_if_offline, question=question,
+                                          attachments=carried)
             else:
                 pending = asyncio.ensure_future(asks.ask(
                     sender, frame.to, frame.text, timeout_s=frame.timeout_s, queue_if_offline=frame.queue_if_offline,
-                    question=question, idempotency_key=frame.idempotency_key))
+                    question=question, idempotency_key=frame.idempotency_key, attachments=carried))
         elif frame.idempotency_key is not None:
             if isinstance(frame, Ack):
-                pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key))
+                pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key,
+                                                         attachments=carried))
             else:
                 pending = asyncio.ensure_future(asks.answer(sender, frame.correlation_id, option_id=frame.option_id,
                                                             text=frame.text, outcome=frame.outcome,
-                                                            idempotency_key=frame.idempotency_key))
+                                                            idempotency_key=frame.idempotency_key,
+                                                            attachments=carried))
         elif isinstance(frame, Ack):
-            pending = asks.close_future(sender, frame.correlation_id, *ack_body(frame.text))
+            pending = asks.close_future(sender, frame.correlation_id, *ack_body(frame.text, carried))
         else:
             pending = asks.close_future(sender, frame.correlation_id, ANSWERED,
-                                        answer_body(frame.option_id, frame.text, frame.outcome))
+                                        answer_body(frame.option_id, frame.text, frame.outcome, carried))
     except HubError:
         room.release()
         raise

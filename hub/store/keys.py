@@ -92,3 +92,33 @@ def schedule_fires(schedule_id: str) -> str:
 def schedules_of(peer_id: str) -> str:
     """set of the schedule ids a peer created"""
     return f"{PREFIX}:schedules:by:{{{peer_id}}}"
+
+
+# ---- attachments: all metadata in one slot (tag `{attachments}`), so that committing an upload
+# against the per-peer and hub totals, and removing one, are one script each. The bytes are
+# files on the disk of the node that took the upload (`node` in the metadata).
+
+ATTACHMENTS = f"{PREFIX}:{{attachments}}:meta"          # hash id -> metadata JSON
+ATTACHMENTS_USED = f"{PREFIX}:{{attachments}}:used"     # hash uploader id -> bytes stored; '*' -> all
+ATTACHMENTS_EXPIRY = f"{PREFIX}:{{attachments}}:expiry"  # zset id -> when it may be removed (ms)
+
+
+def attachments_of_node(node: str) -> str:
+    """set of the attachment ids whose file is on `node`'s disk"""
+    return f"{PREFIX}:{{attachments}}:node:{node}"
+
+
+def attachment_readers(attachment_id: str) -> str:
+    """set of the peer ids that were sent a message carrying the attachment"""
+    return f"{PREFIX}:{{attachments}}:readers:{attachment_id}"
+
+
+def attachment_refs(attachment_id: str) -> str:
+    """set of the messages carrying the attachment (`inbox|peer|message id`, `ask|asker|cid`)"""
+    return f"{PREFIX}:{{attachments}}:refs:{attachment_id}"
+
+
+# ---- hub nodes: where each node can be reached by the others, and the key they show it.
+
+NODES = f"{PREFIX}:nodes"    # hash node name -> JSON {url, pid, started_at}
+MESH = f"{PREFIX}:mesh"      # hash: `key`, the secret nodes present to each other

@@ -188,8 +188,66 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'next_fire_at', ARGV[3])
 return {'ok'}
 """
 
+# KEYS: attachments meta hash, used hash, expiry zset, the node's id set.
+# ARGV: id, metadata JSON, uploader id, size, uploader's limit, hub limit, expires_at.
+# Stores an upload's metadata if the uploader's and the hub's totals stay within their limits.
+# Returns 'ok', or 'peer' / 'hub' for the total that would be passed (nothing changed).
+COMMIT_ATTACHMENT = """
+local size = tonumber(ARGV[4])
+local peer = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
+if peer + size > tonumber(ARGV[5]) then return 'peer' end
+local total = tonumber(redis.call('HGET', KEYS[2], '*') or '0')
+if total + size > tonumber(ARGV[6]) then return 'hub' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], size)
+redis.call('HINCRBY', KEYS[2], '*', size)
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return 'ok'
+"""
+
+# KEYS: attachments meta hash, used hash, expiry zset, the node's id set, readers set, refs set.
+# ARGV: id. Removes the metadata and gives its bytes back to the totals, once. Returns 1, or 0
+# when it was already gone (the indexes are cleaned either way).
+DELETE_ATTACHMENT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[5], KEYS[6])
+if not raw then return 0 end
+local meta = cjson.decode(raw)
+redis.call('HDEL', KEYS[1], ARGV[1])
+for _, who in ipairs({meta['uploader'], '*'}) do
+  if redis.call('HINCRBY', KEYS[2], who, -meta['size']) <= 0 then redis.call('HDEL', KEYS[2], who) end
+end
+return 1
+"""
+
+# KEYS: attachments meta hash, readers set, refs set. ARGV: id, count of readers, readers...,
+# refs... A message carrying the attachment was accepted: its recipients may download it and
+# it is kept while the message is pending. Returns 1, or 0 when the attachment is gone.
+GRANT_ATTACHMENT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = 3 + n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+return 1
+"""
+
+# KEYS: inbox stream. ARGV: message id. 1 while a delivery of that message waits in the inbox.
+INBOX_HOLDS = """
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'm' and fields[i + 1] == ARGV[1] then return 1 end
+  end
+end
+return 0
+"""
+
 ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
        "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION,
        "CLAIM_FIRE": CLAIM_FIRE, "FINISH_FIRE": FINISH_FIRE, "TAKE_OVER_FIRE": TAKE_OVER_FIRE,
-       "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE}
+       "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE, "COMMIT_ATTACHMENT": COMMIT_ATTACHMENT,
+       "DELETE_ATTACHMENT": DELETE_ATTACHMENT, "GRANT_ATTACHMENT": GRANT_ATTACHMENT, "INBOX_HOLDS": INBOX_HOLDS}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}

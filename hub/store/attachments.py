@@ -1,0 +1,120 @@
+"""Attachments in the store: metadata, the per-peer and hub totals, who may download, which
+messages still carry each one, and the directory of hub nodes (where a file can be fetched).
+
+The bytes are not here: they are files on the disk of the node that took the upload. Writes
+that must hold together (commit against the totals, remove, grant) are one script each on the
+`{attachments}` slot; grants are commands for the group-commit writer, so they ride in the same
+pipeline as the message that carries the attachment.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, TypeVar
+
+import orjson
+import redis.asyncio as redis
+
+from hub.core.ids import new_token
+from hub.store import keys, scripts
+from hub.store.connect import unavailable
+from hub.store.state import StoreDown, as_text
+from hub.store.writer import Command
+
+T = TypeVar("T")
+
+
+async def _read(pending: Awaitable[T]) -> T:
+    try:
+        return await pending
+    except StoreDown as exc:
+        raise unavailable(exc) from exc
+
+
+class AttachmentStore:
+    def __init__(self, client: redis.Redis, node: str):
+        self.client = client
+        self.node = node
+
+    # ---- uploads and removal ---------------------------------------------------------------
+
+    async def used(self, uploader: str) -> tuple[int, int]:
+        """Bytes stored by `uploader`, and by everyone."""
+        peer, total = await _read(self.client.hmget(keys.ATTACHMENTS_USED, uploader, "*"))
+        return int(peer or 0), int(total or 0)
+
+    async def commit(self, meta: dict, peer_limit: int, hub_limit: int) -> str:
+        """'ok', or the total ('peer' / 'hub') the upload would pass."""
+        result = await _read(self.client.evalsha(
+            scripts.SHA["COMMIT_ATTACHMENT"], 4, keys.ATTACHMENTS, keys.ATTACHMENTS_USED, keys.ATTACHMENTS_EXPIRY,
+            keys.attachments_of_node(self.node), meta["id"], orjson.dumps(meta), meta["uploader"], meta["size"],
+            peer_limit, hub_limit, meta["expires_at"]))
+        return as_text(result)
+
+    async def delete(self, attachment_id: str) -> bool:
+        removed = await _read(self.client.evalsha(
+            scripts.SHA["DELETE_ATTACHMENT"], 6, keys.ATTACHMENTS, keys.ATTACHMENTS_USED, keys.ATTACHMENTS_EXPIRY,
+            keys.attachments_of_node(self.node), keys.attachment_readers(attachment_id),
+            keys.attachment_refs(attachment_id), attachment_id))
+        return bool(removed)
+
+    # ---- metadata and access -----------------------------------------------------------------
+
+    async def read(self, attachment_id: str) -> dict | None:
+        raw = await _read(self.client.hget(keys.ATTACHMENTS, attachment_id))
+        return orjson.loads(raw) if raw else None
+
+    async def read_many(self, attachment_ids: list[str]) -> list[dict | None]:
+        if not attachment_ids:
+            return []
+        rows = await _read(self.client.hmget(keys.ATTACHMENTS, attachment_ids))
+        return [orjson.loads(raw) if raw else None for raw in rows]
+
+    async def is_reader(self, attachment_id: str, peer_id: str) -> bool:
+        return bool(await _read(self.client.sismember(keys.attachment_readers(attachment_id), peer_id)))
+
+    @staticmethod
+    def grant_cmd(attachment_id: str, readers: list[str], refs: list[str]) -> Command:
+        return ("EVALSHA", scripts.SHA["GRANT_ATTACHMENT"], 3, keys.ATTACHMENTS, keys.attachment_readers(attachment_id),
+                keys.attachment_refs(attachment_id), attachment_id, len(readers), *readers, *refs)
+
+    # ---- retention ---------------------------------------------------------------------------
+
+    async def expired(self, now_ms: int, count: int = 100) -> list[str]:
+        rows = await _read(self.client.zrangebyscore(keys.ATTACHMENTS_EXPIRY, "-inf", now_ms, start=0, num=count))
+        return [as_text(r) for r in rows]
+
+    async def postpone(self, attachment_id: str, until_ms: int) -> None:
+        await _read(self.client.zadd(keys.ATTACHMENTS_EXPIRY, {attachment_id: until_ms}, xx=True))
+
+    async def refs(self, attachment_id: str) -> list[str]:
+        return sorted(as_text(r) for r in await _read(self.client.smembers(keys.attachment_refs(attachment_id))))
+
+    async def inbox_holds(self, peer_id: str, message_id: str) -> bool:
+        return bool(await _read(self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id), message_id)))
+
+    async def ask_state(self, asker_id: str, correlation_id: str) -> str | None:
+        state = await _read(self.client.hget(keys.ask(asker_id, correlation_id), "state"))
+        return as_text(state) if state is not None else None
+
+    async def node_ids(self) -> set[str]:
+        return {as_text(r) for r in await _read(self.client.smembers(keys.attachments_of_node(self.node)))}
+
+    async def known(self, attachment_ids: list[str]) -> set[str]:
+        """Which of these ids have metadata."""
+        rows = await _read(self.client.hmget(keys.ATTACHMENTS, attachment_ids)) if attachment_ids else []
+        return {i for i, raw in zip(attachment_ids, rows) if raw}
+
+    # ---- nodes -------------------------------------------------------------------------------
+
+    async def announce(self, url: str, pid: int, started_at: int) -> str:
+        """Say where this node answers; returns the mesh key (made by the first node)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(keys.NODES, self.node, orjson.dumps({"url": url, "pid": pid, "started_at": started_at}))
+        pipe.hsetnx(keys.MESH, "key", new_token())
+        pipe.hget(keys.MESH, "key")
+        *_, key = await _read(pipe.execute())
+        return as_text(key)
+
+    async def node_url(self, node: str) -> str | None:
+        raw = await _read(self.client.hget(keys.NODES, node))
+        return orjson.loads(raw)["url"] if raw else None
