@@ -84,7 +84,8 @@ class PaneTransport:
     async def _deliver(self) -> None:
         while True:
             frame = await self.client.receive()
-            result = await self.injector.inject(self.pane_id, frame_delivery(frame), self.fingerprint)
+            result = await self.injector.inject(self.pane_id, frame_delivery(frame, self.client.address.http_url),
+                                                 self.fingerprint)
             try:
                 await self.client.receipt(frame["message_id"], result.status, result.reason)
             except (ConnectionClosed, OSError):

@@ -162,36 +162,35 @@ class HubClient:
             raise HubRefused(err["code"], err["message"], err.get("details"))
         return reply
 
-    async def notify(self, to: str, text: str, *, idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
-        frame = {"type": "notify", "to": to, "text": text}
-        if idempotency_key:
-            frame["idempotency_key"] = idempotency_key
+    async def notify(self, to: str, text: str, *, idempotency_key: str | None = None,
+                     attachments: list[str] | None = None, timeout: float = 10.0) -> dict:
+        """`attachments`: ids of files this peer uploaded (POST /attachments)."""
+        frame = _frame("notify", to=to, text=text, idempotency_key=idempotency_key, attachments=attachments or None)
         return await self.request(frame, timeout)
 
     async def ask(self, to: str | list[str], text: str, *, timeout_s: float | None = None,
                   queue_if_offline: bool = False, question: dict | None = None,
-                  idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
+                  idempotency_key: str | None = None, attachments: list[str] | None = None,
+                  timeout: float = 10.0) -> dict:
         """Ask; returns `accepted` with the correlation id. The reply, answer or expiry comes
         later through `receive()` as a `deliver` with the same correlation id."""
         frame = _frame("ask", to=to, text=text, timeout_s=timeout_s, question=question,
-                       idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key, attachments=attachments or None)
         if queue_if_offline:
             frame["queue_if_offline"] = True
         return await self.request(frame, timeout)
 
     async def ack(self, correlation_id: str, text: str | None = None, *, idempotency_key: str | None = None,
-                  timeout: float = 10.0) -> dict:
-        frame: dict[str, Any] = {"type": "ack", "correlation_id": correlation_id}
-        if text is not None:
-            frame["text"] = text
-        if idempotency_key:
-            frame["idempotency_key"] = idempotency_key
+                  attachments: list[str] | None = None, timeout: float = 10.0) -> dict:
+        frame = _frame("ack", correlation_id=correlation_id, text=text, idempotency_key=idempotency_key,
+                       attachments=attachments or None)
         return await self.request(frame, timeout)
 
     async def answer(self, correlation_id: str, *, option_id: str | None = None, text: str | None = None,
-                     outcome: str | None = None, idempotency_key: str | None = None, timeout: float = 10.0) -> dict:
+                     outcome: str | None = None, idempotency_key: str | None = None,
+                     attachments: list[str] | None = None, timeout: float = 10.0) -> dict:
         frame = _frame("answer", correlation_id=correlation_id, option_id=option_id, text=text, outcome=outcome,
-                       idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key, attachments=attachments or None)
         return await self.request(frame, timeout)
 
     async def ask_blocking(self, tool_name: str, tool_input: dict, tool_use_id: str, *, session_id: str = "",

@@ -11,6 +11,7 @@ overrides (which can make text read differently than it is) are dropped.
 from __future__ import annotations
 
 import re
+import shlex
 
 LINE_BREAK = " ↵ "
 _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x061C, 0x200E, 0x200F])
@@ -36,8 +37,37 @@ def neutralise(text: str) -> str:
     return _CONTROLS.sub(lambda m: _control_picture(m.group()), text)
 
 
-def frame_delivery(frame: dict) -> str:
-    """A delivery as the agent sees it: who sent it, what it is, and how to answer."""
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB"):
+        if value < 1024 or unit == "MiB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def attachment_lines(frame: dict, hub_url: str | None) -> str:
+    """One `[file …]` per attachment, with the command that saves it and, given the hub's URL,
+    where it can be downloaded."""
+    lines = []
+    for item in frame.get("attachments") or []:
+        name = neutralise(str(item.get("filename") or "attachment"))
+        attachment_id = neutralise(str(item.get("id", "")))
+        kind = neutralise(str(item.get("content_type") or "application/octet-stream"))
+        size = item.get("size")
+        url = f" ({hub_url.rstrip('/')}/attachments/{attachment_id})" if hub_url else ""
+        lines.append(f"[file {name}, {human_size(size) if isinstance(size, int) else '?'}, {kind}: "
+                     f"repowire attachments get {attachment_id} -o {shlex.quote(name)}{url}]")
+    return "".join(LINE_BREAK + line for line in lines)
+
+
+def frame_delivery(frame: dict, hub_url: str | None = None) -> str:
+    """A delivery as the agent sees it: who sent it, what it is, and how to answer; then the
+    files it carries."""
+    return _frame_text(frame) + attachment_lines(frame, hub_url)
+
+
+def _frame_text(frame: dict) -> str:
     sender = neutralise(str(frame.get("from", {}).get("name", "?")))
     kind = frame.get("kind", "notify")
     body = neutralise(str(frame.get("text") or ""))

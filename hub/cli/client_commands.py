@@ -1,4 +1,4 @@
-"""`repowire peers | notify | trace`: talk to a running hub over its REST routes.
+"""`repowire peers | notify | ask | ack | answer | asks | trace`: talk to a running hub over its REST routes.
 
 Human-readable output by default, `--json` for scripts. Exit codes: 0 done, 1 the hub said no
 (the error code is printed), 2 the hub could not be reached or the command was misused.
@@ -6,13 +6,16 @@ Human-readable output by default, `--json` for scripts. Exit codes: 0 done, 1 th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import Iterator
 from datetime import datetime, timezone
 
 import httpx
 import orjson
 
-from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, CommandFailed
+from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
 from transports.discovery import HubAddress, find_hub, find_token
 
 
@@ -22,26 +25,57 @@ def _client(address: HubAddress) -> httpx.Client:
     return httpx.Client(base_url=address.http_url, transport=transport, timeout=15.0)
 
 
-def call(method: str, path: str, *, home: str | None = None, json: dict | None = None,
-         params: dict | None = None) -> dict:
+@contextlib.contextmanager
+def hub_session(home: str | None) -> Iterator[httpx.Client]:
+    """An HTTP client for the hub found from `home` (or REPOWIRE_URL), carrying its token; a
+    hub that cannot be reached becomes a CommandFailed that says how to start one."""
     address = find_hub(home)
     token = find_token(home)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with _client(address) as client:
-            response = client.request(method, path, json=json, params=params, headers=headers)
-    except httpx.TransportError as exc:
-        raise CommandFailed(EXIT_UNREACHABLE, f"cannot reach the hub at {address.uds or address.http_url} "
-                                              f"({exc.__class__.__name__}). Start it with `repowire serve`, "
-                                              f"or set REPOWIRE_URL.") from exc
+    with _client(address) as client:
+        if token:
+            client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            yield client
+        except httpx.TransportError as exc:
+            raise CommandFailed(EXIT_UNREACHABLE, f"cannot reach the hub at {address.uds or address.http_url} "
+                                                  f"({exc.__class__.__name__}). Start it with `repowire serve`, "
+                                                  f"or set REPOWIRE_URL.") from exc
+
+
+def refusal(response: httpx.Response) -> CommandFailed:
+    """What the hub said no with, as `code: message`."""
     try:
         body = response.json()
     except ValueError:
-        raise CommandFailed(EXIT_REFUSED, f"the hub answered {response.status_code} without JSON") from None
+        return CommandFailed(EXIT_REFUSED, f"the hub answered {response.status_code} without JSON")
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    return CommandFailed(EXIT_REFUSED, f"{err.get('code', response.status_code)}: {err.get('message', '')}")
+
+
+def call(method: str, path: str, *, home: str | None = None, json: dict | None = None,
+         params: dict | None = None, files: dict | None = None) -> dict:
+    with hub_session(home) as client:
+        response = client.request(method, path, json=json, params=params, files=files)
     if response.status_code >= 400:
-        err = body.get("error", {}) if isinstance(body, dict) else {}
-        raise CommandFailed(EXIT_REFUSED, f"{err.get('code', response.status_code)}: {err.get('message', '')}")
-    return body
+        raise refusal(response)
+    try:
+        return response.json()
+    except ValueError:
+        raise CommandFailed(EXIT_REFUSED, f"the hub answered {response.status_code} without JSON") from None
+
+
+def attach(args) -> dict:
+    """Upload each `--attach FILE` first; the message then carries their ids."""
+    ids = [upload(path, args.home)["id"] for path in getattr(args, "attach", None) or []]
+    return {"attachments": ids} if ids else {}
+
+
+def upload(path: str, home: str | None) -> dict:
+    try:
+        with open(path, "rb") as file:
+            return call("POST", "/attachments", home=home, files={"file": (os.path.basename(path), file)})
+    except OSError as exc:
+        raise CommandFailed(EXIT_USAGE, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _when(ms: int | None) -> str:
@@ -65,7 +99,7 @@ def peers(args) -> int:
 
 
 def notify(args) -> int:
-    payload = {"to": args.peer, "text": args.text}
+    payload = {"to": args.peer, "text": args.text, **attach(args)}
     if args.idempotency_key:
         payload["idempotency_key"] = args.idempotency_key
     body = call("POST", "/messages", home=args.home, json=payload)
@@ -85,7 +119,7 @@ def trace(args) -> int:
 
 
 def ask(args) -> int:
-    payload: dict = {"to": args.peer, "text": args.text}
+    payload: dict = {"to": args.peer, "text": args.text, **attach(args)}
     if args.timeout is not None:
         payload["timeout_s"] = args.timeout
     if args.queue:
@@ -121,7 +155,7 @@ def _wait_until_closed(home: str | None, correlation_id: str, deadline_ms: int) 
 
 
 def ack(args) -> int:
-    payload = {"correlation_id": args.id}
+    payload = {"correlation_id": args.id, **attach(args)}
     if args.text is not None:
         payload["text"] = args.text
     body = call("POST", "/ack", home=args.home, json=payload)

@@ -7,6 +7,7 @@ reached or the command was misused, 3 no answer before a deadline (`ask --wait`)
 from __future__ import annotations
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_EXPIRED = 0, 1, 2, 3
+EXIT_USAGE = 2   # the same code as unreachable: the command could not be carried out as given
 
 
 class CommandFailed(Exception):

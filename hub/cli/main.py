@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hub import __version__
 from hub.cli.failures import CommandFailed
+from hub.core.attachments import MiB, AttachmentPolicy
 from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
 from schemas.names import BACKENDS
@@ -53,6 +54,8 @@ COMMANDS = {
     ("schedule", "resume"): "hub.cli.schedule_commands:change",
     ("schedule", "rm"): "hub.cli.schedule_commands:change",
     ("schedules", None): "hub.cli.schedule_commands:listing",
+    ("attachments", "put"): "hub.cli.attachment_commands:put",
+    ("attachments", "get"): "hub.cli.attachment_commands:get",
 }
 
 
@@ -102,6 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule-lease", type=float, default=30.0,
                    help="seconds after which another hub node sends a fire whose node claimed it and "
                         "did not finish (default 30)")
+    attach = AttachmentPolicy()
+    s.add_argument("--attachment-max-bytes", type=int, default=attach.max_file_bytes,
+                   help=f"largest file one upload may be (default {attach.max_file_bytes // MiB} MiB)")
+    s.add_argument("--attachment-peer-quota", type=int, default=attach.max_peer_bytes,
+                   help="bytes of attachments one peer may have stored at once "
+                        f"(default {attach.max_peer_bytes // MiB} MiB)")
+    s.add_argument("--attachment-hub-quota", type=int, default=attach.max_hub_bytes,
+                   help="bytes of attachments the hub (every node of a mesh) may hold "
+                        f"(default {attach.max_hub_bytes // MiB} MiB)")
+    s.add_argument("--attachment-ttl", type=int, default=attach.ttl_s,
+                   help="seconds an attachment is kept; one that a pending message carries is kept until "
+                        f"that message is received or closed (default {attach.ttl_s // 3600} h)")
+    s.add_argument("--attachment-sweep", type=float, default=attach.sweep_interval_s,
+                   help="seconds between looks for expired attachments and stray files (default "
+                        f"{attach.sweep_interval_s:g})")
+    s.add_argument("--advertise-url", help="where the other hub nodes of a mesh reach this one, e.g. "
+                                           "http://10.0.0.5:8377 (default: http://HOST:PORT)")
     s.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between inbox expiry sweeps")
     s.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one limit, e.g. --limit max_frame_bytes=65536 (names: "
@@ -122,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("peer")
     n.add_argument("text")
     n.add_argument("--idempotency-key", help="a retry with the same key returns the first result")
+    n.add_argument("--attach", action="append", metavar="FILE",
+                   help="upload FILE and send it with the message (repeat for more, up to 16)")
     n.add_argument("--json", action="store_true", help="print JSON")
 
     a = sub.add_parser("ask", help="ask a peer and (with --wait) print its reply",
@@ -139,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("ack", help="close an ask you were asked, optionally with a reply")
     k.add_argument("id", help="the correlation id")
     k.add_argument("text", nargs="?", help="reply text (omit for a bare ack)")
+    k.add_argument("--attach", action="append", metavar="FILE",
+                   help="upload FILE and send it with the message (repeat for more, up to 16)")
     k.add_argument("--json", action="store_true", help="print JSON")
 
     w = sub.add_parser("answer", help="answer an ask's question")
@@ -159,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _approval_parsers(sub)
     _schedule_parsers(sub)
+    _attachment_parsers(sub)
     _pane_parsers(sub)
     return parser
 
@@ -204,6 +229,20 @@ def _pane_parsers(sub) -> None:
     ks.add_argument("peer")
     ks.add_argument("keys", nargs="+")
     ks.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _attachment_parsers(sub) -> None:
+    """`repowire attachments put FILE` and `repowire attachments get ID -o FILE`."""
+    att = sub.add_parser("attachments", help="upload a file, or save one that a message carried",
+                         description="Files travel with messages as attachments: `notify … --attach FILE` uploads "
+                                     "and sends in one step; `attachments get` saves one you were sent.")
+    att_sub = att.add_subparsers(dest="action", metavar="ACTION", required=True)
+    put = att_sub.add_parser("put", help="upload a file; prints its id for a message's `attachments`")
+    put.add_argument("file")
+    put.add_argument("--json", action="store_true", help="print JSON")
+    get = att_sub.add_parser("get", help="save an attachment (checked against its SHA-256)")
+    get.add_argument("id", help="the attachment id (a delivery's attachments[].id)")
+    get.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save it; `-` for stdout")
 
 
 def _schedule_parsers(sub) -> None:

@@ -23,6 +23,7 @@ import uvicorn
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 from hub.core.ids import new_token
+from hub.core.attachments import AttachmentPolicy
 from hub.core.schedules import SchedulePolicy
 from hub.core.settings import Settings, parse_limits
 from hub.cli.bridge_process import BridgeSupervisor
@@ -31,6 +32,7 @@ from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
 from schemas.local import TOKEN_FILE, home_dir
+from schemas.names import NAME
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +188,28 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
     return 0
 
 
+def check_node_name(node: str) -> None:
+    """A node's name names its folder of attachment files: letters, digits, '.', '_', '-'."""
+    if not NAME.fullmatch(node):
+        raise ValueError(f"--node takes letters, digits, '.', '_' and '-' (up to 64, starting with a letter or "
+                         f"digit), not {node!r}")
+
+
+def check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} takes a number above 0, not {value:g}")
+
+
 def serve_command(args) -> int:
     """`repowire serve`: the settings from the command line, then `serve`."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         limits = parse_limits(args.limit)
+        check_node_name(args.node)
+        check_positive(attachment_max_bytes=args.attachment_max_bytes, attachment_peer_quota=args.attachment_peer_quota,
+                       attachment_hub_quota=args.attachment_hub_quota, attachment_ttl=args.attachment_ttl,
+                       attachment_sweep=args.attachment_sweep)
     except ValueError as exc:
         print(f"repowire serve: {exc}", file=sys.stderr)
         return 2
@@ -204,5 +223,10 @@ def serve_command(args) -> int:
                                                  margin_s=args.question_margin, max_policies=args.max_policies),
                         schedules=SchedulePolicy(max_per_peer=args.max_schedules, grace_s=args.schedule_grace,
                                                  claim_lease_s=args.schedule_lease),
-                        link_timeout_s=args.link_timeout)
+                        attachments=AttachmentPolicy(max_file_bytes=args.attachment_max_bytes,
+                                                     max_peer_bytes=args.attachment_peer_quota,
+                                                     max_hub_bytes=args.attachment_hub_quota,
+                                                     ttl_s=args.attachment_ttl,
+                                                     sweep_interval_s=args.attachment_sweep),
+                        advertise_url=args.advertise_url, link_timeout_s=args.link_timeout)
     return serve(settings, args.log_level, bridge=not args.no_bridge, tmux_socket=args.tmux_socket)
