@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import libtmux
 import pytest
 
-from tests.support import HubProcess
+from hub.store.embedded import find_server_binary
+from tests.support import HubProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,3 +44,16 @@ def tmux(request):
     if server.is_alive():
         server.kill()
 
+
+
+@pytest.fixture
+def shared_store(tmp_path):
+    """A real valkey-server with append-only persistence that outlives the hubs using it: the
+    store of a mesh of hub nodes (`--redis-url`)."""
+    sock = tmp_path / "shared.sock"
+    proc = subprocess.Popen([find_server_binary(), "--port", "0", "--unixsocket", str(sock), "--appendonly", "yes",
+                             "--save", "", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(sock.exists, 10, "the shared store's socket")
+    yield f"unix://{sock}"
+    proc.terminate()
+    proc.wait(10)

@@ -4,15 +4,12 @@ seconds; one case waits for the next whole minute), SIGKILL, and two hub nodes o
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
-import pytest
 import redis.asyncio as redis
 
-from hub.store.embedded import find_server_binary
 from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
 from hub.store.writer import load_scripts
@@ -63,18 +60,6 @@ async def claim_as(client: redis.Redis, node: str, sid: str, due: int, message_i
     if indexed:
         await client.execute_command(*store.inflight_cmd(sid, now))
     return claim
-
-
-@pytest.fixture
-def shared_store(tmp_path):
-    """A real valkey-server with append-only persistence that outlives the hubs using it."""
-    sock = tmp_path / "shared.sock"
-    proc = subprocess.Popen([find_server_binary(), "--port", "0", "--unixsocket", str(sock), "--appendonly", "yes",
-                             "--save", "", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(sock.exists, 10, "the shared store's socket")
-    yield f"unix://{sock}"
-    proc.terminate()
-    proc.wait(10)
 
 
 # ---- firing ----------------------------------------------------------------------------------
