@@ -113,6 +113,16 @@ async def test_asks_and_replies_carry_attachments_both_ways(hub):
         assert download(hub, answer["id"], alice.token).content == b"LGTM with one nit"
         view = hub.get(f"/asks/{asked['correlation_id']}").json()
         assert view["result"]["attachments"] == [brief(answer)]
+        chosen = upload(hub, b"option b, measured", b"numbers.csv", bob.token, b"text/csv")
+        choice = await alice.ask("bob", "a or b?", question={"kind": "choice", "prompt": "a or b?", "options": [
+            {"id": "a", "title": "A"}, {"id": "b", "title": "B"}]})
+        await bob.receive(10)
+        answered = hub.post("/answer", {"correlation_id": choice["correlation_id"], "option_id": "b",
+                                        "attachments": [chosen["id"]]}, token=bob.token)
+        assert answered.status_code == 200, answered.text
+        notice = await alice.receive(10)
+        assert notice["kind"] == "answer" and notice["option_id"] == "b" and notice["attachments"] == [brief(chosen)]
+        assert download(hub, chosen["id"], alice.token).content == b"option b, measured"
 
 
 async def test_a_message_may_carry_only_attachments_its_sender_uploaded(hub):
