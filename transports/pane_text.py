@@ -38,12 +38,9 @@ def neutralise(text: str) -> str:
 
 
 def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB"):
-        if value < 1024 or unit == "MiB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
+    if size < 1024:
+        return f"{size} bytes"
+    return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
 
 
 def attachment_lines(frame: dict, hub_url: str | None) -> str:

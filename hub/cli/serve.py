@@ -172,8 +172,7 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
                             ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5, access_log=False, server_header=False)
     server = _HubServer(config, shutdown)
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    supervisor = BridgeSupervisor(str(settings.home), f"http://{host}:{settings.port}", hub_token, tmux_socket,
+    supervisor = BridgeSupervisor(str(settings.home), settings.local_url, hub_token, tmux_socket,
                                   log_level) if bridge else None
     try:
         asyncio.run(server.serve_with(sockets, supervisor))

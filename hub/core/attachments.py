@@ -150,6 +150,12 @@ def parse_ref(ref: str) -> tuple[str, str, str] | None:
     return (kind, owner, item) if kind in ("inbox", "ask") and owner and item else None
 
 
+def fingerprint_part(attachments: list[dict] | None) -> list[list[str]]:
+    """What an idempotency fingerprint adds for the attachments a message carries: nothing
+    without any, so that keys used before attachments existed keep matching."""
+    return [[a["id"] for a in attachments]] if attachments else []
+
+
 def not_found(attachment_id: str) -> HubError:
     return HubError(ErrorCode.ATTACHMENT_NOT_FOUND,
                     f"no attachment {attachment_id} that you may use: it is unknown, expired, or another "

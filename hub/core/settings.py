@@ -52,9 +52,15 @@ class Settings:
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
 
     @property
-    def node_url(self) -> str:
+    def local_url(self) -> str:
+        """Where a client on this machine reaches the hub (a wildcard listener by loopback)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return self.advertise_url or f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def node_url(self) -> str:
+        """Where the other hub nodes reach this one."""
+        return self.advertise_url or self.local_url
 
 
 def parse_limits(overrides: list[str]) -> Limits:

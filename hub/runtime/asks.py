@@ -18,7 +18,7 @@ import orjson
 
 from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy, AskView, check_answer,
                            check_closer, deadline_ms, ensure_open, validate_question)
-from hub.core.attachments import ask_ref, inbox_ref
+from hub.core.attachments import ask_ref, fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
@@ -64,11 +64,6 @@ def answer_body(option_id: str | None, text: str | None, outcome: str | None,
                 attachments: list[dict] | None = None) -> dict:
     return {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome),
                               ("attachments", attachments or None)) if v is not None}
-
-
-def _ids(attachments: list[dict] | None) -> list[list[str]]:
-    """What an idempotency fingerprint adds for the attachments a close carries."""
-    return [[a["id"] for a in attachments]] if attachments else []
 
 
 def _record_view(record: dict) -> AskView:
@@ -119,8 +114,7 @@ class AskService:
     async def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
                   queue_if_offline: bool = False, question: dict | None = None,
                   idempotency_key: str | None = None, attachments: list[dict] | None = None) -> dict:
-        fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question]
-        fingerprint += [[a["id"] for a in attachments]] if attachments else []
+        fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question, *fingerprint_part(attachments)]
         return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda: self.ask_future(
             sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
             attachments=attachments))
@@ -225,7 +219,7 @@ class AskService:
     async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None,
                   attachments: list[dict] | None = None) -> dict:
         state, body = ack_body(text, attachments)
-        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *_ids(attachments)],
+        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *fingerprint_part(attachments)],
                                          lambda: self._close_by_peer(actor, cid, state, body))
 
     async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,

@@ -222,8 +222,8 @@ class AttachmentService:
         stray file or metadata an interrupted upload or removal left; returns how many went."""
         removed = 0
         now = self.hub.now_ms()
-        for attachment_id in await self.store.expired(now, SWEEP_BATCH):
-            meta = await self.store.read(attachment_id)
+        expired = await self.store.expired(now, SWEEP_BATCH)
+        for attachment_id, meta in zip(expired, await self.store.read_many(expired)):
             if meta is not None and meta["node"] != self.hub.node:
                 continue  # its own node removes it, file and all
             if meta is not None and await self._carried(attachment_id):
@@ -257,11 +257,10 @@ class AttachmentService:
         active = set(self._active)
         parts = [n for n in names if n.endswith(PART_SUFFIX) and n[:-len(PART_SUFFIX)] not in active]
         files = [n for n in names if is_hex128(n) and n not in active]
-        known = await self.store.known(files)
-        strays = parts + [n for n in files if n not in known]
+        metas = await self.store.read_many(files)
+        strays = parts + [name for name, meta in zip(files, metas) if meta is None]
         owned = await self.store.node_ids()
-        active = set(self._active)
-        lost = [i for i in owned - set(files) if i not in active]
+        lost = [i for i in owned - set(files) if i not in self._active]
         # an upload may have committed since the listing: only what is still not there is lost
         lost = [i for i in lost if not await anyio.to_thread.run_sync((self.folder / i).is_file)]
         for name in strays:

@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from hub.core.attachments import inbox_ref
+from hub.core.attachments import fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.panes import PaneLink
@@ -332,8 +332,7 @@ class Hub:
                      attachments: list[dict] | None = None) -> dict:
         """Durably accept a notify; returns {message_id, state, recipients?, replayed?}.
         `attachments`: the briefs of the sender's attachments it carries (already resolved)."""
-        fingerprint = ["notify", to, text] + ([[a["id"] for a in attachments]] if attachments else [])
-        return await self.idempotent(sender, idempotency_key, fingerprint,
+        return await self.idempotent(sender, idempotency_key, ["notify", to, text, *fingerprint_part(attachments)],
                                      lambda: self.notify_future(sender, to, text, attachments=attachments))
 
     async def idempotent(self, sender: Sender, key: str | None, fingerprint: list,

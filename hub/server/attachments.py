@@ -156,8 +156,10 @@ async def _drain(request: Request) -> None:
         return
 
 
-def _headers(meta: dict) -> dict[str, str]:
-    return download_headers(meta["filename"], meta["size"], meta["sha256"], meta["content_type"])
+def _headers(meta: dict) -> tuple[str, dict[str, str]]:
+    """The media type and the other headers of a download."""
+    headers = download_headers(meta["filename"], meta["size"], meta["sha256"], meta["content_type"])
+    return headers.pop("content-type"), headers
 
 
 async def download(request: Request) -> Response:
@@ -169,8 +171,7 @@ async def download(request: Request) -> Response:
 
 
 def _file(located: Located) -> FileResponse:
-    headers = _headers(located.meta)
-    media_type = headers.pop("content-type")
+    media_type, headers = _headers(located.meta)
     return FileResponse(located.path, media_type=media_type, headers=headers)
 
 
@@ -187,8 +188,7 @@ async def _from_node(request: Request, located: Located) -> StreamingResponse:
         if upstream.status_code == 404:
             raise not_found(located.meta["id"])
         raise node_unreachable(located.meta)
-    headers = _headers(located.meta)
-    media_type = headers.pop("content-type")
+    media_type, headers = _headers(located.meta)
     return StreamingResponse(upstream.aiter_raw(), media_type=media_type, headers=headers,
                              background=BackgroundTask(upstream.aclose))
 

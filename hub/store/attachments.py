@@ -20,6 +20,8 @@ from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
 
+INBOX_PAGE = 500   # inbox entries one look at an inbox reads (about 1 ms of the store's time)
+
 T = TypeVar("T")
 
 
@@ -87,10 +89,17 @@ class AttachmentStore:
         await _read(self.client.zadd(keys.ATTACHMENTS_EXPIRY, {attachment_id: until_ms}, xx=True))
 
     async def refs(self, attachment_id: str) -> list[str]:
-        return sorted(as_text(r) for r in await _read(self.client.smembers(keys.attachment_refs(attachment_id))))
+        return [as_text(r) for r in await _read(self.client.smembers(keys.attachment_refs(attachment_id)))]
 
     async def inbox_holds(self, peer_id: str, message_id: str) -> bool:
-        return bool(await _read(self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id), message_id)))
+        """Whether a delivery of `message_id` still waits in the peer's inbox; looked for a page
+        at a time (each page one short script), so a long inbox never holds the store."""
+        after = 0
+        while True:
+            found, after = await _read(self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id),
+                                                           message_id, after, INBOX_PAGE))
+            if found or not after:
+                return bool(found)
 
     async def ask_state(self, asker_id: str, correlation_id: str) -> str | None:
         state = await _read(self.client.hget(keys.ask(asker_id, correlation_id), "state"))
@@ -99,10 +108,6 @@ class AttachmentStore:
     async def node_ids(self) -> set[str]:
         return {as_text(r) for r in await _read(self.client.smembers(keys.attachments_of_node(self.node)))}
 
-    async def known(self, attachment_ids: list[str]) -> set[str]:
-        """Which of these ids have metadata."""
-        rows = await _read(self.client.hmget(keys.ATTACHMENTS, attachment_ids)) if attachment_ids else []
-        return {i for i, raw in zip(attachment_ids, rows) if raw}
 
     # ---- nodes -------------------------------------------------------------------------------
 

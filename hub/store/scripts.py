@@ -234,15 +234,19 @@ for i = 3 + n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
 return 1
 """
 
-# KEYS: inbox stream. ARGV: message id. 1 while a delivery of that message waits in the inbox.
+# KEYS: inbox stream. ARGV: message id, seq to look after, most entries to look at. Looks for a
+# delivery of that message in one page of the inbox, so that a long inbox never holds the store
+# for long. Returns {1, 0} when found, {0, 0} when the inbox ends, else {0, last seq looked at}.
 INBOX_HOLDS = """
-for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+local rows = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
+for _, entry in ipairs(rows) do
   local fields = entry[2]
   for i = 1, #fields, 2 do
-    if fields[i] == 'm' and fields[i + 1] == ARGV[1] then return 1 end
+    if fields[i] == 'm' and fields[i + 1] == ARGV[1] then return {1, 0} end
   end
 end
-return 0
+if #rows < tonumber(ARGV[3]) then return {0, 0} end
+return {0, tonumber(string.match(rows[#rows][1], '^(%d+)'))}
 """
 
 ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
