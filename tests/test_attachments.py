@@ -289,9 +289,12 @@ async def test_an_open_ask_keeps_its_attachment_until_it_closes(start_hub):
 
 async def test_a_crash_halfway_leaves_nothing_the_sweep_cannot_find(start_hub):
     hub = start_hub("--attachment-hub-quota", "700100")
-    async with hub.client("alice") as alice:
-        alice_token = alice.token
+    async with hub.client("alice") as alice, hub.client("bob") as bob:
+        alice_token, bob_token = alice.token, bob.token
     kept = upload(hub, b"k" * 60, b"kept.txt", alice_token)
+    carried = hub.post("/messages", {"to": "bob", "text": "kept for you", "attachments": [kept["id"]]},
+                       token=alice_token)
+    assert carried.status_code == 202   # accepted: the message and bob's right to the file are durable
     lost = upload(hub, b"l" * 40, b"lost.txt", alice_token)   # the hub holds 100 bytes
     refused(post_upload(hub, multipart(b"z" * 700_001), alice_token), 507, "attachment_quota_exceeded")
     # an upload that is halfway through when the hub dies
@@ -314,6 +317,10 @@ async def test_a_crash_halfway_leaves_nothing_the_sweep_cannot_find(start_hub):
     refused(download(hub, lost["id"]), 404, "attachment_not_found")
     assert download(hub, kept["id"]).content == b"k" * 60
     upload(hub, b"y" * 700_040, b"again.txt", alice_token)  # exactly the limit: the lost 40 bytes were given back
+    async with hub.client("bob", token=bob_token) as bob:
+        delivery = await bob.receive(10)
+        assert delivery["message_id"] == carried.json()["message_id"] and delivery["attachments"] == [brief(kept)]
+        assert download(hub, kept["id"], bob.token).content == b"k" * 60
 
 
 # ---- several hub nodes ---------------------------------------------------------------------
