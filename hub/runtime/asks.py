@@ -173,8 +173,9 @@ class AskService:
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
             child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
                                                 index_score=now),
-                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention),
-                          *grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])]
+                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention)]
+            if attachments:
+                child_cmds += grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])
             stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
             cmds += child_cmds
             children.append((peer, cid, message_id, payload))
@@ -277,7 +278,8 @@ class AskService:
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind)
-        grants = grant_cmds(body.get("attachments"), [view.asker], [inbox_ref(view.asker, notice_id)])
+        carried = body.get("attachments")
+        grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
         written = hub.store.writer.submit([close, *grants])
 
         def finish(outcome: list) -> dict:

@@ -60,10 +60,11 @@ class Sender:
         return self.peer is None or self.peer.role == PERSON
 
 
-def grant_cmds(attachments: list[dict] | None, readers: list[str], refs: list[str]) -> list:
+def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> list:
     """Store commands that let a message's recipients download what it carries, and keep it
-    while the message is pending."""
-    return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments or ()]
+    while the message is pending. Callers build the arguments only when there are attachments
+    (a message without any must not pay for them)."""
+    return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments]
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -395,8 +396,9 @@ class Hub:
             if peer.peer_id not in self.connections:
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
-        cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
-                           [inbox_ref(p.peer_id, message_id) for p in recipients])
+        if attachments:
+            cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
+                               [inbox_ref(p.peer_id, message_id) for p in recipients])
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s))
         def on_written(seqs: list) -> dict:
             states = []
