@@ -196,8 +196,9 @@ class Ping(_Frame, tag="ping"):
 
 
 class Presence(_Frame, tag="presence"):
-    """The peer says it is working (`busy`) or free (`online`); `offline` is the hub's to say."""
-    status: Literal["online", "busy"]
+    """The peer says it is working (`busy`), free (`online`) or waiting for a person
+    (`awaiting_input`); `offline` is the hub's to say."""
+    status: Literal["online", "busy", "awaiting_input"]
 
 
 ReasonCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(?!\n)$")]

@@ -9,7 +9,7 @@ from msgspec import Meta, Struct
 
 from schemas.frames import (AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
                             DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
-                            ToolCallBody)
+                            ReasonCode, ToolCallBody)
 from schemas.names import BACKENDS
 
 
@@ -119,13 +119,14 @@ class PeerView(Struct, kw_only=True):
     name: str
     circle: str
     role: str
-    status: Literal["online", "busy", "offline"]
+    status: Literal["online", "busy", "awaiting_input", "offline"]
     status_reason: str
     node: str
     created_at: int
     last_seen: int
     pending: int
     pane: PaneLinkView | None = None
+    agent_pid: int = 0
 
 
 class PeerList(Struct):
@@ -472,3 +473,52 @@ class AttachmentCreated(AttachmentRef, kw_only=True):
     `attachments` to send it. It is removed after `expires_at` (ms) unless a message that
     carries it is still pending then."""
     expires_at: int
+
+
+# ---- agent sessions (their hooks) ----------------------------------------------------------
+
+PaneId = Annotated[str, Meta(pattern=r"^%[0-9]{1,9}(?!\n)$", description="a tmux pane id, e.g. %12")]
+Pid = Annotated[int, Meta(ge=1, le=2**31)]
+
+
+class SessionStartRequest(Struct, kw_only=True):
+    """POST /sessions: an agent session began (its SessionStart hook). The hook sends what it
+    knows of itself; the hub decides the identity (see README, "Use it with Claude Code")."""
+    backend: Backend
+    cwd: Annotated[str, Meta(min_length=1, max_length=4096)]
+    agent_pid: Pid
+    ancestors: Annotated[list[Pid], Meta(max_length=64)] = []
+    session_id: Annotated[str, Meta(max_length=200)] = ""
+    pane_id: PaneId | None = None
+    bridge: PeerName | None = None
+    tmux_session: Annotated[str, Meta(max_length=200)] | None = None
+    name: PeerName | None = None
+    circle: PeerName | None = None
+
+
+class SessionJoined(Struct, kw_only=True):
+    """`joined`: linked (typed into its pane from now on), reused (the pane's own peer again),
+    registered (no pane: an inbox, shown offline; `note` says why), nested (a subprocess
+    agent in another agent's pane: `peer` is that agent, and nothing was registered)."""
+    joined: Literal["linked", "reused", "registered", "nested"]
+    peer: PeerView
+    transport: Literal["connected", "none"]
+    online: list[PeerView]
+    note: str = ""
+
+
+class PresenceRequest(Struct, kw_only=True):
+    """POST /peers/{ref}/presence: `online` (idle), `busy`, `awaiting_input` (waiting for a
+    person), or `offline` (the session ended: its pane transport stops, the link and inbox stay)."""
+    status: Literal["online", "busy", "awaiting_input", "offline"]
+    reason: ReasonCode | None = None
+
+
+class InboxTakeRequest(Struct, kw_only=True):
+    """POST /peers/{ref}/inbox/take: deliver up to `limit` queued messages in this answer."""
+    limit: Annotated[int, Meta(ge=1, le=100)] = 20
+
+
+class InboxTaken(Struct):
+    deliveries: list[dict]
+    remaining: int

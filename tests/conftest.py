@@ -47,6 +47,14 @@ def tmux(request):
 
 
 @pytest.fixture
+def pane_hub(start_hub, tmux):
+    """A hub whose own bridge serves the test's private tmux server."""
+    hub = start_hub("--tmux-socket", tmux.socket_name)
+    wait_until(lambda: hub.get("/panes/orphans").status_code == 200, 20, "the pane bridge to connect")
+    return hub
+
+
+@pytest.fixture
 def shared_store(tmp_path):
     """A real valkey-server with append-only persistence that outlives the hubs using it: the
     store of a mesh of hub nodes (`--redis-url`)."""

@@ -11,21 +11,12 @@ import subprocess
 import sys
 
 import psutil
-import pytest
 
 from tests.support import (link_path, recorder_command, recv, repowire, screen, send, start_recorder, wait_until)
 from transports.pane_text import frame_delivery
 
 CORPUS = ["plain words", "two\nlines", "esc \x1b[31m red", "early end \x1b[201~ ; rm -rf /", "ctrl-c \x03 now",
           "unicode ✓ 日本語 🎉", "tab\there\r\nand \x7f"]
-
-
-@pytest.fixture
-def pane_hub(start_hub, tmux):
-    """A hub whose own bridge serves the test's private tmux server."""
-    hub = start_hub("--tmux-socket", tmux.socket_name)
-    wait_until(lambda: hub.get("/panes/orphans").status_code == 200, 20, "the pane bridge to connect")
-    return hub
 
 
 def typed(text: str) -> bytes:

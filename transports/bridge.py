@@ -20,14 +20,13 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 import libtmux
 from libtmux.exc import LibTmuxException, TmuxCommandNotFound
 from websockets.exceptions import ConnectionClosed
 
-from schemas.names import as_name
+from schemas.names import tmux_bridge_name
 from transports.client import HubClient, HubRefused
 from transports.discovery import HubAddress
 from transports.pane_text import frame_delivery
@@ -49,8 +48,7 @@ class BridgeError(Exception):
 
 def bridge_name(server: libtmux.Server) -> str:
     """`tmux-<host>-<socket>`: one bridge per tmux server on a machine."""
-    socket_name = server.socket_name or (Path(server.socket_path).name if server.socket_path else "default")
-    return as_name(f"tmux-{socket.gethostname()}-{socket_name}", "tmux")
+    return tmux_bridge_name(socket.gethostname(), server.socket_name or server.socket_path)
 
 
 @dataclass

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import sys
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import orjson
 
-from transports.discovery import HubAddress, find_hub, find_token
+from transports import hub_http
+from transports.discovery import find_hub, find_token
 
 DEFAULT_TIMEOUT_S = 60.0     # Claude Code's default timeout for a command hook
 LOCAL_MARGIN_S = 2.0         # the hook prints its decision this long before its timeout
@@ -42,35 +41,6 @@ EXIT_ALLOW, EXIT_DENY = 0, 2
 def hook_output(decision: str, reason: str) -> bytes:
     return orjson.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
                                                 "permissionDecisionReason": reason}})
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
-def _post(address: HubAddress, token: str, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
-    url = urlsplit(address.http_url)
-    if address.uds:
-        conn: http.client.HTTPConnection = _UnixConnection(address.uds, timeout)
-    elif url.scheme == "https":
-        conn = http.client.HTTPSConnection(url.hostname or "", url.port, timeout=timeout)
-    else:
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
-    try:
-        conn.request("POST", url.path.rstrip("/") + path, body=body,
-                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
-                              "Host": url.netloc})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None = None) -> tuple[str, str]:
@@ -99,7 +69,7 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     if remaining <= 0:
         return "deny", "repowire: no time left to ask the hub"
     try:
-        status, body = _post(address, token, "/questions/ask-blocking", orjson.dumps(request), remaining)
+        status, body = hub_http.request(address, token, "POST", "/questions/ask-blocking", request, timeout=remaining)
     except (OSError, http.client.HTTPException) as exc:
         return "deny", f"repowire: the hub at {address.uds or address.http_url} did not answer ({exc.__class__.__name__})"
     try:

@@ -20,6 +20,8 @@ from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
 from schemas.names import BACKENDS
 
+SESSION_EVENTS = ("session-start", "user-prompt-submit", "stop", "notification", "session-end")
+
 # (command, subcommand) -> "module:function(args) -> exit code"
 COMMANDS = {
     ("serve", None): "hub.cli.serve:serve_command",
@@ -37,6 +39,8 @@ COMMANDS = {
     ("policy", "add"): "hub.cli.question_commands:policy_add",
     ("policy", "rm"): "hub.cli.question_commands:policy_rm",
     ("hook", "pretooluse"): "hub.cli.hook_command:pretooluse",
+    **{("hook", event): "hub.cli.hook_command:session_event" for event in SESSION_EVENTS},
+    ("mcp", None): "hub.cli.mcp_command:mcp",
     ("hooks", "install"): "hub.cli.claude_settings:install",
     ("hooks", "uninstall"): "hub.cli.claude_settings:uninstall",
     ("doctor", "hooks"): "hub.cli.claude_settings:doctor",
@@ -317,6 +321,23 @@ def _approval_parsers(sub) -> None:
                     "printed before the hook's own deadline.")
     pre.add_argument("--timeout", type=float,
                      help="the timeout Claude Code gives this hook, in seconds (default $REPOWIRE_HOOK_TIMEOUT or 60)")
+    for event, text in (("session-start", "register this agent session on the hub (and link its tmux pane); "
+                                          "prints who it is and who else is online"),
+                        ("user-prompt-submit", "say the agent is busy"),
+                        ("stop", "say the agent is idle; show new messages and asks waiting for it, once each"),
+                        ("notification", "say the agent is waiting for a person (awaiting_input)"),
+                        ("session-end", "take the agent offline (its pane link and inbox stay)")):
+        ev = hook_sub.add_parser(event, help=text,
+                                 description=f"{text[0].upper()}{text[1:]}. Reads the agent's hook JSON on stdin. "
+                                             "Never blocks the agent: a short deadline, and silent (exit 0) when the "
+                                             "hub is down.")
+        ev.add_argument("--agent", choices=("claude", "codex"), default="claude",
+                        help="which agent runs this hook (default claude)")
+
+    sub.add_parser("mcp", help="run the MCP server (stdio) that gives an agent tools to talk to its peers",
+                   description="An MCP server on stdio for Claude Code or Codex (`repowire hooks install` adds it): "
+                               "tools whoami, list_peers, notify, ask, wait_for_reply, ack, answer, pending_asks, "
+                               "acting as the agent's own peer.")
 
     hooks = sub.add_parser("hooks", help="install or remove the repowire hook in Claude Code's settings")
     hooks_sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -17,7 +17,9 @@ from hub.core.ids import is_hex128
 from hub.core.panes import PaneLink
 from schemas.errors import ErrorCode
 
-ONLINE, BUSY, OFFLINE = "online", "busy", "offline"
+ONLINE, BUSY, AWAITING_INPUT, OFFLINE = "online", "busy", "awaiting_input", "offline"
+STATUSES = (ONLINE, BUSY, AWAITING_INPUT, OFFLINE)
+SETTABLE = (ONLINE, BUSY, AWAITING_INPUT)   # what a peer may say of itself; `offline` is the hub's
 PERSON = "person"  # the role that may answer tool-permission questions (needs the hub token)
 BRIDGE = "bridge"  # a pane bridge: runs tmux for the hub and holds pane peers' tokens (needs the hub token)
 
@@ -35,6 +37,7 @@ class PeerRecord:
     status_reason: str = ""
     node: str = ""
     pane: PaneLink | None = None   # the tmux pane a pane transport types this peer's deliveries into
+    agent_pid: int = 0             # the agent process of a session that joined through its hooks
 
     @property
     def address(self) -> str:
@@ -59,7 +62,8 @@ class PeerRecord:
                    token_digest=data["token_digest"], created_at=int(data["created_at"]),
                    last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
                    status_reason=data.get("status_reason", ""), node=data.get("node", ""),
-                   pane=PaneLink.from_dict(orjson.loads(data["pane"])) if data.get("pane") else None)
+                   pane=PaneLink.from_dict(orjson.loads(data["pane"])) if data.get("pane") else None,
+                   agent_pid=int(data.get("agent_pid") or 0))
 
 
 class Admission(Enum):

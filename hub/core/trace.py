@@ -60,6 +60,7 @@ class Reason(StrEnum):
     RESUMED = "resumed"              # the peer's resume cursor said it already had the message
     PEER_DELETED = "peer_deleted"
     RECIPIENT_FAILED = "recipient_failed"
+    TAKEN = "taken"                  # fetched over REST by a peer with no connection (its Stop hook)
 
 
 def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> dict:

@@ -21,7 +21,8 @@ from hub.core.attachments import fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.panes import PaneLink
-from hub.core.peers import BRIDGE, BUSY, OFFLINE, ONLINE, PERSON, Address, Admission, PeerRecord, admit, parse_address, resolve
+from hub.core.peers import (BRIDGE, OFFLINE, ONLINE, PERSON, SETTABLE, Address, Admission, PeerRecord, admit, parse_address,
+                            resolve)
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
@@ -295,8 +296,12 @@ class Hub:
             self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
-        if status not in (ONLINE, BUSY):
-            raise HubError(ErrorCode.INVALID_FRAME, "presence is `online` or `busy`")
+        """What a connected peer says of itself: online (idle), busy or awaiting_input."""
+        if status not in SETTABLE:
+            raise HubError(ErrorCode.INVALID_FRAME, "presence is `online`, `busy` or `awaiting_input`")
+        if peer.peer_id not in self.connections:
+            raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
+                           {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
         peer.status, peer.last_seen = status, self.now_ms()
         self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
         self._event("presence", {"peer_id": peer.peer_id, "status": status})
@@ -459,6 +464,65 @@ class Hub:
         self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
                                  wait=False)
 
+    async def take_inbox(self, peer: PeerRecord, limit: int) -> dict:
+        """Deliver up to `limit` queued messages in the answer, for a peer with no connection
+        (an agent session outside tmux, read by its Stop hook): each is confirmed and its trace
+        ends `received` (reason `taken`) in the same write, so none is handed out twice."""
+        if peer.peer_id in self.connections:
+            raise HubError(ErrorCode.CONFLICT, f"{peer.address} is connected; its messages are delivered over its "
+                           "connection", {"peer_id": peer.peer_id})
+        (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer.peer_id, 0, limit))
+        now = self.now_ms()
+        deliveries, cmds = [], []
+        for entry in self.store.parse_inbox(rows):
+            if entry.expires_at <= now:
+                continue  # the sweeper records it as expired
+            cmds.append(self.store.confirm_cmd(peer.peer_id, entry.seq))
+            if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
+                continue
+            deliveries.append(orjson.loads(b'{"type":"deliver","seq":%d,' % entry.seq + entry.payload[1:]))
+            cmds.append(self.store.trace_cmd(entry.trace_id, [
+                stage_entry(Stage.SENT, now, self.node, peer_id=peer.peer_id, seq=entry.seq),
+                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
+        cmds.append(self.store.inbox_length_cmd(peer.peer_id))
+        results = await self.store.writer.write(*cmds)
+        return {"deliveries": deliveries, "remaining": int(results[-1])}
+
+    # ---- agent sessions ------------------------------------------------------------------------
+
+    async def register_agent(self, name: str, circle: str, agent_pid: int, reason: str) -> PeerRecord:
+        """An agent session with no pane to type into: the offline peer of that name (same id and
+        inbox), or a new one; it stays offline with `reason` (no connection carries it)."""
+        same_id = self._names.get((circle, name))
+        peer = self.peers.get(same_id) if same_id else None
+        if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
+            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
+                           {"peer_id": peer.peer_id})
+        now = self.now_ms()
+        if peer is None:
+            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
+                              token_digest=token_digest(new_token()), created_at=now, last_seen=now)
+        peer.status, peer.status_reason, peer.last_seen, peer.agent_pid = OFFLINE, reason, now, agent_pid
+        await self.store.writer.write(*self.store.save_peer_cmds(peer))
+        self._remember(peer)
+        self._event("presence", {"peer_id": peer.peer_id, "status": OFFLINE, "reason": reason})
+        return peer
+
+    async def set_agent_pid(self, peer: PeerRecord, agent_pid: int) -> None:
+        if peer.agent_pid != agent_pid:
+            peer.agent_pid = agent_pid
+            await self.store.writer.write(*self.store.save_peer_cmds(peer))
+
+    async def end_session(self, peer: PeerRecord, reason: str) -> None:
+        """The agent's session ended: offline with `reason` (its connection, if any, is closed);
+        the pane link, id and inbox stay for the next session in that seat."""
+        conn = self.connections.get(peer.peer_id)
+        if conn is not None:
+            conn.abort(ErrorCode.SHUTTING_DOWN, f"the session ended ({reason})")
+            await self.disconnect(conn, reason)
+            return
+        self.note_status(peer, reason)
+
     # ---- pane links ----------------------------------------------------------------------------
 
     async def bind_pane(self, name: str, circle: str, link: PaneLink) -> tuple[PeerRecord, str, Callable[[], Awaitable[None]]]:
@@ -526,7 +590,7 @@ class Hub:
         """Record why an offline peer is offline (a pane transport could not start)."""
         if peer.peer_id in self.connections:
             return
-        peer.status_reason = reason
+        peer.status, peer.status_reason = OFFLINE, reason
         self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
@@ -561,6 +625,10 @@ class Hub:
         return len(expired)
 
     # ---- reading -----------------------------------------------------------------------------
+
+    def peer_named(self, name: str, circle: str) -> PeerRecord | None:
+        peer_id = self._names.get((circle, name))
+        return self.peers.get(peer_id) if peer_id else None
 
     def find_peer(self, ref: str, sender: Sender | None = None) -> PeerRecord:
         _, found = self._recipients(sender or Sender(None), ref)

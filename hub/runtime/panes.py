@@ -126,6 +126,11 @@ class PaneService:
                            {"bridges": sorted(self.bridges)})
         return next(iter(self.bridges.values()))
 
+    def seat_owner(self, bridge: str, pane_id: str) -> PeerRecord | None:
+        """The peer linked to this pane id of this bridge's tmux server, whatever runs in it now."""
+        return next((p for p in self.hub.peers.values()
+                     if p.pane and p.pane.bridge == bridge and p.pane.pane_id == pane_id), None)
+
     def _owner(self, bridge: str, pane_id: str, pid: int) -> PeerRecord | None:
         return next((p for p in self.hub.peers.values() if p.pane and p.pane.holds(bridge, pane_id, pid)), None)
 
@@ -172,9 +177,9 @@ class PaneService:
             peer, token, undo = await self.hub.bind_pane(name or default_name(pane["cwd"], backend),
                                                          circle or as_name(pane["session"], "default"), link)
             try:
-                await self._attach(bridge, peer, token)
+                await self.attach(bridge, peer, token)
             except HubError as exc:
-                await self._detach_quietly(bridge, peer.peer_id, "link_undone")
+                await self.detach_quietly(bridge, peer.peer_id, "link_undone")
                 await undo()
                 raise HubError(ErrorCode.TRANSPORT_FAILED,
                                f"the pane transport for {pane_id} did not come up, so the link was undone: "
@@ -183,7 +188,7 @@ class PaneService:
             self._linking.discard(key)
         return {"peer": await self.hub.peer_view(peer), "transport": "connected"}
 
-    async def _attach(self, bridge: BridgeLink, peer: PeerRecord, token: str) -> None:
+    async def attach(self, bridge: BridgeLink, peer: PeerRecord, token: str) -> None:
         link = self._link_of(peer)
         await self.call(bridge, "attach", {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle,
                                            "pane_id": link.pane_id, "fingerprint": link.fingerprint, "token": token},
@@ -191,7 +196,7 @@ class PaneService:
         if peer.peer_id not in self.hub.connections:
             raise HubError(ErrorCode.TRANSPORT_FAILED, "the bridge answered but the pane's connection is not up")
 
-    async def _detach_quietly(self, bridge: BridgeLink, peer_id: str, reason: str) -> None:
+    async def detach_quietly(self, bridge: BridgeLink, peer_id: str, reason: str) -> None:
         try:
             await self.call(bridge, "detach", {"peer_id": peer_id, "reason": reason}, timeout=2.0)
         except HubError as exc:
@@ -204,7 +209,7 @@ class PaneService:
             if bridge is None or peer.peer_id in self.hub.connections or peer.status != OFFLINE:
                 continue
             try:
-                await self._attach(bridge, peer, await self.hub.reissue_token(peer))
+                await self.attach(bridge, peer, await self.hub.reissue_token(peer))
             except HubError as exc:
                 log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
                 self.hub.note_status(peer, exc.code.value)
@@ -214,7 +219,7 @@ class PaneService:
         link = self._link_of(peer)
         bridge = self.bridges.get(link.bridge)
         if bridge is not None:
-            await self._detach_quietly(bridge, peer.peer_id, "unlinked")
+            await self.detach_quietly(bridge, peer.peer_id, "unlinked")
         await self.hub.unbind_pane(peer, "unlinked")
         return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "status": peer.status}
 
@@ -298,7 +303,7 @@ class PaneService:
         if apply and plan.action == "restart_transport":
             bridge = self._bridge(self._link_of(peer).bridge)
             try:
-                await self._attach(bridge, peer, await self.hub.reissue_token(peer))
+                await self.attach(bridge, peer, await self.hub.reissue_token(peer))
             except HubError as exc:
                 self.hub.note_status(peer, exc.code.value)
                 raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport did not come back: {exc.message}",

@@ -29,7 +29,8 @@ from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
-from hub.server import approvals, attachments, panes, rest, schedules
+from hub.runtime.sessions import SessionService
+from hub.server import approvals, attachments, panes, rest, schedules, sessions
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
@@ -56,6 +57,9 @@ ROUTES = [
     Route("/peers/{ref}/doctor", panes.doctor, methods=["GET"]),
     Route("/peers/{ref}/rehook", panes.rehook, methods=["POST"]),
     Route("/peers/{ref}/unlink", panes.unlink, methods=["POST"]),
+    Route("/peers/{ref}/presence", sessions.presence, methods=["POST"]),
+    Route("/peers/{ref}/inbox/take", sessions.take_inbox, methods=["POST"]),
+    Route("/sessions", sessions.start, methods=["POST"]),
     Route("/panes/orphans", panes.orphans, methods=["GET"]),
     Route("/panes/{pane_id}/link", panes.link, methods=["POST"]),
     Route("/messages", rest.post_message, methods=["POST"]),
@@ -165,6 +169,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.questions = questions
             app.state.policies = policies
             app.state.panes = pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s)
+            app.state.sessions = SessionService(hub, pane_service)
             app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
                                                                      settings.schedules, notice_client)
             schedule_service.start()

@@ -12,6 +12,7 @@ import msgspec
 import orjson
 
 from hub import __version__
+from hub.core.peers import STATUSES
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
 from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
@@ -20,14 +21,16 @@ from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccep
                           PolicyDeleted, PolicyList, PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace,
                           WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
                           RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
-                          ScheduleView, Unlinked)
+                          ScheduleView, Unlinked, SessionStartRequest, SessionJoined, PresenceRequest,
+                          InboxTakeRequest, InboxTaken)
 
 _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
             NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody, PolicyDeleted, PolicyList,
             PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
             KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, ScheduleCreated,
-            ScheduleDeleted, ScheduleList, ScheduleRequest, ScheduleView, Unlinked]
+            ScheduleDeleted, ScheduleList, ScheduleRequest, ScheduleView, Unlinked, SessionStartRequest, SessionJoined,
+            PresenceRequest, InboxTakeRequest, InboxTaken]
 
 
 def _ref(struct: type) -> dict:
@@ -71,7 +74,7 @@ def openapi_document() -> dict:
                 "summary": "List peers", "security": bearer,
                 "parameters": [{"name": "circle", "in": "query", "schema": {"type": "string"}},
                                {"name": "status", "in": "query",
-                                "schema": {"enum": ["online", "busy", "offline"]}}],
+                                "schema": {"enum": list(STATUSES)}}],
                 "responses": {"200": _json(PeerList, "peers sorted by circle and name"), **_errors(401, 422)}}},
             "/peers/{ref}": {
                 "get": {"summary": "One peer", "security": bearer, "parameters": [ref_param],
@@ -103,6 +106,22 @@ def openapi_document() -> dict:
                 "summary": "Stop typing into the peer's pane; it goes offline and keeps its id and inbox "
                            "(person role only)", "security": bearer, "parameters": [ref_param],
                 "responses": {"200": _json(Unlinked, "unlinked"), **_errors(401, 403, 404, 409)}}},
+            "/peers/{ref}/presence": {"post": {
+                "summary": "Say a connected peer is online (idle), busy or awaiting_input; `offline` ends its "
+                           "session (the pane transport stops; link, id and inbox stay). The peer itself or a person",
+                "security": bearer, "parameters": [ref_param], "requestBody": _body(PresenceRequest),
+                "responses": {"200": _json(PeerView, "the peer now"), **_errors(401, 403, 404, 409, 415, 422)}}},
+            "/peers/{ref}/inbox/take": {"post": {
+                "summary": "Deliver queued messages in the answer, for a peer with no connection (each is confirmed "
+                           "and traced `received`, reason `taken`). The peer itself or a person",
+                "security": bearer, "parameters": [ref_param], "requestBody": _body(InboxTakeRequest),
+                "responses": {"200": _json(InboxTaken, "the deliveries, oldest first, and how many remain"),
+                              **_errors(401, 403, 404, 409, 415, 422, 503)}}},
+            "/sessions": {"post": {
+                "summary": "An agent session began (its SessionStart hook): register it, link its pane or reuse "
+                           "the pane's peer (hub token)", "security": bearer, "requestBody": _body(SessionStartRequest),
+                "responses": {"200": _json(SessionJoined, "who the session is on the hub, and who else is online"),
+                              **_errors(401, 403, 409, 415, 422, 502, 503)}}},
             "/panes/orphans": {"get": {
                 "summary": "Panes on the bridges' tmux servers that no peer is linked to, with the agent detected",
                 "security": bearer,

@@ -7,6 +7,7 @@ from starlette.requests import Request
 
 from hub import __version__
 from hub.core.errors import HubError
+from hub.core.peers import STATUSES
 from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub, Sender
@@ -16,7 +17,7 @@ from schemas.frames import API_VERSION
 from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
-                "approvals", "policies", "schedules", "attachments"]
+                "approvals", "policies", "schedules", "attachments", "sessions"]
 _JSON_TYPES = ("application/json",)
 
 
@@ -30,9 +31,21 @@ def bearer(headers) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+ACT_AS_HEADER = "x-repowire-peer"
+
+
 def caller(request: Request) -> Sender:
-    return hub_of(request).authenticate(bearer(request.headers),
-                                        trusted_local=request.scope["state"].get("trusted_local", False))
+    """Who is calling. The hub token (or the Unix socket) acts as the operator, or as the peer
+    named in `X-Repowire-Peer` (how an agent's MCP server and hooks act as their agent);
+    a peer token acts as its peer."""
+    hub = hub_of(request)
+    sender = hub.authenticate(bearer(request.headers), trusted_local=request.scope["state"].get("trusted_local", False))
+    acting = request.headers.get(ACT_AS_HEADER)
+    if not acting:
+        return sender
+    if sender.peer is not None:
+        raise HubError(ErrorCode.FORBIDDEN, "only the hub token may act as a peer (X-Repowire-Peer)")
+    return Sender(hub.find_peer(acting))
 
 
 async def read_body(request: Request, model: type[msgspec.Struct]):
@@ -73,8 +86,8 @@ async def list_peers(request: Request) -> JSON:
     caller(request)
     circle = request.query_params.get("circle")
     status = request.query_params.get("status")
-    if status is not None and status not in ("online", "busy", "offline"):
-        raise HubError(ErrorCode.INVALID_REQUEST, "status is one of online, busy, offline", {"status": status})
+    if status is not None and status not in STATUSES:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"status is one of {', '.join(STATUSES)}", {"status": status})
     return JSON({"peers": await hub_of(request).list_peers(circle=circle, status=status)})
 
 

@@ -1,0 +1,9 @@
+"""`repowire mcp`: the MCP server on stdio (transports.mcp_server, which imports the MCP SDK)."""
+
+from __future__ import annotations
+
+from transports.mcp_server import run
+
+
+def mcp(args) -> int:
+    return run(home=args.home)

@@ -1,0 +1,39 @@
+"""REST routes for agent sessions (their hooks and MCP tools): start a session, say its
+presence, take its queued messages. Each parses, makes one `SessionService` call, encodes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from hub.runtime.sessions import SessionService
+from hub.server.responses import JSON
+from hub.server.rest import caller, hub_of, read_body
+from schemas.rest import InboxTakeRequest, PresenceRequest, SessionStartRequest
+
+
+def sessions_of(request: Request) -> SessionService:
+    return request.app.state.sessions
+
+
+async def start(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, SessionStartRequest)
+    joined = await sessions_of(request).start(
+        who, backend=body.backend, cwd=body.cwd, agent_pid=body.agent_pid, ancestors=body.ancestors,
+        pane_id=body.pane_id, bridge_name=body.bridge, tmux_session=body.tmux_session, name=body.name,
+        circle=body.circle)
+    return JSON(joined)
+
+
+async def presence(request: Request) -> JSON:
+    who = caller(request)
+    peer = hub_of(request).find_peer(request.path_params["ref"], who)
+    body = await read_body(request, PresenceRequest)
+    return JSON(await sessions_of(request).presence(who, peer, body.status, body.reason))
+
+
+async def take_inbox(request: Request) -> JSON:
+    who = caller(request)
+    peer = hub_of(request).find_peer(request.path_params["ref"], who)
+    body = await read_body(request, InboxTakeRequest)
+    return JSON(await sessions_of(request).take_inbox(who, peer, body.limit))

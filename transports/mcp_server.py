@@ -1,0 +1,160 @@
+"""`repowire mcp`: an MCP server (stdio, official MCP Python SDK) that gives an agent tools to
+talk to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer,
+pending_asks.
+
+The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer:
+the one named by `$REPOWIRE_PEER`, else the one the session's SessionStart hook registered
+(`$REPOWIRE_HOME/sessions/<agent pid>.json`, looked up again until found, since the server
+and the hook start together). It calls the hub's REST API with the hub token and
+`X-Repowire-Peer`, so whatever it sends is from that peer. `wait_for_reply` is one bounded
+long-poll on the hub (at most 60 s a call), never a polling loop. Results are short JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import httpx
+from mcp.server.mcpserver import MCPServer
+
+from transports.discovery import HubAddress, find_hub, find_token
+from transports.hub_http import ACT_AS_HEADER
+from transports.session_hooks import SessionFile, agent_process
+
+PEER_ENV = "REPOWIRE_PEER"
+MAX_WAIT_S = 60.0
+INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "
+                "online, notify for a one-way message, ask to ask a peer (then wait_for_reply with its "
+                "correlation_id), pending_asks to see asks waiting for your reply, and ack to reply to one.")
+
+
+class HubToolError(Exception):
+    """The hub refused a call; the agent sees the code and the hub's sentence."""
+
+
+class HubTools:
+    """The tools' work: one REST call each, as the agent's peer."""
+
+    def __init__(self, home: str | None = None, env: dict | None = None):
+        self.home = home
+        self.env = dict(os.environ if env is None else env)
+        self.address: HubAddress = find_hub(home)
+        self.token = find_token(home) or ""
+        self._peer: str | None = self.env.get(PEER_ENV) or None
+        transport = httpx.AsyncHTTPTransport(uds=self.address.uds) if self.address.uds else None
+        self.http = httpx.AsyncClient(base_url=self.address.http_url, transport=transport, timeout=MAX_WAIT_S + 10)
+
+    def peer(self) -> str:
+        if self._peer is None:
+            agent_pid, _ = agent_process(self.env)
+            session = SessionFile.of(self.home, agent_pid).data
+            if not session.get("peer_id") or session.get("joined") == "nested":
+                raise HubToolError("this session is not on the hub: its SessionStart hook has not registered it "
+                                   "(run `repowire hooks install`, or set REPOWIRE_PEER to a peer name)")
+            self._peer = str(session["peer_id"])
+        return self._peer
+
+    async def call(self, method: str, path: str, body: dict | None = None, params: dict | None = None) -> dict:
+        if not self.token:
+            raise HubToolError("no hub token: start the hub with `repowire serve`, or set REPOWIRE_TOKEN")
+        headers = {"Authorization": f"Bearer {self.token}", ACT_AS_HEADER: self.peer()}
+        try:
+            response = await self.http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HubToolError(f"the hub at {self.address.http_url} did not answer ({exc.__class__.__name__})") from None
+        data = response.json() if response.content else {}
+        if response.status_code >= 300:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise HubToolError(f"{error.get('code', response.status_code)}: {error.get('message', '')}".rstrip(": "))
+        return data
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _brief(peer: dict) -> dict:
+    return {"name": peer["name"], "circle": peer["circle"], "status": peer["status"], "role": peer["role"],
+            "peer_id": peer["peer_id"]}
+
+
+def _ask_brief(ask: dict) -> dict:
+    brief = {"correlation_id": ask["correlation_id"], "state": ask["state"], "text": ask.get("text", ""),
+             "from": f"{ask['from']['name']}@{ask['from']['circle']}", "to": f"{ask['to']['name']}@{ask['to']['circle']}",
+             "deadline": ask.get("deadline")}
+    if ask.get("question"):
+        brief["question"] = ask["question"]
+    if ask.get("result"):
+        brief["result"] = ask["result"]
+    return brief
+
+
+def build_server(tools: HubTools) -> MCPServer:
+    server = MCPServer("repowire", instructions=INSTRUCTIONS)
+
+    @server.tool()
+    async def whoami() -> dict:
+        """Who this agent is on the repowire hub: name, circle, peer id and presence."""
+        peer = await tools.call("GET", f"/peers/{tools.peer()}")
+        return {**_brief(peer), "pending": peer.get("pending", 0), "hub": tools.address.http_url}
+
+    @server.tool()
+    async def list_peers(circle: str | None = None,
+                         status: Literal["online", "busy", "awaiting_input", "offline"] | None = None) -> dict:
+        """The peers on the hub (agents and people), optionally of one circle or status."""
+        params = {k: v for k, v in (("circle", circle), ("status", status)) if v}
+        listed = await tools.call("GET", "/peers", params=params)
+        return {"peers": [_brief(p) for p in listed["peers"]]}
+
+    @server.tool()
+    async def notify(to: str, text: str) -> dict:
+        """Send a one-way message to a peer (name, name@circle or peer id) or a circle (*@circle)."""
+        sent = await tools.call("POST", "/messages", {"to": to, "text": text})
+        return {"message_id": sent["message_id"], "state": sent["state"]}
+
+    @server.tool()
+    async def ask(to: str, text: str, timeout_s: float | None = None, queue_if_offline: bool = False) -> dict:
+        """Ask a peer; returns the correlation_id to pass to wait_for_reply. The ask expires after
+        timeout_s (hub default 300). queue_if_offline waits for an offline peer instead of failing."""
+        body: dict = {"to": to, "text": text, "queue_if_offline": queue_if_offline}
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        sent = await tools.call("POST", "/ask", body)
+        return {"correlation_id": sent["correlation_id"], "state": sent["state"], "deadline": sent["deadline"]}
+
+    @server.tool()
+    async def wait_for_reply(correlation_id: str, timeout_s: float = 30.0) -> dict:
+        """Wait (at most timeout_s, up to 60) for the reply to an ask you sent. state `pending`
+        means no reply yet: call again, or carry on and check later."""
+        bounded = min(max(timeout_s, 0.0), MAX_WAIT_S)
+        return _ask_brief(await tools.call("POST", f"/asks/{correlation_id}/wait", {"timeout_s": bounded}))
+
+    @server.tool()
+    async def ack(correlation_id: str, text: str | None = None) -> dict:
+        """Reply to an ask you were asked (with text), or just close it (without)."""
+        body: dict = {"correlation_id": correlation_id, **({"text": text} if text else {})}
+        closed = await tools.call("POST", "/ack", body)
+        return {"correlation_id": closed["correlation_id"], "ask_state": closed["ask_state"]}
+
+    @server.tool()
+    async def answer(correlation_id: str, option: str | None = None, text: str | None = None,
+                     outcome: Literal["accepted", "declined", "dismissed"] | None = None) -> dict:
+        """Answer an ask's structured question: the chosen option id, or text, or an outcome."""
+        body: dict = {"correlation_id": correlation_id}
+        body.update({k: v for k, v in (("option_id", option), ("text", text), ("outcome", outcome)) if v})
+        closed = await tools.call("POST", "/answer", body)
+        return {"correlation_id": closed["correlation_id"], "ask_state": closed["ask_state"]}
+
+    @server.tool()
+    async def pending_asks(direction: Literal["inbound", "outbound", "both"] = "inbound") -> dict:
+        """Open asks: inbound ones wait for your reply (ack), outbound ones for someone else's."""
+        listed = await tools.call("GET", "/asks/pending", params={"peer": tools.peer(), "direction": direction})
+        return {"asks": [_ask_brief(a) for a in listed["asks"]], "total": listed["total"]}
+
+    return server
+
+
+def run(home: str | None = None) -> int:
+    tools = HubTools(home)
+    build_server(tools).run("stdio")
+    return 0
