@@ -17,6 +17,7 @@ from typing import Literal
 
 import httpx
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from transports.discovery import HubAddress, find_hub, find_token
 from transports.hub_http import ACT_AS_HEADER
@@ -29,8 +30,9 @@ INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire
                 "correlation_id), pending_asks to see asks waiting for your reply, and ack to reply to one.")
 
 
-class HubToolError(Exception):
-    """The hub refused a call; the agent sees the code and the hub's sentence."""
+class HubToolError(ToolError):
+    """The hub refused a call (or cannot be reached); the agent sees the code and the hub's
+    sentence as the tool's error result."""
 
 
 class HubTools:

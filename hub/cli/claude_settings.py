@@ -1,17 +1,16 @@
-"""`repowire hooks install | uninstall` and `repowire doctor hooks`: the PreToolUse entry in
-Claude Code's settings file.
+"""`repowire hooks install | uninstall` and `repowire doctor hooks`: our entries in an agent's
+hook settings (Claude Code's `settings.json`, Codex's `hooks.json`: the same shape).
 
-Install merges one entry into `hooks.PreToolUse` of `~/.claude/settings.json` (or, with
-`--project`, `.claude/settings.json` in the current folder), leaving everything else as it was;
-it is idempotent (run twice, one entry), saves the previous file as `settings.json.bak`, and
-writes atomically. Our entry is recognised by its command (`<repowire> hook pretooluse`), so
-uninstall removes exactly that and nothing of the user's. The hook's timeout leaves room for
-the hub: its question cap, plus its margin, plus the hook's own margin.
+Install merges one entry per event into `hooks.<Event>` (PreToolUse for Claude Code, and the
+session events), leaving everything else as it was; it is idempotent (run twice, one entry
+each), saves the previous file as `<file>.bak`, and writes atomically. Our entries are
+recognised by their command (`<repowire> hook <event>`), so uninstall removes exactly those
+and nothing of the user's. The PreToolUse timeout leaves room for the hub: its question cap,
+plus its margin, plus the hook's own margin. The MCP server entries are `agent_config`'s.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shlex
@@ -21,15 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import orjson
 
-from hub.cli.failures import EXIT_OK, EXIT_REFUSED, CommandFailed
+from hub.cli.agent_config import load_json
+from hub.cli.failures import EXIT_OK, EXIT_REFUSED
 from hub.core.approvals import QuestionPolicy
 from transports.claude_hook import LOCAL_MARGIN_S
 from transports.discovery import find_hub
 
 EVENT = "PreToolUse"
-OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main)['\"]?\s+hook\s+pretooluse(\s|$)")
+OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main)['\"]?\s+hook\s+"
+                         r"(pretooluse|session-start|user-prompt-submit|stop|notification|session-end)(\s|$)")
+# event -> (our hook's subcommand, its timeout in seconds); the hooks' own deadlines are shorter
+SESSION_HOOKS = {"SessionStart": ("session-start", 15), "UserPromptSubmit": ("user-prompt-submit", 10),
+                 "Stop": ("stop", 10), "Notification": ("notification", 10), "SessionEnd": ("session-end", 10)}
+CODEX_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")   # what Codex offers of these
 SLACK_S = 3.0   # on top of the margins: process start-up and a slow machine
 
 
@@ -65,61 +69,58 @@ def hub_times(home: str | None) -> HubTimes:
         return HubTimes(defaults.max_timeout_s, defaults.margin_s)
 
 
-def hook_command(timeout_s: int) -> str:
-    """An absolute command, so that the hook works whatever PATH Claude Code runs it with: the
-    console script of this Python installation, else the one on PATH, else `python -m`."""
+def program_argv() -> list[str]:
+    """An absolute command, so that hooks and the MCP server work whatever PATH the agent runs
+    them with: the console script of this Python installation, else the one on PATH, else
+    `python -m`."""
     beside = Path(sys.executable).parent / "repowire"
     found = str(beside) if os.access(beside, os.X_OK) else shutil.which("repowire")
-    program = shlex.quote(str(Path(found).absolute())) if found else f"{shlex.quote(sys.executable)} -m hub.cli.main"
-    return f"{program} hook pretooluse --timeout {timeout_s}"
+    return [str(Path(found).absolute())] if found else [sys.executable, "-m", "hub.cli.main"]
 
 
-def _load(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = orjson.loads(path.read_bytes() or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise CommandFailed(EXIT_REFUSED, f"{path} is not valid JSON ({exc}); fix it first, nothing was changed")
-    if not isinstance(data, dict):
-        raise CommandFailed(EXIT_REFUSED, f"{path} does not hold a JSON object; nothing was changed")
-    return data
+def program() -> str:
+    return " ".join(shlex.quote(part) for part in program_argv())
 
 
-def _save(path: Path, data: dict) -> Path | None:
-    """Atomic write; the previous file is kept as settings.json.bak. Returns the backup."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if path.exists():
-        backup = path.with_name(path.name + ".bak")
-        shutil.copy2(path, backup)
-    tmp = path.with_name(path.name + ".repowire-tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    if backup is not None:
-        shutil.copymode(backup, tmp)
-    tmp.replace(path)
-    return backup
+def hook_command(timeout_s: int) -> str:
+    return f"{program()} hook pretooluse --timeout {timeout_s}"
+
+
+def session_entries(agent: str) -> dict[str, dict]:
+    """Our session-hook entry for each event the agent offers."""
+    events = CODEX_EVENTS if agent == "codex" else tuple(SESSION_HOOKS)
+    return {event: {"type": "command", "command": f"{program()} hook {SESSION_HOOKS[event][0]} --agent {agent}",
+                    "timeout": SESSION_HOOKS[event][1]} for event in events}
 
 
 def is_ours(hook: object) -> bool:
     return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(OUR_COMMAND.search(hook["command"]))
 
 
-def our_entries(data: dict) -> list[dict]:
-    """Our PreToolUse hook entries in these settings, in order."""
-    groups = (data.get("hooks") or {}).get(EVENT) or []
+def our_entries(data: dict, event: str = EVENT) -> list[dict]:
+    """Our hook entries for one event in these settings, in order."""
+    groups = (data.get("hooks") or {}).get(event) or []
     return [h for group in groups if isinstance(group, dict) for h in (group.get("hooks") or []) if is_ours(h)]
 
 
 def without_ours(data: dict) -> tuple[dict, int]:
-    """The settings with our PreToolUse entries removed (and the groups and keys that held
-    only them); returns how many were removed."""
+    """The settings with all our hook entries removed (and the groups and keys that held only
+    them); returns how many were removed."""
+    removed = 0
     hooks = data.get("hooks")
-    if not isinstance(hooks, dict) or not isinstance(hooks.get(EVENT), list):
+    for event in list(hooks) if isinstance(hooks, dict) else []:
+        data, count = _without_ours_in(data, event)
+        removed += count
+    return data, removed
+
+
+def _without_ours_in(data: dict, event: str) -> tuple[dict, int]:
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict) or not isinstance(hooks.get(event), list):
         return data, 0
     removed = 0
     groups = []
-    for group in hooks[EVENT]:
+    for group in hooks[event]:
         if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
             groups.append(group)
             continue
@@ -129,56 +130,33 @@ def without_ours(data: dict) -> tuple[dict, int]:
             groups.append({**group, "hooks": kept})
         elif len(group["hooks"]) == 0:
             groups.append(group)
-    new_hooks = {**hooks, EVENT: groups}
+    if not removed:
+        return data, 0
+    new_hooks = {**hooks, event: groups}
     if not groups:
-        del new_hooks[EVENT]
+        del new_hooks[event]
     result = {**data, "hooks": new_hooks}
     if not new_hooks:
         del result["hooks"]
     return result, removed
 
 
-def with_ours(data: dict, command: str, timeout_s: int) -> dict:
-    """The settings with exactly one entry of ours, this one (unchanged if that is so already)."""
-    entry = {"type": "command", "command": command, "timeout": timeout_s}
-    if our_entries(data) == [entry]:
+def with_ours(data: dict, entries: dict[str, dict]) -> dict:
+    """The settings with exactly our entries, one per event (unchanged if that is so already).
+    PreToolUse's group matches every tool; the session events take no matcher."""
+    wanted_events = set(entries)
+    present = {event for event in (data.get("hooks") or {}) if our_entries(data, event)}
+    if present == wanted_events and all(our_entries(data, e) == [entries[e]] for e in entries):
         return data
     cleaned, _ = without_ours(data)
     hooks = dict(cleaned.get("hooks") or {})
-    groups = list(hooks.get(EVENT) or [])
-    groups.append({"matcher": "*", "hooks": [entry]})
-    hooks[EVENT] = groups
+    for event, entry in entries.items():
+        group = {"matcher": "*", "hooks": [entry]} if event == EVENT else {"hooks": [entry]}
+        hooks[event] = [*(hooks.get(event) or []), group]
     return {**cleaned, "hooks": hooks}
 
 
 # ---- commands ----------------------------------------------------------------------------------
-
-def install(args) -> int:
-    path = settings_path(args.project, args.settings)
-    times = hub_times(args.home)
-    timeout_s = args.timeout or math.ceil(times.needed_hook_timeout_s + SLACK_S)
-    data = _load(path)
-    updated = with_ours(data, hook_command(timeout_s), timeout_s)
-    if updated == data:
-        print(f"already installed in {path}")
-        return EXIT_OK
-    backup = _save(path, updated)
-    print(f"installed the PreToolUse hook in {path} (timeout {timeout_s}s)"
-          + (f"; the previous file is {backup}" if backup else ""))
-    return EXIT_OK
-
-
-def uninstall(args) -> int:
-    path = settings_path(args.project, args.settings)
-    data = _load(path)
-    updated, removed = without_ours(data)
-    if not removed:
-        print(f"no repowire hook in {path}")
-        return EXIT_OK
-    backup = _save(path, updated)
-    print(f"removed {removed} repowire hook entr{'y' if removed == 1 else 'ies'} from {path}; the previous file is {backup}")
-    return EXIT_OK
-
 
 def _program_resolves(command: str) -> tuple[bool, str]:
     try:
@@ -199,7 +177,7 @@ def doctor(args) -> int:
     times = hub_times(args.home)
     problems: list[str] = []
     lines: list[str] = []
-    data = _load(path)
+    data = load_json(path)
     ours = our_entries(data)
     if not ours:
         problems.append(f"no repowire PreToolUse hook in {path}: run `repowire hooks install`")
@@ -219,6 +197,12 @@ def doctor(args) -> int:
                             f"than the hub allows (the hook still denies in time)")
         else:
             lines.append(f"timeout {timeout}s covers the hub's cap {times.max_timeout_s:g}s + margins")
+    missing = [event for event in SESSION_HOOKS if not our_entries(data, event)]
+    if missing:
+        problems.append(f"no repowire {', '.join(missing)} hook in {path}: agents do not join the hub by "
+                        "themselves; run `repowire hooks install`")
+    else:
+        lines.append(f"session hooks: {', '.join(SESSION_HOOKS)}")
         if f"--timeout {timeout}" not in hook["command"]:
             problems.append("the command's --timeout differs from the entry's timeout: the hook would not know "
                             "its own deadline")

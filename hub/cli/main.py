@@ -41,8 +41,8 @@ COMMANDS = {
     ("hook", "pretooluse"): "hub.cli.hook_command:pretooluse",
     **{("hook", event): "hub.cli.hook_command:session_event" for event in SESSION_EVENTS},
     ("mcp", None): "hub.cli.mcp_command:mcp",
-    ("hooks", "install"): "hub.cli.claude_settings:install",
-    ("hooks", "uninstall"): "hub.cli.claude_settings:uninstall",
+    ("hooks", "install"): "hub.cli.hooks_install:install",
+    ("hooks", "uninstall"): "hub.cli.hooks_install:uninstall",
     ("doctor", "hooks"): "hub.cli.claude_settings:doctor",
     ("doctor", "peer"): "hub.cli.pane_commands:doctor",
     ("bridge", None): "hub.cli.bridge_command:bridge",
@@ -339,15 +339,24 @@ def _approval_parsers(sub) -> None:
                                "tools whoami, list_peers, notify, ask, wait_for_reply, ack, answer, pending_asks, "
                                "acting as the agent's own peer.")
 
-    hooks = sub.add_parser("hooks", help="install or remove the repowire hook in Claude Code's settings")
+    hooks = sub.add_parser("hooks", help="install or remove the repowire hooks and MCP server for Claude Code or Codex")
     hooks_sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for action, text in (("install", "merge the PreToolUse hook into Claude Code's settings (idempotent, keeps a "
-                                     "backup)"),
-                         ("uninstall", "remove exactly the entry `hooks install` added")):
-        h = hooks_sub.add_parser(action, help=text)
+    for action, text in (("install", "merge the repowire hooks and MCP server into the agent's settings (idempotent, "
+                                     "keeps a backup)"),
+                         ("uninstall", "remove exactly what `hooks install` added")):
+        h = hooks_sub.add_parser(action, help=text, description=(
+            f"{text[0].upper()}{text[1:]}. Claude Code: the PreToolUse approval hook and the session hooks "
+            "(SessionStart, UserPromptSubmit, Stop, Notification, SessionEnd) in ~/.claude/settings.json, the MCP "
+            "server in ~/.claude.json. Codex: the session hooks in ~/.codex/hooks.json, the MCP server and "
+            "`features.codex_hooks` in ~/.codex/config.toml."))
+        h.add_argument("--agent", choices=("claude", "codex", "all"), default="claude",
+                       help="which agent's configuration (default claude)")
         h.add_argument("--project", action="store_true",
-                       help="this project's .claude/settings.json instead of ~/.claude/settings.json")
-        h.add_argument("--settings", help="a settings file to edit instead")
+                       help="this project's files (.claude/settings.json and .mcp.json, or .codex/) instead of "
+                            "the user's")
+        h.add_argument("--settings", help="Claude Code: a settings file to edit instead")
+        h.add_argument("--mcp-config", help="Claude Code: the file for the MCP server entry (default ~/.claude.json, "
+                                            "or .mcp.json with --project)")
         if action == "install":
             h.add_argument("--timeout", type=int,
                            help="the hook's timeout in seconds (default: the hub's question cap plus margins)")
