@@ -86,7 +86,7 @@ def test_session_start_links_the_pane_and_tells_the_agent_who_it_is(pane_hub, tm
     context = context_of(done)
     me = peer(pane_hub, "myrepo-claude@agents")
     assert context.startswith(f"repowire: you are myrepo-claude@agents on the repowire hub (peer {me['peer_id']}).")
-    assert "alice@default (agent, online)" in context
+    assert "alice@default (agent, online)" in context and "(bridge," not in context
     assert 'Reply to an ask: repowire ack ID "your answer".' in context
     assert me["status"] == "online" and me["agent_pid"] == agent_pid
     assert me["pane"]["pane_id"] == pane.pane_id and me["pane"]["backend"] == "claude"

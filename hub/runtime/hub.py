@@ -492,7 +492,8 @@ class Hub:
 
     async def register_agent(self, name: str, circle: str, agent_pid: int, reason: str) -> PeerRecord:
         """An agent session with no pane to type into: the offline peer of that name (same id and
-        inbox), or a new one; it stays offline with `reason` (no connection carries it)."""
+        inbox, its old pane link dropped), or a new one; it stays offline with `reason` (no
+        connection carries it)."""
         same_id = self._names.get((circle, name))
         peer = self.peers.get(same_id) if same_id else None
         if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
@@ -502,6 +503,8 @@ class Hub:
         if peer is None:
             peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
                               token_digest=token_digest(new_token()), created_at=now, last_seen=now)
+        # a pane it was linked to before is no longer its own: no transport may type into it
+        peer.pane = None
         peer.status, peer.status_reason, peer.last_seen, peer.agent_pid = OFFLINE, reason, now, agent_pid
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
         self._remember(peer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hub.core.errors import HubError
 from hub.core.panes import PaneLink, check_backend
-from hub.core.peers import OFFLINE, PeerRecord
+from hub.core.peers import BRIDGE, OFFLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
 from hub.runtime.hub import Hub, Sender
 from hub.runtime.panes import BridgeLink, PaneService, require_person
@@ -97,7 +97,8 @@ class SessionService:
         return await self._answer(Joined.REGISTERED, peer, note)
 
     async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> dict:
-        online = [p for p in await self.hub.list_peers() if p["status"] != OFFLINE and p["peer_id"] != peer.peer_id]
+        online = [p for p in await self.hub.list_peers()
+                  if p["status"] != OFFLINE and p["peer_id"] != peer.peer_id and p["role"] != BRIDGE]
         return {"joined": joined.value, "peer": await self.hub.peer_view(peer),
                 "transport": "connected" if peer.peer_id in self.hub.connections else "none",
                 "online": online[:MAX_LISTED_ONLINE], "note": note}

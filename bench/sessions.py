@@ -1,0 +1,129 @@
+"""What an agent pays for being on the hub: the session hooks' wall time per run, and an MCP
+tool call's round trip.
+
+- Hooks: `repowire hook user-prompt-submit`, `stop` (nothing new) and `session-start`
+  (outside tmux) run as the agent runs them, a new process each, with the payload on stdin.
+  The yardstick is the floor for any Python hook: a process that imports what the hooks
+  import (orjson, psutil, http.client) and exits.
+- MCP: `notify` through `repowire mcp` driven by the MCP SDK's client over stdio, against the
+  same notify as one direct REST call (httpx, kept-alive connection) in the same run.
+
+Median of the runs' medians; the hub runs on its embedded store, loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import orjson
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from bench.run import ROOT, publish, start_hub
+
+FLOOR = "import orjson, psutil, http.client"
+
+
+def _env(home: Path, agent_pid: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPOWIRE_", "TMUX"))}
+    return {**env, "REPOWIRE_HOME": str(home), "REPOWIRE_AGENT_PID": str(agent_pid), "REPOWIRE_REMIND_INTERVAL": "0"}
+
+
+def timed_process(argv: list[str], env: dict, stdin: bytes) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, input=stdin, env=env, cwd=ROOT, capture_output=True, timeout=30, check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def hook_times(home: Path, count: int) -> dict[str, float]:
+    env = _env(home, os.getpid())
+    payload = orjson.dumps({"session_id": "bench", "cwd": str(ROOT), "hook_event_name": "x"})
+    hook = [sys.executable, "-m", "hub.cli.main", "hook"]
+    timed_process([*hook, "session-start"], env, payload)   # registers the session the others use
+    samples: dict[str, list[float]] = {"floor": [], "user-prompt-submit": [], "stop": [], "session-start": []}
+    for _ in range(count):
+        samples["floor"].append(timed_process([sys.executable, "-c", FLOOR], env, b""))
+        for event in ("user-prompt-submit", "stop", "session-start"):
+            samples[event].append(timed_process([*hook, event], env, payload))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+async def mcp_times(home: Path, url: str, token: str, count: int) -> dict[str, float]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "hub.cli.main", "mcp"],
+                                   env={**_env(home, os.getpid()), "REPOWIRE_PEER": f"{ROOT.name}-claude"})
+    mcp_ms, rest_ms = [], []
+    async with AsyncExitStack() as stack:
+        read, write = await stack.enter_async_context(stdio_client(params))
+        session = await stack.enter_async_context(ClientSession(read, write))
+        await session.initialize()
+        http = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}",
+                                   "X-Repowire-Peer": f"{ROOT.name}-claude"}))
+        for index in range(count):
+            started = time.perf_counter()
+            result = await session.call_tool("notify", {"to": "sink", "text": f"m{index}"})
+            mcp_ms.append((time.perf_counter() - started) * 1000)
+            assert not result.is_error, result.content
+            started = time.perf_counter()
+            response = await http.post("/messages", json={"to": "sink", "text": f"r{index}"})
+            rest_ms.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 202, response.text
+    return {"mcp": statistics.median(mcp_ms), "rest": statistics.median(rest_ms)}
+
+
+def one_run(hooks: int, calls: int) -> dict[str, float]:
+    hub = start_hub()
+    try:
+        assert hub.home is not None and hub.token is not None
+        url = hub.url.replace("ws://", "http://").removesuffix("/ws")
+        httpx.post(f"{url}/sessions", headers={"Authorization": f"Bearer {hub.token}"},
+                   json={"backend": "other", "cwd": "/x", "agent_pid": 1, "name": "sink"}).raise_for_status()
+        results = hook_times(hub.home, hooks)
+        results.update(asyncio.run(mcp_times(hub.home, url, hub.token, calls)))
+        return results
+    finally:
+        hub.stop()
+
+
+def report(runs: list[dict[str, float]], args) -> str:
+    def med(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [("`hook user-prompt-submit` (presence)", med("user-prompt-submit")),
+            ("`hook stop`, nothing new (peer, asks, presence: 3 calls)", med("stop")),
+            ("`hook session-start`, outside tmux (register, context)", med("session-start"))]
+    lines = ["<!-- sessions -->", "## Agent sessions: hooks and MCP tools", "",
+             f"Measured {when} by `python -m bench.sessions --runs {args.runs} --hooks {args.hooks} --calls "
+             f"{args.calls}`. Median of {args.runs} runs' medians. Each hook is a new process, as the agent runs it; "
+             f"the floor is `python -c \"{FLOOR}\"`, what any Python hook pays before its work.", "",
+             "| measure | ms | over the floor (ms) |", "|---|---:|---:|",
+             f"| floor: Python start + the hooks' imports | {med('floor'):.1f} | — |"]
+    lines += [f"| {name} | {value:.1f} | {value - med('floor'):.1f} |" for name, value in rows]
+    lines += ["", "| one notify | ms |", "|---|---:|",
+              f"| through `repowire mcp` (MCP SDK client → stdio → REST) | {med('mcp'):.2f} |",
+              f"| the same REST call directly (httpx, kept alive) | {med('rest'):.2f} |", "<!-- /sessions -->"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--hooks", type=int, default=15, help="runs of each hook per run")
+    parser.add_argument("--calls", type=int, default=200, help="notify calls each way per run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    publish(args.out, report([one_run(args.hooks, args.calls) for _ in range(args.runs)], args))
+
+
+if __name__ == "__main__":
+    main()
