@@ -12,6 +12,7 @@ long-poll on the hub (at most 60 s a call), never a polling loop. Results are sh
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
 
@@ -157,6 +158,7 @@ def build_server(tools: HubTools) -> MCPServer:
 
 
 def run(home: str | None = None) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per call would flood the agent's MCP log
     tools = HubTools(home)
     build_server(tools).run("stdio")
     return 0
