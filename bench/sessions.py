@@ -100,7 +100,7 @@ def report(runs: list[dict[str, float]], args) -> str:
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = [("`hook user-prompt-submit` (presence)", med("user-prompt-submit")),
-            ("`hook stop`, nothing new (peer, asks, presence: 3 calls)", med("stop")),
+            ("`hook stop`, nothing new, outside tmux (presence, take, asks: 3 calls; a pane agent makes 2)", med("stop")),
             ("`hook session-start`, outside tmux (register, context)", med("session-start"))]
     lines = ["<!-- sessions -->", "## Agent sessions: hooks and MCP tools", "",
              f"Measured {when} by `python -m bench.sessions --runs {args.runs} --hooks {args.hooks} --calls "

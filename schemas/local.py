@@ -17,6 +17,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8377
 HUB_FILE = "hub.json"
 TOKEN_FILE = "hub.token"
+ACT_AS_HEADER = "X-Repowire-Peer"   # with the hub token: act as this peer (name, name@circle or id)
 
 
 def home_dir(explicit: str | Path | None = None) -> Path:

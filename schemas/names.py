@@ -22,6 +22,11 @@ def as_name(raw: str, fallback: str) -> str:
     return cleaned or fallback
 
 
+# an agent's hook event -> `repowire hook <subcommand>` (Claude Code's names; Codex uses the same)
+SESSION_HOOK_EVENTS = {"SessionStart": "session-start", "UserPromptSubmit": "user-prompt-submit", "Stop": "stop",
+                       "Notification": "notification", "SessionEnd": "session-end"}
+
+
 def tmux_bridge_name(host: str, socket: str | None) -> str:
     """The pane bridge of a tmux server, `tmux-<host>-<socket name>`: what the bridge calls
     itself and what a hook inside a pane (from `$TMUX`) computes to find it."""

@@ -324,3 +324,24 @@ def test_session_routes_refuse_bad_input_and_change_nothing(hub, tmp_path):
     for limit, status in ((100, 200), (101, 422), (0, 422)):
         assert hub.post(f"/peers/{tmp_path.name}-claude/inbox/take", {"limit": limit}).status_code == status
 
+
+
+def test_a_taken_message_is_not_delivered_again_when_the_agent_connects(hub, tmp_path):
+    """Promise 2 for `inbox/take`: what the Stop hook took is confirmed, so a connection
+    made afterwards as that peer replays nothing of it."""
+    context_of(hook(hub, "session-start", claude_payload("SessionStart", tmp_path), agent_pid=os.getpid()))
+    name = f"{tmp_path.name}-claude"
+    taken = hub.post("/messages", {"to": name, "text": "taken once"}).json()
+    shown = hook(hub, "stop", claude_payload("Stop", tmp_path, stop_hook_active=False), agent_pid=os.getpid(),
+                 REPOWIRE_REMIND_INTERVAL="0")
+    assert "taken once" in orjson.loads(shown.stdout)["reason"]
+
+    async def connect() -> tuple[dict, dict]:
+        async with hub.client(name) as agent:
+            fresh = hub.post("/messages", {"to": name, "text": "after connecting"}).json()
+            delivery = await agent.receive(10)
+            return fresh, delivery
+
+    fresh, delivery = asyncio.run(connect())
+    assert (delivery["message_id"], delivery["text"]) == (fresh["message_id"], "after connecting")
+    assert hub.get(f"/traces/{taken['message_id']}").json()["final"] == "received"

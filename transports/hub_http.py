@@ -11,8 +11,6 @@ import orjson
 
 from transports.discovery import HubAddress
 
-ACT_AS_HEADER = "X-Repowire-Peer"   # with the hub token: act as this peer (name, name@circle or id)
-
 
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float):
@@ -26,7 +24,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def request(address: HubAddress, token: str, method: str, path: str, body: object = None, *,
-            timeout: float, as_peer: str | None = None) -> tuple[int, bytes]:
+            timeout: float) -> tuple[int, bytes]:
     """(status, body bytes); raises OSError or http.client.HTTPException when the hub does not answer."""
     url = urlsplit(address.http_url)
     if address.uds:
@@ -36,8 +34,6 @@ def request(address: HubAddress, token: str, method: str, path: str, body: objec
     else:
         conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
     headers = {"Authorization": f"Bearer {token}", "Host": url.netloc}
-    if as_peer:
-        headers[ACT_AS_HEADER] = as_peer
     payload = None
     if body is not None:
         payload = body if isinstance(body, bytes) else orjson.dumps(body)

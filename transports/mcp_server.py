@@ -20,8 +20,8 @@ import httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from schemas.local import ACT_AS_HEADER
 from transports.discovery import HubAddress, find_hub, find_token
-from transports.hub_http import ACT_AS_HEADER
 from transports.session_hooks import SessionFile, agent_process
 
 PEER_ENV = "REPOWIRE_PEER"

@@ -45,7 +45,6 @@ from transports import hub_http
 from transports.discovery import HubAddress, find_hub, find_token
 from transports.pane_text import frame_delivery, neutralise
 
-EVENTS = ("session-start", "user-prompt-submit", "stop", "notification", "session-end")
 AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
 REMIND_INTERVAL_ENV = "REPOWIRE_REMIND_INTERVAL"
 DEFAULT_REMIND_INTERVAL_S = 60.0
@@ -81,8 +80,8 @@ def agent_process(env: dict) -> tuple[int, list[int]]:
         if explicit.isdigit():
             agent = psutil.Process(int(explicit))
         else:
-            lineage = psutil.Process(os.getppid()).parents()[:16]
-            chain = [psutil.Process(os.getppid()), *lineage]
+            parent = psutil.Process(os.getppid())
+            chain = [parent, *parent.parents()[:16]]
             agent = next((p for p in chain if _is_agent(p)), None) or next(
                 (p for p in chain if p.name() not in SHELLS), chain[0])
         ancestors = [p.pid for p in agent.parents()[:64]]
@@ -129,13 +128,12 @@ class Hub:
     token: str
     deadline: float
 
-    def call(self, method: str, path: str, body: object = None, as_peer: str | None = None) -> object:
+    def call(self, method: str, path: str, body: object = None) -> object:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0.05:
             raise HookFailed("out of time")
         try:
-            status, raw = hub_http.request(self.address, self.token, method, path, body, timeout=remaining,
-                                           as_peer=as_peer)
+            status, raw = hub_http.request(self.address, self.token, method, path, body, timeout=remaining)
         except (OSError, http.client.HTTPException) as exc:
             raise HookFailed(f"the hub did not answer ({exc.__class__.__name__})") from None
         if status >= 300:
@@ -242,12 +240,11 @@ class HookRun:
         except ValueError:
             interval = DEFAULT_REMIND_INTERVAL_S
         now_ms = int(time.time() * 1000)
+        view = self._presence_quietly(peer_id, "online")
         if now_ms - int(session.data.get("reminded_at") or 0) < interval * 1000:
-            self._presence_quietly(peer_id, "online")
             return b""
-        items = self._unread(session, peer_id)
+        items = self._unread(session, peer_id, connected=view is not None)
         if not items:
-            self._presence_quietly(peer_id, "online")
             return b""
         session.data["reminded_at"] = now_ms
         session.save()
@@ -258,12 +255,11 @@ class HookRun:
         lines.append("Reply to the asks that need it (repowire ack ID \"answer\"), then carry on.")
         return orjson.dumps({"decision": "block", "reason": "\n".join(lines)})
 
-    def _unread(self, session: SessionFile, peer_id: str) -> list[dict]:
+    def _unread(self, session: SessionFile, peer_id: str, connected: bool) -> list[dict]:
         """Queued messages (taken from the hub when no transport delivers them) and inbound
         asks not shown before; the asks are remembered as shown."""
-        peer = self.hub.call("GET", f"/peers/{peer_id}")
         items: list[dict] = []
-        if isinstance(peer, dict) and peer.get("status") == "offline" and peer.get("pending"):
+        if not connected:
             taken = self.hub.call("POST", f"/peers/{peer_id}/inbox/take", {"limit": MAX_REMINDED})
             items += taken.get("deliveries", []) if isinstance(taken, dict) else []
         shown = [str(x) for x in session.data.get("shown") or []]
@@ -277,11 +273,14 @@ class HookRun:
         session.data["shown"] = shown[-MAX_SHOWN_KEPT:]
         return items
 
-    def _presence_quietly(self, peer_id: str, status: str) -> None:
+    def _presence_quietly(self, peer_id: str, status: str) -> dict | None:
+        """The peer as it is now, or None when it has no connection (it stays offline: a
+        session outside tmux) or the hub did not answer (the next call says so)."""
         try:
-            self.hub.call("POST", f"/peers/{peer_id}/presence", {"status": status})
+            view = self.hub.call("POST", f"/peers/{peer_id}/presence", {"status": status})
         except HookFailed:
-            pass   # a peer with no transport stays offline: nothing to say
+            return None
+        return view if isinstance(view, dict) else None
 
     def run(self) -> bytes:
         if self.event == "session-start":

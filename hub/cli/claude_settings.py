@@ -24,15 +24,16 @@ import httpx
 from hub.cli.agent_config import load_json
 from hub.cli.failures import EXIT_OK, EXIT_REFUSED
 from hub.core.approvals import QuestionPolicy
+from schemas.names import SESSION_HOOK_EVENTS
 from transports.claude_hook import LOCAL_MARGIN_S
 from transports.discovery import find_hub
 
 EVENT = "PreToolUse"
 OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main)['\"]?\s+hook\s+"
-                         r"(pretooluse|session-start|user-prompt-submit|stop|notification|session-end)(\s|$)")
-# event -> (our hook's subcommand, its timeout in seconds); the hooks' own deadlines are shorter
-SESSION_HOOKS = {"SessionStart": ("session-start", 15), "UserPromptSubmit": ("user-prompt-submit", 10),
-                 "Stop": ("stop", 10), "Notification": ("notification", 10), "SessionEnd": ("session-end", 10)}
+                         f"(pretooluse|{'|'.join(SESSION_HOOK_EVENTS.values())})" + r"(\s|$)")
+SESSION_HOOKS = tuple(SESSION_HOOK_EVENTS)
+# the timeout an agent gives each session hook; the hooks' own deadlines are shorter (8 s, 3 s)
+START_TIMEOUT_S, EVENT_TIMEOUT_S = 15, 10
 CODEX_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")   # what Codex offers of these
 SLACK_S = 3.0   # on top of the margins: process start-up and a slow machine
 
@@ -88,9 +89,9 @@ def hook_command(timeout_s: int) -> str:
 
 def session_entries(agent: str) -> dict[str, dict]:
     """Our session-hook entry for each event the agent offers."""
-    events = CODEX_EVENTS if agent == "codex" else tuple(SESSION_HOOKS)
-    return {event: {"type": "command", "command": f"{program()} hook {SESSION_HOOKS[event][0]} --agent {agent}",
-                    "timeout": SESSION_HOOKS[event][1]} for event in events}
+    events = CODEX_EVENTS if agent == "codex" else SESSION_HOOKS
+    return {event: {"type": "command", "command": f"{program()} hook {SESSION_HOOK_EVENTS[event]} --agent {agent}",
+                    "timeout": START_TIMEOUT_S if event == "SessionStart" else EVENT_TIMEOUT_S} for event in events}
 
 
 def is_ours(hook: object) -> bool:

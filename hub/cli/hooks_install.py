@@ -22,7 +22,7 @@ def _agents(choice: str) -> list[str]:
     return ["claude", "codex"] if choice == "all" else [choice]
 
 
-def _saved(path: Path, backup: Path | None) -> str:
+def _saved(backup: Path | None) -> str:
     return f"; the previous file is {backup}" if backup else ""
 
 
@@ -32,7 +32,7 @@ def _install_hooks(path: Path, entries: dict[str, dict], what: str) -> None:
     if updated == data:
         print(f"already installed in {path}")
         return
-    print(f"installed {what} in {path}{_saved(path, agent_config.save_json(path, updated))}")
+    print(f"installed {what} in {path}{_saved(agent_config.save_json(path, updated))}")
 
 
 def _uninstall_hooks(path: Path) -> None:
@@ -42,7 +42,7 @@ def _uninstall_hooks(path: Path) -> None:
         print(f"no repowire hook in {path}")
         return
     backup = agent_config.save_json(path, updated)
-    print(f"removed {removed} repowire hook entr{'y' if removed == 1 else 'ies'} from {path}{_saved(path, backup)}")
+    print(f"removed {removed} repowire hook entr{'y' if removed == 1 else 'ies'} from {path}{_saved(backup)}")
 
 
 def _claude_mcp_path(args) -> Path | None:
@@ -74,7 +74,7 @@ def install(args) -> int:
                 print(f"already installed in {mcp_path}")
             else:
                 backup = agent_config.save_json(mcp_path, updated)
-                print(f"installed the MCP server `repowire` in {mcp_path}{_saved(mcp_path, backup)}")
+                print(f"installed the MCP server `repowire` in {mcp_path}{_saved(backup)}")
         else:
             folder = agent_config.codex_dir(args.project)
             entries = session_entries("codex")
@@ -84,7 +84,7 @@ def install(args) -> int:
             if agent_config.add_codex_config(doc, argv):
                 backup = agent_config.save_toml(config, doc)
                 print(f"installed the MCP server `repowire` and the codex_hooks feature in {config}"
-                      f"{_saved(config, backup)}")
+                      f"{_saved(backup)}")
             else:
                 print(f"already installed in {config}")
     return EXIT_OK
@@ -100,7 +100,7 @@ def uninstall(args) -> int:
             data, removed = agent_config.without_claude_server(agent_config.load_json(mcp_path))
             if removed:
                 backup = agent_config.save_json(mcp_path, data)
-                print(f"removed the MCP server `repowire` from {mcp_path}{_saved(mcp_path, backup)}")
+                print(f"removed the MCP server `repowire` from {mcp_path}{_saved(backup)}")
             else:
                 print(f"no repowire MCP server in {mcp_path}")
         else:
@@ -110,7 +110,7 @@ def uninstall(args) -> int:
             doc = agent_config.load_toml(config)
             if config.exists() and agent_config.remove_codex_config(doc):
                 backup = agent_config.save_toml(config, doc)
-                print(f"removed the MCP server `repowire` from {config}{_saved(config, backup)}")
+                print(f"removed the MCP server `repowire` from {config}{_saved(backup)}")
             else:
                 print(f"no repowire MCP server in {config}")
     return EXIT_OK

@@ -18,9 +18,7 @@ from hub.cli.failures import CommandFailed
 from hub.core.attachments import MiB, AttachmentPolicy
 from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
-from schemas.names import BACKENDS
-
-SESSION_EVENTS = ("session-start", "user-prompt-submit", "stop", "notification", "session-end")
+from schemas.names import BACKENDS, SESSION_HOOK_EVENTS
 
 # (command, subcommand) -> "module:function(args) -> exit code"
 COMMANDS = {
@@ -39,7 +37,7 @@ COMMANDS = {
     ("policy", "add"): "hub.cli.question_commands:policy_add",
     ("policy", "rm"): "hub.cli.question_commands:policy_rm",
     ("hook", "pretooluse"): "hub.cli.hook_command:pretooluse",
-    **{("hook", event): "hub.cli.hook_command:session_event" for event in SESSION_EVENTS},
+    **{("hook", event): "hub.cli.hook_command:session_event" for event in SESSION_HOOK_EVENTS.values()},
     ("mcp", None): "hub.cli.mcp_command:mcp",
     ("hooks", "install"): "hub.cli.hooks_install:install",
     ("hooks", "uninstall"): "hub.cli.hooks_install:uninstall",

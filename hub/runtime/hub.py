@@ -166,8 +166,7 @@ class Hub:
         if role == BRIDGE and not holds_hub_token:
             raise HubError(ErrorCode.FORBIDDEN, "a pane bridge types into terminals for the hub, so it needs the hub "
                            "token: connect with `Authorization: Bearer <hub token>` or over the hub's Unix socket")
-        same_id = self._names.get((circle, name))
-        same_name = self.peers.get(same_id) if same_id else None
+        same_name = self.peer_named(name, circle)
         decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
                          token_given=token is not None, holds_hub_token=holds_hub_token,
                          same_name=same_name, is_live=bool(same_name and same_name.peer_id in self.connections))
@@ -494,8 +493,7 @@ class Hub:
         """An agent session with no pane to type into: the offline peer of that name (same id and
         inbox, its old pane link dropped), or a new one; it stays offline with `reason` (no
         connection carries it)."""
-        same_id = self._names.get((circle, name))
-        peer = self.peers.get(same_id) if same_id else None
+        peer = self.peer_named(name, circle)
         if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
             raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
                            {"peer_id": peer.peer_id})
@@ -511,11 +509,6 @@ class Hub:
         self._event("presence", {"peer_id": peer.peer_id, "status": OFFLINE, "reason": reason})
         return peer
 
-    async def set_agent_pid(self, peer: PeerRecord, agent_pid: int) -> None:
-        if peer.agent_pid != agent_pid:
-            peer.agent_pid = agent_pid
-            await self.store.writer.write(*self.store.save_peer_cmds(peer))
-
     async def end_session(self, peer: PeerRecord, reason: str) -> None:
         """The agent's session ended: offline with `reason` (its connection, if any, is closed);
         the pane link, id and inbox stay for the next session in that seat."""
@@ -528,12 +521,13 @@ class Hub:
 
     # ---- pane links ----------------------------------------------------------------------------
 
-    async def bind_pane(self, name: str, circle: str, link: PaneLink) -> tuple[PeerRecord, str, Callable[[], Awaitable[None]]]:
+    async def bind_pane(self, name: str, circle: str, link: PaneLink,
+                        agent_pid: int = 0) -> tuple[PeerRecord, str, Callable[[], Awaitable[None]]]:
         """Register `name@circle` as the peer typed into a tmux pane: a new peer, or the offline
         peer of that name, which keeps its id and inbox. Returns the peer, a fresh peer token for
-        its pane transport, and an undo that puts everything back."""
-        same_id = self._names.get((circle, name))
-        peer = self.peers.get(same_id) if same_id else None
+        its pane transport, and an undo that puts everything back. `agent_pid`: the agent of a
+        session that joined through its hooks (0 for a pane linked by a person)."""
+        peer = self.peer_named(name, circle)
         if peer is not None and (peer.peer_id in self.connections or peer.status != OFFLINE):
             raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is online; choose another name",
                            {"peer_id": peer.peer_id})
@@ -549,9 +543,10 @@ class Hub:
                               status=OFFLINE, status_reason="linking")
             before = None
         else:
-            before = (peer.pane, peer.token_digest, peer.role, peer.status_reason)
+            before = (peer.pane, peer.token_digest, peer.role, peer.status_reason, peer.agent_pid)
         old_digest = peer.token_digest
         peer.pane, peer.token_digest, peer.role, peer.status_reason = link, token_digest(token), "agent", "linking"
+        peer.agent_pid = agent_pid
         await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
         self._tokens.pop(old_digest, None)
         self._remember(peer)
@@ -563,7 +558,7 @@ class Hub:
                 return
             assert before is not None
             new_digest = peer.token_digest
-            peer.pane, peer.token_digest, peer.role, peer.status_reason = before
+            peer.pane, peer.token_digest, peer.role, peer.status_reason, peer.agent_pid = before
             await self.store.writer.write(*self.store.save_peer_cmds(peer, new_digest))
             self._tokens.pop(new_digest, None)
             self._remember(peer)

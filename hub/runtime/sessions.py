@@ -61,9 +61,8 @@ class SessionService:
             assert owner is not None
             await self._reseat(bridge, owner, link, agent_pid)
             return await self._answer(Joined.REUSED, owner)
-        peer, token, undo = await self.hub.bind_pane(plan.name, circle, link)
+        peer, token, undo = await self.hub.bind_pane(plan.name, circle, link, agent_pid)
         try:
-            await self.hub.set_agent_pid(peer, agent_pid)
             await self.panes.attach(bridge, peer, token)
         except HubError as exc:
             await self.panes.detach_quietly(bridge, peer.peer_id, "link_undone")

@@ -14,6 +14,7 @@ from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
+from schemas.local import ACT_AS_HEADER
 from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
@@ -29,9 +30,6 @@ def bearer(headers) -> str | None:
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-ACT_AS_HEADER = "x-repowire-peer"
 
 
 def caller(request: Request) -> Sender:
