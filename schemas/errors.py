@@ -62,6 +62,8 @@ class ErrorCode(StrEnum):
     ATTACHMENT_TOO_LARGE = "attachment_too_large"
     ATTACHMENT_QUOTA_EXCEEDED = "attachment_quota_exceeded"
     ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
+    LOGIN_LINK_INVALID = "login_link_invalid"
+    SUBSCRIBE_REQUIRED = "subscribe_required"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
@@ -141,6 +143,9 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
                                                              "attachments over their total; nothing was kept"),
     ErrorCode.ATTACHMENT_UNAVAILABLE: CodeInfo(503, None, "the attachment is on another hub node that did not "
                                                           "answer; try again when it is up"),
+    ErrorCode.LOGIN_LINK_INVALID: CodeInfo(401, None, "the dashboard sign-in link is unknown, was already used, or "
+                                                      "expired; `repowire dashboard` prints a new one"),
+    ErrorCode.SUBSCRIBE_REQUIRED: CodeInfo(400, 4402, "the first frame on the dashboard socket must be `subscribe`"),
     ErrorCode.RATE_LIMITED: CodeInfo(429, None, "too many messages; slow down"),
     ErrorCode.TOO_MANY_CONNECTIONS: CodeInfo(503, 4503, "the hub is at its connection limit"),
     ErrorCode.SLOW_CONSUMER: CodeInfo(503, 4008, "the peer did not read its deliveries fast enough; they stay in its inbox"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import orjson
 
+from schemas.dashboard import DashboardClientFrame, DashboardHubFrame
 from schemas.frames import API_VERSION, ClientFrame, HubFrame
 
 GENERATED = Path(__file__).parent / "generated"
@@ -17,7 +18,8 @@ GENERATED = Path(__file__).parent / "generated"
 
 def frame_schemas() -> dict[str, bytes]:
     out = {}
-    for name, union in (("client-frames", ClientFrame), ("hub-frames", HubFrame)):
+    for name, union in (("client-frames", ClientFrame), ("hub-frames", HubFrame),
+                        ("dashboard-client-frames", DashboardClientFrame), ("dashboard-hub-frames", DashboardHubFrame)):
         schema = msgspec.json.schema(union)
         schema["$id"] = f"https://repowire.dev/schemas/{API_VERSION}/{name}.json"
         schema["title"] = f"{API_VERSION} {name.replace('-', ' ')}"

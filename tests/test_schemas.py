@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from hub.server.openapi import openapi_document
-from schemas.codec import FrameError, decode_client_frame, decode_hub_frame, encode
+from schemas.codec import (FrameError, decode_client_frame, decode_dashboard_frame, decode_dashboard_hub_frame,
+                           decode_hub_frame, encode)
+from schemas.dashboard import DASHBOARD_CLIENT_FRAMES, DASHBOARD_HUB_FRAMES
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import API_VERSION, CLIENT_FRAMES, HUB_FRAMES
 from schemas.generate import GENERATED, frame_schemas
@@ -35,8 +37,30 @@ def test_hub_golden_example_round_trips(frame_type):
     assert orjson.loads(encode(decode_hub_frame(raw))) == orjson.loads(raw)
 
 
+@pytest.mark.parametrize("frame_type", [t.__struct_config__.tag for t in DASHBOARD_CLIENT_FRAMES])
+def test_dashboard_client_golden_example_round_trips(frame_type):
+    raw = (EXAMPLES / f"{frame_type}.json").read_bytes()
+    assert orjson.loads(encode(decode_dashboard_frame(raw, LIMIT))) == orjson.loads(raw)
+
+
+@pytest.mark.parametrize("frame_type", [t.__struct_config__.tag for t in DASHBOARD_HUB_FRAMES])
+def test_dashboard_hub_golden_example_round_trips(frame_type):
+    raw = (EXAMPLES / f"{frame_type}.json").read_bytes()
+    assert orjson.loads(encode(decode_dashboard_hub_frame(raw))) == orjson.loads(raw)
+
+
+def test_dashboard_socket_takes_only_its_own_frames():
+    with pytest.raises(FrameError) as caught:
+        decode_dashboard_frame(b'{"type":"hello","name":"a"}', LIMIT)
+    assert caught.value.code is ErrorCode.UNKNOWN_TYPE and "['ping', 'subscribe']" in caught.value.message
+    with pytest.raises(FrameError) as caught:
+        decode_dashboard_frame(b'{"type":"subscribe","backlog":1001}', LIMIT)
+    assert caught.value.code is ErrorCode.INVALID_FRAME
+    assert decode_dashboard_frame(b'{"type":"subscribe","backlog":1000}', LIMIT).backlog == 1000
+
+
 def test_every_frame_has_a_golden_example():
-    names = {t.__struct_config__.tag for t in CLIENT_FRAMES + HUB_FRAMES}
+    names = {t.__struct_config__.tag for t in CLIENT_FRAMES + HUB_FRAMES + DASHBOARD_CLIENT_FRAMES + DASHBOARD_HUB_FRAMES}
     assert {p.stem for p in EXAMPLES.glob("*.json")} == names
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import webbrowser
 from typing import Iterator
 from datetime import datetime, timezone
 
@@ -115,6 +116,15 @@ def trace(args) -> int:
         extra = " ".join(f"{k}={v}" for k, v in stage.items() if k not in ("stage", "at", "node", "kind", "to"))
         lines.append(f"  {_when(stage['at'])}  {stage['stage']:<9} {stage['node']:<10} {extra}")
     emit(body, args.json, "\n".join(lines))
+    return EXIT_OK
+
+
+def dashboard(args) -> int:
+    body = call("POST", "/dashboard/links", home=args.home)
+    emit(body, args.json, f"Open this link to sign in to the dashboard (it works once, within "
+                          f"{body['expires_in_s'] // 60} minutes):\n  {body['url']}")
+    if args.open:
+        webbrowser.open(body["url"])
     return EXIT_OK
 
 

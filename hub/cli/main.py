@@ -26,6 +26,7 @@ COMMANDS = {
     ("peers", None): "hub.cli.client_commands:peers",
     ("notify", None): "hub.cli.client_commands:notify",
     ("trace", None): "hub.cli.client_commands:trace",
+    ("dashboard", None): "hub.cli.client_commands:dashboard",
     ("ask", None): "hub.cli.client_commands:ask",
     ("ack", None): "hub.cli.client_commands:ack",
     ("answer", None): "hub.cli.client_commands:answer",
@@ -182,6 +183,12 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("trace", help="show a message's delivery trace")
     t.add_argument("id", help="the message id")
     t.add_argument("--json", action="store_true", help="print JSON")
+
+    d = sub.add_parser("dashboard", help="print a one-time sign-in link to the browser dashboard",
+                       description="Print a link that signs a browser in to the dashboard at /dashboard. It works "
+                                   "once, within 10 minutes; the browser then keeps an HttpOnly cookie for 12 hours.")
+    d.add_argument("--open", action="store_true", help="also open it in this machine's web browser")
+    d.add_argument("--json", action="store_true", help="print JSON")
 
     _approval_parsers(sub)
     _schedule_parsers(sub)

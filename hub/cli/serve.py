@@ -27,6 +27,7 @@ from hub.core.attachments import AttachmentPolicy
 from hub.core.schedules import SchedulePolicy
 from hub.core.settings import Settings, parse_limits
 from hub.cli.bridge_process import BridgeSupervisor
+from hub.runtime.dashboard import LINK_TTL_S
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.connect import PersistenceOff, StoreUnreachable, probe
@@ -164,7 +165,7 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
         return 2
     shutdown = ShutdownNotice()
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
-                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown)
+                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready)
     config = uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
@@ -185,6 +186,12 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
         print("repowire: the hub did not start; see the messages above", file=sys.stderr)
         return 1
     return 0
+
+
+def announce_ready(sign_in_link: str) -> None:
+    """What `serve` prints once the hub answers: the dashboard's one-time sign-in link."""
+    print(f"repowire: dashboard sign-in link (opens once, within {LINK_TTL_S // 60} minutes; "
+          f"`repowire dashboard` prints another):\n  {sign_in_link}", flush=True)
 
 
 def check_node_name(node: str) -> None:

@@ -20,6 +20,7 @@ from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy
                            check_closer, deadline_ms, ensure_open, validate_question)
 from hub.core.attachments import ask_ref, fingerprint_part, inbox_ref
 from hub.core.errors import HubError
+from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
@@ -160,6 +161,7 @@ class AskService:
             if attachments:
                 body["attachments"] = attachments
             payload = orjson.dumps(body)
+            preview = message_preview(body, to=peer.address)
             record = {"correlation_id": cid, "message_id": message_id, "asker": asker["peer_id"],
                       "asker_name": asker["name"], "asker_circle": asker["circle"], "recipient": peer.peer_id,
                       "recipient_name": peer.name, "recipient_circle": peer.circle, "text": text,
@@ -173,7 +175,8 @@ class AskService:
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
             child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
                                                 index_score=now),
-                          *self.store.create_cmds(record, retention), hub.store.trace_cmd(cid, stages, retention)]
+                          *self.store.create_cmds(record, retention),
+                          *hub.store.trace_cmds(cid, stages, retention, message=preview)]
             if attachments:
                 child_cmds += grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])
             stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
@@ -302,8 +305,9 @@ class AskService:
                 if conn is not None:
                     conn.inflight.pop(ask.message_id, None)
             stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
-            after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
-                                                               reason="deadline" if state == EXPIRED else None)]))
+            after += hub.store.trace_cmds(cid, [stage_entry(stage, now, hub.node, by=result["by"],
+                                                            reason="deadline" if state == EXPIRED else None)],
+                                          message=message_preview(notice, to=view.asker) if state != EXPIRED else None)
             hub.store.writer.submit(after, wait=False)
             delivered = False
             if seq:

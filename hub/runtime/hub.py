@@ -19,6 +19,7 @@ import orjson
 
 from hub.core.attachments import fingerprint_part, inbox_ref
 from hub.core.errors import HubError
+from hub.core.feed import message_preview
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.panes import PaneLink
 from hub.core.peers import (BRIDGE, OFFLINE, ONLINE, PERSON, SETTABLE, Address, Admission, PeerRecord, admit, parse_address,
@@ -209,7 +210,7 @@ class Hub:
             raise
         if old_digest and old_digest != peer.token_digest:
             self._tokens.pop(old_digest, None)
-        self._event("presence", {"peer_id": peer.peer_id, "status": ONLINE})
+        self._presence_changed(peer)
         if resume is not None:
             self._record_resumed(peer, results[-3])
         assert issued_token is not None
@@ -237,10 +238,9 @@ class Hub:
         """The peer said it has everything up to its resume cursor: those deliveries end as
         received (reason `resumed`)."""
         now = self.now_ms()
-        cmds = [self.store.trace_cmd(as_text(tid),
-                                     [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
-                                                  reason=Reason.RESUMED)])
-                for tid in trace_ids]
+        cmds = [cmd for tid in trace_ids
+                for cmd in self.store.trace_cmds(as_text(tid), [stage_entry(Stage.RECEIVED, now, self.node,
+                                                                            peer_id=peer.peer_id, reason=Reason.RESUMED)])]
         if cmds:
             self.store.writer.submit(cmds, wait=False)
 
@@ -285,14 +285,15 @@ class Hub:
         del self.connections[peer_id]
         if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
             self.store.writer.submit(
-                [self.store.trace_cmd(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
-                 for seq, at, trace_id in conn.inflight.values()], wait=False)
+                [cmd for seq, at, trace_id in conn.inflight.values()
+                 for cmd in self.store.trace_cmds(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id,
+                                                                         seq=seq)])], wait=False)
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline:
             peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, self.now_ms()
             self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
-            self._event("presence", {"peer_id": peer_id, "status": OFFLINE, "reason": reason})
+            self._presence_changed(peer)
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         """What a connected peer says of itself: online (idle), busy or awaiting_input."""
@@ -303,7 +304,7 @@ class Hub:
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
         peer.status, peer.last_seen = status, self.now_ms()
         self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
-        self._event("presence", {"peer_id": peer.peer_id, "status": status})
+        self._presence_changed(peer)
 
     # ---- notify ------------------------------------------------------------------------------
 
@@ -403,7 +404,8 @@ class Hub:
         if attachments:
             cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
                                [inbox_ref(p.peer_id, message_id) for p in recipients])
-        cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s))
+        cmds += self.store.trace_cmds(message_id, stages, self.settings.trace_retention_s,
+                                      message=message_preview(body, to=to))
         def on_written(seqs: list) -> dict:
             states = []
             for peer, seq in zip(recipients, seqs):
@@ -448,19 +450,19 @@ class Hub:
         inflight = conn.inflight.pop(message_id, None) if conn is not None else None
         if inflight is None:  # its trace is the message's own (asks keep theirs by correlation id)
             stage = stage_entry(Stage.LATE_RECEIPT, now, self.node, peer_id=peer.peer_id, status=status, reason=reason)
-            self.store.writer.submit([self.store.trace_cmd(message_id, [stage])], wait=False)
+            self.store.writer.submit(self.store.trace_cmds(message_id, [stage]), wait=False)
             return
         seq, sent_at, trace_id = inflight
         if status == "held":  # not delivered, and not to be lost: it stays in the inbox
             stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
                       stage_entry(Stage.HELD, now, self.node, peer_id=peer.peer_id, reason=reason)]
-            self.store.writer.submit([self.store.trace_cmd(trace_id, stages)], wait=False)
+            self.store.writer.submit(self.store.trace_cmds(trace_id, stages), wait=False)
             return
         final = Stage(status) if status in ("received", "injected") else Stage.FAILED
         stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
                   stage_entry(final, now, self.node, peer_id=peer.peer_id,
                               reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
-        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
+        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), *self.store.trace_cmds(trace_id, stages)],
                                  wait=False)
 
     async def take_inbox(self, peer: PeerRecord, limit: int) -> dict:
@@ -480,9 +482,9 @@ class Hub:
             if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
                 continue
             deliveries.append(orjson.loads(b'{"type":"deliver","seq":%d,' % entry.seq + entry.payload[1:]))
-            cmds.append(self.store.trace_cmd(entry.trace_id, [
+            cmds += self.store.trace_cmds(entry.trace_id, [
                 stage_entry(Stage.SENT, now, self.node, peer_id=peer.peer_id, seq=entry.seq),
-                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
+                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)])
         cmds.append(self.store.inbox_length_cmd(peer.peer_id))
         results = await self.store.writer.write(*cmds)
         return {"deliveries": deliveries, "remaining": int(results[-1])}
@@ -506,7 +508,7 @@ class Hub:
         peer.status, peer.status_reason, peer.last_seen, peer.agent_pid = OFFLINE, reason, now, agent_pid
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
         self._remember(peer)
-        self._event("presence", {"peer_id": peer.peer_id, "status": OFFLINE, "reason": reason})
+        self._presence_changed(peer)
         return peer
 
     async def end_session(self, peer: PeerRecord, reason: str) -> None:
@@ -582,7 +584,7 @@ class Hub:
             await self.disconnect(conn, reason)
         peer.pane, peer.status, peer.status_reason, peer.last_seen = None, OFFLINE, reason, self.now_ms()
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
-        self._event("presence", {"peer_id": peer.peer_id, "status": OFFLINE, "reason": reason})
+        self._presence_changed(peer)
 
     def note_status(self, peer: PeerRecord, reason: str) -> None:
         """Record why an offline peer is offline (a pane transport could not start)."""
@@ -609,9 +611,9 @@ class Hub:
             expired += [(peer_id, trace_id, kind) for trace_id, kind in zip(values[::2], values[1::2])]
         if not expired:
             return 0
-        cmds = [self.store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
-                                                            reason=Reason.QUEUE_TTL, of=kind)])
-                for peer_id, trace_id, kind in expired]
+        cmds = [cmd for peer_id, trace_id, kind in expired
+                for cmd in self.store.trace_cmds(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
+                                                                        reason=Reason.QUEUE_TTL, of=kind)])]
         for peer_id, trace_id, _ in expired:  # a receipt that comes now is late, not final
             conn = self.connections.get(peer_id)
             if conn is not None:
@@ -653,11 +655,12 @@ class Hub:
         rows = await self.store.read_inbox(peer.peer_id, 0, 100_000)
         now = self.now_ms()
         cmds = self.store.delete_peer_cmds(peer)
-        cmds += [self.store.trace_cmd(e.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
-                                                                 reason=Reason.PEER_DELETED)]) for e in rows]
+        for entry in rows:
+            cmds += self.store.trace_cmds(entry.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
+                                                                       reason=Reason.PEER_DELETED)])
         await self.store.writer.write(*cmds)
         self._forget(peer)
-        self._event("peer_deleted", {"peer_id": peer.peer_id})
+        self.record_event("peer_deleted", {"peer_id": peer.peer_id})
 
     async def trace(self, trace_id: str) -> dict:
         stages = await self.store.read_trace(trace_id)
@@ -675,7 +678,11 @@ class Hub:
 
     # ---- events ------------------------------------------------------------------------------
 
-    def _event(self, kind: str, data: dict) -> None:
+    def _presence_changed(self, peer: PeerRecord) -> None:
+        self.record_event("presence", {"peer_id": peer.peer_id, "status": peer.status, "reason": peer.status_reason,
+                                       "peer": peer.public()})
+
+    def record_event(self, kind: str, data: dict) -> None:
         """Append to the hub's event stream (the dashboard's feed), bounded in length."""
         payload = orjson.dumps({**data, "node": self.node, "at": self.now_ms()})
         self.store.writer.submit([self.store.event_cmd(kind, payload)], wait=False)

@@ -87,8 +87,8 @@ class QuestionService:
                 continue
             self.deadlines.track(qid, int(record["deadline"]))
             if record.get("node") == self.hub.node:
-                lost.append(self.hub.store.trace_cmd(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
-                                                                       reason="hub_restarted")]))
+                lost += self.hub.store.trace_cmds(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
+                                                                    reason="hub_restarted")])
         if stale or lost:
             await self.hub.store.writer.write(*stale, *lost)
         self.deadlines.start()
@@ -181,8 +181,8 @@ class QuestionService:
                 self.waiters.pop(qid, None)
         if not future.done():
             future.cancel()
-            self.hub.store.writer.submit([self.hub.store.trace_cmd(qid, [stage_entry(
-                Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
+            self.hub.store.writer.submit(self.hub.store.trace_cmds(qid, [stage_entry(
+                Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)]), wait=False)
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -267,8 +267,10 @@ class QuestionService:
                 future.set_result(view)
 
     def _tell_people(self, frame: dict) -> None:
-        """`question` and `question_decided` frames to the people connected to this node."""
+        """`question` and `question_decided` frames to the people connected to this node, and
+        to every dashboard through the event stream."""
         data = orjson.dumps(frame)
+        self.hub.record_event(frame["type"], {k: v for k, v in frame.items() if k != "type"})
         for peer_id, conn in self.hub.connections.items():
             peer = self.hub.peers.get(peer_id)
             if peer is not None and peer.role == PERSON and not conn.closed:

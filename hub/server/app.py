@@ -11,11 +11,13 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route, WebSocketRoute
 
@@ -24,13 +26,14 @@ from hub.core.ids import new_peer_id
 from hub.core.settings import Settings
 from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
+from hub.runtime.dashboard import DashboardAccess, DashboardFeed
 from hub.runtime.hub import Hub
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
 from hub.runtime.sessions import SessionService
-from hub.server import approvals, attachments, panes, rest, schedules, sessions
+from hub.server import approvals, attachments, dashboard, panes, rest, schedules, sessions
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
@@ -38,6 +41,7 @@ from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
 from hub.store.connect import open_client
+from hub.store.dashboard import DashboardStore
 from hub.store.questions import QuestionStore
 from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
@@ -89,6 +93,12 @@ ROUTES = [
     Route("/attachments", attachments.upload, methods=["POST"]),
     Route("/attachments/{attachment_id}", attachments.download, methods=["GET"]),
     Route("/internal/attachments/{attachment_id}", attachments.from_node, methods=["GET"]),
+    Route("/dashboard", dashboard.index, methods=["GET"]),
+    Route("/dashboard/login", dashboard.login, methods=["GET"]),
+    Route("/dashboard/links", dashboard.new_link, methods=["POST"]),
+    Route("/dashboard/session", dashboard.session, methods=["GET"]),
+    Route("/dashboard/logout", dashboard.logout, methods=["POST"]),
+    Route("/dashboard/{name}", dashboard.static_file, methods=["GET"]),
 ]
 
 
@@ -140,9 +150,10 @@ def write_hub_file(settings: Settings, pid: int) -> Path:
 
 
 def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict,
-              shutdown: ShutdownNotice | None = None) -> LocalGuard:
+              shutdown: ShutdownNotice | None = None, announce: Callable[[str], None] | None = None) -> LocalGuard:
     """`store_facts` come from `hub.store.connect.probe`, run before serving. `shutdown` is
-    fired by the server when a graceful shutdown begins, before it waits for open requests."""
+    fired by the server when a graceful shutdown begins, before it waits for open requests.
+    `announce` is handed a one-time dashboard sign-in link once the hub is ready."""
     shutdown = shutdown or ShutdownNotice()
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -178,12 +189,18 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 settings.home / "attachments" / settings.node, url=settings.node_url)
             await attachment_service.start()
             app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
+            dashboard_store = DashboardStore(client, notice_client)
+            app.state.dashboard_access = access = DashboardAccess(dashboard_store, hub.now_ms)
+            app.state.dashboard_feed = feed = DashboardFeed(dashboard_store)
             hub_file = write_hub_file(settings, os.getpid())
+            if announce is not None:
+                announce(f"{settings.local_url}/dashboard/login?code={await access.new_link_code()}")
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             try:
                 yield
             finally:
                 questions.stop()
+                await feed.stop()
                 await http.aclose()
                 await attachment_service.stop()
                 await schedule_service.stop()
@@ -200,7 +217,9 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
 
     app = Starlette(
         routes=[*ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
-                WebSocketRoute("/ws", websocket_endpoint)],
+                WebSocketRoute("/ws", websocket_endpoint),
+                WebSocketRoute("/dashboard/ws", dashboard.dashboard_socket)],
+        middleware=[Middleware(dashboard.SignedInBrowsers)],
         exception_handlers={HTTPException: _http_error, HubError: _hub_error, Exception: _unexpected},
         lifespan=lifespan,
     )

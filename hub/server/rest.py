@@ -37,11 +37,15 @@ def caller(request: Request) -> Sender:
     named in `X-Repowire-Peer` (how an agent's MCP server and hooks act as their agent);
     a peer token acts as its peer."""
     hub = hub_of(request)
-    sender = hub.authenticate(bearer(request.headers), trusted_local=request.scope["state"].get("trusted_local", False))
+    state = request.scope["state"]
+    token = bearer(request.headers)
+    trusted_local = state.get("trusted_local", False)
+    # a signed-in dashboard (its session cookie, see hub.server.dashboard) is the person at the hub
+    sender = hub.authenticate(token, trusted_local=trusted_local or (token is None and state.get("person_session", False)))
     acting = request.headers.get(ACT_AS_HEADER)
     if not acting:
         return sender
-    if sender.peer is not None:
+    if sender.peer is not None or not (trusted_local or hub.is_hub_token(token)):
         raise HubError(ErrorCode.FORBIDDEN, "only the hub token may act as a peer (X-Repowire-Peer)")
     return Sender(hub.find_peer(acting))
 

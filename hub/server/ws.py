@@ -43,7 +43,7 @@ def error_frame(code: ErrorCode | str, message: str, ref: str | None = None, det
     return orjson.dumps(frame)
 
 
-class _Sink:
+class Sink:
     """Adapts Starlette's WebSocket to the runtime's FrameSink, using raw ASGI sends."""
 
     def __init__(self, websocket: WebSocket):
@@ -64,7 +64,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     holds_hub_token = trusted_local or hub.is_hub_token(bearer(websocket.headers))
     await websocket.accept()
     client = websocket.client
-    conn = Connection(_Sink(websocket), settings.limits.outbox_frames,
+    conn = Connection(Sink(websocket), settings.limits.outbox_frames,
                       label=f"{client.host}:{client.port}" if client else "unix")
     hello = await _read_hello(websocket, settings.hello_timeout_s, settings.limits.max_frame_bytes)
     if hello is None:
@@ -73,7 +73,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         welcome = await hub.connect(conn, name=hello.name, circle=hello.circle, role=hello.role, token=hello.token,
                                     resume=hello.resume, holds_hub_token=holds_hub_token)
     except HubError as exc:
-        await _close_with(websocket, exc.code, exc.message, exc.details)
+        await close_with(websocket, exc.code, exc.message, exc.details)
         return
     conn.label = f"{hello.name}@{hello.circle}"
     conn.push(orjson.dumps({"type": "welcome", **welcome}))
@@ -113,7 +113,7 @@ async def _read_hello(websocket: WebSocket, timeout_s: float, max_bytes: int) ->
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout_s)
     except asyncio.TimeoutError:
-        await _close_with(websocket, ErrorCode.HELLO_REQUIRED, f"no hello within {timeout_s:g}s")
+        await close_with(websocket, ErrorCode.HELLO_REQUIRED, f"no hello within {timeout_s:g}s")
         return None
     if message["type"] == "websocket.disconnect":
         return None
@@ -121,17 +121,17 @@ async def _read_hello(websocket: WebSocket, timeout_s: float, max_bytes: int) ->
     try:
         frame = decode_client_frame(data, max_bytes)
     except FrameError as exc:
-        await _close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.HELLO_REQUIRED,
+        await close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.HELLO_REQUIRED,
                           exc.message, exc.details, close_code=ERROR_TABLE[ErrorCode.HELLO_REQUIRED].close_code)
         return None
     if not isinstance(frame, Hello):
-        await _close_with(websocket, ErrorCode.HELLO_REQUIRED, "the first frame must be hello",
+        await close_with(websocket, ErrorCode.HELLO_REQUIRED, "the first frame must be hello",
                           ref=getattr(frame, "id", None))
         return None
     return frame
 
 
-async def _close_with(websocket: WebSocket, code: ErrorCode, message: str, details: dict | None = None,
+async def close_with(websocket: WebSocket, code: ErrorCode, message: str, details: dict | None = None,
                       ref: str | None = None, close_code: int | None = None) -> None:
     try:
         await websocket.send_text(error_frame(code, message, ref, details).decode())

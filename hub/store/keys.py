@@ -8,7 +8,7 @@ PEERS = f"{PREFIX}:peers"            # set of peer ids
 NAMES = f"{PREFIX}:names"            # hash "circle/name" -> peer id
 TOKENS = f"{PREFIX}:tokens"          # hash token digest -> peer id
 META = f"{PREFIX}:meta"              # hash: epoch, created
-EVENTS = f"{PREFIX}:events"          # stream of hub events (presence, peers), bounded
+EVENTS = f"{PREFIX}:events"          # stream of hub events (presence, traces, questions), bounded
 
 
 def peer(peer_id: str) -> str:
@@ -122,3 +122,13 @@ def attachment_refs(attachment_id: str) -> str:
 
 NODES = f"{PREFIX}:nodes"    # hash node name -> JSON {url, pid, started_at}
 MESH = f"{PREFIX}:mesh"      # hash: `key`, the secret nodes present to each other
+
+
+# ---- the dashboard: one-time sign-in links and browser sessions, by the digest of their secret.
+
+def dashboard_link(code_digest: str) -> str:
+    return f"{PREFIX}:dashboard:link:{code_digest}"
+
+
+def dashboard_session(secret_digest: str) -> str:
+    return f"{PREFIX}:dashboard:session:{secret_digest}"

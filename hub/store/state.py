@@ -21,6 +21,7 @@ from hub.store.connect import unavailable
 from hub.store.writer import Command, GroupCommitWriter
 
 StoreDown = (RedisConnectionError, RedisTimeoutError, OSError)
+EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +151,16 @@ class StoreState:
     # ---- traces ------------------------------------------------------------------------------
 
     @staticmethod
-    def trace_cmd(message_id: str, stages: Iterable[dict], start_ttl_s: int = 0) -> Command:
-        """Append stages; with start_ttl_s the trace is created (and its retention set)."""
-        return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(message_id), start_ttl_s,
-                *(orjson.dumps(s) for s in stages))
+    def trace_cmds(trace_id: str, stages: list[dict], start_ttl_s: int = 0, message: dict | None = None) -> list[Command]:
+        """Append stages to a trace (with start_ttl_s the trace is created and its retention
+        set), and tell the event stream, so dashboards see them live. `message`: what the
+        dashboard shows of a message that starts or closes here (who, to whom, a text preview)."""
+        event = {"trace_id": trace_id, "stages": stages}
+        if message is not None:
+            event["message"] = message
+        return [("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s,
+                 *(orjson.dumps(s) for s in stages)),
+                StoreState.event_cmd("trace", orjson.dumps(event))]
 
     async def read_trace(self, message_id: str) -> list[dict] | None:
         try:
@@ -185,8 +192,9 @@ class StoreState:
         return orjson.loads(raw) if raw else None
 
     @staticmethod
-    def event_cmd(kind: str, data: bytes, max_events: int = 10_000) -> Command:
-        return ("XADD", keys.EVENTS, "MAXLEN", "~", max_events, "*", "k", kind, "d", data)
+    def event_cmd(kind: str, data: bytes) -> Command:
+        """Append to the event stream, which keeps about EVENTS_KEPT entries."""
+        return ("XADD", keys.EVENTS, "MAXLEN", "~", EVENTS_KEPT, "*", "k", kind, "d", data)
 
     # ---- meta --------------------------------------------------------------------------------
 

@@ -1,0 +1,222 @@
+"""The dashboard at run time: sign-in (one-time links, browser sessions) and the live feed.
+
+**Sign-in.** `repowire serve` and `repowire dashboard` print a link with a one-time code. Opening
+it trades the code for a session secret, set as an HttpOnly, SameSite=Strict cookie; the code
+is gone from the store at that moment, so a link that stays in a browser's history or a
+terminal's scrollback opens nothing later. Sessions live in the store (any node honours them)
+and are remembered here until they expire, so a request costs no store round trip.
+
+**The feed.** Every node appends what happens (presence, trace stages with message previews,
+questions opened and decided) to one store stream, whose entry ids are the cursor. A
+subscriber names the last cursor it saw; the feed sends what came after it from the store,
+then switches it to live delivery from this node's single tail of the stream, with no gap
+and nothing twice (live events at or before what it was sent are skipped). When the stream no
+longer holds the entry after the cursor, the subscriber is told `history_lost` and gets the
+newest events instead. The tail runs only while someone is subscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+import orjson
+
+from hub.core.errors import HubError
+from hub.runtime.connection import Connection
+from hub.store.dashboard import DashboardStore, StreamEntry
+from schemas.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+LINK_TTL_S = 600              # a sign-in link works once, within ten minutes
+SESSION_TTL_S = 12 * 3600     # a browser stays signed in for twelve hours
+CATCH_UP_PAGE = 500           # events read from the store per step of a catch-up
+TAIL_BLOCK_MS = 5000
+TAIL_BATCH = 1000
+RETRY_S = 1.0                 # the tail's pause after the store failed
+MAX_BACKLOG = 1000            # a fresh subscriber asks for at most this many recent events
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    """A stream id `<ms>-<seq>` as a comparable pair; HubError for anything else."""
+    ms, sep, seq = cursor.partition("-")
+    if not (sep and ms.isdigit() and seq.isdigit() and len(ms) <= 20 and len(seq) <= 20):
+        raise HubError(ErrorCode.INVALID_FRAME, "cursor is an event id such as `1763900000000-0`, as the hub sent it",
+                       {"cursor": cursor[:64]})
+    return int(ms), int(seq)
+
+
+def event_frame(entry: StreamEntry) -> bytes:
+    """One `event` frame, encoded once and sent as the same bytes to every subscriber."""
+    entry_id, kind, data = entry
+    return b'{"type":"event","cursor":"%s","kind":"%s","data":%s}' % (entry_id.encode(), kind.encode(), data)
+
+
+class DashboardAccess:
+    """One-time sign-in links and the browser sessions they open."""
+
+    def __init__(self, store: DashboardStore, clock_ms):
+        self.store = store
+        self._clock_ms = clock_ms
+        self._sessions: dict[str, int] = {}   # session secret -> when it expires (ms), as the store said
+
+    async def new_link_code(self) -> str:
+        code = secrets.token_urlsafe(32)
+        await self.store.save_link(code, LINK_TTL_S)
+        return code
+
+    async def sign_in(self, code: str) -> str:
+        """Trade a link's code for a new session secret; the code never works again."""
+        if not code or len(code) > 128 or not await self.store.take_link(code):
+            raise HubError(ErrorCode.LOGIN_LINK_INVALID, "this sign-in link is unknown, was already used, or expired; "
+                           "run `repowire dashboard` for a new one")
+        secret = secrets.token_urlsafe(32)
+        await self.store.save_session(secret, SESSION_TTL_S)
+        self._sessions[secret] = self._clock_ms() + SESSION_TTL_S * 1000
+        return secret
+
+    async def is_signed_in(self, secret: str | None) -> bool:
+        if not secret or len(secret) > 128:
+            return False
+        now = self._clock_ms()
+        expires = self._sessions.get(secret)
+        if expires is None:  # signed in on another node, or before a restart
+            left = await self.store.session_ttl_ms(secret)
+            if not left:
+                return False
+            expires = self._sessions[secret] = now + left
+        if expires <= now:
+            self._sessions.pop(secret, None)
+            return False
+        return True
+
+    async def sign_out(self, secret: str) -> None:
+        self._sessions.pop(secret, None)
+        await self.store.drop_session(secret)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    conn: Connection
+    last: tuple[int, int] = (0, 0)   # the newest event it was sent
+    live: bool = False
+
+
+class DashboardFeed:
+    """The event stream, to the dashboards connected to this node."""
+
+    def __init__(self, store: DashboardStore):
+        self.store = store
+        self.subscribers: set[Subscriber] = set()
+        self._position: tuple[int, int] | None = None   # the newest event the tail has fanned out
+        self._position_known = asyncio.Event()
+        self._tail: asyncio.Task | None = None
+
+    async def subscribe(self, conn: Connection, cursor: str | None, backlog: int) -> Subscriber:
+        """Send `subscribed`, then what the subscriber missed (or the newest `backlog` events),
+        then live events. Returns once it is live."""
+        after = parse_cursor(cursor) if cursor is not None else None
+        sub = Subscriber(conn)
+        self.subscribers.add(sub)
+        self._ensure_tail()
+        try:
+            await self._catch_up(sub, cursor, after, backlog)
+        except BaseException:
+            self.leave(sub)
+            raise
+        return sub
+
+    def leave(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        if not self.subscribers and self._tail is not None:
+            self._tail.cancel()
+            self._tail = None
+            self._position = None
+            self._position_known.clear()
+
+    async def stop(self) -> None:
+        for sub in list(self.subscribers):
+            sub.conn.abort(ErrorCode.SHUTTING_DOWN, "hub stopping")
+            self.leave(sub)
+
+    # ---- catching up -------------------------------------------------------------------------
+
+    async def _catch_up(self, sub: Subscriber, cursor: str | None, after: tuple[int, int] | None,
+                        backlog: int) -> None:
+        lost = False
+        if after is not None:
+            first, last_added = await self.store.bounds()
+            # the store was emptied or replaced, or trimmed past the entry after the cursor
+            lost = after > parse_cursor(last_added) or (first is not None and after < parse_cursor(first))
+        if after is not None and not lost:
+            entries, sub.last = [], after
+        else:
+            entries = await self.store.last_events(backlog) if backlog else []
+            if entries:
+                sub.last = _before(parse_cursor(entries[0][0]))
+            else:  # live from the stream's end as it is now
+                sub.last = parse_cursor((await self.store.bounds())[1])
+        subscribed = {"type": "subscribed", "cursor": _text(sub.last), "history_lost": lost}
+        if lost:
+            subscribed["missed_after"] = cursor
+        sub.conn.push(orjson.dumps(subscribed))
+        self._push(sub, entries)
+        # From the store until this subscriber has everything the tail has fanned out; then
+        # live. Nothing awaits between that check and going live, so no event falls between.
+        while not sub.conn.closed:
+            page = await self.store.events_after(_text(sub.last), CATCH_UP_PAGE)
+            self._push(sub, page)
+            if page:
+                await sub.conn.wait_below(sub.conn.outbox_limit // 2)
+                if len(page) == CATCH_UP_PAGE:
+                    continue
+            await self._position_known.wait()
+            if self._position is None or sub.last >= self._position or not page:
+                sub.live = True
+                return
+
+    def _push(self, sub: Subscriber, entries: list[StreamEntry]) -> None:
+        for entry in entries:
+            position = parse_cursor(entry[0])
+            if position > sub.last and sub.conn.push(event_frame(entry)):
+                sub.last = position
+
+    # ---- the tail ----------------------------------------------------------------------------
+
+    def _ensure_tail(self) -> None:
+        if self._tail is None:
+            self._tail = asyncio.create_task(self._follow(), name="dashboard-feed")
+
+    async def _follow(self) -> None:
+        """Read the stream as it grows and hand each event to the live subscribers."""
+        while True:
+            try:
+                if self._position is None:
+                    _, last_added = await self.store.bounds()
+                    self._position = parse_cursor(last_added)
+                    self._position_known.set()
+                entries = await self.store.wait_for_events(_text(self._position), TAIL_BATCH, TAIL_BLOCK_MS)
+            except HubError as exc:
+                log.warning("dashboard feed: %s; trying again", exc.message)
+                await asyncio.sleep(RETRY_S)
+                continue
+            for entry in entries:
+                position = parse_cursor(entry[0])
+                frame = event_frame(entry)
+                for sub in list(self.subscribers):
+                    if sub.live and position > sub.last and sub.conn.push(frame):
+                        sub.last = position
+                self._position = position
+
+
+def _text(position: tuple[int, int]) -> str:
+    return f"{position[0]}-{position[1]}"
+
+
+def _before(position: tuple[int, int]) -> tuple[int, int]:
+    """The id just before `position`: a subscriber there is sent `position` next."""
+    ms, seq = position
+    return (ms, seq - 1) if seq else (ms - 1, 2**64 - 1) if ms else (0, 0)

@@ -1,0 +1,238 @@
+"""The dashboard's routes: its static files, sign-in and sign-out, and its live socket.
+
+- `GET /dashboard` and `/dashboard/{file}`: the files in `dashboard/`, as they are (no build
+  step), with a strict content security policy: the page loads nothing from elsewhere and
+  runs no inline script.
+- `GET /dashboard/login?code=…`: the one-time link; sets an HttpOnly, SameSite=Strict cookie
+  and sends the browser on to `/dashboard`, so the address that stays is the plain one.
+- `POST /dashboard/links` (hub token): a new one-time link, for `repowire dashboard`.
+- `GET /dashboard/session`, `POST /dashboard/logout`.
+- `WS /dashboard/ws`: `subscribe` first, then the hub's events (see `schemas.dashboard`).
+
+A signed-in browser acts as the person at the hub (the operator): the REST routes honour the
+cookie when the request also carries `X-Repowire-Dashboard: 1`, a header no cross-site form
+can send and no cross-origin script may send without a preflight the hub never grants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.websockets import WebSocket
+
+from hub import __version__
+from hub.core.errors import HubError
+from hub.runtime.connection import Connection
+from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed
+from hub.server.responses import JSON
+from hub.server.rest import bearer, caller
+from hub.server.ws import Sink, close_with, error_frame
+from schemas.codec import FrameError, decode_dashboard_frame
+from schemas.dashboard import Subscribe
+from schemas.errors import ERROR_TABLE, ErrorCode
+from schemas.frames import Ping
+
+log = logging.getLogger(__name__)
+
+COOKIE = "repowire_session"
+CSRF_HEADER = "x-repowire-dashboard"
+FILES_DIR = Path(__file__).resolve().parents[2] / "dashboard"
+FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+         "style.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
+                "x-frame-options": "DENY", "cross-origin-opener-policy": "same-origin",
+                "cache-control": "no-cache"}
+
+
+def access_of(request: Request | WebSocket) -> DashboardAccess:
+    return request.app.state.dashboard_access
+
+
+def feed_of(websocket: WebSocket) -> DashboardFeed:
+    return websocket.app.state.dashboard_feed
+
+
+def session_secret(headers) -> str | None:
+    """The dashboard session cookie's value, if the request carries one."""
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and value:
+            return value
+    return None
+
+
+class SignedInBrowsers:
+    """ASGI middleware: a request with a live dashboard session cookie is marked
+    `person_session` (read by `rest.caller`). REST requests count only with the dashboard's
+    header; the socket upgrade is same-origin by the Origin check in front of everything."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            state = scope.setdefault("state", {})
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                       if k in (b"cookie", CSRF_HEADER.encode())}
+            secret = session_secret(headers)
+            wants = scope["type"] == "websocket" or headers.get(CSRF_HEADER) == "1"
+            access = getattr(scope["app"].state, "dashboard_access", None)
+            if secret and wants and access is not None:
+                try:
+                    state["person_session"] = await access.is_signed_in(secret)
+                except HubError:  # the store is down: not signed in, and the route says why
+                    state["person_session"] = False
+        await self.app(scope, receive, send)
+
+
+# ---- pages -------------------------------------------------------------------------------------
+
+async def _file(name: str) -> Response:
+    data = await anyio.to_thread.run_sync((FILES_DIR / name).read_bytes)
+    return Response(data, media_type=FILES[name], headers=PAGE_HEADERS)
+
+
+async def index(request: Request) -> Response:
+    return await _file("index.html")
+
+
+async def static_file(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in FILES:
+        raise HubError(ErrorCode.NOT_FOUND, f"the dashboard has no file {name!r}")
+    return await _file(name)
+
+
+async def login(request: Request) -> Response:
+    code = request.query_params.get("code", "")
+    try:
+        secret = await access_of(request).sign_in(code)
+    except HubError as exc:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        return Response(_refusal_page(exc), status_code=ERROR_TABLE[exc.code].http_status,
+                        media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    response = RedirectResponse("/dashboard", status_code=303, headers={"cache-control": "no-store",
+                                                                       "referrer-policy": "no-referrer"})
+    response.set_cookie(COOKIE, secret, max_age=SESSION_TTL_S, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def _refusal_page(exc: HubError) -> bytes:
+    return (b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>repowire: sign-in link</title>'
+            b'<link rel="stylesheet" href="/dashboard/style.css"></head><body class="refusal"><main>'
+            b"<h1>This sign-in link does not work</h1><p>" + _escape(exc.message).encode() +
+            b"</p><p><code>" + exc.code.value.encode() + b"</code></p></main></body></html>")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+async def new_link(request: Request) -> JSON:
+    """A one-time sign-in link; only with the hub token (a signed-in browser cannot mint more)."""
+    if not _holds_hub_token(request):
+        raise HubError(ErrorCode.FORBIDDEN, "only the hub token may make dashboard sign-in links")
+    code = await access_of(request).new_link_code()
+    base = request.app.state.hub.settings.local_url
+    return JSON({"url": f"{base}/dashboard/login?code={quote(code)}", "expires_in_s": LINK_TTL_S}, status_code=201)
+
+
+def _holds_hub_token(request: Request) -> bool:
+    return request.scope["state"].get("trusted_local", False) or request.app.state.hub.is_hub_token(
+        bearer(request.headers))
+
+
+async def session(request: Request) -> JSON:
+    who = caller(request)
+    hub = request.app.state.hub
+    return JSON({"signed_in": True, "as": who.ref, "node": hub.node, "version": __version__})
+
+
+async def logout(request: Request) -> Response:
+    secret = session_secret(request.headers)
+    if secret:
+        await access_of(request).sign_out(secret)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# ---- the live socket ---------------------------------------------------------------------------
+
+async def dashboard_socket(websocket: WebSocket) -> None:
+    hub = websocket.app.state.hub
+    settings = hub.settings
+    state = websocket.scope["state"]
+    await websocket.accept()
+    if not (state.get("person_session") or state.get("trusted_local") or hub.is_hub_token(bearer(websocket.headers))):
+        await close_with(websocket, ErrorCode.UNAUTHORIZED, "sign in first: open the link `repowire dashboard` prints")
+        return
+    try:
+        first = await asyncio.wait_for(websocket.receive(), settings.hello_timeout_s)
+    except asyncio.TimeoutError:
+        await close_with(websocket, ErrorCode.SUBSCRIBE_REQUIRED, f"no subscribe within {settings.hello_timeout_s:g}s")
+        return
+    if first["type"] == "websocket.disconnect":
+        return
+    max_bytes = settings.limits.max_frame_bytes
+    try:
+        frame = decode_dashboard_frame(_data(first), max_bytes)
+    except FrameError as exc:
+        await close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.SUBSCRIBE_REQUIRED,
+                     exc.message, close_code=ERROR_TABLE[ErrorCode.SUBSCRIBE_REQUIRED].close_code)
+        return
+    if not isinstance(frame, Subscribe):
+        await close_with(websocket, ErrorCode.SUBSCRIBE_REQUIRED, "the first frame must be subscribe")
+        return
+    client = websocket.client
+    conn = Connection(Sink(websocket), settings.limits.outbox_frames,
+                      label=f"dashboard {client.host}:{client.port}" if client else "dashboard")
+    conn.start()
+    feed = feed_of(websocket)
+    subscriber = None
+    reading = asyncio.create_task(_read(websocket, conn, max_bytes), name=f"read {conn.label}")
+    conn.on_abort = reading.cancel
+    try:
+        try:
+            subscriber = await feed.subscribe(conn, frame.cursor, frame.backlog)
+        except HubError as exc:
+            conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
+            if exc.code is ErrorCode.INVALID_FRAME:
+                conn.abort(ErrorCode.SUBSCRIBE_REQUIRED, exc.message)
+        await asyncio.wait({reading})
+    finally:
+        reading.cancel()
+        if subscriber is not None:
+            feed.leave(subscriber)
+        await conn.stop(close_grace_s=settings.heartbeat_s)
+
+
+async def _read(websocket: WebSocket, conn: Connection, max_bytes: int) -> None:
+    while not conn.closed:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            frame = decode_dashboard_frame(_data(message), max_bytes)
+        except FrameError as exc:
+            conn.push(error_frame(exc.code, exc.message, exc.ref, exc.details))
+            continue
+        if isinstance(frame, Ping):
+            conn.push(orjson.dumps({"type": "pong", "ref": frame.id} if frame.id else {"type": "pong"}))
+        else:
+            conn.push(error_frame(ErrorCode.INVALID_FRAME, "this socket is already subscribed; to start from another "
+                                  "cursor, open a new one", frame.id))
+
+
+def _data(message: dict) -> str | bytes:
+    return message.get("text") if message.get("text") is not None else (message.get("bytes") or b"")

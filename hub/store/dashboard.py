@@ -1,0 +1,103 @@
+"""The dashboard's state in the store: one-time sign-in links, browser sessions, and reads of
+the hub's event stream (`rw:events`), which every node appends to and every node tails.
+
+Links and sessions are kept by the digest of their secret, with the store's own expiry, so any
+node of a mesh honours a link another node printed, and a session outlives a hub restart.
+A link is taken with GETDEL: it works once, on whichever node sees it first.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+
+from hub.core.ids import token_digest
+from hub.store import keys
+from hub.store.connect import unavailable
+from hub.store.state import StoreDown, as_text
+
+StreamEntry = tuple[str, str, bytes]   # (stream id, kind, JSON data)
+
+
+def _entries(rows) -> list[StreamEntry]:
+    out = []
+    for entry_id, fields in rows:
+        out.append((as_text(entry_id), as_text(fields[b"k"]), fields[b"d"]))
+    return out
+
+
+class DashboardStore:
+    def __init__(self, client: redis.Redis, tail_client: redis.Redis):
+        self.client = client
+        self.tail_client = tail_client   # no per-reply deadline: it holds blocking reads
+
+    # ---- sign-in -----------------------------------------------------------------------------
+
+    async def save_link(self, code: str, ttl_s: int) -> None:
+        try:
+            await self.client.set(keys.dashboard_link(token_digest(code)), b"1", ex=ttl_s)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def take_link(self, code: str) -> bool:
+        """True once per link, and only before it expires."""
+        try:
+            return await self.client.getdel(keys.dashboard_link(token_digest(code))) is not None
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def save_session(self, secret: str, ttl_s: int) -> None:
+        try:
+            await self.client.set(keys.dashboard_session(token_digest(secret)), b"1", ex=ttl_s)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def session_ttl_ms(self, secret: str) -> int:
+        """How long the session has left (ms); 0 when it is unknown or over."""
+        try:
+            left = await self.client.pttl(keys.dashboard_session(token_digest(secret)))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return max(int(left), 0)
+
+    async def drop_session(self, secret: str) -> None:
+        try:
+            await self.client.delete(keys.dashboard_session(token_digest(secret)))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    # ---- the event stream --------------------------------------------------------------------
+
+    async def events_after(self, cursor: str, count: int) -> list[StreamEntry]:
+        """Up to `count` events after `cursor` (exclusive), oldest first."""
+        try:
+            rows = await self.client.xrange(keys.EVENTS, min=f"({cursor}", max="+", count=count)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return _entries(rows)
+
+    async def last_events(self, count: int) -> list[StreamEntry]:
+        """The newest `count` events, oldest first."""
+        try:
+            rows = await self.client.xrevrange(keys.EVENTS, max="+", min="-", count=count)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return _entries(reversed(rows))
+
+    async def bounds(self) -> tuple[str | None, str]:
+        """(the oldest event's id or None when the stream is empty, the last id ever added)."""
+        try:
+            first = await self.client.xrange(keys.EVENTS, min="-", max="+", count=1)
+            info = await self.client.xinfo_stream(keys.EVENTS) if first else None
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        if not first or info is None:
+            return None, "0-0"
+        return as_text(first[0][0]), as_text(info["last-generated-id"])
+
+    async def wait_for_events(self, cursor: str, count: int, block_ms: int) -> list[StreamEntry]:
+        """Events after `cursor`, waiting up to `block_ms` for the first one."""
+        try:
+            reply = await self.tail_client.xread({keys.EVENTS: cursor}, count=count, block=block_ms)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return _entries(reply[0][1]) if reply else []

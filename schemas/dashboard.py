@@ -1,0 +1,57 @@
+"""The dashboard socket (`/dashboard/ws`): its frames, apart from the peers' `/ws`.
+
+A dashboard does not say hello: it is not a peer. Its first frame is `subscribe`, naming the
+last event cursor it saw (none on a fresh start). The hub answers `subscribed`, then sends
+`event` frames in stream order, each with its cursor; `ping` gets `pong`; a bad frame gets an
+`error` frame (the same shape as on `/ws`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from msgspec import Meta, Struct
+
+from schemas.frames import Error, Ping, Pong
+
+MAX_BACKLOG = 1000
+Cursor = Annotated[str, Meta(max_length=64, description="an event id such as `1763900000000-0`, as the hub sent it")]
+EventKind = Literal["presence", "peer_deleted", "trace", "question", "question_decided"]
+
+
+class _Frame(Struct, tag_field="type", omit_defaults=True):
+    pass
+
+
+class Subscribe(_Frame, tag="subscribe"):
+    """Follow the hub's events after `cursor` (nothing missed, nothing twice). Without a cursor,
+    or when the events after it are no longer kept, the newest `backlog` events come first."""
+    cursor: Cursor | None = None
+    backlog: Annotated[int, Meta(ge=0, le=MAX_BACKLOG)] = 200
+    id: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class Subscribed(_Frame, tag="subscribed"):
+    """Events follow from just after `cursor`. `history_lost`: the events after the cursor the
+    dashboard named are gone (trimmed, or the store was replaced); `missed_after` repeats it.
+    A dashboard that sees it reloads its lists."""
+    cursor: Cursor
+    history_lost: bool = False
+    missed_after: Cursor | None = None
+
+
+class Event(_Frame, tag="event"):
+    """One thing that happened. presence: `{peer_id, status, reason, peer}`; peer_deleted:
+    `{peer_id}`; trace: `{trace_id, stages, message?}` (message: kind, from, to, text preview
+    of a notify, ask, ack, reply or answer); question: the question as `GET /questions/{id}`
+    shows it; question_decided: `{correlation_id, decision, answered_by, reason}`. Every event
+    also has `node` and `at` (ms)."""
+    cursor: Cursor
+    kind: EventKind
+    data: dict
+
+
+DashboardClientFrame = Union[Subscribe, Ping]
+DashboardHubFrame = Union[Subscribed, Event, Error, Pong]
+DASHBOARD_CLIENT_FRAMES = (Subscribe, Ping)
+DASHBOARD_HUB_FRAMES = (Subscribed, Event, Error, Pong)
