@@ -127,6 +127,7 @@ class PeerView(Struct, kw_only=True):
     pending: int
     pane: PaneLinkView | None = None
     agent_pid: int = 0
+    open_asks: int = 0   # in GET /peers: asks waiting for this peer's reply
 
 
 class PeerList(Struct):

@@ -11,6 +11,7 @@ restart the open asks are loaded again and passed deadlines fire at once.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import logging
 from dataclasses import dataclass, field
 
@@ -100,6 +101,10 @@ class AskService:
             for waiter in ask.waiters:
                 if not waiter.done():
                     waiter.cancel()
+
+    def open_inbound_counts(self) -> Counter:
+        """How many open asks wait on each peer's reply (the asks this node tracks)."""
+        return Counter(ask.recipient for ask in self.open.values())
 
     def _still_open(self, kind: str, trace_id: str) -> bool:
         """Replay filter: an ask closed while it waited in an inbox is not delivered any more

@@ -90,7 +90,11 @@ async def list_peers(request: Request) -> JSON:
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise HubError(ErrorCode.INVALID_REQUEST, f"status is one of {', '.join(STATUSES)}", {"status": status})
-    return JSON({"peers": await hub_of(request).list_peers(circle=circle, status=status)})
+    peers = await hub_of(request).list_peers(circle=circle, status=status)
+    waiting = asks_of(request).open_inbound_counts()
+    for peer in peers:
+        peer["open_asks"] = waiting[peer["peer_id"]]
+    return JSON({"peers": peers})
 
 
 async def get_peer(request: Request) -> JSON:

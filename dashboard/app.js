@@ -1,0 +1,614 @@
+// repowire dashboard: one live subscription (/dashboard/ws) plus the hub's REST routes.
+// Everything from peers is shown as text (textContent, never HTML). Lists are capped, and the
+// page redraws at most once per animation frame however fast events arrive.
+"use strict";
+
+(() => {
+  const BACKLOG = 200;          // recent events a fresh page starts with
+  const KEPT_MESSAGES = 2000;   // message rows kept in memory
+  const SHOWN_MESSAGES = 200;   // message rows in the page
+  const SHOWN_PEERS = 300;      // peer rows in the page
+  const PEERS_REFRESH_MS = 3000;
+  const KIND_FILTER = { notify: "notify", ask: "ask", ack: "reply", reply: "reply", answer: "answer", expired: "expired" };
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    cursor: null, socket: null, paused: false, retry: 0, signedIn: false,
+    peers: new Map(), questions: new Map(), messages: [], byTrace: new Map(),
+    kinds: new Set(["notify", "ask", "reply", "answer", "expired"]),
+    peerFilter: "", messagePeer: "", trace: null, peersStale: false, scheduled: false,
+    dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(),
+  };
+
+  // ---- small helpers ------------------------------------------------------------------------
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "data") Object.assign(node.dataset, value);
+      else if (key === "on") for (const [event, fn] of Object.entries(value)) node.addEventListener(event, fn);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function clock(ms) {
+    const d = new Date(ms);
+    return d.toLocaleTimeString([], { hour12: false }) ;
+  }
+
+  function precise(ms) {
+    const d = new Date(ms);
+    return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  }
+
+  function ago(ms) {
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 60) return `${s}s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+    return `${Math.floor(s / 86400)}d ago`;
+  }
+
+  function cursorAfter(a, b) {   // is event id a after b? ids are "<ms>-<seq>"
+    if (b === null) return true;
+    const [am, as] = a.split("-").map(BigInt);
+    const [bm, bs] = b.split("-").map(BigInt);
+    return am > bm || (am === bm && as > bs);
+  }
+
+  const OPERATOR = "0".repeat(32);
+
+  function peerLabel(ref) {
+    if (!ref) return "?";
+    if (ref === OPERATOR || ref.peer_id === OPERATOR) return "operator";
+    const known = typeof ref === "string" ? state.peers.get(ref) : state.peers.get(ref.peer_id);
+    if (typeof ref === "string") return known ? known.name : ref.length === 32 ? ref.slice(0, 8) : ref;
+    return ref.circle && ref.circle !== "default" ? `${ref.name}@${ref.circle}` : ref.name;
+  }
+
+  function markDirty(part) {
+    state.dirty.add(part);
+    if (!state.scheduled) {
+      state.scheduled = true;
+      requestAnimationFrame(render);
+    }
+  }
+
+  async function api(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: { "X-Repowire-Dashboard": "1" } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (response.status === 401) showSignedOut();
+    if (!response.ok) {
+      const error = new Error((data && data.error && data.error.message) || `the hub answered ${response.status}`);
+      error.code = data && data.error && data.error.code;
+      throw error;
+    }
+    return data;
+  }
+
+  // ---- the live subscription ----------------------------------------------------------------
+
+  function setLive(mode, text) {
+    const node = $("live-status");
+    node.dataset.state = mode;
+    node.textContent = text || mode;
+  }
+
+  function connect() {
+    if (state.socket || state.paused || !state.signedIn) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/dashboard/ws`);
+    state.socket = socket;
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ type: "subscribe", cursor: state.cursor, backlog: BACKLOG }));
+    });
+    socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
+    socket.addEventListener("close", (event) => {
+      if (state.socket !== socket) return;
+      state.socket = null;
+      if (event.code === 4401) { showSignedOut(); return; }
+      if (state.paused) return;
+      const wait = Math.min(5000, 250 * 2 ** state.retry++);
+      setLive("reconnecting", "reconnecting…");
+      setTimeout(connect, wait);
+    });
+  }
+
+  function onFrame(frame) {
+    if (frame.type === "subscribed") {
+      state.retry = 0;
+      setLive("live", "live");
+      const fresh = state.cursor === null;
+      if (frame.history_lost) {
+        showBanner("Some events were no longer kept by the hub while this page was away; the lists were reloaded.");
+        state.messages = [];
+        state.byTrace.clear();
+        markDirty("messages");
+      }
+      state.cursor = frame.cursor;
+      if (fresh || frame.history_lost) loadSnapshot();
+    } else if (frame.type === "event") {
+      if (!cursorAfter(frame.cursor, state.cursor)) return;   // never twice
+      state.cursor = frame.cursor;
+      apply(frame.kind, frame.data, frame.cursor);
+    } else if (frame.type === "error") {
+      showBanner(`${frame.error.code}: ${frame.error.message}`);
+    }
+  }
+
+  function apply(kind, data, cursor) {
+    if (kind === "presence") {
+      const before = state.peers.get(data.peer_id);
+      const peer = data.peer ? { ...(before || { pending: 0, open_asks: 0 }), ...data.peer }
+                             : before && { ...before, status: data.status, status_reason: data.reason || "" };
+      if (peer) { peer.v = (before ? before.v : 0) + 1; state.peers.set(peer.peer_id, peer); }
+      markDirty("peers");
+    } else if (kind === "peer_deleted") {
+      state.peers.delete(data.peer_id);
+      markDirty("peers");
+    } else if (kind === "trace") {
+      applyTrace(data, cursor);
+    } else if (kind === "question") {
+      state.questions.set(data.correlation_id, data);
+      markDirty("questions");
+    } else if (kind === "question_decided") {
+      state.questions.delete(data.correlation_id);
+      markDirty("questions");
+    }
+  }
+
+  function applyTrace(data, cursor) {
+    const message = data.message;
+    if (message) {
+      const opens = message.kind === "notify" || message.kind === "ask";
+      const row = {
+        key: opens ? data.trace_id : cursor, trace_id: data.trace_id, kind: message.kind, at: message.at,
+        from: message.from, to: message.to, text: message.text, truncated: message.truncated,
+        question: message.question, options: message.option_id, attachments: message.attachments,
+        state: opens ? "accepted" : message.kind, v: 0,
+      };
+      if (opens) state.byTrace.set(data.trace_id, row);
+      addMessage(row);
+    }
+    const row = state.byTrace.get(data.trace_id);
+    for (const stage of data.stages) {
+      if (row && stage.stage !== "late_receipt") {
+        row.state = stage.stage === "failed" || stage.stage === "held" ? `${stage.stage}${stage.reason ? `: ${stage.reason}` : ""}` : stage.stage;
+        row.v += 1;
+        markDirty("messages");
+      }
+      if (stage.stage === "expired" && row) {
+        addMessage({ key: `${cursor}-expired`, trace_id: data.trace_id, kind: "expired", at: stage.at, from: row.from,
+                     to: row.to, text: `${row.kind} expired${stage.reason ? ` (${stage.reason})` : ""}: ${row.text || ""}`,
+                     state: "expired", v: 0 });
+      }
+      if (state.trace && state.trace.id === data.trace_id) addTraceStage(stage);
+    }
+    state.peersStale = true;
+  }
+
+  function addMessage(row) {
+    state.messages.push(row);
+    if (state.messages.length > KEPT_MESSAGES) {
+      for (const gone of state.messages.splice(0, state.messages.length - KEPT_MESSAGES)) {
+        if (state.byTrace.get(gone.trace_id) === gone) state.byTrace.delete(gone.trace_id);
+        state.messageRows.delete(gone.key);
+      }
+    }
+    markDirty("messages");
+  }
+
+  async function loadSnapshot() {
+    await Promise.all([loadPeers(), loadQuestions(), loadPanes()]);
+  }
+
+  async function loadPeers() {
+    try {
+      const { peers } = await api("GET", "/peers");
+      const seen = new Set();
+      for (const peer of peers) {
+        const before = state.peers.get(peer.peer_id);
+        peer.v = (before ? before.v : 0) + 1;
+        state.peers.set(peer.peer_id, peer);
+        seen.add(peer.peer_id);
+      }
+      for (const id of [...state.peers.keys()]) if (!seen.has(id)) state.peers.delete(id);
+      state.peersStale = false;
+      markDirty("peers");
+    } catch (error) { showBanner(`peers: ${error.message}`); }
+  }
+
+  async function loadQuestions() {
+    try {
+      const { questions } = await api("GET", "/questions?limit=1000");
+      state.questions = new Map(questions.filter((q) => q.state === "pending").map((q) => [q.correlation_id, q]));
+      markDirty("questions");
+    } catch (error) { showBanner(`questions: ${error.message}`); }
+  }
+
+  // ---- drawing --------------------------------------------------------------------------------
+
+  function render() {
+    state.scheduled = false;
+    const dirty = state.dirty;
+    state.dirty = new Set();
+    if (dirty.has("peers")) renderPeers();
+    if (dirty.has("messages") || dirty.has("peers")) renderMessages();
+    if (dirty.has("questions")) renderQuestions();
+    renderCounts();
+  }
+
+  function renderCounts() {
+    const all = [...state.peers.values()];
+    const online = all.filter((p) => p.status !== "offline").length;
+    $("counts").textContent = `${online} online · ${all.length} peers · ${state.questions.size} waiting`;
+    $("peers-count").textContent = String(all.length);
+    $("questions-count").textContent = state.questions.size ? String(state.questions.size) : "";
+    document.title = state.questions.size ? `(${state.questions.size}) repowire` : "repowire";
+  }
+
+  function peerMatches(peer, filter) {
+    return !filter || `${peer.name}@${peer.circle} ${peer.role} ${peer.status}`.toLowerCase().includes(filter);
+  }
+
+  function renderPeers() {
+    const filter = state.peerFilter.toLowerCase();
+    const order = { online: 0, busy: 0, awaiting_input: 0, offline: 1 };
+    const shown = [...state.peers.values()].filter((p) => peerMatches(p, filter))
+      .sort((a, b) => (order[a.status] - order[b.status]) || a.circle.localeCompare(b.circle) || a.name.localeCompare(b.name));
+    const rows = shown.slice(0, SHOWN_PEERS).map((peer) => {
+      let row = state.peerRows.get(peer.peer_id);
+      if (!row || row.dataset.v !== String(peer.v)) {
+        row = peerRow(peer);
+        state.peerRows.set(peer.peer_id, row);
+      }
+      return row;
+    });
+    for (const id of [...state.peerRows.keys()]) if (!state.peers.has(id)) state.peerRows.delete(id);
+    $("peer-list").replaceChildren(...rows);
+    const more = $("peers-more");
+    more.hidden = shown.length <= SHOWN_PEERS;
+    more.textContent = `and ${shown.length - SHOWN_PEERS} more; filter to narrow the list`;
+    $("peer-names").replaceChildren(...[...state.peers.values()].slice(0, 500)
+      .map((p) => el("option", { value: p.circle === "default" ? p.name : `${p.name}@${p.circle}` })));
+  }
+
+  function transportOf(peer) {
+    if (peer.pane) return { text: `pane ${peer.pane.pane_id}`, tone: peer.status === "offline" ? "bad" : "ok" };
+    if (peer.status !== "offline") return { text: "socket", tone: "ok" };
+    return { text: peer.status_reason || "offline", tone: "" };
+  }
+
+  function peerRow(peer) {
+    const transport = transportOf(peer);
+    return el("li", { class: "peer", data: { peerId: peer.peer_id, status: peer.status, v: peer.v }, tabindex: 0,
+                      title: `${peer.name}@${peer.circle} (${peer.peer_id})` },
+      el("span", { class: "dot", "aria-hidden": "true" }),
+      el("span", { class: "name" }, peer.name, el("span", { class: "muted" }, peer.circle === "default" ? "" : `@${peer.circle}`)),
+      el("span", { class: "badges" },
+        peer.open_asks ? el("span", { class: "badge warn", title: "asks waiting for this peer's reply" }, `${peer.open_asks} ask${peer.open_asks === 1 ? "" : "s"}`) : null,
+        peer.pending ? el("span", { class: "badge", title: "messages queued for this peer" }, `${peer.pending} queued`) : null,
+        el("span", { class: `badge ${transport.tone}` }, transport.text)),
+      el("span", { class: "meta" }, `${peer.status.replace("_", " ")} · ${peer.role} · ${peer.node || "-"} · seen ${ago(peer.last_seen)}`));
+  }
+
+  function messageMatches(row, peerFilter) {
+    if (!state.kinds.has(KIND_FILTER[row.kind] || row.kind)) return false;
+    if (!peerFilter) return true;
+    const from = row.from ? `${row.from.name}@${row.from.circle}` : "";
+    const to = peerLabel(row.to);
+    return `${from} ${row.to} ${to}`.toLowerCase().includes(peerFilter);
+  }
+
+  function renderMessages() {
+    const filter = state.messagePeer.toLowerCase();
+    const rows = [];
+    for (let i = state.messages.length - 1; i >= 0 && rows.length < SHOWN_MESSAGES; i -= 1) {
+      const message = state.messages[i];
+      if (!messageMatches(message, filter)) continue;
+      let row = state.messageRows.get(message.key);
+      if (!row || row.dataset.v !== String(message.v)) {
+        row = messageRow(message);
+        state.messageRows.set(message.key, row);
+      }
+      rows.push(row);
+    }
+    $("message-list").replaceChildren(...rows);
+    $("messages-empty").hidden = rows.length > 0;
+  }
+
+  function messageRow(message) {
+    const extra = [];
+    if (message.question && message.question.options) {
+      extra.push(` [${message.question.options.map((o) => o.title).join(" / ")}]`);
+    }
+    if (message.attachments) extra.push(` [files: ${message.attachments.join(", ")}]`);
+    if (message.truncated) extra.push(" …");
+    return el("li", { class: "message", data: { kind: message.kind, traceId: message.trace_id, v: message.v }, tabindex: 0,
+                      title: "Open its trace", on: { click: () => openTrace(message.trace_id),
+                                                      keydown: (e) => { if (e.key === "Enter") openTrace(message.trace_id); } } },
+      el("span", { class: "time" }, clock(message.at)),
+      el("span", { class: "kind" }, message.kind),
+      el("span", { class: "route" }, `${peerLabel(message.from)} → ${peerLabel(message.to)}`),
+      el("span", { class: "state badge" }, message.state),
+      el("span", { class: "text" }, (message.text || "") + extra.join("")));
+  }
+
+  function renderQuestions() {
+    const list = $("question-list");
+    const cards = [...state.questions.values()].sort((a, b) => a.deadline - b.deadline).map((q) => {
+      let card = state.questionCards.get(q.correlation_id);
+      if (!card) {
+        card = questionCard(q);
+        state.questionCards.set(q.correlation_id, card);
+      }
+      return card;
+    });
+    for (const id of [...state.questionCards.keys()]) if (!state.questions.has(id)) state.questionCards.delete(id);
+    list.replaceChildren(...cards);
+    $("questions-empty").hidden = cards.length > 0;
+    tickCountdowns();
+  }
+
+  function questionCard(q) {
+    const problem = el("span", { class: "problem", role: "alert" });
+    const answer = async (body, buttons) => {
+      for (const b of buttons) b.disabled = true;
+      problem.textContent = "";
+      try {
+        await api("POST", `/questions/${q.correlation_id}/answer`, { ...body, content_hash: q.content_hash });
+        state.questions.delete(q.correlation_id);
+        markDirty("questions");
+      } catch (error) {
+        problem.textContent = `${error.code || "error"}: ${error.message}`;
+        if (["already_answered", "expired", "question_not_found"].includes(error.code)) {
+          setTimeout(() => { state.questions.delete(q.correlation_id); markDirty("questions"); }, 4000);
+        } else {
+          for (const b of buttons) b.disabled = false;
+        }
+      }
+    };
+    const buttons = [];
+    const options = q.options && q.options.length ? q.options
+      : [{ id: null, title: "Allow", decision: "allow" }, { id: null, title: "Deny", decision: "deny" }];
+    for (const option of options) {
+      const body = option.id ? { option_id: option.id } : { decision: option.decision };
+      const button = el("button", { type: "button", class: option.decision === "allow" ? "allow" : option.decision === "deny" ? "deny" : "",
+                                   on: { click: () => answer(body, buttons) } }, option.title);
+      buttons.push(button);
+    }
+    const input = JSON.stringify(q.tool_input, null, 2);
+    const who = q.peer || q.asker;
+    return el("li", { class: "question", data: { questionId: q.correlation_id } },
+      el("div", { class: "title" }, el("span", {}, q.tool_name), el("span", { class: "countdown", data: { deadline: q.deadline } })),
+      el("div", { class: "who" }, `${peerLabel(who)}${q.cwd ? ` in ${q.cwd}` : ""}`),
+      q.prompt ? el("div", { class: "prompt" }, q.prompt) : null,
+      el("pre", {}, input.length > 4000 ? `${input.slice(0, 4000)}\n…` : input),
+      el("div", { class: "choices" }, buttons),
+      problem);
+  }
+
+  function tickCountdowns() {
+    for (const node of document.querySelectorAll(".countdown")) {
+      const left = Math.round((Number(node.dataset.deadline) - Date.now()) / 1000);
+      node.textContent = left > 0 ? `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "0:00";
+      node.classList.toggle("late", left <= 10);
+    }
+  }
+
+  // ---- trace drawer ---------------------------------------------------------------------------
+
+  async function openTrace(traceId) {
+    state.trace = { id: traceId, seen: new Set(), first: null };
+    $("trace-facts").replaceChildren();
+    $("trace-stages").replaceChildren();
+    $("trace-title").textContent = "Trace";
+    $("trace").hidden = false;
+    $("trace-close").focus();
+    try {
+      const trace = await api("GET", `/traces/${traceId}`);
+      if (!state.trace || state.trace.id !== traceId) return;
+      $("trace-title").textContent = `${trace.kind} trace`;
+      const row = state.byTrace.get(traceId);
+      const facts = [["id", trace.trace_id], ["from", peerLabel(trace.from)], ["to", trace.to || "-"],
+                     ["final", trace.final || "not yet"]];
+      if (row && row.text) facts.push(["text", row.text]);
+      $("trace-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { data: { fact: k } }, v)]));
+      for (const stage of trace.stages) addTraceStage(stage);
+    } catch (error) {
+      $("trace-facts").replaceChildren(el("dt", {}, "error"), el("dd", {}, error.message));
+    }
+  }
+
+  function addTraceStage(stage) {
+    const trace = state.trace;
+    const key = `${stage.stage}|${stage.at}|${stage.peer_id || ""}|${stage.node}`;
+    if (trace.seen.has(key)) return;
+    trace.seen.add(key);
+    if (trace.first === null) trace.first = stage.at;
+    const details = Object.entries(stage)
+      .filter(([k]) => !["stage", "at", "node"].includes(k))
+      .map(([k, v]) => `${k}=${describe(k, v)}`);
+    $("trace-stages").append(el("li", { class: "stage", data: { stage: stage.stage } },
+      el("div", { class: "line" }, el("span", { class: "name" }, stage.stage),
+         el("span", { class: "when" }, `${precise(stage.at)}  +${stage.at - trace.first} ms  ${stage.node}`)),
+      details.length ? el("div", { class: "detail" }, details.join("  ")) : null));
+  }
+
+  function describe(key, value) {
+    if (key === "peer_id" || key === "from_peer" || key === "by") return peerLabel(String(value));
+    if (key === "deadline") return precise(value);
+    return typeof value === "object" ? JSON.stringify(value) : value;
+  }
+
+  function closeTrace() {
+    state.trace = null;
+    $("trace").hidden = true;
+  }
+
+  // ---- panes ----------------------------------------------------------------------------------
+
+  async function loadPanes() {
+    const orphans = $("orphan-list");
+    try {
+      const { panes, bridges } = await api("GET", "/panes/orphans");
+      orphans.replaceChildren(...panes.map(orphanRow));
+      $("orphans-empty").hidden = panes.length > 0;
+      $("orphans-empty").textContent = bridges.length ? "No orphan panes." : "No pane bridge is connected to this hub.";
+    } catch (error) {
+      orphans.replaceChildren();
+      $("orphans-empty").hidden = false;
+      $("orphans-empty").textContent = error.message;
+    }
+    const linked = [...state.peers.values()].filter((p) => p.pane).slice(0, 50);
+    $("linked-empty").hidden = linked.length > 0;
+    $("linked-list").replaceChildren(...await Promise.all(linked.map(linkedRow)));
+  }
+
+  function orphanRow(pane) {
+    const problem = el("span", { class: "problem", role: "alert" });
+    const button = el("button", { type: "button", on: { click: async () => {
+      button.disabled = true;
+      problem.textContent = "";
+      try {
+        await api("POST", `/panes/${encodeURIComponent(pane.pane_id)}/link`, { backend: pane.agent || "claude", bridge: pane.bridge });
+        await loadPeers();
+        await loadPanes();
+      } catch (error) {
+        problem.textContent = `${error.code || "error"}: ${error.message}`;
+        button.disabled = false;
+      }
+    } } }, "Link");
+    return el("li", { class: "pane", data: { paneId: pane.pane_id } },
+      el("span", { class: "what" }, `${pane.pane_id}  ${pane.agent || pane.command}`), button,
+      el("span", { class: "where" }, `${pane.session}:${pane.window_name} · ${pane.cwd}`), problem);
+  }
+
+  async function linkedRow(peer) {
+    let health = "";
+    let problems = [];
+    try {
+      const report = await api("GET", `/peers/${peer.peer_id}/doctor`);
+      health = report.healthy ? "healthy" : "needs care";
+      problems = report.contradictions.map((c) => `${c.code}: ${c.detail}`);
+    } catch (error) { health = error.code || "unknown"; }
+    return el("li", { class: "pane", data: { peerId: peer.peer_id } },
+      el("span", { class: "what" }, `${peer.pane.pane_id}  ${peer.name}`),
+      el("span", { class: `badge ${health === "healthy" ? "ok" : "bad"}` }, health),
+      el("span", { class: "where" }, `${peer.pane.backend} · ${peer.status.replace("_", " ")} · bridge ${peer.pane.bridge}`),
+      problems.length ? el("span", { class: "problem" }, problems.join("; ")) : null);
+  }
+
+  // ---- composer, controls, start --------------------------------------------------------------
+
+  async function send(event) {
+    event.preventDefault();
+    const kind = $("compose-kind").value;
+    const to = $("compose-to").value.trim();
+    const text = $("compose-text").value;
+    const result = $("compose-result");
+    result.className = "compose-result";
+    result.textContent = "sending…";
+    try {
+      const body = kind === "ask" ? { to, text, queue_if_offline: true } : { to, text };
+      const accepted = await api("POST", kind === "ask" ? "/ask" : "/messages", body);
+      result.textContent = `${kind} ${accepted.state}: ${accepted.correlation_id || accepted.message_id}`;
+      $("compose-text").value = "";
+    } catch (error) {
+      result.className = "compose-result bad";
+      result.textContent = `${error.code || "error"}: ${error.message}`;
+    }
+  }
+
+  function showBanner(text) {
+    const banner = $("banner");
+    banner.textContent = text;
+    banner.hidden = false;
+    clearTimeout(showBanner.timer);
+    showBanner.timer = setTimeout(() => { banner.hidden = true; }, 15000);
+  }
+
+  function showSignedOut() {
+    state.signedIn = false;
+    if (state.socket) { const s = state.socket; state.socket = null; s.close(); }
+    $("app").hidden = true;
+    $("signed-out").hidden = false;
+    setLive("paused", "signed out");
+  }
+
+  function togglePause() {
+    state.paused = !state.paused;
+    $("pause").textContent = state.paused ? "Resume" : "Pause";
+    if (state.paused) {
+      setLive("paused", "paused");
+      if (state.socket) { const s = state.socket; state.socket = null; s.close(1000, "paused"); }
+    } else {
+      setLive("reconnecting", "catching up…");
+      connect();
+    }
+  }
+
+  function applyTheme(theme) {
+    if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
+    else delete document.documentElement.dataset.theme;
+  }
+
+  function cycleTheme() {
+    const now = document.documentElement.dataset.theme
+      || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+    const next = now === "dark" ? "light" : "dark";
+    localStorage.setItem("repowire-theme", next);
+    applyTheme(next);
+  }
+
+  async function start() {
+    applyTheme(localStorage.getItem("repowire-theme"));
+    $("pause").addEventListener("click", togglePause);
+    $("theme").addEventListener("click", cycleTheme);
+    $("sign-out").addEventListener("click", async () => {
+      try { await api("POST", "/dashboard/logout"); } catch (_) { /* signed out either way */ }
+      showSignedOut();
+    });
+    $("peer-filter").addEventListener("input", (e) => { state.peerFilter = e.target.value; markDirty("peers"); });
+    $("message-peer").addEventListener("input", (e) => { state.messagePeer = e.target.value; markDirty("messages"); });
+    for (const chip of document.querySelectorAll("#kind-filter button")) {
+      chip.addEventListener("click", () => {
+        const on = chip.getAttribute("aria-pressed") !== "true";
+        chip.setAttribute("aria-pressed", String(on));
+        if (on) state.kinds.add(chip.dataset.kind); else state.kinds.delete(chip.dataset.kind);
+        markDirty("messages");
+      });
+    }
+    $("composer").addEventListener("submit", send);
+    $("panes-refresh").addEventListener("click", loadPanes);
+    $("trace-close").addEventListener("click", closeTrace);
+    $("trace").addEventListener("click", (e) => { if (e.target === $("trace")) closeTrace(); });
+    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeTrace(); });
+    setInterval(tickCountdowns, 1000);
+    setInterval(() => { if (state.peersStale && state.signedIn) loadPeers(); }, PEERS_REFRESH_MS);
+    try {
+      const session = await api("GET", "/dashboard/session");
+      state.signedIn = true;
+      $("node-name").textContent = `node ${session.node}`;
+      $("app").hidden = false;
+      connect();
+    } catch (_) {
+      showSignedOut();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
