@@ -69,7 +69,10 @@
     if (!ref) return "?";
     if (ref === OPERATOR || ref.peer_id === OPERATOR) return "operator";
     const known = typeof ref === "string" ? state.peers.get(ref) : state.peers.get(ref.peer_id);
-    if (typeof ref === "string") return known ? known.name : ref.length === 32 ? ref.slice(0, 8) : ref;
+    if (typeof ref === "string") {
+      if (known) return known.name;
+      return ref.length === 32 ? ref.slice(0, 8) : ref.replace(/@default$/, "");
+    }
     return ref.circle && ref.circle !== "default" ? `${ref.name}@${ref.circle}` : ref.name;
   }
 

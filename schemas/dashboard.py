@@ -44,8 +44,8 @@ class Event(_Frame, tag="event"):
     """One thing that happened. presence: `{peer_id, status, reason, peer}`; peer_deleted:
     `{peer_id}`; trace: `{trace_id, stages, message?}` (message: kind, from, to, text preview
     of a notify, ask, ack, reply or answer); question: the question as `GET /questions/{id}`
-    shows it; question_decided: `{correlation_id, decision, answered_by, reason}`. Every event
-    also has `node` and `at` (ms)."""
+    shows it; question_decided: `{correlation_id, decision, answered_by, reason}`. Those four
+    also have the `node` that wrote them and `at` (ms); a trace's stages carry their own."""
     cursor: Cursor
     kind: EventKind
     data: dict

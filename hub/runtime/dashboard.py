@@ -149,8 +149,10 @@ class DashboardFeed:
         lost = False
         if after is not None:
             first, last_added = await self.store.bounds()
-            # the store was emptied or replaced, or trimmed past the entry after the cursor
-            lost = after > parse_cursor(last_added) or (first is not None and after < parse_cursor(first))
+            newest = parse_cursor(last_added)
+            # the store was replaced (it never reached the cursor), or it no longer keeps the
+            # entry after the cursor (trimmed: the oldest it keeps is later, or it keeps none)
+            lost = after > newest or (after < parse_cursor(first) if first is not None else after < newest)
         if after is not None and not lost:
             entries, sub.last = [], after
         else:

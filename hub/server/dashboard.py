@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket
 from hub import __version__
 from hub.core.errors import HubError
 from hub.runtime.connection import Connection
-from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed
+from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed, parse_cursor
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller
 from hub.server.ws import Sink, close_with, error_frame
@@ -140,6 +140,7 @@ def _escape(text: str) -> str:
 
 async def new_link(request: Request) -> JSON:
     """A one-time sign-in link; only with the hub token (a signed-in browser cannot mint more)."""
+    caller(request)   # no token at all: unauthorized
     if not _holds_hub_token(request):
         raise HubError(ErrorCode.FORBIDDEN, "only the hub token may make dashboard sign-in links")
     code = await access_of(request).new_link_code()
@@ -194,6 +195,13 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     if not isinstance(frame, Subscribe):
         await close_with(websocket, ErrorCode.SUBSCRIBE_REQUIRED, "the first frame must be subscribe")
         return
+    try:
+        if frame.cursor is not None:
+            parse_cursor(frame.cursor)
+    except HubError as exc:
+        await close_with(websocket, exc.code, exc.message, exc.details, ref=frame.id,
+                         close_code=ERROR_TABLE[ErrorCode.SUBSCRIBE_REQUIRED].close_code)
+        return
     client = websocket.client
     conn = Connection(Sink(websocket), settings.limits.outbox_frames,
                       label=f"dashboard {client.host}:{client.port}" if client else "dashboard")
@@ -205,10 +213,8 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     try:
         try:
             subscriber = await feed.subscribe(conn, frame.cursor, frame.backlog)
-        except HubError as exc:
-            conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
-            if exc.code is ErrorCode.INVALID_FRAME:
-                conn.abort(ErrorCode.SUBSCRIBE_REQUIRED, exc.message)
+        except HubError as exc:  # the store is down: the dashboard reconnects with its cursor
+            conn.abort(exc.code, exc.message)
         await asyncio.wait({reading})
     finally:
         reading.cancel()

@@ -9,6 +9,7 @@ A link is taken with GETDEL: it works once, on whichever node sees it first.
 from __future__ import annotations
 
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
 from hub.core.ids import token_digest
 from hub.store import keys
@@ -87,12 +88,12 @@ class DashboardStore:
         """(the oldest event's id or None when the stream is empty, the last id ever added)."""
         try:
             first = await self.client.xrange(keys.EVENTS, min="-", max="+", count=1)
-            info = await self.client.xinfo_stream(keys.EVENTS) if first else None
+            info = await self.client.xinfo_stream(keys.EVENTS)
+        except ResponseError:  # no stream yet
+            return None, "0-0"
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        if not first or info is None:
-            return None, "0-0"
-        return as_text(first[0][0]), as_text(info["last-generated-id"])
+        return (as_text(first[0][0]) if first else None), as_text(info["last-generated-id"])
 
     async def wait_for_events(self, cursor: str, count: int, block_ms: int) -> list[StreamEntry]:
         """Events after `cursor`, waiting up to `block_ms` for the first one."""
