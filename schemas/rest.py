@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
+from schemas.frames import (PeerRef, AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
                             DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
                             ReasonCode, ToolCallBody)
 from schemas.names import BACKENDS
@@ -523,3 +523,17 @@ class InboxTakeRequest(Struct, kw_only=True):
 class InboxTaken(Struct):
     deliveries: list[dict]
     remaining: int
+
+
+class DashboardLink(Struct):
+    """POST /dashboard/links (hub token): a one-time sign-in link for a browser."""
+    url: str
+    expires_in_s: int
+
+
+class DashboardSession(Struct):
+    """GET /dashboard/session: the signed-in browser acts as the person at the hub (the operator)."""
+    signed_in: bool
+    node: str
+    version: str
+    as_: PeerRef = msgspec.field(name="as")

@@ -22,7 +22,7 @@ from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccep
                           WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
                           RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
                           ScheduleView, Unlinked, SessionStartRequest, SessionJoined, PresenceRequest,
-                          InboxTakeRequest, InboxTaken)
+                          InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession)
 
 _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
@@ -30,7 +30,7 @@ _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlocki
             PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
             KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, ScheduleCreated,
             ScheduleDeleted, ScheduleList, ScheduleRequest, ScheduleView, Unlinked, SessionStartRequest, SessionJoined,
-            PresenceRequest, InboxTakeRequest, InboxTaken]
+            PresenceRequest, InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession]
 
 
 def _ref(struct: type) -> dict:
@@ -257,6 +257,24 @@ def openapi_document() -> dict:
                                       "content": {"application/octet-stream": {"schema": {
                                           "type": "string", "format": "binary"}}}},
                               **_errors(401, 403, 404, 503)}}},
+            "/dashboard": {"get": {
+                "summary": "The browser dashboard (static page; sign in with a one-time link)", "security": [],
+                "responses": {"200": {"description": "the page", "content": {"text/html": {}}}}}},
+            "/dashboard/links": {"post": {
+                "summary": "A one-time sign-in link for the dashboard (hub token only)", "security": bearer,
+                "responses": {"201": _json(DashboardLink, "the link; it works once, within expires_in_s"),
+                              **_errors(401, 403, 503)}}},
+            "/dashboard/login": {"get": {
+                "summary": "Open a one-time link: sets the session cookie (HttpOnly, SameSite=Strict) and "
+                           "redirects to /dashboard", "security": [],
+                "parameters": [{"name": "code", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "responses": {"303": {"description": "signed in; the cookie is set"}, **_errors(401, 503)}}},
+            "/dashboard/session": {"get": {
+                "summary": "Is this browser signed in (session cookie and `X-Repowire-Dashboard: 1`)",
+                "security": [], "responses": {"200": _json(DashboardSession, "signed in"), **_errors(401)}}},
+            "/dashboard/logout": {"post": {
+                "summary": "End this browser's session", "security": [],
+                "responses": {"204": {"description": "signed out; the cookie is cleared"}}}},
             "/traces/{trace_id}": {"get": {
                 "summary": "A message's delivery trace", "security": bearer,
                 "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
