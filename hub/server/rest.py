@@ -18,7 +18,7 @@ from schemas.local import ACT_AS_HEADER
 from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
-                "approvals", "policies", "schedules", "attachments", "sessions"]
+                "approvals", "policies", "schedules", "attachments", "sessions", "dashboard"]
 _JSON_TYPES = ("application/json",)
 
 

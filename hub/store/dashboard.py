@@ -34,10 +34,7 @@ class DashboardStore:
     # ---- sign-in -----------------------------------------------------------------------------
 
     async def save_link(self, code: str, ttl_s: int) -> None:
-        try:
-            await self.client.set(keys.dashboard_link(token_digest(code)), b"1", ex=ttl_s)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        await self._save(keys.dashboard_link(token_digest(code)), ttl_s)
 
     async def take_link(self, code: str) -> bool:
         """True once per link, and only before it expires."""
@@ -47,8 +44,11 @@ class DashboardStore:
             raise unavailable(exc) from exc
 
     async def save_session(self, secret: str, ttl_s: int) -> None:
+        await self._save(keys.dashboard_session(token_digest(secret)), ttl_s)
+
+    async def _save(self, key: str, ttl_s: int) -> None:
         try:
-            await self.client.set(keys.dashboard_session(token_digest(secret)), b"1", ex=ttl_s)
+            await self.client.set(key, b"1", ex=ttl_s)
         except StoreDown as exc:
             raise unavailable(exc) from exc
 
