@@ -162,8 +162,8 @@
     } else if (kind === "peer_deleted") {
       state.peers.delete(data.peer_id);
       markDirty("peers");
-    } else if (kind === "trace") {
-      applyTrace(data, cursor);
+    } else if (kind === "traces") {
+      data.forEach((trace, i) => applyTrace(trace, `${cursor}/${i}`));
     } else if (kind === "question") {
       state.questions.set(data.correlation_id, data);
       markDirty("questions");

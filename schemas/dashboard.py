@@ -16,7 +16,7 @@ from schemas.frames import Error, Ping, Pong
 
 MAX_BACKLOG = 1000
 Cursor = Annotated[str, Meta(max_length=64, description="an event id such as `1763900000000-0`, as the hub sent it")]
-EventKind = Literal["presence", "peer_deleted", "trace", "question", "question_decided"]
+EventKind = Literal["presence", "peer_deleted", "traces", "question", "question_decided"]
 
 
 class _Frame(Struct, tag_field="type", omit_defaults=True):
@@ -41,14 +41,15 @@ class Subscribed(_Frame, tag="subscribed"):
 
 
 class Event(_Frame, tag="event"):
-    """One thing that happened. presence: `{peer_id, status, reason, peer}`; peer_deleted:
-    `{peer_id}`; trace: `{trace_id, stages, message?}` (message: kind, from, to, text preview
-    of a notify, ask, ack, reply or answer); question: the question as `GET /questions/{id}`
-    shows it; question_decided: `{correlation_id, decision, answered_by, reason}`. Those four
-    also have the `node` that wrote them and `at` (ms); a trace's stages carry their own."""
+    """What happened. presence: `{peer_id, status, reason, peer}`; peer_deleted: `{peer_id}`;
+    question: the question as `GET /questions/{id}` shows it; question_decided:
+    `{correlation_id, decision, answered_by, reason}` (these four also have the `node` that
+    wrote them and `at`, ms); traces: a list of `{trace_id, stages, message?}`, the trace
+    stages a node wrote within 10 ms (message: kind, from, to, text preview of a notify, ask,
+    ack, reply or answer; each stage has its own node and time)."""
     cursor: Cursor
     kind: EventKind
-    data: dict
+    data: dict | list
 
 
 DashboardClientFrame = Union[Subscribe, Ping]

@@ -55,6 +55,17 @@ async def events(ws, count: int, timeout: float = 10) -> list[dict]:
     return got
 
 
+async def traces(ws, count: int) -> list[dict]:
+    """The next `count` traces from `traces` events (one event carries a hub write's traces)."""
+    got: list[dict] = []
+    while len(got) < count:
+        (event,) = await events(ws, 1)
+        assert event["kind"] == "traces", event
+        got += event["data"]
+    assert len(got) == count, got
+    return got
+
+
 async def nothing_more(ws) -> None:
     """Nothing further arrives: a ping's pong is the next frame (frames are in order)."""
     await send(ws, {"type": "ping", "id": "p"})
@@ -162,26 +173,27 @@ async def test_events_resume_from_the_cursor_with_nothing_missed_or_twice(hub):
     assert presence["kind"] == "presence" and presence["data"]["status"] == "online"
     assert presence["data"]["peer"]["name"] == "bob" and "token_digest" not in presence["data"]["peer"]
     sent = hub.post("/messages", {"to": "bob", "text": "first"}).json()
-    (trace,) = await events(ws, 1)
-    assert trace == {"type": "event", "cursor": trace["cursor"], "kind": "trace", "data": {
+    (event,) = await events(ws, 1)
+    (trace,) = event["data"]
+    assert event == {"type": "event", "cursor": event["cursor"], "kind": "traces", "data": [{
         "trace_id": sent["message_id"],
-        "stages": trace["data"]["stages"],
+        "stages": trace["stages"],
         "message": {"kind": "notify", "message_id": sent["message_id"], "to": "bob", "text": "first",
                     "from": {"peer_id": "0" * 32, "name": "operator", "circle": "default"},
-                    "at": trace["data"]["stages"][0]["at"]}}}
-    assert [s["stage"] for s in trace["data"]["stages"]] == ["accepted", "routed"]
-    cursor = trace["cursor"]
+                    "at": trace["stages"][0]["at"]}}]}
+    assert [s["stage"] for s in trace["stages"]] == ["accepted", "routed"]
+    cursor = event["cursor"]
     await ws.close()
 
     missed = [hub.post("/messages", {"to": "bob", "text": f"while away {i}"}).json()["message_id"] for i in range(5)]
     ws, subscribed = await subscribe(hub, cookie, cursor=cursor)
     assert subscribed == {"type": "subscribed", "cursor": cursor, "history_lost": False}
-    caught_up = await events(ws, 5)
-    assert [e["data"]["trace_id"] for e in caught_up] == missed
+    caught_up = await traces(ws, 5)
+    assert [t["trace_id"] for t in caught_up] == missed
     await nothing_more(ws)
     live = hub.post("/messages", {"to": "bob", "text": "live again"}).json()
-    (after,) = await events(ws, 1)
-    assert after["data"]["trace_id"] == live["message_id"]
+    (after,) = await traces(ws, 1)
+    assert after["trace_id"] == live["message_id"]
     await nothing_more(ws)
     await ws.close()
     await bob[0].close()
@@ -193,7 +205,7 @@ async def test_a_fresh_subscriber_gets_the_backlog_then_live(hub):
     ids = [hub.post("/messages", {"to": "carol", "text": f"m{i}"}).json()["message_id"] for i in range(4)]
     ws, subscribed = await subscribe(hub, cookie, backlog=3)
     backlog = await events(ws, 3)
-    assert [e["data"]["trace_id"] for e in backlog] == ids[1:]
+    assert [e["data"][0]["trace_id"] for e in backlog] == ids[1:]
     assert subscribed["cursor"] < backlog[0]["cursor"] and not subscribed["history_lost"]
     await nothing_more(ws)
     ws2, _ = await subscribe(hub, cookie, backlog=1000)   # the limit; 1001 is refused (above)
@@ -220,8 +232,8 @@ async def test_history_lost_when_the_store_no_longer_keeps_what_followed_the_cur
         await store.aclose()
     ws, subscribed = await subscribe(hub, cookie, cursor=seen["cursor"], backlog=10)
     assert subscribed["history_lost"] is True and subscribed["missed_after"] == seen["cursor"]
-    (kept,) = await events(ws, 1)
-    assert kept["data"]["trace_id"] == last
+    (kept,) = await traces(ws, 1)
+    assert kept["trace_id"] == last
     await nothing_more(ws)
     # a cursor from a store that never reached it (the store was replaced): lost as well
     ws, subscribed = await subscribe(hub, cookie, cursor="99999999999999-0")
@@ -254,14 +266,14 @@ async def test_replies_carry_their_text_into_the_feed(hub):
     erin, _ = await hub.raw_peer("erin")
     ws, _ = await subscribe(hub, cookie)
     asked = hub.post("/ask", {"to": "erin", "text": "which port?", "timeout_s": 60}).json()
-    (ask,) = await events(ws, 1)
-    assert ask["data"]["message"]["kind"] == "ask" and ask["data"]["message"]["to"] == "erin@default"
-    assert ask["data"]["message"]["correlation_id"] == asked["correlation_id"]
+    (ask,) = await traces(ws, 1)
+    assert ask["message"]["kind"] == "ask" and ask["message"]["to"] == "erin@default"
+    assert ask["message"]["correlation_id"] == asked["correlation_id"]
     await send(erin, {"type": "ack", "correlation_id": asked["correlation_id"], "text": "8080"})
-    (reply,) = await events(ws, 1)
-    assert reply["data"]["trace_id"] == asked["correlation_id"]
-    assert reply["data"]["message"]["kind"] == "reply" and reply["data"]["message"]["text"] == "8080"
-    assert [s["stage"] for s in reply["data"]["stages"]] == ["replied"]
+    (reply,) = await traces(ws, 1)
+    assert reply["trace_id"] == asked["correlation_id"]
+    assert reply["message"]["kind"] == "reply" and reply["message"]["text"] == "8080"
+    assert [s["stage"] for s in reply["stages"]] == ["replied"]
     await ws.close()
     await erin.close()
 
@@ -274,9 +286,9 @@ def test_message_previews_are_cut_at_2000_characters(hub):
         ws, _ = await subscribe(hub, cookie)
         hub.post("/messages", {"to": "frank", "text": "x" * 2000})
         hub.post("/messages", {"to": "frank", "text": "y" * 2001})
-        at_limit, over = await events(ws, 2)
-        assert at_limit["data"]["message"]["text"] == "x" * 2000 and "truncated" not in at_limit["data"]["message"]
-        assert over["data"]["message"]["text"] == "y" * 2000 and over["data"]["message"]["truncated"] is True
+        at_limit, over = await traces(ws, 2)
+        assert at_limit["message"]["text"] == "x" * 2000 and "truncated" not in at_limit["message"]
+        assert over["message"]["text"] == "y" * 2000 and over["message"]["truncated"] is True
         await ws.close()
 
     asyncio.run(run())

@@ -207,6 +207,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 await pane_service.stop()
                 await asks.stop()
                 await hub.stop()
+                state.flush_trace_events()
                 await writer.close()
                 with contextlib.suppress(FileNotFoundError):
                     hub_file.unlink()

@@ -7,6 +7,7 @@ directly; reads are rare (start-up, reconnect, REST lookups), never once per mes
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -22,6 +23,7 @@ from hub.store.writer import Command, GroupCommitWriter
 
 StoreDown = (RedisConnectionError, RedisTimeoutError, OSError)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
+EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ class StoreState:
     def __init__(self, client: redis.Redis, writer: GroupCommitWriter):
         self.client = client
         self.writer = writer
+        self._trace_events: list[bytes] = []
+        self._events_timer: asyncio.TimerHandle | None = None
 
     # ---- peers -------------------------------------------------------------------------------
 
@@ -150,17 +154,41 @@ class StoreState:
 
     # ---- traces ------------------------------------------------------------------------------
 
-    @staticmethod
-    def trace_cmds(trace_id: str, stages: list[dict], start_ttl_s: int = 0, message: dict | None = None) -> list[Command]:
+    def trace_cmds(self, trace_id: str, stages: list[dict], start_ttl_s: int = 0,
+                   message: dict | None = None) -> list[Command]:
         """Append stages to a trace (with start_ttl_s the trace is created and its retention
-        set), and tell the event stream, so dashboards see them live. `message`: what the
-        dashboard shows of a message that starts or closes here (who, to whom, a text preview)."""
-        event = {"trace_id": trace_id, "stages": stages}
-        if message is not None:
-            event["message"] = message
-        return [("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s,
-                 *(orjson.dumps(s) for s in stages)),
-                StoreState.event_cmd("trace", orjson.dumps(event))]
+        set). Dashboards hear of them through the event stream: the stages (and `message`, what
+        the dashboard shows of a message that starts or closes here) are gathered for up to
+        EVENT_BATCH_S and appended as one `traces` entry, off the messages' own packets."""
+        encoded = [orjson.dumps(s) for s in stages]
+        fragment = b'{"trace_id":"%s","stages":[%s]' % (trace_id.encode(), b",".join(encoded))
+        if not self._trace_events:
+            self._events_timer = asyncio.get_running_loop().call_later(EVENT_BATCH_S, self.flush_trace_events)
+        self._trace_events.append(fragment + (b',"message":%s}' % orjson.dumps(message) if message is not None else b"}"))
+        return [("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *encoded)]
+
+    def flush_trace_events(self) -> None:
+        """Write the gathered trace events now (the timer does; so does the hub as it stops)."""
+        if self._events_timer is not None:
+            self._events_timer.cancel()
+            self._events_timer = None
+        if self._trace_events:
+            data = b"[" + b",".join(self._trace_events) + b"]"
+            self._trace_events = []
+            self.writer.submit([self.event_cmd("traces", data)], wait=False)
+
+    @staticmethod
+    def trace_cmd(trace_id: str, stages: list[dict], start_ttl_s: int = 0) -> Command:
+        """The trace write alone, with no event for dashboards (for repairs and tests)."""
+        return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *(orjson.dumps(s) for s in stages))
+
+    def _trace_events_entry(self) -> list[Command]:
+        """The writer's packet tail: one event-stream entry with the traces written since the last."""
+        if not self._trace_events:
+            return []
+        data = b"[" + b",".join(self._trace_events) + b"]"
+        self._trace_events = []
+        return [self.event_cmd("traces", data)]
 
     async def read_trace(self, message_id: str) -> list[dict] | None:
         try:
