@@ -233,8 +233,8 @@ def report(runs: list[dict], args) -> str:
         f"| bare websockets relay CPU per message, same peers and rate (ms) | {med('relay_cpu_ms_per_msg'):.3f} |",
         "",
         "The hub's CPU per message includes the REST call that sends it, the delivery, the receipt and the "
-        "trace (each trace write also appends to the event stream the page follows); the relay only forwards "
-        "a frame. Rows are redrawn once per animation frame, so the lag includes up to one frame.",
+        "trace (whose stages are gathered for up to 10 ms into one entry of the event stream the page follows); "
+        "the relay only forwards a frame. Rows are redrawn once per animation frame, so the lag includes up to one frame.",
         "<!-- /dashboard -->",
     ])
 

@@ -17,7 +17,7 @@
     peers: new Map(), questions: new Map(), messages: [], byTrace: new Map(),
     kinds: new Set(["notify", "ask", "reply", "answer", "expired"]),
     peerFilter: "", messagePeer: "", trace: null, peersStale: false, scheduled: false,
-    dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(),
+    dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(), namesKey: "",
   };
 
   // ---- small helpers ------------------------------------------------------------------------
@@ -224,14 +224,21 @@
       const seen = new Set();
       for (const peer of peers) {
         const before = state.peers.get(peer.peer_id);
+        seen.add(peer.peer_id);
+        if (before && sameFacts(before, peer)) continue;   // its row stays as it is
         peer.v = (before ? before.v : 0) + 1;
         state.peers.set(peer.peer_id, peer);
-        seen.add(peer.peer_id);
       }
       for (const id of [...state.peers.keys()]) if (!seen.has(id)) state.peers.delete(id);
       state.peersStale = false;
       markDirty("peers");
     } catch (error) { showBanner(`peers: ${error.message}`); }
+  }
+
+  function sameFacts(a, b) {
+    return a.status === b.status && a.status_reason === b.status_reason && a.pending === b.pending
+      && a.open_asks === b.open_asks && a.last_seen === b.last_seen && a.role === b.role
+      && JSON.stringify(a.pane) === JSON.stringify(b.pane);
   }
 
   async function loadQuestions() {
@@ -285,8 +292,12 @@
     const more = $("peers-more");
     more.hidden = shown.length <= SHOWN_PEERS;
     more.textContent = `and ${shown.length - SHOWN_PEERS} more; filter to narrow the list`;
-    $("peer-names").replaceChildren(...[...state.peers.values()].slice(0, 500)
-      .map((p) => el("option", { value: p.circle === "default" ? p.name : `${p.name}@${p.circle}` })));
+    const names = [...state.peers.values()].slice(0, 500).map((p) => (p.circle === "default" ? p.name : `${p.name}@${p.circle}`));
+    const key = names.join("\n");
+    if (key !== state.namesKey) {   // the composer's suggestions, rebuilt only when names change
+      state.namesKey = key;
+      $("peer-names").replaceChildren(...names.map((value) => el("option", { value })));
+    }
   }
 
   function transportOf(peer) {
