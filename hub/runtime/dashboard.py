@@ -37,7 +37,6 @@ CATCH_UP_PAGE = 500           # events read from the store per step of a catch-u
 TAIL_BLOCK_MS = 5000
 TAIL_BATCH = 1000
 RETRY_S = 1.0                 # the tail's pause after the store failed
-MAX_BACKLOG = 1000            # a fresh subscriber asks for at most this many recent events
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:
