@@ -40,12 +40,11 @@
 
   function clock(ms) {
     const d = new Date(ms);
-    return d.toLocaleTimeString([], { hour12: false }) ;
+    return d.toLocaleTimeString([], { hour12: false });
   }
 
   function precise(ms) {
-    const d = new Date(ms);
-    return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+    return `${clock(ms)}.${String(new Date(ms).getMilliseconds()).padStart(3, "0")}`;
   }
 
   function ago(ms) {
@@ -180,7 +179,7 @@
       const row = {
         key: opens ? data.trace_id : cursor, trace_id: data.trace_id, kind: message.kind, at: message.at,
         from: message.from, to: message.to, text: message.text, truncated: message.truncated,
-        question: message.question, options: message.option_id, attachments: message.attachments,
+        question: message.question, attachments: message.attachments,
         state: opens ? "accepted" : message.kind, v: 0,
       };
       if (opens) state.byTrace.set(data.trace_id, row);

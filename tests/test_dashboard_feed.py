@@ -6,13 +6,14 @@ twice, and `history_lost` when the store no longer keeps what came after a curso
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import orjson
 import pytest
 import redis.asyncio as redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support import HubProcess, eventually, recv, send, wait_until
 
@@ -313,3 +314,42 @@ def test_the_page_and_its_files_are_served_from_dashboard(hub):
         assert httpx.get(f"{hub.url}/dashboard{bad}").status_code == 404
     body = orjson.loads(httpx.get(f"{hub.url}/dashboard/nothing").content)
     assert body["error"]["code"] == "not_found"
+
+
+async def test_a_slow_dashboard_is_cut_and_does_not_stall_another(start_hub):
+    """Promise 6 for dashboards: a subscriber that stops reading is closed as a slow consumer
+    (4008) once its bounded outbox fills; another subscriber still gets every event."""
+    hub = start_hub("--limit", "outbox_frames=16")
+    cookie = signed_in_cookie(hub)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    host, port = hub.url.removeprefix("http://").rsplit(":", 1)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    slow = await dashboard_socket(hub, cookie, sock=sock, max_queue=1)
+    await send(slow, {"type": "subscribe"})
+    assert (await recv(slow))["type"] == "subscribed"
+    fast, _ = await subscribe(hub, cookie)
+    target, _ = await hub.raw_peer("target")
+    await target.close()   # offline: every notify waits in its inbox
+    count = 3000   # previews of 2,000 characters: about 6 MB of events against a 64 KiB buffer
+    got: list[str] = []
+
+    async def read_fast() -> None:   # a dashboard that keeps up, reading while the messages flow
+        for _ in range(count * 2):   # presence events come too (target, sender)
+            if len(got) == count:
+                return
+            (event,) = await events(fast, 1)
+            if event["kind"] == "traces":
+                got.extend(t["trace_id"] for t in event["data"] if t.get("message"))
+
+    reading = asyncio.create_task(read_fast())
+    async with hub.client("sender") as sender:
+        sent = [(await sender.notify("target", "z" * 2000))["message_id"] for _ in range(count)]
+    await asyncio.wait_for(reading, 30)
+    assert got == sent, "the fast dashboard got every message, in order"
+    with pytest.raises(ConnectionClosed):
+        for _ in range(count):
+            await recv(slow, timeout=10)
+    assert slow.close_code == 4008 and slow.close_reason == "slow_consumer"
+    await nothing_more(fast)

@@ -181,7 +181,7 @@ class AskService:
             child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
                                                 index_score=now),
                           *self.store.create_cmds(record, retention),
-                          *hub.store.trace_cmds(cid, stages, retention, message=preview)]
+                          hub.store.trace_cmd(cid, stages, retention, message=preview)]
             if attachments:
                 child_cmds += grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])
             stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
@@ -310,9 +310,9 @@ class AskService:
                 if conn is not None:
                     conn.inflight.pop(ask.message_id, None)
             stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
-            after += hub.store.trace_cmds(cid, [stage_entry(stage, now, hub.node, by=result["by"],
-                                                            reason="deadline" if state == EXPIRED else None)],
-                                          message=message_preview(notice, to=view.asker) if state != EXPIRED else None)
+            after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
+                                                               reason="deadline" if state == EXPIRED else None)],
+                                             message=message_preview(notice, to=view.asker) if state != EXPIRED else None))
             hub.store.writer.submit(after, wait=False)
             delivered = False
             if seq:

@@ -145,7 +145,7 @@ class DashboardFeed:
 
     async def _catch_up(self, sub: Subscriber, cursor: str | None, after: tuple[int, int] | None,
                         backlog: int) -> None:
-        lost = False
+        lost, last_added = False, None
         if after is not None:
             first, last_added = await self.store.bounds()
             newest = parse_cursor(last_added)
@@ -159,7 +159,7 @@ class DashboardFeed:
             if entries:
                 sub.last = _before(parse_cursor(entries[0][0]))
             else:  # live from the stream's end as it is now
-                sub.last = parse_cursor((await self.store.bounds())[1])
+                sub.last = parse_cursor(last_added or (await self.store.bounds())[1])
         subscribed = {"type": "subscribed", "cursor": _text(sub.last), "history_lost": lost}
         if lost:
             subscribed["missed_after"] = cursor

@@ -238,9 +238,10 @@ class Hub:
         """The peer said it has everything up to its resume cursor: those deliveries end as
         received (reason `resumed`)."""
         now = self.now_ms()
-        cmds = [cmd for tid in trace_ids
-                for cmd in self.store.trace_cmds(as_text(tid), [stage_entry(Stage.RECEIVED, now, self.node,
-                                                                            peer_id=peer.peer_id, reason=Reason.RESUMED)])]
+        cmds = [self.store.trace_cmd(as_text(tid),
+                                     [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
+                                                  reason=Reason.RESUMED)])
+                for tid in trace_ids]
         if cmds:
             self.store.writer.submit(cmds, wait=False)
 
@@ -285,9 +286,8 @@ class Hub:
         del self.connections[peer_id]
         if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
             self.store.writer.submit(
-                [cmd for seq, at, trace_id in conn.inflight.values()
-                 for cmd in self.store.trace_cmds(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id,
-                                                                         seq=seq)])], wait=False)
+                [self.store.trace_cmd(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
+                 for seq, at, trace_id in conn.inflight.values()], wait=False)
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline:
@@ -404,8 +404,8 @@ class Hub:
         if attachments:
             cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
                                [inbox_ref(p.peer_id, message_id) for p in recipients])
-        cmds += self.store.trace_cmds(message_id, stages, self.settings.trace_retention_s,
-                                      message=message_preview(body, to=to))
+        cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
+                                         message=message_preview(body, to=to)))
         def on_written(seqs: list) -> dict:
             states = []
             for peer, seq in zip(recipients, seqs):
@@ -450,19 +450,19 @@ class Hub:
         inflight = conn.inflight.pop(message_id, None) if conn is not None else None
         if inflight is None:  # its trace is the message's own (asks keep theirs by correlation id)
             stage = stage_entry(Stage.LATE_RECEIPT, now, self.node, peer_id=peer.peer_id, status=status, reason=reason)
-            self.store.writer.submit(self.store.trace_cmds(message_id, [stage]), wait=False)
+            self.store.writer.submit([self.store.trace_cmd(message_id, [stage])], wait=False)
             return
         seq, sent_at, trace_id = inflight
         if status == "held":  # not delivered, and not to be lost: it stays in the inbox
             stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
                       stage_entry(Stage.HELD, now, self.node, peer_id=peer.peer_id, reason=reason)]
-            self.store.writer.submit(self.store.trace_cmds(trace_id, stages), wait=False)
+            self.store.writer.submit([self.store.trace_cmd(trace_id, stages)], wait=False)
             return
         final = Stage(status) if status in ("received", "injected") else Stage.FAILED
         stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
                   stage_entry(final, now, self.node, peer_id=peer.peer_id,
                               reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
-        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), *self.store.trace_cmds(trace_id, stages)],
+        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
                                  wait=False)
 
     async def take_inbox(self, peer: PeerRecord, limit: int) -> dict:
@@ -482,9 +482,9 @@ class Hub:
             if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
                 continue
             deliveries.append(orjson.loads(b'{"type":"deliver","seq":%d,' % entry.seq + entry.payload[1:]))
-            cmds += self.store.trace_cmds(entry.trace_id, [
+            cmds.append(self.store.trace_cmd(entry.trace_id, [
                 stage_entry(Stage.SENT, now, self.node, peer_id=peer.peer_id, seq=entry.seq),
-                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)])
+                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
         cmds.append(self.store.inbox_length_cmd(peer.peer_id))
         results = await self.store.writer.write(*cmds)
         return {"deliveries": deliveries, "remaining": int(results[-1])}
@@ -611,9 +611,9 @@ class Hub:
             expired += [(peer_id, trace_id, kind) for trace_id, kind in zip(values[::2], values[1::2])]
         if not expired:
             return 0
-        cmds = [cmd for peer_id, trace_id, kind in expired
-                for cmd in self.store.trace_cmds(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
-                                                                        reason=Reason.QUEUE_TTL, of=kind)])]
+        cmds = [self.store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
+                                                            reason=Reason.QUEUE_TTL, of=kind)])
+                for peer_id, trace_id, kind in expired]
         for peer_id, trace_id, _ in expired:  # a receipt that comes now is late, not final
             conn = self.connections.get(peer_id)
             if conn is not None:
@@ -655,9 +655,8 @@ class Hub:
         rows = await self.store.read_inbox(peer.peer_id, 0, 100_000)
         now = self.now_ms()
         cmds = self.store.delete_peer_cmds(peer)
-        for entry in rows:
-            cmds += self.store.trace_cmds(entry.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
-                                                                       reason=Reason.PEER_DELETED)])
+        cmds += [self.store.trace_cmd(e.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
+                                                                 reason=Reason.PEER_DELETED)]) for e in rows]
         await self.store.writer.write(*cmds)
         self._forget(peer)
         self.record_event("peer_deleted", {"peer_id": peer.peer_id})

@@ -231,7 +231,7 @@ class PaneService:
         node = self.hub.node
         stages = [stage_entry(Stage.ACCEPTED, now, node, kind=kind, from_peer=sender.ref["peer_id"], to=peer.peer_id),
                   stage_entry(final, now, node, peer_id=peer.peer_id, **extra)]
-        self.hub.store.writer.submit(self.hub.store.trace_cmds(trace_id, stages, self.hub.settings.trace_retention_s),
+        self.hub.store.writer.submit([self.hub.store.trace_cmd(trace_id, stages, self.hub.settings.trace_retention_s)],
                                      wait=False)
         return trace_id
 

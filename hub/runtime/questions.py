@@ -87,8 +87,8 @@ class QuestionService:
                 continue
             self.deadlines.track(qid, int(record["deadline"]))
             if record.get("node") == self.hub.node:
-                lost += self.hub.store.trace_cmds(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
-                                                                    reason="hub_restarted")])
+                lost.append(self.hub.store.trace_cmd(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
+                                                                       reason="hub_restarted")]))
         if stale or lost:
             await self.hub.store.writer.write(*stale, *lost)
         self.deadlines.start()
@@ -181,8 +181,8 @@ class QuestionService:
                 self.waiters.pop(qid, None)
         if not future.done():
             future.cancel()
-            self.hub.store.writer.submit(self.hub.store.trace_cmds(qid, [stage_entry(
-                Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)]), wait=False)
+            self.hub.store.writer.submit([self.hub.store.trace_cmd(qid, [stage_entry(
+                Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
 
     # ---- deciding ----------------------------------------------------------------------------
 

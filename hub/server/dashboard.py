@@ -33,7 +33,7 @@ from hub.runtime.connection import Connection
 from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed, parse_cursor
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller
-from hub.server.ws import Sink, close_with, error_frame
+from hub.server.ws import Sink, close_with, error_frame, frame_data, read_first_frame
 from schemas.codec import FrameError, decode_dashboard_frame
 from schemas.dashboard import Subscribe
 from schemas.errors import ERROR_TABLE, ErrorCode
@@ -178,22 +178,10 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     if not (state.get("person_session") or state.get("trusted_local") or hub.is_hub_token(bearer(websocket.headers))):
         await close_with(websocket, ErrorCode.UNAUTHORIZED, "sign in first: open the link `repowire dashboard` prints")
         return
-    try:
-        first = await asyncio.wait_for(websocket.receive(), settings.hello_timeout_s)
-    except asyncio.TimeoutError:
-        await close_with(websocket, ErrorCode.SUBSCRIBE_REQUIRED, f"no subscribe within {settings.hello_timeout_s:g}s")
-        return
-    if first["type"] == "websocket.disconnect":
-        return
     max_bytes = settings.limits.max_frame_bytes
-    try:
-        frame = decode_dashboard_frame(_data(first), max_bytes)
-    except FrameError as exc:
-        await close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.SUBSCRIBE_REQUIRED,
-                     exc.message, close_code=ERROR_TABLE[ErrorCode.SUBSCRIBE_REQUIRED].close_code)
-        return
-    if not isinstance(frame, Subscribe):
-        await close_with(websocket, ErrorCode.SUBSCRIBE_REQUIRED, "the first frame must be subscribe")
+    frame = await read_first_frame(websocket, settings.hello_timeout_s, max_bytes, decode_dashboard_frame, Subscribe,
+                                   ErrorCode.SUBSCRIBE_REQUIRED)
+    if frame is None:
         return
     try:
         if frame.cursor is not None:
@@ -229,7 +217,7 @@ async def _read(websocket: WebSocket, conn: Connection, max_bytes: int) -> None:
         if message["type"] == "websocket.disconnect":
             return
         try:
-            frame = decode_dashboard_frame(_data(message), max_bytes)
+            frame = decode_dashboard_frame(frame_data(message), max_bytes)
         except FrameError as exc:
             conn.push(error_frame(exc.code, exc.message, exc.ref, exc.details))
             continue
@@ -238,7 +226,3 @@ async def _read(websocket: WebSocket, conn: Connection, max_bytes: int) -> None:
         else:
             conn.push(error_frame(ErrorCode.INVALID_FRAME, "this socket is already subscribed; to start from another "
                                   "cursor, open a new one", frame.id))
-
-
-def _data(message: dict) -> str | bytes:
-    return message.get("text") if message.get("text") is not None else (message.get("bytes") or b"")

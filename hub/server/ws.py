@@ -110,25 +110,36 @@ async def _replay(hub: Hub, conn: Connection) -> None:
 
 
 async def _read_hello(websocket: WebSocket, timeout_s: float, max_bytes: int) -> Hello | None:
+    return await read_first_frame(websocket, timeout_s, max_bytes, decode_client_frame, Hello, ErrorCode.HELLO_REQUIRED)
+
+
+async def read_first_frame(websocket: WebSocket, timeout_s: float, max_bytes: int, decode, expected: type,
+                           required: ErrorCode):
+    """The frame a socket must open with (`hello` on /ws, `subscribe` on /dashboard/ws), or
+    None after closing the socket with `required` (or the frame's own error code)."""
+    name = expected.__struct_config__.tag
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout_s)
     except asyncio.TimeoutError:
-        await close_with(websocket, ErrorCode.HELLO_REQUIRED, f"no hello within {timeout_s:g}s")
+        await close_with(websocket, required, f"no {name} within {timeout_s:g}s")
         return None
     if message["type"] == "websocket.disconnect":
         return None
-    data = message.get("text") if message.get("text") is not None else message.get("bytes")
     try:
-        frame = decode_client_frame(data, max_bytes)
+        frame = decode(frame_data(message), max_bytes)
     except FrameError as exc:
-        await close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else ErrorCode.HELLO_REQUIRED,
-                          exc.message, exc.details, close_code=ERROR_TABLE[ErrorCode.HELLO_REQUIRED].close_code)
+        await close_with(websocket, exc.code if exc.code is not ErrorCode.UNKNOWN_TYPE else required,
+                         exc.message, exc.details, close_code=ERROR_TABLE[required].close_code)
         return None
-    if not isinstance(frame, Hello):
-        await close_with(websocket, ErrorCode.HELLO_REQUIRED, "the first frame must be hello",
-                          ref=getattr(frame, "id", None))
+    if not isinstance(frame, expected):
+        await close_with(websocket, required, f"the first frame must be {name}", ref=getattr(frame, "id", None))
         return None
     return frame
+
+
+def frame_data(message: dict) -> str | bytes:
+    """The payload of a received WebSocket message, text or binary."""
+    return message.get("text") if message.get("text") is not None else (message.get("bytes") or b"")
 
 
 async def close_with(websocket: WebSocket, code: ErrorCode, message: str, details: dict | None = None,
@@ -153,9 +164,7 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return "disconnected"
-        data = message.get("text")
-        if data is None:
-            data = message.get("bytes") or b""
+        data = frame_data(message)
         peer = hub.peers.get(conn.peer_id or "")
         if peer is None:
             return "deleted"

@@ -36,6 +36,10 @@ class InboxEntry:
     kind: str
 
 
+def _trace_write(trace_id: str, encoded_stages: list[bytes], start_ttl_s: int) -> Command:
+    return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *encoded_stages)
+
+
 def as_text(value: bytes | str) -> str:
     """Store replies come back as bytes (no response decoding): text for the hub."""
     return value.decode() if isinstance(value, bytes) else value
@@ -154,8 +158,8 @@ class StoreState:
 
     # ---- traces ------------------------------------------------------------------------------
 
-    def trace_cmds(self, trace_id: str, stages: list[dict], start_ttl_s: int = 0,
-                   message: dict | None = None) -> list[Command]:
+    def trace_cmd(self, trace_id: str, stages: list[dict], start_ttl_s: int = 0,
+                  message: dict | None = None) -> Command:
         """Append stages to a trace (with start_ttl_s the trace is created and its retention
         set). Dashboards hear of them through the event stream: the stages (and `message`, what
         the dashboard shows of a message that starts or closes here) are gathered for up to
@@ -165,7 +169,7 @@ class StoreState:
         if not self._trace_events:
             self._events_timer = asyncio.get_running_loop().call_later(EVENT_BATCH_S, self.flush_trace_events)
         self._trace_events.append(fragment + (b',"message":%s}' % orjson.dumps(message) if message is not None else b"}"))
-        return [("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *encoded)]
+        return _trace_write(trace_id, encoded, start_ttl_s)
 
     def flush_trace_events(self) -> None:
         """Write the gathered trace events now (the timer does; so does the hub as it stops)."""
@@ -178,17 +182,9 @@ class StoreState:
             self.writer.submit([self.event_cmd("traces", data)], wait=False)
 
     @staticmethod
-    def trace_cmd(trace_id: str, stages: list[dict], start_ttl_s: int = 0) -> Command:
-        """The trace write alone, with no event for dashboards (for repairs and tests)."""
-        return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *(orjson.dumps(s) for s in stages))
-
-    def _trace_events_entry(self) -> list[Command]:
-        """The writer's packet tail: one event-stream entry with the traces written since the last."""
-        if not self._trace_events:
-            return []
-        data = b"[" + b",".join(self._trace_events) + b"]"
-        self._trace_events = []
-        return [self.event_cmd("traces", data)]
+    def unannounced_trace_cmd(trace_id: str, stages: list[dict], start_ttl_s: int = 0) -> Command:
+        """The trace write alone, with no event for dashboards (for tests that stage a crash)."""
+        return _trace_write(trace_id, [orjson.dumps(s) for s in stages], start_ttl_s)
 
     async def read_trace(self, message_id: str) -> list[dict] | None:
         try:
