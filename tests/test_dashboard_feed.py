@@ -352,4 +352,11 @@ async def test_a_slow_dashboard_is_cut_and_does_not_stall_another(start_hub):
         for _ in range(count):
             await recv(slow, timeout=10)
     assert slow.close_code == 4008 and slow.close_reason == "slow_consumer"
-    await nothing_more(fast)
+    await send(fast, {"type": "ping", "id": "p"})   # then no message comes twice: only presence before the pong
+    for _ in range(10):
+        frame = await recv(fast)
+        if frame == {"type": "pong", "ref": "p"}:
+            break
+        assert frame["kind"] == "presence", frame
+    else:
+        raise AssertionError("no pong")
