@@ -237,7 +237,7 @@ async def test_a_fire_written_before_the_crash_is_recorded_on_restart_not_sent_a
         payload = orjson.dumps({"kind": "notify", "message_id": message_id, "text": "written once", "sent_at": now,
                                 "from": {"peer_id": ids["alice"], "name": "alice", "circle": "default"},
                                 "schedule_id": sid})
-        await client.execute_command(*StoreState.enqueue_cmd(ids["bob"], message_id, payload, now + 3_600_000,
+        await client.execute_command(*StoreState(client, None, "n1").enqueue_cmd(ids["bob"], message_id, payload, now + 3_600_000,
                                                              message_id, "notify"))
         await client.execute_command(*StoreState.unannounced_trace_cmd(
             message_id, [{"stage": "accepted", "at": now, "node": "n1", "schedule_id": sid}], 3600))

@@ -8,6 +8,9 @@ automatic receipts and de-duplication, and reconnect with backoff, jitter and re
 Deliveries are at-least-once on the wire; the client hands each `message_id` to the
 application once (it remembers the last `dedup_window` ids) and resumes after a reconnect
 from the last sequence number the application received.
+
+With `alternates` (other nodes of the same mesh), a reconnect that fails on one address tries
+the next: a peer whose node died comes back on another and gets its inbox there.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import itertools
 import logging
 import random
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -43,11 +46,13 @@ def _frame(frame_type: str, **fields: Any) -> dict[str, Any]:
 
 class HubClient:
     def __init__(self, name: str, circle: str = "default", role: str = "agent", *,
-                 address: HubAddress | None = None, hub_token: str | None = None, token: str | None = None,
+                 address: HubAddress | None = None, alternates: Sequence[HubAddress] = (),
+                 hub_token: str | None = None, token: str | None = None,
                  auto_receipt: bool = True, reconnect: bool = True, dedup_window: int = 10_000,
                  backoff_s: tuple[float, float] = (0.1, 5.0), max_frame_bytes: int = 1024 * 1024):
         self.name, self.circle, self.role = name, circle, role
         self.address = address or find_hub()
+        self._addresses = [self.address, *alternates]
         self.hub_token = hub_token
         self.token = token
         self.auto_receipt = auto_receipt
@@ -272,6 +277,8 @@ class HubClient:
         for attempt in itertools.count():
             delay = min(cap, base * (2 ** min(attempt, 16))) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
+            if attempt:  # the address that failed may be a node that is gone: try the next one
+                self.address = self._addresses[(self._addresses.index(self.address) + 1) % len(self._addresses)]
             try:
                 self.welcome = await self._open()
                 self.reconnects += 1

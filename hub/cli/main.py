@@ -82,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="use this Redis/Valkey instead of the embedded store (env REPOWIRE_REDIS_URL)")
     s.add_argument("--ephemeral", action="store_true",
                    help="accept an external store whose append-only persistence is off")
-    s.add_argument("--node", default=os.environ.get("REPOWIRE_NODE", "node-1"), help="this hub node's name")
+    s.add_argument("--node", default=os.environ.get("REPOWIRE_NODE", "node-1"),
+                   help="this hub node's name, unique among the nodes sharing a --redis-url store "
+                        "(env REPOWIRE_NODE; default node-1)")
+    s.add_argument("--node-lease", type=float, default=10.0,
+                   help="with --redis-url: seconds a node stays alive without renewing its lease; after that "
+                        "the other nodes take its peers offline, and they reconnect to any node (default 10)")
     s.add_argument("--heartbeat", type=float, default=10.0,
                    help="seconds between WebSocket pings; a silent peer is offline within twice this")
     s.add_argument("--queue-ttl", type=int, default=7 * 24 * 3600,

@@ -22,15 +22,18 @@ import uvicorn
 
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
+from hub.core.errors import HubError
 from hub.core.ids import new_token
 from hub.core.attachments import AttachmentPolicy
 from hub.core.schedules import SchedulePolicy
 from hub.core.settings import Settings, parse_limits
 from hub.cli.bridge_process import BridgeSupervisor
 from hub.runtime.dashboard import LINK_TTL_S
+from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
-from hub.store.connect import PersistenceOff, StoreUnreachable, probe
+from hub.store.bus import LeaseHolder, NodeBus
+from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
 from schemas.local import TOKEN_FILE, home_dir
 from schemas.names import NAME
@@ -156,16 +159,20 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
             print(f"repowire: {exc}", file=sys.stderr)
             return 2
         store_url = store.url
+    holder = new_lease_holder()
     try:
         facts = asyncio.run(probe(store_url, ephemeral=settings.ephemeral))
-    except (PersistenceOff, StoreUnreachable) as exc:
-        print(f"repowire: {exc}", file=sys.stderr)
+        if settings.mesh_node:
+            asyncio.run(claim_node(store_url, settings, holder))
+    except (PersistenceOff, StoreUnreachable, NodeNameTaken, HubError) as exc:
+        print(f"repowire: {getattr(exc, 'message', exc)}", file=sys.stderr)
         if store is not None:
             store.stop()
         return 2
     shutdown = ShutdownNotice()
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
-                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready)
+                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready,
+                    lease_holder=holder)
     config = uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
                             ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                             ws_max_size=settings.limits.transport_max_frame_bytes,
@@ -186,6 +193,15 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
         print("repowire: the hub did not start; see the messages above", file=sys.stderr)
         return 1
     return 0
+
+
+async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) -> None:
+    """Take this node's name on the shared store before serving (see hub.runtime.mesh)."""
+    client = open_client(store_url)
+    try:
+        await claim_node_name(NodeBus(client, client, settings.node), holder, settings.node_lease_s)
+    finally:
+        await client.aclose()
 
 
 def announce_ready(sign_in_link: str) -> None:
@@ -213,6 +229,7 @@ def serve_command(args) -> int:
     try:
         limits = parse_limits(args.limit)
         check_node_name(args.node)
+        check_positive(node_lease=args.node_lease)
         check_positive(attachment_max_bytes=args.attachment_max_bytes, attachment_peer_quota=args.attachment_peer_quota,
                        attachment_hub_quota=args.attachment_hub_quota, attachment_ttl=args.attachment_ttl,
                        attachment_sweep=args.attachment_sweep)
@@ -221,6 +238,7 @@ def serve_command(args) -> int:
         return 2
     settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
                         redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
+                        node_lease_s=args.node_lease,
                         heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
                         trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,
                         asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,

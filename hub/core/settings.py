@@ -35,6 +35,7 @@ class Settings:
     redis_url: str | None = None
     ephemeral: bool = False
     node: str = "node-1"
+    node_lease_s: float = 10.0      # on a shared store: a node silent this long is gone, its peers offline
     heartbeat_s: float = 10.0       # WebSocket ping interval; a dead peer is offline within 2x this
     hello_timeout_s: float = 10.0
     queue_ttl_s: int = 7 * 24 * 3600  # an undelivered notify waits this long in an inbox
@@ -50,6 +51,11 @@ class Settings:
     questions: QuestionPolicy = field(default_factory=QuestionPolicy)
     schedules: SchedulePolicy = field(default_factory=SchedulePolicy)
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+
+    @property
+    def mesh_node(self) -> str:
+        """This node's name on a store other nodes may share (`--redis-url`); '' on the embedded one."""
+        return self.node if self.redis_url else ""
 
     @property
     def local_url(self) -> str:

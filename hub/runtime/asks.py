@@ -6,12 +6,16 @@ store script that also queues the notice for the asker, so a close and its notic
 and an ask is closed exactly once. Open asks are kept in memory for the hot path and for the
 deadline timer, which fires from one task sleeping until the earliest deadline; after a
 restart the open asks are loaded again and passed deadlines fire at once.
+
+On a mesh, the node that opened an ask tracks it; any node may close it (the store script
+decides once), and the closer tells the others on the node bus (`closed_elsewhere`), so the
+opener forgets it and whoever waits there hears at once. When a node is lost, the nodes that
+remain take over the deadlines of its peers' asks (`adopt`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import logging
 from dataclasses import dataclass, field
 
@@ -28,7 +32,7 @@ from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender, grant_cmds
 from hub.store.asks import AskStore
-from hub.store.state import as_text
+from hub.store.state import InboxEntry, as_text
 from schemas.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -81,19 +85,27 @@ class AskService:
         self.open: dict[str, OpenAsk] = {}
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
         hub.expiry_listeners.append(self._on_notices_expired)
-        hub.delivery_filters.append(self._still_open)
+        hub.delivery_filters.append(self._closed_asks)
 
     # ---- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        deadlines = await self.store.open_deadlines([*self.hub.peers, OPERATOR_ID])
-        for record in await self.store.read_many([cid for cid, _ in deadlines]):
-            if record.get("state") != PENDING:
+        await self.adopt([*self.hub.peers, OPERATOR_ID])
+        self.deadlines.start()
+
+    async def adopt(self, askers: list[str]) -> int:
+        """Track the open asks of these askers (at start, every peer's; later, those of a lost
+        node's peers): their deadlines fire here. Returns how many were new to this node."""
+        deadlines = await self.store.open_deadlines(askers)
+        adopted = 0
+        for record in await self.store.read_many([cid for cid, _ in deadlines if cid not in self.open]):
+            if record.get("state") != PENDING or record["correlation_id"] in self.open:
                 continue
             ask = OpenAsk(record["correlation_id"], record["message_id"], record["asker"], record["recipient"],
                           int(record["deadline"]), orjson.loads(record["question"]) if record.get("question") else None)
             self._track(ask)
-        self.deadlines.start()
+            adopted += 1
+        return adopted
 
     async def stop(self) -> None:
         self.deadlines.stop()
@@ -102,14 +114,20 @@ class AskService:
                 if not waiter.done():
                     waiter.cancel()
 
-    def open_inbound_counts(self) -> Counter:
-        """How many open asks wait on each peer's reply (the asks this node tracks)."""
-        return Counter(ask.recipient for ask in self.open.values())
+    async def open_inbound_counts(self, peer_ids: list[str]) -> dict[str, int]:
+        """How many open asks wait on each peer's reply, whichever node opened them."""
+        return await self.store.inbound_counts(peer_ids)
 
-    def _still_open(self, kind: str, trace_id: str) -> bool:
-        """Replay filter: an ask closed while it waited in an inbox is not delivered any more
-        (the seq of such an entry is known only in memory, so after a restart it is dropped here)."""
-        return kind != "ask" or trace_id in self.open
+    async def _closed_asks(self, entries: list[InboxEntry]) -> set[int]:
+        """Delivery filter: an ask closed while it waited in an inbox is not delivered any more.
+        Asks this node does not track (opened before a restart, or by another node) are looked
+        up in the store."""
+        unknown = [e for e in entries if e.kind == "ask" and e.trace_id not in self.open]
+        if not unknown:
+            return set()
+        askers = [orjson.loads(e.payload).get("from", {}).get("peer_id", "") for e in unknown]
+        states = await self.store.states([(asker, e.trace_id) for asker, e in zip(askers, unknown)])
+        return {e.seq for e, state in zip(unknown, states) if state != PENDING}
 
     def _track(self, ask: OpenAsk) -> None:
         self.open[ask.correlation_id] = ask
@@ -140,7 +158,7 @@ class AskService:
         if scheduled is not None and len(recipients) != 1:
             raise HubError(ErrorCode.INVALID_REQUEST, "a scheduled ask goes to exactly one peer",
                            {"recipients": len(recipients)})
-        offline = [p for p in recipients if p.peer_id not in hub.connections]
+        offline = [p for p in recipients if not hub.is_reachable(p)]
         if offline and not queue_if_offline:
             raise HubError(ErrorCode.PEER_OFFLINE,
                            f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "
@@ -197,8 +215,11 @@ class AskService:
                               seq if isinstance(seq, int) and seq > 0 else None)
                 self._track(ask)
                 conn = hub.connections.get(peer.peer_id)
-                delivered = (ask.seq is not None and conn is not None and not conn.replaying
-                             and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
+                if conn is not None:
+                    delivered = (ask.seq is not None and not conn.replaying
+                                 and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
+                else:  # live on another node, which the store woke
+                    delivered = ask.seq is not None and hub.is_reachable(peer)
                 states.append({"peer_id": peer.peer_id, "name": peer.name, "correlation_id": cid,
                                "message_id": message_id, "state": "delivered" if delivered else "queued"})
             first = states[0]
@@ -285,7 +306,8 @@ class AskService:
         result = {"state": state, "kind": kind, "at": now, "by": (replier or {}).get("peer_id"), **body}
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
-                                     notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind)
+                                     notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind,
+                                     mesh_node=hub.store.mesh_node)
         carried = body.get("attachments")
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
         written = hub.store.writer.submit([close, *grants])
@@ -313,16 +335,18 @@ class AskService:
             after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
                                                                reason="deadline" if state == EXPIRED else None)],
                                              message=message_preview(notice, to=view.asker) if state != EXPIRED else None))
+            after += hub.store.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid, "result": result}))
             hub.store.writer.submit(after, wait=False)
             delivered = False
             if seq:
                 conn = hub.connections.get(view.asker)
-                delivered = (conn is not None and not conn.replaying
-                             and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid))
+                asker = hub.peers.get(view.asker)
+                if conn is not None:
+                    delivered = not conn.replaying and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid)
+                else:  # live on another node, which the store woke
+                    delivered = asker is not None and hub.is_reachable(asker)
             if ask is not None:
-                for waiter in ask.waiters:
-                    if not waiter.done():
-                        waiter.set_result(result)
+                self._wake_waiters(ask, result)
             if state == EXPIRED:
                 return result
             return {"message_id": notice_id, "correlation_id": cid, "state": "delivered" if delivered else "queued",
@@ -333,6 +357,37 @@ class AskService:
     def _forget(self, cid: str) -> OpenAsk | None:
         self.deadlines.forget(cid)
         return self.open.pop(cid, None)
+
+    @staticmethod
+    def _wake_waiters(ask: OpenAsk, result: dict) -> None:
+        for waiter in ask.waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+
+    def closed_elsewhere(self, cid: str, result: dict) -> None:
+        """Another node closed an ask (the node bus said so): forget it here, take its queued
+        delivery out of the recipient's inbox (only the opener knows its place), and answer
+        whoever waits here for it."""
+        ask = self._forget(cid)
+        if ask is None:
+            return
+        hub = self.hub
+        if ask.seq is not None:
+            hub.store.writer.submit([hub.store.confirm_cmd(ask.recipient, ask.seq)], wait=False)
+        conn = hub.connections.get(ask.recipient)
+        if conn is not None:
+            conn.inflight.pop(ask.message_id, None)
+        self._wake_waiters(ask, result)
+
+    async def catch_up(self) -> None:
+        """After the node bus was away: asks closed elsewhere meanwhile are forgotten here."""
+        tracked = list(self.open.values())
+        states = await self.store.states([(a.asker, a.correlation_id) for a in tracked])
+        for ask, state in zip(tracked, states):
+            if state != PENDING:
+                record = await self.store.read(ask.correlation_id, ask.asker)
+                result = orjson.loads(record["result"]) if record and record.get("result") else {"state": state}
+                self.closed_elsewhere(ask.correlation_id, result)
 
     # ---- deadlines ---------------------------------------------------------------------------
 
@@ -377,7 +432,7 @@ class AskService:
                 replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))
             conn = hub.connections.get(replier)
             if isinstance(seq, int) and seq > 0 and conn is not None and not conn.replaying:
-                hub.push_delivery(conn, seq, message_id, payload, cid)
+                hub.push_delivery(conn, seq, message_id, payload, cid)  # elsewhere: the store woke its node
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Connection:
         self.label = label
         self.peer_id: str | None = None
         self.replaying = False           # while True, live deliveries wait in the inbox
+        self.pull_again = False          # a wake came while replaying: read the inbox once more
         self.last_pushed_seq = 0
         self.inflight: dict[str, tuple[int, int, str]] = {}  # message_id -> (seq, sent_at ms, trace id)
         self.closed = False

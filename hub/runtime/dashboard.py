@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import orjson
 
 from hub.core.errors import HubError
+from hub.core.ids import token_digest
 from hub.runtime.connection import Connection
 from hub.store.dashboard import DashboardStore, StreamEntry
 from schemas.errors import ErrorCode
@@ -60,7 +61,7 @@ class DashboardAccess:
     def __init__(self, store: DashboardStore, clock_ms):
         self.store = store
         self._clock_ms = clock_ms
-        self._sessions: dict[str, int] = {}   # session secret -> when it expires (ms), as the store said
+        self._sessions: dict[str, int] = {}   # digest of a session secret -> when it expires (ms), as the store said
 
     async def new_link_code(self) -> str:
         code = secrets.token_urlsafe(32)
@@ -74,27 +75,32 @@ class DashboardAccess:
                            "run `repowire dashboard` for a new one")
         secret = secrets.token_urlsafe(32)
         await self.store.save_session(secret, SESSION_TTL_S)
-        self._sessions[secret] = self._clock_ms() + SESSION_TTL_S * 1000
+        self._sessions[token_digest(secret)] = self._clock_ms() + SESSION_TTL_S * 1000
         return secret
 
     async def is_signed_in(self, secret: str | None) -> bool:
         if not secret or len(secret) > 128:
             return False
         now = self._clock_ms()
-        expires = self._sessions.get(secret)
+        digest = token_digest(secret)
+        expires = self._sessions.get(digest)
         if expires is None:  # signed in on another node, or before a restart
             left = await self.store.session_ttl_ms(secret)
             if not left:
                 return False
-            expires = self._sessions[secret] = now + left
+            expires = self._sessions[digest] = now + left
         if expires <= now:
-            self._sessions.pop(secret, None)
+            self._sessions.pop(digest, None)
             return False
         return True
 
     async def sign_out(self, secret: str) -> None:
-        self._sessions.pop(secret, None)
+        self._sessions.pop(token_digest(secret), None)
         await self.store.drop_session(secret)
+
+    def signed_out_elsewhere(self, digest: str) -> None:
+        """Another node ended this session (the node bus said so)."""
+        self._sessions.pop(digest, None)
 
 
 @dataclass(eq=False)

@@ -4,6 +4,10 @@ It keeps in memory what the hot path reads (peers, names, tokens, who is connect
 step with the store, and writes through the group-commit writer: a message, its trace stages
 and its idempotency result go out in one pipeline, and `accepted` waits for that pipeline.
 The edge calls one method per operation and encodes what comes back.
+
+On a store shared by several hub nodes, each node holds the connections of its own peers and
+keeps its copy of everyone's record in step through the node bus (`refresh_peers`); a delivery
+queued for a peer held by another node wakes that node (`pull`), which reads the inbox.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
-from typing import Awaitable, Callable
+from dataclasses import dataclass, fields, replace
+from typing import Awaitable, Callable, Iterable
 
 import orjson
 
@@ -31,7 +35,7 @@ from hub.runtime.connection import Connection
 from hub.runtime.futures import then
 from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
-from hub.store.state import StoreState, as_text
+from hub.store.state import InboxEntry, StoreState, as_text
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
 
@@ -92,8 +96,9 @@ class Hub:
         self._sweeper: asyncio.Task | None = None
         # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
         self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
-        # asked with (kind, trace_id) during replay: False drops that inbox entry undelivered
-        self.delivery_filters: list[Callable[[str, str], bool]] = []
+        # given inbox entries about to be delivered, return the seqs of those to drop undelivered
+        self.delivery_filters: list[Callable[[list[InboxEntry]], Awaitable[set[int]]]] = []
+        self._pulls: set[asyncio.Task] = set()
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -105,13 +110,15 @@ class Hub:
         stale = [p for p in self.peers.values() if p.status != OFFLINE and p.node in ("", self.node)]
         for peer in stale:
             peer.status, peer.status_reason = OFFLINE, "hub_restarted"
-            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+            self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._sweeper = asyncio.create_task(every(self.settings.sweep_interval_s, self.sweep_expired, "inbox sweep"),
                                             name="inbox-sweeper")
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for task in list(self._pulls):
+            task.cancel()
         for conn in list(self.connections.values()):
             conn.abort(ErrorCode.SHUTTING_DOWN, "hub stopping")
         for conn in list(self.connections.values()):
@@ -120,6 +127,14 @@ class Hub:
     def now_ms(self) -> int:
         return _now_ms(self._clock)
 
+    @property
+    def in_mesh(self) -> bool:
+        """Whether other hub nodes may share the store (an external store: `--redis-url`)."""
+        return bool(self.store.mesh_node)
+
+    def is_reachable(self, peer: PeerRecord) -> bool:
+        """Connected here, or live on another node of the mesh (that node delivers)."""
+        return peer.peer_id in self.connections or (peer.status != OFFLINE and peer.node not in ("", self.node))
     # ---- identity ----------------------------------------------------------------------------
 
     def is_hub_token(self, token: str | None) -> bool:
@@ -167,10 +182,12 @@ class Hub:
         if role == BRIDGE and not holds_hub_token:
             raise HubError(ErrorCode.FORBIDDEN, "a pane bridge types into terminals for the hub, so it needs the hub "
                            "token: connect with `Authorization: Bearer <hub token>` or over the hub's Unix socket")
+        if self.in_mesh:
+            await self._catch_up_for_hello(token, name, circle)
         same_name = self.peer_named(name, circle)
         decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
                          token_given=token is not None, holds_hub_token=holds_hub_token,
-                         same_name=same_name, is_live=bool(same_name and same_name.peer_id in self.connections))
+                         same_name=same_name, is_live=bool(same_name and self.is_reachable(same_name)))
         now = self.now_ms()
         issued_token = token
         if decision is Admission.NEW:
@@ -220,6 +237,20 @@ class Hub:
                 "position": {"last_seq": int(results[-1] or 0), "pending": int(results[-2])},
                 "limits": self.settings.limits.as_dict()}
 
+    async def _catch_up_for_hello(self, token: str | None, name: str, circle: str) -> None:
+        """A peer may have been registered or reconnected through another node a moment ago,
+        before the bus told this one: read what the hello names from the store."""
+        ids = []
+        if token and token_digest(token) not in self._tokens:
+            found = await self.store.peer_id_for_token(token_digest(token))
+            if found:
+                ids.append(found)
+        known = self.peer_named(name, circle)
+        if known is not None and known.peer_id not in self.connections:
+            ids.append(known.peer_id)
+        if ids:
+            await self.refresh_peers(ids)
+
     def _undo_admission(self, conn: Connection, peer: PeerRecord, decision: Admission, old_digest: str | None,
                         before: tuple) -> None:
         if self.connections.get(peer.peer_id) is conn:
@@ -245,32 +276,60 @@ class Hub:
         if cmds:
             self.store.writer.submit(cmds, wait=False)
 
-    async def replay(self, conn: Connection) -> None:
-        """Deliver the inbox in order, then switch the connection to live delivery.
+    async def replay(self, conn: Connection, after: int = 0) -> None:
+        """Deliver the inbox after seq `after` in order, then switch the connection to live delivery.
 
         Reads go through the writer so they are ordered with the writes: a message written
-        before a read is in it; one written after finds the connection live."""
+        before a read is in it; one written after finds the connection live. A wake that comes
+        meanwhile (another node queued something) makes it read once more before it stops."""
         peer_id = conn.peer_id
         assert peer_id is not None
-        after = 0
         while not conn.closed:
             (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer_id, after, REPLAY_PAGE))
             entries = self.store.parse_inbox(rows)
             if not entries:
+                if conn.pull_again:
+                    conn.pull_again = False
+                    continue
                 conn.replaying = False
                 return
-            dropped = []
+            dropped = await self._undeliverable(entries)
             for entry in entries:
-                if entry.expires_at <= self.now_ms():
-                    continue  # the sweeper records it as expired
-                if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
-                    dropped.append(self.store.confirm_cmd(peer_id, entry.seq))
-                    continue
+                if entry.expires_at <= self.now_ms() or entry.seq in dropped:
+                    continue  # expired: the sweeper records it as expired
                 self.push_delivery(conn, entry.seq, entry.message_id, entry.payload, entry.trace_id)
             if dropped:
-                self.store.writer.submit(dropped, wait=False)
+                self.store.writer.submit([self.store.confirm_cmd(peer_id, seq) for seq in sorted(dropped)], wait=False)
             after = entries[-1].seq
             await conn.wait_below(conn.outbox_limit // 2)
+
+    async def _undeliverable(self, entries: list[InboxEntry]) -> set[int]:
+        """The seqs of inbox entries no longer to be delivered (an ask closed while it waited)."""
+        dropped: set[int] = set()
+        for undeliverable in self.delivery_filters:
+            dropped |= await undeliverable(entries)
+        return dropped
+
+    def pull(self, peer_id: str) -> None:
+        """Another node queued deliveries for a peer connected here: read its inbox from the
+        last seq this connection was given (or once more after the replay running now)."""
+        conn = self.connections.get(peer_id)
+        if conn is None or conn.closed:
+            return
+        if conn.replaying:
+            conn.pull_again = True
+            return
+        conn.replaying = True
+        task = asyncio.create_task(self._pull(conn), name=f"pull {conn.label}")
+        self._pulls.add(task)
+        task.add_done_callback(self._pulls.discard)
+
+    async def _pull(self, conn: Connection) -> None:
+        try:
+            await self.replay(conn, conn.last_pushed_seq)
+        except HubError as exc:
+            log.warning("inbox read for %s stopped: %s", conn.label, exc.message)
+            conn.abort(exc.code, exc.message)
 
     async def disconnect(self, conn: Connection, reason: str) -> None:
         """The peer is offline from now on; then the socket gets up to one heartbeat to take
@@ -290,9 +349,9 @@ class Hub:
                  for seq, at, trace_id in conn.inflight.values()], wait=False)
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
-        if peer is not None and mark_offline:
+        if peer is not None and mark_offline and peer.node == self.node:
             peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, self.now_ms()
-            self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+            self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
@@ -303,7 +362,7 @@ class Hub:
             raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
         peer.status, peer.last_seen = status, self.now_ms()
-        self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+        self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._presence_changed(peer)
 
     # ---- notify ------------------------------------------------------------------------------
@@ -397,8 +456,10 @@ class Hub:
         cmds = []
         for peer in recipients:
             cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify"))
-            stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name))
-            if peer.peer_id not in self.connections:
+            stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name,
+                                      via=peer.node if peer.peer_id not in self.connections and self.is_reachable(peer)
+                                      else None))
+            if not self.is_reachable(peer):
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
         if attachments:
@@ -413,8 +474,10 @@ class Hub:
                     states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "queued"})
                     continue
                 conn = self.connections.get(peer.peer_id)
-                delivered = conn is not None and not conn.replaying and self.push_delivery(
-                    conn, seq, message_id, payload, message_id)
+                if conn is not None:
+                    delivered = not conn.replaying and self.push_delivery(conn, seq, message_id, payload, message_id)
+                else:  # live on another node, which the store woke
+                    delivered = self.is_reachable(peer)
                 states.append({"peer_id": peer.peer_id, "name": peer.name,
                                "state": "delivered" if delivered else "queued"})
             if isinstance(seqs[-1], Exception):
@@ -475,11 +538,13 @@ class Hub:
         (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer.peer_id, 0, limit))
         now = self.now_ms()
         deliveries, cmds = [], []
-        for entry in self.store.parse_inbox(rows):
+        entries = self.store.parse_inbox(rows)
+        dropped = await self._undeliverable(entries)
+        for entry in entries:
             if entry.expires_at <= now:
                 continue  # the sweeper records it as expired
             cmds.append(self.store.confirm_cmd(peer.peer_id, entry.seq))
-            if not all(keep(entry.kind, entry.trace_id) for keep in self.delivery_filters):
+            if entry.seq in dropped:
                 continue
             deliveries.append(orjson.loads(b'{"type":"deliver","seq":%d,' % entry.seq + entry.payload[1:]))
             cmds.append(self.store.trace_cmd(entry.trace_id, [
@@ -591,7 +656,7 @@ class Hub:
         if peer.peer_id in self.connections:
             return
         peer.status, peer.status_reason = OFFLINE, reason
-        self.store.writer.submit(self.store.presence_cmds(peer), wait=False)
+        self.store.writer.submit(self.store.presence_cmds(peer, peer.node or self.node), wait=False)
 
     # ---- sweeping ----------------------------------------------------------------------------
 
@@ -674,6 +739,77 @@ class Hub:
     def health(self) -> dict:
         return {"node": self.node, "epoch": self.epoch, "store": self.store_facts,
                 "peers": len(self.peers), "connections": len(self.connections)}
+
+    # ---- the mesh: other nodes on the same store ----------------------------------------------
+
+    async def refresh_peers(self, peer_ids: Iterable[str]) -> None:
+        """Another node changed these peers: read them again and bring this node's copy in step."""
+        ids = list(dict.fromkeys(peer_ids))
+        for peer_id, record in zip(ids, await self.store.load_peers_by_id(ids)):
+            self._adopt_record(peer_id, record, missing_means_deleted=True)
+
+    async def reload_peers(self) -> None:
+        """Catch up after the node bus was away: every record again, and every connection here
+        reads its inbox (a wake may have been lost)."""
+        records = {r.peer_id: r for r in await self.store.load_peers()}
+        for peer_id in [*records, *(p for p in self.peers if p not in records)]:
+            # a peer registering here right now may not be in the store yet: only the bus says deleted
+            self._adopt_record(peer_id, records.get(peer_id), missing_means_deleted=peer_id not in self.connections)
+        for peer_id in list(self.connections):
+            self.pull(peer_id)
+
+    def _adopt_record(self, peer_id: str, record: PeerRecord | None, *, missing_means_deleted: bool) -> None:
+        current = self.peers.get(peer_id)
+        conn = self.connections.get(peer_id)
+        if record is None:
+            if current is None or not missing_means_deleted:
+                return
+            if conn is not None:
+                conn.abort(ErrorCode.PEER_DELETED, "deleted through another hub node")
+                self._release(conn, "deleted", mark_offline=False)
+            self._forget(current)
+            return
+        if conn is not None and current is not None:
+            if record.node != self.node and record.last_seen >= current.last_seen:
+                # it connected to another node since it connected here: the newer connection wins
+                conn.abort(ErrorCode.REPLACED, f"the same peer connected to hub node {record.node}")
+                self._release(conn, "replaced", mark_offline=False)
+            elif record.node != self.node or record.status == OFFLINE:
+                # a read older than our own write, or another node took us for gone: we hold it
+                record.status, record.status_reason, record.last_seen, record.node = (
+                    current.status, current.status_reason, current.last_seen, self.node)
+                self.store.writer.submit(self.store.presence_cmds(current, record.node), wait=False)
+        if current is None:
+            self._remember(record)
+            return
+        old_name, old_digest = (current.circle, current.name), current.token_digest
+        for f in fields(PeerRecord):
+            setattr(current, f.name, getattr(record, f.name))
+        if old_name != (current.circle, current.name) and self._names.get(old_name) == peer_id:
+            del self._names[old_name]
+        if old_digest != current.token_digest:
+            self._tokens.pop(old_digest, None)
+        self._remember(current)
+
+    async def take_offline_held_by(self, node: str) -> list[PeerRecord]:
+        """`node`'s lease lapsed: the peers it held are offline (reason `node_lost`), each only if
+        the store still says that node holds it (one that reconnected elsewhere is left alone).
+        Their inboxes stay; they get them when they connect to any node."""
+        lost = [p for p in self.peers.values() if p.node == node and p.status != OFFLINE]
+        if not lost:
+            return []
+        now = self.now_ms()
+        results = await self.store.writer.write(*(
+            cmd for p in lost
+            for cmd in self.store.presence_cmds(replace(p, status=OFFLINE, status_reason="node_lost", last_seen=now),
+                                                node)))
+        taken = []
+        for peer, applied in zip(lost, results):
+            if applied == 1:
+                peer.status, peer.status_reason, peer.last_seen = OFFLINE, "node_lost", now
+                self._presence_changed(peer)
+                taken.append(peer)
+        return taken
 
     # ---- events ------------------------------------------------------------------------------
 

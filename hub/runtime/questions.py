@@ -10,6 +10,10 @@ and the audit entry are written right after. People connected to this node are t
 question opened and decided. The waiting callers (REST requests, socket frames) are futures in this
 process; a caller that leaves is recorded in the trace as `waiter_lost`, and after a restart
 every question this node was holding open is recorded the same way.
+
+On a mesh, opening and deciding are told to the other nodes on the node bus: their people hear
+of it, a decision made through any node answers the callers waiting on the node that opened
+the question, and every node tracks the deadline (whoever comes first decides, once).
 """
 
 from __future__ import annotations
@@ -267,10 +271,37 @@ class QuestionService:
                 future.set_result(view)
 
     def _tell_people(self, frame: dict) -> None:
-        """`question` and `question_decided` frames to the people connected to this node, and
-        to every dashboard through the event stream."""
+        """`question` and `question_decided` frames to the people connected to this node, to
+        the other nodes (for theirs), and to every dashboard through the event stream."""
         data = orjson.dumps(frame)
         self.hub.record_event(frame["type"], {k: v for k, v in frame.items() if k != "type"})
+        told = self.hub.store.publish_cmd(frame["type"], data)
+        if told:
+            self.hub.store.writer.submit(told, wait=False)
+        self._push_to_people(data)
+
+    def heard_from_node(self, frame: dict) -> None:
+        """Another node opened or decided a question (the node bus): track its deadline, or
+        answer whoever waits here for it; tell the people connected here either way."""
+        qid = frame["correlation_id"]
+        if frame["type"] == "question":
+            self.deadlines.track(qid, int(frame["deadline"]))
+        else:
+            self.deadlines.forget(qid)
+            self.opened.pop(qid, None)
+            self._resolve(qid, {k: v for k, v in frame.items() if k != "type"})
+        self._push_to_people(orjson.dumps(frame))
+
+    async def catch_up(self) -> None:
+        """After the node bus was away: questions decided elsewhere meanwhile answer their
+        callers here."""
+        for record in await self.store.read_many(list(self.waiters)):
+            if record["state"] != PENDING:
+                self.deadlines.forget(record["correlation_id"])
+                self.opened.pop(record["correlation_id"], None)
+                self._resolve(record["correlation_id"], decision_view(record))
+
+    def _push_to_people(self, data: bytes) -> None:
         for peer_id, conn in self.hub.connections.items():
             peer = self.hub.peers.get(peer_id)
             if peer is not None and peer.role == PERSON and not conn.closed:

@@ -28,6 +28,7 @@ from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.dashboard import DashboardAccess, DashboardFeed
 from hub.runtime.hub import Hub
+from hub.runtime.mesh import Mesh, claim_node_name, new_lease_holder
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
@@ -40,6 +41,7 @@ from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
+from hub.store.bus import LeaseHolder, NodeBus
 from hub.store.connect import open_client
 from hub.store.dashboard import DashboardStore
 from hub.store.questions import QuestionStore
@@ -150,10 +152,12 @@ def write_hub_file(settings: Settings, pid: int) -> Path:
 
 
 def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict,
-              shutdown: ShutdownNotice | None = None, announce: Callable[[str], None] | None = None) -> LocalGuard:
+              shutdown: ShutdownNotice | None = None, announce: Callable[[str], None] | None = None,
+              lease_holder: LeaseHolder | None = None) -> LocalGuard:
     """`store_facts` come from `hub.store.connect.probe`, run before serving. `shutdown` is
     fired by the server when a graceful shutdown begins, before it waits for open requests.
-    `announce` is handed a one-time dashboard sign-in link once the hub is ready."""
+    `announce` is handed a one-time dashboard sign-in link once the hub is ready. On a shared
+    store, `lease_holder` is the node lease `serve` already claimed (claimed here when None)."""
     shutdown = shutdown or ShutdownNotice()
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -162,9 +166,14 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
         notice_client = open_client(store_url, per_reply_timeout=False)
         try:
             await load_scripts(client)
+            mesh_node = settings.mesh_node
+            bus = NodeBus(client, notice_client, mesh_node) if mesh_node else None
+            holder = lease_holder or new_lease_holder()
+            if bus is not None and lease_holder is None:
+                await claim_node_name(bus, holder, settings.node_lease_s)
             writer = GroupCommitWriter(writer_client)
             writer.start()
-            state = StoreState(client, writer)
+            state = StoreState(client, writer, mesh_node)
             epoch = await state.ensure_epoch(new_peer_id())
             hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts)
             await hub.start()
@@ -189,9 +198,12 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 settings.home / "attachments" / settings.node, url=settings.node_url)
             await attachment_service.start()
             app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
-            dashboard_store = DashboardStore(client, notice_client)
+            dashboard_store = DashboardStore(client, notice_client, mesh_node)
             app.state.dashboard_access = access = DashboardAccess(dashboard_store, hub.now_ms)
             app.state.dashboard_feed = feed = DashboardFeed(dashboard_store)
+            mesh = Mesh(hub, asks, questions, access, bus, holder, settings.node_lease_s) if bus else None
+            if mesh is not None:
+                mesh.start()
             hub_file = write_hub_file(settings, os.getpid())
             if announce is not None:
                 announce(f"{settings.local_url}/dashboard/login?code={await access.new_link_code()}")
@@ -200,6 +212,8 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 yield
             finally:
                 questions.stop()
+                if mesh is not None:
+                    await mesh.stop()
                 await feed.stop()
                 await http.aclose()
                 await attachment_service.stop()

@@ -91,7 +91,7 @@ async def list_peers(request: Request) -> JSON:
     if status is not None and status not in STATUSES:
         raise HubError(ErrorCode.INVALID_REQUEST, f"status is one of {', '.join(STATUSES)}", {"status": status})
     peers = await hub_of(request).list_peers(circle=circle, status=status)
-    waiting = asks_of(request).open_inbound_counts()
+    waiting = await asks_of(request).open_inbound_counts([p["peer_id"] for p in peers])
     for peer in peers:
         peer["open_asks"] = waiting[peer["peer_id"]]
     return JSON({"peers": peers})

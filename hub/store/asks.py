@@ -41,9 +41,13 @@ class AskStore:
 
     @staticmethod
     def close_cmd(asker: str, cid: str, *, state: str, closed_at: int, result: dict, closer: str,
-                  notice_id: str = "", notice: bytes = b"", notice_expires_at: int = 0, notice_kind: str = "") -> Command:
+                  notice_id: str = "", notice: bytes = b"", notice_expires_at: int = 0, notice_kind: str = "",
+                  mesh_node: str = "") -> Command:
+        """`mesh_node`: this node's name when the store is shared (the asker's node is woken
+        for the notice), '' when alone."""
         return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 5, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
-                keys.asks_outbound(asker), keys.deadlines(asker), state, closed_at, orjson.dumps(result), closer, notice_id, notice, notice_expires_at, cid, notice_kind)
+                keys.asks_outbound(asker), keys.deadlines(asker), state, closed_at, orjson.dumps(result), closer,
+                notice_id, notice, notice_expires_at, cid, notice_kind, mesh_node, asker)
 
     @staticmethod
     def unindex_cmd(recipient: str, cid: str) -> Command:
@@ -83,6 +87,26 @@ class AskStore:
         except StoreDown as exc:
             raise unavailable(exc) from exc
         return [_record(row) for row in rows if row]
+
+    async def states(self, asks: list[tuple[str, str]]) -> list[str | None]:
+        """The state of each (asker, correlation id), None when the store no longer has it."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for asker, cid in asks:
+                pipe.hget(keys.ask(asker, cid), "state")
+            return [as_text(state) if state else None for state in await pipe.execute()]
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def inbound_counts(self, peer_ids: list[str]) -> dict[str, int]:
+        """How many open asks wait on each peer's reply (the inbound index, every node's asks)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for peer_id in peer_ids:
+                pipe.zcard(keys.asks_inbound(peer_id))
+            return dict(zip(peer_ids, (int(n) for n in await pipe.execute())))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
 
     async def open_deadlines(self, askers: list[str]) -> list[tuple[str, int]]:
         """(correlation id, deadline) of every open ask of these askers."""

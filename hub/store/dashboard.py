@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 from hub.core.ids import token_digest
 from hub.store import keys
 from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text
+from hub.store.state import StoreDown, as_text, bus_message
 
 StreamEntry = tuple[str, str, bytes]   # (stream id, kind, JSON data)
 
@@ -27,9 +27,10 @@ def _entries(rows) -> list[StreamEntry]:
 
 
 class DashboardStore:
-    def __init__(self, client: redis.Redis, tail_client: redis.Redis):
+    def __init__(self, client: redis.Redis, tail_client: redis.Redis, mesh_node: str = ""):
         self.client = client
         self.tail_client = tail_client   # no per-reply deadline: it holds blocking reads
+        self.mesh_node = mesh_node       # set when other nodes share the store: they hear of sign-outs
 
     # ---- sign-in -----------------------------------------------------------------------------
 
@@ -61,8 +62,14 @@ class DashboardStore:
         return max(int(left), 0)
 
     async def drop_session(self, secret: str) -> None:
+        """End a session; the other nodes are told (by the secret's digest) to forget it too."""
+        digest = token_digest(secret)
         try:
-            await self.client.delete(keys.dashboard_session(token_digest(secret)))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(keys.dashboard_session(digest))
+            if self.mesh_node:
+                pipe.publish(keys.BUS, bus_message("signout", self.mesh_node, digest))
+            await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
 

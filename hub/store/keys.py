@@ -122,6 +122,18 @@ def attachment_refs(attachment_id: str) -> str:
 
 NODES = f"{PREFIX}:nodes"    # hash node name -> JSON {url, pid, started_at}
 MESH = f"{PREFIX}:mesh"      # hash: `key`, the secret nodes present to each other
+BUS = f"{PREFIX}:bus"        # pub/sub channel every node hears: "<kind> <node> <data>"
+
+
+def wake_channel(node: str) -> str:
+    """pub/sub channel a node hears: ids of its peers that have new deliveries (scripts.ENQUEUE
+    publishes on it; the prefix is spelled out there too)."""
+    return f"{PREFIX}:wake:{node}"
+
+
+def node_lease(node: str) -> str:
+    """string "<host> <pid> <instance>", expiring: the node is alive while it is renewed"""
+    return f"{PREFIX}:lease:{node}"
 
 
 # ---- the dashboard: one-time sign-in links and browser sessions, by the digest of their secret.

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import hashlib
 
+# A delivery was queued for a peer: when the peer hash (KEYS[n]) says it is live on another node,
+# publish its id on that node's wake channel, so the node that holds its connection reads the
+# inbox now. Inside the enqueueing script, so the publish sees the same record the write did:
+# a peer that connects after it is read by its new node's replay, one before it is woken.
+def _wake(hash_key: str, me: str, peer_id: str) -> str:
+    return (f"if {me} ~= '' then local live = redis.call('HMGET', {hash_key}, 'status', 'node') "
+            f"if live[1] and live[1] ~= 'offline' and live[2] and live[2] ~= '' and live[2] ~= {me} then "
+            f"redis.call('PUBLISH', 'rw:wake:' .. live[2], {peer_id}) end end")
+
+
 # KEYS: peer hash, inbox stream[, index zset]. ARGV: message id, payload, expires_at (ms),
-# trace id, kind[, index score]. Assigns the next per-peer sequence number and appends with
-# stream id "<seq>-0", so that XRANGE by sequence is a range by id; with a third key (an ask's
-# recipient: its inbound-asks index) also indexes the trace id there. Returns the seq, or -1
-# when the peer no longer exists.
+# trace id, kind, this node's name ('' = the store is not shared), peer id[, index score].
+# Assigns the next per-peer sequence number and appends with stream id "<seq>-0", so that
+# XRANGE by sequence is a range by id; with a third key (an ask's recipient: its inbound-asks
+# index) also indexes the trace id there. When the peer is live on another node, that node is
+# woken on its channel (see _wake). Returns the seq, or -1 when the peer no longer exists.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
-if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4]) end
+if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[8], ARGV[4]) end
+WAKE_RECIPIENT
 return seq
-"""
+""".replace("WAKE_RECIPIENT", _wake("KEYS[1]", "ARGV[6]", "ARGV[7]"))
 
 # KEYS: ask hash, asker's peer hash, asker's inbox, asker's outbound index, asker's deadlines
 # (one slot: all tagged with the asker's id).
 # ARGV: new state, closed_at, result JSON, closer id ('*' = the hub itself: a deadline),
-#       notice message id, notice payload ('' = none), notice expires_at, trace id, notice kind.
+#       notice message id, notice payload ('' = none), notice expires_at, trace id, notice kind,
+#       this node's name ('' = the store is not shared), the asker's id.
 # Closes a pending ask once and, in the same step, queues the notice (reply, answer, expiry)
 # for the asker, so that a close and its notice never part. Returns {'ok', seq} (seq 0 when
 # nothing was queued: no payload, or the asker has no inbox), or {'missing'}, {'forbidden'},
@@ -36,9 +49,24 @@ redis.call('ZREM', KEYS[5], ARGV[8])
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
   redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
+  WAKE_ASKER
   return {'ok', seq}
 end
 return {'ok', 0}
+""".replace("WAKE_ASKER", _wake("KEYS[2]", "ARGV[10]", "ARGV[11]"))
+
+# KEYS: peer hash. ARGV: the node believed to hold the peer, status, status reason, last_seen,
+# the node to record, a node-bus message to publish when applied ('' = none).
+# Presence is its holder's to write: it is applied only while the record names that node (or
+# none), so a node that lost a peer to another node (it reconnected there) cannot mark it
+# offline, and a deleted peer is not brought back as a partial record. Returns 1 if applied.
+SET_PRESENCE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= '' and node ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_reason', ARGV[3], 'last_seen', ARGV[4], 'node', ARGV[5])
+if ARGV[6] ~= '' then redis.call('PUBLISH', 'rw:bus', ARGV[6]) end
+return 1
 """
 
 # KEYS: ask hash, the asker's outbound index, the asker's deadlines (one slot: the asker's).
@@ -249,7 +277,7 @@ if #rows < tonumber(ARGV[3]) then return {0, 0} end
 return {0, tonumber(string.match(rows[#rows][1], '^(%d+)'))}
 """
 
-ALL = {"ENQUEUE": ENQUEUE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
+ALL = {"ENQUEUE": ENQUEUE, "SET_PRESENCE": SET_PRESENCE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
        "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION,
        "CLAIM_FIRE": CLAIM_FIRE, "FINISH_FIRE": FINISH_FIRE, "TAKE_OVER_FIRE": TAKE_OVER_FIRE,
        "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE, "COMMIT_ATTACHMENT": COMMIT_ATTACHMENT,

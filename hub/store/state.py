@@ -45,10 +45,19 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def bus_message(kind: str, node: str, data: bytes | str) -> bytes:
+    """A node-bus message: "<kind> <node> <data>" (see hub.store.bus)."""
+    return b"%s %s %s" % (kind.encode(), node.encode(), data.encode() if isinstance(data, str) else data)
+
+
 class StoreState:
-    def __init__(self, client: redis.Redis, writer: GroupCommitWriter):
+    """`mesh_node` is this node's name when the store is shared with other hub nodes (they are
+    told of changes to peers and woken for deliveries), '' when this hub is alone on it."""
+
+    def __init__(self, client: redis.Redis, writer: GroupCommitWriter, mesh_node: str = ""):
         self.client = client
         self.writer = writer
+        self.mesh_node = mesh_node
         self._trace_events: list[bytes] = []
         self._events_timer: asyncio.TimerHandle | None = None
 
@@ -65,8 +74,31 @@ class StoreState:
             raise unavailable(exc) from exc
         return [PeerRecord.from_store(row) for row in rows if row]
 
-    @staticmethod
-    def save_peer_cmds(peer: PeerRecord, old_token_digest: str | None = None) -> list[Command]:
+    async def load_peers_by_id(self, peer_ids: list[str]) -> list[PeerRecord | None]:
+        """The records of these peers, None for those the store no longer has."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for peer_id in peer_ids:
+                pipe.hgetall(keys.peer(peer_id))
+            rows = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [PeerRecord.from_store(row) if row else None for row in rows]
+
+    async def peer_id_for_token(self, digest: str) -> str | None:
+        try:
+            found = await self.client.hget(keys.TOKENS, digest)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return as_text(found) if found else None
+
+    def _peer_changed(self, peer_id: str) -> list[Command]:
+        """Tell the other nodes to read the peer again (nothing when this hub is alone)."""
+        if not self.mesh_node:
+            return []
+        return [("PUBLISH", keys.BUS, bus_message("peer", self.mesh_node, peer_id))]
+
+    def save_peer_cmds(self, peer: PeerRecord, old_token_digest: str | None = None) -> list[Command]:
         fields = [x for kv in peer.to_store().items() for x in kv]
         cmds: list[Command] = [
             ("HSET", keys.peer(peer.peer_id), *fields),
@@ -76,33 +108,42 @@ class StoreState:
         ]
         if old_token_digest and old_token_digest != peer.token_digest:
             cmds.append(("HDEL", keys.TOKENS, old_token_digest))
-        return cmds
+        return cmds + self._peer_changed(peer.peer_id)
 
-    @staticmethod
-    def presence_cmds(peer: PeerRecord) -> list[Command]:
-        return [("HSET", keys.peer(peer.peer_id), "status", peer.status, "status_reason", peer.status_reason,
-                 "last_seen", str(peer.last_seen), "node", peer.node)]
+    def presence_cmds(self, peer: PeerRecord, holder: str | None = None) -> list[Command]:
+        """Write the peer's presence if `holder` (default: the node the record names) still
+        holds it in the store (scripts.SET_PRESENCE); the reply is 1 when it was applied."""
+        told = bus_message("peer", self.mesh_node, peer.peer_id) if self.mesh_node else b""
+        return [("EVALSHA", scripts.SHA["SET_PRESENCE"], 1, keys.peer(peer.peer_id), holder or peer.node,
+                 peer.status, peer.status_reason, str(peer.last_seen), peer.node, told)]
 
-    @staticmethod
-    def delete_peer_cmds(peer: PeerRecord) -> list[Command]:
+    def delete_peer_cmds(self, peer: PeerRecord) -> list[Command]:
         return [
             ("DEL", keys.peer(peer.peer_id), keys.inbox(peer.peer_id)),
             ("SREM", keys.PEERS, peer.peer_id),
             ("HDEL", keys.NAMES, keys.name_field(peer.circle, peer.name)),
             ("HDEL", keys.TOKENS, peer.token_digest),
+            *self._peer_changed(peer.peer_id),
         ]
+
+    def publish_cmd(self, kind: str, data: bytes | str) -> list[Command]:
+        """A node-bus message for the other nodes (nothing when this hub is alone on its store)."""
+        if not self.mesh_node:
+            return []
+        return [("PUBLISH", keys.BUS, bus_message(kind, self.mesh_node, data))]
 
     # ---- inboxes -----------------------------------------------------------------------------
 
-    @staticmethod
-    def enqueue_cmd(peer_id: str, message_id: str, payload: bytes, expires_at: int, trace_id: str,
+    def enqueue_cmd(self, peer_id: str, message_id: str, payload: bytes, expires_at: int, trace_id: str,
                     kind: str, index_score: int | None = None) -> Command:
-        """Queue a delivery; with `index_score` (an ask) also index it among the peer's inbound asks."""
+        """Queue a delivery; with `index_score` (an ask) also index it among the peer's inbound
+        asks. The node holding the peer's connection, if another, is woken by the script."""
         if index_score is None:
             return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
-                    message_id, payload, expires_at, trace_id, kind)
+                    message_id, payload, expires_at, trace_id, kind, self.mesh_node, peer_id)
         return ("EVALSHA", scripts.SHA["ENQUEUE"], 3, keys.peer(peer_id), keys.inbox(peer_id),
-                keys.asks_inbound(peer_id), message_id, payload, expires_at, trace_id, kind, index_score)
+                keys.asks_inbound(peer_id), message_id, payload, expires_at, trace_id, kind, self.mesh_node, peer_id,
+                index_score)
 
     @staticmethod
     def confirm_cmd(peer_id: str, seq: int) -> Command:

@@ -1,0 +1,142 @@
+"""The node bus: how hub nodes sharing one store tell each other what changed.
+
+Two pub/sub channels. `rw:bus` is heard by every node: "<kind> <node> <data>", where kind is
+`peer` (a peer's record changed: read it again), `ask_closed`, `question`, `question_decided`
+or `signout`. `rw:wake:<node>` is heard by one node: the id of a peer it holds a connection for
+that has new deliveries in its inbox (the store's enqueue scripts publish it). Pub/sub keeps
+nothing, so after every (re)subscription the listener is told to catch up from the store: the
+store is the truth, the bus only says where to look and when.
+
+A node's lease (`rw:lease:<node>`, "<host> <pid> <instance>" with an expiry) says it is alive;
+the other nodes take its peers offline once it lapses.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+import redis.asyncio as redis
+
+from hub.store import keys
+from hub.store.connect import unavailable
+from hub.store.state import StoreDown, as_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    kind: str
+    node: str
+    data: bytes
+
+
+def parse_bus_message(raw: bytes) -> BusMessage | None:
+    kind, _, rest = raw.partition(b" ")
+    node, _, data = rest.partition(b" ")
+    if not kind or not node:
+        return None
+    return BusMessage(kind.decode(errors="replace"), node.decode(errors="replace"), data)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    host: str
+    pid: int
+    instance: str
+
+    def encode(self) -> str:
+        return f"{self.host} {self.pid} {self.instance}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str | None) -> "LeaseHolder | None":
+        parts = as_text(raw).split(" ") if raw else []
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        return cls(parts[0], int(parts[1]), parts[2])
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+class NodeBus:
+    def __init__(self, client: redis.Redis, subscriber: redis.Redis, node: str):
+        self.client = client          # short commands (leases), with reply deadlines
+        self.subscriber = subscriber  # a connection without reply deadlines, for listening
+        self.node = node
+
+    async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str], None],
+                     on_subscribed: Callable[[], None]) -> None:
+        """Hand every message to its callback, after `on_subscribed` (the catch-up); returns or
+        raises when the connection ends (the caller subscribes again)."""
+        pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
+        wake = keys.wake_channel(self.node).encode()
+        try:
+            await pubsub.subscribe(keys.BUS, keys.wake_channel(self.node))
+            on_subscribed()
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = message["data"]
+                if message["channel"] == wake:
+                    on_wake(as_text(data))
+                    continue
+                parsed = parse_bus_message(data)
+                if parsed is not None and parsed.node != self.node:
+                    on_message(parsed)
+        finally:
+            await pubsub.aclose()
+
+    # ---- leases ------------------------------------------------------------------------------
+
+    async def claim_lease(self, holder: LeaseHolder, lease_ms: int) -> LeaseHolder | None:
+        """Take this node's lease; returns the live holder instead when another one has it."""
+        try:
+            if await self.client.set(keys.node_lease(self.node), holder.encode(), nx=True, px=lease_ms):
+                return None
+            return LeaseHolder.decode(await self.client.get(keys.node_lease(self.node)))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def take_lease(self, holder: LeaseHolder, lease_ms: int) -> None:
+        try:
+            await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def renew_lease(self, holder: LeaseHolder, lease_ms: int) -> bool:
+        """Renew if the lease is still ours (or lapsed: then take it again). False when another
+        holder has it."""
+        try:
+            current = await self.client.get(keys.node_lease(self.node))
+            if current is not None and as_text(current) != holder.encode():
+                return False
+            await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
+            return True
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+
+    async def release_lease(self, holder: LeaseHolder) -> None:
+        try:
+            current = await self.client.get(keys.node_lease(self.node))
+            if current is not None and as_text(current) == holder.encode():
+                await self.client.delete(keys.node_lease(self.node))
+        except StoreDown as exc:
+            log.info("lease of %s not released: %s", self.node, exc)
+
+    async def live_nodes(self, nodes: list[str]) -> set[str]:
+        """Which of `nodes` hold a lease now."""
+        if not nodes:
+            return set()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.exists(keys.node_lease(node))
+            found = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return {node for node, exists in zip(nodes, found) if exists}

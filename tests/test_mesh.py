@@ -1,0 +1,188 @@
+"""Several hub nodes on one shared store: routing, presence, asks, questions and sign-outs
+across nodes, a node that dies, and a node name used twice. Every node is a real hub process
+on a real Valkey (`shared_store`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.support import eventually, wait_until
+from tests.test_dashboard_feed import as_dashboard, signed_in_cookie
+from tests.test_questions import ask_body, pending_question
+
+
+@pytest.fixture
+def mesh(start_hub, shared_store):
+    """Two hub nodes, n1 and n2, on one store."""
+    return (start_hub("--redis-url", shared_store, "--node", "n1"),
+            start_hub("--redis-url", shared_store, "--node", "n2"))
+
+
+def peer_on(hub, name: str, **expected) -> dict | None:
+    peer = hub.peers().get(name)
+    return peer if peer is not None and all(peer.get(k) == v for k, v in expected.items()) else None
+
+
+async def seen(hub, name: str, what: str = "", **expected) -> dict:
+    return await eventually(lambda: asyncio.to_thread(peer_on, hub, name, **expected), 10,
+                            what or f"{name} {expected} as seen from {hub.url}")
+
+
+async def final_trace(hub, trace_id: str, final: str) -> dict:
+    return await eventually(lambda: asyncio.to_thread(
+        lambda: (t := hub.get(f"/traces/{trace_id}").json()) and t.get("final") == final and t), 10, f"trace {final}")
+
+
+async def test_a_notify_from_node_1_reaches_a_peer_on_node_2_with_each_stage_by_its_node(mesh):
+    n1, n2 = mesh
+    async with n1.client("alice") as alice, n2.client("bob") as bob:
+        await seen(n1, "bob", status="online", node="n2")
+        await seen(n2, "alice", status="online", node="n1")
+        accepted = await alice.notify("bob", "the build is green")
+        assert accepted["state"] == "delivered"
+        frame = await bob.receive(10)
+        assert frame == {"type": "deliver", "kind": "notify", "seq": 1, "message_id": accepted["message_id"],
+                         "text": "the build is green", "sent_at": frame["sent_at"],
+                         "from": {"peer_id": alice.peer_id, "name": "alice", "circle": "default"}}
+        trace = await final_trace(n2, accepted["message_id"], "received")
+    stages = [(s["stage"], s["node"]) for s in trace["stages"]]
+    assert stages == [("accepted", "n1"), ("routed", "n1"), ("sent", "n2"), ("received", "n2")]
+    assert trace["stages"][1]["via"] == "n2"
+
+
+async def test_an_ask_across_nodes_gets_its_reply_and_a_waiter_on_the_asking_node_hears_at_once(mesh):
+    n1, n2 = mesh
+    async with n1.client("alice") as alice, n2.client("bob") as bob:
+        await seen(n1, "bob", status="online", node="n2")
+        accepted = await alice.ask("bob", "may I merge #42?", timeout_s=60)
+        assert accepted["state"] == "delivered"
+        cid = accepted["correlation_id"]
+        ask = await bob.receive(10)
+        assert ask["kind"] == "ask" and ask["correlation_id"] == cid and ask["from"]["peer_id"] == alice.peer_id
+        await seen(n2, "bob", open_asks=1)
+        async with httpx.AsyncClient(base_url=n1.url, headers={"Authorization": f"Bearer {alice.token}"},
+                                     timeout=30) as client:
+            waiting = asyncio.ensure_future(client.post(f"/asks/{cid}/wait", json={"timeout_s": 30}))
+            await asyncio.sleep(0)  # the long-poll is sent before the reply exists
+            acked = await bob.ack(cid, "yes, merge")
+            assert acked["ask_state"] == "replied" and acked["state"] == "delivered"
+            reply = await alice.receive(10)
+            assert reply == {"type": "deliver", "kind": "reply", "seq": 1, "message_id": acked["message_id"],
+                             "correlation_id": cid, "text": "yes, merge", "sent_at": reply["sent_at"],
+                             "from": {"peer_id": bob.peer_id, "name": "bob", "circle": "default"}}
+            waited = (await asyncio.wait_for(waiting, 10)).json()
+        assert waited["state"] == "replied" and waited["result"]["text"] == "yes, merge"
+        await seen(n1, "bob", open_asks=0)
+        trace = await final_trace(n1, cid, "replied")
+    assert [(s["stage"], s["node"]) for s in trace["stages"]] == [
+        ("accepted", "n1"), ("routed", "n1"), ("sent", "n2"), ("received", "n2"), ("replied", "n2"),
+        ("sent", "n1"), ("received", "n1")]
+
+
+async def test_presence_changes_are_seen_on_every_node(mesh, start_hub, shared_store):
+    n1, n2 = mesh
+    n3 = start_hub("--redis-url", shared_store, "--node", "n3")
+    async with n2.client("bob") as bob:
+        for node in (n1, n3):
+            await seen(node, "bob", status="online", node="n2")
+        await bob.set_presence("busy")
+        for node in (n1, n3):
+            await seen(node, "bob", status="busy")
+        await bob.bye("session_ended")
+    for node in (n1, n2, n3):
+        await seen(node, "bob", status="offline", status_reason="session_ended")
+    deleted = n3.http().delete(f"/peers/{bob.peer_id}")
+    assert deleted.status_code == 200
+    for node in (n1, n2):
+        await eventually(lambda: asyncio.to_thread(lambda: "bob" not in node.peers()), 10, "bob deleted everywhere")
+
+
+async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_node_2(mesh):
+    n1, n2 = mesh
+    cookie = await asyncio.to_thread(signed_in_cookie, n2)
+    async with httpx.AsyncClient(base_url=n1.url, headers={"Authorization": f"Bearer {n1.token}"},
+                                 timeout=30) as hook:
+        held = asyncio.ensure_future(hook.post("/questions/ask-blocking", json=ask_body("toolu_mesh", hook_timeout_s=60)))
+        question = await pending_question(n2, "toolu_mesh")
+        assert not held.done()
+        answered = await asyncio.to_thread(
+            n2.post, f"/questions/{question['correlation_id']}/answer",
+            {"decision": "allow", "content_hash": question["content_hash"], "reason": "fine from n2"},
+            token=None, headers=as_dashboard(cookie))
+        assert answered.status_code == 200
+        response = await asyncio.wait_for(held, 10)
+    qid = question["correlation_id"]
+    assert response.json() == {"correlation_id": qid, "decision": "allow", "answered_by": "human",
+                               "reason": "fine from n2"}
+    trace = await final_trace(n1, qid, "answered")
+    assert [(s["stage"], s["node"]) for s in trace["stages"]] == [("accepted", "n1"), ("routed", "n1"),
+                                                                   ("answered", "n2")]
+
+
+def test_signing_out_on_one_node_ends_the_session_on_every_node(mesh):
+    n1, n2 = mesh
+    cookie = signed_in_cookie(n1)
+    assert n2.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 200
+    assert n1.post("/dashboard/logout", token=None, headers=as_dashboard(cookie)).status_code == 204
+    wait_until(lambda: n2.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 401, 10,
+               "n2 to refuse the ended session")
+
+
+async def test_a_node_that_dies_leaves_its_peers_offline_after_the_lease_and_they_get_their_queue_elsewhere(
+        start_hub, shared_store):
+    lease = ("--node-lease", "1.5")
+    n1 = start_hub("--redis-url", shared_store, "--node", "n1", *lease)
+    n2 = start_hub("--redis-url", shared_store, "--node", "n2", *lease)
+    async with n1.client("bob", reconnect=False) as bob, n2.client("alice") as alice:
+        await seen(n2, "bob", status="online", node="n1")
+        asked = await alice.ask("bob", "still there?", timeout_s=3)
+        await bob.receive(10)
+        mine = await bob.ask("alice", "and you?", timeout_s=3)   # n1 opens it and tracks its deadline
+        await alice.receive(10)
+        n1.kill()
+        lost = await seen(n2, "bob", "n2 to take bob offline after n1's lease", status="offline")
+        assert lost["status_reason"] == "node_lost" and lost["node"] == "n1"
+        expired = await alice.receive(10)   # n2 opened the ask: its deadline fires there
+        assert expired["kind"] == "expired" and expired["correlation_id"] == asked["correlation_id"]
+        await final_trace(n2, mine["correlation_id"], "expired")   # n2 adopted n1's deadline
+        queued = await alice.notify("bob", "while you were away")
+        assert queued["state"] == "queued"
+        async with n2.client("bob", token=bob.token, hub_token=None) as back:
+            assert back.peer_id == bob.peer_id
+            frames = {f["kind"]: f for f in [await back.receive(10), await back.receive(10)]}
+            await seen(n2, "bob", status="online", node="n2")
+    assert frames["notify"]["message_id"] == queued["message_id"]
+    assert frames["expired"]["correlation_id"] == mine["correlation_id"]
+    trace = await final_trace(n2, queued["message_id"], "received")
+    assert [(s["stage"], s["node"]) for s in trace["stages"]] == [
+        ("accepted", "n2"), ("routed", "n2"), ("queued", "n2"), ("sent", "n2"), ("received", "n2")]
+
+
+async def test_a_client_whose_node_dies_reconnects_to_another_and_keeps_its_identity(start_hub, shared_store):
+    n1 = start_hub("--redis-url", shared_store, "--node", "n1")
+    n2 = start_hub("--redis-url", shared_store, "--node", "n2")
+    async with n1.client("bob", alternates=[n2.address], backoff_s=(0.05, 0.2)) as bob, \
+            n2.client("alice") as alice:
+        await seen(n2, "bob", status="online", node="n1")
+        n1.kill()
+        await seen(n2, "bob", "bob to come back on n2", status="online", node="n2")
+        assert bob.address == n2.address and bob.reconnects == 1
+        sent = await alice.notify("bob", "welcome to n2")
+        assert (await bob.receive(10))["message_id"] == sent["message_id"]
+
+
+def test_a_node_name_that_a_live_node_holds_is_refused(start_hub, shared_store):
+    start_hub("--redis-url", shared_store, "--node", "n1")
+    twin = start_hub("--redis-url", shared_store, "--node", "n1", expect_ready=False)
+    assert twin.process.wait(30) == 2
+    assert "another hub node named 'n1' is live on this store" in twin.log()
+
+
+def test_a_node_killed_and_started_again_takes_its_name_back_at_once(start_hub, shared_store):
+    n1 = start_hub("--redis-url", shared_store, "--node", "n1", "--node-lease", "60")
+    n1.kill()
+    n1.restart()
+    assert n1.get("/health").json()["node"] == "n1"
