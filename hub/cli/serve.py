@@ -32,7 +32,8 @@ from hub.runtime.dashboard import LINK_TTL_S
 from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.ws_protocol import HubWebSocketProtocol
-from hub.store.bus import LeaseHolder, NodeBus
+from hub.core.nodes import LeaseHolder
+from hub.store.bus import NodeBus
 from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
 from schemas.local import TOKEN_FILE, home_dir

@@ -30,7 +30,7 @@ from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
-from hub.runtime.hub import OPERATOR_ID, Hub, Sender, grant_cmds
+from hub.runtime.hub import OPERATOR_ID, Claimed, Hub, Sender, grant_cmds
 from hub.store.asks import AskStore
 from hub.store.state import InboxEntry, as_text
 from schemas.errors import ErrorCode
@@ -139,14 +139,14 @@ class AskService:
                   queue_if_offline: bool = False, question: dict | None = None,
                   idempotency_key: str | None = None, attachments: list[dict] | None = None) -> dict:
         fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question, *fingerprint_part(attachments)]
-        return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda: self.ask_future(
+        return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda claimed: self.ask_future(
             sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
-            attachments=attachments))
+            attachments=attachments, claimed=claimed))
 
     def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
                    queue_if_offline: bool, question: dict | None,
                    scheduled: tuple[str, str, str] | None = None,
-                   attachments: list[dict] | None = None) -> "asyncio.Future[dict]":
+                   attachments: list[dict] | None = None, claimed: Claimed | None = None) -> "asyncio.Future[dict]":
         """Validate and submit synchronously; the future resolves once the ask is durable.
         A scheduled fire passes (schedule id, correlation id, message id): the ids it claimed,
         so that a fire sent again after a crash is the same ask. It goes to one peer and is not
@@ -207,6 +207,14 @@ class AskService:
             children.append((peer, cid, message_id, payload))
         if group_id:
             cmds += self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention)
+        if claimed is not None:
+            first = children[0]
+            provisional = {"message_id": first[2], "correlation_id": first[1], "state": "queued", "deadline": deadline}
+            if group_id:
+                provisional.update(group_id=group_id, children=[
+                    {"peer_id": p.peer_id, "name": p.name, "correlation_id": cid, "message_id": mid, "state": "queued"}
+                    for p, cid, mid, _ in children])
+            cmds += hub.provisional_result_cmd(claimed, provisional)
         def on_written(replies: list) -> dict:
             states = []
             for index, (peer, cid, message_id, payload) in enumerate(children):
@@ -250,14 +258,14 @@ class AskService:
                   attachments: list[dict] | None = None) -> dict:
         state, body = ack_body(text, attachments)
         return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *fingerprint_part(attachments)],
-                                         lambda: self._close_by_peer(actor, cid, state, body))
+                                         lambda _: self._close_by_peer(actor, cid, state, body))
 
     async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
                      outcome: str | None = None, idempotency_key: str | None = None,
                      attachments: list[dict] | None = None) -> dict:
         body = answer_body(option_id, text, outcome, attachments)
         return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
-                                         lambda: self._close_by_peer(actor, cid, ANSWERED, body))
+                                         lambda _: self._close_by_peer(actor, cid, ANSWERED, body))
 
     async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> dict:
         ask = self.open.get(cid)

@@ -73,16 +73,28 @@ def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> 
     return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments]
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An idempotency key this process claimed: an operation that writes a message puts its
+    result (`provisional`) in the message's own batch, so that a retry after a crash finds the
+    result of whatever was written, and a claim without a result means nothing was."""
+    owner: str
+    key: str
+    digest: str
+    ttl_s: int
+
+
 def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
 
 
 class Hub:
     def __init__(self, settings: Settings, store: StoreState, *, hub_token: str, epoch: str = "",
-                 store_facts: dict | None = None, clock: Callable[[], float] = time.time):
+                 store_facts: dict | None = None, clock: Callable[[], float] = time.time, instance: str = ""):
         self.settings = settings
         self.store = store
         self.node = settings.node
+        self.instance = instance or new_token()[:16]   # this process, among the node's lives (its lease)
         self.epoch = epoch
         self.store_facts = store_facts or {}
         self._hub_token_digest = token_digest(hub_token)
@@ -398,40 +410,66 @@ class Hub:
         """Durably accept a notify; returns {message_id, state, recipients?, replayed?}.
         `attachments`: the briefs of the sender's attachments it carries (already resolved)."""
         return await self.idempotent(sender, idempotency_key, ["notify", to, text, *fingerprint_part(attachments)],
-                                     lambda: self.notify_future(sender, to, text, attachments=attachments))
+                                     lambda claimed: self.notify_future(sender, to, text, attachments=attachments,
+                                                                        claimed=claimed))
 
     async def idempotent(self, sender: Sender, key: str | None, fingerprint: list,
-                         run: Callable[[], Awaitable[dict]]) -> dict:
+                         run: Callable[[Claimed | None], Awaitable[dict]]) -> dict:
         """Run an operation once per (sender, key): a replay with the same fingerprint returns
-        the first result with `replayed: true`; a different fingerprint is `conflict`."""
+        the first result with `replayed: true`; a different fingerprint is `conflict`. A claim
+        whose process died before writing anything is taken over by the retry."""
         if key is None:
-            return await run()
+            return await run(None)
         digest = hashlib.sha256(orjson.dumps(fingerprint)).hexdigest()
         owner = sender.key_owner
         ttl = self.settings.idempotency_ttl_s
-        (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl))
+        by = f"{self.node}/{self.instance}"
+        (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by))
         if not claimed:
-            return await self._replay_idempotent(owner, key, digest)
+            replayed = await self._replay_idempotent(owner, key, digest)
+            if replayed is not None:
+                return replayed
+            await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by, take_over=True))
         try:
-            result = await run()
+            result = await run(Claimed(owner, key, digest, ttl))
         except HubError:
             self.store.writer.submit([self.store.idempotency_release_cmd(owner, key)], wait=False)
             raise
         self.store.writer.submit([self.store.idempotency_result_cmd(owner, key, digest, result, ttl)], wait=False)
         return result
 
-    async def _replay_idempotent(self, owner: str, key: str, digest: str) -> dict:
+    async def _replay_idempotent(self, owner: str, key: str, digest: str) -> dict | None:
+        """The first result; None when the claim was left by a process that died before it
+        wrote its message (the caller takes the claim over and runs the operation)."""
         record = await self.store.idempotency_get(owner, key)
         if record is None or record.get("digest") != digest:
             raise HubError(ErrorCode.CONFLICT, f"idempotency key {key!r} was used with a different message",
                            {"idempotency_key": key})
-        if "result" not in record:
-            raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
-                           {"idempotency_key": key, "retry": True})
-        return {**record["result"], "replayed": True}
+        if "result" in record:
+            return {**record["result"], "replayed": True}
+        if await self._claim_abandoned(record.get("by", "")):
+            return None
+        raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
+                       {"idempotency_key": key, "retry": True})
+
+    async def _claim_abandoned(self, by: str) -> bool:
+        """Whether the process named by a claim (`node/instance`) is gone: this node's earlier
+        life, or a node whose lease is now held by another life or by nobody."""
+        node, _, instance = by.partition("/")
+        if node == self.node:
+            return instance != self.instance
+        return await self.store.node_instance(node) != instance
+
+    def provisional_result_cmd(self, claimed: Claimed | None, result: dict) -> list:
+        """The result written with the message itself (`state` as queued): what a retry after a
+        crash gets; the exact result replaces it once the write is answered."""
+        if claimed is None:
+            return []
+        return [self.store.idempotency_result_cmd(claimed.owner, claimed.key, claimed.digest, result, claimed.ttl_s)]
 
     def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
-                      schedule_id: str | None = None, attachments: list[dict] | None = None) -> "asyncio.Future[dict]":
+                      schedule_id: str | None = None, attachments: list[dict] | None = None,
+                      claimed: Claimed | None = None) -> "asyncio.Future[dict]":
         """Validate and submit synchronously (so submission order is frame order); the returned
         future resolves once the message is durable and handed to online recipients.
         A scheduled fire passes its `schedule_id` and the message id it claimed (so that a fire
@@ -467,6 +505,12 @@ class Hub:
                                [inbox_ref(p.peer_id, message_id) for p in recipients])
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
                                          message=message_preview(body, to=to)))
+        if claimed is not None:
+            provisional = {"message_id": message_id, "state": "queued"}
+            if address.broadcast:
+                provisional["recipients"] = [{"peer_id": p.peer_id, "name": p.name, "state": "queued"}
+                                             for p in recipients]
+            cmds += self.provisional_result_cmd(claimed, provisional)
         def on_written(seqs: list) -> dict:
             states = []
             for peer, seq in zip(recipients, seqs):

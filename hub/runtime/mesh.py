@@ -23,7 +23,8 @@ from hub.runtime.dashboard import DashboardAccess
 from hub.runtime.hub import Hub
 from hub.runtime.periodic import every
 from hub.runtime.questions import QuestionService
-from hub.store.bus import BusMessage, LeaseHolder, NodeBus, this_host
+from hub.core.nodes import LeaseHolder
+from hub.store.bus import BusMessage, NodeBus, this_host
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -41,7 +42,8 @@ from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
-from hub.store.bus import LeaseHolder, NodeBus
+from hub.core.nodes import LeaseHolder
+from hub.store.bus import NodeBus
 from hub.store.connect import open_client
 from hub.store.dashboard import DashboardStore
 from hub.store.questions import QuestionStore
@@ -175,7 +177,8 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             writer.start()
             state = StoreState(client, writer, mesh_node)
             epoch = await state.ensure_epoch(new_peer_id())
-            hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts)
+            hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts,
+                      instance=holder.instance)
             await hub.start()
             asks = AskService(hub, AskStore(client), settings.asks)
             await asks.start()
@@ -239,5 +242,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
         lifespan=lifespan,
     )
     hosts = settings.allowed_hosts or default_hosts(settings.host, settings.port)
+    if settings.advertise_url:  # the name the other nodes of a mesh use for this one
+        hosts = (*hosts, urlsplit(settings.advertise_url).netloc)
     origins = settings.allowed_origins or default_origins(settings.host, settings.port)
     return LocalGuard(app, allowed_hosts=hosts, allowed_origins=origins)

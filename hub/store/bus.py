@@ -20,6 +20,7 @@ from typing import Callable
 
 import redis.asyncio as redis
 
+from hub.core.nodes import LeaseHolder
 from hub.store import keys
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
@@ -40,23 +41,6 @@ def parse_bus_message(raw: bytes) -> BusMessage | None:
     if not kind or not node:
         return None
     return BusMessage(kind.decode(errors="replace"), node.decode(errors="replace"), data)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseHolder:
-    host: str
-    pid: int
-    instance: str
-
-    def encode(self) -> str:
-        return f"{self.host} {self.pid} {self.instance}"
-
-    @classmethod
-    def decode(cls, raw: bytes | str | None) -> "LeaseHolder | None":
-        parts = as_text(raw).split(" ") if raw else []
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        return cls(parts[0], int(parts[1]), parts[2])
 
 
 def this_host() -> str:

@@ -16,6 +16,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hub.core.nodes import LeaseHolder
 from hub.core.peers import PeerRecord
 from hub.store import keys, scripts
 from hub.store.connect import unavailable
@@ -237,8 +238,12 @@ class StoreState:
     # ---- idempotency -------------------------------------------------------------------------
 
     @staticmethod
-    def idempotency_claim_cmd(peer_id: str, key: str, digest: str, ttl_s: int) -> Command:
-        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest}), "NX", "EX", ttl_s)
+    def idempotency_claim_cmd(peer_id: str, key: str, digest: str, ttl_s: int, by: str,
+                              take_over: bool = False) -> Command:
+        """Claim a key for the process `by` (node/instance); `take_over` replaces a claim whose
+        process died before it wrote anything."""
+        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest, "by": by}),
+                "XX" if take_over else "NX", "EX", ttl_s)
 
     @staticmethod
     def idempotency_result_cmd(peer_id: str, key: str, digest: str, result: dict, ttl_s: int) -> Command:
@@ -255,6 +260,15 @@ class StoreState:
         except StoreDown as exc:
             raise unavailable(exc) from exc
         return orjson.loads(raw) if raw else None
+
+    async def node_instance(self, node: str) -> str | None:
+        """The process holding a node's lease now (see hub.store.bus), None when none does."""
+        try:
+            raw = await self.client.get(keys.node_lease(node))
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        holder = LeaseHolder.decode(raw)
+        return holder.instance if holder else None
 
     @staticmethod
     def event_cmd(kind: str, data: bytes) -> Command:
