@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import libtmux
 import pytest
 
-from hub.store.embedded import find_server_binary
-from tests.support import HubProcess, wait_until
+from tests.support import HubProcess, StoreProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+FAULT_COUNTS = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.stash[FAULT_COUNTS] = []
+
+
+@pytest.fixture
+def fault_report(request):
+    """Record what a fault test counted; printed in the run's summary ("fault tests")."""
+    def report(counts: dict) -> None:
+        request.config.stash[FAULT_COUNTS].append((request.node.name, counts))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = config.stash.get(FAULT_COUNTS, [])
+    if rows:
+        terminalreporter.section("fault tests")
+        for name, counts in rows:
+            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @pytest.fixture
@@ -55,13 +76,15 @@ def pane_hub(start_hub, tmux):
 
 
 @pytest.fixture
-def shared_store(tmp_path):
-    """A real valkey-server with append-only persistence that outlives the hubs using it: the
-    store of a mesh of hub nodes (`--redis-url`)."""
-    sock = tmp_path / "shared.sock"
-    proc = subprocess.Popen([find_server_binary(), "--port", "0", "--unixsocket", str(sock), "--appendonly", "yes",
-                             "--save", "", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(sock.exists, 10, "the shared store's socket")
-    yield f"unix://{sock}"
-    proc.terminate()
-    proc.wait(10)
+def store_process(tmp_path):
+    """A real valkey-server with append-only persistence that outlives the hubs using it, and
+    that the test may kill and start again (`StoreProcess`)."""
+    store = StoreProcess(tmp_path).start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def shared_store(store_process) -> str:
+    """The URL of the store of a mesh of hub nodes (`--redis-url`)."""
+    return store_process.url

@@ -24,6 +24,7 @@ import orjson
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
+from hub.store.embedded import find_server_binary
 from transports.client import HubClient
 from transports.discovery import HubAddress
 
@@ -61,6 +62,41 @@ async def eventually(condition: Callable[[], Awaitable[Any] | Any], timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@dataclass
+class StoreProcess:
+    """A Valkey server of the test's own (append-only on, Unix socket, no TCP), that a test may
+    kill with SIGKILL and start again on the same files."""
+    folder: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "store.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> "StoreProcess":
+        if self.socket.exists():
+            self.socket.unlink()
+        self.process = subprocess.Popen(
+            [find_server_binary(), "--port", "0", "--unixsocket", str(self.socket), "--appendonly", "yes",
+             "--save", "", "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.socket.exists, 10, "the store's socket")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 @dataclass

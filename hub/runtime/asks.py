@@ -38,6 +38,7 @@ from schemas.errors import ErrorCode
 log = logging.getLogger(__name__)
 
 NOTICE_KINDS = ("reply", "ack", "answer")
+STAGE_OF_STATE = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}
 MAX_WAIT_S = 60.0
 
 
@@ -90,8 +91,29 @@ class AskService:
     # ---- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.adopt([*self.hub.peers, OPERATOR_ID])
+        everyone = [*self.hub.peers, OPERATOR_ID]
+        await self.adopt(everyone)
+        await self.mend_closings(everyone)
         self.deadlines.start()
+
+    async def mend_closings(self, askers: list[str]) -> int:
+        """Closes whose process died before it wrote their final trace stage (kept in the
+        asker's closings index until it is written): write it now, from the stored ask."""
+        hub = self.hub
+        mended = 0
+        for asker, cid, by in await self.store.closings(askers):
+            if not await hub.process_gone(by):
+                continue
+            record = await self.store.read(cid, asker)
+            cmds = [self.store.closed_cmd(asker, cid, by)]
+            if record is not None and record["state"] in STAGE_OF_STATE:
+                result = orjson.loads(record["result"]) if record.get("result") else {}
+                cmds.append(hub.store.trace_cmd(cid, [stage_entry(
+                    STAGE_OF_STATE[record["state"]], int(record.get("closed_at") or hub.now_ms()), by.partition("/")[0],
+                    by=result.get("by"), reason="deadline" if record["state"] == EXPIRED else None, recovered=True)]))
+                mended += 1
+            await hub.store.writer.write(*cmds)
+        return mended
 
     async def adopt(self, askers: list[str]) -> int:
         """Track the open asks of these askers (at start, every peer's; later, those of a lost
@@ -315,7 +337,7 @@ class AskService:
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind,
-                                     mesh_node=hub.store.mesh_node)
+                                     mesh_node=hub.store.mesh_node, by=hub.process_ref)
         carried = body.get("attachments")
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
         written = hub.store.writer.submit([close, *grants])
@@ -339,10 +361,10 @@ class AskService:
                 conn = hub.connections.get(view.recipient)
                 if conn is not None:
                     conn.inflight.pop(ask.message_id, None)
-            stage = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}[state]
-            after.append(hub.store.trace_cmd(cid, [stage_entry(stage, now, hub.node, by=result["by"],
+            after.append(hub.store.trace_cmd(cid, [stage_entry(STAGE_OF_STATE[state], now, hub.node, by=result["by"],
                                                                reason="deadline" if state == EXPIRED else None)],
                                              message=message_preview(notice, to=view.asker) if state != EXPIRED else None))
+            after.append(self.store.closed_cmd(view.asker, cid, hub.process_ref))
             after += hub.store.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid, "result": result}))
             hub.store.writer.submit(after, wait=False)
             delivered = False

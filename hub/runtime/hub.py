@@ -423,7 +423,7 @@ class Hub:
         digest = hashlib.sha256(orjson.dumps(fingerprint)).hexdigest()
         owner = sender.key_owner
         ttl = self.settings.idempotency_ttl_s
-        by = f"{self.node}/{self.instance}"
+        by = self.process_ref
         (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by))
         if not claimed:
             replayed = await self._replay_idempotent(owner, key, digest)
@@ -447,14 +447,19 @@ class Hub:
                            {"idempotency_key": key})
         if "result" in record:
             return {**record["result"], "replayed": True}
-        if await self._claim_abandoned(record.get("by", "")):
+        if await self.process_gone(record.get("by", "")):
             return None
         raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
                        {"idempotency_key": key, "retry": True})
 
-    async def _claim_abandoned(self, by: str) -> bool:
-        """Whether the process named by a claim (`node/instance`) is gone: this node's earlier
-        life, or a node whose lease is now held by another life or by nobody."""
+    @property
+    def process_ref(self) -> str:
+        """This process among every node's lives: `node/instance`."""
+        return f"{self.node}/{self.instance}"
+
+    async def process_gone(self, by: str) -> bool:
+        """Whether the process named `node/instance` (by a claim, a close) is gone: this node's
+        earlier life, or a node whose lease is now held by another life or by nobody."""
         node, _, instance = by.partition("/")
         if node == self.node:
             return instance != self.instance

@@ -20,7 +20,7 @@ from hub.core.errors import HubError
 from hub.core.peers import OFFLINE
 from hub.runtime.asks import AskService
 from hub.runtime.dashboard import DashboardAccess
-from hub.runtime.hub import Hub
+from hub.runtime.hub import OPERATOR_ID, Hub
 from hub.runtime.periodic import every
 from hub.runtime.questions import QuestionService
 from hub.core.nodes import LeaseHolder
@@ -158,5 +158,6 @@ class Mesh:
             taken = await self.hub.take_offline_held_by(node)
             if taken:
                 adopted = await self.asks.adopt([p.peer_id for p in taken])
+                await self.asks.mend_closings([*self.hub.peers, OPERATOR_ID])
                 log.warning("hub node %s is gone (lease lapsed): %d of its peers are offline here, %d asks "
                             "adopted", node, len(taken), adopted)

@@ -42,12 +42,34 @@ class AskStore:
     @staticmethod
     def close_cmd(asker: str, cid: str, *, state: str, closed_at: int, result: dict, closer: str,
                   notice_id: str = "", notice: bytes = b"", notice_expires_at: int = 0, notice_kind: str = "",
-                  mesh_node: str = "") -> Command:
+                  mesh_node: str = "", by: str = "") -> Command:
         """`mesh_node`: this node's name when the store is shared (the asker's node is woken
-        for the notice), '' when alone."""
-        return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 5, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
-                keys.asks_outbound(asker), keys.deadlines(asker), state, closed_at, orjson.dumps(result), closer,
-                notice_id, notice, notice_expires_at, cid, notice_kind, mesh_node, asker)
+        for the notice), '' when alone. `by`: the closing process (node/instance)."""
+        return ("EVALSHA", scripts.SHA["CLOSE_ASK"], 6, keys.ask(asker, cid), keys.peer(asker), keys.inbox(asker),
+                keys.asks_outbound(asker), keys.deadlines(asker), keys.asks_closing(asker), state, closed_at,
+                orjson.dumps(result), closer, notice_id, notice, notice_expires_at, cid, notice_kind, mesh_node, asker,
+                by)
+
+    @staticmethod
+    def closed_cmd(asker: str, cid: str, by: str) -> Command:
+        """The close's final trace stage is written (in the same batch as this)."""
+        return ("ZREM", keys.asks_closing(asker), f"{cid}|{by}")
+
+    async def closings(self, askers: list[str]) -> list[tuple[str, str, str]]:
+        """(asker, correlation id, closing process) of closes whose final stage may be missing."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for asker in askers:
+                pipe.zrange(keys.asks_closing(asker), 0, -1)
+            rows = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        found = []
+        for asker, members in zip(askers, rows):
+            for member in members:
+                cid, _, by = as_text(member).partition("|")
+                found.append((asker, cid, by))
+        return found
 
     @staticmethod
     def unindex_cmd(recipient: str, cid: str) -> Command:

@@ -53,6 +53,12 @@ def asks_outbound(peer_id: str) -> str:
     return f"{PREFIX}:asks:out:{{{peer_id}}}"
 
 
+def asks_closing(asker_id: str) -> str:
+    """zset "<correlation id>|<node>/<instance>" -> closed_at: closes whose final trace stage is
+    not written yet (it is written right after; a crash in between leaves the entry)"""
+    return f"{PREFIX}:asks:closing:{{{asker_id}}}"
+
+
 def ask_group(group_id: str) -> str:
     return f"{PREFIX}:askgroup:{{{group_id}}}"
 

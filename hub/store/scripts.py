@@ -29,11 +29,13 @@ WAKE_RECIPIENT
 return seq
 """.replace("WAKE_RECIPIENT", _wake("KEYS[1]", "ARGV[6]", "ARGV[7]"))
 
-# KEYS: ask hash, asker's peer hash, asker's inbox, asker's outbound index, asker's deadlines
-# (one slot: all tagged with the asker's id).
+# KEYS: ask hash, asker's peer hash, asker's inbox, asker's outbound index, asker's deadlines,
+# asker's closings (one slot: all tagged with the asker's id).
 # ARGV: new state, closed_at, result JSON, closer id ('*' = the hub itself: a deadline),
 #       notice message id, notice payload ('' = none), notice expires_at, trace id, notice kind,
-#       this node's name ('' = the store is not shared), the asker's id.
+#       this node's name ('' = the store is not shared), the asker's id, the closing process
+#       (node/instance): the close is noted in the closings index until its final trace stage is
+#       written (the trace lives in another slot), so a crash in between is mended at start.
 # Closes a pending ask once and, in the same step, queues the notice (reply, answer, expiry)
 # for the asker, so that a close and its notice never part. Returns {'ok', seq} (seq 0 when
 # nothing was queued: no payload, or the asker has no inbox), or {'missing'}, {'forbidden'},
@@ -46,6 +48,7 @@ if state ~= 'pending' then return {state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'closed_at', ARGV[2], 'result', ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[8])
 redis.call('ZREM', KEYS[5], ARGV[8])
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[8] .. '|' .. ARGV[12])
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
   redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
