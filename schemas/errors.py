@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     NOT_A_QUESTION = "not_a_question"
     INVALID_OPTION = "invalid_option"
     TOO_MANY_RECIPIENTS = "too_many_recipients"
+    TOO_MANY_PENDING_ASKS = "too_many_pending_asks"
     QUESTION_NOT_FOUND = "question_not_found"
     CONTENT_MISMATCH = "content_mismatch"
     POLICY_NOT_FOUND = "policy_not_found"
@@ -113,6 +114,8 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.NOT_A_QUESTION: CodeInfo(409, None, "the ask carries no question to answer"),
     ErrorCode.INVALID_OPTION: CodeInfo(422, None, "the answer's option is not one the question offers"),
     ErrorCode.TOO_MANY_RECIPIENTS: CodeInfo(422, None, "an ask goes to at most the fan-out limit of peers"),
+    ErrorCode.TOO_MANY_PENDING_ASKS: CodeInfo(429, None, "the asker has as many open asks as it may; wait for "
+                                                         "replies or deadlines"),
     ErrorCode.QUESTION_NOT_FOUND: CodeInfo(404, None, "no tool-permission question with that id"),
     ErrorCode.CONTENT_MISMATCH: CodeInfo(409, None, "the tool name and input differ from what the question was asked "
                                                     "about; an answer binds to what was shown"),

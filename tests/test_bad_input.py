@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import eventually, recv, send
+from transports.client import HubRefused
 
 FRAME_LIMIT = 2048
 
@@ -173,3 +174,24 @@ def test_connection_limit_at_limit_and_limit_plus_one(start_hub):
         await eventually(admitted, 10, "a free slot")
     asyncio.run(scenario())
     assert set(hub.peers()) == {"a", "b", "c"}
+
+
+def test_pending_asks_per_peer_at_limit_and_limit_plus_one(start_hub):
+    hub = start_hub("--limit", "pending_asks_per_peer=3")
+
+    async def scenario():
+        async with hub.client("alice") as alice, hub.client("bob") as bob:
+            asked = [await alice.ask("bob", f"q{i}", timeout_s=60) for i in range(3)]
+            with pytest.raises(HubRefused) as refused:
+                await alice.ask("bob", "one too many", timeout_s=60)
+            assert refused.value.code == "too_many_pending_asks"
+            assert refused.value.details == {"pending": 3, "limit": 3}
+            rest = await asyncio.to_thread(hub.post, "/ask", {"to": "bob", "text": "over REST too"},
+                                           token=alice.token)
+            assert rest.status_code == 429 and rest.json()["error"]["code"] == "too_many_pending_asks"
+            assert [(await bob.receive(10))["text"] for _ in range(3)] == ["q0", "q1", "q2"]
+            pending = await asyncio.to_thread(hub.get, "/asks/pending?direction=outbound", token=alice.token)
+            assert pending.json()["total"] == 3   # the refused ones changed nothing
+            await bob.ack(asked[0]["correlation_id"])   # a closed ask makes room for the next
+            assert (await alice.ask("bob", "now it fits", timeout_s=60))["state"] == "delivered"
+    asyncio.run(scenario())

@@ -21,6 +21,7 @@ class Limits:
     outbox_frames: int = 1024                  # per connection; a fuller outbox is a slow consumer
     messages_per_second: int = 1000            # per peer, token bucket
     message_burst: int = 2000
+    pending_asks_per_peer: int = 1000          # open asks one asker may have waiting at once
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
@@ -84,6 +85,7 @@ class AskService:
         self.store = store
         self.policy = policy
         self.open: dict[str, OpenAsk] = {}
+        self._open_by_asker: Counter = Counter()
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
         hub.expiry_listeners.append(self._on_notices_expired)
         hub.delivery_filters.append(self._closed_asks)
@@ -152,8 +154,18 @@ class AskService:
         return {e.seq for e, state in zip(unknown, states) if state != PENDING}
 
     def _track(self, ask: OpenAsk) -> None:
+        if ask.correlation_id not in self.open:
+            self._open_by_asker[ask.asker] += 1
         self.open[ask.correlation_id] = ask
         self.deadlines.track(ask.correlation_id, ask.deadline)
+
+    def _check_pending(self, asker: str, adding: int) -> None:
+        limit = self.hub.settings.limits.pending_asks_per_peer
+        have = self._open_by_asker[asker]
+        if have + adding > limit:
+            raise HubError(ErrorCode.TOO_MANY_PENDING_ASKS,
+                           f"{have} asks of yours are open and the limit is {limit}; wait for replies or deadlines",
+                           {"pending": have, "limit": limit})
 
     # ---- asking ------------------------------------------------------------------------------
 
@@ -186,6 +198,7 @@ class AskService:
                            f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "
                            "ask with queue_if_offline to wait for them",
                            {"offline": [p.peer_id for p in offline]})
+        self._check_pending(sender.key_owner, len(recipients))
         if scheduled is None:
             hub.check_rate(sender)
         schedule_id = scheduled[0] if scheduled else None
@@ -386,7 +399,12 @@ class AskService:
 
     def _forget(self, cid: str) -> OpenAsk | None:
         self.deadlines.forget(cid)
-        return self.open.pop(cid, None)
+        ask = self.open.pop(cid, None)
+        if ask is not None:
+            self._open_by_asker[ask.asker] -= 1
+            if not self._open_by_asker[ask.asker]:
+                del self._open_by_asker[ask.asker]
+        return ask
 
     @staticmethod
     def _wake_waiters(ask: OpenAsk, result: dict) -> None:
