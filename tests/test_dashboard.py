@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support import HubProcess, wait_until
+from tests.support import HubProcess
 from tests.test_hook import hook_for, payload
 
 CHROMIUM = Path("/usr/bin/chromium")

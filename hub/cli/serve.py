@@ -174,12 +174,7 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
                     store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready,
                     lease_holder=holder)
-    config = uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
-                            ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
-                            ws_max_size=settings.limits.transport_max_frame_bytes,
-                            # Loopback and LAN peers: compression would only cost CPU per message.
-                            ws_per_message_deflate=False,
-                            timeout_graceful_shutdown=5, access_log=False, server_header=False)
+    config = uvicorn_config(app, settings, log_level)
     server = _HubServer(config, shutdown)
     supervisor = BridgeSupervisor(str(settings.home), settings.local_url, hub_token, tmux_socket,
                                   log_level) if bridge else None
@@ -203,6 +198,16 @@ async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) ->
         await claim_node_name(NodeBus(client, client, settings.node), holder, settings.node_lease_s)
     finally:
         await client.aclose()
+
+
+def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
+    """The HTTP and WebSocket stack the hub serves on (the Autobahn test runs on the same)."""
+    return uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
+                          ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
+                          ws_max_size=settings.limits.transport_max_frame_bytes,
+                          # Loopback and LAN peers: compression would only cost CPU per message.
+                          ws_per_message_deflate=False,
+                          timeout_graceful_shutdown=5, access_log=False, server_header=False)
 
 
 def announce_ready(sign_in_link: str) -> None:
