@@ -166,11 +166,14 @@ async def throughput(target: Target, run: int, pairs: int, messages: int, window
             "cpu_us_per_msg": (cpu1 - cpu0) / total * 1e6, "store_cpu_us_per_msg": (store1 - store0) / total * 1e6}
 
 
-async def ask_round_trips(target: Target, run: int, concurrency: int, total: int) -> dict:
+async def ask_round_trips(target: Target, run: int, concurrency: int, total: int,
+                          responder_target: Target | None = None, before_asking: Awaitable | None = None) -> dict:
     """One asker keeps `concurrency` asks in flight; one responder acks each with a reply.
-    Round trip: ask sent -> reply delivered to the asker (both receipts sent as a client would)."""
+    Round trip: ask sent -> reply delivered to the asker (both receipts sent as a client would).
+    With `responder_target` (another node of a mesh) the responder connects there, and
+    `before_asking` is awaited once both are connected (until the asker's node knows it)."""
     asker = await open_peer(target, f"asker{run}-{concurrency}")
-    responder = await open_peer(target, f"responder{run}-{concurrency}")
+    responder = await open_peer(responder_target or target, f"responder{run}-{concurrency}")
     round_trips: list[int] = []
     started: dict[str, int] = {}
     done = asyncio.Event()
@@ -201,6 +204,8 @@ async def ask_round_trips(target: Target, run: int, concurrency: int, total: int
         done.set()
 
     async def send_asks() -> None:
+        if before_asking is not None:
+            await before_asking
         for n in range(total):
             await room.acquire()
             started[str(n)] = time.perf_counter_ns()

@@ -181,6 +181,7 @@ class Health(Struct):
     peers: int
     connections: int
     questions: QuestionTimes | None = None
+    tasks: int | None = None   # asyncio tasks in the hub process (a leak shows here first)
 
 
 class ErrorDetail(Struct):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from starlette.requests import Request
 
@@ -80,7 +82,7 @@ async def health(request: Request) -> JSON:
     questions = hub.settings.questions
     return JSON({"ok": True, "api_version": API_VERSION, "version": __version__, "node": facts["node"],
                  "store": facts["store"], "capabilities": CAPABILITIES, "peers": facts["peers"],
-                 "connections": facts["connections"],
+                 "connections": facts["connections"], "tasks": len(asyncio.all_tasks()),
                  "questions": {"max_timeout_s": questions.max_timeout_s, "margin_s": questions.margin_s}})
 
 
