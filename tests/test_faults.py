@@ -21,6 +21,7 @@ import orjson
 import pytest
 import redis.asyncio as redis
 
+from hub.core.nodes import LeaseHolder
 from hub.store import keys
 from hub.store.asks import AskStore
 from tests.support import eventually
@@ -212,3 +213,20 @@ async def test_a_retry_takes_over_an_idempotency_key_whose_process_died_before_w
         again = await alice.notify("bob", "deploy done", idempotency_key="k1")
     assert first["state"] == "delivered" and "replayed" not in first
     assert again["message_id"] == first["message_id"] and again["replayed"] is True
+
+
+async def test_a_key_this_process_claimed_and_failed_to_release_is_taken_over_by_the_retry(start_hub, shared_store):
+    """The store went away after the claim and before the message: the release could not be
+    written either. The claim names this very process, which is not running it any more."""
+    hub = start_hub("--redis-url", shared_store, "--node", "n1")
+    async with hub.client("alice") as alice, hub.client("bob"):
+        digest = hashlib.sha256(orjson.dumps(["notify", "bob", "deploy done"])).hexdigest()
+        store = redis.Redis.from_url(shared_store)
+        try:
+            holder = LeaseHolder.decode(await store.get(keys.node_lease("n1")))
+            await store.set(keys.idempotency(alice.peer_id, "k-failed"),
+                            orjson.dumps({"digest": digest, "by": f"n1/{holder.instance}"}))
+        finally:
+            await store.aclose()
+        sent = await alice.notify("bob", "deploy done", idempotency_key="k-failed")
+    assert sent["state"] == "delivered" and "replayed" not in sent

@@ -111,6 +111,7 @@ class Hub:
         # given inbox entries about to be delivered, return the seqs of those to drop undelivered
         self.delivery_filters: list[Callable[[list[InboxEntry]], Awaitable[set[int]]]] = []
         self._pulls: set[asyncio.Task] = set()
+        self._running_keys: set[tuple[str, str]] = set()   # idempotency keys this process is running now
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -430,11 +431,14 @@ class Hub:
             if replayed is not None:
                 return replayed
             await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by, take_over=True))
+        self._running_keys.add((owner, key))
         try:
             result = await run(Claimed(owner, key, digest, ttl))
         except HubError:
             self.store.writer.submit([self.store.idempotency_release_cmd(owner, key)], wait=False)
             raise
+        finally:
+            self._running_keys.discard((owner, key))
         self.store.writer.submit([self.store.idempotency_result_cmd(owner, key, digest, result, ttl)], wait=False)
         return result
 
@@ -447,8 +451,9 @@ class Hub:
                            {"idempotency_key": key})
         if "result" in record:
             return {**record["result"], "replayed": True}
-        if await self.process_gone(record.get("by", "")):
-            return None
+        if await self.process_gone(record.get("by", "")) or (
+                record.get("by") == self.process_ref and (owner, key) not in self._running_keys):
+            return None   # its process died, or failed here without releasing it (the store was away)
         raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
                        {"idempotency_key": key, "retry": True})
 
