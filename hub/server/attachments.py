@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 
+import anyio
 import httpx
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from hub.core.attachments import download_headers, not_found
 from hub.core.errors import HubError
@@ -27,6 +28,7 @@ from schemas.errors import ErrorCode
 MAX_FORM_FIELD_BYTES = 64 * 1024     # parts other than the file (ignored) may add up to this
 DRAIN_MAX_BYTES = 8 * 1024 * 1024    # after refusing an upload, read this much more so the client sees the answer
 DRAIN_MAX_S = 5.0
+FILE_CHUNK = 64 * 1024            # a download is read from its file this much at a time
 UPSTREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 
 
@@ -166,13 +168,27 @@ async def download(request: Request) -> Response:
     who = caller(request)
     located = await attachments_of(request).locate(who, request.path_params["attachment_id"])
     if located.path is not None:
-        return _file(located)
+        return await _file(located)
     return await _from_node(request, located)
 
 
-def _file(located: Located) -> FileResponse:
+async def _file(located: Located) -> StreamingResponse:
+    """The file, opened before the answer starts: the sweep may remove an expired file at any
+    moment, and an open file stays readable to the end (a file already gone is a 404)."""
+    try:
+        handle = await anyio.to_thread.run_sync(open, located.path, "rb")
+    except FileNotFoundError:
+        raise not_found(located.meta["id"]) from None
+
+    async def chunks():
+        try:
+            while chunk := await anyio.to_thread.run_sync(handle.read, FILE_CHUNK):
+                yield chunk
+        finally:
+            await anyio.to_thread.run_sync(handle.close)
+
     media_type, headers = _headers(located.meta)
-    return FileResponse(located.path, media_type=media_type, headers=headers)
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 async def _from_node(request: Request, located: Located) -> StreamingResponse:
@@ -199,4 +215,4 @@ async def from_node(request: Request) -> Response:
     if not hmac.compare_digest((bearer(request.headers) or "").encode(), service.mesh_key.encode()):
         raise HubError(ErrorCode.UNAUTHORIZED, "this route is for the hub's other nodes; they show the mesh key")
     meta = await service.local_meta(request.path_params["attachment_id"])
-    return _file(Located(meta, path=await service.local_path(meta)))
+    return await _file(Located(meta, path=await service.local_path(meta)))
