@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,7 +200,7 @@ async def peers_per_node(args, run: int) -> dict:
         cpu1 = [cpu_seconds(p) for p in procs]
         row = {"sent": sent, "delivered": len(latencies), **percentiles(latencies),
                "cpu_ms_per_msg_n1": (cpu1[0] - cpu0[0]) * 1000 / sent, "cpu_ms_per_msg_n2": (cpu1[1] - cpu0[1]) * 1000 / sent,
-               "kib_per_idle_peer": statistics_mean([(b - a) / args.peers / 1024 for a, b in zip(rss0, rss1)]),
+               "kib_per_idle_peer": statistics.mean([(b - a) / args.peers / 1024 for a, b in zip(rss0, rss1)]),
                "rss_mib_n1": rss1[0] / 2**20, "rss_mib_n2": rss1[1] / 2**20}
         for side in sides:
             for _, ws in side:
@@ -209,10 +210,6 @@ async def peers_per_node(args, run: int) -> dict:
         for task in readers:
             task.cancel()
         mesh.stop()
-
-
-def statistics_mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 # ---- soak ----------------------------------------------------------------------------------------

@@ -64,6 +64,17 @@ async def eventually(condition: Callable[[], Awaitable[Any] | Any], timeout: flo
         await asyncio.sleep(0.02)
 
 
+async def paced(count: int, rate: float):
+    """Yield 0 .. count-1, each no earlier than its due time at `rate` a second: how load tests
+    pace what they send (a schedule to keep, not a wait for something to happen)."""
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield i
+
+
 @dataclass
 class StoreProcess:
     """A Valkey server of the test's own (append-only on, Unix socket, no TCP), that a test may

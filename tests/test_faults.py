@@ -24,7 +24,7 @@ import redis.asyncio as redis
 from hub.core.nodes import LeaseHolder
 from hub.store import keys
 from hub.store.asks import AskStore
-from tests.support import eventually
+from tests.support import eventually, paced
 from tests.test_dashboard import free_port
 from tests.traffic import final_stages, run_traffic
 from transports.client import HubRefused
@@ -121,7 +121,7 @@ async def test_a_peer_frozen_with_sigstop_under_load_is_cut_by_the_keepalive_and
         async with hub.client("sender") as sender, hub.client("fast") as fast:
             phase = "before"
             stopped_at = offline_after = None
-            for i in range(4 * RATE):   # 4 s at 100/s; the freeze comes after 1 s
+            async for i in paced(4 * RATE, RATE):   # 4 s at 100/s; the freeze comes after 1 s
                 if i == RATE:
                     os.kill(frozen.pid, signal.SIGSTOP)
                     stopped_at, phase = time.monotonic(), "during"
@@ -136,7 +136,6 @@ async def test_a_peer_frozen_with_sigstop_under_load_is_cut_by_the_keepalive_and
                 if offline_after is None and stopped_at and i % 10 == 0:
                     if (await asyncio.to_thread(hub.peers))["frozen"]["status"] == "offline":
                         offline_after = time.monotonic() - stopped_at
-                await asyncio.sleep(1 / RATE)
         if offline_after is None:
             await eventually(lambda: asyncio.to_thread(lambda: hub.peers()["frozen"]["status"] == "offline"),
                              2 * heartbeat + 5, "the frozen peer to be cut")

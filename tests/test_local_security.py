@@ -79,3 +79,11 @@ def test_unix_socket_serves_the_same_api_trusted_by_file_mode(start_hub, tmp_pat
             accepted = await local.notify("other", "via unix socket")
             assert (await other.receive(10))["message_id"] == accepted["message_id"]
     asyncio.run(over_uds())
+
+
+def test_the_advertised_name_of_a_mesh_node_is_allowed_and_nothing_else_is(start_hub, shared_store):
+    hub = start_hub("--redis-url", shared_store, "--node", "n1", "--advertise-url", "http://10.0.0.5:8377")
+    assert hub.get("/health", headers={"Host": "10.0.0.5:8377"}).status_code == 200
+    for host in ("10.0.0.5:8378", "10.0.0.6:8377", "evil.example:8377"):
+        refused = hub.get("/health", headers={"Host": host})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "host_not_allowed"

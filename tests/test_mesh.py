@@ -66,7 +66,8 @@ async def test_an_ask_across_nodes_gets_its_reply_and_a_waiter_on_the_asking_nod
         async with httpx.AsyncClient(base_url=n1.url, headers={"Authorization": f"Bearer {alice.token}"},
                                      timeout=30) as client:
             waiting = asyncio.ensure_future(client.post(f"/asks/{cid}/wait", json={"timeout_s": 30}))
-            await asyncio.sleep(0)  # the long-poll is sent before the reply exists
+            held, _ = await asyncio.wait({waiting}, timeout=0.5)
+            assert not held   # the long-poll is held on n1 while no reply exists
             acked = await bob.ack(cid, "yes, merge")
             assert acked["ask_state"] == "replied" and acked["state"] == "delivered"
             reply = await alice.receive(10)

@@ -15,6 +15,7 @@ from typing import Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
 
+from tests.support import eventually, paced
 from transports.client import HubClient, HubRefused
 
 RETRYABLE = ("store_unavailable", "shutting_down", "rate_limited")
@@ -48,7 +49,8 @@ class Counts:
 
 
 async def _until_accepted(send: Callable[[], Awaitable[dict]], counts: Counts, deadline: float) -> dict:
-    while True:
+    """Send until accepted, with the same idempotency key each time, until the deadline."""
+    async def attempt() -> dict | None:
         try:
             return await send()
         except HubRefused as exc:
@@ -57,10 +59,9 @@ async def _until_accepted(send: Callable[[], Awaitable[dict]], counts: Counts, d
             counts.refused_while_down += 1
         except (ConnectionError, ConnectionClosed, OSError, asyncio.TimeoutError):
             pass
-        if time.monotonic() > deadline:
-            raise AssertionError("a message was not accepted before the traffic's deadline")
         counts.retries += 1
-        await asyncio.sleep(0.05)   # back off, then the same key again
+        return None
+    return await eventually(attempt, max(0.0, deadline - time.monotonic()), "a message to be accepted")
 
 
 async def _read(client: HubClient, seen: list[str], key: str) -> None:
@@ -94,13 +95,9 @@ async def run_traffic(sender: HubClient, reader: HubClient, replier: HubClient, 
                asyncio.create_task(_read(sender, counts.replies_seen, "correlation_id")),
                asyncio.create_task(_reply(replier, counts, deadline))]
     try:
-        start = time.monotonic()
-        for i in range(total):
+        async for i in paced(total, rate):
             if i in faults:
                 await faults[i]()
-            due = start + i / rate
-            if due > time.monotonic():
-                await asyncio.sleep(due - time.monotonic())
             if i % 2 == 0:
                 done = await _until_accepted(lambda: sender.notify(reader.name, f"n{i}", idempotency_key=f"m{i}"),
                                              counts, deadline)
@@ -110,11 +107,15 @@ async def run_traffic(sender: HubClient, reader: HubClient, replier: HubClient, 
                                                                 queue_if_offline=True, idempotency_key=f"m{i}"),
                                              counts, deadline)
                 counts.accepted_asks[i] = done["correlation_id"]
-        while counts.lost() and time.monotonic() < deadline:
+        def settled() -> bool:
             for worker in workers:
                 if worker.done():
-                    worker.result()
-            await asyncio.sleep(0.05)
+                    worker.result()   # a reader or the replier failed: say why
+            return not counts.lost()
+        try:
+            await eventually(settled, max(0.0, deadline - time.monotonic()), "every accepted message to arrive")
+        except AssertionError:
+            pass   # the counts say what is missing
         return counts
     finally:
         for worker in workers:

@@ -102,18 +102,22 @@ class AskService:
         """Closes whose process died before it wrote their final trace stage (kept in the
         asker's closings index until it is written): write it now, from the stored ask."""
         hub = self.hub
-        mended = 0
+        gone: dict[str, bool] = {}   # closing process -> gone (one lease read per process, not per close)
+        cmds, mended = [], 0
         for asker, cid, by in await self.store.closings(askers):
-            if not await hub.process_gone(by):
+            if by not in gone:
+                gone[by] = await hub.process_gone(by)
+            if not gone[by]:
                 continue
             record = await self.store.read(cid, asker)
-            cmds = [self.store.closed_cmd(asker, cid, by)]
+            cmds.append(self.store.closed_cmd(asker, cid, by))
             if record is not None and record["state"] in STAGE_OF_STATE:
                 result = orjson.loads(record["result"]) if record.get("result") else {}
                 cmds.append(hub.store.trace_cmd(cid, [stage_entry(
                     STAGE_OF_STATE[record["state"]], int(record.get("closed_at") or hub.now_ms()), by.partition("/")[0],
                     by=result.get("by"), reason="deadline" if record["state"] == EXPIRED else None, recovered=True)]))
                 mended += 1
+        if cmds:
             await hub.store.writer.write(*cmds)
         return mended
 
