@@ -1,6 +1,8 @@
 """Generate the checked-in JSON Schema of the frames: `python -m schemas.generate`.
 
 A test regenerates it in memory and fails when the checked-in files drift from the structs.
+Descriptions are normalised (`schemas.normalise`), so the files do not depend on how a msgspec
+release formats docstrings.
 """
 
 from __future__ import annotations
@@ -8,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import orjson
 
 from schemas.dashboard import DashboardClientFrame, DashboardHubFrame
 from schemas.frames import API_VERSION, ClientFrame, HubFrame
+from schemas.normalise import dump
 
 GENERATED = Path(__file__).parent / "generated"
 
@@ -23,7 +25,7 @@ def frame_schemas() -> dict[str, bytes]:
         schema = msgspec.json.schema(union)
         schema["$id"] = f"https://repowire.dev/schemas/{API_VERSION}/{name}.json"
         schema["title"] = f"{API_VERSION} {name.replace('-', ' ')}"
-        out[f"{name}.schema.json"] = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        out[f"{name}.schema.json"] = dump(schema)
     return out
 
 

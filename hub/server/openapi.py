@@ -2,6 +2,8 @@
 
 The generated document is checked in at `schemas/generated/openapi.json`; a test fails when
 the two drift. Regenerate with `python -m hub.server.openapi > schemas/generated/openapi.json`.
+Descriptions are normalised (`schemas.normalise`), so the document served, the one checked in
+and the one compared do not depend on how a msgspec release formats docstrings.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import sys
 
 import msgspec
-import orjson
 
 from hub import __version__
 from hub.core.peers import STATUSES
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
+from schemas.normalise import dump, normalised
 from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
                           Closed, DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health,
                           MessageAccepted, NotifyRequest, PeerDeleted, PeerList, PeerView, PendingAsks, PolicyBody,
@@ -50,6 +52,11 @@ def _body(struct: type) -> dict:
 
 
 def openapi_document() -> dict:
+    """The document as served at /openapi.json and checked in, descriptions normalised."""
+    return normalised(_raw_document())
+
+
+def _raw_document() -> dict:
     _, components = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
     bearer = [{"bearer": []}]
     ref_param = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
@@ -284,4 +291,4 @@ def openapi_document() -> dict:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    sys.stdout.write(dump(openapi_document()).decode())
