@@ -516,6 +516,27 @@ class PresenceRequest(Struct, kw_only=True):
     reason: ReasonCode | None = None
 
 
+class PeerCreateRequest(Struct, kw_only=True):
+    """POST /peers (a person): register an agent peer by name, or take back the offline peer of
+    that name (same id and inbox, a new token; the old token stops working)."""
+    name: PeerName
+    circle: PeerName = "default"
+
+
+class PeerCreated(Struct, kw_only=True):
+    """`token` is the peer's secret: shown once, kept by the hub only as a digest. Use it as
+    `REPOWIRE_TOKEN` (the CLI) or in a `hello` frame to act as that peer."""
+    created: bool
+    peer: PeerView
+    token: str
+
+
+class Whoami(Struct, kw_only=True):
+    """GET /whoami: who this credential acts as: the operator (the person at the hub), or one peer."""
+    operator: bool
+    peer: PeerView | None = None
+
+
 class InboxTakeRequest(Struct, kw_only=True):
     """POST /peers/{ref}/inbox/take: deliver up to `limit` queued messages in this answer."""
     limit: Annotated[int, Meta(ge=1, le=100)] = 20

@@ -104,6 +104,9 @@ def notify(args) -> int:
     if args.idempotency_key:
         payload["idempotency_key"] = args.idempotency_key
     body = call("POST", "/messages", home=args.home, json=payload)
+    if args.quiet and not args.json:
+        sys.stdout.write(body["message_id"] + "\n")
+        return EXIT_OK
     emit(body, args.json, f"{body['state']}  {body['message_id']}\n"
                            f"trace: repowire trace {body['message_id']}")
     return EXIT_OK
@@ -138,6 +141,9 @@ def ask(args) -> int:
         options = [{"id": c.partition(":")[0], "title": c.partition(":")[2] or c.partition(":")[0]} for c in args.choice]
         payload["question"] = {"kind": "choice", "prompt": args.text, "options": options}
     body = call("POST", "/ask", home=args.home, json=payload)
+    if not args.wait and args.quiet and not args.json:
+        sys.stdout.write(body["correlation_id"] + "\n")
+        return EXIT_OK
     if not args.wait:
         emit(body, args.json, f"{body['state']}  {body['correlation_id']}\n"
                                f"wait: repowire asks --direction outbound   trace: repowire trace {body['correlation_id']}")

@@ -23,7 +23,11 @@ from schemas.names import BACKENDS, SESSION_HOOK_EVENTS
 # (command, subcommand) -> "module:function(args) -> exit code"
 COMMANDS = {
     ("serve", None): "hub.cli.serve:serve_command",
+    ("status", None): "hub.cli.peer_commands:status",
+    ("whoami", None): "hub.cli.peer_commands:whoami",
     ("peers", None): "hub.cli.client_commands:peers",
+    ("peers", "add"): "hub.cli.peer_commands:add_peer",
+    ("inbox", None): "hub.cli.peer_commands:inbox",
     ("notify", None): "hub.cli.client_commands:notify",
     ("trace", None): "hub.cli.client_commands:trace",
     ("dashboard", None): "hub.cli.client_commands:dashboard",
@@ -62,7 +66,8 @@ COMMANDS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `repowire` command line (also read by `hub.cli.reference` for the manual)."""
     parser = argparse.ArgumentParser(
         prog="repowire",
         description="A realtime hub where coding agents, their hooks, tmux panes and people talk to each "
@@ -141,10 +146,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds a pane link waits for its transport before it is undone (default 10)")
     s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
-    p = sub.add_parser("peers", help="list peers")
+    st = sub.add_parser("status", help="where the hub is, its node and store, who is online, questions waiting",
+                        description="A short report on the running hub: its address, node, store, peers online, "
+                                    "questions waiting for a person, and how to open the dashboard.")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    wh = sub.add_parser("whoami", help="who this terminal acts as: the operator, or a peer (REPOWIRE_TOKEN)")
+    wh.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("peers", help="list peers (`peers add NAME` registers one and prints its token)")
     p.add_argument("--circle")
-    p.add_argument("--status", choices=["online", "busy", "offline"])
+    p.add_argument("--status", choices=["online", "busy", "awaiting_input", "offline"])
     p.add_argument("--json", action="store_true", help="print JSON")
+    p_sub = p.add_subparsers(dest="action", metavar="ACTION")
+    pa = p_sub.add_parser("add", help="register a peer by name and print its token (alone on stdout)",
+                          description="Register an agent peer by name (as the operator) and print its token alone "
+                                      "on standard output. A peer of that name that is offline keeps its id and "
+                                      "inbox and gets a new token. Example: BOB=$(repowire peers add bob); "
+                                      "REPOWIRE_TOKEN=$BOB repowire inbox")
+    pa.add_argument("name")
+    pa.add_argument("--circle", default="default", help="its circle (default: default)")
+    pa.add_argument("--json", action="store_true", help="print JSON (the peer and its token)")
+
+    ib = sub.add_parser("inbox", help="as a peer (REPOWIRE_TOKEN): read and confirm its new messages",
+                        description="Take the messages waiting for the peer whose token is in REPOWIRE_TOKEN, "
+                                    "print them (an ask with the command that replies to it) and confirm them: "
+                                    "each is shown once. For a peer with no connection to the hub.")
+    ib.add_argument("--limit", type=int, default=20, choices=range(1, 101), metavar="N",
+                    help="at most N messages (1-100, default 20)")
+    ib.add_argument("--json", action="store_true", help="print JSON")
 
     n = sub.add_parser("notify", help="send a message to a peer (name, name@circle, peer id, * or *@circle)")
     n.add_argument("peer")
@@ -153,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--attach", action="append", metavar="FILE",
                    help="upload FILE and send it with the message (repeat for more, up to 16)")
     n.add_argument("--json", action="store_true", help="print JSON")
+    n.add_argument("-q", "--quiet", action="store_true", help="print only the message id")
 
     a = sub.add_parser("ask", help="ask a peer and (with --wait) print its reply",
                        description="Ask a peer. Exit codes: 0 replied/acked/answered, 1 refused, "
@@ -165,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--choice", action="append", metavar="ID[:TITLE]",
                    help="make it a choice question; repeat for each option")
     a.add_argument("--json", action="store_true", help="print JSON")
+    a.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the ask's correlation id (without --wait), e.g. ID=$(repowire ask … -q)")
 
     k = sub.add_parser("ack", help="close an ask you were asked, optionally with a reply")
     k.add_argument("id", help="the correlation id")
@@ -383,7 +415,7 @@ def _approval_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -27,6 +27,20 @@ class Limits:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+# What happens past each limit, for the manual's generated table (docs/limits.md).
+LIMIT_MEANINGS: dict[str, str] = {
+    "max_frame_bytes": "`error frame_too_large`; the connection lives on",
+    "transport_max_frame_bytes": "the socket is closed with 1009",
+    "max_body_bytes": "`413 body_too_large`",
+    "max_text_chars": "`text_too_long` (413)",
+    "max_connections": "`too_many_connections`, close 4503",
+    "outbox_frames": "per connection: the peer is a slow consumer, closed with 4008; its messages stay in its inbox",
+    "messages_per_second": "per peer, a token bucket refilled at this rate: `rate_limited` (429)",
+    "message_burst": "the bucket's size: this many messages at once before `rate_limited`",
+    "pending_asks_per_peer": "open asks one asker may have: `too_many_pending_asks` (429), nothing written",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     home: Path

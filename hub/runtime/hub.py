@@ -610,6 +610,29 @@ class Hub:
 
     # ---- agent sessions ------------------------------------------------------------------------
 
+    async def register_peer(self, name: str, circle: str) -> tuple[PeerRecord, str, bool]:
+        """A person registers an agent peer by name (`POST /peers`, `repowire peers add`): a new
+        one, or the offline agent peer of that name, which keeps its id and inbox. Either way it
+        gets a fresh token (the old one stops working) and stays offline until it connects.
+        Returns the peer, its token and whether it is new."""
+        peer = self.peer_named(name, circle)
+        if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
+            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
+                           {"peer_id": peer.peer_id})
+        token = new_token()
+        now = self.now_ms()
+        created = peer is None
+        if peer is None:
+            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
+                              token_digest=token_digest(token), created_at=now, last_seen=now,
+                              status=OFFLINE, status_reason="registered")
+            await self.store.writer.write(*self.store.save_peer_cmds(peer))
+            self._remember(peer)
+            self._presence_changed(peer)
+        else:
+            token = await self.reissue_token(peer)
+        return peer, token, created
+
     async def register_agent(self, name: str, circle: str, agent_pid: int, reason: str) -> PeerRecord:
         """An agent session with no pane to type into: the offline peer of that name (same id and
         inbox, its old pane link dropped), or a new one; it stays offline with `reason` (no

@@ -24,7 +24,8 @@ from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccep
                           WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
                           RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
                           ScheduleView, Unlinked, SessionStartRequest, SessionJoined, PresenceRequest,
-                          InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession)
+                          InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession, PeerCreateRequest,
+                          PeerCreated, Whoami)
 
 _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
             DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health, MessageAccepted,
@@ -32,7 +33,8 @@ _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlocki
             PolicyView, QuestionAnswer, QuestionList, QuestionView, Trace, WaitRequest, DoctorReport, KeysRequest,
             KeysSent, LinkRequest, Linked, OrphanList, PaneOutput, RehookReport, RehookRequest, ScheduleCreated,
             ScheduleDeleted, ScheduleList, ScheduleRequest, ScheduleView, Unlinked, SessionStartRequest, SessionJoined,
-            PresenceRequest, InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession]
+            PresenceRequest, InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession, PeerCreateRequest,
+            PeerCreated, Whoami]
 
 
 def _ref(struct: type) -> dict:
@@ -82,7 +84,17 @@ def _raw_document() -> dict:
                 "parameters": [{"name": "circle", "in": "query", "schema": {"type": "string"}},
                                {"name": "status", "in": "query",
                                 "schema": {"enum": list(STATUSES)}}],
-                "responses": {"200": _json(PeerList, "peers sorted by circle and name"), **_errors(401, 422)}}},
+                "responses": {"200": _json(PeerList, "peers sorted by circle and name"), **_errors(401, 422)}},
+                "post": {
+                    "summary": "Register an agent peer by name and get its token (a person only); an offline peer "
+                               "of that name is taken back with a new token",
+                    "security": bearer, "requestBody": _body(PeerCreateRequest),
+                    "responses": {"201": _json(PeerCreated, "a new peer"),
+                                  "200": _json(PeerCreated, "the offline peer of that name, with a new token"),
+                                  **_errors(401, 403, 409, 413, 415, 422)}}},
+            "/whoami": {"get": {
+                "summary": "Who this credential acts as: the operator, or one peer", "security": bearer,
+                "responses": {"200": _json(Whoami, "the operator, or the peer"), **_errors(401)}}},
             "/peers/{ref}": {
                 "get": {"summary": "One peer", "security": bearer, "parameters": [ref_param],
                         "responses": {"200": _json(PeerView, "the peer"), **_errors(401, 404, 409)}},

@@ -17,7 +17,7 @@ from hub.server.responses import JSON
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
 from schemas.local import ACT_AS_HEADER
-from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, WaitRequest
+from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, PeerCreateRequest, WaitRequest
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
                 "approvals", "policies", "schedules", "attachments", "sessions", "dashboard"]
@@ -97,6 +97,25 @@ async def list_peers(request: Request) -> JSON:
     for peer in peers:
         peer["open_asks"] = waiting[peer["peer_id"]]
     return JSON({"peers": peers})
+
+
+async def create_peer(request: Request) -> JSON:
+    who = caller(request)
+    if not who.is_person:
+        raise HubError(ErrorCode.FORBIDDEN, "only a person (the hub token) may register peers by name; an agent "
+                       "joins through its session hooks or a `hello` frame")
+    body = await read_body(request, PeerCreateRequest)
+    hub = hub_of(request)
+    peer, token, created = await hub.register_peer(body.name, body.circle)
+    return JSON({"created": created, "peer": await hub.peer_view(peer), "token": token},
+                status_code=201 if created else 200)
+
+
+async def whoami(request: Request) -> JSON:
+    who = caller(request)
+    if who.peer is None:
+        return JSON({"operator": True, "peer": None})
+    return JSON({"operator": False, "peer": await hub_of(request).peer_view(who.peer)})
 
 
 async def get_peer(request: Request) -> JSON:
