@@ -331,3 +331,18 @@ async def test_the_bridge_role_needs_the_hub_token(hub):
     await send(ws, {"type": "ping", "id": "p1"})
     assert await recv(ws) == {"type": "pong", "ref": "p1"}
     await ws.close()
+
+
+def test_pane_routes_are_ready_as_soon_as_serve_says_so(start_hub, tmux):
+    """Right after hub.json is written the bridge that serve started may not have said hello;
+    the pane routes wait for it (bounded) instead of answering bridge_unavailable."""
+    tmux.new_session(session_name="agents", window_command="sleep 600", attach=False)
+    hub = start_hub("--tmux-socket", tmux.socket_name)
+    first = hub.get("/panes/orphans")
+    assert first.status_code == 200, first.text
+    assert len(first.json()["bridges"]) == 1 and len(first.json()["panes"]) == 1
+
+
+def test_without_a_bridge_of_its_own_the_hub_says_so_at_once(hub):
+    refused = hub.get("/panes/orphans")
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "bridge_unavailable"

@@ -147,7 +147,7 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
     sockets = [tcp]
     actual_port = tcp.getsockname()[1]
 
-    settings = replace(settings, port=actual_port)
+    settings = replace(settings, port=actual_port, starts_bridge=bridge)
     if settings.uds is not None:
         sockets.append(bind_uds(settings.uds))
     store: EmbeddedStore | None = None

@@ -58,6 +58,7 @@ class Settings:
     idempotency_ttl_s: int = 24 * 3600
     sweep_interval_s: float = 5.0
     link_timeout_s: float = 10.0    # a pane link waits this long for its transport, then is undone
+    starts_bridge: bool = False     # `repowire serve` runs a pane bridge of its own beside the hub
     advertise_url: str | None = None   # where the other hub nodes reach this one (default: http://host:port)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()

@@ -14,7 +14,9 @@ and if it does not within the bound, the registration is undone and the caller t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import msgspec
@@ -50,7 +52,11 @@ def require_person(sender: Sender, what: str) -> None:
 
 
 class PaneService:
-    def __init__(self, hub: Hub, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S):
+    def __init__(self, hub: Hub, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S,
+                 started_bridge_grace_s: float = 0.0):
+        """`started_bridge_grace_s`: the hub started a pane bridge of its own (`repowire serve`);
+        for this long after start-up a pane route waits for it to say hello instead of answering
+        `bridge_unavailable` (it connects a fraction of a second after the hub listens)."""
         self.hub = hub
         self.link_timeout_s = link_timeout_s
         self.call_timeout_s = call_timeout_s
@@ -58,6 +64,8 @@ class PaneService:
         self._calls: dict[str, tuple[str, asyncio.Future]] = {}   # call id -> (bridge name, its result)
         self._linking: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._a_bridge_joined = asyncio.Event()
+        self._started_bridge_until = time.monotonic() + started_bridge_grace_s
 
     # ---- bridges -----------------------------------------------------------------------------
 
@@ -65,6 +73,7 @@ class PaneService:
         """A bridge said hello: it serves calls from now on, and the panes linked through it
         before (its previous run) get their transports back."""
         self.bridges[peer.name] = BridgeLink(peer.name, peer.peer_id, conn)
+        self._a_bridge_joined.set()
         task = asyncio.create_task(self._reattach(peer.name), name=f"reattach {peer.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -110,6 +119,19 @@ class PaneService:
         finally:
             self._calls.pop(call_id, None)
 
+    async def _started_bridge(self) -> None:
+        """Wait, bounded by the start-up grace, for the bridge this hub started; at once when a
+        bridge is connected or the grace is over."""
+        remaining = self._started_bridge_until - time.monotonic()
+        if self.bridges or remaining <= 0:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._a_bridge_joined.wait(), remaining)
+
+    async def _ready_bridge(self, name: str | None) -> BridgeLink:
+        await self._started_bridge()
+        return self._bridge(name)
+
     def _bridge(self, name: str | None) -> BridgeLink:
         if name is not None:
             found = self.bridges.get(name)
@@ -145,6 +167,7 @@ class PaneService:
 
     async def orphans(self) -> dict:
         """Every pane of every connected bridge's tmux server that no peer is linked to."""
+        await self._started_bridge()
         if not self.bridges:
             self._bridge(None)  # says why there is no answer
         panes = []
@@ -159,7 +182,7 @@ class PaneService:
         require_person(sender, "link a pane")
         check_pane_id(pane_id)
         check_backend(backend)
-        bridge = self._bridge(bridge_name)
+        bridge = await self._ready_bridge(bridge_name)
         key = (bridge.name, pane_id)
         if key in self._linking:
             raise HubError(ErrorCode.ALREADY_LINKED, f"{pane_id} is being linked right now", {"pane_id": pane_id})
@@ -238,7 +261,7 @@ class PaneService:
     async def _pane_call(self, kind: str, sender: Sender, peer: PeerRecord, op: str, args: dict,
                          done: Stage, **extra) -> tuple[dict, str, PaneLink]:
         link = self._link_of(peer)
-        bridge = self._bridge(link.bridge)
+        bridge = await self._ready_bridge(link.bridge)
         try:
             result = await self.call(bridge, op, {"pane_id": link.pane_id, "expected": link.fingerprint, **args})
         except HubError as exc:
@@ -301,7 +324,7 @@ class PaneService:
         plan = plan_rehook(await self._facts(peer))
         applied = False
         if apply and plan.action == "restart_transport":
-            bridge = self._bridge(self._link_of(peer).bridge)
+            bridge = await self._ready_bridge(self._link_of(peer).bridge)
             try:
                 await self.attach(bridge, peer, await self.hub.reissue_token(peer))
             except HubError as exc:

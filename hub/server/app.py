@@ -55,6 +55,10 @@ from schemas.local import HUB_FILE
 
 log = logging.getLogger(__name__)
 
+# How long after start-up the pane routes wait for the bridge `repowire serve` started (it says
+# hello a fraction of a second after the hub listens), instead of answering bridge_unavailable.
+STARTED_BRIDGE_GRACE_S = 10.0
+
 ROUTES = [
     Route("/health", rest.health, methods=["GET"]),
     Route("/peers", rest.list_peers, methods=["GET"]),
@@ -193,7 +197,9 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.asks = asks
             app.state.questions = questions
             app.state.policies = policies
-            app.state.panes = pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s)
+            app.state.panes = pane_service = PaneService(
+                hub, link_timeout_s=settings.link_timeout_s,
+                started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
             app.state.sessions = SessionService(hub, pane_service)
             app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
                                                                      settings.schedules, notice_client)
