@@ -485,7 +485,7 @@ Pid = Annotated[int, Meta(ge=1, le=2**31)]
 
 class SessionStartRequest(Struct, kw_only=True):
     """POST /sessions: an agent session began (its SessionStart hook). The hook sends what it
-    knows of itself; the hub decides the identity (see README, "Use it with Claude Code")."""
+    knows of itself; the hub decides the identity (see docs/claude-code.md)."""
     backend: Backend
     cwd: Annotated[str, Meta(min_length=1, max_length=4096)]
     agent_pid: Pid

@@ -96,6 +96,7 @@ def test_sign_in_with_the_one_time_link_sets_a_strict_http_only_cookie(hub, page
         assert response.status == 401
         expect(second.locator("h1")).to_have_text("This sign-in link does not work")
         expect(second.locator("code")).to_have_text("login_link_invalid")
+        expect(second.locator("pre")).to_have_text("repowire dashboard --open")
         second.goto(f"{hub.url}/dashboard")
         expect(second.locator("#signed-out")).to_be_visible()
         expect(second.locator("#app")).to_be_hidden()

@@ -130,8 +130,10 @@ async def login(request: Request) -> Response:
 def _refusal_page(exc: HubError) -> bytes:
     return (b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>repowire: sign-in link</title>'
             b'<link rel="stylesheet" href="/dashboard/style.css"></head><body class="refusal"><main>'
-            b"<h1>This sign-in link does not work</h1><p>" + _escape(exc.message).encode() +
-            b"</p><p><code>" + exc.code.value.encode() + b"</code></p></main></body></html>")
+            b"<h1>This sign-in link does not work</h1><p>" + _escape(exc.message).encode() + b"</p>"
+            b"<p>A sign-in link works once, within " + str(LINK_TTL_S // 60).encode() + b" minutes. For a new one, "
+            b"run this in a terminal on the hub's machine:</p><pre>repowire dashboard --open</pre>"
+            b"<p><code>" + exc.code.value.encode() + b"</code></p></main></body></html>")
 
 
 def _escape(text: str) -> str:
