@@ -81,6 +81,27 @@ def test_unix_socket_serves_the_same_api_trusted_by_file_mode(start_hub, tmp_pat
     asyncio.run(over_uds())
 
 
+def test_uds_leaves_a_folder_it_did_not_create_as_it_was(start_hub, tmp_path):
+    """F11: --uds in an existing folder (here 0755) sets only the socket's own mode."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    hub = start_hub("--uds", str(shared / "hub.sock"))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(shared / "hub.sock").st_mode) == 0o600
+    hub.stop()
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+
+
+def test_uds_never_removes_a_file_that_is_not_a_socket(start_hub, tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    hub = start_hub("--uds", str(precious), expect_ready=False)
+    assert hub.process.wait(timeout=30) == 2
+    assert precious.read_text() == "keep me"
+    assert "cannot listen on --uds" in hub.log()
+
+
 def test_the_advertised_name_of_a_mesh_node_is_allowed_and_nothing_else_is(start_hub, shared_store):
     hub = start_hub("--redis-url", shared_store, "--node", "n1", "--advertise-url", "http://10.0.0.5:8377")
     assert hub.get("/health", headers={"Host": "10.0.0.5:8377"}).status_code == 200

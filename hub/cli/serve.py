@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from dataclasses import replace
 import logging
@@ -77,10 +78,16 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 def bind_uds(path: Path) -> socket.socket:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
-    if path.exists():
+    """Listen on a Unix socket only this user may connect to (mode 0600). A folder made for it
+    is 0700; a folder that was already there is left exactly as it was. A stale socket is
+    replaced; any other file at `path` is refused, never removed."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)   # mkdir's mode is masked by the umask
+    if path.is_socket():
         path.unlink()
+    elif path.exists() or path.is_symlink():
+        raise FileExistsError(errno.EEXIST, "something other than a socket is there", str(path))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
@@ -149,7 +156,12 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
 
     settings = replace(settings, port=actual_port, starts_bridge=bridge)
     if settings.uds is not None:
-        sockets.append(bind_uds(settings.uds))
+        try:
+            sockets.append(bind_uds(settings.uds))
+        except OSError as exc:
+            print(f"repowire: cannot listen on --uds {settings.uds}: {exc.strerror}. Choose another path.",
+                  file=sys.stderr)
+            return 2
     store: EmbeddedStore | None = None
     store_url = settings.redis_url
     if store_url is None:
