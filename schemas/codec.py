@@ -22,6 +22,12 @@ _CLIENT_TYPES = frozenset(t.__struct_config__.tag for t in CLIENT_FRAMES)
 _DASHBOARD_TYPES = frozenset(t.__struct_config__.tag for t in DASHBOARD_CLIENT_FRAMES)
 
 
+# Free-form JSON (a tool's input, a bridge's result) is stored, hashed and sent on by the hub:
+# at most this deep, and integers within 64 bits, or it is refused as bad_json (400).
+MAX_JSON_DEPTH = 32
+INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)
+
+
 class FrameError(Exception):
     """A frame that cannot be accepted; `ref` is the client's frame id when it could be read."""
 
@@ -33,13 +39,76 @@ class FrameError(Exception):
         self.details = details or {}
 
 
+def check_json_value(value: object) -> None:
+    """Raise FrameError(bad_json) when anything in `value` (a decoded frame or body, its
+    free-form dicts and lists included) nests deeper than MAX_JSON_DEPTH or holds an integer
+    outside INT_RANGE. Iterative: a hostile depth cannot exhaust the stack."""
+    low, high = INT_RANGE
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list, msgspec.Struct)):
+            if depth > MAX_JSON_DEPTH:
+                raise too_deep()
+            if isinstance(item, dict):
+                children = item.values()
+            elif isinstance(item, list):
+                children = item
+            else:
+                children = [getattr(item, name) for name in item.__struct_fields__]
+            pending.extend((child, depth + 1) for child in children)
+        elif type(item) is int and not low <= item <= high:
+            raise FrameError(ErrorCode.BAD_JSON, "an integer is outside the 64-bit range the hub keeps",
+                             details={"min": low, "max": high})
+
+
+def _has_free_form(frame_type: type) -> bool:
+    """Whether a struct type has a field of untyped JSON (dict, list of dict, Any) anywhere."""
+    seen: set[int] = set()
+    pending = [msgspec.inspect.type_info(frame_type)]
+    while pending:
+        info = pending.pop()
+        if isinstance(info, msgspec.inspect.AnyType):
+            return True
+        if isinstance(info, msgspec.inspect.DictType) and isinstance(info.value_type, msgspec.inspect.AnyType):
+            return True
+        if id(info) in seen:
+            continue
+        seen.add(id(info))
+        if isinstance(info, msgspec.inspect.StructType):
+            pending.extend(field.type for field in info.fields)
+        elif isinstance(info, msgspec.inspect.UnionType):
+            pending.extend(info.types)
+        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.SetType)):
+            pending.append(info.item_type)
+        elif isinstance(info, msgspec.inspect.VarTupleType):
+            pending.append(info.item_type)
+        elif isinstance(info, msgspec.inspect.DictType):
+            pending.append(info.value_type)
+        elif isinstance(info, msgspec.inspect.Metadata):
+            pending.append(info.type)
+    return False
+
+
+# the client frames whose decoded value is walked by check_json_value (the others are typed
+# through and through, so the hot path pays nothing)
+_FREE_FORM_FRAMES = tuple(t for t in CLIENT_FRAMES if _has_free_form(t))
+
+
 def encode(frame: msgspec.Struct) -> bytes:
     return _encoder.encode(frame)
 
 
 def decode_client_frame(data: bytes | str, max_bytes: int) -> ClientFrame:
     """Decode one client frame; raise FrameError with a table code for anything wrong."""
-    return _decode(data, max_bytes, _client_decoder, _CLIENT_TYPES)
+    frame = _decode(data, max_bytes, _client_decoder, _CLIENT_TYPES)
+    if isinstance(frame, _FREE_FORM_FRAMES):
+        try:
+            check_json_value(frame)
+        except FrameError as exc:
+            exc.ref = getattr(frame, "id", None)
+            raise
+    return frame
 
 
 def decode_dashboard_frame(data: bytes | str, max_bytes: int) -> DashboardClientFrame:
@@ -58,6 +127,13 @@ def _decode(data: bytes | str, max_bytes: int, decoder: msgspec.json.Decoder, ty
         raise _classify(data, exc, types) from None
     except msgspec.DecodeError as exc:
         raise FrameError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> FrameError:
+    return FrameError(ErrorCode.BAD_JSON, f"JSON nests deeper than {MAX_JSON_DEPTH} levels",
+                      details={"max_depth": MAX_JSON_DEPTH})
 
 
 def _classify(data: bytes | str, exc: msgspec.ValidationError, types: frozenset[str]) -> FrameError:

@@ -27,7 +27,7 @@ MAX_ATTACHMENTS = 16
 AttachmentIds = Annotated[list[Annotated[str, Meta(pattern=r"^[0-9a-f]{32}(?!\n)$")]],
                           Meta(max_length=MAX_ATTACHMENTS,
                                description="ids of attachments you uploaded (POST /attachments), at most 16")]
-Seq = Annotated[int, Meta(ge=0)]
+Seq = Annotated[int, Meta(ge=0, le=2 ** 53 - 1, description="a per-peer sequence number")]
 Role = Literal["agent", "person", "hook", "bridge"]
 ReceiptStatus = Literal["received", "injected", "failed", "held"]
 DeliveryState = Literal["delivered", "queued", "expired"]

@@ -195,3 +195,61 @@ def test_pending_asks_per_peer_at_limit_and_limit_plus_one(start_hub):
             await bob.ack(asked[0]["correlation_id"])   # a closed ask makes room for the next
             assert (await alice.ask("bob", "now it fits", timeout_s=60))["state"] == "delivered"
     asyncio.run(scenario())
+
+
+def _nested(levels: int) -> bytes:
+    """A tool input of `levels` dicts, one inside the other (the tool input itself is the first)."""
+    return b'{"a":' * levels + b"1" + b"}" * levels
+
+
+@pytest.mark.parametrize("levels, status", [(32, 200), (33, 400), (5000, 400)])
+def test_json_nesting_at_limit_and_limit_plus_one_is_never_a_500(hub, levels, status):
+    """F10: deeply nested JSON was a 500 (and a RecursionError in the hub)."""
+    body = b'{"tool_name": "Bash", "tool_input": ' + _nested(levels) + b"}"
+    answered = hub.post("/policies/evaluate", content=body, headers={"content-type": "application/json"})
+    assert answered.status_code == status, answered.text
+    if status == 400:
+        assert answered.json()["error"] == {"code": "bad_json", "message": "JSON nests deeper than 32 levels",
+                                            "details": {"max_depth": 32}}
+
+
+@pytest.mark.parametrize("number, status", [(2**64 - 1, 200), (2**64, 400), (-(2**63), 200), (-(2**63) - 1, 400)])
+def test_integers_at_the_64_bit_edges(hub, number, status):
+    """F10: an integer past 64 bits in a tool input was a 500."""
+    body = b'{"tool_name": "Bash", "tool_use_id": "t1", "hook_timeout_s": 30, "tool_input": {"n": %d}}' % number
+    answered = hub.post("/policies/evaluate", content=body, headers={"content-type": "application/json"})
+    assert answered.status_code == status, answered.text
+    if status == 400:
+        assert answered.json()["error"]["code"] == "bad_json"
+        assert hub.get("/questions").json()["questions"] == []
+
+
+async def test_a_deep_or_huge_tool_input_over_the_socket_is_an_error_frame(hub):
+    ws, _ = await hub.raw_peer("agent")
+    deep = '{"type": "ask_blocking", "id": "q1", "tool_name": "Bash", "tool_use_id": "t1", "hook_timeout_s": 30, ' \
+           '"tool_input": ' + _nested(40).decode() + "}"
+    await send(ws, deep)
+    error = await recv(ws)
+    assert (error["type"], error["error"]["code"], error["ref"]) == ("error", "bad_json", "q1")
+    huge = deep.replace(_nested(40).decode(), '{"n": %d}' % 2**64).replace('"q1"', '"q2"')
+    await send(ws, huge)
+    error = await recv(ws)
+    assert (error["type"], error["error"]["code"], error["ref"]) == ("error", "bad_json", "q2")
+    await send(ws, {"type": "ping", "id": "p"})
+    assert (await recv(ws))["type"] == "pong"
+    assert hub.get("/questions").json()["questions"] == []
+    await ws.close()
+
+
+async def test_a_resume_out_of_range_is_refused_and_leaves_no_ghost(hub):
+    """F10: hello with resume >= 2^64 left a peer online with no connection."""
+    ws = await hub.raw()
+    await send(ws, '{"type": "hello", "name": "ghost", "resume": %d}' % 2**64)
+    error = await recv(ws)
+    assert error["type"] == "error" and error["error"]["code"] == "invalid_frame"
+    await ws.close()
+    assert "ghost" not in hub.peers()
+    ws, welcome = await hub.raw_peer("ghost", resume=2**53 - 1)
+    assert welcome["type"] == "welcome"
+    await ws.close()
+    await eventually(lambda: hub.peers()["ghost"]["status"] == "offline", what="ghost offline after close")

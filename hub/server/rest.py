@@ -14,6 +14,7 @@ from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
+from schemas.codec import FrameError, check_json_value, too_deep
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION
 from schemas.local import ACT_AS_HEADER
@@ -69,11 +70,18 @@ async def read_body(request: Request, model: type[msgspec.Struct]):
         if len(body) > limit:
             raise HubError(ErrorCode.BODY_TOO_LARGE, f"body is over the limit of {limit} bytes", {"limit": limit})
     try:
-        return msgspec.json.decode(bytes(body), type=model)
+        decoded = msgspec.json.decode(bytes(body), type=model)
+        check_json_value(decoded)
     except msgspec.ValidationError as exc:
         raise HubError(ErrorCode.INVALID_REQUEST, f"invalid body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise HubError(ErrorCode.BAD_JSON, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        exc = too_deep()
+        raise HubError(exc.code, exc.message, exc.details) from None
+    except FrameError as exc:
+        raise HubError(exc.code, exc.message, exc.details) from None
+    return decoded
 
 
 async def health(request: Request) -> JSON:
