@@ -72,6 +72,7 @@ class ErrorCode(StrEnum):
     PEER_DELETED = "peer_deleted"
     STORE_UNAVAILABLE = "store_unavailable"
     SHUTTING_DOWN = "shutting_down"
+    REQUEST_TIMEOUT = "request_timeout"
     INTERNAL = "internal"
 
 
@@ -92,6 +93,8 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.BODY_TOO_LARGE: CodeInfo(413, None, "the request body is larger than the hub's body limit"),
     ErrorCode.TEXT_TOO_LONG: CodeInfo(413, None, "the message text is longer than the hub's text limit"),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: CodeInfo(415, None, "mutating routes take `Content-Type: application/json`"),
+    ErrorCode.REQUEST_TIMEOUT: CodeInfo(408, None, "the request's headers, or the next part of its body, did not "
+                                                   "arrive in time"),
     ErrorCode.HELLO_REQUIRED: CodeInfo(400, 4400, "the first frame on a connection must be `hello`"),
     ErrorCode.ALREADY_WELCOMED: CodeInfo(409, None, "this connection already said hello"),
     ErrorCode.UNAUTHORIZED: CodeInfo(401, 4401, "a valid hub token or peer token is required"),

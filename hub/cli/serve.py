@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import errno
 import signal
 from dataclasses import replace
@@ -32,6 +33,7 @@ from hub.cli.bridge_process import BridgeSupervisor
 from hub.runtime.dashboard import LINK_TTL_S
 from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
 from hub.server.app import ShutdownNotice, build_app
+from hub.server.http_protocol import HubHttpProtocol
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.core.nodes import LeaseHolder
 from hub.store.bus import NodeBus
@@ -214,7 +216,8 @@ async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) ->
 
 def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
     """The HTTP and WebSocket stack the hub serves on (the Autobahn test runs on the same)."""
-    return uvicorn.Config(app, ws=HubWebSocketProtocol, http="h11", lifespan="on", log_level=log_level,
+    http = functools.partial(HubHttpProtocol, header_timeout_s=float(settings.limits.header_timeout_s))
+    return uvicorn.Config(app, ws=HubWebSocketProtocol, http=http, lifespan="on", log_level=log_level,
                           ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                           ws_max_size=settings.limits.transport_max_frame_bytes,
                           # Loopback and LAN peers: compression would only cost CPU per message.

@@ -22,6 +22,8 @@ class Limits:
     messages_per_second: int = 1000            # per peer, token bucket
     message_burst: int = 2000
     pending_asks_per_peer: int = 1000          # open asks one asker may have waiting at once
+    header_timeout_s: int = 10                 # a request's line and headers must arrive within this
+    body_idle_timeout_s: int = 30              # the longest wait for the next part of a request body
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -38,6 +40,9 @@ LIMIT_MEANINGS: dict[str, str] = {
     "messages_per_second": "per peer, a token bucket refilled at this rate: `rate_limited` (429)",
     "message_burst": "the bucket's size: this many messages at once before `rate_limited`",
     "pending_asks_per_peer": "open asks one asker may have: `too_many_pending_asks` (429), nothing written",
+    "header_timeout_s": "seconds for a request's line and headers: `408 request_timeout`, the connection closed",
+    "body_idle_timeout_s": "seconds without a byte of a request body (an upload too): `408 request_timeout`, "
+                           "nothing written",
 }
 
 

@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from hub.core.attachments import download_headers, not_found
 from hub.core.errors import HubError
 from hub.runtime.attachments import AttachmentService, Located, node_unreachable
-from hub.server.rest import bearer, caller
+from hub.server.rest import bearer, caller, hub_of, next_body_message
 from hub.server.responses import JSON
 from schemas.errors import ErrorCode
 
@@ -123,14 +123,13 @@ def multipart_boundary(content_type: str | None) -> bytes:
 async def upload(request: Request) -> JSON:
     who = caller(request)
     service = attachments_of(request)
+    idle_s = hub_of(request).settings.limits.body_idle_timeout_s
     more = True
     try:
         part = FilePart(multipart_boundary(request.headers.get("content-type")))
         async with service.upload(who) as into:
             while more:
-                message = await request.receive()
-                if message["type"] != "http.request":
-                    raise HubError(ErrorCode.INVALID_REQUEST, "the client left before the upload ended")
+                message = await next_body_message(request, idle_s)
                 more = message.get("more_body", False)
                 for piece in part.feed(message.get("body", b"")):
                     await into.write(piece)

@@ -6,6 +6,7 @@ import asyncio
 
 import msgspec
 from starlette.requests import Request
+from starlette.types import Message
 
 from hub import __version__
 from hub.core.errors import HubError
@@ -53,6 +54,19 @@ def caller(request: Request) -> Sender:
     return Sender(hub.find_peer(acting))
 
 
+async def next_body_message(request: Request, idle_s: float) -> Message:
+    """The next piece of a request body, within `idle_s` (a stalled client is `request_timeout`)."""
+    try:
+        async with asyncio.timeout(idle_s):
+            message = await request.receive()
+    except TimeoutError:
+        raise HubError(ErrorCode.REQUEST_TIMEOUT, f"no part of the request body arrived for {idle_s:g} s",
+                       {"body_idle_timeout_s": idle_s}) from None
+    if message["type"] != "http.request":
+        raise HubError(ErrorCode.INVALID_REQUEST, "the client left before the request body ended")
+    return message
+
+
 async def read_body(request: Request, model: type[msgspec.Struct]):
     """Mutating routes take JSON only (no `text/plain` CSRF), within the body limit."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -65,8 +79,12 @@ async def read_body(request: Request, model: type[msgspec.Struct]):
         raise HubError(ErrorCode.BODY_TOO_LARGE, f"body is {declared} bytes; the limit is {limit}",
                        {"size": int(declared), "limit": limit})
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    idle_s = hub_of(request).settings.limits.body_idle_timeout_s
+    more = True
+    while more:
+        message = await next_body_message(request, idle_s)
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
         if len(body) > limit:
             raise HubError(ErrorCode.BODY_TOO_LARGE, f"body is over the limit of {limit} bytes", {"limit": limit})
     try:
