@@ -227,7 +227,10 @@ class AttachmentService:
             if meta is not None and meta["node"] != self.hub.node:
                 continue  # its own node removes it, file and all
             if meta is not None and await self._carried(attachment_id):
-                await self.store.postpone(attachment_id, now + int(self.policy.sweep_interval_s * 1000))
+                # kept while carried, and for a TTL (at least a sweep) after: the recipient of a
+                # message that waited past the TTL still has time to download what it carries
+                keep_s = max(self.policy.sweep_interval_s, self.policy.ttl_s)
+                await self.store.postpone(attachment_id, now + int(keep_s * 1000))
                 continue
             await self._remove(attachment_id)
             removed += 1
