@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import select
 import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import orjson
 import pytest
 
 from tests.support import HubProcess, eventually, recv, recv_until, repowire, send, wait_until
@@ -392,3 +394,48 @@ def test_serve_refuses_a_limit_that_is_not_above_zero(start_hub, flag):
     hub = start_hub(flag, "0", expect_ready=False)
     assert hub.process.wait(20) == 2
     assert f"{flag} takes a number above 0" in hub.log()
+
+
+def _held_upload(hub: HubProcess, body: bytes, sent: int, token: str) -> socket.socket:
+    """An upload whose request promises all of `body` but sends only its first `sent` bytes."""
+    host, port = hub.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    sock.sendall(b"POST /attachments HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+                 b"Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                 % (host.encode(), port.encode(), token.encode(), BOUNDARY, len(body)) + body[:sent])
+    return sock
+
+
+def _response(sock: socket.socket) -> tuple[int, dict]:
+    raw = b""
+    while chunk := sock.recv(65536):
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), orjson.loads(body)
+
+
+def test_parallel_uploads_share_one_quota_while_they_are_in_flight(start_hub):
+    """F8: parallel uploads each got the whole quota while in flight (16 MiB on disk against 2 MiB);
+    now the bytes in flight are counted together, and the one that passes the quota is refused
+    while it is still arriving."""
+    hub = start_hub("--attachment-max-bytes", "100000", "--attachment-peer-quota", "100000")
+    token = hub.post("/peers", {"name": "uploader"}).json()["token"]
+    body = multipart(b"x" * 90_000)
+    first = _held_upload(hub, body, 60_000, token)
+    wait_until(lambda: any(p.suffix == ".part" for p in (hub.home / "attachments").rglob("*")), 10,
+               "the first upload to begin")
+    second = _held_upload(hub, body, 60_000, token)
+    with first, second:
+        readable, _, _ = select.select([first, second], [], [], 15)
+        assert len(readable) == 1, "exactly one of the two is answered while both are still arriving"
+        refused_one = readable[0]
+        other = second if refused_one is first else first
+        status, refusal = _response(refused_one)
+        assert status == 507 and refusal["error"]["code"] == "attachment_quota_exceeded"
+        other.sendall(body[60_000:])
+        status, created = _response(other)
+        assert status == 201 and created["size"] == 90_000
+    assert files_on_disk(hub) == [created["id"]]
+    # at the limit: what is left of the quota can still be uploaded, one byte more cannot
+    assert post_upload(hub, multipart(b"y" * 10_001), token).json()["error"]["code"] == "attachment_quota_exceeded"
+    assert post_upload(hub, multipart(b"y" * 10_000), token).status_code == 201

@@ -115,6 +115,36 @@ def upload_room(policy: AttachmentPolicy, peer_used: int, hub_used: int) -> Room
     return min(rooms, key=lambda r: r.limit)
 
 
+class BytesInFlight:
+    """Bytes of the uploads in progress on one node, per uploader and in all. Parallel uploads
+    share one quota: each byte is taken from the room left when the upload began, less what the
+    uploader's (and everyone's) other uploads in progress hold, so N parallel uploads cannot put
+    N quotas on disk. The commit checks the stored totals again, atomically."""
+
+    def __init__(self) -> None:
+        self.by_owner: dict[str, int] = {}
+        self.total = 0
+
+    def take(self, owner: str, size: int, peer_room: int, hub_room: int) -> str | None:
+        """Take `size` bytes for `owner`; None, or the total ('peer' / 'hub') they would pass."""
+        mine = self.by_owner.get(owner, 0) + size
+        if mine > peer_room:
+            return "peer"
+        if self.total + size > hub_room:
+            return "hub"
+        self.by_owner[owner] = mine
+        self.total += size
+        return None
+
+    def give_back(self, owner: str, size: int) -> None:
+        left = self.by_owner.get(owner, 0) - size
+        if left > 0:
+            self.by_owner[owner] = left
+        else:
+            self.by_owner.pop(owner, None)
+        self.total -= size
+
+
 def over_limit(room: Room, policy: AttachmentPolicy, size: int) -> HubError:
     """The error for an upload that passed `room`."""
     if room.scope == "file":

@@ -23,7 +23,7 @@ from typing import AsyncIterator
 
 import anyio
 
-from hub.core.attachments import (AttachmentPolicy, Room, clean_content_type, clean_filename, not_found,
+from hub.core.attachments import (AttachmentPolicy, BytesInFlight, Room, clean_content_type, clean_filename, not_found,
                                   over_limit, parse_ref, quota_error, upload_room)
 from hub.core.errors import HubError
 from hub.core.ids import is_hex128, new_peer_id
@@ -86,19 +86,27 @@ class Upload:
     """One upload in progress: `write` the file's bytes as they arrive, then `commit`."""
 
     def __init__(self, service: "AttachmentService", uploader: Sender, attachment_id: str, room: Room,
-                 part: _PartFile):
+                 part: _PartFile, used: tuple[int, int]):
         self.service = service
         self.uploader = uploader
         self.id = attachment_id
         self.room = room
         self.part = part
         self.size = 0
+        self.used = used            # (the uploader's, the hub's) stored bytes when the upload began
+        self.taken = 0              # bytes it holds in the node's BytesInFlight
         self._buffer = bytearray()
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.room.limit:
             raise over_limit(self.room, self.service.policy, self.size)
+        policy = self.service.policy
+        passed = self.service.in_flight.take(self.uploader.key_owner, len(data), policy.max_peer_bytes - self.used[0],
+                                             policy.max_hub_bytes - self.used[1])
+        if passed is not None:
+            raise quota_error(passed, policy)
+        self.taken += len(data)
         self._buffer += data
         if len(self._buffer) >= FLUSH_BYTES:
             await self._flush()
@@ -133,6 +141,7 @@ class AttachmentService:
         self.url = url                      # where the other nodes reach this one
         self.mesh_key = ""                  # what they show it (and it shows them)
         self._active: set[str] = set()      # ids of uploads in progress on this node
+        self.in_flight = BytesInFlight()    # their bytes, so that parallel uploads share one quota
         self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -158,13 +167,16 @@ class AttachmentService:
         attachment_id = new_peer_id()
         self._active.add(attachment_id)
         part = None
+        upload: Upload | None = None
         committed = False
         try:
             part = await anyio.to_thread.run_sync(_PartFile, self.folder / (attachment_id + PART_SUFFIX))
-            upload = Upload(self, uploader, attachment_id, room, part)
+            upload = Upload(self, uploader, attachment_id, room, part, (peer_used, hub_used))
             yield upload
             committed = True
         finally:
+            if upload is not None:
+                self.in_flight.give_back(uploader.key_owner, upload.taken)
             if part is not None and not committed:
                 await anyio.to_thread.run_sync(part.discard, self.folder / attachment_id)
             self._active.discard(attachment_id)
