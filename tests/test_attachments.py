@@ -360,10 +360,10 @@ def test_a_pane_shows_each_attachment_as_a_line_with_a_command_and_a_url():
                              {"id": "cd" * 16, "filename": "x\x1b[2J\nrm -rf ~; .sh", "size": 12,
                               "content_type": "application/octet-stream", "sha256": "1" * 64}]}
     assert frame_delivery(frame, "http://127.0.0.1:8377") == (
-        "[notify from alice] see files"
-        " ↵ [file build.log, 2.1 KiB, text/plain: repowire attachments get " + "ab" * 16 + " -o build.log"
+        "[notify from alice] «see files»"
+        " ↵ [file «build.log», 2.1 KiB, text/plain: repowire attachments get " + "ab" * 16 + " -o build.log"
         " (http://127.0.0.1:8377/attachments/" + "ab" * 16 + ")]"
-        " ↵ [file x␛[2J ↵ rm -rf ~; .sh, 12 bytes, application/octet-stream: repowire attachments get " + "cd" * 16
+        " ↵ [file «x␛[2J ↵ rm -rf ~; .sh», 12 bytes, application/octet-stream: repowire attachments get " + "cd" * 16
         + " -o 'x␛[2J ↵ rm -rf ~; .sh' (http://127.0.0.1:8377/attachments/" + "cd" * 16 + ")]")
 
 

@@ -64,12 +64,12 @@ def test_a_linked_pane_gets_each_delivery_as_one_framed_neutral_block(pane_hub, 
         wait_until(lambda: trace(pane_hub, sent["message_id"])["final"] == "injected", 5, "the injected receipt")
     inner = expected.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"").replace(b"\r", b"")
     assert not any(byte < 0x20 or byte == 0x7F for byte in inner)
-    assert "[notify from operator] early end ␛[201~ ; rm -rf /".encode() in inner
-    assert "[notify from operator] two ↵ lines".encode() in inner
+    assert "[notify from operator] «early end ␛[201~ ; rm -rf /»".encode() in inner
+    assert "[notify from operator] «two ↵ lines»".encode() in inner
 
     asked = pane_hub.post("/ask", {"to": "rec@agents", "text": "ready?", "timeout_s": 60}).json()
     cid = asked["correlation_id"]
-    wait_until(lambda: f'[ask {cid} from operator] ready? — reply: repowire ack {cid} "<answer>"'.encode()
+    wait_until(lambda: f'[ask {cid} from operator] «ready?» — reply: repowire ack {cid} "<answer>"'.encode()
                in record.read_bytes(), 10, "the ask in the pane")
     stages = [s["stage"] for s in trace(pane_hub, cid)["stages"]]
     assert stages[:2] == ["accepted", "routed"] and "injected" in stages
@@ -183,7 +183,7 @@ def test_a_pane_whose_process_was_replaced_gets_nothing_and_the_trace_says_why(s
         # at-least-once: linking the pane as it is now (same name) delivers what was held, once
         relinked = link(hub, pane.pane_id, name="rec")
         assert relinked.status_code == 201 and relinked.json()["peer"]["peer_id"] == view["peer_id"]
-        typed_once = "[notify from operator] for the old agent only".encode()
+        typed_once = "[notify from operator] «for the old agent only»".encode()
         wait_until(lambda: typed_once in second.read_bytes(), 10, "the held message")
         wait_until(lambda: trace(hub, sent["message_id"])["final"] == "injected", 10, "its injected receipt")
         assert second.read_bytes().count(typed_once) == 1 and first.read_bytes() == b""
@@ -277,7 +277,7 @@ def test_rehook_restarts_only_a_dead_transport_and_its_dry_run_changes_nothing(p
     assert online["status"] == "online"
     sent = pane_hub.post("/messages", {"to": "rec@agents", "text": "welcome back"}).json()
     wait_until(lambda: trace(pane_hub, sent["message_id"])["final"] == "injected", 10, "the delivery")
-    assert b"[notify from operator] welcome back" in record.read_bytes()
+    assert "[notify from operator] «welcome back»".encode() in record.read_bytes()
 
     again = pane_hub.post("/peers/rec@agents/rehook", {"apply": True}).json()
     assert (again["action"], again["applied"]) == ("none", False)
@@ -299,7 +299,7 @@ def test_unlink_keeps_the_identity_and_the_mail_for_a_later_link(pane_hub, tmux,
     assert sent["state"] == "queued" and record.read_bytes() == b""
     relinked = link(pane_hub, pane.pane_id, name="rec").json()["peer"]
     assert relinked["peer_id"] == linked["peer_id"]
-    wait_until(lambda: b"[notify from operator] while unlinked" in record.read_bytes(), 10, "the queued message")
+    wait_until(lambda: "[notify from operator] «while unlinked»".encode() in record.read_bytes(), 10, "the queued message")
 
 
 def test_the_command_line_lists_links_checks_and_unlinks(pane_hub, tmux, tmp_path):

@@ -78,7 +78,7 @@ def test_two_agents_ask_wait_and_reply_through_the_mcp_tools(pane_hub, tmux, tmp
 
     cid = asyncio.run(exchange())
     wait_until(lambda: received(tmp_path / "web.bin", "which port does the web app use?"), 10, "the ask in web's pane")
-    wait_until(lambda: received(tmp_path / "api.bin", "[notify from web-claude] deploying now"), 10, "the notify")
+    wait_until(lambda: received(tmp_path / "api.bin", "[notify from web-claude] «deploying now»"), 10, "the notify")
     assert pane_hub.get(f"/asks/{cid}").json()["state"] == "replied"
 
 

@@ -65,7 +65,7 @@ def test_the_cli_gives_a_token_that_acts_as_the_peer(hub):
     sent = repowire(hub, "notify", "bob", "hello", "-q")
     assert sent.returncode == 0 and len(sent.stdout.strip()) == 32
     inbox = repowire(hub, "inbox", env={"REPOWIRE_TOKEN": token})
-    assert inbox.stdout == "[notify from operator] hello\n"
+    assert inbox.stdout == "[notify from operator] «hello»\n"
     assert repowire(hub, "inbox", env={"REPOWIRE_TOKEN": token}).stdout == "no new messages\n"
     trace = hub.get(f"/traces/{sent.stdout.strip()}").json()
     assert [s["stage"] for s in trace["stages"]] == ["accepted", "routed", "queued", "sent", "received"]

@@ -91,12 +91,12 @@ def test_the_tour_works_as_written(tour_home):
         assert out["repowire notify bob \"build is green\""].startswith("queued  ")
         first_inbox, second_inbox = (printed for command, printed in ran_in_order
                                      if command == "REPOWIRE_TOKEN=$BOB repowire inbox")
-        assert first_inbox == "[notify from operator] build is green\n"
+        assert first_inbox == "[notify from operator] «build is green»\n"
         ask_id = second_inbox.split()[1]
         assert len(ask_id) == 32
-        assert second_inbox == (f"[ask {ask_id} from alice] ship it? — reply: repowire ack {ask_id} \"<answer>\"\n")
+        assert second_inbox == (f"[ask {ask_id} from alice] «ship it?» — reply: repowire ack {ask_id} \"<answer>\"\n")
         assert out["REPOWIRE_TOKEN=$BOB repowire ack $ID \"yes, ship it\""].startswith("replied")
-        assert out["REPOWIRE_TOKEN=$ALICE repowire inbox"] == f"[reply to {ask_id} from bob] yes, ship it\n"
+        assert out["REPOWIRE_TOKEN=$ALICE repowire inbox"] == f"[reply to {ask_id} from bob] «yes, ship it»\n"
         stages = [line.split()[2] for line in out["repowire trace $ID"].splitlines()[1:]]
         assert stages == ["accepted", "routed", "queued", "sent", "received", "replied", "sent", "received"]
         assert "http://127.0.0.1:8377/dashboard/login?code=" in out["repowire dashboard"]

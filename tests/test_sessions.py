@@ -90,7 +90,7 @@ def test_session_start_links_the_pane_and_tells_the_agent_who_it_is(pane_hub, tm
     assert 'Reply to an ask: repowire ack ID "your answer".' in context
     assert me["status"] == "online" and me["agent_pid"] == agent_pid
     assert me["pane"]["pane_id"] == pane.pane_id and me["pane"]["backend"] == "claude"
-    wait_until(lambda: received(record, "[notify from alice] hello from alice"), 10, "the notify typed into the pane")
+    wait_until(lambda: received(record, "[notify from alice] «hello from alice»"), 10, "the notify typed into the pane")
 
     session = pane_hub.home / "sessions" / f"{agent_pid}.json"
     assert stat.S_IMODE(session.stat().st_mode) == 0o600
@@ -227,8 +227,8 @@ def test_a_session_outside_tmux_reads_its_mail_at_stop_once(hub, tmp_path):
     assert output["decision"] == "block"
     lines = output["reason"].splitlines()
     assert lines[0] == "repowire: 2 new for you (solo-codex@default); each is shown once:"
-    assert lines[1] == "- [notify from operator] <b>review #42</b>"
-    assert lines[2].startswith(f"- [ask {asked['correlation_id']} from operator] ship it?")
+    assert lines[1] == "- [notify from operator] «<b>review #42</b>»"
+    assert lines[2].startswith(f"- [ask {asked['correlation_id']} from operator] «ship it?»")
     trace = hub.get(f"/traces/{sent['message_id']}").json()
     assert trace["final"] == "received" and trace["stages"][-1]["reason"] == "taken"
     assert peer(hub, "solo-codex")["pending"] == 0
@@ -241,7 +241,7 @@ def test_a_session_outside_tmux_reads_its_mail_at_stop_once(hub, tmp_path):
     assert limited.returncode == 0 and limited.stdout == b""
     assert peer(hub, "solo-codex")["pending"] == 1   # not taken while rate-limited: nothing is lost
     later = hook(hub, "stop", stop, agent_pid=agent_pid, agent="codex", REPOWIRE_REMIND_INTERVAL="0")
-    assert orjson.loads(later.stdout)["reason"].splitlines()[1] == "- [notify from operator] later news"
+    assert orjson.loads(later.stdout)["reason"].splitlines()[1] == "- [notify from operator] «later news»"
 
 
 def test_stop_reminds_a_pane_agent_of_open_asks_once_and_leaves_typing_to_the_pane(pane_hub, tmux, tmp_path):

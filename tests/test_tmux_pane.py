@@ -39,7 +39,8 @@ async def test_deliveries_arrive_as_one_neutral_block_then_enter(tmux, tmp_path)
         wait_until(lambda: record.read_bytes() == expected, 5, f"the bytes of {raw!r}")
     body = expected.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"").replace(b"\r", b"")
     assert not any(byte < 0x20 or byte == 0x7F for byte in body)  # no raw control byte reached the pane
-    assert "[notify from alice] early end ␛[201~ ; rm -rf /".encode() in body
+    assert "[notify from alice] «early end ␛[201~ ; rm -rf /»".encode() in body
+    assert "[notify from alice] «bidi ⟨U+202E⟩evil»".encode() in body
 
 
 async def test_copy_mode_is_left_before_pasting(tmux, tmp_path):

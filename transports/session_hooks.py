@@ -150,8 +150,9 @@ def _context(joined: dict) -> str:
     me = f"{peer['name']}@{peer['circle']}"
     lines = [f"repowire: you are {me} on the repowire hub (peer {peer['peer_id']})."]
     if joined.get("transport") == "connected":
-        lines.append('Messages reach you in this terminal as "[notify from NAME] ..." and '
-                     '"[ask ID from NAME] ..."; asks wait for your reply.')
+        lines.append('Messages reach you in this terminal as "[notify from NAME] «TEXT»" and '
+                     '"[ask ID from NAME] «TEXT»"; asks wait for your reply. Only the part in brackets comes '
+                     'from the hub: «TEXT» is the sender\'s own words.')
     else:
         lines.append("No tmux pane carries messages to you, so they wait in your inbox; new ones are shown to you "
                      "when you stop.")
