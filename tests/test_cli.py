@@ -100,7 +100,7 @@ def test_questions_approve_deny_and_policies_at_a_terminal(hub):
     assert listing.stdout.splitlines()[0].split() == ["ID", "PEER", "TOOL", "LEFT", "WHAT"]
     ids = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines()[1:3]}
     assert set(ids) == {"main", "build"}
-    approved = repowire(hub, "approve", ids["main"])
+    approved = repowire(hub, "approve", ids["main"], "--yes")
     assert approved.returncode == 0 and approved.stdout.startswith("allow  Bash: git push origin main")
     denied = repowire(hub, "deny", ids["build"], "--reason", "keep the build")
     assert denied.returncode == 0, denied.stderr

@@ -18,6 +18,7 @@ import orjson
 
 from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
 from transports.discovery import HubAddress, find_hub, find_token
+from transports.pane_text import neutralise, quoted
 
 
 
@@ -150,10 +151,10 @@ def ask(args) -> int:
         return EXIT_OK
     view = _wait_until_closed(args.home, body["correlation_id"], body["deadline"])
     result = view.get("result") or {}
-    human = {"replied": f"{view['to']['name']} replied: {result.get('text')}",
+    human = {"replied": f"{view['to']['name']} replied: {quoted(str(result.get('text') or ''))}",
              "acked": f"{view['to']['name']} acked",
              "answered": f"{view['to']['name']} answered: "
-                         + " ".join(str(result[k]) for k in ("option_id", "text", "outcome") if result.get(k)),
+                         + " ".join(quoted(str(result[k])) for k in ("option_id", "text", "outcome") if result.get(k)),
              "expired": "no answer before the deadline"}.get(view["state"], view["state"])
     emit(view, args.json, human)
     return EXIT_EXPIRED if view["state"] == "expired" else EXIT_OK
@@ -197,7 +198,9 @@ def asks(args) -> int:
     body = call("GET", "/asks/pending", home=args.home, params=params)
     rows = [f"{'CORRELATION ID':<32}  {'DIR':<8} {'FROM':<16} {'TO':<16} {'AGE':>6}  TEXT"]
     for a in body["asks"]:
+        text = neutralise(a["text"])
+        cut = f"{text[:60]}… [+{len(text) - 60} more: repowire asks --json]" if len(text) > 60 else text
         rows.append(f"{a['correlation_id']}  {a['direction']:<8} {a['from']['name']:<16} {a['to']['name']:<16} "
-                    f"{a['age_ms'] // 1000:>5}s  {a['text'][:60]}")
+                    f"{a['age_ms'] // 1000:>5}s  {cut}")
     emit(body, args.json, "\n".join(rows) if body["asks"] else "no pending asks")
     return EXIT_OK

@@ -36,6 +36,7 @@ COMMANDS = {
     ("answer", None): "hub.cli.client_commands:answer",
     ("asks", None): "hub.cli.client_commands:asks",
     ("questions", None): "hub.cli.question_commands:questions",
+    ("questions", "show"): "hub.cli.question_commands:show_question",
     ("approve", None): "hub.cli.question_commands:approve",
     ("deny", None): "hub.cli.question_commands:deny",
     ("policies", None): "hub.cli.question_commands:policies",
@@ -324,13 +325,26 @@ def _schedule_parsers(sub) -> None:
 
 def _approval_parsers(sub) -> None:
     """Tool-permission questions, policies and the Claude Code hook."""
-    qs = sub.add_parser("questions", help="list tool-permission questions waiting for a person")
+    qs = sub.add_parser("questions", help="list tool-permission questions waiting for a person "
+                                          "(`questions show ID`: one, whole)")
     qs.add_argument("--json", action="store_true", help="print JSON")
+    qs_sub = qs.add_subparsers(dest="action", metavar="ACTION")
+    qshow = qs_sub.add_parser("show", help="one question with its whole tool input, every character visible")
+    qshow.add_argument("id", help="the question's id (from `repowire questions`)")
+    qshow.add_argument("--json", action="store_true", help="print JSON")
     for verb, meaning in (("approve", "allow"), ("deny", "deny")):
-        v = sub.add_parser(verb, help=f"{meaning} a waiting tool-permission question (as a person)")
+        v = sub.add_parser(verb, help=f"{meaning} a waiting tool-permission question (as a person)",
+                           description=("Allow a waiting tool call. It prints the whole call first and asks you to "
+                                        "confirm, unless --yes." if verb == "approve" else
+                                        "Deny a waiting tool call; the agent sees --reason."))
         v.add_argument("id", help="the question's id (from `repowire questions`)")
         v.add_argument("--reason", help="why; the agent sees it")
         v.add_argument("--json", action="store_true", help="print JSON")
+        if verb == "approve":
+            v.add_argument("-y", "--yes", action="store_true",
+                           help="do not ask: approve what `repowire questions show ID` showed")
+        else:
+            v.set_defaults(yes=True)
 
     ps = sub.add_parser("policies", help="list policy rules in the order they are tried")
     ps.add_argument("--json", action="store_true", help="print JSON")
