@@ -22,6 +22,14 @@
 
   // ---- small helpers ------------------------------------------------------------------------
 
+  // Agent text, every character visible: controls and characters that show nothing or reorder
+  // what follows (bidi controls, zero-width and tag characters, variation selectors, fillers) as
+  // markers such as ⟨U+202E⟩ (the same rule as the CLI and the panes). Line breaks and tabs stay.
+  const HIDDEN = /[\p{Cf}\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180F\u3164\uFE00-\uFE0F\uFFA0\u{E0100}-\u{E01EF}\u0000-\u0008\u000B-\u001F\u007F-\u009F\u2028\u2029]/gu;
+  function visible(text) {
+    return String(text ?? "").replace(HIDDEN, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+  }
+
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(props || {})) {
@@ -346,7 +354,7 @@
   function messageRow(message) {
     const extra = [];
     if (message.question && message.question.options) {
-      extra.push(` [${message.question.options.map((o) => o.title).join(" / ")}]`);
+      extra.push(` [${message.question.options.map((o) => visible(o.title)).join(" / ")}]`);
     }
     if (message.attachments) extra.push(` [files: ${message.attachments.join(", ")}]`);
     if (message.truncated) extra.push(" …");
@@ -357,7 +365,7 @@
       el("span", { class: "kind" }, message.kind),
       el("span", { class: "route" }, `${peerLabel(message.from)} → ${peerLabel(message.to)}`),
       el("span", { class: "state badge" }, message.state),
-      el("span", { class: "text" }, (message.text || "") + extra.join("")));
+      el("span", { class: "text" }, visible(message.text || "") + extra.join("")));
   }
 
   function renderQuestions() {
@@ -399,17 +407,20 @@
       : [{ id: null, title: "Allow", decision: "allow" }, { id: null, title: "Deny", decision: "deny" }];
     for (const option of options) {
       const body = option.id ? { option_id: option.id } : { decision: option.decision };
-      const button = el("button", { type: "button", class: option.decision === "allow" ? "allow" : option.decision === "deny" ? "deny" : "",
-                                   on: { click: () => answer(body, buttons) } }, option.title);
+      // what the button does is the hub's word (its decision); the agent's title is only shown, quoted
+      const does = option.decision === "allow" ? "Allow" : "Deny";
+      const label = option.id ? `${does}: «${visible(option.title)}»` : does;
+      const button = el("button", { type: "button", class: option.decision === "allow" ? "allow" : "deny",
+                                   data: { decision: option.decision }, on: { click: () => answer(body, buttons) } }, label);
       buttons.push(button);
     }
-    const input = JSON.stringify(q.tool_input, null, 2);
+    const input = visible(JSON.stringify(q.tool_input, null, 2));
     const who = q.peer || q.asker;
     return el("li", { class: "question", data: { questionId: q.correlation_id } },
-      el("div", { class: "title" }, el("span", {}, q.tool_name), el("span", { class: "countdown", data: { deadline: q.deadline } })),
-      el("div", { class: "who" }, `${peerLabel(who)}${q.cwd ? ` in ${q.cwd}` : ""}`),
-      q.prompt ? el("div", { class: "prompt" }, q.prompt) : null,
-      el("pre", {}, input.length > 4000 ? `${input.slice(0, 4000)}\n…` : input),
+      el("div", { class: "title" }, el("span", {}, visible(q.tool_name)), el("span", { class: "countdown", data: { deadline: q.deadline } })),
+      el("div", { class: "who" }, `${peerLabel(who)}${q.cwd ? ` in ${visible(q.cwd)}` : ""}`),
+      q.prompt ? el("div", { class: "prompt" }, visible(q.prompt)) : null,
+      el("pre", { class: "tool-input", tabindex: 0, title: "the whole tool input; scroll for more" }, input),
       el("div", { class: "choices" }, buttons),
       problem);
   }

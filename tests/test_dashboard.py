@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import threading
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -264,3 +266,35 @@ def test_kind_and_peer_filters(hub, page, peer):
     page.click('#kind-filter button[data-kind="ask"]')
     expect(messages(page)).to_have_count(1)
     expect(messages(page).locator(".text")).to_have_text("for frank")
+
+
+def test_a_question_card_shows_the_whole_input_every_character_and_the_hubs_labels(hub, page):
+    """F3: the card cut tool input at 4,000 characters, rendered bidi reordering, and labelled a
+    button with the agent's title even when it contradicted the button's decision."""
+    sign_in(page, hub)
+    token = hub.post("/peers", {"name": "agent-7"}).json()["token"]
+    command = "echo start " + "x" * 6000 + " \u202eecho fdp.exe\u202c tail-end-marker"
+    body = {"tool_name": "Bash", "tool_input": {"command": command}, "tool_use_id": "t-f3", "hook_timeout_s": 60,
+            "options": [{"id": "yes", "title": "Deny", "decision": "allow"},
+                        {"id": "no", "title": "Allow\u200b", "decision": "deny"}]}
+    answered: dict = {}
+
+    def ask() -> None:
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            answered.update(client.post("/questions/ask-blocking", json=body).json())
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    card = page.locator("#question-list .question")
+    expect(card).to_have_count(1, timeout=WAIT_MS)
+    shown = card.locator("pre").inner_text()
+    assert "tail-end-marker" in shown and shown.count("x") >= 6000, "the whole input, not the first 4,000 characters"
+    assert "⟨U+202E⟩echo fdp.exe⟨U+202C⟩" in shown and "\u202e" not in shown
+    overflow = card.locator("pre").evaluate("e => getComputedStyle(e).overflowY")
+    assert overflow == "auto", "a long input scrolls inside its card"
+    allow_button = card.locator("button[data-decision=allow]")
+    deny_button = card.locator("button[data-decision=deny]")
+    expect(allow_button).to_have_text("Allow: «Deny»")
+    expect(deny_button).to_have_text("Deny: «Allow⟨U+200B⟩»")
+    allow_button.click()
+    thread.join(20)
+    assert answered["decision"] == "allow" and answered["option_id"] == "yes"
