@@ -20,6 +20,21 @@
     dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(), namesKey: "",
   };
 
+  // The page's half of the session. The sign-in sends the browser here with `#key=…`: a URL
+  // fragment no server ever receives. The key is kept for this tab only (sessionStorage) and
+  // taken out of the address bar; the hub counts the session cookie only with it, so a local
+  // server that the browser also sends the cookie to gets nothing from it.
+  const SESSION_KEY = "repowire-page-key";
+  function takePageKey() {
+    const match = /^#key=([A-Za-z0-9_-]{16,128})$/.exec(location.hash);
+    if (match) {
+      sessionStorage.setItem(SESSION_KEY, match[1]);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem(SESSION_KEY) || "";
+  }
+  const pageKey = takePageKey();
+
   // ---- small helpers ------------------------------------------------------------------------
 
   // Agent text, every character visible: controls and characters that show nothing or reorder
@@ -92,7 +107,7 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { "X-Repowire-Dashboard": "1" } };
+    const init = { method, credentials: "same-origin", headers: { "X-Repowire-Dashboard": pageKey } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -120,7 +135,8 @@
   function connect() {
     if (state.socket || state.paused || !state.signedIn) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/dashboard/ws`);
+    const socket = new WebSocket(`${scheme}://${location.host}/dashboard/ws`,
+                                 ["repowire.dashboard", `repowire.key.${pageKey}`]);
     state.socket = socket;
     socket.addEventListener("open", () => {
       socket.send(JSON.stringify({ type: "subscribe", cursor: state.cursor, backlog: BACKLOG }));
@@ -604,6 +620,7 @@
     $("theme").addEventListener("click", cycleTheme);
     $("sign-out").addEventListener("click", async () => {
       try { await api("POST", "/dashboard/logout"); } catch (_) { /* signed out either way */ }
+      sessionStorage.removeItem(SESSION_KEY);
       showSignedOut();
     });
     $("peer-filter").addEventListener("input", (e) => { state.peerFilter = e.target.value; markDirty("peers"); });

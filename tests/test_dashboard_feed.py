@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import dataclass
 
 import httpx
 import orjson
@@ -20,30 +21,42 @@ from tests.support import HubProcess, eventually, recv, send, wait_until
 COOKIE = "repowire_session"
 
 
-def signed_in_cookie(hub: HubProcess) -> str:
+@dataclass(frozen=True)
+class BrowserSession:
+    """What a signed-in page holds: the session cookie (the browser sends it to every server on
+    this host) and the page's key (from the URL fragment; it never leaves the page)."""
+    cookie: str
+    key: str
+
+
+def signed_in_browser(hub: HubProcess) -> BrowserSession:
     link = hub.post("/dashboard/links").json()["url"]
     with httpx.Client() as client:
         response = client.get(link, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
-    return response.cookies[COOKIE]
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/dashboard#key=")
+    return BrowserSession(response.cookies[COOKIE], location.removeprefix("/dashboard#key="))
 
 
-def as_dashboard(cookie: str, csrf: bool = True) -> dict:
-    headers = {"cookie": f"{COOKIE}={cookie}"}
-    if csrf:
-        headers["x-repowire-dashboard"] = "1"
+def as_dashboard(browser: BrowserSession, with_key: bool = True) -> dict:
+    headers = {"cookie": f"{COOKIE}={browser.cookie}"}
+    if with_key:
+        headers["x-repowire-dashboard"] = browser.key
     return headers
 
 
-async def dashboard_socket(hub: HubProcess, cookie: str | None = None, **kw):
+async def dashboard_socket(hub: HubProcess, browser: BrowserSession | None = None, with_key: bool = True, **kw):
     headers = {"origin": hub.url}
-    if cookie:
-        headers["cookie"] = f"{COOKIE}={cookie}"
+    if browser:
+        headers["cookie"] = f"{COOKIE}={browser.cookie}"
+        if with_key:
+            kw["subprotocols"] = ["repowire.dashboard", f"repowire.key.{browser.key}"]
     return await connect(hub.ws_url.replace("/ws", "/dashboard/ws"), additional_headers=headers, **kw)
 
 
-async def subscribe(hub: HubProcess, cookie: str, cursor: str | None = None, backlog: int = 0):
-    ws = await dashboard_socket(hub, cookie)
+async def subscribe(hub: HubProcess, browser: BrowserSession, cursor: str | None = None, backlog: int = 0):
+    ws = await dashboard_socket(hub, browser)
     await send(ws, {"type": "subscribe", "cursor": cursor, "backlog": backlog})
     subscribed = await recv(ws)
     assert subscribed["type"] == "subscribed", subscribed
@@ -115,33 +128,65 @@ def test_the_cli_prints_a_link(hub):
 
 
 def test_the_cookie_acts_as_the_person_only_with_the_dashboard_header(hub):
-    cookie = signed_in_cookie(hub)
-    assert hub.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 200
-    refused = hub.get("/peers", token=None, headers=as_dashboard(cookie, csrf=False))
+    browser = signed_in_browser(hub)
+    assert hub.get("/peers", token=None, headers=as_dashboard(browser)).status_code == 200
+    refused = hub.get("/peers", token=None, headers=as_dashboard(browser, with_key=False))
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
-    session = hub.get("/dashboard/session", token=None, headers=as_dashboard(cookie)).json()
+    session = hub.get("/dashboard/session", token=None, headers=as_dashboard(browser)).json()
     assert session["as"] == {"peer_id": "0" * 32, "name": "operator", "circle": "default"}
     # a browser session makes no more links and acts as no peer
-    assert hub.post("/dashboard/links", token=None, headers=as_dashboard(cookie)).status_code == 403
+    assert hub.post("/dashboard/links", token=None, headers=as_dashboard(browser)).status_code == 403
     alice = hub.post("/messages", {"to": "*", "text": "x"}, token=None,
-                     headers={**as_dashboard(cookie), "x-repowire-peer": "alice"})
+                     headers={**as_dashboard(browser), "x-repowire-peer": "alice"})
     assert alice.status_code == 403
     # peers may not make links either
     assert hub.post("/dashboard/links", token=None).status_code == 401
 
 
+def test_a_cookie_replayed_by_another_local_server_is_not_the_operator(hub):
+    """F1: browsers do not scope cookies by port, so an agent's dev server on 127.0.0.1 receives
+    the session cookie; with the constant `X-Repowire-Dashboard: 1` it could approve its own
+    tool calls and add an allow-all policy. The cookie now counts only with the page's key."""
+    stolen = signed_in_browser(hub).cookie
+    for key in ("1", "", "x" * 43, signed_in_browser(hub).key):   # the old constant, none, a guess, another tab's
+        headers = {"cookie": f"{COOKIE}={stolen}", "x-repowire-dashboard": key}
+        refused = hub.get("/questions", token=None, headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized", key
+        policy = hub.post("/policies", {"action": "allow", "tool": "*"}, token=None, headers=headers)
+        assert policy.status_code == 401, key
+    assert hub.get("/policies").json()["policies"] == []
+
+
+async def test_the_socket_needs_the_pages_key_too(hub):
+    browser = signed_in_browser(hub)
+    ws = await dashboard_socket(hub, browser, with_key=False)
+    frame = await recv(ws)
+    assert frame["type"] == "error" and frame["error"]["code"] == "unauthorized"
+    await ws.wait_closed()
+    assert ws.close_code == 4401
+    forged = BrowserSession(browser.cookie, "not-the-key")
+    ws = await dashboard_socket(hub, forged)
+    assert (await recv(ws))["error"]["code"] == "unauthorized"
+    await ws.wait_closed()
+    ws = await dashboard_socket(hub, browser)
+    assert ws.subprotocol == "repowire.dashboard"
+    await send(ws, {"type": "subscribe", "cursor": None, "backlog": 0})
+    assert (await recv(ws))["type"] == "subscribed"
+    await ws.close()
+
+
 def test_signing_out_ends_the_session(hub):
-    cookie = signed_in_cookie(hub)
-    out = hub.post("/dashboard/logout", token=None, headers=as_dashboard(cookie))
+    browser = signed_in_browser(hub)
+    out = hub.post("/dashboard/logout", token=None, headers=as_dashboard(browser))
     assert out.status_code == 204 and 'repowire_session=""' in out.headers["set-cookie"]
-    assert hub.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 401
+    assert hub.get("/peers", token=None, headers=as_dashboard(browser)).status_code == 401
 
 
 async def test_the_socket_refuses_a_foreign_origin_and_a_missing_session(hub):
-    cookie = signed_in_cookie(hub)
+    browser = signed_in_browser(hub)
     with pytest.raises(InvalidStatus) as refused:
         await connect(hub.ws_url.replace("/ws", "/dashboard/ws"),
-                      additional_headers={"origin": "http://evil.example", "cookie": f"{COOKIE}={cookie}"})
+                      additional_headers={"origin": "http://evil.example", "cookie": f"{COOKIE}={browser.cookie}"})
     assert refused.value.response.status_code == 403
     ws = await dashboard_socket(hub)
     frame = await recv(ws)
@@ -157,7 +202,7 @@ async def test_the_socket_refuses_a_foreign_origin_and_a_missing_session(hub):
     ({"type": "subscribe", "cursor": "yesterday"}, "invalid_frame"),
 ])
 async def test_the_first_frame_must_be_a_good_subscribe(hub, first, code):
-    ws = await dashboard_socket(hub, signed_in_cookie(hub))
+    ws = await dashboard_socket(hub, signed_in_browser(hub))
     await send(ws, first)
     frame = await recv(ws)
     assert frame["type"] == "error" and frame["error"]["code"] == code, frame
@@ -166,8 +211,8 @@ async def test_the_first_frame_must_be_a_good_subscribe(hub, first, code):
 
 
 async def test_events_resume_from_the_cursor_with_nothing_missed_or_twice(hub):
-    cookie = signed_in_cookie(hub)
-    ws, subscribed = await subscribe(hub, cookie)
+    browser = signed_in_browser(hub)
+    ws, subscribed = await subscribe(hub, browser)
     assert subscribed == {"type": "subscribed", "cursor": subscribed["cursor"], "history_lost": False}
     bob = await hub.raw_peer("bob")
     (presence,) = await events(ws, 1)
@@ -187,7 +232,7 @@ async def test_events_resume_from_the_cursor_with_nothing_missed_or_twice(hub):
     await ws.close()
 
     missed = [hub.post("/messages", {"to": "bob", "text": f"while away {i}"}).json()["message_id"] for i in range(5)]
-    ws, subscribed = await subscribe(hub, cookie, cursor=cursor)
+    ws, subscribed = await subscribe(hub, browser, cursor=cursor)
     assert subscribed == {"type": "subscribed", "cursor": cursor, "history_lost": False}
     caught_up = await traces(ws, 5)
     assert [t["trace_id"] for t in caught_up] == missed
@@ -201,20 +246,20 @@ async def test_events_resume_from_the_cursor_with_nothing_missed_or_twice(hub):
 
 
 async def test_a_fresh_subscriber_gets_the_backlog_then_live(hub):
-    cookie = signed_in_cookie(hub)
-    watcher, _ = await subscribe(hub, cookie)
+    browser = signed_in_browser(hub)
+    watcher, _ = await subscribe(hub, browser)
     await hub.raw_peer("carol")
     await events(watcher, 1)
     ids = []
     for i in range(4):  # one stream entry each: the next is sent once the last one's entry is seen
         ids.append(hub.post("/messages", {"to": "carol", "text": f"m{i}"}).json()["message_id"])
         await traces(watcher, 1)
-    ws, subscribed = await subscribe(hub, cookie, backlog=3)
+    ws, subscribed = await subscribe(hub, browser, backlog=3)
     backlog = await events(ws, 3)
     assert [e["data"][0]["trace_id"] for e in backlog] == ids[1:]
     assert subscribed["cursor"] < backlog[0]["cursor"] and not subscribed["history_lost"]
     await nothing_more(ws)
-    ws2, _ = await subscribe(hub, cookie, backlog=1000)   # the limit; 1001 is refused (above)
+    ws2, _ = await subscribe(hub, browser, backlog=1000)   # the limit; 1001 is refused (above)
     everything = await events(ws2, 5)   # carol's presence, then the four messages
     assert everything[0]["kind"] == "presence"
     await nothing_more(ws2)
@@ -222,9 +267,9 @@ async def test_a_fresh_subscriber_gets_the_backlog_then_live(hub):
 
 async def test_history_lost_when_the_store_no_longer_keeps_what_followed_the_cursor(start_hub, shared_store):
     hub = start_hub("--redis-url", shared_store)
-    cookie = signed_in_cookie(hub)
+    browser = signed_in_browser(hub)
     await hub.raw_peer("dave")
-    ws, _ = await subscribe(hub, cookie)
+    ws, _ = await subscribe(hub, browser)
     hub.post("/messages", {"to": "dave", "text": "seen"})
     (seen,) = await events(ws, 1)
     await ws.close()
@@ -240,20 +285,20 @@ async def test_history_lost_when_the_store_no_longer_keeps_what_followed_the_cur
         await store.xtrim("rw:events", maxlen=1, approximate=False)
     finally:
         await store.aclose()
-    ws, subscribed = await subscribe(hub, cookie, cursor=seen["cursor"], backlog=10)
+    ws, subscribed = await subscribe(hub, browser, cursor=seen["cursor"], backlog=10)
     assert subscribed["history_lost"] is True and subscribed["missed_after"] == seen["cursor"]
     (kept,) = await events(ws, 1)
     assert last in [trace["trace_id"] for trace in kept["data"]]
     await nothing_more(ws)
     # a cursor from a store that never reached it (the store was replaced): lost as well
-    ws, subscribed = await subscribe(hub, cookie, cursor="99999999999999-0")
+    ws, subscribed = await subscribe(hub, browser, cursor="99999999999999-0")
     assert subscribed["history_lost"] is True
     await ws.close()
 
 
 async def test_questions_and_answers_reach_the_feed(hub):
-    cookie = signed_in_cookie(hub)
-    ws, _ = await subscribe(hub, cookie)
+    browser = signed_in_browser(hub)
+    ws, _ = await subscribe(hub, browser)
     asking = asyncio.create_task(asyncio.to_thread(
         hub.post, "/questions/ask-blocking", {"tool_name": "Bash", "tool_input": {"command": "make deploy"},
                                               "session_id": "s1", "tool_use_id": "toolu_1", "timeout_s": 30}))
@@ -261,7 +306,7 @@ async def test_questions_and_answers_reach_the_feed(hub):
     assert opened["kind"] == "question" and opened["data"]["tool_input"] == {"command": "make deploy"}
     assert opened["data"]["state"] == "pending"
     qid = opened["data"]["correlation_id"]
-    cookie_answer = hub.post(f"/questions/{qid}/answer", {"decision": "allow"}, token=None, headers=as_dashboard(cookie))
+    cookie_answer = hub.post(f"/questions/{qid}/answer", {"decision": "allow"}, token=None, headers=as_dashboard(browser))
     assert cookie_answer.status_code == 200
     (decided,) = await events(ws, 1)
     assert decided["kind"] == "question_decided"
@@ -272,9 +317,9 @@ async def test_questions_and_answers_reach_the_feed(hub):
 
 
 async def test_replies_carry_their_text_into_the_feed(hub):
-    cookie = signed_in_cookie(hub)
+    browser = signed_in_browser(hub)
     erin, _ = await hub.raw_peer("erin")
-    ws, _ = await subscribe(hub, cookie)
+    ws, _ = await subscribe(hub, browser)
     asked = hub.post("/ask", {"to": "erin", "text": "which port?", "timeout_s": 60}).json()
     (ask,) = await traces(ws, 1)
     assert ask["message"]["kind"] == "ask" and ask["message"]["to"] == "erin@default"
@@ -289,11 +334,11 @@ async def test_replies_carry_their_text_into_the_feed(hub):
 
 
 def test_message_previews_are_cut_at_2000_characters(hub):
-    cookie = signed_in_cookie(hub)
+    browser = signed_in_browser(hub)
 
     async def run():
         await hub.raw_peer("frank")
-        ws, _ = await subscribe(hub, cookie)
+        ws, _ = await subscribe(hub, browser)
         hub.post("/messages", {"to": "frank", "text": "x" * 2000})
         hub.post("/messages", {"to": "frank", "text": "y" * 2001})
         at_limit, over = await traces(ws, 2)
@@ -320,16 +365,16 @@ async def test_a_slow_dashboard_is_cut_and_does_not_stall_another(start_hub):
     """Promise 6 for dashboards: a subscriber that stops reading is closed as a slow consumer
     (4008) once its bounded outbox fills; another subscriber still gets every event."""
     hub = start_hub("--limit", "outbox_frames=16")
-    cookie = signed_in_cookie(hub)
+    browser = signed_in_browser(hub)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     host, port = hub.url.removeprefix("http://").rsplit(":", 1)
     sock.connect((host, int(port)))
     sock.setblocking(False)
-    slow = await dashboard_socket(hub, cookie, sock=sock, max_queue=1)
+    slow = await dashboard_socket(hub, browser, sock=sock, max_queue=1)
     await send(slow, {"type": "subscribe"})
     assert (await recv(slow))["type"] == "subscribed"
-    fast, _ = await subscribe(hub, cookie)
+    fast, _ = await subscribe(hub, browser)
     target, _ = await hub.raw_peer("target")
     await target.close()   # offline: every notify waits in its inbox
     count = 3000   # previews of 2,000 characters: about 6 MB of events against a 64 KiB buffer

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support import eventually, wait_until
-from tests.test_dashboard_feed import as_dashboard, signed_in_cookie
+from tests.test_dashboard_feed import as_dashboard, signed_in_browser
 from tests.test_questions import ask_body, pending_question
 
 
@@ -103,7 +103,7 @@ async def test_presence_changes_are_seen_on_every_node(mesh, start_hub, shared_s
 
 async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_node_2(mesh):
     n1, n2 = mesh
-    cookie = await asyncio.to_thread(signed_in_cookie, n2)
+    browser = await asyncio.to_thread(signed_in_browser, n2)
     async with httpx.AsyncClient(base_url=n1.url, headers={"Authorization": f"Bearer {n1.token}"},
                                  timeout=30) as hook:
         held = asyncio.ensure_future(hook.post("/questions/ask-blocking", json=ask_body("toolu_mesh", hook_timeout_s=60)))
@@ -112,7 +112,7 @@ async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_no
         answered = await asyncio.to_thread(
             n2.post, f"/questions/{question['correlation_id']}/answer",
             {"decision": "allow", "content_hash": question["content_hash"], "reason": "fine from n2"},
-            token=None, headers=as_dashboard(cookie))
+            token=None, headers=as_dashboard(browser))
         assert answered.status_code == 200
         response = await asyncio.wait_for(held, 10)
     qid = question["correlation_id"]
@@ -125,10 +125,10 @@ async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_no
 
 def test_signing_out_on_one_node_ends_the_session_on_every_node(mesh):
     n1, n2 = mesh
-    cookie = signed_in_cookie(n1)
-    assert n2.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 200
-    assert n1.post("/dashboard/logout", token=None, headers=as_dashboard(cookie)).status_code == 204
-    wait_until(lambda: n2.get("/peers", token=None, headers=as_dashboard(cookie)).status_code == 401, 10,
+    browser = signed_in_browser(n1)
+    assert n2.get("/peers", token=None, headers=as_dashboard(browser)).status_code == 200
+    assert n1.post("/dashboard/logout", token=None, headers=as_dashboard(browser)).status_code == 204
+    wait_until(lambda: n2.get("/peers", token=None, headers=as_dashboard(browser)).status_code == 401, 10,
                "n2 to refuse the ended session")
 
 

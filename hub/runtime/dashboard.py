@@ -18,6 +18,7 @@ newest events instead. The tail runs only while someone is subscribed.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -61,38 +62,44 @@ class DashboardAccess:
     def __init__(self, store: DashboardStore, clock_ms):
         self.store = store
         self._clock_ms = clock_ms
-        self._sessions: dict[str, int] = {}   # digest of a session secret -> when it expires (ms), as the store said
+        # digest of a session secret -> (digest of its page key, when it expires in ms), as the store said
+        self._sessions: dict[str, tuple[str, int]] = {}
 
     async def new_link_code(self) -> str:
         code = secrets.token_urlsafe(32)
         await self.store.save_link(code, LINK_TTL_S)
         return code
 
-    async def sign_in(self, code: str) -> str:
-        """Trade a link's code for a new session secret; the code never works again."""
+    async def sign_in(self, code: str) -> tuple[str, str]:
+        """Trade a link's code for a new session: (the cookie's secret, the page's key). The
+        code never works again. A cookie goes to every server on this host a browser visits;
+        the key goes only to the page (in the URL fragment, which no server receives), and the
+        session counts only when a request carries both."""
         if not code or len(code) > 128 or not await self.store.take_link(code):
             raise HubError(ErrorCode.LOGIN_LINK_INVALID, "this sign-in link is unknown, was already used, or expired; "
                            "run `repowire dashboard` for a new one")
-        secret = secrets.token_urlsafe(32)
-        await self.store.save_session(secret, SESSION_TTL_S)
-        self._sessions[token_digest(secret)] = self._clock_ms() + SESSION_TTL_S * 1000
-        return secret
+        secret, page_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        await self.store.save_session(secret, page_key, SESSION_TTL_S)
+        self._sessions[token_digest(secret)] = (token_digest(page_key), self._clock_ms() + SESSION_TTL_S * 1000)
+        return secret, page_key
 
-    async def is_signed_in(self, secret: str | None) -> bool:
-        if not secret or len(secret) > 128:
+    async def is_signed_in(self, secret: str | None, page_key: str | None) -> bool:
+        """Both the cookie's secret and the page's key of one live session."""
+        if not secret or not page_key or len(secret) > 128 or len(page_key) > 128:
             return False
         now = self._clock_ms()
         digest = token_digest(secret)
-        expires = self._sessions.get(digest)
-        if expires is None:  # signed in on another node, or before a restart
-            left = await self.store.session_ttl_ms(secret)
+        known = self._sessions.get(digest)
+        if known is None:  # signed in on another node, or before a restart
+            key_digest, left = await self.store.session_record(secret)
             if not left:
                 return False
-            expires = self._sessions[digest] = now + left
+            known = self._sessions[digest] = (key_digest, now + left)
+        key_digest, expires = known
         if expires <= now:
             self._sessions.pop(digest, None)
             return False
-        return True
+        return hmac.compare_digest(key_digest, token_digest(page_key))
 
     async def sign_out(self, secret: str) -> None:
         self._sessions.pop(token_digest(secret), None)

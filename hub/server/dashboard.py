@@ -42,7 +42,9 @@ from schemas.frames import Ping
 log = logging.getLogger(__name__)
 
 COOKIE = "repowire_session"
-CSRF_HEADER = "x-repowire-dashboard"
+KEY_HEADER = "x-repowire-dashboard"          # the page's key, on every REST call the page makes
+SOCKET_PROTOCOL = "repowire.dashboard"      # the page's socket offers this and `repowire.key.<key>`
+KEY_PROTOCOL_PREFIX = "repowire.key."
 FILES_DIR = Path(__file__).resolve().parents[2] / "dashboard"
 FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
          "style.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
@@ -70,10 +72,23 @@ def session_secret(headers) -> str | None:
     return None
 
 
+def page_key(scope_type: str, headers: dict[str, str]) -> str | None:
+    """The key only the signed-in page holds: the `X-Repowire-Dashboard` header on REST, a
+    `repowire.key.<key>` subprotocol on the socket (a browser cannot set headers there)."""
+    if scope_type == "http":
+        return headers.get(KEY_HEADER) or None
+    for offered in headers.get("sec-websocket-protocol", "").split(","):
+        offered = offered.strip()
+        if offered.startswith(KEY_PROTOCOL_PREFIX):
+            return offered[len(KEY_PROTOCOL_PREFIX):] or None
+    return None
+
+
 class SignedInBrowsers:
-    """ASGI middleware: a request with a live dashboard session cookie is marked
-    `person_session` (read by `rest.caller`). REST requests count only with the dashboard's
-    header; the socket upgrade is same-origin by the Origin check in front of everything."""
+    """ASGI middleware: a request that carries both halves of a live dashboard session (the
+    session cookie and the page's key) is marked `person_session` (read by `rest.caller`). A
+    cookie alone counts for nothing: a browser sends it to every server on this host it visits,
+    an agent's dev server included; the key never leaves the page."""
 
     def __init__(self, app):
         self.app = app
@@ -82,13 +97,13 @@ class SignedInBrowsers:
         if scope["type"] in ("http", "websocket"):
             state = scope.setdefault("state", {})
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                       if k in (b"cookie", CSRF_HEADER.encode())}
+                       if k in (b"cookie", KEY_HEADER.encode(), b"sec-websocket-protocol")}
             secret = session_secret(headers)
-            wants = scope["type"] == "websocket" or headers.get(CSRF_HEADER) == "1"
+            key = page_key(scope["type"], headers)
             access = getattr(scope["app"].state, "dashboard_access", None)
-            if secret and wants and access is not None:
+            if secret and key and access is not None:
                 try:
-                    state["person_session"] = await access.is_signed_in(secret)
+                    state["person_session"] = await access.is_signed_in(secret, key)
                 except HubError:  # the store is down: not signed in, and the route says why
                     state["person_session"] = False
         await self.app(scope, receive, send)
@@ -115,14 +130,16 @@ async def static_file(request: Request) -> Response:
 async def login(request: Request) -> Response:
     code = request.query_params.get("code", "")
     try:
-        secret = await access_of(request).sign_in(code)
+        secret_and_key = await access_of(request).sign_in(code)
     except HubError as exc:
         if "text/html" not in request.headers.get("accept", ""):
             raise
         return Response(_refusal_page(exc), status_code=ERROR_TABLE[exc.code].http_status,
                         media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-    response = RedirectResponse("/dashboard", status_code=303, headers={"cache-control": "no-store",
-                                                                       "referrer-policy": "no-referrer"})
+    secret, key = secret_and_key
+    # the key rides in the fragment: the browser keeps it for the page and sends it to no server
+    response = RedirectResponse(f"/dashboard#key={key}", status_code=303,
+                                headers={"cache-control": "no-store", "referrer-policy": "no-referrer"})
     response.set_cookie(COOKIE, secret, max_age=SESSION_TTL_S, path="/", httponly=True, samesite="strict")
     return response
 
@@ -176,7 +193,8 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     hub = websocket.app.state.hub
     settings = hub.settings
     state = websocket.scope["state"]
-    await websocket.accept()
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    await websocket.accept(subprotocol=SOCKET_PROTOCOL if SOCKET_PROTOCOL in offered else None)
     if not (state.get("person_session") or state.get("trusted_local") or hub.is_hub_token(bearer(websocket.headers))):
         await close_with(websocket, ErrorCode.UNAUTHORIZED, "sign in first: open the link `repowire dashboard` prints")
         return

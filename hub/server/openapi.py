@@ -285,11 +285,12 @@ def _raw_document() -> dict:
                               **_errors(401, 403, 503)}}},
             "/dashboard/login": {"get": {
                 "summary": "Open a one-time link: sets the session cookie (HttpOnly, SameSite=Strict) and "
+                           "sends the page its key in the URL fragment; "
                            "redirects to /dashboard", "security": [],
                 "parameters": [{"name": "code", "in": "query", "required": True, "schema": {"type": "string"}}],
                 "responses": {"303": {"description": "signed in; the cookie is set"}, **_errors(401, 503)}}},
             "/dashboard/session": {"get": {
-                "summary": "Is this browser signed in (session cookie and `X-Repowire-Dashboard: 1`)",
+                "summary": "Is this browser signed in (session cookie and the page's key in `X-Repowire-Dashboard`)",
                 "security": [], "responses": {"200": _json(DashboardSession, "signed in"), **_errors(401)}}},
             "/dashboard/logout": {"post": {
                 "summary": "End this browser's session", "security": [],

@@ -44,22 +44,30 @@ class DashboardStore:
         except StoreDown as exc:
             raise unavailable(exc) from exc
 
-    async def save_session(self, secret: str, ttl_s: int) -> None:
-        await self._save(keys.dashboard_session(token_digest(secret)), ttl_s)
+    async def save_session(self, secret: str, page_key: str, ttl_s: int) -> None:
+        """A browser session: its cookie's secret names it, and it keeps the digest of the key
+        only the signed-in page holds (both digests; neither secret is stored)."""
+        await self._save(keys.dashboard_session(token_digest(secret)), ttl_s, token_digest(page_key).encode())
 
-    async def _save(self, key: str, ttl_s: int) -> None:
+    async def _save(self, key: str, ttl_s: int, value: bytes = b"1") -> None:
         try:
-            await self.client.set(key, b"1", ex=ttl_s)
+            await self.client.set(key, value, ex=ttl_s)
         except StoreDown as exc:
             raise unavailable(exc) from exc
 
-    async def session_ttl_ms(self, secret: str) -> int:
-        """How long the session has left (ms); 0 when it is unknown or over."""
+    async def session_record(self, secret: str) -> tuple[str, int]:
+        """(the digest of the session's page key, the ms it has left); ("", 0) when it is unknown or over."""
+        key = keys.dashboard_session(token_digest(secret))
         try:
-            left = await self.client.pttl(keys.dashboard_session(token_digest(secret)))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            value, left = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return max(int(left), 0)
+        if value is None or int(left) <= 0:
+            return "", 0
+        return as_text(value), int(left)
 
     async def drop_session(self, secret: str) -> None:
         """End a session; the other nodes are told (by the secret's digest) to forget it too."""
