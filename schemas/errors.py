@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     INVALID_OPTION = "invalid_option"
     TOO_MANY_RECIPIENTS = "too_many_recipients"
     TOO_MANY_PENDING_ASKS = "too_many_pending_asks"
+    TOO_MANY_QUESTIONS = "too_many_questions"
+    INBOX_FULL = "inbox_full"
     QUESTION_NOT_FOUND = "question_not_found"
     CONTENT_MISMATCH = "content_mismatch"
     POLICY_NOT_FOUND = "policy_not_found"
@@ -119,6 +121,10 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.TOO_MANY_RECIPIENTS: CodeInfo(422, None, "an ask goes to at most the fan-out limit of peers"),
     ErrorCode.TOO_MANY_PENDING_ASKS: CodeInfo(429, None, "the asker has as many open asks as it may; wait for "
                                                          "replies or deadlines"),
+    ErrorCode.TOO_MANY_QUESTIONS: CodeInfo(429, None, "the agent has as many tool-permission questions waiting "
+                                                      "for a person as it may; the next waits until one is decided"),
+    ErrorCode.INBOX_FULL: CodeInfo(507, None, "the recipient has as many messages waiting as its inbox may hold; "
+                                              "nothing was queued for it"),
     ErrorCode.QUESTION_NOT_FOUND: CodeInfo(404, None, "no tool-permission question with that id"),
     ErrorCode.CONTENT_MISMATCH: CodeInfo(409, None, "the tool name and input differ from what the question was asked "
                                                     "about; an answer binds to what was shown"),

@@ -30,7 +30,7 @@ AttachmentIds = Annotated[list[Annotated[str, Meta(pattern=r"^[0-9a-f]{32}(?!\n)
 Seq = Annotated[int, Meta(ge=0, le=2 ** 53 - 1, description="a per-peer sequence number")]
 Role = Literal["agent", "person", "hook", "bridge"]
 ReceiptStatus = Literal["received", "injected", "failed", "held"]
-DeliveryState = Literal["delivered", "queued", "expired"]
+DeliveryState = Literal["delivered", "queued", "expired", "failed"]
 
 
 class _Frame(Struct, tag_field="type", omit_defaults=True):
@@ -242,9 +242,11 @@ class Welcome(_Frame, tag="welcome"):
 
 
 class RecipientState(Struct, omit_defaults=True):
+    """One recipient of a broadcast: `failed` with `reason` (inbox_full) when nothing was queued for it."""
     peer_id: Hex128
     name: str
     state: DeliveryState
+    reason: ReasonCode | None = None
 
 
 class AskChild(Struct, omit_defaults=True):

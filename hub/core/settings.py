@@ -22,6 +22,8 @@ class Limits:
     messages_per_second: int = 1000            # per peer, token bucket
     message_burst: int = 2000
     pending_asks_per_peer: int = 1000          # open asks one asker may have waiting at once
+    inbox_per_peer: int = 10_000               # notifies waiting in one peer's inbox (each broadcast copy counts)
+    open_questions_per_peer: int = 100         # tool-permission questions one agent may have waiting at once
     header_timeout_s: int = 10                 # a request's line and headers must arrive within this
     body_idle_timeout_s: int = 30              # the longest wait for the next part of a request body
 
@@ -40,6 +42,10 @@ LIMIT_MEANINGS: dict[str, str] = {
     "messages_per_second": "per peer, a token bucket refilled at this rate: `rate_limited` (429)",
     "message_burst": "the bucket's size: this many messages at once before `rate_limited`",
     "pending_asks_per_peer": "open asks one asker may have: `too_many_pending_asks` (429), nothing written",
+    "inbox_per_peer": "messages waiting in one peer's inbox, each copy of a broadcast counted for its recipient: "
+                      "`inbox_full` (507) for that recipient, nothing queued for it",
+    "open_questions_per_peer": "questions one agent may have waiting for a person: `too_many_questions` (429), "
+                               "nothing written",
     "header_timeout_s": "seconds for a request's line and headers: `408 request_timeout`, the connection closed",
     "body_idle_timeout_s": "seconds without a byte of a request body (an upload too): `408 request_timeout`, "
                            "nothing written",

@@ -61,6 +61,7 @@ class Reason(StrEnum):
     PEER_DELETED = "peer_deleted"
     RECIPIENT_FAILED = "recipient_failed"
     TAKEN = "taken"                  # fetched over REST by a peer with no connection (its Stop hook)
+    INBOX_FULL = "inbox_full"        # the recipient's inbox held as many messages as it may
 
 
 def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> dict:

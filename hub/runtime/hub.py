@@ -41,6 +41,8 @@ from schemas.frames import API_VERSION
 
 log = logging.getLogger(__name__)
 
+INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its cap
+
 OPERATOR_ID = "0" * 32
 REPLAY_PAGE = 256
 
@@ -503,7 +505,8 @@ class Hub:
                               schedule_id=schedule_id)]
         cmds = []
         for peer in recipients:
-            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify"))
+            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify",
+                                               inbox_cap=self.settings.limits.inbox_per_peer))
             stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name,
                                       via=peer.node if peer.peer_id not in self.connections and self.is_reachable(peer)
                                       else None))
@@ -523,7 +526,19 @@ class Hub:
             cmds += self.provisional_result_cmd(claimed, provisional)
         def on_written(seqs: list) -> dict:
             states = []
+            full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
+            if full:
+                self._inbox_full(message_id, full)
+                if not address.broadcast:
+                    raise HubError(ErrorCode.INBOX_FULL, f"{full[0].address} has "
+                                   f"{self.settings.limits.inbox_per_peer} messages waiting, as many as it may; "
+                                   "try again once it has read some", {"peer_id": full[0].peer_id,
+                                                                       "limit": self.settings.limits.inbox_per_peer})
             for peer, seq in zip(recipients, seqs):
+                if seq == INBOX_FULL:
+                    states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "failed",
+                                   "reason": Reason.INBOX_FULL})
+                    continue
                 if isinstance(seq, Exception) or seq == -1:
                     states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "queued"})
                     continue
@@ -536,13 +551,21 @@ class Hub:
                                "state": "delivered" if delivered else "queued"})
             if isinstance(seqs[-1], Exception):
                 log.warning("trace write for %s failed: %s", message_id, seqs[-1])
-            overall = "delivered" if any(s["state"] == "delivered" for s in states) else "queued"
+            overall = ("delivered" if any(s["state"] == "delivered" for s in states)
+                       else "queued" if any(s["state"] == "queued" for s in states) else "failed")
             outcome = {"message_id": message_id, "state": overall}
             if address.broadcast:
                 outcome["recipients"] = states
             return outcome
 
         return then(self.store.writer.submit(cmds), on_written)
+
+    def _inbox_full(self, message_id: str, peers: list[PeerRecord]) -> None:
+        """The message reached no inbox of these peers: its trace says so, for each."""
+        now = self.now_ms()
+        stages = [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id, reason=Reason.INBOX_FULL)
+                  for peer in peers]
+        self.store.writer.submit([self.store.trace_cmd(message_id, stages)], wait=False)
 
     def push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
         """Hand a stored delivery to a live connection; remember it until its receipt."""

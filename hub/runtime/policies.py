@@ -68,6 +68,9 @@ class PolicyService:
         """(action, the rule that decided or None, the agent the call is for): the agent is the
         peer named by `peer_ref`, else the caller (None for the operator)."""
         subject = self.hub.find_peer(peer_ref, sender) if peer_ref else sender.peer
+        if sender.peer is not None and subject is not None and subject.peer_id != sender.peer.peer_id:
+            raise HubError(ErrorCode.FORBIDDEN, "an agent asks about its own tool calls only: leave out `peer`, "
+                           "or name yourself", {"peer": peer_ref})
         call = ToolCall(tool_name, tool_input, cwd, subject.name if subject else None,
                         subject.peer_id if subject else None, subject.circle if subject else None)
         action, rule = evaluate(await self.store.policies(), call)

@@ -27,7 +27,7 @@ import orjson
 from hub.core.approvals import (ASK, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, check_options,
                                 content_hash, decision_of, question_deadline, question_id)
 from hub.core.errors import HubError
-from hub.core.peers import PERSON
+from hub.core.peers import PERSON, PeerRecord
 from hub.core.ids import is_hex128
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
@@ -76,6 +76,7 @@ class QuestionService:
         # What never changes about the questions this node opened and that wait for a person:
         # answering them needs no store read (their state is the store's to check).
         self.opened: dict[str, dict] = {}
+        self._opening: dict[str, int] = {}   # questions being written now, per agent (see _check_room)
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "question-deadlines")
 
     # ---- life --------------------------------------------------------------------------------
@@ -115,6 +116,31 @@ class QuestionService:
             hub.check_text(request.prompt)
         action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input, request.cwd,
                                                           request.peer)
+        owner = subject.peer_id if subject is not None else sender.key_owner
+        self._check_room(owner)
+        self._opening[owner] = self._opening.get(owner, 0) + 1
+        try:
+            return await self._open(sender, request, options, action, rule, subject)
+        finally:
+            left = self._opening[owner] - 1
+            if left:
+                self._opening[owner] = left
+            else:
+                del self._opening[owner]
+
+    def _check_room(self, owner: str) -> None:
+        """At most `open_questions_per_peer` questions of one agent wait for a person at once
+        (those waiting on this node, and those being written), so a flood from one agent cannot
+        take the store or the people away from another's question."""
+        limit = self.hub.settings.limits.open_questions_per_peer
+        waiting = sum(1 for q in self.opened.values() if (q.get("peer") or q["asker"])["peer_id"] == owner)
+        if waiting + self._opening.get(owner, 0) >= limit:
+            raise HubError(ErrorCode.TOO_MANY_QUESTIONS, f"this agent already has {limit} questions waiting for a "
+                           "person; the next one may be asked when one is decided", {"limit": limit})
+
+    async def _open(self, sender: Sender, request, options, action: str, rule: dict | None,
+                    subject: PeerRecord | None) -> Opened:
+        hub = self.hub
         qid = question_id(sender.key_owner, request.session_id, request.tool_use_id)
         digest = content_hash(request.tool_name, request.tool_input)
         now = hub.now_ms()

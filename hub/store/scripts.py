@@ -22,6 +22,7 @@ def _wake(hash_key: str, me: str, peer_id: str) -> str:
 # woken on its channel (see _wake). Returns the seq, or -1 when the peer no longer exists.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[9] ~= '0' and redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[9]) then return -2 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
 if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[8], ARGV[4]) end

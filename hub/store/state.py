@@ -136,15 +136,16 @@ class StoreState:
     # ---- inboxes -----------------------------------------------------------------------------
 
     def enqueue_cmd(self, peer_id: str, message_id: str, payload: bytes, expires_at: int, trace_id: str,
-                    kind: str, index_score: int | None = None) -> Command:
+                    kind: str, index_score: int | None = None, inbox_cap: int = 0) -> Command:
         """Queue a delivery; with `index_score` (an ask) also index it among the peer's inbound
-        asks. The node holding the peer's connection, if another, is woken by the script."""
+        asks. The node holding the peer's connection, if another, is woken by the script. With
+        `inbox_cap`, an inbox already that long takes nothing (the script answers -2; -1: no peer)."""
         if index_score is None:
             return ("EVALSHA", scripts.SHA["ENQUEUE"], 2, keys.peer(peer_id), keys.inbox(peer_id),
-                    message_id, payload, expires_at, trace_id, kind, self.mesh_node, peer_id)
+                    message_id, payload, expires_at, trace_id, kind, self.mesh_node, peer_id, 0, inbox_cap)
         return ("EVALSHA", scripts.SHA["ENQUEUE"], 3, keys.peer(peer_id), keys.inbox(peer_id),
                 keys.asks_inbound(peer_id), message_id, payload, expires_at, trace_id, kind, self.mesh_node, peer_id,
-                index_score)
+                index_score, inbox_cap)
 
     @staticmethod
     def confirm_cmd(peer_id: str, seq: int) -> Command:
