@@ -243,7 +243,8 @@ def test_output_and_keys(pane_hub, tmux, tmp_path):
                     pane_hub.get("/peers/mallory@agents/output", token=client.token))
     keys_by_agent, output_by_agent, not_a_pane = asyncio.run(as_agent())
     assert (keys_by_agent.status_code, keys_by_agent.json()["error"]["code"]) == (403, "forbidden")
-    assert output_by_agent.status_code == 200
+    assert (output_by_agent.status_code, output_by_agent.json()["error"]["code"]) == (403, "forbidden"), \
+        "another agent's screen is not an agent's to read (F6)"
     assert (not_a_pane.status_code, not_a_pane.json()["error"]["code"]) == (409, "not_linked")
     assert record.read_bytes().endswith(b"1" * 16)  # nothing more reached the pane
 

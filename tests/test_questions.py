@@ -197,7 +197,8 @@ async def test_policy_crud_evaluate_and_who_may_change_rules(hub):
             assert client.post("/policies", json={"action": "allow"}, headers=agent).status_code == 403
             assert client.put(f"/policies/{created['id']}", json={"action": "allow"}, headers=agent).status_code == 403
             assert client.delete(f"/policies/{created['id']}", headers=agent).status_code == 403
-            assert client.get("/policies", headers=agent).json()["policies"][0]["action"] == "deny"
+            assert client.get("/policies", headers=agent).status_code == 403, "policies are for people (F6)"
+            assert client.get("/policies").json()["policies"][0]["action"] == "deny"
         assert client.delete(f"/policies/{created['id']}").json() == {"deleted": created["id"]}
         gone = client.delete(f"/policies/{created['id']}")
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "policy_not_found"

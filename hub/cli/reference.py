@@ -29,16 +29,15 @@ def _cell(text: str) -> str:
 
 
 def routes_table() -> str:
-    rows = ["| route | does | token |", "|---|---|---|"]
+    rows = ["| route | does | who may call it |", "|---|---|---|"]
     document = openapi_document()
     for path, operations in document["paths"].items():
         for method in _HTTP_METHODS:
             operation = operations.get(method)
             if operation is None:
                 continue
-            needs_token = operation.get("security", document.get("security")) != []
             rows.append(f"| `{method.upper()} {path}` | {_cell(operation.get('summary', ''))} | "
-                        f"{'yes' if needs_token else 'no'} |")
+                        f"{operation['x-access']} |")
     return "\n".join(rows)
 
 

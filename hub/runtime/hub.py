@@ -826,11 +826,18 @@ class Hub:
         self._forget(peer)
         self.record_event("peer_deleted", {"peer_id": peer.peer_id})
 
-    async def trace(self, trace_id: str) -> dict:
+    async def trace(self, trace_id: str, reader: Sender | None = None) -> dict:
+        """A message's trace; an agent (`reader`) reads only the traces of messages it sent or
+        that were addressed to it, a person every trace."""
         stages = await self.store.read_trace(trace_id)
         if stages is None:
             raise HubError(ErrorCode.TRACE_NOT_FOUND, f"no trace with id {trace_id}", {"trace_id": trace_id})
         first = stages[0]
+        if reader is not None and reader.peer is not None and not reader.is_person:
+            me = reader.peer.peer_id
+            if first.get("from_peer") != me and not any(me in (s.get("peer_id"), s.get("by")) for s in stages):
+                raise HubError(ErrorCode.FORBIDDEN, "an agent reads the traces of its own messages only",
+                               {"trace_id": trace_id})
         final_set = final_stages(first.get("kind", "notify"))
         finals = [s for s in stages if s["stage"] in final_set]
         return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),

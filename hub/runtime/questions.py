@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 RETRY_MS = 1000
 SCAN_MAX = 100_000  # audit entries one /decisions query reads at most
 PEOPLE = "people"   # where a question goes when no policy decides it
+MAX_PENDING_SCAN = 10_000  # waiting questions read to find one agent's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,13 +342,29 @@ class QuestionService:
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no tool-permission question {qid}", {"correlation_id": qid})
         return record
 
-    async def get(self, qid: str) -> dict:
-        return self.public(await self.read(qid))
+    async def get(self, reader: Sender, qid: str) -> dict:
+        record = await self.read(qid)
+        if not self._may_read(reader, record):
+            raise HubError(ErrorCode.FORBIDDEN, "an agent reads its own tool-permission questions only",
+                           {"correlation_id": qid})
+        return self.public(record)
 
-    async def list_pending(self, limit: int) -> list[dict]:
-        pending = await self.store.pending(limit)
+    async def list_pending(self, reader: Sender, limit: int) -> list[dict]:
+        """Waiting questions, soonest deadline first: every one for a person, an agent's own
+        for an agent (another agent's tool input is not its to read)."""
+        scan = limit if reader.is_person else MAX_PENDING_SCAN
+        pending = await self.store.pending(scan)
         records = await self.store.read_many([qid for qid, _ in pending])
-        return [self.public(r) for r in records if r["state"] == PENDING]
+        mine = [r for r in records if r["state"] == PENDING and self._may_read(reader, r)]
+        return [self.public(r) for r in mine[:limit]]
+
+    @staticmethod
+    def _may_read(reader: Sender, record: dict) -> bool:
+        if reader.is_person:
+            return True
+        assert reader.peer is not None
+        me = reader.peer.peer_id
+        return (record.get("peer") or {}).get("peer_id") == me or record["asker"]["peer_id"] == me
 
     @staticmethod
     def public(record: dict) -> dict:

@@ -37,6 +37,7 @@ from hub.runtime.schedules import ScheduleService
 from hub.runtime.sessions import SessionService
 from hub.server import approvals, attachments, dashboard, panes, rest, schedules, sessions
 from hub.server.guard import LocalGuard, default_hosts, default_origins
+from hub.server.access import with_access
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 # hello a fraction of a second after the hub listens), instead of answering bridge_unavailable.
 STARTED_BRIDGE_GRACE_S = 10.0
 
-ROUTES = [
+ROUTES = with_access([
     Route("/health", rest.health, methods=["GET"]),
     Route("/peers", rest.list_peers, methods=["GET"]),
     Route("/peers", rest.create_peer, methods=["POST"]),
@@ -109,7 +110,7 @@ ROUTES = [
     Route("/dashboard/session", dashboard.session, methods=["GET"]),
     Route("/dashboard/logout", dashboard.logout, methods=["POST"]),
     Route("/dashboard/{name}", dashboard.static_file, methods=["GET"]),
-]
+])
 
 
 async def _openapi(request: Request) -> JSON:

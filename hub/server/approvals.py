@@ -62,14 +62,14 @@ async def _client_left(request: Request) -> None:
 
 
 async def list_questions(request: Request) -> JSON:
-    caller(request)
+    who = caller(request)
     limit = int_param(request, "limit", 100, 1, 1000)
-    return JSON({"questions": await questions_of(request).list_pending(limit)})
+    return JSON({"questions": await questions_of(request).list_pending(who, limit)})
 
 
 async def get_question(request: Request) -> JSON:
-    caller(request)
-    return JSON(await questions_of(request).get(request.path_params["question_id"]))
+    who = caller(request)
+    return JSON(await questions_of(request).get(who, request.path_params["question_id"]))
 
 
 async def answer_question(request: Request) -> JSON:

@@ -16,6 +16,7 @@ from hub import __version__
 from hub.core.peers import STATUSES
 from schemas.errors import ERROR_TABLE
 from schemas.frames import API_VERSION
+from hub.server.access import ROUTE_ACCESS
 from schemas.normalise import dump, normalised
 from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView,
                           Closed, DecisionList, DecisionView, ErrorEnvelope, Evaluation, EvaluateRequest, Health,
@@ -54,8 +55,13 @@ def _body(struct: type) -> dict:
 
 
 def openapi_document() -> dict:
-    """The document as served at /openapi.json and checked in, descriptions normalised."""
-    return normalised(_raw_document())
+    """The document as served at /openapi.json and checked in, descriptions normalised; each
+    operation says who may call it (`x-access`, from `hub.server.access`)."""
+    document = normalised(_raw_document())
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            operation["x-access"] = ROUTE_ACCESS[(method.upper(), path)].value
+    return document
 
 
 def _raw_document() -> dict:

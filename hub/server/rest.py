@@ -178,8 +178,8 @@ async def post_message(request: Request) -> JSON:
 
 
 async def get_trace(request: Request) -> JSON:
-    caller(request)
-    return JSON(await hub_of(request).trace(request.path_params["trace_id"]))
+    who = caller(request)
+    return JSON(await hub_of(request).trace(request.path_params["trace_id"], who))
 
 
 # ---- asks ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from hub.runtime.sessions import SessionService
+from hub.runtime.sessions import SessionService, require_self_or_person
 from hub.server.responses import JSON
 from hub.server.rest import caller, hub_of, read_body
 from schemas.rest import InboxTakeRequest, PresenceRequest, SessionStartRequest
@@ -28,6 +28,7 @@ async def start(request: Request) -> JSON:
 async def presence(request: Request) -> JSON:
     who = caller(request)
     peer = hub_of(request).find_peer(request.path_params["ref"], who)
+    require_self_or_person(who, peer, "change its presence")
     body = await read_body(request, PresenceRequest)
     return JSON(await sessions_of(request).presence(who, peer, body.status, body.reason))
 
@@ -35,5 +36,6 @@ async def presence(request: Request) -> JSON:
 async def take_inbox(request: Request) -> JSON:
     who = caller(request)
     peer = hub_of(request).find_peer(request.path_params["ref"], who)
+    require_self_or_person(who, peer, "take its messages")
     body = await read_body(request, InboxTakeRequest)
     return JSON(await sessions_of(request).take_inbox(who, peer, body.limit))
