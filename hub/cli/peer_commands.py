@@ -11,7 +11,7 @@ import sys
 
 from hub.cli.client_commands import call, emit
 from hub.cli.failures import EXIT_OK, EXIT_REFUSED, CommandFailed
-from transports.discovery import find_hub, find_token
+from transports.discovery import find_hub
 from transports.pane_text import frame_delivery
 
 
@@ -70,7 +70,7 @@ def inbox(args) -> int:
                                           "REPOWIRE_TOKEN=<token> repowire inbox (repowire peers add NAME prints one)")
     peer = me["peer"]
     body = call("POST", f"/peers/{peer['peer_id']}/inbox/take", home=args.home, json={"limit": args.limit})
-    hub_url = find_hub(args.home).http_url if find_token(args.home) else None
+    hub_url = find_hub(args.home).http_url
     lines = [frame_delivery(delivery, hub_url) for delivery in body["deliveries"]]
     if body["remaining"]:
         lines.append(f"({body['remaining']} more: run repowire inbox again)")

@@ -51,6 +51,12 @@ def require_person(sender: Sender, what: str) -> None:
         raise HubError(ErrorCode.FORBIDDEN, f"only a person (the hub token or a `person` peer) may {what}")
 
 
+def require_self_or_person(sender: Sender, peer: PeerRecord, what: str) -> None:
+    if not sender.is_person and (sender.peer is None or sender.peer.peer_id != peer.peer_id):
+        raise HubError(ErrorCode.FORBIDDEN, f"only {peer.address} itself or a person may {what}",
+                       {"peer_id": peer.peer_id})
+
+
 class PaneService:
     def __init__(self, hub: Hub, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S,
                  started_bridge_grace_s: float = 0.0):

@@ -15,17 +15,11 @@ from hub.core.panes import PaneLink, check_backend
 from hub.core.peers import BRIDGE, OFFLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
 from hub.runtime.hub import Hub, Sender
-from hub.runtime.panes import BridgeLink, PaneService, require_person
+from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from schemas.errors import ErrorCode
 from schemas.names import as_name
 
 MAX_LISTED_ONLINE = 50
-
-
-def require_self_or_person(sender: Sender, peer: PeerRecord, what: str) -> None:
-    if not sender.is_person and (sender.peer is None or sender.peer.peer_id != peer.peer_id):
-        raise HubError(ErrorCode.FORBIDDEN, f"only {peer.address} itself or a person may {what}",
-                       {"peer_id": peer.peer_id})
 
 
 class SessionService:

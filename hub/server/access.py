@@ -21,9 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.core.errors import HubError
+from hub.runtime.panes import require_person
 from hub.server.rest import caller
-from schemas.errors import ErrorCode
 
 
 class Access(StrEnum):
@@ -65,9 +64,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def person_only(handler: Handler) -> Handler:
     async def checked(request: Request) -> Response:
-        if not caller(request).is_person:
-            raise HubError(ErrorCode.FORBIDDEN, "only a person (the hub token, the dashboard, or a peer with the "
-                           "person role) may do this; an agent's token may not")
+        require_person(caller(request), f"call {request.method} {request.url.path}")
         return await handler(request)
     checked.__name__ = handler.__name__
     checked.__doc__ = handler.__doc__

@@ -9,12 +9,10 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 
-from hub.core.errors import HubError
 from hub.core.panes import DEFAULT_OUTPUT_LINES, MAX_OUTPUT_LINES
-from hub.runtime.panes import PaneService
+from hub.runtime.panes import PaneService, require_self_or_person
 from hub.server.responses import JSON
 from hub.server.rest import caller, has_body, hub_of, int_param, read_body
-from schemas.errors import ErrorCode
 from schemas.rest import KeysRequest, LinkRequest, RehookRequest
 
 
@@ -54,15 +52,9 @@ async def unlink(request: Request) -> JSON:
     return JSON(await panes_of(request).unlink(who, peer))
 
 
-def _self_or_person(who, peer, what: str) -> None:
-    if not who.is_person and (who.peer is None or who.peer.peer_id != peer.peer_id):
-        raise HubError(ErrorCode.FORBIDDEN, f"only {peer.address} itself or a person may {what}",
-                       {"peer_id": peer.peer_id})
-
-
 async def output(request: Request) -> JSON:
     who, peer = _peer(request)
-    _self_or_person(who, peer, "read its pane")
+    require_self_or_person(who, peer, "read its pane")
     lines = int_param(request, "lines", DEFAULT_OUTPUT_LINES, 1, MAX_OUTPUT_LINES)
     return JSON(await panes_of(request).output(who, peer, lines))
 
@@ -75,7 +67,7 @@ async def keys(request: Request) -> JSON:
 
 async def doctor(request: Request) -> JSON:
     who, peer = _peer(request)
-    _self_or_person(who, peer, "read its health report")
+    require_self_or_person(who, peer, "read its health report")
     return JSON(await panes_of(request).doctor(peer))
 
 

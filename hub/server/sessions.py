@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from hub.runtime.sessions import SessionService, require_self_or_person
+from hub.runtime.panes import require_self_or_person
+from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
 from hub.server.rest import caller, hub_of, read_body
 from schemas.rest import InboxTakeRequest, PresenceRequest, SessionStartRequest
