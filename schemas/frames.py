@@ -116,7 +116,9 @@ class PermissionOption(Struct, omit_defaults=True):
 
 
 class ToolCallBody(Struct, kw_only=True, omit_defaults=True):
-    """A tool call as policies see it; `peer` names the agent (default: the caller)."""
+    """A tool call as policies see it; `peer` names the agent (default: the caller). A dry run
+    (`POST /policies/evaluate`) may name any agent; a question (`ask_blocking`) may not: the
+    agent that asks is always the caller's credential, and `peer` is refused (`forbidden`)."""
     tool_name: ToolName
     tool_input: dict = {}
     cwd: Annotated[str, Meta(max_length=4096)] | None = None

@@ -507,6 +507,8 @@ class SessionJoined(Struct, kw_only=True):
     transport: Literal["connected", "none"]
     online: list[PeerView]
     note: str = ""
+    session_token: Annotated[str, Meta(description="the session's own credential: acts as `peer` and nobody else "
+                                                   "until the session ends (empty when nested)")] = ""
 
 
 class PresenceRequest(Struct, kw_only=True):

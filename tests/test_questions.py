@@ -294,9 +294,9 @@ async def test_a_socket_that_closes_while_waiting_is_traced_and_the_question_sta
 
 async def test_a_bad_socket_question_gets_an_error_frame(hub):
     ws, _ = await hub.raw_peer("coder")
-    await send(ws, {"type": "ask_blocking", "id": "q2", "tool_name": "Bash", "tool_use_id": "t", "peer": "ghost"})
+    await send(ws, {"type": "ask_blocking", "id": "q2", "tool_name": "Bash", "tool_use_id": "t", "peer": "coder"})
     error = await recv(ws)
-    assert error["type"] == "error" and error["ref"] == "q2" and error["error"]["code"] == "peer_not_found"
+    assert error["type"] == "error" and error["ref"] == "q2" and error["error"]["code"] == "forbidden"
     await ws.close()
 
 

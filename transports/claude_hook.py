@@ -13,8 +13,10 @@ Output: `{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecis
 "permissionDecisionReason": ...}}` on stdout; exit 0 for allow; for deny exit 2 with the
 reason on stderr as well (Claude Code blocks the call on exit 2 whatever stdout says).
 
-Only the standard library, orjson and the discovery module are imported, so the hook starts
-in a few tens of milliseconds.
+The question is the agent's own: the hook acts with the session's credential (found by the
+`session_id` of the payload in the session's file, written by the SessionStart hook), on the
+hub that session joined. A session the hub does not know asks with the hub token, and its
+question names no agent.
 """
 
 from __future__ import annotations
@@ -29,18 +31,27 @@ import uuid
 import orjson
 
 from transports import hub_http
-from transports.discovery import find_hub, find_token
+from transports.discovery import HubAddress, find_hub, find_token
+from transports.session_files import SessionFile
 
 DEFAULT_TIMEOUT_S = 60.0     # Claude Code's default timeout for a command hook
 LOCAL_MARGIN_S = 2.0         # the hook prints its decision this long before its timeout
 TIMEOUT_ENV = "REPOWIRE_HOOK_TIMEOUT"
-PEER_ENV = "REPOWIRE_PEER"   # the agent's peer on the hub (name, name@circle or id), optional
 EXIT_ALLOW, EXIT_DENY = 0, 2
 
 
 def hook_output(decision: str, reason: str) -> bytes:
     return orjson.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
                                                 "permissionDecisionReason": reason}})
+
+
+def session_address(session: SessionFile) -> HubAddress | None:
+    """The hub the session joined (its SessionStart hook wrote it down)."""
+    hub = session.data.get("hub")
+    if not isinstance(hub, dict) or not isinstance(hub.get("url"), str):
+        return None
+    uds = hub.get("uds") if isinstance(hub.get("uds"), str) else None
+    return HubAddress(hub["url"], uds)
 
 
 def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None = None) -> tuple[str, str]:
@@ -54,7 +65,13 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     tool_input = event.get("tool_input") if event.get("tool_input") is not None else {}
     if not isinstance(tool_input, dict):
         return "deny", "repowire: the hook input's tool_input is not an object"
-    token = find_token(home)
+    session_id = str(event.get("session_id") or "")
+    session = SessionFile.of_session_id(home, session_id) if session_id else None
+    if session is not None and session.token:
+        # the session's own credential, on the hub it joined: the question is the agent's
+        token, address = session.token, session_address(session) or find_hub(home)
+    else:
+        token, address = find_token(home), find_hub(home)
     if not token:
         return "deny", "repowire: no hub token (set REPOWIRE_TOKEN or run `repowire serve` once)"
     request = {"tool_name": event["tool_name"], "tool_input": tool_input,
@@ -62,9 +79,6 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
                "session_id": str(event.get("session_id") or ""), "hook_timeout_s": timeout_s}
     if isinstance(event.get("cwd"), str):
         request["cwd"] = event["cwd"]
-    if os.environ.get(PEER_ENV):
-        request["peer"] = os.environ[PEER_ENV]
-    address = find_hub(home)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return "deny", "repowire: no time left to ask the hub"

@@ -2,11 +2,11 @@
 talk to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer,
 pending_asks.
 
-The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer:
-the one named by `$REPOWIRE_PEER`, else the one the session's SessionStart hook registered
-(`$REPOWIRE_HOME/sessions/<agent pid>.json`, looked up again until found, since the server
-and the hook start together). It calls the hub's REST API with the hub token and
-`X-Repowire-Peer`, so whatever it sends is from that peer. `wait_for_reply` is one bounded
+The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer,
+with the credential the session's SessionStart hook was given (`$REPOWIRE_HOME/sessions/<agent
+pid>.json`, looked up again on every call, since the server and the hook start together and
+a resumed session gets a new one), or `$REPOWIRE_TOKEN` when set: whatever it sends is from
+that peer, and it can do nothing the peer could not. `wait_for_reply` is one bounded
 long-poll on the hub (at most 60 s a call), never a polling loop. Results are short JSON.
 """
 
@@ -20,11 +20,12 @@ import httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from schemas.local import ACT_AS_HEADER
-from transports.discovery import HubAddress, find_hub, find_token
-from transports.session_hooks import SessionFile, agent_process
+from schemas.local import TOKEN_ENV
+from transports.discovery import HubAddress, find_hub
+from transports.identity import session_of_process
+from transports.session_files import SessionFile
+from transports.session_hooks import AGENT_PID_ENV
 
-PEER_ENV = "REPOWIRE_PEER"
 MAX_WAIT_S = 60.0
 INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "
                 "online, notify for a one-way message, ask to ask a peer (then wait_for_reply with its "
@@ -37,31 +38,44 @@ class HubToolError(ToolError):
 
 
 class HubTools:
-    """The tools' work: one REST call each, as the agent's peer."""
+    """The tools' work: one REST call each, with the agent session's own credential."""
 
     def __init__(self, home: str | None = None, env: dict | None = None):
         self.home = home
         self.env = dict(os.environ if env is None else env)
         self.address: HubAddress = find_hub(home)
-        self.token = find_token(home) or ""
-        self._peer: str | None = self.env.get(PEER_ENV) or None
+        self._me: dict | None = None
         transport = httpx.AsyncHTTPTransport(uds=self.address.uds) if self.address.uds else None
         self.http = httpx.AsyncClient(base_url=self.address.http_url, transport=transport, timeout=MAX_WAIT_S + 10)
 
-    def peer(self) -> str:
-        if self._peer is None:
-            agent_pid, _ = agent_process(self.env)
-            session = SessionFile.of(self.home, agent_pid).data
-            if not session.get("peer_id") or session.get("joined") == "nested":
-                raise HubToolError("this session is not on the hub: its SessionStart hook has not registered it "
-                                   "(run `repowire hooks install`, or set REPOWIRE_PEER to a peer name)")
-            self._peer = str(session["peer_id"])
-        return self._peer
+    def credential(self) -> tuple[str, str | None]:
+        """(token, peer id when known): `$REPOWIRE_TOKEN`, else the session of the agent that
+        started this server (`$REPOWIRE_AGENT_PID`, else the process tree), read again on every
+        call: a resumed or cleared session gets a new credential."""
+        explicit = (self.env.get(TOKEN_ENV) or "").strip()
+        if explicit:
+            return explicit, None
+        pid = self.env.get(AGENT_PID_ENV, "")
+        session = SessionFile.of_agent(self.home, int(pid)) if pid.isdigit() else session_of_process(self.home)[0]
+        if session is None or not session.token:
+            raise HubToolError("this session is not on the hub: its SessionStart hook has not registered it "
+                               "(run `repowire hooks install` and start a new session, or set REPOWIRE_TOKEN)")
+        return session.token, str(session.data["peer_id"])
+
+    async def peer(self) -> str:
+        """This agent's peer id."""
+        _, peer_id = self.credential()
+        if peer_id is None:
+            me = await self.call("GET", "/whoami")
+            if not me.get("peer"):
+                raise HubToolError("REPOWIRE_TOKEN is the hub token: the MCP tools act as an agent, so give them "
+                                   "an agent's token")
+            peer_id = str(me["peer"]["peer_id"])
+        return peer_id
 
     async def call(self, method: str, path: str, body: dict | None = None, params: dict | None = None) -> dict:
-        if not self.token:
-            raise HubToolError("no hub token: start the hub with `repowire serve`, or set REPOWIRE_TOKEN")
-        headers = {"Authorization": f"Bearer {self.token}", ACT_AS_HEADER: self.peer()}
+        token, _ = self.credential()
+        headers = {"Authorization": f"Bearer {token}"}
         try:
             response = await self.http.request(method, path, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
@@ -98,7 +112,7 @@ def build_server(tools: HubTools) -> MCPServer:
     @server.tool()
     async def whoami() -> dict:
         """Who this agent is on the repowire hub: name, circle, peer id and presence."""
-        peer = await tools.call("GET", f"/peers/{tools.peer()}")
+        peer = await tools.call("GET", f"/peers/{await tools.peer()}")
         return {**_brief(peer), "pending": peer.get("pending", 0), "hub": tools.address.http_url}
 
     @server.tool()
@@ -151,7 +165,7 @@ def build_server(tools: HubTools) -> MCPServer:
     @server.tool()
     async def pending_asks(direction: Literal["inbound", "outbound", "both"] = "inbound") -> dict:
         """Open asks: inbound ones wait for your reply (ack), outbound ones for someone else's."""
-        listed = await tools.call("GET", "/asks/pending", params={"peer": tools.peer(), "direction": direction})
+        listed = await tools.call("GET", "/asks/pending", params={"peer": await tools.peer(), "direction": direction})
         return {"asks": [_ask_brief(a) for a in listed["asks"]], "total": listed["total"]}
 
     return server

@@ -6,7 +6,10 @@ hooks through which a Claude Code or Codex session joins the hub by itself.
   (the nearest agent among the hook's ancestors, or `$REPOWIRE_AGENT_PID`). The hub links the
   pane, or gives back the pane's own peer, or says the session is a subprocess of the pane's
   agent (then nothing is registered and the other hooks stay silent). It prints context for
-  the agent: who it is on the hub, who else is online, how to reply.
+  the agent: who it is on the hub, who else is online, how to reply. The hub gives the
+  session its own credential (the session token): the hook keeps it in the session's files
+  and writes `export REPOWIRE_TOKEN=…` to Claude Code's `$CLAUDE_ENV_FILE`, so `repowire …`
+  run by the agent acts as the agent (see transports.identity).
 - **user-prompt-submit** says busy; **notification** says awaiting_input (idle for Claude
   Code's idle prompt); **session-end** takes the peer offline (the link and inbox stay).
 - **stop** says online (idle) and shows, once each, the messages and asks waiting for the
@@ -17,8 +20,9 @@ hooks through which a Claude Code or Codex session joins the hub by itself.
 
 Hooks never hang the agent: each has a short deadline and, on every failure (hub down, no
 token, a refusal, its deadline), exits 0 and prints nothing. What a session is on the hub
-is kept in `$REPOWIRE_HOME/sessions/<agent pid>.json` (mode 0600), which the MCP server
-(`repowire mcp`) reads too.
+is kept in `$REPOWIRE_HOME/sessions/<agent pid>.json` and `id-<session id>.json` (mode 0600):
+the later hooks find it by the session id in their payload and act with its credential on
+the hub it joined; the CLI and the MCP server find it by their agent process.
 
 Only the standard library, orjson, psutil and small transports modules are imported: hooks
 run on every prompt and every stop.
@@ -28,24 +32,26 @@ from __future__ import annotations
 
 import http.client
 import os
+import shlex
 import socket
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import psutil
 
-from schemas.local import home_dir
-from schemas.names import AGENT_COMMANDS, PANE_ID, tmux_bridge_name
+from schemas.local import HOME_ENV, TOKEN_ENV, home_dir
+from schemas.names import PANE_ID, tmux_bridge_name
 from transports import hub_http
 from transports.discovery import HubAddress, find_hub, find_token
+from transports.identity import ancestors, is_agent, started_at
+from transports.session_files import SessionFile, session_id_path
 from transports.pane_text import frame_delivery, neutralise
 
 AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
+CLAUDE_ENV_FILE = "CLAUDE_ENV_FILE"   # Claude Code: `export` lines written here reach the agent's Bash commands
 REMIND_INTERVAL_ENV = "REPOWIRE_REMIND_INTERVAL"
 DEFAULT_REMIND_INTERVAL_S = 60.0
 START_DEADLINE_S = 8.0       # a link waits for the pane transport to come up
@@ -63,14 +69,6 @@ class HookFailed(Exception):
 
 # ---- who the agent is ---------------------------------------------------------------------------
 
-def _is_agent(process: psutil.Process) -> bool:
-    try:
-        names = [process.name(), *(os.path.basename(a) for a in process.cmdline()[:2])]
-    except (psutil.Error, OSError):
-        return False
-    return any(name in AGENT_COMMANDS for name in names)
-
-
 def agent_process(env: dict) -> tuple[int, list[int]]:
     """(agent pid, its ancestors' pids): `$REPOWIRE_AGENT_PID`, else the nearest ancestor of
     this hook that runs an agent, else the nearest one that is not a shell."""
@@ -80,44 +78,20 @@ def agent_process(env: dict) -> tuple[int, list[int]]:
         if explicit.isdigit():
             agent = psutil.Process(int(explicit))
         else:
-            parent = psutil.Process(os.getppid())
-            chain = [parent, *parent.parents()[:16]]
-            agent = next((p for p in chain if _is_agent(p)), None) or next(
+            chain = ancestors()
+            agent = next((p for p in chain if is_agent(p)), None) or next(
                 (p for p in chain if p.name() not in SHELLS), chain[0])
-        ancestors = [p.pid for p in agent.parents()[:64]]
-        return agent.pid, ancestors
-    except (psutil.Error, OSError):
+        return agent.pid, [p.pid for p in agent.parents()[:64]]
+    except (psutil.Error, OSError, IndexError):
         pid = int(explicit) if explicit.isdigit() else os.getppid()
         return pid, []
 
 
-# ---- the session's file -------------------------------------------------------------------------
-
-@dataclass
-class SessionFile:
-    path: Path
-    data: dict
-
-    @classmethod
-    def of(cls, home: str | None, agent_pid: int) -> "SessionFile":
-        path = home_dir(home) / "sessions" / f"{agent_pid}.json"
-        try:
-            data = orjson.loads(path.read_bytes())
-        except (OSError, ValueError):
-            data = {}
-        return cls(path, data if isinstance(data, dict) else {})
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".session-")
-        try:
-            os.write(fd, orjson.dumps(self.data))
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)   # mkstemp makes it 0600
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+def env_file_lines(token: str, home: str | None) -> bytes:
+    """What the session's shell gets through `$CLAUDE_ENV_FILE`: its credential and its hub's
+    home, so `repowire …` run by the agent acts as the agent."""
+    lines = [f"export {TOKEN_ENV}={shlex.quote(token)}", f"export {HOME_ENV}={shlex.quote(str(home_dir(home)))}"]
+    return ("\n".join(lines) + "\n").encode()
 
 
 # ---- talking to the hub -------------------------------------------------------------------------
@@ -181,38 +155,60 @@ class HookRun:
     env: dict
     home: str | None
     backend: str
-    hub: Hub
-    agent_pid: int
-    ancestors: list[int]
+    deadline: float
+
+    def hub_of(self, session: SessionFile) -> Hub:
+        """The hub the session joined, with the session's own credential: the later hooks act
+        as the agent, on the hub that knows it (not whatever hub.json says now)."""
+        hub = session.data.get("hub") if isinstance(session.data.get("hub"), dict) else {}
+        address = HubAddress(str(hub["url"]), hub.get("uds")) if hub.get("url") else find_hub(self.home)
+        return Hub(address, session.token, self.deadline)
 
     def session(self) -> SessionFile | None:
-        """This agent's session file, if it joined the hub as itself (not nested)."""
-        found = SessionFile.of(self.home, self.agent_pid)
-        if not found.data.get("peer_id") or found.data.get("joined") == "nested":
-            return None
-        return found
+        """This agent's session, if it joined the hub as itself (not nested): by the session id
+        every hook is given, else by the agent process."""
+        session_id = str(self.payload.get("session_id") or "")
+        found = SessionFile.of_session_id(self.home, session_id) if session_id else None
+        if found is None or not found.token:
+            found = SessionFile.of_agent(self.home, agent_process(self.env)[0])
+        return found if found.token else None
 
     def session_start(self) -> bytes:
+        token = find_token(self.home)
+        if not token:
+            raise HookFailed("no hub token")
+        hub = Hub(find_hub(self.home), token, self.deadline)
+        agent_pid, agent_ancestors = agent_process(self.env)
         tmux = self.env.get("TMUX", "")
         pane_id = self.env.get("TMUX_PANE", "")
+        session_id = str(self.payload.get("session_id") or "")[:200]
         request: dict = {"backend": self.backend, "cwd": str(self.payload.get("cwd") or os.getcwd()),
-                         "agent_pid": self.agent_pid, "ancestors": self.ancestors,
-                         "session_id": str(self.payload.get("session_id") or "")[:200]}
+                         "agent_pid": agent_pid, "ancestors": agent_ancestors, "session_id": session_id}
         if tmux and PANE_ID.fullmatch(pane_id):
             request["pane_id"] = pane_id
             request["bridge"] = tmux_bridge_name(socket.gethostname(), tmux.split(",")[0])
         for key, env_name in (("name", "REPOWIRE_NAME"), ("circle", "REPOWIRE_CIRCLE")):
             if self.env.get(env_name):
                 request[key] = self.env[env_name]
-        joined = self.hub.call("POST", "/sessions", request)
+        joined = hub.call("POST", "/sessions", request)
         assert isinstance(joined, dict)
         peer = joined["peer"]
-        SessionFile(SessionFile.of(self.home, self.agent_pid).path,
-                    {"peer_id": peer["peer_id"], "name": peer["name"], "circle": peer["circle"],
-                     "joined": joined["joined"], "backend": self.backend, "session_id": request["session_id"],
-                     "agent_pid": self.agent_pid, "shown": [], "reminded_at": 0}).save()
+        session = SessionFile.of_agent(self.home, agent_pid)
+        session.data = {"peer_id": peer["peer_id"], "name": peer["name"], "circle": peer["circle"],
+                        "joined": joined["joined"], "backend": self.backend, "session_id": session_id,
+                        "agent_pid": agent_pid, "agent_started": started_at(psutil.Process(agent_pid)),
+                        "token": joined.get("session_token", ""),
+                        "hub": {"url": hub.address.http_url, "uds": hub.address.uds},
+                        "shown": [], "reminded_at": 0}
+        session.save()
+        if session_id:
+            SessionFile(session_id_path(self.home, session_id), session.data).save()
         if joined["joined"] == "nested":
             return b""
+        env_file = self.env.get(CLAUDE_ENV_FILE)
+        if env_file and session.token:
+            with open(env_file, "ab") as out:
+                out.write(env_file_lines(session.token, self.home))
         return _context_output(_context(joined))
 
     def presence(self, status: str, reason: str | None = None) -> bytes:
@@ -221,11 +217,19 @@ class HookRun:
             return b""
         body = {"status": status, **({"reason": reason} if reason else {})}
         try:
-            self.hub.call("POST", f"/peers/{session.data['peer_id']}/presence", body)
+            self.hub_of(session).call("POST", f"/peers/{session.data['peer_id']}/presence", body)
         finally:
             if status == "offline":
-                session.remove()
+                self._forget(session)
         return b""
+
+    def _forget(self, session: SessionFile) -> None:
+        """The session ended: its files go (its credential was revoked by the hub)."""
+        session.remove()
+        if session.data.get("session_id"):
+            session_id_path(self.home, str(session.data["session_id"])).unlink(missing_ok=True)
+        if str(session.data.get("agent_pid") or "").isdigit():
+            SessionFile.of_agent(self.home, int(session.data["agent_pid"])).remove()
 
     def notification(self) -> bytes:
         idle = self.payload.get("notification_type") == "idle_prompt"
@@ -235,37 +239,38 @@ class HookRun:
         session = self.session()
         if session is None:
             return b""
+        hub = self.hub_of(session)
         peer_id = session.data["peer_id"]
         try:
             interval = float(self.env.get(REMIND_INTERVAL_ENV) or DEFAULT_REMIND_INTERVAL_S)
         except ValueError:
             interval = DEFAULT_REMIND_INTERVAL_S
         now_ms = int(time.time() * 1000)
-        view = self._presence_quietly(peer_id, "online")
+        view = self._presence_quietly(hub, peer_id, "online")
         if now_ms - int(session.data.get("reminded_at") or 0) < interval * 1000:
             return b""
-        items = self._unread(session, peer_id, connected=view is not None)
+        items = self._unread(hub, session, peer_id, connected=view is not None)
         if not items:
             return b""
         session.data["reminded_at"] = now_ms
         session.save()
-        self._presence_quietly(peer_id, "busy")
+        self._presence_quietly(hub, peer_id, "busy")
         me = f"{session.data['name']}@{session.data['circle']}"
         lines = [f"repowire: {len(items)} new for you ({me}); each is shown once:"]
-        lines += [f"- {_clip(frame_delivery(item, self.hub.address.http_url))}" for item in items]
+        lines += [f"- {_clip(frame_delivery(item, hub.address.http_url))}" for item in items]
         lines.append("Reply to the asks that need it (repowire ack ID \"answer\"), then carry on.")
         return orjson.dumps({"decision": "block", "reason": "\n".join(lines)})
 
-    def _unread(self, session: SessionFile, peer_id: str, connected: bool) -> list[dict]:
+    def _unread(self, hub: Hub, session: SessionFile, peer_id: str, connected: bool) -> list[dict]:
         """Queued messages (taken from the hub when no transport delivers them) and inbound
         asks not shown before; the asks are remembered as shown."""
         items: list[dict] = []
         if not connected:
-            taken = self.hub.call("POST", f"/peers/{peer_id}/inbox/take", {"limit": MAX_REMINDED})
+            taken = hub.call("POST", f"/peers/{peer_id}/inbox/take", {"limit": MAX_REMINDED})
             items += taken.get("deliveries", []) if isinstance(taken, dict) else []
         shown = [str(x) for x in session.data.get("shown") or []]
         seen = set(shown) | {str(i.get("correlation_id")) for i in items if i.get("correlation_id")}
-        asks = self.hub.call("GET", f"/asks/pending?peer={peer_id}&direction=inbound&limit={MAX_REMINDED}")
+        asks = hub.call("GET", f"/asks/pending?peer={peer_id}&direction=inbound&limit={MAX_REMINDED}")
         for ask in (asks.get("asks", []) if isinstance(asks, dict) else []):
             if ask.get("correlation_id") not in seen and len(items) < MAX_REMINDED:
                 items.append({"kind": "ask", "correlation_id": ask["correlation_id"], "from": ask.get("from") or {},
@@ -274,11 +279,12 @@ class HookRun:
         session.data["shown"] = shown[-MAX_SHOWN_KEPT:]
         return items
 
-    def _presence_quietly(self, peer_id: str, status: str) -> dict | None:
+    @staticmethod
+    def _presence_quietly(hub: Hub, peer_id: str, status: str) -> dict | None:
         """The peer as it is now, or None when it has no connection (it stays offline: a
         session outside tmux) or the hub did not answer (the next call says so)."""
         try:
-            view = self.hub.call("POST", f"/peers/{peer_id}/presence", {"status": status})
+            view = hub.call("POST", f"/peers/{peer_id}/presence", {"status": status})
         except HookFailed:
             return None
         return view if isinstance(view, dict) else None
@@ -319,14 +325,7 @@ def run(event: str, backend: str = "claude", home: str | None = None) -> int:
     def work() -> None:
         try:
             payload = _payload(sys.stdin.buffer.read())
-            token = find_token(home)
-            if not token:
-                return
-            env = dict(os.environ)
-            agent_pid, ancestors = agent_process(env)
-            hook = HookRun(event, payload, env, home, backend, Hub(find_hub(home), token, deadline),
-                           agent_pid, ancestors)
-            output.append(hook.run())
+            output.append(HookRun(event, payload, dict(os.environ), home, backend, deadline).run())
         except HookFailed:
             pass
         except Exception as exc:  # a hook must never break the agent: say it on stderr, exit 0

@@ -17,7 +17,8 @@ import httpx
 import orjson
 
 from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
-from transports.discovery import HubAddress, find_hub, find_token
+from transports.discovery import HubAddress, find_hub
+from transports.identity import NotOnHub, resolve
 from transports.pane_text import neutralise, quoted
 
 
@@ -29,10 +30,13 @@ def _client(address: HubAddress) -> httpx.Client:
 
 @contextlib.contextmanager
 def hub_session(home: str | None) -> Iterator[httpx.Client]:
-    """An HTTP client for the hub found from `home` (or REPOWIRE_URL), carrying its token; a
-    hub that cannot be reached becomes a CommandFailed that says how to start one."""
+    """An HTTP client for the hub found from `home` (or REPOWIRE_URL), carrying the credential
+    transports.identity picks (inside an agent session: the agent's own); a hub that cannot be reached becomes a CommandFailed that says how to start one."""
     address = find_hub(home)
-    token = find_token(home)
+    try:
+        token = resolve(home).token
+    except NotOnHub as exc:
+        raise CommandFailed(EXIT_USAGE, f"{exc}.") from None
     with _client(address) as client:
         if token:
             client.headers["Authorization"] = f"Bearer {token}"

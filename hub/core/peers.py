@@ -38,6 +38,7 @@ class PeerRecord:
     node: str = ""
     pane: PaneLink | None = None   # the tmux pane a pane transport types this peer's deliveries into
     agent_pid: int = 0             # the agent process of a session that joined through its hooks
+    session_digest: str = ""       # the credential of that session (its hooks, shell, MCP server); "" when none
 
     @property
     def address(self) -> str:
@@ -46,8 +47,12 @@ class PeerRecord:
     def public(self) -> dict:
         """What REST and events show: everything but the token digest."""
         data = asdict(self)
-        del data["token_digest"]
+        del data["token_digest"], data["session_digest"]
         return data
+
+    def holds(self, digest: str) -> bool:
+        """Whether a token with this digest is one of the peer's: its own or its session's."""
+        return digest == self.token_digest or (bool(self.session_digest) and digest == self.session_digest)
 
     def to_store(self) -> dict[str, str]:
         fields = {k: str(v) for k, v in asdict(self).items() if k != "pane"}
@@ -63,7 +68,7 @@ class PeerRecord:
                    last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
                    status_reason=data.get("status_reason", ""), node=data.get("node", ""),
                    pane=PaneLink.from_dict(orjson.loads(data["pane"])) if data.get("pane") else None,
-                   agent_pid=int(data.get("agent_pid") or 0))
+                   agent_pid=int(data.get("agent_pid") or 0), session_digest=data.get("session_digest", ""))
 
 
 class Admission(Enum):

@@ -158,8 +158,10 @@ class Hub:
     def peer_for_token(self, token: str | None) -> PeerRecord | None:
         if not token:
             return None
-        peer_id = self._tokens.get(token_digest(token))
-        return self.peers.get(peer_id) if peer_id else None
+        digest = token_digest(token)
+        peer_id = self._tokens.get(digest)
+        peer = self.peers.get(peer_id) if peer_id else None
+        return peer if peer is not None and peer.holds(digest) else None
 
     def authenticate(self, token: str | None, *, trusted_local: bool = False) -> Sender:
         """REST callers: a peer token acts as that peer; the hub token (or the Unix socket)
@@ -176,11 +178,14 @@ class Hub:
         self.peers[peer.peer_id] = peer
         self._names[(peer.circle, peer.name)] = peer.peer_id
         self._tokens[peer.token_digest] = peer.peer_id
+        if peer.session_digest:
+            self._tokens[peer.session_digest] = peer.peer_id
 
     def _forget(self, peer: PeerRecord) -> None:
         self.peers.pop(peer.peer_id, None)
         self._names.pop((peer.circle, peer.name), None)
         self._tokens.pop(peer.token_digest, None)
+        self._tokens.pop(peer.session_digest, None)
         self._buckets.pop(peer.peer_id, None)
 
     # ---- connections -------------------------------------------------------------------------
@@ -740,6 +745,23 @@ class Hub:
         self._tokens.pop(old_digest, None)
         self._tokens[peer.token_digest] = peer.peer_id
         return token
+
+    async def issue_session_token(self, peer: PeerRecord) -> str:
+        """A credential for the agent session that is this peer (its hooks, its shell, its MCP
+        server): it acts as this peer and nobody else, and replaces the previous session's."""
+        token = new_token()
+        old, peer.session_digest = peer.session_digest, token_digest(token)
+        await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
+        self._tokens.pop(old, None)
+        self._tokens[peer.session_digest] = peer.peer_id
+        return token
+
+    async def revoke_session_token(self, peer: PeerRecord) -> None:
+        """The session ended: its credential stops working here and on every node."""
+        old, peer.session_digest = peer.session_digest, ""
+        if old:
+            await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
+            self._tokens.pop(old, None)
 
     async def unbind_pane(self, peer: PeerRecord, reason: str) -> None:
         """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""

@@ -115,8 +115,11 @@ class QuestionService:
                                 if request.options else None)
         if request.prompt:
             hub.check_text(request.prompt)
+        if request.peer is not None:
+            raise HubError(ErrorCode.FORBIDDEN, "who asks is the credential's peer, never a field: leave out `peer` "
+                           "(an agent's hook asks with its session's credential)", {"peer": request.peer})
         action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input, request.cwd,
-                                                          request.peer)
+                                                          None)
         owner = subject.peer_id if subject is not None else sender.key_owner
         self._check_room(owner)
         self._opening[owner] = self._opening.get(owner, 0) + 1

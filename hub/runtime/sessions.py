@@ -90,11 +90,14 @@ class SessionService:
         return await self._answer(Joined.REGISTERED, peer, note)
 
     async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> dict:
+        """Who the session is. A session that is its peer (not nested) gets the credential its
+        hooks, shell and MCP server act with from now on; the previous session's stops working."""
+        session_token = "" if joined is Joined.NESTED else await self.hub.issue_session_token(peer)
         online = [p for p in await self.hub.list_peers()
                   if p["status"] != OFFLINE and p["peer_id"] != peer.peer_id and p["role"] != BRIDGE]
         return {"joined": joined.value, "peer": await self.hub.peer_view(peer),
                 "transport": "connected" if peer.peer_id in self.hub.connections else "none",
-                "online": online[:MAX_LISTED_ONLINE], "note": note}
+                "online": online[:MAX_LISTED_ONLINE], "note": note, "session_token": session_token}
 
     async def presence(self, sender: Sender, peer: PeerRecord, status: str, reason: str | None) -> dict:
         """`online`, `busy`, `awaiting_input` for a connected peer; `offline`: the session ended."""
@@ -112,6 +115,7 @@ class SessionService:
         if bridge is not None:
             await self.panes.detach_quietly(bridge, peer.peer_id, reason)
         await self.hub.end_session(peer, reason)
+        await self.hub.revoke_session_token(peer)
 
     async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> dict:
         require_self_or_person(sender, peer, "take its messages")

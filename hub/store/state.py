@@ -107,9 +107,16 @@ class StoreState:
             ("HSET", keys.NAMES, keys.name_field(peer.circle, peer.name), peer.peer_id),
             ("HSET", keys.TOKENS, peer.token_digest, peer.peer_id),
         ]
+        if peer.session_digest:
+            cmds.append(("HSET", keys.TOKENS, peer.session_digest, peer.peer_id))
         if old_token_digest and old_token_digest != peer.token_digest:
             cmds.append(("HDEL", keys.TOKENS, old_token_digest))
         return cmds + self._peer_changed(peer.peer_id)
+
+    @staticmethod
+    def drop_token_cmds(digest: str) -> list[Command]:
+        """Forget a token that no longer works (nothing for "")."""
+        return [("HDEL", keys.TOKENS, digest)] if digest else []
 
     def presence_cmds(self, peer: PeerRecord, holder: str | None = None) -> list[Command]:
         """Write the peer's presence if `holder` (default: the node the record names) still
@@ -124,6 +131,7 @@ class StoreState:
             ("SREM", keys.PEERS, peer.peer_id),
             ("HDEL", keys.NAMES, keys.name_field(peer.circle, peer.name)),
             ("HDEL", keys.TOKENS, peer.token_digest),
+            *self.drop_token_cmds(peer.session_digest),
             *self._peer_changed(peer.peer_id),
         ]
 

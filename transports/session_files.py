@@ -1,0 +1,81 @@
+"""The files in which an agent session keeps what it is on the hub.
+
+The SessionStart hook writes `$REPOWIRE_HOME/sessions/<agent pid>.json` and a copy named by
+the agent's session id, `id-<session id>.json`, both mode 0600 in a 0700 folder: the peer, the
+hub it joined, and the session's credential. The later hooks find it by the session id of
+their payload; the CLI and the MCP server by their agent process (transports.identity). Only
+the standard library and orjson: the PreToolUse hook reads these on every tool call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from schemas.local import home_dir
+
+SESSIONS_DIR = "sessions"
+_SESSION_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(slots=True)
+class SessionFile:
+    """What one agent session is on the hub, as its SessionStart hook wrote it."""
+    path: Path
+    data: dict
+
+    @classmethod
+    def load(cls, path: Path) -> "SessionFile":
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, ValueError):
+            data = {}
+        return cls(path, data if isinstance(data, dict) else {})
+
+    @classmethod
+    def of_agent(cls, home: str | Path | None, agent_pid: int) -> "SessionFile":
+        return cls.load(home_dir(home) / SESSIONS_DIR / f"{agent_pid}.json")
+
+    @classmethod
+    def of_session_id(cls, home: str | Path | None, session_id: str) -> "SessionFile":
+        return cls.load(session_id_path(home, session_id))
+
+    @property
+    def is_own_peer(self) -> bool:
+        """The session is its peer (not a subprocess agent nested in another agent's pane)."""
+        return bool(self.data.get("peer_id")) and self.data.get("joined") != "nested"
+
+    @property
+    def token(self) -> str:
+        return str(self.data.get("token") or "") if self.is_own_peer else ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.data.get('name', '?')}@{self.data.get('circle', '?')}"
+
+    def save(self) -> None:
+        write_private(self.path, orjson.dumps(self.data))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def session_id_path(home: str | Path | None, session_id: str) -> Path:
+    safe = _SESSION_ID_UNSAFE.sub("_", session_id)[:200] or "none"
+    return home_dir(home) / SESSIONS_DIR / f"id-{safe}.json"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read, whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".session-")
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)   # mkstemp makes it 0600
