@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     ALREADY_CLOSED = "already_closed"
     ALREADY_ANSWERED = "already_answered"
     EXPIRED = "expired"
+    QUESTION_ABANDONED = "question_abandoned"
     NOT_A_QUESTION = "not_a_question"
     INVALID_OPTION = "invalid_option"
     TOO_MANY_RECIPIENTS = "too_many_recipients"
@@ -116,6 +117,8 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.ALREADY_CLOSED: CodeInfo(409, None, "the ask was already acked or closed"),
     ErrorCode.ALREADY_ANSWERED: CodeInfo(409, None, "the question was already answered; the first answer wins"),
     ErrorCode.EXPIRED: CodeInfo(410, None, "the ask or question passed its deadline"),
+    ErrorCode.QUESTION_ABANDONED: CodeInfo(410, None, "nobody waits for the question's answer any more (its hook is "
+                                                      "gone); the tool call was denied where it ran"),
     ErrorCode.NOT_A_QUESTION: CodeInfo(409, None, "the ask carries no question to answer"),
     ErrorCode.INVALID_OPTION: CodeInfo(422, None, "the answer's option is not one the question offers"),
     ErrorCode.TOO_MANY_RECIPIENTS: CodeInfo(422, None, "an ask goes to at most the fan-out limit of peers"),

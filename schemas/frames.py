@@ -105,7 +105,7 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}(?!\n)$", description="64 lowercase hex digits")]
 Decision = Literal["allow", "deny"]
-AnsweredBy = Literal["human", "policy", "timeout", "error"]
+AnsweredBy = Literal["human", "policy", "timeout", "error", "abandoned"]
 
 
 class PermissionOption(Struct, omit_defaults=True):
@@ -284,7 +284,7 @@ class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
     """A tool-permission question as people see it (REST and the `question` frame)."""
     correlation_id: Hex128
     trace_id: Hex128
-    state: Literal["pending", "decided"]
+    state: Literal["pending", "decided", "abandoned"]
     tool_name: str
     tool_input: dict
     tool_use_id: str

@@ -188,14 +188,17 @@ def test_hub_killed_while_the_question_is_pending(hub):
     event = payload()
     hook = hook_for(hub).start(event)
     wait_until(lambda: hub.get("/questions").json()["questions"], 15, "the question")
+    asked = hub.get("/questions").json()["questions"][0]["correlation_id"]
     hub.kill()
     run = hook.finish()
     assert run.decision == "deny" and "did not answer" in run.reason and run.elapsed_s < 10
+    qid = asked
     hub.restart()
-    listed = hub.get("/questions").json()["questions"]
-    assert [q["tool_use_id"] for q in listed] == [event["tool_use_id"]]
-    stages = hub.get(f"/traces/{listed[0]['correlation_id']}").json()["stages"]
-    assert "hub_restarted" in [s.get("reason") for s in stages if s["stage"] == "waiter_lost"]
+    assert hub.get("/questions").json()["questions"] == []   # the call was denied: nothing left to approve
+    record = hub.get(f"/questions/{qid}").json()
+    assert (record["tool_use_id"], record["state"], record["answered_by"]) == (event["tool_use_id"], "abandoned",
+                                                                               "abandoned")
+    assert hub.get(f"/traces/{qid}").json()["stages"][-1]["reason"] == "abandoned: hub_restarted"
 
 
 def test_hub_stopped_with_sigstop(hub):

@@ -4,11 +4,14 @@ deadlines, joining retries, content binding, durability, the socket, and the aud
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from typing import Iterator
 
 import httpx
 import pytest
 
-from tests.support import eventually, recv, recv_until, send
+from tests.support import eventually, recv, recv_until, send, wait_until
 from transports.client import HubRefused
 
 BASH_LS = {"tool_name": "Bash", "tool_input": {"command": "ls -la", "description": "List files"},
@@ -236,7 +239,7 @@ def test_limits_of_a_policy_and_of_options_at_limit_and_beyond(hub):
     ({"tool_name": "Bash", "tool_input": {}}, "invalid_request"),                  # no tool_use_id
     ({"tool_name": "Bash", "tool_input": [], "tool_use_id": "x"}, "invalid_request"),
     ({"tool_name": "Bash", "tool_use_id": "x", "hook_timeout_s": 0}, "invalid_request"),
-    ({"tool_name": "Bash", "tool_use_id": "x", "peer": "nobody"}, "peer_not_found"),
+    ({"tool_name": "Bash", "tool_use_id": "x", "peer": "nobody"}, "forbidden"),   # who asks is the credential
     ({"tool_name": "Bash", "tool_use_id": "x", "options": [{"id": "a", "title": "A", "decision": "allow"},
                                                           {"id": "a", "title": "B", "decision": "deny"}]},
      "invalid_request"),
@@ -280,16 +283,24 @@ async def test_over_the_socket_accepted_then_decision_and_people_see_it_live(hub
                           "answered_by": "human", "reason": "allow by ana"}
 
 
-async def test_a_socket_that_closes_while_waiting_is_traced_and_the_question_stays(hub):
+async def test_a_socket_that_closes_while_waiting_abandons_the_question(hub):
+    """Nobody waits for the answer any more, so nothing would run on an approval: the question
+    closes as `abandoned`, denied, and approving it says why."""
     ws, _ = await hub.raw_peer("coder")
     await send(ws, {"type": "ask_blocking", "id": "q1", **ask_body("toolu_14")})
     accepted = await recv_until(ws, "accepted")
     qid = accepted["correlation_id"]
     await ws.close()
-    await eventually(lambda: asyncio.to_thread(
-        lambda: any(s["stage"] == "waiter_lost" and s["reason"] == "client_disconnected"
-                    for s in hub.get(f"/traces/{qid}").json()["stages"])), 10, "waiter_lost")
-    assert hub.get(f"/questions/{qid}").json()["state"] == "pending"
+    await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/questions/{qid}").json()["state"] == "abandoned"),
+                     10, "the question abandoned")
+    record = hub.get(f"/questions/{qid}").json()
+    assert (record["decision"], record["answered_by"]) == ("deny", "abandoned")
+    stages = hub.get(f"/traces/{qid}").json()["stages"]
+    assert [(s["stage"], s.get("reason")) for s in stages[-2:]] == [
+        ("waiter_lost", "client_disconnected"), ("failed", "abandoned: client_disconnected")]
+    refused = hub.post(f"/questions/{qid}/answer", {"decision": "allow"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (410, "question_abandoned")
+    assert hub.get("/questions").json()["questions"] == []
 
 
 async def test_a_bad_socket_question_gets_an_error_frame(hub):
@@ -300,18 +311,38 @@ async def test_a_bad_socket_question_gets_an_error_frame(hub):
     await ws.close()
 
 
-def test_an_unanswered_question_survives_a_hub_restart(hub):
-    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.token}"}, timeout=5) as client:
-        with pytest.raises(httpx.ReadTimeout):
-            client.post("/questions/ask-blocking", json=ask_body("toolu_15"), timeout=1.0)
-    qid = hub.get("/questions").json()["questions"][0]["correlation_id"]
-    hub.kill()
+def test_a_question_whose_hub_was_killed_is_abandoned_at_restart(hub):
+    """The hook that waited was denied when the hub died: after the restart the question is
+    closed as abandoned (not listed, not approvable), with the reason in its trace."""
+    with waiting_question(hub, "toolu_15") as qid:
+        hub.kill()
     hub.restart()
-    listed = hub.get("/questions").json()["questions"]
-    assert [q["correlation_id"] for q in listed] == [qid]
-    stages = hub.get(f"/traces/{qid}").json()["stages"]
-    assert [s.get("reason") for s in stages if s["stage"] == "waiter_lost"] == ["client_disconnected", "hub_restarted"]
-    assert hub.post(f"/questions/{qid}/answer", {"decision": "deny"}).status_code == 200
+    assert hub.get("/questions").json()["questions"] == []
+    record = hub.get(f"/questions/{qid}").json()
+    assert (record["state"], record["decision"], record["answered_by"]) == ("abandoned", "deny", "abandoned")
+    assert hub.get(f"/traces/{qid}").json()["stages"][-1]["reason"] == "abandoned: hub_restarted"
+    refused = hub.post(f"/questions/{qid}/answer", {"decision": "allow"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (410, "question_abandoned")
+    assert "nobody waits for this answer" in refused.json()["error"]["message"]
+
+
+@contextlib.contextmanager
+def waiting_question(hub, tool_use_id: str) -> Iterator[str]:
+    """A question whose asker keeps waiting (in a thread) while the block runs; yields its id."""
+    outcome: list = []
+
+    def ask() -> None:
+        try:
+            with hub.http() as client:
+                outcome.append(client.post("/questions/ask-blocking", json=ask_body(tool_use_id), timeout=30))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    wait_until(lambda: hub.get("/questions").json()["questions"], 10, "the question")
+    yield hub.get("/questions").json()["questions"][0]["correlation_id"]
+    asker.join(30)
 
 
 def test_decisions_survive_a_kill(hub):
@@ -319,11 +350,8 @@ def test_decisions_survive_a_kill(hub):
     hub.post("/policies", {"action": "allow", "tool": "Read"})
     by_policy = hub.post("/questions/ask-blocking", {"tool_name": "Read", "tool_input": {"file_path": "/a"},
                                                      "tool_use_id": "toolu_16"}).json()
-    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.token}"}, timeout=5) as client:
-        with pytest.raises(httpx.ReadTimeout):
-            client.post("/questions/ask-blocking", json=ask_body("toolu_17"), timeout=1.0)
-    qid = hub.get("/questions").json()["questions"][0]["correlation_id"]
-    by_person = hub.post(f"/questions/{qid}/answer", {"decision": "deny", "reason": "no"}).json()
+    with waiting_question(hub, "toolu_17") as qid:
+        by_person = hub.post(f"/questions/{qid}/answer", {"decision": "deny", "reason": "no"}).json()
     before = [hub.get(f"/questions/{q}").json() for q in (by_policy["correlation_id"], qid)]
     audit = hub.get("/decisions").json()["decisions"]
     hub.kill()

@@ -52,6 +52,7 @@ def test_the_two_commands_are_the_ones_ci_runs():
     serve, test = two_commands(README.read_text(encoding="utf-8"))
     assert serve.startswith("pip install -e . && repowire serve")
     assert "pip install -r requirements-test.lock" in test and "python -m pytest" in test
+    assert "npm ci --prefix tests/agents" in test   # the real agent CLIs the suite drives
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python3 -m tests.readme_commands test" in ci and "venv" in ci
 

@@ -216,7 +216,7 @@ def test_a_session_outside_tmux_reads_its_mail_at_stop_once(hub, tmp_path):
                               agent_pid=agent_pid, agent="codex"))
     assert "repowire: you are solo-codex@default" in context and "wait in your inbox" in context
     me = peer(hub, "solo-codex")
-    assert (me["status"], me["status_reason"], me["pane"]) == ("offline", "no_pane", None)
+    assert (me["status"], me["status_reason"], me["pane"]) == ("online", "", None)   # live, reading its inbox
 
     sent = hub.post("/messages", {"to": "solo-codex", "text": "<b>review #42</b>"}).json()
     asked = hub.post("/ask", {"to": "solo-codex", "text": "ship it?", "queue_if_offline": True}).json()
@@ -319,6 +319,9 @@ def test_session_routes_refuse_bad_input_and_change_nothing(hub, tmp_path):
             assert hub.peers()["carol"]["pending"] == 0 and carol.pending_deliveries() == 0
 
     asyncio.run(as_agents())
+    live = hub.post(f"/peers/{tmp_path.name}-claude/presence", {"status": "busy"})
+    assert (live.status_code, live.json()["status"]) == (200, "busy")   # a session with no pane reads its inbox
+    assert hub.post(f"/peers/{tmp_path.name}-claude/presence", {"status": "offline"}).json()["status"] == "offline"
     offline = hub.post(f"/peers/{tmp_path.name}-claude/presence", {"status": "busy"})
     assert (offline.status_code, offline.json()["error"]["code"]) == (409, "peer_offline")
     for limit, status in ((100, 200), (101, 422), (0, 422)):

@@ -249,7 +249,7 @@ class HookRun:
         view = self._presence_quietly(hub, peer_id, "online")
         if now_ms - int(session.data.get("reminded_at") or 0) < interval * 1000:
             return b""
-        items = self._unread(hub, session, peer_id, connected=view is not None)
+        items = self._unread(hub, session, peer_id, connected=view is not None and bool(view.get("pane")))
         if not items:
             return b""
         session.data["reminded_at"] = now_ms
@@ -281,8 +281,8 @@ class HookRun:
 
     @staticmethod
     def _presence_quietly(hub: Hub, peer_id: str, status: str) -> dict | None:
-        """The peer as it is now, or None when it has no connection (it stays offline: a
-        session outside tmux) or the hub did not answer (the next call says so)."""
+        """The peer as it is now (a `pane` in it: a transport types its messages), or None when
+        the hub refused (its pane transport is down) or did not answer (the next call says so)."""
         try:
             view = hub.call("POST", f"/peers/{peer_id}/presence", {"status": status})
         except HookFailed:

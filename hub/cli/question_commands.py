@@ -105,6 +105,10 @@ def _confirmed(question: dict) -> bool:
 
 def _decide(args, decision: str) -> int:
     question = call("GET", f"/questions/{args.id}", home=args.home)
+    if question["state"] == "abandoned":
+        raise CommandFailed(EXIT_REFUSED, "question_abandoned: nobody waits for this answer any more: the agent's hook "
+                                          "is gone, so its tool call was already denied and deciding it would change "
+                                          f"nothing ({neutralise(question.get('reason') or '')})")
     if question["state"] != "pending":
         raise CommandFailed(EXIT_REFUSED, f"already decided: {question.get('decision')} by "
                                           f"{question.get('answered_by')} ({neutralise(question.get('reason') or '')})")

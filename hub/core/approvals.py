@@ -25,6 +25,7 @@ DECISIONS = (ALLOW, DENY)
 ACTIONS = (ALLOW, DENY, ASK)
 # answered_by
 HUMAN, POLICY, TIMEOUT, ERROR = "human", "policy", "timeout", "error"
+ABANDONED = "abandoned"   # the hook that asked is gone: denied where it ran, never approvable
 PENDING = "pending"
 DEFAULT_OPTIONS = ({"id": "allow", "title": "Allow", "decision": ALLOW},
                    {"id": "deny", "title": "Deny", "decision": DENY})

@@ -374,10 +374,26 @@ class Hub:
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
 
+    def holds_presence(self, peer: PeerRecord) -> bool:
+        """Whether the peer is live here: connected to this node, or an agent session with no
+        pane that reads its inbox (its hooks and MCP tools) and whose session has not ended."""
+        return peer.peer_id in self.connections or self.reads_inbox(peer)
+
+    @staticmethod
+    def reads_inbox(peer: PeerRecord) -> bool:
+        """A live agent session with no pane transport: its messages wait in its inbox, and its
+        Stop hook and MCP tools read them."""
+        return peer.pane is None and bool(peer.session_digest)
+
     def set_presence(self, peer: PeerRecord, status: str) -> None:
-        """What a connected peer says of itself: online (idle), busy or awaiting_input."""
+        """What a live peer says of itself: online (idle), busy or awaiting_input."""
         if status not in SETTABLE:
             raise HubError(ErrorCode.INVALID_FRAME, "presence is `online`, `busy` or `awaiting_input`")
+        if peer.peer_id not in self.connections and self.reads_inbox(peer):
+            peer.status, peer.status_reason, peer.last_seen, peer.node = status, "", self.now_ms(), self.node
+            self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
+            self._presence_changed(peer)
+            return
         if peer.peer_id not in self.connections:
             raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
@@ -777,8 +793,11 @@ class Hub:
         """Record why an offline peer is offline (a pane transport could not start)."""
         if peer.peer_id in self.connections:
             return
+        changed = peer.status != OFFLINE
         peer.status, peer.status_reason = OFFLINE, reason
         self.store.writer.submit(self.store.presence_cmds(peer, peer.node or self.node), wait=False)
+        if changed:
+            self._presence_changed(peer)
 
     # ---- sweeping ----------------------------------------------------------------------------
 

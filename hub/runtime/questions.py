@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from hub.core.approvals import (ASK, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, check_options,
+from hub.core.approvals import (ABANDONED, ASK, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, check_options,
                                 content_hash, decision_of, question_deadline, question_id)
 from hub.core.errors import HubError
-from hub.core.peers import PERSON, PeerRecord
+from hub.core.peers import AWAITING_INPUT, BUSY, PERSON, PeerRecord
 from hub.core.ids import is_hex128
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
@@ -62,6 +62,11 @@ def decision_view(record: dict) -> dict:
     return view
 
 
+def owner_of(record: dict) -> str:
+    """The agent a question is about (the asker when it names no other)."""
+    return (record.get("peer") or record["asker"])["peer_id"]
+
+
 def error_view(qid: str, reason: str) -> dict:
     """No decision could be had: deny (fail closed)."""
     return {"correlation_id": qid, "decision": DENY, "answered_by": ERROR, "reason": reason}
@@ -78,25 +83,26 @@ class QuestionService:
         # answering them needs no store read (their state is the store's to check).
         self.opened: dict[str, dict] = {}
         self._opening: dict[str, int] = {}   # questions being written now, per agent (see _check_room)
+        self._abandoning: set[asyncio.Task] = set()
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "question-deadlines")
 
     # ---- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         pending = await self.store.pending(100_000)
-        now = self.hub.now_ms()
         stale, lost = [], []
         for record in await self.store.read_many([qid for qid, _ in pending]):
             qid = record["correlation_id"]
             if record["state"] != PENDING:
                 stale.append(self.store.unindex_cmd(qid))
-                continue
-            self.deadlines.track(qid, int(record["deadline"]))
-            if record.get("node") == self.hub.node:
-                lost.append(self.hub.store.trace_cmd(qid, [stage_entry(Stage.WAITER_LOST, now, self.hub.node,
-                                                                       reason="hub_restarted")]))
-        if stale or lost:
-            await self.hub.store.writer.write(*stale, *lost)
+            elif record.get("node") == self.hub.node:
+                lost.append(record)   # its hook waited on this node's last life, and was denied when it died
+            else:
+                self.deadlines.track(qid, int(record["deadline"]))
+        if stale:
+            await self.hub.store.writer.write(*stale)
+        for record in lost:
+            await self._abandon(record, "hub_restarted")
         self.deadlines.start()
 
     def stop(self) -> None:
@@ -137,7 +143,7 @@ class QuestionService:
         (those waiting on this node, and those being written), so a flood from one agent cannot
         take the store or the people away from another's question."""
         limit = self.hub.settings.limits.open_questions_per_peer
-        waiting = sum(1 for q in self.opened.values() if (q.get("peer") or q["asker"])["peer_id"] == owner)
+        waiting = sum(1 for q in self.opened.values() if owner_of(q) == owner)
         if waiting + self._opening.get(owner, 0) >= limit:
             raise HubError(ErrorCode.TOO_MANY_QUESTIONS, f"this agent already has {limit} questions waiting for a "
                            "person; the next one may be asked when one is decided", {"limit": limit})
@@ -188,6 +194,7 @@ class QuestionService:
         self.deadlines.track(qid, deadline)
         self.waiters.setdefault(qid, []).append(future)
         self.opened[qid] = {**body, "content_hash": digest}
+        self._show_presence(owner_of(body))
         self._tell_people({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
         return Opened(qid, deadline, future)
 
@@ -217,6 +224,53 @@ class QuestionService:
             future.cancel()
             self.hub.store.writer.submit([self.hub.store.trace_cmd(qid, [stage_entry(
                 Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
+            if qid not in self.waiters and qid in self.opened:
+                # nobody waits for the answer any more (the hook gave up, or died): close it
+                record = self.opened[qid]
+                self._abandoning.add(asyncio.get_running_loop().create_task(self._abandon_quietly(record, reason)))
+
+    async def _abandon_quietly(self, record: dict, reason: str) -> None:
+        try:
+            await self._abandon(record, reason)
+        except HubError as exc:
+            log.info("abandoning question %s: %s", record["correlation_id"], exc.message)
+        finally:
+            self._abandoning = {t for t in self._abandoning if not t.done()}
+
+    async def _abandon(self, record: dict, reason: str) -> None:
+        """The hook that asked is gone (the hub restarted under it, it gave up, its session
+        ended): its tool call was denied where it ran, so the question closes as `abandoned`
+        and can no longer be approved."""
+        try:
+            await self._decide(record, {"decision": DENY, "answered_by": ABANDONED, "decided_at": self.hub.now_ms(),
+                                        "reason": f"abandoned: {reason}"}, None)
+        except HubError as exc:
+            if exc.code not in (ErrorCode.ALREADY_ANSWERED, ErrorCode.EXPIRED, ErrorCode.QUESTION_NOT_FOUND,
+                                ErrorCode.QUESTION_ABANDONED):
+                raise
+
+    async def abandon_for(self, peer_id: str, reason: str) -> None:
+        """The agent's session ended: its questions waiting on this node close as abandoned."""
+        for record in [q for q in self.opened.values() if owner_of(q) == peer_id]:
+            await self._abandon(record, reason)
+
+    def _close(self, qid: str) -> None:
+        """The question no longer waits for a person on this node."""
+        record = self.opened.pop(qid, None)
+        if record is not None:
+            self._show_presence(owner_of(record))
+
+    def _show_presence(self, peer_id: str) -> None:
+        """An agent is `awaiting_input` while one of its questions waits for a person, and
+        `busy` again once none does (its tool call runs, or is refused)."""
+        peer = self.hub.peers.get(peer_id)
+        if peer is None or not self.hub.holds_presence(peer):
+            return
+        waiting = any(owner_of(q) == peer_id for q in self.opened.values())
+        if waiting and peer.status != AWAITING_INPUT:
+            self.hub.set_presence(peer, AWAITING_INPUT)
+        elif not waiting and peer.status == AWAITING_INPUT:
+            self.hub.set_presence(peer, BUSY)
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -239,7 +293,7 @@ class QuestionService:
             record = await self.store.read(qid)
             if record is None or record["state"] != PENDING:
                 # decided elsewhere (another node): whoever waits here gets that decision now
-                self.opened.pop(qid, None)
+                self._close(qid)
                 self._resolve(qid, decision_view(record) if record is not None
                               else error_view(qid, "the question is gone"))
                 return None
@@ -258,7 +312,7 @@ class QuestionService:
                                                                         self._final_stage(decision, hub.now_ms())))
         status = as_text(outcome[0])
         if status != "mismatch":
-            self.opened.pop(qid, None)  # decided now, before, or gone
+            self._close(qid)  # decided now, before, or gone
         if status == "missing":
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
         if status == "mismatch":
@@ -266,6 +320,10 @@ class QuestionService:
                            "and input; reload the question and answer what it asks now", {"correlation_id": qid})
         if status == "decided":
             answered_by = as_text(outcome[1])
+            if answered_by == ABANDONED:
+                raise HubError(ErrorCode.QUESTION_ABANDONED, "nobody waits for this answer any more: the agent's hook "
+                               "is gone (the hub restarted, the hook gave up, or the session ended), so the tool call "
+                               "was already denied and approving it would run nothing", {"correlation_id": qid})
             if answered_by == TIMEOUT:
                 raise HubError(ErrorCode.EXPIRED, "this question passed its deadline and was denied",
                                {"correlation_id": qid})
@@ -318,7 +376,7 @@ class QuestionService:
             self.deadlines.track(qid, int(frame["deadline"]))
         else:
             self.deadlines.forget(qid)
-            self.opened.pop(qid, None)
+            self._close(qid)
             self._resolve(qid, {k: v for k, v in frame.items() if k != "type"})
         self._push_to_people(orjson.dumps(frame))
 
@@ -328,7 +386,7 @@ class QuestionService:
         for record in await self.store.read_many(list(self.waiters)):
             if record["state"] != PENDING:
                 self.deadlines.forget(record["correlation_id"])
-                self.opened.pop(record["correlation_id"], None)
+                self._close(record["correlation_id"])
                 self._resolve(record["correlation_id"], decision_view(record))
 
     def _push_to_people(self, data: bytes) -> None:

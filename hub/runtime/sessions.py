@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from hub.core.errors import HubError
 from hub.core.panes import PaneLink, check_backend
-from hub.core.peers import BRIDGE, OFFLINE, PeerRecord
+from hub.core.peers import BRIDGE, OFFLINE, ONLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.questions import QuestionService
 from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from schemas.errors import ErrorCode
 from schemas.names import as_name
@@ -23,9 +24,10 @@ MAX_LISTED_ONLINE = 50
 
 
 class SessionService:
-    def __init__(self, hub: Hub, panes: PaneService):
+    def __init__(self, hub: Hub, panes: PaneService, questions: QuestionService):
         self.hub = hub
         self.panes = panes
+        self.questions = questions
 
     async def start(self, sender: Sender, *, backend: str, cwd: str, agent_pid: int, ancestors: list[int],
                     pane_id: str | None = None, bridge_name: str | None = None, tmux_session: str | None = None,
@@ -93,6 +95,8 @@ class SessionService:
         """Who the session is. A session that is its peer (not nested) gets the credential its
         hooks, shell and MCP server act with from now on; the previous session's stops working."""
         session_token = "" if joined is Joined.NESTED else await self.hub.issue_session_token(peer)
+        if joined is Joined.REGISTERED:
+            self.hub.set_presence(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
         online = [p for p in await self.hub.list_peers()
                   if p["status"] != OFFLINE and p["peer_id"] != peer.peer_id and p["role"] != BRIDGE]
         return {"joined": joined.value, "peer": await self.hub.peer_view(peer),
@@ -114,8 +118,9 @@ class SessionService:
         bridge = self.panes.bridges.get(peer.pane.bridge) if peer.pane else None
         if bridge is not None:
             await self.panes.detach_quietly(bridge, peer.peer_id, reason)
-        await self.hub.end_session(peer, reason)
         await self.hub.revoke_session_token(peer)
+        await self.hub.end_session(peer, reason)
+        await self.questions.abandon_for(peer.peer_id, reason)
 
     async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> dict:
         require_self_or_person(sender, peer, "take its messages")

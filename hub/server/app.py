@@ -201,7 +201,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.panes = pane_service = PaneService(
                 hub, link_timeout_s=settings.link_timeout_s,
                 started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
-            app.state.sessions = SessionService(hub, pane_service)
+            app.state.sessions = SessionService(hub, pane_service, questions)
             app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
                                                                      settings.schedules, notice_client)
             schedule_service.start()

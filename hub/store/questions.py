@@ -29,8 +29,9 @@ def _record(raw: dict) -> dict:
 
 
 def _decision_fields(decision: dict) -> list:
-    """state=decided first, then the decision's fields as flat pairs."""
-    pairs: list = ["state", "decided"]
+    """state first (`abandoned` when nobody waits for the answer any more, else `decided`),
+    then the decision's fields as flat pairs."""
+    pairs: list = ["state", "abandoned" if decision.get("answered_by") == "abandoned" else "decided"]
     for name, value in decision.items():
         if value is not None:
             pairs += [name, orjson.dumps(value) if isinstance(value, dict) else value]
@@ -68,7 +69,7 @@ class QuestionStore:
         """`decision`: decision, answered_by, reason, decided_at and, when known, rule_id,
         option_id, by (a peer reference). The final stage is traced in the same step."""
         return ("EVALSHA", scripts.SHA["DECIDE_QUESTION"], 2, keys.question(question_id), keys.trace(question_id),
-                expected_hash or "", orjson.dumps(final_stage), *_decision_fields(decision)[2:])
+                expected_hash or "", orjson.dumps(final_stage), *_decision_fields(decision))
 
     @staticmethod
     def audit_cmd(entry: dict) -> Command:

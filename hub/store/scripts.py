@@ -148,7 +148,7 @@ return {'created'}
 """
 
 # KEYS: question hash, its trace. ARGV: content hash expected ('' = not checked), the final
-# stage JSON, then the decision's field/value pairs (decision, answered_by, reason, ...).
+# stage JSON, then the decision's field/value pairs (state — decided or abandoned — first, decision, answered_by, ...
 # Decides a pending question once, and traces it in the same step.
 # Returns {'ok'}, {'missing'}, {'mismatch'} or {'decided', answered_by}.
 DECIDE_QUESTION = """
@@ -156,7 +156,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'content_hash') ~= ARGV[1] then return {'mismatch'} end
 if state ~= 'pending' then return {'decided', redis.call('HGET', KEYS[1], 'answered_by')} end
-redis.call('HSET', KEYS[1], 'state', 'decided', unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return {'ok'}
 """
