@@ -544,6 +544,13 @@ class InboxTakeRequest(Struct, kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=100)] = 20
 
 
+class InboxWaitRequest(Struct, kw_only=True):
+    """POST /peers/{ref}/inbox/wait: like take, but when nothing is queued, wait up to
+    `timeout_s` (at most 60) for the first message."""
+    limit: Annotated[int, Meta(ge=1, le=100)] = 20
+    timeout_s: Annotated[float, Meta(ge=0, le=60)] = 30.0
+
+
 class InboxTaken(Struct):
     deliveries: list[dict]
     remaining: int

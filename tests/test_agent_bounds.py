@@ -47,8 +47,11 @@ def test_an_agent_cannot_pose_as_another_peer_in_a_question(hub):
     status, body = results["pose"]
     assert status == 403 and body["error"]["code"] == "forbidden"
     assert hub.get("/decisions").json()["decisions"] == [], "nothing was decided or audited"
-    # naming itself is fine, and a policy for another peer does not match it
-    held_question(hub, mallory, "self", results, peer="mallory")
+    # who asks is the credential, never a field: naming itself is refused too
+    held_question(hub, mallory, "self-named", results, peer="mallory").join(20)
+    assert results["self-named"][0] == 403
+    # asked as itself, the policy for another peer does not match it
+    held_question(hub, mallory, "self", results)
     wait_until(lambda: "self" in pending(hub), 15, "mallory's own question")
     assert pending(hub)["self"]["peer"]["name"] == "mallory"
     hub.post(f"/questions/{pending(hub)['self']['correlation_id']}/answer", {"decision": "deny"})

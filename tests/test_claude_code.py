@@ -4,6 +4,7 @@ surface, and every instruction the hub gives it works exactly as written."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,8 +12,9 @@ import sys
 import httpx
 import pytest
 
-from tests.claude_code import ClaudeCode
+from tests.claude_code import ClaudeCode, claude_binary
 from tests.model_standin import ModelStandIn, Turn, bash, say
+from tests.model_standin import run as run_tool
 from tests.support import wait_until
 
 ASK_HINT = re.compile(r'repowire ack ([0-9a-f]{32}) "<answer>"')
@@ -143,3 +145,68 @@ def test_a_question_whose_hub_died_is_abandoned_and_cannot_be_approved(hub, tmp_
     approved = repowire(hub, "approve", qid, "--yes")
     assert approved.returncode == 1 and "question_abandoned" in approved.stderr
     assert not (project / "late.txt").exists()
+
+
+def test_an_agent_outside_tmux_hears_an_ask_while_it_works_and_replies_through_the_mcp_tools(hub, tmp_path,
+                                                                                               project):
+    alice = repowire(hub, "peers", "add", "alice").stdout.strip()
+    for tool in ("mcp__repowire__*", "ToolSearch"):
+        assert repowire(hub, "policy", "add", "allow", "--tool", tool, "--peer", "proj-claude").returncode == 0
+    asked: dict = {}
+    ours = ("mcp__repowire__inbox", "mcp__repowire__wait_for_message", "mcp__repowire__ack")
+
+    def alice_asks(model: ModelStandIn) -> Turn:
+        assert hub.peers()["proj-claude"]["status"] != "offline"   # live, though no pane carries its messages
+        sent = hub.post("/ask", {"to": "proj-claude", "text": "which port?"}, token=alice)
+        assert sent.status_code == 202, sent.text
+        asked.update(sent.json())
+        return run_tool("mcp__repowire__wait_for_message", timeout_s=20)
+
+    def reply(model: ModelStandIn) -> Turn:
+        (message,) = json.loads(model.tool_results()[-1])["messages"]   # what wait_for_message returned
+        assert (message["kind"], message["from"], message["text"]) == ("ask", "alice@default", "which port?")
+        return run_tool("mcp__repowire__ack", correlation_id=message["correlation_id"], text="port 8080")
+
+    # Claude Code lists MCP tools by name and loads them through its ToolSearch tool, as a model would
+    load = run_tool("ToolSearch", query="select:" + ",".join(ours))
+    with ModelStandIn([load, alice_asks, reply, run_tool("mcp__repowire__inbox"), say("done")]) as model:
+        claude = user_of(hub, tmp_path, model)
+        run = claude.print_mode("work, and answer your peers", project)
+        assert run.returncode == 0, run.stderr
+        assert all(f"{name}\n" in model.shown_text() for name in ours)
+        _, _, acked, empty = model.tool_results()
+        assert json.loads(acked) == {"correlation_id": asked["correlation_id"], "ask_state": "replied"}
+        assert json.loads(empty) == {"messages": [], "remaining": 0}
+    closed = hub.get(f"/asks/{asked['correlation_id']}").json()
+    assert (closed["state"], closed["result"]["text"]) == ("replied", "port 8080")
+
+
+def test_in_a_tmux_pane_deliveries_are_submitted_seen_by_the_model_and_the_typed_hint_replies(pane_hub, tmux,
+                                                                                               tmp_path, project):
+    hub = pane_hub
+    alice = repowire(hub, "peers", "add", "alice", "--circle", "proj").stdout.strip()
+    assert repowire(hub, "policy", "add", "allow", "--tool", "Bash", "--peer", "proj-claude").returncode == 0
+    with ModelStandIn([say("noted"), the_hint_as_written, say("replied")]) as model:
+        claude = user_of(hub, tmp_path, model)
+        claude.trust(project)
+        keep = ("HOME", "PATH", "REPOWIRE_HOME", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY",
+                "DISABLE_AUTOUPDATER", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC")
+        env = {k: v for k, v in claude.env().items() if k in keep}
+        tmux.new_session(session_name="proj", window_command=claude_binary(), start_directory=str(project),
+                         environment=env, detach=True, x=160, y=50)
+        wait_until(lambda: hub.peers().get("proj-claude", {}).get("status") == "online", 30,
+                   "the session in its pane to join")
+        assert hub.peers()["proj-claude"]["pane"] is not None
+
+        sent = hub.post("/messages", {"to": "proj-claude@proj", "text": "please check the build"}, token=alice)
+        wait_until(lambda: "[notify from alice] «please check the build»" in model.shown_text(), 30,
+                   "the model to be sent the delivery")
+        trace = hub.get(f"/traces/{sent.json()['message_id']}").json()
+        assert trace["final"] == "injected"
+
+        asked = hub.post("/ask", {"to": "proj-claude@proj", "text": "which port?"}, token=alice).json()
+        wait_until(lambda: hub.get(f"/asks/{asked['correlation_id']}").json()["state"] == "replied", 60,
+                   "the agent to reply with the hint typed into its pane")
+    closed = hub.get(f"/asks/{asked['correlation_id']}").json()
+    assert (closed["result"]["text"], closed["to"]["name"]) == ("port 8080", "proj-claude")
+    assert f"[ask {asked['correlation_id']} from alice] «which port?» — reply: repowire ack" in model.shown_text()

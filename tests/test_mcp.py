@@ -16,7 +16,8 @@ from schemas.names import tmux_bridge_name
 from tests.support import start_recorder, wait_until
 from tests.test_sessions import claude_payload, context_of, hook, pane_pid, received
 
-TOOLS = {"whoami", "list_peers", "notify", "ask", "wait_for_reply", "ack", "answer", "pending_asks"}
+TOOLS = {"whoami", "list_peers", "notify", "ask", "wait_for_reply", "ack", "answer", "pending_asks", "inbox",
+         "wait_for_message"}
 
 
 async def mcp_session(stack: AsyncExitStack, hub, agent_pid: int) -> ClientSession:

@@ -1,13 +1,14 @@
 """`repowire mcp`: an MCP server (stdio, official MCP Python SDK) that gives an agent tools to
 talk to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer,
-pending_asks.
+inbox, wait_for_message, pending_asks. With inbox and wait_for_message an agent outside tmux
+reads its messages while it works, not only when it stops.
 
 The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer,
 with the credential the session's SessionStart hook was given (`$REPOWIRE_HOME/sessions/<agent
 pid>.json`, looked up again on every call, since the server and the hook start together and
 a resumed session gets a new one), or `$REPOWIRE_TOKEN` when set: whatever it sends is from
-that peer, and it can do nothing the peer could not. `wait_for_reply` is one bounded
-long-poll on the hub (at most 60 s a call), never a polling loop. Results are short JSON.
+that peer, and it can do nothing the peer could not. `wait_for_reply` and `wait_for_message`
+are one bounded long-poll on the hub each (at most 60 s a call), never a polling loop. Results are short JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from transports.session_hooks import AGENT_PID_ENV
 MAX_WAIT_S = 60.0
 INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "
                 "online, notify for a one-way message, ask to ask a peer (then wait_for_reply with its "
-                "correlation_id), pending_asks to see asks waiting for your reply, and ack to reply to one.")
+                "correlation_id), inbox to read your new messages, wait_for_message to wait for the next one, "
+                "pending_asks to see asks waiting for your reply, and ack to reply to one.")
 
 
 class HubToolError(ToolError):
@@ -106,6 +108,29 @@ def _ask_brief(ask: dict) -> dict:
     return brief
 
 
+def _message(delivery: dict) -> dict:
+    """A delivery as the agent reads it: who, what, and for an ask how to reply."""
+    sender = delivery.get("from") or {}
+    message = {"kind": delivery.get("kind", "notify"), "from": f"{sender.get('name', '?')}@{sender.get('circle', '?')}",
+               "text": delivery.get("text", "")}
+    for key in ("correlation_id", "question", "option_id", "outcome", "reason", "attachments"):
+        if delivery.get(key):
+            message[key] = delivery[key]
+    if message["kind"] == "ask":
+        message["reply_with"] = "the ack tool, with this correlation_id and your answer as text"
+    return message
+
+
+async def _take(tools: HubTools, how: str, body: dict) -> dict:
+    try:
+        taken = await tools.call("POST", f"/peers/{await tools.peer()}/inbox/{how}", body)
+    except HubToolError as exc:
+        if str(exc).startswith("conflict"):   # a pane transport types them into the agent's terminal
+            return {"messages": [], "remaining": 0, "note": "your messages are typed into your terminal as they come"}
+        raise
+    return {"messages": [_message(d) for d in taken["deliveries"]], "remaining": taken["remaining"]}
+
+
 def build_server(tools: HubTools) -> MCPServer:
     server = MCPServer("repowire", instructions=INSTRUCTIONS)
 
@@ -161,6 +186,18 @@ def build_server(tools: HubTools) -> MCPServer:
         body.update({k: v for k, v in (("option_id", option), ("text", text), ("outcome", outcome)) if v})
         closed = await tools.call("POST", "/answer", body)
         return {"correlation_id": closed["correlation_id"], "ask_state": closed["ask_state"]}
+
+    @server.tool()
+    async def inbox(limit: int = 20) -> dict:
+        """Your unread messages (notifies, asks, replies), oldest first; each is marked read and
+        shown once. Reply to an ask with ack. `remaining`: how many more are waiting."""
+        return await _take(tools, "take", {"limit": min(max(limit, 1), 100)})
+
+    @server.tool()
+    async def wait_for_message(timeout_s: float = 30.0) -> dict:
+        """Wait (at most timeout_s, up to 60) for your next message and return it, marked read;
+        an empty list when none came. Returns at once if messages are already waiting."""
+        return await _take(tools, "wait", {"timeout_s": min(max(timeout_s, 0.0), MAX_WAIT_S)})
 
     @server.tool()
     async def pending_asks(direction: Literal["inbound", "outbound", "both"] = "inbound") -> dict:

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import psutil
@@ -89,8 +90,13 @@ def agent_process(env: dict) -> tuple[int, list[int]]:
 
 def env_file_lines(token: str, home: str | None) -> bytes:
     """What the session's shell gets through `$CLAUDE_ENV_FILE`: its credential and its hub's
-    home, so `repowire …` run by the agent acts as the agent."""
+    home, so `repowire …` run by the agent acts as the agent; and the folder of the `repowire`
+    that runs this hook first on PATH, so the commands the hub tells the agent to run are
+    found as written, whatever the agent's login shell puts on PATH."""
     lines = [f"export {TOKEN_ENV}={shlex.quote(token)}", f"export {HOME_ENV}={shlex.quote(str(home_dir(home)))}"]
+    program = Path(sys.executable).parent / "repowire"
+    if os.access(program, os.X_OK):
+        lines.append(f'export PATH={shlex.quote(str(program.parent))}:"$PATH"')
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -4,9 +4,12 @@ screen and sending it named keys.
 With the fingerprint the pane was linked with, nothing is typed into a pane that changed
 hands: the result is `held` with the reason, and the delivery stays queued. Each delivery is
 neutralised (see `pane_text`), loaded into a private tmux buffer, pasted as
-one block (bracketed paste when the program in the pane asked for it), then Enter. Copy mode
-is left first, or the paste would land in it. The pane is then read back: the delivery counts
-as `injected` only when its text is on the screen. libtmux blocks, so every tmux call runs in a
+one block (bracketed paste when the program in the pane asked for it). Copy mode is left
+first, or the paste would land in it. Then, on their own, Enter, and a check that it was
+submitted: the delivery counts as `injected` only when its text reached the line at the cursor
+and then left it (an agent's input box is empty again; a shell moved to a new line). An Enter
+that did not submit is sent again, at most SUBMIT_TRIES times, and then the delivery is
+`failed(not_submitted)`, never `injected`. libtmux blocks, so every tmux call runs in a
 worker thread; the event loop never waits on tmux.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import anyio
 import libtmux
@@ -23,7 +27,9 @@ from libtmux.exc import LibTmuxException
 from transports.pane_text import neutralise, strip_terminal_codes
 from transports.panes import PaneCheck, check_pane, find_pane
 
-CONFIRM_PREFIX_CHARS = 48
+TAIL_CHARS = 12            # the end of a delivery, looked for before the cursor
+SUBMIT_TRIES = 3           # Enter sent this often before a delivery is `failed(not_submitted)`
+PASTE_STAND_IN = "[Pastedtext"   # what Claude Code shows for a long paste (whitespace removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +105,43 @@ class PaneInjector:
             if pane.in_mode:
                 self._tmux("send-keys", "-t", pane_id, "-X", "cancel")
             self._tmux("set-buffer", "-b", buffer, "--", text)
-            # one tmux call for paste and Enter (";" alone is tmux's command separator; the text
-            # never travels in this call, so it cannot split it)
-            self._tmux("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id, ";", "send-keys", "-t", pane_id,
-                       "Enter")
+            self._tmux("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id)
+            # the paste first, on its own: an Enter sent with it is sometimes taken by an agent's
+            # TUI as part of the paste, and the text then sits in its input box unsent
+            if not self._until(lambda: self._at_cursor(pane_id, text)):
+                return InjectionResult("failed", "not_visible")
+            for _ in range(SUBMIT_TRIES):
+                self._tmux("send-keys", "-t", pane_id, "Enter")
+                if self._until(lambda: not self._at_cursor(pane_id, text)):
+                    return InjectionResult("injected")
         except LibTmuxException as exc:
             self.server.cmd("delete-buffer", "-b", buffer)
             return InjectionResult("failed", f"tmux: {exc}"[:200])
-        return self._confirm(pane_id, text)
+        return InjectionResult("failed", "not_submitted")
 
-    def _confirm(self, pane_id: str, text: str) -> InjectionResult:
-        """Read the pane back until the delivery's beginning shows, within a bound."""
-        wanted = " ".join(text[:CONFIRM_PREFIX_CHARS].split())
+    def _until(self, condition: Callable[[], bool]) -> bool:
+        """Whether `condition` holds within the confirm bound (read from tmux every 20 ms)."""
         deadline = time.monotonic() + self.confirm_timeout_s
-        while True:
-            try:
-                screen = self._tmux("capture-pane", "-p", "-J", "-t", pane_id, "-S", "-200")
-            except LibTmuxException:
-                return InjectionResult("failed", "pane_missing")
-            if wanted in " ".join(" ".join(screen).split()):
-                return InjectionResult("injected")
+        while not condition():
             if time.monotonic() > deadline:
-                return InjectionResult("failed", "not_visible")
-            time.sleep(0.02)  # in a worker thread, polling tmux for the screen to show it
+                return False
+            time.sleep(0.02)  # in a worker thread, polling tmux for the screen to change
+        return True
+
+    def _at_cursor(self, pane_id: str, text: str) -> bool:
+        """Whether the pasted text ends at the cursor (or a TUI's "[Pasted text …]" stand-in for
+        it is on the cursor's line): typed, and not yet submitted. Once submitted, an agent's
+        input box is empty again, and a shell or plain program has moved to a new line."""
+        where = self._tmux("display-message", "-p", "-t", pane_id, "#{cursor_x} #{cursor_y}")
+        x, _, y = (where[0] if where else "").partition(" ")
+        if not (x.isdigit() and y.isdigit()):
+            return False
+        screen = self._tmux("capture-pane", "-p", "-t", pane_id)
+        line = strip_terminal_codes(screen[int(y)]) if int(y) < len(screen) else ""
+        before = "".join(line[:int(x)].split())
+        if PASTE_STAND_IN in before:
+            return True
+        tail = "".join(text.split())[-TAIL_CHARS:]
+        if not before or not tail:
+            return False
+        return before.endswith(tail) if len(before) >= len(tail) else tail.endswith(before)

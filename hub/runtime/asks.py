@@ -265,8 +265,9 @@ class AskService:
                 if conn is not None:
                     delivered = (ask.seq is not None and not conn.replaying
                                  and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
-                else:  # live on another node, which the store woke
+                else:  # live on another node, which the store woke; or read from its inbox
                     delivered = ask.seq is not None and hub.is_reachable(peer)
+                    hub.inbox_grew(peer.peer_id)
                 states.append({"peer_id": peer.peer_id, "name": peer.name, "correlation_id": cid,
                                "message_id": message_id, "state": "delivered" if delivered else "queued"})
             first = states[0]

@@ -13,6 +13,7 @@ queued for a peer held by another node wakes that node (`pull`), which reads the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -42,6 +43,7 @@ from schemas.frames import API_VERSION
 log = logging.getLogger(__name__)
 
 INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its cap
+INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
 
 OPERATOR_ID = "0" * 32
 REPLAY_PAGE = 256
@@ -106,6 +108,7 @@ class Hub:
         self._tokens: dict[str, str] = {}
         self.connections: dict[str, Connection] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._inbox_readers: dict[str, set[asyncio.Event]] = {}   # peer id -> long-polls waiting for its inbox
         self.ids = MonotonicIds()
         self._sweeper: asyncio.Task | None = None
         # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
@@ -566,8 +569,9 @@ class Hub:
                 conn = self.connections.get(peer.peer_id)
                 if conn is not None:
                     delivered = not conn.replaying and self.push_delivery(conn, seq, message_id, payload, message_id)
-                else:  # live on another node, which the store woke
+                else:  # live on another node, which the store woke; or read from its inbox
                     delivered = self.is_reachable(peer)
+                    self.inbox_grew(peer.peer_id)
                 states.append({"peer_id": peer.peer_id, "name": peer.name,
                                "state": "delivered" if delivered else "queued"})
             if isinstance(seqs[-1], Exception):
@@ -625,6 +629,34 @@ class Hub:
                               reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
         self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
                                  wait=False)
+
+    def inbox_grew(self, peer_id: str) -> None:
+        """A message was queued for a peer with no connection here: wake its waiting readers."""
+        for woken in self._inbox_readers.get(peer_id, ()):
+            woken.set()
+
+    async def wait_inbox(self, peer: PeerRecord, limit: int, timeout_s: float) -> dict:
+        """`take_inbox`, waiting up to `timeout_s` for the first message when none is queued:
+        woken by a message queued on this node, and looking again every INBOX_RECHECK_S for one
+        queued through another node of the mesh."""
+        deadline = self._clock() + timeout_s
+        readers = self._inbox_readers.setdefault(peer.peer_id, set())
+        woken = asyncio.Event()
+        readers.add(woken)
+        try:
+            for _ in range(int(timeout_s / INBOX_RECHECK_S) + 2):
+                woken.clear()
+                taken = await self.take_inbox(peer, limit)
+                left = deadline - self._clock()
+                if taken["deliveries"] or left <= 0:
+                    return taken
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(left, INBOX_RECHECK_S))
+            return await self.take_inbox(peer, limit)
+        finally:
+            readers.discard(woken)
+            if not readers:
+                self._inbox_readers.pop(peer.peer_id, None)
 
     async def take_inbox(self, peer: PeerRecord, limit: int) -> dict:
         """Deliver up to `limit` queued messages in the answer, for a peer with no connection

@@ -125,3 +125,7 @@ class SessionService:
     async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> dict:
         require_self_or_person(sender, peer, "take its messages")
         return await self.hub.take_inbox(peer, limit)
+
+    async def wait_inbox(self, sender: Sender, peer: PeerRecord, limit: int, timeout_s: float) -> dict:
+        require_self_or_person(sender, peer, "take its messages")
+        return await self.hub.wait_inbox(peer, limit, timeout_s)

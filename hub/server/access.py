@@ -41,6 +41,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/peers/{ref}/output"): O, ("POST", "/peers/{ref}/keys"): P, ("GET", "/peers/{ref}/doctor"): O,
     ("POST", "/peers/{ref}/rehook"): P, ("POST", "/peers/{ref}/unlink"): P,
     ("POST", "/peers/{ref}/presence"): O, ("POST", "/peers/{ref}/inbox/take"): O,
+    ("POST", "/peers/{ref}/inbox/wait"): O,
     ("POST", "/sessions"): P, ("GET", "/panes/orphans"): P, ("POST", "/panes/{pane_id}/link"): P,
     ("POST", "/messages"): O, ("POST", "/ask"): O, ("POST", "/ack"): O, ("POST", "/answer"): O,
     ("GET", "/asks/pending"): O, ("GET", "/asks/{correlation_id}"): O, ("POST", "/asks/{correlation_id}/wait"): O,

@@ -74,6 +74,7 @@ ROUTES = with_access([
     Route("/peers/{ref}/unlink", panes.unlink, methods=["POST"]),
     Route("/peers/{ref}/presence", sessions.presence, methods=["POST"]),
     Route("/peers/{ref}/inbox/take", sessions.take_inbox, methods=["POST"]),
+    Route("/peers/{ref}/inbox/wait", sessions.wait_inbox, methods=["POST"]),
     Route("/sessions", sessions.start, methods=["POST"]),
     Route("/panes/orphans", panes.orphans, methods=["GET"]),
     Route("/panes/{pane_id}/link", panes.link, methods=["POST"]),

@@ -25,7 +25,7 @@ from schemas.rest import (AttachmentCreated, AckRequest, AnswerRequest, AskAccep
                           WaitRequest, DoctorReport, KeysRequest, KeysSent, LinkRequest, Linked, OrphanList, PaneOutput,
                           RehookReport, RehookRequest, ScheduleCreated, ScheduleDeleted, ScheduleList, ScheduleRequest,
                           ScheduleView, Unlinked, SessionStartRequest, SessionJoined, PresenceRequest,
-                          InboxTakeRequest, InboxTaken, DashboardLink, DashboardSession, PeerCreateRequest,
+                          InboxTakeRequest, InboxWaitRequest, InboxTaken, DashboardLink, DashboardSession, PeerCreateRequest,
                           PeerCreated, Whoami)
 
 _STRUCTS = [AttachmentCreated, AckRequest, AnswerRequest, AskAccepted, AskBlockingRequest, AskGroup, AskRequest, AskView, Closed,
@@ -132,7 +132,7 @@ def _raw_document() -> dict:
                            "(person role only)", "security": bearer, "parameters": [ref_param],
                 "responses": {"200": _json(Unlinked, "unlinked"), **_errors(401, 403, 404, 409)}}},
             "/peers/{ref}/presence": {"post": {
-                "summary": "Say a connected peer is online (idle), busy or awaiting_input; `offline` ends its "
+                "summary": "Say a live peer (connected, or an agent session reading its inbox) is online (idle), busy or awaiting_input; `offline` ends its "
                            "session (the pane transport stops; link, id and inbox stay). The peer itself or a person",
                 "security": bearer, "parameters": [ref_param], "requestBody": _body(PresenceRequest),
                 "responses": {"200": _json(PeerView, "the peer now"), **_errors(401, 403, 404, 409, 415, 422)}}},
@@ -141,6 +141,12 @@ def _raw_document() -> dict:
                            "and traced `received`, reason `taken`). The peer itself or a person",
                 "security": bearer, "parameters": [ref_param], "requestBody": _body(InboxTakeRequest),
                 "responses": {"200": _json(InboxTaken, "the deliveries, oldest first, and how many remain"),
+                              **_errors(401, 403, 404, 409, 415, 422, 503)}}},
+            "/peers/{ref}/inbox/wait": {"post": {
+                "summary": "Like inbox/take, but when nothing is queued wait up to timeout_s (at most 60) for the "
+                           "first message; an empty list after that. The peer itself or a person",
+                "security": bearer, "parameters": [ref_param], "requestBody": _body(InboxWaitRequest),
+                "responses": {"200": _json(InboxTaken, "the deliveries (none if the wait ran out), and how many remain"),
                               **_errors(401, 403, 404, 409, 415, 422, 503)}}},
             "/sessions": {"post": {
                 "summary": "An agent session began (its SessionStart hook): register it, link its pane or reuse "

@@ -1,5 +1,5 @@
 """REST routes for agent sessions (their hooks and MCP tools): start a session, say its
-presence, take its queued messages. Each parses, makes one `SessionService` call, encodes."""
+presence, take its queued messages (at once, or waiting for the first). Each parses, makes one `SessionService` call, encodes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
 from hub.server.rest import caller, hub_of, read_body
-from schemas.rest import InboxTakeRequest, PresenceRequest, SessionStartRequest
+from schemas.rest import InboxTakeRequest, InboxWaitRequest, PresenceRequest, SessionStartRequest
 
 
 def sessions_of(request: Request) -> SessionService:
@@ -40,3 +40,11 @@ async def take_inbox(request: Request) -> JSON:
     require_self_or_person(who, peer, "take its messages")
     body = await read_body(request, InboxTakeRequest)
     return JSON(await sessions_of(request).take_inbox(who, peer, body.limit))
+
+
+async def wait_inbox(request: Request) -> JSON:
+    who = caller(request)
+    peer = hub_of(request).find_peer(request.path_params["ref"], who)
+    require_self_or_person(who, peer, "take its messages")
+    body = await read_body(request, InboxWaitRequest)
+    return JSON(await sessions_of(request).wait_inbox(who, peer, body.limit, body.timeout_s))
