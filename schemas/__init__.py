@@ -1,6 +1,3 @@
-"""repowire's wire contract v1: frames, error codes, codec, JSON Schema and golden examples."""
-
-from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import API_VERSION
-
-__all__ = ["API_VERSION", "ERROR_TABLE", "ErrorCode", "error_body"]
+"""repowire's wire contract v1: frames (schemas.frames), error codes (schemas.errors), codec,
+JSON Schema and golden examples. Nothing is imported here: the agent hooks import schemas.local
+and schemas.names on every tool call, and must not pay for the rest."""

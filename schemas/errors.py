@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     ALREADY_ANSWERED = "already_answered"
     EXPIRED = "expired"
     QUESTION_ABANDONED = "question_abandoned"
+    BAD_HTTP = "bad_http"
     NOT_A_QUESTION = "not_a_question"
     INVALID_OPTION = "invalid_option"
     TOO_MANY_RECIPIENTS = "too_many_recipients"
@@ -89,6 +90,7 @@ class CodeInfo:
 # close codes 4000-4999 are the application's own (RFC 6455 §7.4.2); 4xxx mirrors the HTTP status.
 ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.BAD_JSON: CodeInfo(400, None, "the frame or body is not valid JSON, nests deeper than 32 levels, or has an integer outside 64 bits"),
+    ErrorCode.BAD_HTTP: CodeInfo(400, None, "the request is not valid HTTP/1.1 (a malformed request line or header)"),
     ErrorCode.UNKNOWN_TYPE: CodeInfo(400, None, "the frame's `type` is not one the hub knows"),
     ErrorCode.INVALID_FRAME: CodeInfo(422, None, "a field is missing, has the wrong type or an invalid value"),
     ErrorCode.INVALID_REQUEST: CodeInfo(422, None, "the request body or a query parameter is invalid"),

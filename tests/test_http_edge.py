@@ -98,3 +98,18 @@ def test_a_stalled_upload_gets_408_and_leaves_no_file(edge_hub):
     folder = edge_hub.home / "attachments"
     wait_until(lambda: not any(folder.rglob("*.part")), 10, "the partial upload to be removed")
     assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /health HTTP/1.1\r\nHost: HOST\r\nContent-Length: \r\n\r\n",      # an empty Content-Length (schemathesis)
+    b"GET /health HTTP/1.1\r\nHost: HOST\r\nBad Header\r\n\r\n",           # a header line without a colon
+    b"GET /he alth HTTP/1.1\r\nHost: HOST\r\n\r\n",                        # a request line with a space in the path
+])
+def test_a_request_that_is_not_http_gets_the_hubs_own_400(hub, request_bytes):
+    with _connect(hub) as sock:
+        sock.sendall(request_bytes.replace(b"HOST", hub.url.removeprefix("http://").encode()))
+        raw = _read_until_closed(sock)
+    status, body = _status_and_body(raw)
+    assert status == 400 and b"content-type: application/json" in raw.partition(b"\r\n\r\n")[0].lower()
+    assert body["error"]["code"] == "bad_http" and body["error"]["message"].startswith(
+        "the request is not valid HTTP/1.1: ")

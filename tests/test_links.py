@@ -347,3 +347,39 @@ def test_pane_routes_are_ready_as_soon_as_serve_says_so(start_hub, tmux):
 def test_without_a_bridge_of_its_own_the_hub_says_so_at_once(hub):
     refused = hub.get("/panes/orphans")
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "bridge_unavailable"
+
+
+def test_after_the_hub_is_killed_its_bridge_exits_and_the_restarted_hub_brings_the_pane_back(pane_hub, tmux,
+                                                                                             tmp_path):
+    """Issue 21 (i): the bridge of a SIGKILLed hub used to live on beside the restarted hub's,
+    and the panes stayed offline until `rehook`. Now one bridge serves a tmux server, it
+    follows its hub, and a restart needs nobody."""
+    record = tmp_path / "received.bin"
+    pane = start_recorder(tmux, record)
+    assert link(pane_hub, pane.pane_id, name="rec").status_code == 201
+    lock = next((pane_hub.home / "bridges").glob("*.lock"))
+    old_bridge = int(lock.read_text())
+    assert psutil.Process(old_bridge).ppid() == pane_hub.pid
+
+    pane_hub.kill()
+    wait_until(lambda: not psutil.pid_exists(old_bridge) or psutil.Process(old_bridge).status() == "zombie", 10,
+               "the old bridge to exit")
+    pane_hub.restart()
+    wait_until(lambda: peer(pane_hub, "rec@agents")["status"] == "online", 30, "the pane's peer back online")
+    new_bridge = int(lock.read_text())
+    assert new_bridge != old_bridge and psutil.Process(new_bridge).ppid() == pane_hub.pid
+    bridges = [p for p in psutil.process_iter(["cmdline"])
+               if "bridge" in (p.info["cmdline"] or []) and tmux.socket_name in (p.info["cmdline"] or [])]
+    assert [p.pid for p in bridges] == [new_bridge]
+
+    sent = pane_hub.post("/messages", {"to": "rec@agents", "text": "after the restart"}).json()
+    wait_until(lambda: trace(pane_hub, sent["message_id"])["final"] == "injected", 10, "the delivery injected")
+    assert b"after the restart" in record.read_bytes()
+
+
+def test_a_second_bridge_for_the_same_tmux_server_does_not_start(pane_hub, tmux):
+    started = subprocess.run([sys.executable, "-m", "hub.cli.main", "bridge", "--tmux-socket", tmux.socket_name],
+                             env={**os.environ, "REPOWIRE_HOME": str(pane_hub.home), "REPOWIRE_TOKEN": pane_hub.token},
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1
+    assert "another bridge" in started.stderr and "serves this tmux server" in started.stderr

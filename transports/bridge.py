@@ -17,6 +17,7 @@ replaced takes its peer offline with the reason even when nothing is being deliv
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -100,9 +101,13 @@ class PaneTransport:
             await asyncio.wait({self.task}, timeout=5)
 
 
+class BridgeOrphaned(Exception):
+    """The hub process that started this bridge is gone."""
+
+
 class PaneBridge:
     def __init__(self, server: libtmux.Server, *, address: HubAddress, hub_token: str, name: str | None = None,
-                 watch_interval_s: float = 0.5, confirm_timeout_s: float = 3.0):
+                 watch_interval_s: float = 0.5, confirm_timeout_s: float = 3.0, exit_with: int | None = None):
         self.server = server
         self.address = address
         self.hub_token = hub_token
@@ -112,6 +117,11 @@ class PaneBridge:
         self.transports: dict[str, PaneTransport] = {}
         self.control: HubClient | None = None
         self._calls: set[asyncio.Task] = set()
+        self.exit_with = exit_with   # the hub process that started this bridge: when it is gone, so is the bridge
+
+    def hub_process_gone(self) -> bool:
+        """The hub that started this bridge died (this process was handed to another parent)."""
+        return self.exit_with is not None and os.getppid() != self.exit_with
 
     async def run(self) -> None:
         """Connect, then serve the hub's calls and watch the linked panes until cancelled."""
@@ -119,16 +129,24 @@ class PaneBridge:
         await self.control.connect()
         log.info("pane bridge %s connected to %s", self.name, self.address.http_url)
         watcher = asyncio.create_task(self._watch(), name="pane watcher")
+        serving = asyncio.create_task(self._serve(), name="bridge calls")
         try:
-            while True:
-                call = await self.control.next_event()
-                if call.get("type") == "bridge_call":
-                    task = asyncio.create_task(self._answer(call))
-                    self._calls.add(task)
-                    task.add_done_callback(self._calls.discard)
+            done, _ = await asyncio.wait({watcher, serving}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()   # BridgeOrphaned, or why the hub's connection ended
         finally:
             watcher.cancel()
+            serving.cancel()
             await self.close()
+
+    async def _serve(self) -> None:
+        assert self.control is not None
+        while True:
+            call = await self.control.next_event()
+            if call.get("type") == "bridge_call":
+                task = asyncio.create_task(self._answer(call))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
 
     async def close(self) -> None:
         for task in list(self._calls):
@@ -219,6 +237,9 @@ class PaneBridge:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.watch_interval_s)
+            if self.hub_process_gone():
+                log.warning("the hub that started this bridge (pid %s) is gone; the bridge stops", self.exit_with)
+                raise BridgeOrphaned(self.exit_with)
             for peer_id, transport in list(self.transports.items()):
                 if not transport.live:
                     self.transports.pop(peer_id, None)

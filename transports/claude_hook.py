@@ -21,7 +21,6 @@ question names no agent.
 
 from __future__ import annotations
 
-import http.client
 import os
 import sys
 import threading
@@ -84,7 +83,7 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
         return "deny", "repowire: no time left to ask the hub"
     try:
         status, body = hub_http.request(address, token, "POST", "/questions/ask-blocking", request, timeout=remaining)
-    except (OSError, http.client.HTTPException) as exc:
+    except OSError as exc:
         return "deny", f"repowire: the hub at {address.uds or address.http_url} did not answer ({exc.__class__.__name__})"
     try:
         answer = orjson.loads(body)

@@ -1,42 +1,41 @@
-"""`repowire mcp`: an MCP server (stdio, official MCP Python SDK) that gives an agent tools to
-talk to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer,
-inbox, wait_for_message, pending_asks. With inbox and wait_for_message an agent outside tmux
-reads its messages while it works, not only when it stops.
+"""`repowire mcp`: the MCP server (stdio, transports.mcp_stdio) that gives an agent tools to talk
+to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer, inbox,
+wait_for_message, pending_asks. With inbox and wait_for_message an agent outside tmux reads
+its messages while it works, not only when it stops.
 
 The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer,
 with the credential the session's SessionStart hook was given (`$REPOWIRE_HOME/sessions/<agent
 pid>.json`, looked up again on every call, since the server and the hook start together and
 a resumed session gets a new one), or `$REPOWIRE_TOKEN` when set: whatever it sends is from
 that peer, and it can do nothing the peer could not. `wait_for_reply` and `wait_for_message`
-are one bounded long-poll on the hub each (at most 60 s a call), never a polling loop. Results are short JSON.
+are one bounded long-poll on the hub each (at most 60 s a call), never a polling loop.
+Results are short JSON. Each tool is one REST call (transports.hub_http, no HTTP library), so
+the server starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Literal
+from typing import Callable
+from urllib.parse import quote, urlencode
 
-import httpx
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+import orjson
 
+from hub import __version__
 from schemas.local import TOKEN_ENV
+from transports import hub_http
 from transports.discovery import HubAddress, find_hub
 from transports.identity import session_of_process
+from transports.mcp_stdio import StdioServer, Tool, ToolFailed
 from transports.session_files import SessionFile
-from transports.session_hooks import AGENT_PID_ENV
 
+AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
 MAX_WAIT_S = 60.0
+STATUSES = ["online", "busy", "awaiting_input", "offline"]
 INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "
                 "online, notify for a one-way message, ask to ask a peer (then wait_for_reply with its "
                 "correlation_id), inbox to read your new messages, wait_for_message to wait for the next one, "
                 "pending_asks to see asks waiting for your reply, and ack to reply to one.")
-
-
-class HubToolError(ToolError):
-    """The hub refused a call (or cannot be reached); the agent sees the code and the hub's
-    sentence as the tool's error result."""
 
 
 class HubTools:
@@ -46,9 +45,6 @@ class HubTools:
         self.home = home
         self.env = dict(os.environ if env is None else env)
         self.address: HubAddress = find_hub(home)
-        self._me: dict | None = None
-        transport = httpx.AsyncHTTPTransport(uds=self.address.uds) if self.address.uds else None
-        self.http = httpx.AsyncClient(base_url=self.address.http_url, transport=transport, timeout=MAX_WAIT_S + 10)
 
     def credential(self) -> tuple[str, str | None]:
         """(token, peer id when known): `$REPOWIRE_TOKEN`, else the session of the agent that
@@ -60,36 +56,37 @@ class HubTools:
         pid = self.env.get(AGENT_PID_ENV, "")
         session = SessionFile.of_agent(self.home, int(pid)) if pid.isdigit() else session_of_process(self.home)[0]
         if session is None or not session.token:
-            raise HubToolError("this session is not on the hub: its SessionStart hook has not registered it "
-                               "(run `repowire hooks install` and start a new session, or set REPOWIRE_TOKEN)")
+            raise ToolFailed("this session is not on the hub: its SessionStart hook has not registered it "
+                             "(run `repowire hooks install` and start a new session, or set REPOWIRE_TOKEN)")
         return session.token, str(session.data["peer_id"])
 
-    async def peer(self) -> str:
+    def peer(self) -> str:
         """This agent's peer id."""
         _, peer_id = self.credential()
         if peer_id is None:
-            me = await self.call("GET", "/whoami")
+            me = self.call("GET", "/whoami")
             if not me.get("peer"):
-                raise HubToolError("REPOWIRE_TOKEN is the hub token: the MCP tools act as an agent, so give them "
-                                   "an agent's token")
+                raise ToolFailed("REPOWIRE_TOKEN is the hub token: the MCP tools act as an agent, so give them an "
+                                 "agent's token")
             peer_id = str(me["peer"]["peer_id"])
         return peer_id
 
-    async def call(self, method: str, path: str, body: dict | None = None, params: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict | None = None, params: dict | None = None,
+             timeout: float = 15.0) -> dict:
         token, _ = self.credential()
-        headers = {"Authorization": f"Bearer {token}"}
+        query = f"?{urlencode(params)}" if params else ""
         try:
-            response = await self.http.request(method, path, json=body, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise HubToolError(f"the hub at {self.address.http_url} did not answer ({exc.__class__.__name__})") from None
-        data = response.json() if response.content else {}
-        if response.status_code >= 300:
+            status, raw = hub_http.request(self.address, token, method, path + query, body, timeout=timeout)
+        except OSError as exc:
+            raise ToolFailed(f"the hub at {self.address.http_url} did not answer ({exc.__class__.__name__})") from None
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            raise ToolFailed(f"the hub answered {status} without JSON") from None
+        if status >= 300:
             error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise HubToolError(f"{error.get('code', response.status_code)}: {error.get('message', '')}".rstrip(": "))
+            raise ToolFailed(f"{error.get('code', status)}: {error.get('message', '')}".rstrip(": "))
         return data
-
-    async def close(self) -> None:
-        await self.http.aclose()
 
 
 def _brief(peer: dict) -> dict:
@@ -121,95 +118,129 @@ def _message(delivery: dict) -> dict:
     return message
 
 
-async def _take(tools: HubTools, how: str, body: dict) -> dict:
+def _take(tools: HubTools, how: str, body: dict, timeout: float = 15.0) -> dict:
     try:
-        taken = await tools.call("POST", f"/peers/{await tools.peer()}/inbox/{how}", body)
-    except HubToolError as exc:
+        taken = tools.call("POST", f"/peers/{tools.peer()}/inbox/{how}", body, timeout=timeout)
+    except ToolFailed as exc:
         if str(exc).startswith("conflict"):   # a pane transport types them into the agent's terminal
             return {"messages": [], "remaining": 0, "note": "your messages are typed into your terminal as they come"}
         raise
     return {"messages": [_message(d) for d in taken["deliveries"]], "remaining": taken["remaining"]}
 
 
-def build_server(tools: HubTools) -> MCPServer:
-    server = MCPServer("repowire", instructions=INSTRUCTIONS)
+def _bounded(value: object, default: float) -> float:
+    try:
+        return min(max(float(value if value is not None else default), 0.0), MAX_WAIT_S)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ToolFailed("timeout_s must be a number of seconds") from None
 
-    @server.tool()
-    async def whoami() -> dict:
-        """Who this agent is on the repowire hub: name, circle, peer id and presence."""
-        peer = await tools.call("GET", f"/peers/{await tools.peer()}")
+
+def _text(arguments: dict, name: str, required: bool = True) -> str | None:
+    value = arguments.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ToolFailed(f"{name} must be a non-empty string")
+    return value
+
+
+def _schema(properties: dict, required: list[str] | None = None) -> dict:
+    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}
+
+
+STRING = {"type": "string"}
+
+
+def build_tools(tools: HubTools) -> list[Tool]:
+    def whoami(_: dict) -> dict:
+        peer = tools.call("GET", f"/peers/{tools.peer()}")
         return {**_brief(peer), "pending": peer.get("pending", 0), "hub": tools.address.http_url}
 
-    @server.tool()
-    async def list_peers(circle: str | None = None,
-                         status: Literal["online", "busy", "awaiting_input", "offline"] | None = None) -> dict:
-        """The peers on the hub (agents and people), optionally of one circle or status."""
-        params = {k: v for k, v in (("circle", circle), ("status", status)) if v}
-        listed = await tools.call("GET", "/peers", params=params)
-        return {"peers": [_brief(p) for p in listed["peers"]]}
+    def list_peers(arguments: dict) -> dict:
+        params = {k: arguments[k] for k in ("circle", "status") if arguments.get(k)}
+        return {"peers": [_brief(p) for p in tools.call("GET", "/peers", params=params)["peers"]]}
 
-    @server.tool()
-    async def notify(to: str, text: str) -> dict:
-        """Send a one-way message to a peer (name, name@circle or peer id) or a circle (*@circle)."""
-        sent = await tools.call("POST", "/messages", {"to": to, "text": text})
+    def notify(arguments: dict) -> dict:
+        sent = tools.call("POST", "/messages", {"to": _text(arguments, "to"), "text": _text(arguments, "text")})
         return {"message_id": sent["message_id"], "state": sent["state"]}
 
-    @server.tool()
-    async def ask(to: str, text: str, timeout_s: float | None = None, queue_if_offline: bool = False) -> dict:
-        """Ask a peer; returns the correlation_id to pass to wait_for_reply. The ask expires after
-        timeout_s (hub default 300). queue_if_offline waits for an offline peer instead of failing."""
-        body: dict = {"to": to, "text": text, "queue_if_offline": queue_if_offline}
-        if timeout_s is not None:
-            body["timeout_s"] = timeout_s
-        sent = await tools.call("POST", "/ask", body)
+    def ask(arguments: dict) -> dict:
+        body: dict = {"to": _text(arguments, "to"), "text": _text(arguments, "text"),
+                      "queue_if_offline": bool(arguments.get("queue_if_offline", False))}
+        if arguments.get("timeout_s") is not None:
+            body["timeout_s"] = arguments["timeout_s"]
+        sent = tools.call("POST", "/ask", body)
         return {"correlation_id": sent["correlation_id"], "state": sent["state"], "deadline": sent["deadline"]}
 
-    @server.tool()
-    async def wait_for_reply(correlation_id: str, timeout_s: float = 30.0) -> dict:
-        """Wait (at most timeout_s, up to 60) for the reply to an ask you sent. state `pending`
-        means no reply yet: call again, or carry on and check later."""
-        bounded = min(max(timeout_s, 0.0), MAX_WAIT_S)
-        return _ask_brief(await tools.call("POST", f"/asks/{correlation_id}/wait", {"timeout_s": bounded}))
+    def wait_for_reply(arguments: dict) -> dict:
+        bounded = _bounded(arguments.get("timeout_s"), 30.0)
+        cid = quote(_text(arguments, "correlation_id") or "", safe="")
+        return _ask_brief(tools.call("POST", f"/asks/{cid}/wait", {"timeout_s": bounded}, timeout=bounded + 10))
 
-    @server.tool()
-    async def ack(correlation_id: str, text: str | None = None) -> dict:
-        """Reply to an ask you were asked (with text), or just close it (without)."""
-        body: dict = {"correlation_id": correlation_id, **({"text": text} if text else {})}
-        closed = await tools.call("POST", "/ack", body)
+    def ack(arguments: dict) -> dict:
+        text = _text(arguments, "text", required=False)
+        body: dict = {"correlation_id": _text(arguments, "correlation_id"), **({"text": text} if text else {})}
+        closed = tools.call("POST", "/ack", body)
         return {"correlation_id": closed["correlation_id"], "ask_state": closed["ask_state"]}
 
-    @server.tool()
-    async def answer(correlation_id: str, option: str | None = None, text: str | None = None,
-                     outcome: Literal["accepted", "declined", "dismissed"] | None = None) -> dict:
-        """Answer an ask's structured question: the chosen option id, or text, or an outcome."""
-        body: dict = {"correlation_id": correlation_id}
-        body.update({k: v for k, v in (("option_id", option), ("text", text), ("outcome", outcome)) if v})
-        closed = await tools.call("POST", "/answer", body)
+    def answer(arguments: dict) -> dict:
+        body: dict = {"correlation_id": _text(arguments, "correlation_id")}
+        body.update({field: arguments[key] for key, field in (("option", "option_id"), ("text", "text"),
+                                                              ("outcome", "outcome")) if arguments.get(key)})
+        closed = tools.call("POST", "/answer", body)
         return {"correlation_id": closed["correlation_id"], "ask_state": closed["ask_state"]}
 
-    @server.tool()
-    async def inbox(limit: int = 20) -> dict:
-        """Your unread messages (notifies, asks, replies), oldest first; each is marked read and
-        shown once. Reply to an ask with ack. `remaining`: how many more are waiting."""
-        return await _take(tools, "take", {"limit": min(max(limit, 1), 100)})
+    def inbox(arguments: dict) -> dict:
+        limit = arguments.get("limit", 20)
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise ToolFailed("limit must be a whole number")
+        return _take(tools, "take", {"limit": min(max(limit, 1), 100)})
 
-    @server.tool()
-    async def wait_for_message(timeout_s: float = 30.0) -> dict:
-        """Wait (at most timeout_s, up to 60) for your next message and return it, marked read;
-        an empty list when none came. Returns at once if messages are already waiting."""
-        return await _take(tools, "wait", {"timeout_s": min(max(timeout_s, 0.0), MAX_WAIT_S)})
+    def wait_for_message(arguments: dict) -> dict:
+        bounded = _bounded(arguments.get("timeout_s"), 30.0)
+        return _take(tools, "wait", {"timeout_s": bounded}, timeout=bounded + 10)
 
-    @server.tool()
-    async def pending_asks(direction: Literal["inbound", "outbound", "both"] = "inbound") -> dict:
-        """Open asks: inbound ones wait for your reply (ack), outbound ones for someone else's."""
-        listed = await tools.call("GET", "/asks/pending", params={"peer": await tools.peer(), "direction": direction})
+    def pending_asks(arguments: dict) -> dict:
+        direction = arguments.get("direction") or "inbound"
+        if direction not in ("inbound", "outbound", "both"):
+            raise ToolFailed("direction is inbound, outbound or both")
+        listed = tools.call("GET", "/asks/pending", params={"peer": tools.peer(), "direction": direction})
         return {"asks": [_ask_brief(a) for a in listed["asks"]], "total": listed["total"]}
 
-    return server
+    seconds = {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S}
+    defined: list[tuple[str, str, dict, Callable[[dict], dict]]] = [
+        ("whoami", "Who this agent is on the repowire hub: name, circle, peer id and presence.", _schema({}), whoami),
+        ("list_peers", "The peers on the hub (agents and people), optionally of one circle or status.",
+         _schema({"circle": STRING, "status": {"type": "string", "enum": STATUSES}}), list_peers),
+        ("notify", "Send a one-way message to a peer (name, name@circle or peer id) or a circle (*@circle).",
+         _schema({"to": STRING, "text": STRING}, ["to", "text"]), notify),
+        ("ask", "Ask a peer; returns the correlation_id to pass to wait_for_reply. The ask expires after timeout_s "
+                "(hub default 300). queue_if_offline waits for an offline peer instead of failing.",
+         _schema({"to": STRING, "text": STRING, "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                  "queue_if_offline": {"type": "boolean", "default": False}}, ["to", "text"]), ask),
+        ("wait_for_reply", "Wait (at most timeout_s, up to 60) for the reply to an ask you sent. state `pending` "
+                           "means no reply yet: call again, or carry on and check later.",
+         _schema({"correlation_id": STRING, "timeout_s": {**seconds, "default": 30}}, ["correlation_id"]),
+         wait_for_reply),
+        ("ack", "Reply to an ask you were asked (with text), or just close it (without).",
+         _schema({"correlation_id": STRING, "text": STRING}, ["correlation_id"]), ack),
+        ("answer", "Answer an ask's structured question: the chosen option id, or text, or an outcome.",
+         _schema({"correlation_id": STRING, "option": STRING, "text": STRING,
+                  "outcome": {"type": "string", "enum": ["accepted", "declined", "dismissed"]}}, ["correlation_id"]),
+         answer),
+        ("inbox", "Your unread messages (notifies, asks, replies), oldest first; each is marked read and shown "
+                  "once. Reply to an ask with ack. `remaining`: how many more are waiting.",
+         _schema({"limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}), inbox),
+        ("wait_for_message", "Wait (at most timeout_s, up to 60) for your next message and return it, marked read; "
+                             "an empty list when none came. Returns at once if messages are already waiting.",
+         _schema({"timeout_s": {**seconds, "default": 30}}), wait_for_message),
+        ("pending_asks", "Open asks: inbound ones wait for your reply (ack), outbound ones for someone else's.",
+         _schema({"direction": {"type": "string", "enum": ["inbound", "outbound", "both"], "default": "inbound"}}),
+         pending_asks),
+    ]
+    return [Tool(name, description, schema, handler) for name, description, schema, handler in defined]
 
 
 def run(home: str | None = None) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per call would flood the agent's MCP log
-    tools = HubTools(home)
-    build_server(tools).run("stdio")
+    StdioServer("repowire", __version__, INSTRUCTIONS, build_tools(HubTools(home))).serve()
     return 0

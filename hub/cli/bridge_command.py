@@ -1,21 +1,33 @@
 """`repowire bridge`: run a pane bridge for one tmux server until stopped (SIGTERM or Ctrl-C).
 
-`repowire serve` starts one for the local tmux server by itself; run this by hand for another
-tmux socket, or on another machine with `--hub-url` and the hub token in REPOWIRE_TOKEN.
+`repowire serve` starts one for the local tmux server by itself, with `--exit-with <its pid>`:
+a bridge whose hub died (even by SIGKILL) exits within a watch interval, and the restarted
+hub's own bridge takes the panes back. One bridge per tmux server on a machine: each holds
+an exclusive lock, `$REPOWIRE_HOME/bridges/<bridge name>.lock`; a second one waits up to
+LOCK_WAIT_S for the first to go, then exits. Run this by hand for another tmux socket, or on
+another machine with `--hub-url` and the hub token in REPOWIRE_TOKEN.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import libtmux
 
-from transports.bridge import PaneBridge
+from schemas.local import home_dir
+from transports.bridge import BridgeOrphaned, PaneBridge
 from transports.client import HubRefused
 from transports.discovery import HubAddress, find_hub, find_token
+
+
+LOCK_WAIT_S = 15.0
 
 
 def tmux_server(socket_name: str | None, socket_path: str | None) -> libtmux.Server:
@@ -32,8 +44,27 @@ async def _run(bridge: PaneBridge) -> None:
         loop.add_signal_handler(sig, task.cancel)
     try:
         await bridge.run()
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, BridgeOrphaned):
         pass
+
+
+def hold_lock(path: Path, wait_s: float) -> int | None:
+    """An exclusive lock on `path`, held while the returned descriptor stays open; None if
+    another process still holds it after `wait_s`."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.1)  # the other bridge is on its way out (its hub is gone)
 
 
 def bridge(args) -> int:
@@ -44,7 +75,14 @@ def bridge(args) -> int:
         return 2
     address = HubAddress(args.hub_url.rstrip("/")) if args.hub_url else find_hub(args.home)
     server = tmux_server(args.tmux_socket, args.tmux_socket_path)
-    pane_bridge = PaneBridge(server, address=address, hub_token=token, watch_interval_s=args.watch_interval)
+    pane_bridge = PaneBridge(server, address=address, hub_token=token, watch_interval_s=args.watch_interval,
+                             exit_with=args.exit_with)
+    lock_path = home_dir(args.home) / "bridges" / f"{pane_bridge.name}.lock"
+    if hold_lock(lock_path, LOCK_WAIT_S) is None:
+        holder = lock_path.read_text().strip() if lock_path.exists() else "?"
+        print(f"repowire bridge: another bridge (pid {holder}) serves this tmux server ({pane_bridge.name}); "
+              "there is one per tmux server", file=sys.stderr)
+        return 1
     try:
         asyncio.run(_run(pane_bridge))
     except HubRefused as exc:

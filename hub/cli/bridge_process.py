@@ -1,6 +1,8 @@
 """The pane bridge beside a hub: `repowire serve` runs `repowire bridge` for the local tmux
 server as a child process, once the hub listens; restarts it with backoff if it exits; and
-stops it by its pid when the hub stops.
+stops it by its pid when the hub stops. The bridge is told the hub's pid (`--exit-with`), so
+it exits by itself when the hub dies without stopping it (SIGKILL): a restarted hub never
+finds the old bridge in the way of its own.
 
 A separate process, not a task in the hub: the bridge is a client like any other (the same
 program serves another machine), and tmux and /proc work never shares the hub's event loop.
@@ -34,7 +36,7 @@ class BridgeSupervisor:
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "hub.cli.main", "--home", self.home, "bridge", "--hub-url", self.hub_url,
-                "--log-level", self.log_level]
+                "--log-level", self.log_level, "--exit-with", str(os.getpid())]
         if self.tmux_socket:
             argv += ["--tmux-socket", self.tmux_socket]
         return argv

@@ -246,6 +246,8 @@ def _pane_parsers(sub) -> None:
     b.add_argument("--watch-interval", type=float, default=0.5,
                    help="seconds between checks that linked panes are still what was linked (default 0.5)")
     b.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    b.add_argument("--exit-with", type=int, metavar="PID",
+                   help="exit when the process PID (the hub that started this bridge) is gone; serve passes its own")
 
     ln = sub.add_parser("link", help="list orphan agent panes, or link one to the hub",
                         description="With no pane: a table of the panes on the local tmux server that are not "

@@ -1,4 +1,4 @@
-"""`repowire mcp`: the MCP server on stdio (transports.mcp_server, which imports the MCP SDK)."""
+"""`repowire mcp`: the MCP server on stdio (transports.mcp_server)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""uvicorn's h11 HTTP protocol with a deadline for each request's headers (no slowloris).
+"""uvicorn's h11 HTTP protocol with a deadline for each request's headers (no slowloris), and
+the hub's JSON error (`bad_http`, 400) for a request that is not valid HTTP.
 
 uvicorn closes a keep-alive connection that sends nothing, but once a byte of a request has
 arrived it waits for the rest of the headers forever: a client that sends one header line a
@@ -64,6 +65,22 @@ class HubHttpProtocol(H11Protocol):
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that is not valid HTTP/1.1 (a malformed line or header, an empty
+        Content-Length): the error in the hub's own shape and code, not uvicorn's plain text."""
+        body = orjson.dumps({"error": {"code": ErrorCode.BAD_HTTP.value,
+                                       "message": f"the request is not valid HTTP/1.1: {msg}",
+                                       "details": {}}})
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                   (b"content-length", str(len(body)).encode())]
+        try:
+            self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:   # the connection is past where a response can be sent
+            pass
+        self.transport.close()
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
