@@ -3,7 +3,8 @@ start-up, and an MCP tool call's round trip.
 
 - Hooks: `repowire hook pretooluse` (a policy allows the call), `user-prompt-submit`, `stop`
   (nothing new) and `session-start` (outside tmux), run exactly as the agent runs them (the
-  installed `repowire` command, a new process each, the payload on stdin). The floor is
+  command lines `repowire hooks install` writes: `python -S hub/cli/entry.py hook …`; a new
+  process each, the payload on stdin). The floor is
   `python -c pass`: what any Python program pays to start. Target (issue 21): a hook in at
   most 50 ms end to end.
 - MCP start-up: from starting `repowire mcp` to its answers to `initialize` and `tools/list`
@@ -35,6 +36,7 @@ from bench.run import ROOT, publish, start_hub
 
 FLOOR = "pass"
 REPOWIRE = str(Path(sys.executable).parent / "repowire")   # the console script, as hooks install writes it
+LEAN = [sys.executable, "-S", str(ROOT / "hub" / "cli" / "entry.py")]   # the hooks that need only the stdlib
 
 
 def _env(home: Path, agent_pid: int) -> dict:
@@ -53,16 +55,17 @@ def hook_times(home: Path, count: int) -> dict[str, float]:
     payload = orjson.dumps({"session_id": "bench", "cwd": str(ROOT), "hook_event_name": "x"})
     tool_call = orjson.dumps({"session_id": "bench", "cwd": str(ROOT), "hook_event_name": "PreToolUse",
                               "tool_name": "Read", "tool_input": {"file_path": "README.md"}})
-    hook = [REPOWIRE, "hook"]
-    timed_process([*hook, "session-start"], env, payload)   # registers the session the others use
+    lean = [*LEAN, "hook"]   # exactly the command lines `repowire hooks install` writes
+    timed_process([*lean, "session-start"], env, payload)   # registers the session the others use
     samples: dict[str, list[float]] = {"floor": [], "pretooluse": [], "user-prompt-submit": [], "stop": [],
                                        "session-start": []}
     for index in range(count):
         samples["floor"].append(timed_process([sys.executable, "-c", FLOOR], env, b""))
         call = tool_call.replace(b'"PreToolUse"', b'"PreToolUse","tool_use_id":"toolu_%d"' % index)
-        samples["pretooluse"].append(timed_process([*hook, "pretooluse", "--timeout", "60"], env, call))
-        for event in ("user-prompt-submit", "stop", "session-start"):
-            samples[event].append(timed_process([*hook, event], env, payload))
+        samples["pretooluse"].append(timed_process([*lean, "pretooluse", "--timeout", "60"], env, call))
+        for event in ("user-prompt-submit", "stop"):
+            samples[event].append(timed_process([*lean, event], env, payload))
+        samples["session-start"].append(timed_process([*lean, "session-start"], env, payload))
     samples["mcp-start"] = [mcp_start(env) for _ in range(count)]
     return {name: statistics.median(values) for name, values in samples.items()}
 

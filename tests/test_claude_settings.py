@@ -36,7 +36,8 @@ def repowire(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Comp
 
 def ours(settings: dict, event: str = "PreToolUse") -> list[dict]:
     return [h for g in settings.get("hooks", {}).get(event, []) for h in g["hooks"]
-            if " hook " in h["command"] and "repowire" in h["command"] or "hub.cli.main" in h["command"]]
+            if " hook " in h["command"] and ("repowire" in h["command"] or "hub.cli.main" in h["command"]
+                                             or "hub/cli/entry.py" in h["command"])]
 
 
 SESSION_EVENTS = {"SessionStart": "session-start", "UserPromptSubmit": "user-prompt-submit", "Stop": "stop",

@@ -25,11 +25,8 @@ import os
 import sys
 import threading
 import time
-import uuid
 
-import orjson
-
-from transports import hub_http
+from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub, find_token
 from transports.session_files import SessionFile
 
@@ -40,7 +37,7 @@ EXIT_ALLOW, EXIT_DENY = 0, 2
 
 
 def hook_output(decision: str, reason: str) -> bytes:
-    return orjson.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
+    return lean_json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
                                                 "permissionDecisionReason": reason}})
 
 
@@ -56,8 +53,8 @@ def session_address(session: SessionFile) -> HubAddress | None:
 def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None = None) -> tuple[str, str]:
     """(decision, reason) for one PreToolUse payload; `deny` with the reason on any failure."""
     try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        event = lean_json.loads(payload)
+    except lean_json.JSONDecodeError:
         return "deny", "repowire: the hook input is not JSON"
     if not isinstance(event, dict) or not isinstance(event.get("tool_name"), str) or not event["tool_name"]:
         return "deny", "repowire: the hook input has no tool_name"
@@ -74,7 +71,7 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     if not token:
         return "deny", "repowire: no hub token (set REPOWIRE_TOKEN or run `repowire serve` once)"
     request = {"tool_name": event["tool_name"], "tool_input": tool_input,
-               "tool_use_id": str(event.get("tool_use_id") or uuid.uuid4().hex),
+               "tool_use_id": str(event.get("tool_use_id") or os.urandom(16).hex()),
                "session_id": str(event.get("session_id") or ""), "hook_timeout_s": timeout_s}
     if isinstance(event.get("cwd"), str):
         request["cwd"] = event["cwd"]
@@ -86,8 +83,8 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     except OSError as exc:
         return "deny", f"repowire: the hub at {address.uds or address.http_url} did not answer ({exc.__class__.__name__})"
     try:
-        answer = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        answer = lean_json.loads(body)
+    except lean_json.JSONDecodeError:
         return "deny", f"repowire: the hub answered {status} without JSON"
     if status != 200:
         error = answer.get("error", {}) if isinstance(answer, dict) else {}

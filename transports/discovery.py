@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT, HUB_FILE, TOKEN_ENV, TOKEN_FILE, URL_ENV, home_dir
+from transports import lean_json
 
 
-@dataclass(frozen=True, slots=True)
 class HubAddress:
-    http_url: str            # base URL, e.g. http://127.0.0.1:8377 (also the Host for the socket)
-    uds: str | None = None   # the hub's Unix socket, preferred when it exists
+    """Where the hub is: its base URL (e.g. http://127.0.0.1:8377, also the Host for the socket)
+    and its Unix socket, preferred when it exists. A plain class, not a dataclass: the hooks
+    import this on every run, and `dataclasses` costs more to import than the rest of them."""
+    __slots__ = ("http_url", "uds")
+
+    def __init__(self, http_url: str, uds: str | None = None):
+        self.http_url = http_url
+        self.uds = uds
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HubAddress) and (self.http_url, self.uds) == (other.http_url, other.uds)
+
+    def __hash__(self) -> int:
+        return hash((self.http_url, self.uds))
+
+    def __repr__(self) -> str:
+        return f"HubAddress({self.http_url!r}, uds={self.uds!r})"
 
     @property
     def ws_url(self) -> str:
@@ -27,7 +39,7 @@ def find_hub(home: str | Path | None = None) -> HubAddress:
         return HubAddress(explicit.rstrip("/"))
     info_path = home_dir(home) / HUB_FILE
     try:
-        info = orjson.loads(info_path.read_bytes())
+        info = lean_json.loads(info_path.read_bytes())
         uds = info.get("uds")
         return HubAddress(info["url"], uds if uds and Path(uds).exists() else None)
     except (OSError, ValueError, KeyError, TypeError):

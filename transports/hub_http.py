@@ -10,8 +10,7 @@ import importlib
 import socket
 from urllib.parse import urlsplit
 
-import orjson
-
+from transports import lean_json
 from transports.discovery import HubAddress
 
 MAX_HEAD = 64 * 1024
@@ -26,7 +25,7 @@ def request(address: HubAddress, token: str, method: str, path: str, body: objec
             timeout: float) -> tuple[int, bytes]:
     """(status, body bytes); raises OSError (HubHttpError included) when the hub does not answer."""
     url = urlsplit(address.http_url)
-    payload = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
+    payload = b"" if body is None else body if isinstance(body, bytes) else lean_json.dumps(body)
     head = [f"{method} {url.path.rstrip('/') + path} HTTP/1.1", f"Host: {url.netloc}",
             f"Authorization: Bearer {token}", "Connection: close", "Accept: application/json"]
     if body is not None:

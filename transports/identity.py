@@ -18,17 +18,14 @@ A client picks its credential in this order:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import psutil
-
 from schemas.local import TOKEN_ENV, TOKEN_FILE, home_dir
 from schemas.names import AGENT_COMMANDS
+from transports.processes import MAX_ANCESTORS, Process, ProcessGone, process
 from transports.session_files import SessionFile
 
-MAX_ANCESTORS = 64
 
 
 class Acting(str, Enum):
@@ -42,48 +39,48 @@ class NotOnHub(Exception):
     """This process runs inside an agent session that has no credential on the hub."""
 
 
-def is_agent(process: psutil.Process) -> bool:
+def is_agent(found: Process) -> bool:
     try:
-        names = [process.name(), *(os.path.basename(a) for a in process.cmdline()[:2])]
-    except (psutil.Error, OSError):
+        names = [found.name(), *(os.path.basename(a) for a in found.cmdline()[:2])]
+    except ProcessGone:
         return False
     return any(name in AGENT_COMMANDS for name in names)
 
 
-def ancestors(pid: int | None = None) -> list[psutil.Process]:
+def ancestors(pid: int | None = None) -> list[Process]:
     """This process's parent and its parents, nearest first."""
     try:
-        start = psutil.Process(pid if pid is not None else os.getppid())
+        start = process(pid if pid is not None else os.getppid())
         return [start, *start.parents()[:MAX_ANCESTORS - 1]]
-    except (psutil.Error, OSError):
+    except ProcessGone:
         return []
 
 
-def started_at(process: psutil.Process) -> float:
+def started_at(found: Process) -> float:
     """When the process started: with its pid, tells it apart from a later one that reuses the pid."""
     try:
-        return round(process.create_time(), 2)
-    except (psutil.Error, OSError):
+        return round(found.create_time(), 2)
+    except ProcessGone:
         return 0.0
 
 
-@dataclass(frozen=True, slots=True)
 class Credential:
-    token: str | None
-    acting: Acting
-    session: SessionFile | None = None
+    __slots__ = ("token", "acting", "session")
+
+    def __init__(self, token: str | None, acting: Acting, session: SessionFile | None = None):
+        self.token, self.acting, self.session = token, acting, session
 
 
 def session_of_process(home: str | Path | None, pid: int | None = None) -> tuple[SessionFile | None, int | None]:
     """(the session file of the nearest ancestor that has one, the pid of the nearest agent
     ancestor): the agent session a process runs in, as far as the process tree tells."""
     agent_pid = None
-    for process in ancestors(pid):
-        found = SessionFile.of_agent(home, process.pid)
-        if found.token and found.data.get("agent_started") == started_at(process):
-            return found, process.pid
-        if agent_pid is None and is_agent(process):
-            agent_pid = process.pid
+    for ancestor in ancestors(pid):
+        found = SessionFile.of_agent(home, ancestor.pid)
+        if found.token and found.data.get("agent_started") == started_at(ancestor):
+            return found, ancestor.pid
+        if agent_pid is None and is_agent(ancestor):
+            agent_pid = ancestor.pid
     return None, agent_pid
 
 

@@ -19,11 +19,9 @@ import os
 from typing import Callable
 from urllib.parse import quote, urlencode
 
-import orjson
-
 from hub import __version__
 from schemas.local import TOKEN_ENV
-from transports import hub_http
+from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub
 from transports.identity import session_of_process
 from transports.mcp_stdio import StdioServer, Tool, ToolFailed
@@ -80,8 +78,8 @@ class HubTools:
         except OSError as exc:
             raise ToolFailed(f"the hub at {self.address.http_url} did not answer ({exc.__class__.__name__})") from None
         try:
-            data = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
+            data = lean_json.loads(raw) if raw else {}
+        except lean_json.JSONDecodeError:
             raise ToolFailed(f"the hub answered {status} without JSON") from None
         if status >= 300:
             error = data.get("error", {}) if isinstance(data, dict) else {}

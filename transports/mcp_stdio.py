@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-import orjson
+from transports import lean_json
 
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")   # newest first
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
@@ -62,8 +62,8 @@ class StdioServer:
 
     def _handle(self, line: bytes, workers: ThreadPoolExecutor) -> None:
         try:
-            message = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            message = lean_json.loads(line)
+        except lean_json.JSONDecodeError:
             self._send({"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": "not JSON"}})
             return
         if not isinstance(message, dict) or not isinstance(message.get("method"), str):
@@ -100,7 +100,7 @@ class StdioServer:
             if not isinstance(arguments, dict):
                 raise ToolFailed("the arguments are not an object")
             output = tool.run(arguments)
-            self._result(request_id, {"content": [{"type": "text", "text": orjson.dumps(output).decode()}],
+            self._result(request_id, {"content": [{"type": "text", "text": lean_json.dumps(output).decode()}],
                                       "isError": False})
         except ToolFailed as exc:
             self._result(request_id, {"content": [{"type": "text", "text": str(exc)}], "isError": True})
@@ -115,7 +115,7 @@ class StdioServer:
         self._send({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
     def _send(self, message: dict) -> None:
-        data = orjson.dumps(message) + b"\n"
+        data = lean_json.dumps(message) + b"\n"
         with self._write_lock:
             self.stdout.write(data)
             self.stdout.flush()

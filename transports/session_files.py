@@ -4,7 +4,7 @@ The SessionStart hook writes `$REPOWIRE_HOME/sessions/<agent pid>.json` and a co
 the agent's session id, `id-<session id>.json`, both mode 0600 in a 0700 folder: the peer, the
 hub it joined, and the session's credential. The later hooks find it by the session id of
 their payload; the CLI and the MCP server by their agent process (transports.identity). Only
-the standard library and orjson: the PreToolUse hook reads these on every tool call.
+the standard library (transports.lean_json): the PreToolUse hook reads these on every tool call.
 """
 
 from __future__ import annotations
@@ -12,27 +12,28 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from schemas.local import home_dir
+from transports import lean_json
 
 SESSIONS_DIR = "sessions"
 _SESSION_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-@dataclass(slots=True)
 class SessionFile:
-    """What one agent session is on the hub, as its SessionStart hook wrote it."""
-    path: Path
-    data: dict
+    """What one agent session is on the hub, as its SessionStart hook wrote it (a plain class:
+    `dataclasses` costs a hook more to import than its work)."""
+    __slots__ = ("path", "data")
+
+    def __init__(self, path: Path, data: dict):
+        self.path = path
+        self.data = data
 
     @classmethod
     def load(cls, path: Path) -> "SessionFile":
         try:
-            data = orjson.loads(path.read_bytes())
+            data = lean_json.loads(path.read_bytes())
         except (OSError, ValueError):
             data = {}
         return cls(path, data if isinstance(data, dict) else {})
@@ -59,7 +60,7 @@ class SessionFile:
         return f"{self.data.get('name', '?')}@{self.data.get('circle', '?')}"
 
     def save(self) -> None:
-        write_private(self.path, orjson.dumps(self.data))
+        write_private(self.path, lean_json.dumps(self.data))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -29,9 +29,10 @@ from transports.claude_hook import LOCAL_MARGIN_S
 from transports.discovery import find_hub
 
 EVENT = "PreToolUse"
-OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main)['\"]?\s+hook\s+"
+OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main|entry\.py)['\"]?\s+hook\s+"
                          f"(pretooluse|{'|'.join(SESSION_HOOK_EVENTS.values())})" + r"(\s|$)")
 SESSION_HOOKS = tuple(SESSION_HOOK_EVENTS)
+ENTRY = Path(__file__).resolve().with_name("entry.py")   # the console script's module, run as a file by the hooks
 # the timeout an agent gives each session hook; the hooks' own deadlines are shorter (8 s, 3 s)
 START_TIMEOUT_S, EVENT_TIMEOUT_S = 15, 10
 CODEX_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")   # what Codex offers of these
@@ -83,14 +84,20 @@ def program() -> str:
     return " ".join(shlex.quote(part) for part in program_argv())
 
 
+def hook_program() -> str:
+    """The hooks need only the standard library and this project, so they run as
+    `<python> -S <hub/cli/entry.py>`: no `site`, half the start-up (hub.cli.entry)."""
+    return " ".join(shlex.quote(part) for part in (sys.executable, "-S", str(ENTRY)))
+
+
 def hook_command(timeout_s: int) -> str:
-    return f"{program()} hook pretooluse --timeout {timeout_s}"
+    return f"{hook_program()} hook pretooluse --timeout {timeout_s}"
 
 
 def session_entries(agent: str) -> dict[str, dict]:
     """Our session-hook entry for each event the agent offers."""
     events = CODEX_EVENTS if agent == "codex" else SESSION_HOOKS
-    return {event: {"type": "command", "command": f"{program()} hook {SESSION_HOOK_EVENTS[event]} --agent {agent}",
+    return {event: {"type": "command", "command": f"{hook_program()} hook {SESSION_HOOK_EVENTS[event]} --agent {agent}",
                     "timeout": START_TIMEOUT_S if event == "SessionStart" else EVENT_TIMEOUT_S} for event in events}
 
 

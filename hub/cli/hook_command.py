@@ -3,7 +3,7 @@ so this imports only the hooks' small modules)."""
 
 from __future__ import annotations
 
-from transports import session_hooks
+from transports import session_hooks, session_start
 from transports.claude_hook import run
 
 
@@ -12,6 +12,9 @@ def pretooluse(args) -> int:
 
 
 def session_event(args) -> int:
-    """session-start, user-prompt-submit, stop, notification, session-end (transports.session_hooks)."""
+    """session-start (transports.session_start); user-prompt-submit, stop, notification,
+    session-end (transports.session_hooks)."""
+    if args.action == "session-start":
+        return session_start.run(backend=args.agent, home=args.home)
     return session_hooks.run(args.action, backend=args.agent, home=args.home)
 
