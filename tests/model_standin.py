@@ -1,8 +1,9 @@
-"""A local stand-in for the model API, so the real Claude Code CLI runs here (the model service
-cannot be reached): the one stand-in the suite allows.
+"""A local stand-in for the model API, so the real Claude Code and Codex CLIs run here (the model
+services cannot be reached): the one stand-in the suite allows.
 
-It speaks the Anthropic Messages API as Claude Code uses it (`POST /v1/messages`, streamed as
-server-sent events) and answers each turn of the agent loop from a script: a list of `Turn`s,
+It speaks the Anthropic Messages API as Claude Code uses it (`POST /v1/messages`) and the
+OpenAI Responses API as Codex uses it (`POST /v1/responses`), both streamed as server-sent
+events, and answers each turn of the agent loop from a script: a list of `Turn`s,
 each a text and/or tool calls (or a function that makes one from what the agent has shown
 the model so far), taken in order by the requests that carry tools (the agent's own
 loop). Requests without tools (titles, summaries) get a short text. Every request body is kept,
@@ -90,13 +91,17 @@ class ModelStandIn:
                 for block in content if isinstance(content, list) else []:
                     if isinstance(block, dict) and block.get("type") == "tool_result":
                         seen.setdefault(block.get("tool_use_id", ""), _text_of(block.get("content")))
+            for item in body.get("input", []) if isinstance(body.get("input"), list) else []:
+                if isinstance(item, dict) and item.get("type") == "function_call_output":
+                    seen.setdefault(item.get("call_id", ""), _text_of(item.get("output")))
         return list(seen.values())
 
     def shown_text(self) -> str:
         """Everything the agent loop was shown (system, messages), as one text."""
         with self._lock:
             bodies = list(self.agent_requests)
-        return "\n".join(_text_of(b.get("system")) + "\n" + _text_of(b.get("messages")) for b in bodies)
+        return "\n".join("\n".join(_text_of(b.get(k)) for k in ("system", "messages", "instructions", "input"))
+                         for b in bodies)
 
     def tool_names(self) -> set[str]:
         with self._lock:
@@ -139,6 +144,29 @@ class ModelStandIn:
                    ("message_stop", {"type": "message_stop"})]
         return events
 
+    def _response_events(self, turn: Turn) -> list[tuple[str, dict]]:
+        """The same turn as the Responses API streams it (Codex)."""
+        response_id = f"resp_{next(self._ids)}"
+        items: list[dict] = []
+        if turn.text or not turn.calls:
+            items.append({"type": "message", "role": "assistant", "id": f"msg_{next(self._ids)}",
+                          "content": [{"type": "output_text", "text": turn.text or self.fallback, "annotations": []}]})
+        for call in turn.calls:
+            items.append({"type": "function_call", "id": f"fc_{next(self._ids)}", "call_id": f"call_{next(self._ids)}",
+                          "name": call.name, "arguments": orjson.dumps(call.input).decode()})
+        events: list[tuple[str, dict]] = [("response.created", {"type": "response.created", "response": {
+            "id": response_id, "object": "response", "status": "in_progress", "output": []}})]
+        for index, item in enumerate(items):
+            events += [("response.output_item.added", {"type": "response.output_item.added", "output_index": index,
+                                                       "item": item}),
+                       ("response.output_item.done", {"type": "response.output_item.done", "output_index": index,
+                                                      "item": item})]
+        events.append(("response.completed", {"type": "response.completed", "response": {
+            "id": response_id, "object": "response", "status": "completed", "output": items,
+            "usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}}}))
+        return events
+
     def _message(self, turn: Turn) -> dict:
         content: list[dict] = [{"type": "text", "text": turn.text or self.fallback}] if turn.text or not turn.calls else []
         content += [{"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": c.name, "input": c.input}
@@ -164,7 +192,7 @@ class ModelStandIn:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                self._send(200, b"{}")
+                self._send(200, b'{"data": [], "models": []}')
 
             def do_HEAD(self) -> None:
                 self._send(200, b"")
@@ -179,15 +207,19 @@ class ModelStandIn:
                 if "count_tokens" in self.path:
                     self._send(200, b'{"input_tokens": 10}')
                     return
-                if not self.path.startswith("/v1/messages"):
+                if not self.path.startswith(("/v1/messages", "/v1/responses")):
                     self._send(200, b"{}")
                     return
                 turn = standin._next(body)
-                if not body.get("stream"):
+                if self.path.startswith("/v1/responses"):
+                    events = standin._response_events(turn)
+                elif not body.get("stream"):
                     self._send(200, orjson.dumps(standin._message(turn)))
                     return
+                else:
+                    events = standin._events(turn)
                 stream = b"".join(f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
-                                  for name, data in standin._events(turn))
+                                  for name, data in events)
                 self._send(200, stream, "text/event-stream")
 
         return Handler
@@ -199,5 +231,5 @@ def _text_of(value: object) -> str:
     if isinstance(value, list):
         return "\n".join(_text_of(v) for v in value)
     if isinstance(value, dict):
-        return "\n".join(_text_of(v) for k, v in value.items() if k in ("text", "content", "input"))
+        return "\n".join(_text_of(v) for k, v in value.items() if k in ("text", "content", "input", "output"))
     return ""

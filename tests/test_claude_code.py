@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from tests.claude_code import ClaudeCode, claude_binary
+from tests.agent_clis import ClaudeCode, claude_binary
 from tests.model_standin import ModelStandIn, Turn, bash, say
 from tests.model_standin import run as run_tool
 from tests.support import wait_until
@@ -210,3 +210,31 @@ def test_in_a_tmux_pane_deliveries_are_submitted_seen_by_the_model_and_the_typed
     closed = hub.get(f"/asks/{asked['correlation_id']}").json()
     assert (closed["result"]["text"], closed["to"]["name"]) == ("port 8080", "proj-claude")
     assert f"[ask {asked['correlation_id']} from alice] «which port?» — reply: repowire ack" in model.shown_text()
+
+
+def test_the_agent_asks_and_waits_from_its_shell_as_the_session_context_says(hub, tmp_path, project):
+    """The context's third instruction, `repowire ask NAME "question" --wait`, run as written, to
+    alice, another agent's live session (no pane: she reads her inbox)."""
+    alice = hub.post("/sessions", {"backend": "other", "cwd": "/work/alice", "agent_pid": 1,
+                                   "name": "alice"}).json()["session_token"]
+    assert repowire(hub, "policy", "add", "allow", "--tool", "Bash", "--peer", "proj-claude").returncode == 0
+    with ModelStandIn([bash('repowire ask alice "which branch?" --wait'), say("done")]) as model:
+        claude = user_of(hub, tmp_path, model)
+        agent = claude.start_print_mode("ask alice", project)
+        try:
+            pending: list[dict] = []
+
+            def asked() -> bool:
+                pending[:] = hub.get("/asks/pending", params={"peer": "alice", "direction": "inbound"},
+                                     token=alice).json()["asks"]
+                return bool(pending)
+
+            wait_until(asked, 30, "the agent's ask to reach alice")
+            assert pending[0]["from"]["name"] == "proj-claude"
+            assert hub.post("/ack", {"correlation_id": pending[0]["correlation_id"], "text": "main"},
+                            token=alice).status_code == 200
+            assert agent.wait(RUN_S) == 0
+        finally:
+            agent.kill()
+        (waited,) = model.tool_results()
+        assert "main" in waited and "error" not in waited.lower()

@@ -159,7 +159,7 @@ def test_codex_gets_its_hooks_mcp_server_and_feature_flag_and_uninstall_restores
     (start,) = ours(hooks, "SessionStart")
     assert start["command"].endswith(" hook session-start --agent codex")
     config = tomllib.loads((codex / "config.toml").read_text())
-    assert config["features"]["codex_hooks"] is True and config["model"] == "gpt-5-codex"
+    assert config["features"]["hooks"] is True and config["model"] == "gpt-5-codex"
     assert config["mcp_servers"]["docs"] == {"command": "docs-mcp", "args": ["--stdio"]}
     assert config["mcp_servers"]["repowire"]["args"][-1] == "mcp"
     assert "# keep this comment" in (codex / "config.toml").read_text()

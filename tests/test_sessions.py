@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -348,3 +349,33 @@ def test_a_taken_message_is_not_delivered_again_when_the_agent_connects(hub, tmp
     fresh, delivery = asyncio.run(connect())
     assert (delivery["message_id"], delivery["text"]) == (fresh["message_id"], "after connecting")
     assert hub.get(f"/traces/{taken['message_id']}").json()["final"] == "received"
+
+
+def test_the_session_credential_acts_as_its_peer_only_and_dies_with_the_session(hub, tmp_path):
+    """Issue 21: the session's own credential, scoped to its peer and revoked at SessionEnd;
+    the session's questions waiting for a person close as abandoned when it ends."""
+    start = claude_payload("SessionStart", tmp_path)
+    context_of(hook(hub, "session-start", start, agent_pid=os.getpid()))
+    session = orjson.loads((hub.home / "sessions" / f"id-{start['session_id']}.json").read_bytes())
+    assert oct((hub.home / "sessions" / f"id-{start['session_id']}.json").stat().st_mode & 0o777) == "0o600"
+    token = session["token"]
+    me = hub.get("/whoami", token=token).json()
+    assert (me["operator"], me["peer"]["name"]) == (False, f"{tmp_path.name}-claude")
+    assert hub.post("/sessions", {"backend": "claude", "cwd": "/x", "agent_pid": 1}, token=token).status_code == 403
+    waiting = threading.Thread(target=lambda: hub.post("/questions/ask-blocking", {
+        "tool_name": "Bash", "tool_input": {"command": "make deploy"}, "tool_use_id": "toolu_end"}, token=token,
+        timeout=30), daemon=True)
+    waiting.start()
+    wait_until(lambda: hub.get("/questions").json()["questions"], 10, "the session's question")
+    (question,) = hub.get("/questions").json()["questions"]
+    assert question["peer"]["name"] == f"{tmp_path.name}-claude"
+    assert peer(hub, f"{tmp_path.name}-claude")["status"] == "awaiting_input"
+
+    ended = hook(hub, "session-end", claude_payload("SessionEnd", tmp_path, reason="exit"), agent_pid=os.getpid())
+    assert ended.returncode == 0, ended.stderr
+    gone = hub.get("/whoami", token=token)
+    assert (gone.status_code, gone.json()["error"]["code"]) == (401, "unauthorized")
+    record = hub.get(f"/questions/{question['correlation_id']}").json()
+    assert (record["state"], record["reason"]) == ("abandoned", "abandoned: session_ended")
+    assert not (hub.home / "sessions" / f"id-{start['session_id']}.json").exists()
+    waiting.join(30)

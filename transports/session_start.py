@@ -76,8 +76,8 @@ def _context(joined: dict) -> str:
                      '"[ask ID from NAME] «TEXT»"; asks wait for your reply. Only the part in brackets comes '
                      'from the hub: «TEXT» is the sender\'s own words.')
     else:
-        lines.append("No tmux pane carries messages to you, so they wait in your inbox; new ones are shown to you "
-                     "when you stop.")
+        lines.append("No tmux pane carries messages to you, so they wait in your inbox: read them with the repowire "
+                     "MCP tools inbox and wait_for_message, and new ones are shown to you when you stop.")
     online = joined.get("online") or []
     if online:
         listed = ", ".join(f"{p['name']}@{p['circle']} ({p['role']}, {p['status']})" for p in online[:MAX_ONLINE_LISTED])

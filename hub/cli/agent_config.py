@@ -5,8 +5,9 @@
   with `--project`, under `mcpServers.repowire`.
 - Codex: hooks in `~/.codex/hooks.json` (`$CODEX_HOME`, or `.codex/` in the project), the
   same shape as Claude Code's; in `config.toml` the MCP server `[mcp_servers.repowire]` and
-  the feature flag hooks need, `[features] codex_hooks = true`, marked with a comment when we
-  add it so that uninstall removes only what install added. `config.toml` is edited with
+  the hooks feature flag, `[features] hooks = true` (its older name `codex_hooks` counts too),
+  marked with a comment when we add it so that uninstall removes only what install added.
+  Codex runs a new or changed hook only once the user has trusted it (its `/hooks` screen). `config.toml` is edited with
   tomlkit, which keeps the user's comments, order and formatting.
 
 Ours is recognised by what it runs (`<repowire> mcp`), never by position.
@@ -128,6 +129,9 @@ def save_toml(path: Path, doc: tomlkit.TOMLDocument) -> Path | None:
     return backup
 
 
+HOOKS_FLAGS = ("hooks", "codex_hooks")   # Codex's feature flag for hooks, and its older name
+
+
 def add_codex_config(doc: tomlkit.TOMLDocument, argv: list[str]) -> bool:
     """Our MCP server and, if absent, the hooks feature flag (marked as ours). True if changed."""
     changed = False
@@ -135,10 +139,10 @@ def add_codex_config(doc: tomlkit.TOMLDocument, argv: list[str]) -> bool:
     if features is None:
         features = tomlkit.table()
         doc["features"] = features
-    if "codex_hooks" not in features:
+    if not any(name in features for name in HOOKS_FLAGS):
         flag = tomlkit.item(True)
         flag.comment(OUR_MARK)
-        features["codex_hooks"] = flag
+        features[HOOKS_FLAGS[0]] = flag
         changed = True
     servers = doc.get("mcp_servers")
     if servers is None:
@@ -167,10 +171,11 @@ def remove_codex_config(doc: tomlkit.TOMLDocument) -> bool:
             del doc["mcp_servers"]
         changed = True
     features = doc.get("features")
-    flag = features.item("codex_hooks") if features is not None and "codex_hooks" in features else None
-    if flag is not None and OUR_MARK in (flag.trivia.comment or ""):
-        del features["codex_hooks"]
-        if not features:
-            del doc["features"]
-        changed = True
+    for name in HOOKS_FLAGS:
+        flag = features.item(name) if features is not None and name in features else None
+        if flag is not None and OUR_MARK in (flag.trivia.comment or ""):
+            del features[name]
+            changed = True
+    if features is not None and not features:
+        del doc["features"]
     return changed

@@ -83,10 +83,12 @@ def install(args) -> int:
             doc = agent_config.load_toml(config)
             if agent_config.add_codex_config(doc, argv):
                 backup = agent_config.save_toml(config, doc)
-                print(f"installed the MCP server `repowire` and the codex_hooks feature in {config}"
+                print(f"installed the MCP server `repowire` and the hooks feature in {config}"
                       f"{_saved(backup)}")
             else:
                 print(f"already installed in {config}")
+            print("Codex runs new hooks only once you trust them: start codex and open /hooks to review and trust "
+                  "the repowire hooks.")
     return EXIT_OK
 
 

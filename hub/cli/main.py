@@ -394,8 +394,9 @@ def _approval_parsers(sub) -> None:
 
     sub.add_parser("mcp", help="run the MCP server (stdio) that gives an agent tools to talk to its peers",
                    description="An MCP server on stdio for Claude Code or Codex (`repowire hooks install` adds it): "
-                               "tools whoami, list_peers, notify, ask, wait_for_reply, ack, answer, pending_asks, "
-                               "acting as the agent's own peer.")
+                               "tools whoami, list_peers, notify, ask, wait_for_reply, ack, answer, inbox, "
+                               "wait_for_message, pending_asks, acting as the agent's own peer (its session's "
+                               "credential, or REPOWIRE_TOKEN).")
 
     hooks = sub.add_parser("hooks", help="install or remove the repowire hooks and MCP server for Claude Code or Codex")
     hooks_sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -406,7 +407,7 @@ def _approval_parsers(sub) -> None:
             f"{text[0].upper()}{text[1:]}. Claude Code: the PreToolUse approval hook and the session hooks "
             "(SessionStart, UserPromptSubmit, Stop, Notification, SessionEnd) in ~/.claude/settings.json, the MCP "
             "server in ~/.claude.json. Codex: the session hooks in ~/.codex/hooks.json, the MCP server and "
-            "`features.codex_hooks` in ~/.codex/config.toml."))
+            "`features.hooks` in ~/.codex/config.toml (trust the hooks in Codex's /hooks screen)."))
         h.add_argument("--agent", choices=("claude", "codex", "all"), default="claude",
                        help="which agent's configuration (default claude)")
         h.add_argument("--project", action="store_true",
