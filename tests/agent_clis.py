@@ -121,3 +121,11 @@ class Codex:
         return subprocess.run([installed(CODEX), "exec", "--dangerously-bypass-hook-trust", "--skip-git-repo-check",
                                prompt], cwd=cwd, env=self.env(), capture_output=True, text=True,
                               timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+    def trust(self, project: Path) -> None:
+        """What the first interactive start in a folder asks once: whether to trust it."""
+        with open(self.codex_home / "config.toml", "a") as config:
+            config.write(f'\n[projects."{project}"]\ntrust_level = "trusted"\n')
+
+    def interactive_argv(self) -> list[str]:
+        return [installed(CODEX), "--dangerously-bypass-hook-trust"]

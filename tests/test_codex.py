@@ -11,6 +11,7 @@ import re
 
 from tests.agent_clis import Codex
 from tests.model_standin import ModelStandIn, Turn, run, say
+from tests.support import wait_until
 from tests.test_claude_code import repowire
 
 ASK_HINT = re.compile(r'repowire ack ([0-9a-f]{32}) "<answer>"')
@@ -55,3 +56,33 @@ def test_codex_joins_notifies_as_itself_and_replies_with_the_hint_as_written(hub
         assert f"[ask {cid} from alice] «which port?»" in model.shown_text()
     closed = hub.get(f"/asks/{cid}").json()
     assert (closed["state"], closed["result"]["text"], closed["to"]["name"]) == ("replied", "port 8080", "proj-codex")
+
+
+def test_in_a_tmux_pane_codex_gets_a_delivery_submitted_and_the_model_is_sent_it(pane_hub, tmux, tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    alice = repowire(pane_hub, "peers", "add", "alice", "--circle", "proj").stdout.strip()
+    with ModelStandIn([say("ready"), say("noted")]) as model:
+        codex = Codex(tmp_path / "user", pane_hub.home, model)
+        codex.install_hooks()
+        codex.trust(project)
+        env = {k: v for k, v in codex.env().items()
+               if k in ("HOME", "PATH", "REPOWIRE_HOME", "CODEX_HOME", "STANDIN_KEY")}
+        tmux.new_session(session_name="proj", window_command=" ".join(codex.interactive_argv()),
+                         start_directory=str(project), environment=env, detach=True, x=160, y=50)
+        # Codex starts its session (and runs SessionStart) with the person's first prompt
+        wait_until(lambda: "Ask Codex" in "\n".join(tmux.cmd("capture-pane", "-p", "-t", "proj").stdout), 30,
+                   "Codex's prompt")
+        # (typed as a person would, a word and then Enter; Codex takes keys that come fast as a paste, and
+        # an Enter inside a paste as a new line, so the Enter waits until the word shows)
+        pane_id = tmux.cmd("display-message", "-p", "-t", "proj", "#{pane_id}").stdout[0]
+        tmux.cmd("send-keys", "-t", pane_id, "-l", "hello")
+        wait_until(lambda: "› hello" in "\n".join(tmux.cmd("capture-pane", "-p", "-t", pane_id).stdout), 10, "hello")
+        wait_until(lambda: tmux.cmd("send-keys", "-t", pane_id, "Enter") and model.requests, 10, "the first prompt sent")
+        wait_until(lambda: pane_hub.peers().get("proj-codex", {}).get("status") in ("online", "busy"), 30,
+                   "the Codex session in its pane to join")
+        assert pane_hub.peers()["proj-codex"]["pane"] is not None
+        sent = pane_hub.post("/messages", {"to": "proj-codex@proj", "text": "please check the build"}, token=alice)
+        wait_until(lambda: "[notify from alice] «please check the build»" in model.shown_text(), 30,
+                   "the model to be sent the delivery")
+        assert pane_hub.get(f"/traces/{sent.json()['message_id']}").json()["final"] == "injected"
