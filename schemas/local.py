@@ -8,7 +8,6 @@ Order: `REPOWIRE_URL` if set; else the address the running hub wrote to `$REPOWI
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 HOME_ENV = "REPOWIRE_HOME"
 URL_ENV = "REPOWIRE_URL"
@@ -20,5 +19,8 @@ TOKEN_FILE = "hub.token"
 ACT_AS_HEADER = "X-Repowire-Peer"   # with the hub token: act as this peer (name, name@circle or id)
 
 
-def home_dir(explicit: str | Path | None = None) -> Path:
-    return Path(explicit or os.environ.get(HOME_ENV) or Path.home() / ".repowire").expanduser()
+def home_folder(explicit: str | os.PathLike | None = None) -> str:
+    """`explicit`, else `$REPOWIRE_HOME`, else `~/.repowire`, as a path string (os.path, not
+    pathlib: the agent hooks read it on every run, and pathlib costs them more to import)."""
+    chosen = explicit or os.environ.get(HOME_ENV) or os.path.join("~", ".repowire")
+    return os.path.expanduser(os.fspath(chosen))

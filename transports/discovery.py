@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from schemas.local import DEFAULT_HOST, DEFAULT_PORT, HUB_FILE, TOKEN_ENV, TOKEN_FILE, URL_ENV, home_dir
+from schemas.local import DEFAULT_HOST, DEFAULT_PORT, HUB_FILE, TOKEN_ENV, TOKEN_FILE, URL_ENV, home_folder
 from transports import lean_json
 
 
@@ -33,25 +32,26 @@ class HubAddress:
         return self.http_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + "/ws"
 
 
-def find_hub(home: str | Path | None = None) -> HubAddress:
+def find_hub(home: str | os.PathLike | None = None) -> HubAddress:
     explicit = os.environ.get(URL_ENV)
     if explicit:
         return HubAddress(explicit.rstrip("/"))
-    info_path = home_dir(home) / HUB_FILE
     try:
-        info = lean_json.loads(info_path.read_bytes())
+        with open(os.path.join(home_folder(home), HUB_FILE), "rb") as file:
+            info = lean_json.loads(file.read())
         uds = info.get("uds")
-        return HubAddress(info["url"], uds if uds and Path(uds).exists() else None)
+        return HubAddress(info["url"], uds if uds and os.path.exists(uds) else None)
     except (OSError, ValueError, KeyError, TypeError):
         return HubAddress(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
 
 
-def find_token(home: str | Path | None = None) -> str | None:
+def find_token(home: str | os.PathLike | None = None) -> str | None:
     """`REPOWIRE_TOKEN` (a peer token or the hub token), else the hub token file."""
     token = os.environ.get(TOKEN_ENV)
     if token:
         return token.strip()
     try:
-        return (home_dir(home) / TOKEN_FILE).read_text().strip() or None
+        with open(os.path.join(home_folder(home), TOKEN_FILE), encoding="utf-8") as file:
+            return file.read().strip() or None
     except OSError:
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import socket
-from urllib.parse import urlsplit
 
 from transports import lean_json
 from transports.discovery import HubAddress
@@ -24,15 +23,30 @@ class HubHttpError(OSError):
 def request(address: HubAddress, token: str, method: str, path: str, body: object = None, *,
             timeout: float) -> tuple[int, bytes]:
     """(status, body bytes); raises OSError (HubHttpError included) when the hub does not answer."""
-    url = urlsplit(address.http_url)
+    scheme, netloc, host, port, base = split_url(address.http_url)
     payload = b"" if body is None else body if isinstance(body, bytes) else lean_json.dumps(body)
-    head = [f"{method} {url.path.rstrip('/') + path} HTTP/1.1", f"Host: {url.netloc}",
+    head = [f"{method} {base.rstrip('/') + path} HTTP/1.1", f"Host: {netloc}",
             f"Authorization: Bearer {token}", "Connection: close", "Accept: application/json"]
     if body is not None:
         head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    with _connect(address, url.scheme, url.hostname or "", url.port, timeout) as sock:
+    with _connect(address, scheme, host, port, timeout) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
         return _read_response(sock)
+
+
+def split_url(url: str) -> tuple[str, str, str, int | None, str]:
+    """(scheme, host:port, host, port, path) of the hub's base URL, e.g. http://127.0.0.1:8377
+    or http://[::1]:8377/hub (urllib.parse costs a hook more to import than this)."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    host, port = netloc, None
+    if netloc.startswith("["):                       # [IPv6]:port
+        host, _, after = netloc[1:].partition("]")
+        port = int(after[1:]) if after.startswith(":") and after[1:].isdigit() else None
+    elif netloc.count(":") == 1:
+        name, _, number = netloc.partition(":")
+        host, port = name, int(number) if number.isdigit() else None
+    return scheme.lower(), netloc, host, port, slash + path
 
 
 def _connect(address: HubAddress, scheme: str, host: str, port: int | None, timeout: float) -> socket.socket:

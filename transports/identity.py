@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from pathlib import Path
 
-from schemas.local import TOKEN_ENV, TOKEN_FILE, home_dir
+from schemas.local import TOKEN_ENV, TOKEN_FILE, home_folder
 from schemas.names import AGENT_COMMANDS
 from transports.processes import MAX_ANCESTORS, Process, ProcessGone, process
 from transports.session_files import SessionFile
@@ -71,7 +70,7 @@ class Credential:
         self.token, self.acting, self.session = token, acting, session
 
 
-def session_of_process(home: str | Path | None, pid: int | None = None) -> tuple[SessionFile | None, int | None]:
+def session_of_process(home: str | None, pid: int | None = None) -> tuple[SessionFile | None, int | None]:
     """(the session file of the nearest ancestor that has one, the pid of the nearest agent
     ancestor): the agent session a process runs in, as far as the process tree tells."""
     agent_pid = None
@@ -84,14 +83,15 @@ def session_of_process(home: str | Path | None, pid: int | None = None) -> tuple
     return None, agent_pid
 
 
-def hub_token(home: str | Path | None) -> str | None:
+def hub_token(home: str | None) -> str | None:
     try:
-        return (home_dir(home) / TOKEN_FILE).read_text().strip() or None
+        with open(os.path.join(home_folder(home), TOKEN_FILE), encoding="utf-8") as file:
+            return file.read().strip() or None
     except OSError:
         return None
 
 
-def resolve(home: str | Path | None = None, env: dict | None = None) -> Credential:
+def resolve(home: str | None = None, env: dict | None = None) -> Credential:
     """The credential a command acts with, by the rule in this module's docstring."""
     env = os.environ if env is None else env
     explicit = (env.get(TOKEN_ENV) or "").strip()

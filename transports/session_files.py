@@ -10,15 +10,13 @@ the standard library (transports.lean_json): the PreToolUse hook reads these on 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-from pathlib import Path
 
-from schemas.local import home_dir
+from schemas.local import home_folder
 from transports import lean_json
 
 SESSIONS_DIR = "sessions"
-_SESSION_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_SESSION_ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
 class SessionFile:
@@ -26,24 +24,25 @@ class SessionFile:
     `dataclasses` costs a hook more to import than its work)."""
     __slots__ = ("path", "data")
 
-    def __init__(self, path: Path, data: dict):
+    def __init__(self, path: str, data: dict):
         self.path = path
         self.data = data
 
     @classmethod
-    def load(cls, path: Path) -> "SessionFile":
+    def load(cls, path: str) -> "SessionFile":
         try:
-            data = lean_json.loads(path.read_bytes())
+            with open(path, "rb") as file:
+                data = lean_json.loads(file.read())
         except (OSError, ValueError):
             data = {}
         return cls(path, data if isinstance(data, dict) else {})
 
     @classmethod
-    def of_agent(cls, home: str | Path | None, agent_pid: int) -> "SessionFile":
-        return cls.load(home_dir(home) / SESSIONS_DIR / f"{agent_pid}.json")
+    def of_agent(cls, home: str | None, agent_pid: int) -> "SessionFile":
+        return cls.load(os.path.join(home_folder(home), SESSIONS_DIR, f"{agent_pid}.json"))
 
     @classmethod
-    def of_session_id(cls, home: str | Path | None, session_id: str) -> "SessionFile":
+    def of_session_id(cls, home: str | None, session_id: str) -> "SessionFile":
         return cls.load(session_id_path(home, session_id))
 
     @property
@@ -63,20 +62,28 @@ class SessionFile:
         write_private(self.path, lean_json.dumps(self.data))
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        remove_file(self.path)
 
 
-def session_id_path(home: str | Path | None, session_id: str) -> Path:
-    safe = _SESSION_ID_UNSAFE.sub("_", session_id)[:200] or "none"
-    return home_dir(home) / SESSIONS_DIR / f"id-{safe}.json"
+def session_id_path(home: str | None, session_id: str) -> str:
+    safe = "".join(c if c in _SESSION_ID_SAFE else "_" for c in session_id[:200]) or "none"
+    return os.path.join(home_folder(home), SESSIONS_DIR, f"id-{safe}.json")
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: str, data: bytes) -> None:
     """Write a file only its owner can read, whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".session-")
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".session-")
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, path)   # mkstemp makes it 0600
+
+
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -26,12 +26,12 @@ import os
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable   # (typing costs a hook more to import)
 
 from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub
 from transports.pane_text import frame_delivery, neutralise
-from transports.session_files import SessionFile, session_id_path
+from transports.session_files import SessionFile, remove_file, session_id_path
 
 AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
 REMIND_INTERVAL_ENV = "REPOWIRE_REMIND_INTERVAL"
@@ -112,7 +112,7 @@ class HookRun:
         """The session ended: its files go (its credential was revoked by the hub)."""
         session.remove()
         if session.data.get("session_id"):
-            session_id_path(self.home, str(session.data["session_id"])).unlink(missing_ok=True)
+            remove_file(session_id_path(self.home, str(session.data["session_id"])))
         if str(session.data.get("agent_pid") or "").isdigit():
             SessionFile.of_agent(self.home, int(session.data["agent_pid"])).remove()
 

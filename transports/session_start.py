@@ -21,7 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
-from schemas.local import HOME_ENV, TOKEN_ENV, home_dir
+from schemas.local import HOME_ENV, TOKEN_ENV, home_folder
 from schemas.names import PANE_ID, tmux_bridge_name
 from transports import lean_json
 from transports.discovery import find_hub, find_token
@@ -59,7 +59,7 @@ def env_file_lines(token: str, home: str | None) -> bytes:
     home, so `repowire …` run by the agent acts as the agent; and the folder of the `repowire`
     that runs this hook first on PATH, so the commands the hub tells the agent to run are
     found as written, whatever the agent's login shell puts on PATH."""
-    lines = [f"export {TOKEN_ENV}={shlex.quote(token)}", f"export {HOME_ENV}={shlex.quote(str(home_dir(home)))}"]
+    lines = [f"export {TOKEN_ENV}={shlex.quote(token)}", f"export {HOME_ENV}={shlex.quote(home_folder(home))}"]
     program = Path(sys.executable).parent / "repowire"
     if os.access(program, os.X_OK):
         lines.append(f'export PATH={shlex.quote(str(program.parent))}:"$PATH"')

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libtmux
 
-from schemas.local import home_dir
+from schemas.local import home_folder
 from transports.bridge import BridgeOrphaned, PaneBridge
 from transports.client import HubRefused
 from transports.discovery import HubAddress, find_hub, find_token
@@ -77,7 +77,7 @@ def bridge(args) -> int:
     server = tmux_server(args.tmux_socket, args.tmux_socket_path)
     pane_bridge = PaneBridge(server, address=address, hub_token=token, watch_interval_s=args.watch_interval,
                              exit_with=args.exit_with)
-    lock_path = home_dir(args.home) / "bridges" / f"{pane_bridge.name}.lock"
+    lock_path = Path(home_folder(args.home)) / "bridges" / f"{pane_bridge.name}.lock"
     if hold_lock(lock_path, LOCK_WAIT_S) is None:
         holder = lock_path.read_text().strip() if lock_path.exists() else "?"
         print(f"repowire bridge: another bridge (pid {holder}) serves this tmux server ({pane_bridge.name}); "

@@ -39,7 +39,7 @@ from hub.core.nodes import LeaseHolder
 from hub.store.bus import NodeBus
 from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
-from schemas.local import TOKEN_FILE, home_dir
+from schemas.local import TOKEN_FILE, home_folder
 from schemas.names import NAME
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def serve_command(args) -> int:
     except ValueError as exc:
         print(f"repowire serve: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(home=home_dir(args.home), limits=limits, host=args.host, port=args.port, uds=args.uds,
+    settings = Settings(home=Path(home_folder(args.home)), limits=limits, host=args.host, port=args.port, uds=args.uds,
                         redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
                         node_lease_s=args.node_lease,
                         heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
