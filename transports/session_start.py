@@ -16,10 +16,8 @@ The other session hooks (transports.session_hooks) need none of the process-tree
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import sys
-from pathlib import Path
 
 from schemas.local import HOME_ENV, TOKEN_ENV, home_folder
 from schemas.names import PANE_ID, tmux_bridge_name
@@ -54,15 +52,20 @@ def agent_process(env: dict) -> tuple[int, list[int]]:
         return pid, []
 
 
+def sh_quoted(text: str) -> str:
+    """One shell word, whatever `text` holds (shlex.quote, without importing shlex and re)."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
 def env_file_lines(token: str, home: str | None) -> bytes:
     """What the session's shell gets through `$CLAUDE_ENV_FILE`: its credential and its hub's
     home, so `repowire …` run by the agent acts as the agent; and the folder of the `repowire`
     that runs this hook first on PATH, so the commands the hub tells the agent to run are
     found as written, whatever the agent's login shell puts on PATH."""
-    lines = [f"export {TOKEN_ENV}={shlex.quote(token)}", f"export {HOME_ENV}={shlex.quote(home_folder(home))}"]
-    program = Path(sys.executable).parent / "repowire"
-    if os.access(program, os.X_OK):
-        lines.append(f'export PATH={shlex.quote(str(program.parent))}:"$PATH"')
+    lines = [f"export {TOKEN_ENV}={sh_quoted(token)}", f"export {HOME_ENV}={sh_quoted(home_folder(home))}"]
+    folder = os.path.dirname(sys.executable)
+    if os.access(os.path.join(folder, "repowire"), os.X_OK):
+        lines.append(f'export PATH={sh_quoted(folder)}:"$PATH"')
     return ("\n".join(lines) + "\n").encode()
 
 
