@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from hub.core.peers import PeerRecord
+from hub.runtime.hub import Sender
 from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
@@ -26,25 +28,27 @@ async def start(request: Request) -> JSON:
     return JSON(joined)
 
 
-async def presence(request: Request) -> JSON:
+def own_peer(request: Request, doing: str) -> tuple[Sender, PeerRecord]:
+    """(the caller, the peer the path names), when the caller is that peer or a person."""
     who = caller(request)
     peer = hub_of(request).find_peer(request.path_params["ref"], who)
-    require_self_or_person(who, peer, "change its presence")
+    require_self_or_person(who, peer, doing)
+    return who, peer
+
+
+async def presence(request: Request) -> JSON:
+    who, peer = own_peer(request, "change its presence")
     body = await read_body(request, PresenceRequest)
     return JSON(await sessions_of(request).presence(who, peer, body.status, body.reason))
 
 
 async def take_inbox(request: Request) -> JSON:
-    who = caller(request)
-    peer = hub_of(request).find_peer(request.path_params["ref"], who)
-    require_self_or_person(who, peer, "take its messages")
+    who, peer = own_peer(request, "take its messages")
     body = await read_body(request, InboxTakeRequest)
     return JSON(await sessions_of(request).take_inbox(who, peer, body.limit))
 
 
 async def wait_inbox(request: Request) -> JSON:
-    who = caller(request)
-    peer = hub_of(request).find_peer(request.path_params["ref"], who)
-    require_self_or_person(who, peer, "take its messages")
+    who, peer = own_peer(request, "take its messages")
     body = await read_body(request, InboxWaitRequest)
     return JSON(await sessions_of(request).wait_inbox(who, peer, body.limit, body.timeout_s))
