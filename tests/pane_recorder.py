@@ -9,7 +9,9 @@ import termios
 import tty
 
 
-def main(record_path: str) -> None:
+def main(record_path: str, swallow_enter: bool = False) -> None:
+    """`swallow_enter`: Enter changes nothing on the screen, like an input box that never
+    submits (the text stays where it was typed)."""
     fd = sys.stdin.fileno()
     tty.setraw(fd)
     os.write(sys.stdout.fileno(), b"\x1b[?2004h")  # ask for bracketed paste, as agent TUIs do
@@ -21,11 +23,12 @@ def main(record_path: str) -> None:
                 if not data:
                     break
                 record.write(data)
-                shown = data.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"").replace(b"\r", b"\r\n")
+                shown = data.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"")
+                shown = shown.replace(b"\r", b"") if swallow_enter else shown.replace(b"\r", b"\r\n")
                 os.write(sys.stdout.fileno(), shown)
         finally:
             termios.tcsetattr(fd, termios.TCSANOW, termios.tcgetattr(fd))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], swallow_enter="--swallow-enter" in sys.argv[2:])

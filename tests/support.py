@@ -261,9 +261,9 @@ async def recv_until(ws: ClientConnection, frame_type: str, timeout: float = 10)
 RECORDER = Path(__file__).with_name("pane_recorder.py")
 
 
-def recorder_command(record: Path) -> str:
+def recorder_command(record: Path, *options: str) -> str:
     """A pane command that records every byte it receives to `record` (see pane_recorder.py)."""
-    return f"{shlex.quote(sys.executable)} {shlex.quote(str(RECORDER))} {shlex.quote(str(record))}"
+    return " ".join(shlex.quote(part) for part in (sys.executable, str(RECORDER), str(record), *options))
 
 
 def screen(tmux, pane_id: str) -> str:

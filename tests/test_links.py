@@ -383,3 +383,17 @@ def test_a_second_bridge_for_the_same_tmux_server_does_not_start(pane_hub, tmux)
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 1
     assert "another bridge" in started.stderr and "serves this tmux server" in started.stderr
+
+
+def test_a_delivery_that_is_never_submitted_is_retried_then_failed_never_injected(pane_hub, tmux, tmp_path):
+    """Issue 21 (c): an input box that keeps the text after Enter. The bridge sends Enter again,
+    at most 3 times, then traces failed(not_submitted)."""
+    record = tmp_path / "received.bin"
+    pane = start_recorder(tmux, record, command=recorder_command(record, "--swallow-enter"))
+    assert link(pane_hub, pane.pane_id, name="stuck").status_code == 201
+    sent = pane_hub.post("/messages", {"to": "stuck@agents", "text": "are you there"}).json()
+    wait_until(lambda: trace(pane_hub, sent["message_id"])["final"] == "failed", 30, "the delivery to fail")
+    stages = trace(pane_hub, sent["message_id"])["stages"]
+    assert "injected" not in [s["stage"] for s in stages]
+    assert stages[-1]["reason"] == "not_submitted"
+    assert record.read_bytes().count(b"\r") == 3   # Enter, and two more tries
