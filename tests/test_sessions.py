@@ -379,3 +379,28 @@ def test_the_session_credential_acts_as_its_peer_only_and_dies_with_the_session(
     assert (record["state"], record["reason"]) == ("abandoned", "abandoned: session_ended")
     assert not (hub.home / "sessions" / f"id-{start['session_id']}.json").exists()
     waiting.join(30)
+
+
+def test_inbox_wait_returns_the_next_message_as_it_is_queued_and_bounds_its_wait(hub, tmp_path):
+    """POST /peers/{ref}/inbox/wait (the MCP tool wait_for_message): it returns with the message
+    once one is queued, long before its timeout; timeout_s at most 60 and limit at most 100
+    (limit and limit+1; the waiter below asks for the full 60 s)."""
+    joined = hub.post("/sessions", {"backend": "claude", "cwd": str(tmp_path), "agent_pid": 1}).json()
+    token, me = joined["session_token"], joined["peer"]["peer_id"]
+    empty = hub.post(f"/peers/{me}/inbox/wait", {"timeout_s": 0}, token=token).json()
+    assert empty == {"deliveries": [], "remaining": 0}
+    for body, status in (({"timeout_s": 60.001}, 422), ({"limit": 100, "timeout_s": 0}, 200),
+                         ({"limit": 101, "timeout_s": 0}, 422), ({"timeout_s": -1}, 422)):
+        got = hub.post(f"/peers/{me}/inbox/wait", body, token=token)
+        assert got.status_code == status, (body, got.text)
+    answers: list = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        hub.post(f"/peers/{me}/inbox/wait", {"timeout_s": 60}, token=token, timeout=70)), daemon=True)
+    waiter.start()
+    wait_until(lambda: waiter.is_alive(), 5, "the waiter")
+    sent = hub.post("/messages", {"to": me, "text": "wake up"}).json()
+    waiter.join(10)   # far less than the 60 s it asked for
+    assert not waiter.is_alive()
+    (delivery,) = answers[0].json()["deliveries"]
+    assert (delivery["text"], delivery["message_id"]) == ("wake up", sent["message_id"])
+    assert hub.get(f"/traces/{sent['message_id']}").json()["final"] == "received"
