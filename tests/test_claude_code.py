@@ -18,6 +18,8 @@ from tests.model_standin import run as run_tool
 from tests.support import wait_until
 
 ASK_HINT = re.compile(r'repowire ack ([0-9a-f]{32}) "<answer>"')
+RUN_S = 60         # a `claude -p` run, at most
+DELIVERIES = 12    # typed into the interactive TUI one after another
 
 
 def repowire(hub, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
@@ -113,7 +115,6 @@ def test_with_its_hub_gone_the_call_is_denied_and_the_reason_names_that_hub(hub,
     assert not (project / "ran.txt").exists()
 
 
-RUN_S = 60
 
 
 def wait_for_question(hub, command: str) -> dict:
@@ -186,7 +187,7 @@ def test_in_a_tmux_pane_deliveries_are_submitted_seen_by_the_model_and_the_typed
     hub = pane_hub
     alice = repowire(hub, "peers", "add", "alice", "--circle", "proj").stdout.strip()
     assert repowire(hub, "policy", "add", "allow", "--tool", "Bash", "--peer", "proj-claude").returncode == 0
-    with ModelStandIn([say("noted"), the_hint_as_written, say("replied")]) as model:
+    with ModelStandIn([*(say("noted") for _ in range(DELIVERIES)), the_hint_as_written, say("replied")]) as model:
         claude = user_of(hub, tmp_path, model)
         claude.trust(project)
         keep = ("HOME", "PATH", "REPOWIRE_HOME", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY",
@@ -198,11 +199,13 @@ def test_in_a_tmux_pane_deliveries_are_submitted_seen_by_the_model_and_the_typed
                    "the session in its pane to join")
         assert hub.peers()["proj-claude"]["pane"] is not None
 
-        sent = hub.post("/messages", {"to": "proj-claude@proj", "text": "please check the build"}, token=alice)
-        wait_until(lambda: "[notify from alice] «please check the build»" in model.shown_text(), 30,
-                   "the model to be sent the delivery")
-        trace = hub.get(f"/traces/{sent.json()['message_id']}").json()
-        assert trace["final"] == "injected"
+        # one after another, as a person would send them (the issue saw 5 of 24 left unsubmitted)
+        for number in range(DELIVERIES):
+            text = f"please check build {number}"
+            sent = hub.post("/messages", {"to": "proj-claude@proj", "text": text}, token=alice)
+            wait_until(lambda: f"[notify from alice] «{text}»" in model.shown_text(), 30,
+                       f"the model to be sent delivery {number}")
+            assert hub.get(f"/traces/{sent.json()['message_id']}").json()["final"] == "injected"
 
         asked = hub.post("/ask", {"to": "proj-claude@proj", "text": "which port?"}, token=alice).json()
         wait_until(lambda: hub.get(f"/asks/{asked['correlation_id']}").json()["state"] == "replied", 60,
