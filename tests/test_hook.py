@@ -24,6 +24,8 @@ import pytest
 
 from hub.cli.claude_settings import hook_command
 from tests.support import wait_until
+from tests.test_sessions import claude_payload, context_of
+from tests.test_sessions import hook as session_hook
 from transports.claude_hook import LOCAL_MARGIN_S
 
 
@@ -271,3 +273,18 @@ def test_a_bad_command_line_still_blocks(hub):
 def test_the_installed_command_is_absolute():
     program = shlex.split(hook_command(30))[0]
     assert Path(program).is_absolute() and os.access(program, os.X_OK)
+
+
+def test_over_the_hubs_unix_socket_the_session_asks_as_its_agent(start_hub, tmp_path):
+    """The hooks' own HTTP client (transports.hub_http) on the hub's Unix socket, against the
+    real uvicorn: the session joined there, and its question is the agent's, so a policy for
+    that agent decides it."""
+    hub = start_hub("--uds", str(tmp_path / "sock" / "hub.sock"))
+    start = claude_payload("SessionStart", tmp_path, session_id=payload()["session_id"])
+    context_of(session_hook(hub, "session-start", start, agent_pid=os.getpid()))
+    session = orjson.loads((hub.home / "sessions" / f"id-{start['session_id']}.json").read_bytes())
+    assert session["hub"] == {"url": hub.url, "uds": hub.uds}
+    hub.post("/policies", {"action": "allow", "tool": "Bash", "peer": f"{tmp_path.name}-claude"})
+    run = hook_for(hub).run(payload())
+    check_contract(run, 30)
+    assert run.decision == "allow" and "policy" in run.reason

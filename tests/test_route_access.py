@@ -32,12 +32,16 @@ def test_every_route_says_who_may_call_it():
 
 
 class World:
-    """Two agents on one hub: bob owns things, mallory (whose token walks the routes) owns none of them."""
+    """Two agents on one hub: bob owns things, mallory (whose token walks the routes) owns none of them.
+    Mallory's credential is a peer token, or the session token an agent session's hooks, shell and
+    MCP server act with (POST /sessions): both are the agent and nothing more."""
 
-    def __init__(self, hub: HubProcess):
+    def __init__(self, hub: HubProcess, credential: str):
         self.hub = hub
         self.bob = hub.post("/peers", {"name": "bob"}).json()["token"]
-        self.mallory = hub.post("/peers", {"name": "mallory"}).json()["token"]
+        self.mallory = (hub.post("/peers", {"name": "mallory"}).json()["token"] if credential == "peer token" else
+                        hub.post("/sessions", {"backend": "claude", "cwd": "/work/mallory", "agent_pid": 1,
+                                               "name": "mallory"}).json()["session_token"])
         hub.post("/peers", {"name": "carol"})
         self.notify = self.as_bob("POST", "/messages", json={"to": "carol", "text": "for carol"}).json()["message_id"]
         self.ask = self.as_bob("POST", "/ask", json={"to": "carol", "text": "q?", "queue_if_offline": True}).json()[
@@ -77,10 +81,10 @@ class World:
         self._question_thread.join(20)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=["peer token", "session token"])
+def world(request, tmp_path_factory):
     hub = HubProcess(home=tmp_path_factory.mktemp("access") / "home").start()
-    made = World(hub)
+    made = World(hub, request.param)
     yield made
     made.close()
     hub.stop()

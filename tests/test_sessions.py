@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -404,3 +405,18 @@ def test_inbox_wait_returns_the_next_message_as_it_is_queued_and_bounds_its_wait
     (delivery,) = answers[0].json()["deliveries"]
     assert (delivery["text"], delivery["message_id"]) == ("wake up", sent["message_id"])
     assert hub.get(f"/traces/{sent['message_id']}").json()["final"] == "received"
+
+
+def test_a_reader_that_leaves_while_waiting_takes_nothing(hub, tmp_path):
+    """Promise 2 for inbox/wait: a long-poll whose client went away (the MCP server stopped, the
+    agent quit) must not take the next message and confirm it to nobody; it stays queued."""
+    joined = hub.post("/sessions", {"backend": "claude", "cwd": str(tmp_path), "agent_pid": 1}).json()
+    token, me = joined["session_token"], joined["peer"]["peer_id"]
+    host, port = hub.url.removeprefix("http://").rsplit(":", 1)
+    body = b'{"timeout_s": 30}'
+    with socket.create_connection((host, int(port)), timeout=10) as gone:
+        gone.sendall(f"POST /peers/{me}/inbox/wait HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    sent = hub.post("/messages", {"to": me, "text": "for whoever reads next"}).json()
+    (delivery,) = hub.post(f"/peers/{me}/inbox/take", {}, token=token).json()["deliveries"]
+    assert (delivery["message_id"], delivery["text"]) == (sent["message_id"], "for whoever reads next")

@@ -27,7 +27,7 @@ import threading
 import time
 
 from transports import hub_http, lean_json
-from transports.discovery import HubAddress, find_hub, find_token
+from transports.discovery import find_hub, find_token
 from transports.session_files import SessionFile
 
 DEFAULT_TIMEOUT_S = 60.0     # Claude Code's default timeout for a command hook
@@ -39,15 +39,6 @@ EXIT_ALLOW, EXIT_DENY = 0, 2
 def hook_output(decision: str, reason: str) -> bytes:
     return lean_json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": decision,
                                                 "permissionDecisionReason": reason}})
-
-
-def session_address(session: SessionFile) -> HubAddress | None:
-    """The hub the session joined (its SessionStart hook wrote it down)."""
-    hub = session.data.get("hub")
-    if not isinstance(hub, dict) or not isinstance(hub.get("url"), str):
-        return None
-    uds = hub.get("uds") if isinstance(hub.get("uds"), str) else None
-    return HubAddress(hub["url"], uds)
 
 
 def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None = None) -> tuple[str, str]:
@@ -65,7 +56,7 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     session = SessionFile.of_session_id(home, session_id) if session_id else None
     if session is not None and session.token:
         # the session's own credential, on the hub it joined: the question is the agent's
-        token, address = session.token, session_address(session) or find_hub(home)
+        token, address = session.token, session.hub_address() or find_hub(home)
     else:
         token, address = find_token(home), find_hub(home)
     if not token:

@@ -25,9 +25,8 @@ from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub
 from transports.identity import session_of_process
 from transports.mcp_stdio import StdioServer, Tool, ToolFailed
-from transports.session_files import SessionFile
+from transports.session_files import AGENT_PID_ENV, SessionFile
 
-AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
 MAX_WAIT_S = 60.0
 STATUSES = ["online", "busy", "awaiting_input", "offline"]
 INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "

@@ -13,9 +13,11 @@ import os
 import tempfile
 
 from schemas.local import home_folder
+from transports.discovery import HubAddress
 from transports import lean_json
 
 SESSIONS_DIR = "sessions"
+AGENT_PID_ENV = "REPOWIRE_AGENT_PID"   # names the agent process when the process tree cannot (tests, wrappers)
 _SESSION_ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
@@ -53,6 +55,14 @@ class SessionFile:
     @property
     def token(self) -> str:
         return str(self.data.get("token") or "") if self.is_own_peer else ""
+
+    def hub_address(self) -> HubAddress | None:
+        """The hub the session joined, as its SessionStart hook wrote it down: the later hooks
+        ask that hub, whatever hub.json says now."""
+        hub = self.data.get("hub")
+        if not isinstance(hub, dict) or not isinstance(hub.get("url"), str):
+            return None
+        return HubAddress(hub["url"], hub["uds"] if isinstance(hub.get("uds"), str) else None)
 
     @property
     def address(self) -> str:

@@ -31,9 +31,8 @@ from collections.abc import Callable   # (typing costs a hook more to import)
 from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub
 from transports.pane_text import frame_delivery, neutralise
-from transports.session_files import SessionFile, remove_file, session_id_path
+from transports.session_files import AGENT_PID_ENV, SessionFile, remove_file, session_id_path
 
-AGENT_PID_ENV = "REPOWIRE_AGENT_PID"
 REMIND_INTERVAL_ENV = "REPOWIRE_REMIND_INTERVAL"
 DEFAULT_REMIND_INTERVAL_S = 60.0
 EVENT_DEADLINE_S = 3.0
@@ -82,9 +81,7 @@ class HookRun:
     def hub_of(self, session: SessionFile) -> Hub:
         """The hub the session joined, with the session's own credential: the later hooks act
         as the agent, on the hub that knows it (not whatever hub.json says now)."""
-        hub = session.data.get("hub") if isinstance(session.data.get("hub"), dict) else {}
-        address = HubAddress(str(hub["url"]), hub.get("uds")) if hub.get("url") else find_hub(self.home)
-        return Hub(address, session.token, self.deadline)
+        return Hub(session.hub_address() or find_hub(self.home), session.token, self.deadline)
 
     def session(self) -> SessionFile | None:
         """This agent's session, if it joined the hub as itself (not nested): by the session id

@@ -25,8 +25,8 @@ from transports import lean_json
 from transports.discovery import find_hub, find_token
 from transports.identity import ancestors, is_agent, started_at
 from transports.processes import Process, ProcessGone, process
-from transports.session_files import SessionFile, session_id_path
-from transports.session_hooks import AGENT_PID_ENV, HookFailed, HookRun, Hub, run_hook
+from transports.session_files import AGENT_PID_ENV, SessionFile, session_id_path
+from transports.session_hooks import HookFailed, HookRun, Hub, run_hook
 
 START_DEADLINE_S = 8.0       # a link waits for the pane transport to come up
 CLAUDE_ENV_FILE = "CLAUDE_ENV_FILE"   # Claude Code: `export` lines written here reach the agent's Bash commands

@@ -27,7 +27,7 @@ from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy
 from hub.core.attachments import ask_ref, fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
-from hub.core.peers import OFFLINE, PeerRecord
+from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
@@ -196,7 +196,7 @@ class AskService:
         if scheduled is not None and len(recipients) != 1:
             raise HubError(ErrorCode.INVALID_REQUEST, "a scheduled ask goes to exactly one peer",
                            {"recipients": len(recipients)})
-        offline = [p for p in recipients if not (hub.is_reachable(p) or (hub.reads_inbox(p) and p.status != OFFLINE))]
+        offline = [p for p in recipients if not hub.takes_asks(p)]
         if offline and not queue_if_offline:
             raise HubError(ErrorCode.PEER_OFFLINE,
                            f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "

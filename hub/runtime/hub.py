@@ -388,6 +388,11 @@ class Hub:
         Stop hook and MCP tools read them."""
         return peer.pane is None and bool(peer.session_digest)
 
+    def takes_asks(self, peer: PeerRecord) -> bool:
+        """Reachable now, or a live session reading its inbox (whose presence is not offline):
+        an ask to it is accepted without queue_if_offline."""
+        return self.is_reachable(peer) or (self.reads_inbox(peer) and peer.status != OFFLINE)
+
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         """What a live peer says of itself: online (idle), busy or awaiting_input."""
         if status not in SETTABLE:
@@ -635,10 +640,11 @@ class Hub:
         for woken in self._inbox_readers.get(peer_id, ()):
             woken.set()
 
-    async def wait_inbox(self, peer: PeerRecord, limit: int, timeout_s: float) -> dict:
-        """`take_inbox`, waiting up to `timeout_s` for the first message when none is queued:
-        woken by a message queued on this node, and looking again every INBOX_RECHECK_S for one
-        queued through another node of the mesh."""
+    async def wait_for_inbox(self, peer: PeerRecord, timeout_s: float) -> None:
+        """Returns once the peer's inbox holds something, or after `timeout_s`: woken by a
+        message queued on this node, and looking again every INBOX_RECHECK_S for one queued
+        through another node of the mesh. It only reads, so a caller may stop waiting at any
+        moment and nothing is taken (`take_inbox` does that, after)."""
         deadline = self._clock() + timeout_s
         readers = self._inbox_readers.setdefault(peer.peer_id, set())
         woken = asyncio.Event()
@@ -646,13 +652,11 @@ class Hub:
         try:
             for _ in range(int(timeout_s / INBOX_RECHECK_S) + 2):
                 woken.clear()
-                taken = await self.take_inbox(peer, limit)
                 left = deadline - self._clock()
-                if taken["deliveries"] or left <= 0:
-                    return taken
+                if left <= 0 or (await self.store.inbox_lengths([peer.peer_id]))[peer.peer_id]:
+                    return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(left, INBOX_RECHECK_S))
-            return await self.take_inbox(peer, limit)
         finally:
             readers.discard(woken)
             if not readers:
@@ -798,18 +802,20 @@ class Hub:
         """A credential for the agent session that is this peer (its hooks, its shell, its MCP
         server): it acts as this peer and nobody else, and replaces the previous session's."""
         token = new_token()
-        old, peer.session_digest = peer.session_digest, token_digest(token)
-        await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
-        self._tokens.pop(old, None)
-        self._tokens[peer.session_digest] = peer.peer_id
+        await self._set_session_digest(peer, token_digest(token))
         return token
 
     async def revoke_session_token(self, peer: PeerRecord) -> None:
         """The session ended: its credential stops working here and on every node."""
-        old, peer.session_digest = peer.session_digest, ""
-        if old:
-            await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
-            self._tokens.pop(old, None)
+        if peer.session_digest:
+            await self._set_session_digest(peer, "")
+
+    async def _set_session_digest(self, peer: PeerRecord, digest: str) -> None:
+        old, peer.session_digest = peer.session_digest, digest
+        await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
+        self._tokens.pop(old, None)
+        if digest:
+            self._tokens[digest] = peer.peer_id
 
     async def unbind_pane(self, peer: PeerRecord, reason: str) -> None:
         """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""

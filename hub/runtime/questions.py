@@ -226,16 +226,15 @@ class QuestionService:
                 Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
             if qid not in self.waiters and qid in self.opened:
                 # nobody waits for the answer any more (the hook gave up, or died): close it
-                record = self.opened[qid]
-                self._abandoning.add(asyncio.get_running_loop().create_task(self._abandon_quietly(record, reason)))
+                task = asyncio.get_running_loop().create_task(self._abandon_quietly(self.opened[qid], reason))
+                self._abandoning.add(task)   # held until done (the loop keeps only weak references)
+                task.add_done_callback(self._abandoning.discard)
 
     async def _abandon_quietly(self, record: dict, reason: str) -> None:
         try:
             await self._abandon(record, reason)
         except HubError as exc:
             log.info("abandoning question %s: %s", record["correlation_id"], exc.message)
-        finally:
-            self._abandoning = {t for t in self._abandoning if not t.done()}
 
     async def _abandon(self, record: dict, reason: str) -> None:
         """The hook that asked is gone (the hub restarted under it, it gave up, its session

@@ -126,6 +126,7 @@ class SessionService:
         require_self_or_person(sender, peer, "take its messages")
         return await self.hub.take_inbox(peer, limit)
 
-    async def wait_inbox(self, sender: Sender, peer: PeerRecord, limit: int, timeout_s: float) -> dict:
+    async def wait_for_inbox(self, sender: Sender, peer: PeerRecord, timeout_s: float) -> None:
+        """Until the peer's inbox holds something, or `timeout_s`; takes nothing."""
         require_self_or_person(sender, peer, "take its messages")
-        return await self.hub.wait_inbox(peer, limit, timeout_s)
+        await self.hub.wait_for_inbox(peer, timeout_s)

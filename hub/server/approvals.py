@@ -16,7 +16,7 @@ from hub.core.errors import HubError
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import Opened, QuestionService, error_view
 from hub.server.responses import JSON
-from hub.server.rest import caller, int_param, read_body
+from hub.server.rest import caller, client_left, int_param, read_body
 from schemas.errors import ErrorCode
 from schemas.rest import AskBlockingRequest, EvaluateRequest, PolicyBody, QuestionAnswer
 
@@ -43,7 +43,7 @@ async def ask_blocking(request: Request) -> JSON:
 async def _wait(request: Request, questions: QuestionService, opened: Opened) -> dict:
     if opened.decision.done():
         return opened.decision.result()
-    left = asyncio.ensure_future(_client_left(request))
+    left = asyncio.ensure_future(client_left(request))
     bound = max(opened.deadline - questions.hub.now_ms(), 0) / 1000 + GRACE_S
     try:
         await asyncio.wait({opened.decision, left}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
@@ -54,11 +54,6 @@ async def _wait(request: Request, questions: QuestionService, opened: Opened) ->
     reason = "client_disconnected" if left.done() and not left.cancelled() else "no_decision_recorded"
     questions.waiter_lost(opened.correlation_id, opened.decision, reason)
     return error_view(opened.correlation_id, "no decision was recorded by the deadline (is the store up?)")
-
-
-async def _client_left(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def list_questions(request: Request) -> JSON:

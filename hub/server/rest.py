@@ -36,6 +36,12 @@ def bearer(headers) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+async def client_left(request: Request) -> None:
+    """Returns once the client has gone (its connection closed), for routes that hold a request."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def caller(request: Request) -> Sender:
     """Who is calling. The hub token (or the Unix socket) acts as the operator, or as the peer
     named in `X-Repowire-Peer` (how an agent's MCP server and hooks act as their agent);

@@ -3,6 +3,8 @@ presence, take its queued messages (at once, or waiting for the first). Each par
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 
 from hub.core.peers import PeerRecord
@@ -10,7 +12,7 @@ from hub.runtime.hub import Sender
 from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
-from hub.server.rest import caller, hub_of, read_body
+from hub.server.rest import caller, client_left, hub_of, read_body
 from schemas.rest import InboxTakeRequest, InboxWaitRequest, PresenceRequest, SessionStartRequest
 
 
@@ -49,6 +51,19 @@ async def take_inbox(request: Request) -> JSON:
 
 
 async def wait_inbox(request: Request) -> JSON:
+    """Wait (reading only) for the inbox to hold something, then take it, unless the caller left
+    meanwhile: a message is taken only for a caller still there to receive it."""
     who, peer = own_peer(request, "take its messages")
     body = await read_body(request, InboxWaitRequest)
-    return JSON(await sessions_of(request).wait_inbox(who, peer, body.limit, body.timeout_s))
+    sessions = sessions_of(request)
+    waiting = asyncio.ensure_future(sessions.wait_for_inbox(who, peer, body.timeout_s))
+    left = asyncio.ensure_future(client_left(request))
+    try:
+        await asyncio.wait({waiting, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        return JSON({"deliveries": [], "remaining": 0})   # nobody to answer: nothing taken
+    waiting.result()
+    return JSON(await sessions.take_inbox(who, peer, body.limit))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as redis
 
+from hub.core.approvals import ABANDONED
 from hub.store import keys, scripts
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
@@ -31,7 +32,7 @@ def _record(raw: dict) -> dict:
 def _decision_fields(decision: dict) -> list:
     """state first (`abandoned` when nobody waits for the answer any more, else `decided`),
     then the decision's fields as flat pairs."""
-    pairs: list = ["state", "abandoned" if decision.get("answered_by") == "abandoned" else "decided"]
+    pairs: list = ["state", ABANDONED if decision.get("answered_by") == ABANDONED else "decided"]
     for name, value in decision.items():
         if value is not None:
             pairs += [name, orjson.dumps(value) if isinstance(value, dict) else value]
