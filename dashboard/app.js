@@ -18,6 +18,7 @@
     kinds: new Set(["notify", "ask", "reply", "answer", "expired"]),
     peerFilter: "", messagePeer: "", trace: null, peersStale: false, scheduled: false,
     dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(), namesKey: "",
+    selected: null,
   };
 
   // The page's half of the session. The sign-in sends the browser here with `#key=…`: a URL
@@ -25,10 +26,14 @@
   // taken out of the address bar; the hub counts the session cookie only with it, so a local
   // server that the browser also sends the cookie to gets nothing from it.
   const SESSION_KEY = "repowire-page-key";
+  // An alert's link also names the question it is about (`&question=<id>`): that card is
+  // selected once it shows.
+  let openQuestion = null;
   function takePageKey() {
-    const match = /^#key=([A-Za-z0-9_-]{16,128})$/.exec(location.hash);
+    const match = /^#key=([A-Za-z0-9_-]{16,128})(?:&question=([0-9a-f]{32}))?$/.exec(location.hash);
     if (match) {
       sessionStorage.setItem(SESSION_KEY, match[1]);
+      openQuestion = match[2] || null;
       history.replaceState(null, "", location.pathname + location.search);
     }
     return sessionStorage.getItem(SESSION_KEY) || "";
@@ -384,9 +389,11 @@
       el("span", { class: "text" }, visible(message.text || "") + extra.join("")));
   }
 
+  // Newest first; one card is selected (the alert's, else the first) for the keyboard:
+  // a allow once · s allow for this session · A always allow · d deny · j/k next/previous.
   function renderQuestions() {
     const list = $("question-list");
-    const cards = [...state.questions.values()].sort((a, b) => a.deadline - b.deadline).map((q) => {
+    const cards = [...state.questions.values()].sort((a, b) => b.created_at - a.created_at).map((q) => {
       let card = state.questionCards.get(q.correlation_id);
       if (!card) {
         card = questionCard(q);
@@ -397,12 +404,36 @@
     for (const id of [...state.questionCards.keys()]) if (!state.questions.has(id)) state.questionCards.delete(id);
     list.replaceChildren(...cards);
     $("questions-empty").hidden = cards.length > 0;
+    if (openQuestion && state.questions.has(openQuestion)) {
+      select(openQuestion, true);
+      openQuestion = null;
+    } else if (!state.questions.has(state.selected)) {
+      select(cards.length ? cards[0].dataset.questionId : null, false);
+    } else {
+      select(state.selected, false);
+    }
     tickCountdowns();
+  }
+
+  function select(id, scroll) {
+    state.selected = id;
+    for (const [cid, card] of state.questionCards) card.classList.toggle("selected", cid === id);
+    const card = id && state.questionCards.get(id);
+    if (card && scroll) card.scrollIntoView({ block: "nearest" });
+  }
+
+  // What "always" keeps of a shell command: the program and, unless it is an option or a path,
+  // its first argument (the hub's default, shown so the person knows what they allow).
+  function commandPrefix(command) {
+    const words = String(command || "").split(/\s+/).filter(Boolean);
+    if (words.length > 1 && !/^[-/.~]/.test(words[1]) && !words[1].includes("=")) return `${words[0]} ${words[1]}`;
+    return words[0] || "";
   }
 
   function questionCard(q) {
     const problem = el("span", { class: "problem", role: "alert" });
-    const answer = async (body, buttons) => {
+    const buttons = [];
+    const answer = async (body) => {
       for (const b of buttons) b.disabled = true;
       problem.textContent = "";
       try {
@@ -411,34 +442,83 @@
         markDirty("questions");
       } catch (error) {
         problem.textContent = `${error.code || "error"}: ${error.message}`;
-        if (["already_answered", "expired", "question_not_found"].includes(error.code)) {
+        if (["already_answered", "expired", "question_not_found", "question_abandoned"].includes(error.code)) {
           setTimeout(() => { state.questions.delete(q.correlation_id); markDirty("questions"); }, 4000);
         } else {
           for (const b of buttons) b.disabled = false;
         }
       }
     };
-    const buttons = [];
-    const options = q.options && q.options.length ? q.options
-      : [{ id: null, title: "Allow", decision: "allow" }, { id: null, title: "Deny", decision: "deny" }];
-    for (const option of options) {
-      const body = option.id ? { option_id: option.id } : { decision: option.decision };
-      // what the button does is the hub's word (its decision); the agent's title is only shown, quoted
-      const does = option.decision === "allow" ? "Allow" : "Deny";
-      const label = option.id ? `${does}: «${visible(option.title)}»` : does;
-      const button = el("button", { type: "button", class: option.decision === "allow" ? "allow" : "deny",
-                                   data: { decision: option.decision }, on: { click: () => answer(body, buttons) } }, label);
-      buttons.push(button);
-    }
-    const input = visible(JSON.stringify(q.tool_input, null, 2));
+    const button = (label, kind, key, body, title) => {
+      const b = el("button", { type: "button", class: kind, title: title || "", data: { key: key || "" },
+                               on: { click: () => answer(body) } },
+                   label, key ? el("kbd", {}, key) : null);
+      buttons.push(b);
+      return b;
+    };
     const who = q.peer || q.asker;
-    return el("li", { class: "question", data: { questionId: q.correlation_id } },
+    if (q.kind === "choice") {
+      // a plain question: each button is one of the asker's options, its title only quoted
+      for (const option of q.options) {
+        button(`«${visible(option.title)}»${option.id === q.default ? " (default)" : ""}`, "choice", null,
+               { option_id: option.id });
+      }
+      return el("li", { class: "question", data: { questionId: q.correlation_id }, on: { click: () => select(q.correlation_id) } },
+        el("div", { class: "title" }, el("span", {}, visible(q.title)), el("span", { class: "countdown", data: { deadline: q.deadline } })),
+        el("div", { class: "who" }, `${peerLabel(who)} asks${q.cwd ? ` in ${visible(q.cwd)}` : ""}`),
+        q.prompt ? el("pre", { class: "prompt" }, visible(q.prompt)) : null,
+        el("div", { class: "choices" }, buttons), problem);
+    }
+    const custom = q.options && q.options.length && !(q.options.length === 2 && q.options[0].id === "allow" && q.options[1].id === "deny");
+    if (custom) {
+      // what a button does is the hub's word (its decision); the agent's title is only shown, quoted
+      for (const option of q.options) {
+        const does = option.decision === "allow" ? "Allow" : "Deny";
+        button(`${does}: «${visible(option.title)}»`, option.decision === "allow" ? "allow" : "deny", null,
+               { option_id: option.id });
+      }
+    } else {
+      button("Allow once", "allow", "a", { decision: "allow" });
+    }
+    if (q.peer) {
+      if (q.session_id) {
+        button("Allow for this session", "allow scoped", "s", { decision: "allow", scope: "session" },
+               "this exact call runs again without asking until the agent's session ends");
+      }
+      const prefix = q.tool_name === "Bash" ? commandPrefix(q.tool_input && q.tool_input.command) : "";
+      button(prefix ? `Always allow “${visible(prefix)} …”` : `Always allow ${visible(q.tool_name)}`, "allow scoped", "A",
+             { decision: "allow", scope: "always", ...(prefix ? { prefix } : {}) },
+             `from now on, for ${peerLabel(who)}; a policy you can remove`);
+    }
+    if (!custom) button("Deny", "deny", "d", { decision: "deny" });
+    const input = visible(JSON.stringify(q.tool_input, null, 2));
+    return el("li", { class: "question", data: { questionId: q.correlation_id }, on: { click: () => select(q.correlation_id) } },
       el("div", { class: "title" }, el("span", {}, visible(q.tool_name)), el("span", { class: "countdown", data: { deadline: q.deadline } })),
       el("div", { class: "who" }, `${peerLabel(who)}${q.cwd ? ` in ${visible(q.cwd)}` : ""}`),
       q.prompt ? el("div", { class: "prompt" }, visible(q.prompt)) : null,
       el("pre", { class: "tool-input", tabindex: 0, title: "the whole tool input; scroll for more" }, input),
       el("div", { class: "choices" }, buttons),
       problem);
+  }
+
+  function onQuestionKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || !$("trace").hidden) return;
+    if (e.target.closest && e.target.closest("input, textarea, select, [contenteditable]")) return;
+    const ids = [...state.questionCards.keys()].filter((id) => state.questions.has(id))
+      .sort((a, b) => state.questions.get(b).created_at - state.questions.get(a).created_at);
+    if (!ids.length) return;
+    if (e.key === "j" || e.key === "k") {
+      const at = Math.max(ids.indexOf(state.selected), 0);
+      select(ids[Math.min(Math.max(at + (e.key === "j" ? 1 : -1), 0), ids.length - 1)], true);
+      e.preventDefault();
+      return;
+    }
+    const card = state.questionCards.get(state.selected);
+    const target = card && [...card.querySelectorAll("button[data-key]")].find((b) => b.dataset.key === e.key && !b.disabled);
+    if (target) {
+      target.click();
+      e.preventDefault();
+    }
   }
 
   function tickCountdowns() {
@@ -638,6 +718,7 @@
     $("trace-close").addEventListener("click", closeTrace);
     $("trace").addEventListener("click", (e) => { if (e.target === $("trace")) closeTrace(); });
     document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeTrace(); });
+    document.addEventListener("keydown", onQuestionKey);
     setInterval(tickCountdowns, 1000);
     setInterval(() => { if (state.peersStale && state.signedIn) loadPeers(); }, PEERS_REFRESH_MS);
     try {

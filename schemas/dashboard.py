@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 from schemas.frames import Error, Ping, Pong
 
 MAX_BACKLOG = 1000
+SOCKET_PROTOCOL = "repowire.dashboard"   # the socket's subprotocol; the page also offers `repowire.key.<key>`
 Cursor = Annotated[str, Meta(max_length=64, description="an event id such as `1763900000000-0`, as the hub sent it")]
 EventKind = Literal["presence", "peer_deleted", "traces", "question", "question_decided"]
 

@@ -105,14 +105,19 @@ class AnswerBody(Struct, kw_only=True, omit_defaults=True):
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}(?!\n)$", description="64 lowercase hex digits")]
 Decision = Literal["allow", "deny"]
-AnsweredBy = Literal["human", "policy", "timeout", "error", "abandoned"]
+# `ask`: no person could be reached and the hub's fallback hands the call back to the agent's
+# own permission prompt (Claude Code's `permissionDecision: "ask"`); never from a person
+Outcome = Literal["allow", "deny", "ask"]
+AnsweredBy = Literal["human", "policy", "timeout", "error", "abandoned", "fallback"]
+AnswerScope = Literal["once", "session", "always"]
 
 
 class PermissionOption(Struct, omit_defaults=True):
-    """One button a person may press; each comes to allow or deny."""
+    """One button a person may press. For a tool permission each comes to allow or deny
+    (`decision`); the options of a plain question have no decision: the answer is the id."""
     id: Annotated[str, Meta(min_length=1, max_length=64)]
     title: Annotated[str, Meta(min_length=1, max_length=200)]
-    decision: Decision
+    decision: Decision | None = None
 
 
 class ToolCallBody(Struct, kw_only=True, omit_defaults=True):
@@ -125,17 +130,29 @@ class ToolCallBody(Struct, kw_only=True, omit_defaults=True):
     peer: Address | None = None
 
 
-class AskBlockingBody(ToolCallBody, kw_only=True, omit_defaults=True):
-    """A tool-permission question: may this agent run this tool call? Held until a person or a
-    policy decides, or the deadline (min of `timeout_s`, `hook_timeout_s` less the hub's margin,
-    and the hub's cap) passes, which decides `deny`. The same `tool_use_id` asked again (a
-    retried hook) joins the first question."""
-    tool_use_id: Annotated[str, Meta(min_length=1, max_length=200)]
+class AskBlockingBody(Struct, kw_only=True, omit_defaults=True):
+    """A blocking question, held until a person or a policy decides, or the deadline (min of
+    `timeout_s`, `hook_timeout_s` less the hub's margin, and the hub's cap) passes.
+
+    A tool permission (`tool_name`, `tool_use_id`): may this agent run this tool call? The
+    deadline decides `deny`; `default`, when given, must name a deny option. The same
+    `tool_use_id` asked again (a retried hook) joins the first question.
+
+    A plain question (no `tool_name`): `title` and at least two `options` without decisions;
+    the answer is an option id, and `default` is the option the deadline picks (none: the
+    question times out unanswered). `tool_use_id`, when given, makes asking again join it."""
+    tool_name: ToolName | None = None
+    tool_input: dict = {}
+    cwd: Annotated[str, Meta(max_length=4096)] | None = None
+    peer: Address | None = None
+    tool_use_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     session_id: Annotated[str, Meta(max_length=200)] = ""
     hook_timeout_s: Annotated[float, Meta(gt=0)] | None = None
     timeout_s: Annotated[float, Meta(gt=0)] | None = None
+    title: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     prompt: Annotated[str, Meta(max_length=4000)] | None = None
     options: Annotated[list[PermissionOption], Meta(min_length=1, max_length=8)] | None = None
+    default: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
 
 class Notify(_Frame, NotifyBody, tag="notify", kw_only=True):
@@ -173,6 +190,10 @@ class DecideBody(Struct, kw_only=True, omit_defaults=True):
     option_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     reason: Annotated[str, Meta(max_length=2000)] | None = None
     content_hash: Sha256 | None = None
+    # an allow's reach: this call only (`once`), this exact call again for the rest of the
+    # agent's session, or always for this agent (Bash: commands starting with `prefix`)
+    scope: AnswerScope = "once"
+    prefix: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
 
 
 class Decide(_Frame, DecideBody, tag="decide", kw_only=True):
@@ -281,23 +302,27 @@ class PeerRef(Struct):
 
 
 class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
-    """A tool-permission question as people see it (REST and the `question` frame)."""
+    """A blocking question as people see it (REST and the `question` frame): a tool permission
+    (`kind` tool_permission) or a plain question (`kind` choice, with `title`)."""
     correlation_id: Hex128
     trace_id: Hex128
+    kind: Literal["tool_permission", "choice"]
     state: Literal["pending", "decided", "abandoned"]
-    tool_name: str
     tool_input: dict
-    tool_use_id: str
     session_id: str
     content_hash: Sha256
     options: list[PermissionOption]
     created_at: int
     deadline: int
     asker: PeerRef
+    tool_name: str | None = None
+    tool_use_id: str | None = None
+    title: str | None = None
+    default: str | None = None
     peer: PeerRef | None = None
     cwd: str | None = None
     prompt: str | None = None
-    decision: Decision | None = None
+    decision: Outcome | None = None
     answered_by: AnsweredBy | None = None
     reason: str | None = None
     rule_id: str | None = None
@@ -340,14 +365,18 @@ class Deliver(_Frame, tag="deliver"):
 
 
 class DecisionInfo(Struct, kw_only=True, omit_defaults=True):
-    """The outcome of a tool-permission question: who decided (`human`, `policy`, `timeout`,
-    `error`) and why. What POST /questions/ask-blocking returns."""
+    """The outcome of a blocking question: who decided (`human`, `policy`, `timeout`, `error`,
+    `abandoned`, `fallback`) and why. What POST /questions/ask-blocking returns. A tool
+    permission always has `decision`; a plain question has the chosen `option_id` (none when
+    it timed out with no default). A person's scoped allow names the rule it left (`policy_id`)."""
     correlation_id: Hex128
-    decision: Decision
     answered_by: AnsweredBy
     reason: str
+    decision: Outcome | None = None
     rule_id: str | None = None
     option_id: str | None = None
+    scope: AnswerScope | None = None
+    policy_id: Hex128 | None = None
 
 
 class DecisionFrame(_Frame, DecisionInfo, tag="decision", kw_only=True):

@@ -16,6 +16,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8377
 HUB_FILE = "hub.json"
 TOKEN_FILE = "hub.token"
+ALERT_SECRET_FILE = "alert-secret"   # signs webhook alerts (0600; or $REPOWIRE_ALERT_SECRET)
+ALERT_SECRET_ENV = "REPOWIRE_ALERT_SECRET"
+NTFY_TOKEN_ENV = "REPOWIRE_NTFY_TOKEN"
+PRESET_FILE = "approvals-preset"     # a preset `hooks install` chose while no hub ran; the next hub applies it
 ACT_AS_HEADER = "X-Repowire-Peer"   # with the hub token: act as this peer (name, name@circle or id)
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (PeerRef, AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, DecideBody, Decision,
-                            DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Question, QuestionInfo, RecipientState,
+from schemas.frames import (PeerRef, AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, AnswerScope, DecideBody,
+                            DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Outcome, Question, QuestionInfo, Sha256, RecipientState,
                             ReasonCode, ToolCallBody)
 from schemas.names import BACKENDS
 
@@ -220,25 +220,62 @@ class QuestionList(Struct):
 Glob = Annotated[str, Meta(min_length=1, max_length=500)]
 
 
+InputField = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
 class PolicyBody(Struct, kw_only=True, omit_defaults=True):
     """A rule: every glob given must match (`*`, `?`, `[...]`); `input` maps a field of the tool
     input (dotted for nested fields) to a glob. Highest `priority` first; the first match wins.
     An `allow` rule never matches a value with a shell operator (`;`, `&`, `|`, backquote,
-    `$(`, `>`, `<`, a line break) unless its glob spells that operator out."""
+    `$(`, `>`, `<`, a line break) unless its glob spells that operator out. `inside_cwd` names
+    input fields that must be paths inside the call's `cwd` (absent: the cwd itself);
+    `command_prefix` matches a `command` that is these words, or these words and more;
+    `session_id` and `content_hash` tie a rule to one session and one exact call; a rule past
+    `expires_at` (ms) no longer matches."""
     action: Literal["allow", "deny", "ask"]
     tool: Glob = "*"
-    input: Annotated[dict[Annotated[str, Meta(min_length=1, max_length=200)], Glob], Meta(max_length=16)] = {}
+    input: Annotated[dict[InputField, Glob], Meta(max_length=16)] = {}
     cwd: Glob | None = None
     peer: Glob | None = None
     circle: Glob | None = None
+    inside_cwd: Annotated[list[InputField], Meta(max_length=16)] = []
+    command_prefix: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+    session_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    content_hash: Sha256 | None = None
+    expires_at: Annotated[int, Meta(ge=0)] | None = None
     priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
     reason: Annotated[str, Meta(max_length=500)] | None = None
 
 
 class PolicyView(PolicyBody, kw_only=True):
+    """A rule as stored. One a person's scoped answer left says so: `scope` (session or
+    always), the `question_id` it answered, and who answered (`by`)."""
     id: Hex128
     created_at: int
     updated_at: int
+    scope: AnswerScope | None = None
+    question_id: Hex128 | None = None
+    by: PeerBrief | None = None
+
+
+PresetName = Literal["readonly", "writes", "all", "none"]
+
+
+class PresetRule(PolicyBody, kw_only=True):
+    """A rule of a preset: data shipped with the hub, tried after every rule of the list."""
+    id: str
+
+
+class PresetView(Struct):
+    """The approval preset in force: what an agent may do without asking a person."""
+    name: PresetName
+    summary: str
+    rules: list[PresetRule]
+
+
+class PresetChoice(Struct):
+    """PUT /policies/preset (person role only)."""
+    name: PresetName
 
 
 class PolicyDeleted(Struct):
@@ -246,7 +283,9 @@ class PolicyDeleted(Struct):
 
 
 class PolicyList(Struct):
+    """The person's rules in the order they are tried, then the preset's."""
     policies: list[PolicyView]
+    preset: PresetView
 
 
 class EvaluateRequest(ToolCallBody, kw_only=True):
@@ -254,23 +293,29 @@ class EvaluateRequest(ToolCallBody, kw_only=True):
 
 
 class Evaluation(Struct, omit_defaults=True):
+    """`ask` means a person would be asked (or, with none to reach, the fallback decides)."""
     action: Literal["allow", "deny", "ask"]
     reason: str
-    rule: PolicyView | None = None
+    rule: PresetRule | None = None
+    preset: PresetName | None = None   # set when the rule that decided is the preset's
 
 
 class DecisionRecord(Struct, forbid_unknown_fields=False, omit_defaults=True):
     """One line of the audit log."""
     correlation_id: Hex128
     trace_id: Hex128
-    tool_name: str
-    decision: Decision
     answered_by: AnsweredBy
     reason: str
     at: int
+    tool_name: str | None = None
+    title: str | None = None
+    decision: Outcome | None = None
+    option_id: str | None = None
     peer: PeerBrief | None = None
     by: PeerBrief | None = None
     rule_id: str | None = None
+    scope: AnswerScope | None = None
+    policy_id: Hex128 | None = None
 
 
 class DecisionList(Struct):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import libtmux
 import pytest
 
-from tests.support import HubProcess, StoreProcess, wait_until
+from tests.support import HubProcess, StoreProcess, person_watching, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -40,14 +41,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture
 def start_hub(tmp_path_factory):
+    """Starts hubs; `watched=True`: with a person watching for questions (see `watched_hub`)."""
     started: list[HubProcess] = []
+    with contextlib.ExitStack() as watchers:
+        def start(*args: str, home: Path | None = None, env: dict | None = None, expect_ready: bool = True,
+                  watched: bool = False) -> HubProcess:
+            hub = HubProcess(home=home or tmp_path_factory.mktemp("hub") / "home", args=list(args), env=env or {})
+            started.append(hub)
+            hub.start(expect_ready=expect_ready)
+            if watched:
+                watchers.enter_context(person_watching(hub))
+            return hub
 
-    def start(*args: str, home: Path | None = None, env: dict | None = None, expect_ready: bool = True) -> HubProcess:
-        hub = HubProcess(home=home or tmp_path_factory.mktemp("hub") / "home", args=list(args), env=env or {})
-        started.append(hub)
-        return hub.start(expect_ready=expect_ready)
-
-    yield start
+        yield start
     for hub in started:
         hub.stop()
 
@@ -55,6 +61,13 @@ def start_hub(tmp_path_factory):
 @pytest.fixture
 def hub(start_hub) -> HubProcess:
     return start_hub()
+
+
+@pytest.fixture
+def watched_hub(start_hub) -> HubProcess:
+    """A hub with a person watching for questions (`repowire questions --follow`), so that a
+    question waits for an answer rather than taking the fallback."""
+    return start_hub(watched=True)
 
 
 @pytest.fixture

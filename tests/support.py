@@ -7,6 +7,7 @@ starts its own embedded store; it is stopped by its pid at the end of the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shlex
@@ -17,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import httpx
 import orjson
@@ -290,3 +291,24 @@ def repowire(hub: HubProcess, *args: str, env: dict | None = None) -> subprocess
     full_env.pop("REPOWIRE_URL", None)
     return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=full_env, capture_output=True,
                           text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def person_watching(hub: HubProcess, log: Path | None = None) -> Iterator[Path]:
+    """A person runs `repowire questions --follow` in a terminal for the length of the block:
+    questions wait for an answer instead of taking the hub's fallback. Yields its output file."""
+    out = log or hub.home / f"follow-{time.monotonic_ns()}.log"
+    env = {**os.environ, "REPOWIRE_HOME": str(hub.home)}
+    env.pop("REPOWIRE_URL", None)
+    env.pop("REPOWIRE_TOKEN", None)
+    with open(out, "wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "questions", "--follow"], env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: b"watching for questions" in out.read_bytes() or process.poll() is not None, 20,
+                   "`repowire questions --follow` to watch")
+        assert process.poll() is None, out.read_text()
+        yield out
+    finally:
+        process.kill()
+        process.wait(10)

@@ -15,6 +15,12 @@ from tests.support import wait_until
 QUESTION_LIMIT = 3
 
 
+@pytest.fixture
+def hub(watched_hub):
+    """A person watches (`repowire questions --follow`): questions wait for their answer."""
+    return watched_hub
+
+
 def held_question(hub, token: str, tool_use_id: str, results: dict, **extra) -> threading.Thread:
     """POST /questions/ask-blocking in a thread (it is held until decided); its answer lands in `results`."""
     def run():
@@ -34,7 +40,7 @@ def pending(hub) -> dict[str, dict]:
 
 @pytest.fixture
 def bounded_hub(start_hub):
-    return start_hub("--limit", f"open_questions_per_peer={QUESTION_LIMIT}", "--limit", "inbox_per_peer=5")
+    return start_hub("--limit", f"open_questions_per_peer={QUESTION_LIMIT}", "--limit", "inbox_per_peer=5", watched=True)
 
 
 def test_an_agent_cannot_pose_as_another_peer_in_a_question(hub):

@@ -82,7 +82,8 @@ def test_the_listener_disables_nagle_for_every_accepted_connection():
             s.close()
 
 
-def test_questions_approve_deny_and_policies_at_a_terminal(hub):
+def test_questions_approve_deny_and_policies_at_a_terminal(watched_hub):
+    hub = watched_hub
     results: dict[str, dict] = {}
 
     def ask(tool_use_id: str, command: str) -> threading.Thread:

@@ -20,6 +20,12 @@ HIDDEN = "echo safe\u202e\u200b # \U000e0041"
 
 
 @pytest.fixture
+def hub(watched_hub):
+    """A person watches (`repowire questions --follow`): questions wait for their answer."""
+    return watched_hub
+
+
+@pytest.fixture
 def asking(hub):
     """Start blocking questions from an agent peer; each is held until decided."""
     token = hub.post("/peers", {"name": "agent-7"}).json()["token"]

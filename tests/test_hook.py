@@ -29,6 +29,12 @@ from tests.test_sessions import hook as session_hook
 from transports.claude_hook import LOCAL_MARGIN_S
 
 
+@pytest.fixture
+def hub(watched_hub):
+    """A person watches (`repowire questions --follow`): questions wait for their answer."""
+    return watched_hub
+
+
 def payload(command: str = "npm test", tool_use_id: str | None = None, **extra) -> dict:
     """The shape Claude Code documents for PreToolUse."""
     return {"session_id": "8b1c2d3e-0000-4000-8000-000000000001",
@@ -141,14 +147,14 @@ def test_a_policy_decides(hub, action):
 
 
 def test_the_hub_decides_before_the_hook_gives_up(start_hub):
-    hub = start_hub("--question-margin", "5")
+    hub = start_hub("--question-margin", "5", watched=True)
     run = hook_for(hub, timeout_s=8).run(payload())   # hub deadline 8 - 5 = 3 s; hook deadline 8 - 2 = 6 s
     assert run.decision == "deny" and "(timeout)" in run.reason
     assert 2.5 < run.elapsed_s < 8 - LOCAL_MARGIN_S
 
 
 def test_an_answer_after_the_deadline_is_refused_and_changes_nothing(start_hub):
-    hub = start_hub("--question-timeout-max", "1")
+    hub = start_hub("--question-timeout-max", "1", watched=True)
     event = payload()
     run = hook_for(hub).run(event)
     assert run.decision == "deny" and "(timeout)" in run.reason
@@ -279,7 +285,7 @@ def test_over_the_hubs_unix_socket_the_session_asks_as_its_agent(start_hub, tmp_
     """The hooks' own HTTP client (transports.hub_http) on the hub's Unix socket, against the
     real uvicorn: the session joined there, and its question is the agent's, so a policy for
     that agent decides it."""
-    hub = start_hub("--uds", str(tmp_path / "sock" / "hub.sock"))
+    hub = start_hub("--uds", str(tmp_path / "sock" / "hub.sock"), watched=True)
     start = claude_payload("SessionStart", tmp_path, session_id=payload()["session_id"])
     context_of(session_hook(hub, "session-start", start, agent_pid=os.getpid()))
     session = orjson.loads((hub.home / "sessions" / f"id-{start['session_id']}.json").read_bytes())

@@ -18,6 +18,12 @@ BASH_LS = {"tool_name": "Bash", "tool_input": {"command": "ls -la", "description
            "session_id": "sess-1", "cwd": "/work/shop"}
 
 
+@pytest.fixture
+def hub(watched_hub):
+    """A person watches (`repowire questions --follow`): questions wait for their answer."""
+    return watched_hub
+
+
 def ask_body(tool_use_id: str, **extra) -> dict:
     return {**BASH_LS, "tool_use_id": tool_use_id, **extra}
 
@@ -77,7 +83,7 @@ async def test_deny_by_option_with_a_reason(hub):
 
 
 async def test_the_deadline_denies_and_a_later_answer_changes_nothing(start_hub):
-    hub = start_hub("--question-timeout-max", "1")
+    hub = start_hub("--question-timeout-max", "1", watched=True)
     async with http(hub) as client:
         response = await client.post("/questions/ask-blocking", json=ask_body("toolu_3", hook_timeout_s=600))
     decision = response.json()
@@ -207,7 +213,7 @@ async def test_policy_crud_evaluate_and_who_may_change_rules(hub):
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "policy_not_found"
         missing = client.put("/policies/" + "f" * 32, json={"action": "deny"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "policy_not_found"
-    assert hub.get("/policies").json() == {"policies": []}
+    assert hub.get("/policies").json()["policies"] == []
 
 
 @pytest.mark.parametrize("body, code", [
@@ -220,7 +226,7 @@ async def test_policy_crud_evaluate_and_who_may_change_rules(hub):
 def test_a_bad_policy_is_refused_and_nothing_is_stored(hub, body, code):
     response = hub.post("/policies", body)
     assert response.status_code == 422 and response.json()["error"]["code"] == code
-    assert hub.get("/policies").json() == {"policies": []}
+    assert hub.get("/policies").json()["policies"] == []
 
 
 def test_limits_of_a_policy_and_of_options_at_limit_and_beyond(hub):
@@ -365,7 +371,7 @@ def test_decisions_survive_a_kill(hub):
 
 @pytest.mark.parametrize("field, at_limit", [("tool_name", 200), ("tool_use_id", 200), ("prompt", 4000)])
 def test_question_field_limits_at_limit_and_beyond(start_hub, field, at_limit):
-    hub = start_hub("--question-timeout-max", "1")
+    hub = start_hub("--question-timeout-max", "1", watched=True)
     ok = hub.post("/questions/ask-blocking", {**ask_body("toolu_18"), field: "x" * at_limit})
     assert ok.status_code == 200 and ok.json()["answered_by"] == "timeout"
     over = hub.post("/questions/ask-blocking", {**ask_body("toolu_19"), field: "x" * (at_limit + 1)})
@@ -374,7 +380,7 @@ def test_question_field_limits_at_limit_and_beyond(start_hub, field, at_limit):
 
 
 def test_the_policy_count_limit_at_limit_and_beyond(start_hub):
-    hub = start_hub("--max-policies", "3")
+    hub = start_hub("--max-policies", "3", watched=True)
     for n in range(3):
         assert hub.post("/policies", {"action": "deny", "tool": f"T{n}"}).status_code == 201
     over = hub.post("/policies", {"action": "allow", "tool": "*"})

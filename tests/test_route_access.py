@@ -14,12 +14,13 @@ import orjson
 import pytest
 
 from hub.server.access import ROUTE_ACCESS, Access
-from tests.support import HubProcess, wait_until
+from tests.support import HubProcess, person_watching, wait_until
 
 DOCUMENT = orjson.loads((Path(__file__).resolve().parents[1] / "schemas" / "generated" / "openapi.json").read_bytes())
 OPERATIONS = [(method.upper(), path, operation["x-access"])
               for path, operations in DOCUMENT["paths"].items() for method, operation in operations.items()]
 BOUNDARY = "rw-access"
+
 
 
 def test_every_route_says_who_may_call_it():
@@ -84,9 +85,10 @@ class World:
 @pytest.fixture(scope="module", params=["peer token", "session token"])
 def world(request, tmp_path_factory):
     hub = HubProcess(home=tmp_path_factory.mktemp("access") / "home").start()
-    made = World(hub, request.param)
-    yield made
-    made.close()
+    with person_watching(hub):
+        made = World(hub, request.param)
+        yield made
+        made.close()
     hub.stop()
 
 

@@ -352,9 +352,10 @@ def test_a_taken_message_is_not_delivered_again_when_the_agent_connects(hub, tmp
     assert hub.get(f"/traces/{taken['message_id']}").json()["final"] == "received"
 
 
-def test_the_session_credential_acts_as_its_peer_only_and_dies_with_the_session(hub, tmp_path):
+def test_the_session_credential_acts_as_its_peer_only_and_dies_with_the_session(watched_hub, tmp_path):
     """Issue 21: the session's own credential, scoped to its peer and revoked at SessionEnd;
     the session's questions waiting for a person close as abandoned when it ends."""
+    hub = watched_hub
     start = claude_payload("SessionStart", tmp_path)
     context_of(hook(hub, "session-start", start, agent_pid=os.getpid()))
     session = orjson.loads((hub.home / "sessions" / f"id-{start['session_id']}.json").read_bytes())

@@ -10,8 +10,10 @@ deadline, any exception), and it prints that decision before its own hard deadli
 a margin before that (the request carries `hook_timeout_s`): fail closed twice.
 
 Output: `{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": ...,
-"permissionDecisionReason": ...}}` on stdout; exit 0 for allow; for deny exit 2 with the
-reason on stderr as well (Claude Code blocks the call on exit 2 whatever stdout says).
+"permissionDecisionReason": ...}}` on stdout; exit 0 for allow, and for `ask` (the hub found no
+person to ask and its fallback hands the call to Claude Code's own permission prompt); for deny
+exit 2 with the reason on stderr as well (Claude Code blocks the call on exit 2 whatever
+stdout says).
 
 The question is the agent's own: the hook acts with the session's credential (found by the
 `session_id` of the payload in the session's file, written by the SessionStart hook), on the
@@ -80,7 +82,7 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     if status != 200:
         error = answer.get("error", {}) if isinstance(answer, dict) else {}
         return "deny", f"repowire: the hub refused ({status} {error.get('code', '')}: {error.get('message', '')})"
-    if not isinstance(answer, dict) or answer.get("decision") not in ("allow", "deny"):
+    if not isinstance(answer, dict) or answer.get("decision") not in ("allow", "deny", "ask"):
         return "deny", "repowire: the hub's answer has no decision"
     reason = answer.get("reason") if isinstance(answer.get("reason"), str) else ""
     who = answer.get("answered_by", "?")
@@ -98,8 +100,10 @@ class _Once:
         with self._lock:
             if self.done.is_set():
                 return
-            code = EXIT_ALLOW if decision == "allow" else EXIT_DENY
-            decision = "allow" if code == EXIT_ALLOW else "deny"
+            # `ask` (no person could be reached, and the hub hands the call back to Claude Code's
+            # own permission prompt) is an answer like allow: exit 0, Claude Code asks its user
+            decision = decision if decision in ("allow", "ask") else "deny"
+            code = EXIT_DENY if decision == "deny" else EXIT_ALLOW
             try:
                 sys.stdout.buffer.write(hook_output(decision, reason) + b"\n")
                 sys.stdout.flush()

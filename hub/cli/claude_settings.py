@@ -26,7 +26,8 @@ from hub.cli.failures import EXIT_OK, EXIT_REFUSED
 from hub.core.approvals import QuestionPolicy
 from schemas.names import SESSION_HOOK_EVENTS
 from transports.claude_hook import LOCAL_MARGIN_S
-from transports.discovery import find_hub
+from schemas.local import PRESET_FILE, home_folder
+from transports.discovery import find_hub, find_token
 
 EVENT = "PreToolUse"
 OUR_COMMAND = re.compile(r"(^|[/\s'\"])(repowire|hub\.cli\.main|entry\.py)['\"]?\s+hook\s+"
@@ -179,6 +180,23 @@ def _program_resolves(command: str) -> tuple[bool, str]:
     return True, found
 
 
+def approvals_line(home: str | None) -> str:
+    """Which approval preset the hub applies (what agents may do without asking a person)."""
+    address = find_hub(home)
+    token = find_token(home)
+    try:
+        transport = httpx.HTTPTransport(uds=address.uds) if address.uds else None
+        with httpx.Client(base_url=address.http_url, transport=transport, timeout=3.0,
+                          headers={"Authorization": f"Bearer {token}"} if token else {}) as client:
+            preset = client.get("/policies").raise_for_status().json()["preset"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        chosen = Path(home_folder(home)) / PRESET_FILE
+        if chosen.exists():
+            return f"approvals: `{chosen.read_text().strip()}` chosen; the next `repowire serve` applies it"
+        return "approvals: the hub is not running; it applies its preset (`readonly` unless chosen) when it starts"
+    return f"approvals: preset `{preset['name']}`: {preset['summary']}"
+
+
 def doctor(args) -> int:
     """Checks the installed entry; prints one line per check; exit 1 when any check fails."""
     path = settings_path(args.project, args.settings)
@@ -187,7 +205,11 @@ def doctor(args) -> int:
     lines: list[str] = []
     data = load_json(path)
     ours = our_entries(data)
-    if not ours:
+    sessions_only = not ours and all(our_entries(data, event) for event in SESSION_HOOKS)
+    if sessions_only:
+        lines.append("approvals off: no repowire PreToolUse hook, so Claude Code's own permissions decide every tool "
+                     "call (`repowire hooks install --approvals readonly` turns approvals on)")
+    elif not ours:
         problems.append(f"no repowire PreToolUse hook in {path}: run `repowire hooks install`")
     elif len(ours) > 1:
         problems.append(f"{len(ours)} repowire PreToolUse hooks in {path}; run `repowire hooks install` to keep one")
@@ -214,6 +236,8 @@ def doctor(args) -> int:
         if f"--timeout {timeout}" not in hook["command"]:
             problems.append("the command's --timeout differs from the entry's timeout: the hook would not know "
                             "its own deadline")
+    if ours:
+        lines.append(approvals_line(args.home))
     for line in lines:
         print(f"ok       {line}")
     for problem in problems:

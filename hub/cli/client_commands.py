@@ -19,7 +19,7 @@ import orjson
 from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
 from transports.discovery import HubAddress, find_hub
 from transports.identity import NotOnHub, resolve
-from transports.pane_text import neutralise, quoted
+from schemas.visible import neutralise, quoted
 
 
 

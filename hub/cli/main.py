@@ -39,14 +39,19 @@ COMMANDS = {
     ("questions", "show"): "hub.cli.question_commands:show_question",
     ("approve", None): "hub.cli.question_commands:approve",
     ("deny", None): "hub.cli.question_commands:deny",
-    ("policies", None): "hub.cli.question_commands:policies",
-    ("policy", "add"): "hub.cli.question_commands:policy_add",
-    ("policy", "rm"): "hub.cli.question_commands:policy_rm",
+    ("questions", "answer"): "hub.cli.question_commands:answer_question",
+    ("policies", None): "hub.cli.policy_commands:policies",
+    ("policies", "preset"): "hub.cli.policy_commands:choose_preset",
+    ("policies", "evaluate"): "hub.cli.policy_commands:evaluate",
+    ("policy", "add"): "hub.cli.policy_commands:policy_add",
+    ("policy", "rm"): "hub.cli.policy_commands:policy_rm",
+    ("decisions", None): "hub.cli.policy_commands:decisions",
     ("hook", "pretooluse"): "hub.cli.hook_command:pretooluse",
     **{("hook", event): "hub.cli.hook_command:session_event" for event in SESSION_HOOK_EVENTS.values()},
     ("mcp", None): "hub.cli.mcp_command:mcp",
     ("hooks", "install"): "hub.cli.hooks_install:install",
     ("hooks", "uninstall"): "hub.cli.hooks_install:uninstall",
+    ("hooks", "doctor"): "hub.cli.claude_settings:doctor",
     ("doctor", "hooks"): "hub.cli.claude_settings:doctor",
     ("doctor", "peer"): "hub.cli.pane_commands:doctor",
     ("bridge", None): "hub.cli.bridge_command:bridge",
@@ -111,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the hub denies a question this many seconds before the asking hook's own timeout "
                         "(default 5 s)")
     s.add_argument("--max-policies", type=int, default=1000, help="most policy rules the hub holds (default 1000)")
+    s.add_argument("--fallback", choices=["deny", "ask"], default="deny",
+                   help="what a tool-permission question gets when no person can be reached (no dashboard open, no "
+                        "`repowire questions --follow`, no alert channel): deny (default), or ask = hand the call "
+                        "back to the agent's own permission prompt. Never allow")
+    s.add_argument("--alert-webhook", metavar="URL",
+                   help="POST a signed JSON alert here when a question waits for a person (HMAC-SHA256 with "
+                        "$REPOWIRE_ALERT_SECRET, else the secret in $REPOWIRE_HOME/alert-secret, made on first use)")
+    s.add_argument("--alert-ntfy", metavar="URL",
+                   help="post an alert to this ntfy-compatible topic URL, e.g. https://ntfy.sh/my-topic "
+                        "(bearer token from $REPOWIRE_NTFY_TOKEN); the alert's link signs its opener in once")
+    s.add_argument("--alert-desktop", action="store_true",
+                   help="show a desktop notification (notify-send) when a question waits for a person")
     s.add_argument("--max-schedules", type=int, default=100,
                    help="most schedules one peer (or the operator) may hold (default 100)")
     s.add_argument("--schedule-grace", type=float, default=60.0,
@@ -327,13 +344,21 @@ def _schedule_parsers(sub) -> None:
 
 def _approval_parsers(sub) -> None:
     """Tool-permission questions, policies and the Claude Code hook."""
-    qs = sub.add_parser("questions", help="list tool-permission questions waiting for a person "
-                                          "(`questions show ID`: one, whole)")
+    qs = sub.add_parser("questions", help="list questions waiting for a person, newest first (`questions show ID`: "
+                                          "one, whole; --follow: watch)")
     qs.add_argument("--json", action="store_true", help="print JSON")
+    qs.add_argument("--follow", action="store_true",
+                    help="keep watching: print each question as it opens and is decided, until Ctrl-C. While one "
+                         "watches, questions wait for a person instead of taking the hub's --fallback")
     qs_sub = qs.add_subparsers(dest="action", metavar="ACTION")
     qshow = qs_sub.add_parser("show", help="one question with its whole tool input, every character visible")
     qshow.add_argument("id", help="the question's id (from `repowire questions`)")
     qshow.add_argument("--json", action="store_true", help="print JSON")
+    qans = qs_sub.add_parser("answer", help="answer a plain question (one that is not a tool call) with an option")
+    qans.add_argument("id", help="the question's id")
+    qans.add_argument("option", help="the id of the option you choose (`questions show ID` lists them)")
+    qans.add_argument("--reason", help="why; the asker sees it")
+    qans.add_argument("--json", action="store_true", help="print JSON")
     for verb, meaning in (("approve", "allow"), ("deny", "deny")):
         v = sub.add_parser(verb, help=f"{meaning} a waiting tool-permission question (as a person)",
                            description=("Allow a waiting tool call. It prints the whole call first and asks you to "
@@ -345,11 +370,41 @@ def _approval_parsers(sub) -> None:
         if verb == "approve":
             v.add_argument("-y", "--yes", action="store_true",
                            help="do not ask: approve what `repowire questions show ID` showed")
+            v.add_argument("--for-session", action="store_true",
+                           help="also allow this exact call again, without asking, for the rest of the agent's session")
+            v.add_argument("--always", nargs="?", const="", metavar="PREFIX",
+                           help="also allow this tool for this agent from now on; for Bash, the commands that start "
+                                "with PREFIX (default: the program and its first argument, e.g. `npm test`). A policy "
+                                "rule you can list and remove")
         else:
             v.set_defaults(yes=True)
 
-    ps = sub.add_parser("policies", help="list policy rules in the order they are tried")
+    ps = sub.add_parser("policies", help="list policy rules in the order they are tried, then the approval preset's "
+                                         "(`policies preset NAME` chooses it; `policies evaluate` tries a call)")
     ps.add_argument("--json", action="store_true", help="print JSON")
+    ps_sub = ps.add_subparsers(dest="action", metavar="ACTION")
+    pre_set = ps_sub.add_parser("preset", help="choose what agents may do without asking a person (as a person)",
+                                description="readonly: read and search the project, talk through the hub (the "
+                                            "default). writes: also edit files in the project (not .claude/, "
+                                            ".codex/, .mcp.json, .git/). all: everything runs, still audited. none: "
+                                            "no preset; only your rules decide without a person.")
+    pre_set.add_argument("name", choices=["readonly", "writes", "all", "none"])
+    pre_set.add_argument("--json", action="store_true", help="print JSON")
+    ev = ps_sub.add_parser("evaluate", help="a dry run: what would the rules decide for this tool call?",
+                           description="Example: repowire policies evaluate Bash --input 'command=git push' --cwd "
+                                       "$PWD --peer myproj-claude")
+    ev.add_argument("tool", help="the tool name, e.g. Bash, Read, Edit, mcp__github__create_issue")
+    ev.add_argument("--input", action="append", metavar="FIELD=VALUE", help="a field of the tool input; repeatable")
+    ev.add_argument("--input-json", metavar="JSON", help="the whole tool input as JSON (instead of --input)")
+    ev.add_argument("--cwd", help="the agent's working folder")
+    ev.add_argument("--peer", help="the agent (name, name@circle or id)")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    dc = sub.add_parser("decisions", help="the audit log of decisions on questions, newest first")
+    dc.add_argument("--peer", help="only this agent's (name, name@circle or id)")
+    dc.add_argument("--tool", help="only this tool's, e.g. Bash")
+    dc.add_argument("--decision", choices=["allow", "deny", "ask"], help="only these decisions")
+    dc.add_argument("--limit", type=int, default=50, help="at most this many (default 50, up to 1000)")
+    dc.add_argument("--json", action="store_true", help="print JSON")
     pol = sub.add_parser("policy", help="add or remove a policy rule (as a person)")
     pol_sub = pol.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = pol_sub.add_parser("add", help="add a rule: every glob given must match; highest priority first",
@@ -419,6 +474,16 @@ def _approval_parsers(sub) -> None:
         if action == "install":
             h.add_argument("--timeout", type=int,
                            help="the hook's timeout in seconds (default: the hub's question cap plus margins)")
+            h.add_argument("--approvals", choices=["readonly", "writes", "all", "off"], default="readonly",
+                           help="what the agent may do without asking a person: readonly (read and search the "
+                                "project, talk through the hub; the default), writes (also edit project files), all "
+                                "(everything, still audited), off (no approval hook at all). Sets the hub's preset")
+
+    hdoc = hooks_sub.add_parser("doctor", help="check the installed Claude Code hooks and say which approval preset "
+                                               "the hub applies (the same as `repowire doctor hooks`)")
+    hdoc.add_argument("--project", action="store_true", help="check .claude/settings.json in this folder")
+    hdoc.add_argument("--settings", help="a settings file to check instead")
+    hdoc.add_argument("--json", action="store_true", help="print JSON")
 
     doc = sub.add_parser("doctor", help="check a peer (`doctor <peer>`) or the Claude Code hook (`doctor hooks`)",
                          description="`repowire doctor <peer>`: a read-only report on a peer (transport, pane, "

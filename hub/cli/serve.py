@@ -28,7 +28,7 @@ from hub.core.errors import HubError
 from hub.core.ids import new_token
 from hub.core.attachments import AttachmentPolicy
 from hub.core.schedules import SchedulePolicy
-from hub.core.settings import Settings, parse_limits
+from hub.core.settings import AlertSettings, Settings, parse_limits
 from hub.cli.bridge_process import BridgeSupervisor
 from hub.runtime.dashboard import LINK_TTL_S
 from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
@@ -39,7 +39,7 @@ from hub.core.nodes import LeaseHolder
 from hub.store.bus import NodeBus
 from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
-from schemas.local import TOKEN_FILE, home_folder
+from schemas.local import ALERT_SECRET_ENV, ALERT_SECRET_FILE, NTFY_TOKEN_ENV, TOKEN_FILE, home_folder
 from schemas.names import NAME
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,32 @@ def check_positive(**values: float) -> None:
             raise ValueError(f"--{name.replace('_', '-')} takes a number above 0, not {value:g}")
 
 
+def alert_secret(home: Path) -> bytes:
+    """The webhook's signing secret: $REPOWIRE_ALERT_SECRET, else `alert-secret` in the home
+    folder, made (0600) the first time a webhook is set."""
+    given = os.environ.get(ALERT_SECRET_ENV)
+    if given:
+        return given.encode()
+    path = home / ALERT_SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes().strip()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = new_token().encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(secret + b"\n")
+    print(f"repowire serve: webhook alerts are signed with a new secret in {path}; give your receiver a copy",
+          file=sys.stderr)
+    return secret
+
+
+def alert_settings(args, home: Path) -> AlertSettings:
+    return AlertSettings(webhook_url=args.alert_webhook,
+                         webhook_secret=alert_secret(home) if args.alert_webhook else b"",
+                         ntfy_url=args.alert_ntfy, ntfy_token=os.environ.get(NTFY_TOKEN_ENV) or None,
+                         desktop=args.alert_desktop)
+
+
 def serve_command(args) -> int:
     """`repowire serve`: the settings from the command line, then `serve`."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -257,7 +283,8 @@ def serve_command(args) -> int:
     except ValueError as exc:
         print(f"repowire serve: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(home=Path(home_folder(args.home)), limits=limits, host=args.host, port=args.port, uds=args.uds,
+    home = Path(home_folder(args.home))
+    settings = Settings(home=home, limits=limits, host=args.host, port=args.port, uds=args.uds,
                         redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
                         node_lease_s=args.node_lease,
                         heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
@@ -265,7 +292,9 @@ def serve_command(args) -> int:
                         asks=AskPolicy(default_timeout_s=args.ask_timeout, max_timeout_s=args.ask_timeout_max,
                                        reply_ttl_s=args.reply_ttl, max_fanout=args.ask_fanout),
                         questions=QuestionPolicy(max_timeout_s=args.question_timeout_max,
-                                                 margin_s=args.question_margin, max_policies=args.max_policies),
+                                                 margin_s=args.question_margin, max_policies=args.max_policies,
+                                                 fallback=args.fallback),
+                        alerts=alert_settings(args, home),
                         schedules=SchedulePolicy(max_per_peer=args.max_schedules, grace_s=args.schedule_grace,
                                                  claim_lease_s=args.schedule_lease),
                         attachments=AttachmentPolicy(max_file_bytes=args.attachment_max_bytes,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import posixpath
 from dataclasses import dataclass
 
 import orjson
@@ -25,6 +26,7 @@ DECISIONS = (ALLOW, DENY)
 ACTIONS = (ALLOW, DENY, ASK)
 # answered_by
 HUMAN, POLICY, TIMEOUT, ERROR = "human", "policy", "timeout", "error"
+FALLBACK = "fallback"     # no person could be reached: the configured fallback decided
 ABANDONED = "abandoned"   # the hook that asked is gone: denied where it ran, never approvable
 PENDING = "pending"
 DEFAULT_OPTIONS = ({"id": "allow", "title": "Allow", "decision": ALLOW},
@@ -41,6 +43,8 @@ class QuestionPolicy:
     max_timeout_s: float = 300.0   # the longest a tool call waits for a person
     margin_s: float = 5.0          # the hub decides this long before the hook's own timeout
     max_policies: int = 1000
+    fallback: str = DENY           # what a question gets when no person can be reached: deny or ask
+    session_rule_ttl_s: int = 24 * 3600   # a "for this session" allow lapses by then at the latest
 
 
 def content_hash(tool_name: str, tool_input: dict) -> str:
@@ -98,6 +102,7 @@ class ToolCall:
     peer_name: str | None
     peer_id: str | None
     circle: str | None
+    session_id: str = ""
 
 
 def _field(tool_input: dict, path: str):
@@ -121,9 +126,45 @@ def _glob(pattern: str, value: str | None, *, guard_shell: bool) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def inside(cwd: str | None, value) -> bool:
+    """A path (relative ones from `cwd`) that resolves under `cwd` without following links;
+    an absent value stands for `cwd` itself, and `~…` is never inside."""
+    if value is None:
+        return cwd is not None
+    if not isinstance(value, str) or not cwd or not cwd.startswith("/") or "\0" in value or value.startswith("~"):
+        return False   # `~` may mean a home folder to the tool: never inside
+    root = posixpath.normpath(cwd)
+    path = posixpath.normpath(posixpath.join(root, value))
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def starts_with_words(command, prefix: str, *, guard_shell: bool) -> bool:
+    """`command` is `prefix`, or `prefix` followed by a space and more (`npm test` matches
+    `npm test -- -k x`, never `npm tests`); never one with a shell operator the prefix lacks."""
+    if not isinstance(command, str):
+        return False
+    if guard_shell and any(op in command and op not in prefix for op in SHELL_OPERATORS):
+        return False
+    return command == prefix or command.startswith(prefix + " ")
+
+
+def content_matches(rule: dict, call: ToolCall) -> bool:
+    """A rule made for one exact call matches that call only."""
+    return content_hash(call.tool_name, call.tool_input) == rule["content_hash"]
+
+
 def rule_matches(rule: dict, call: ToolCall) -> bool:
     allow = rule["action"] == ALLOW
     if not _glob(rule.get("tool") or "*", call.tool_name, guard_shell=False):
+        return False
+    if rule.get("session_id") and rule["session_id"] != call.session_id:
+        return False
+    if rule.get("content_hash") and not content_matches(rule, call):
+        return False
+    if any(not inside(call.cwd, _field(call.tool_input, path)) for path in rule.get("inside_cwd") or ()):
+        return False
+    if rule.get("command_prefix") and not starts_with_words(call.tool_input.get("command"), rule["command_prefix"],
+                                                            guard_shell=allow):
         return False
     for path, pattern in (rule.get("input") or {}).items():
         value = _field(call.tool_input, path)
@@ -144,9 +185,63 @@ def ordered(rules: list[dict]) -> list[dict]:
     return sorted(rules, key=lambda r: (-r.get("priority", 0), r.get("created_at", 0), r["id"]))
 
 
-def evaluate(rules: list[dict], call: ToolCall) -> tuple[str, dict | None]:
-    """(action, the rule that decided) - `ask` with no rule when nothing matched."""
-    for rule in ordered(rules):
+def live(rule: dict, now_ms: int) -> bool:
+    return not rule.get("expires_at") or rule["expires_at"] > now_ms
+
+
+def evaluate(rules: list[dict], call: ToolCall, now_ms: int = 0, preset: tuple[dict, ...] = ()) -> tuple[str, dict | None]:
+    """(action, the rule that decided) - `ask` with no rule when nothing matched. The person's
+    rules (those not lapsed) are tried first, then the preset's."""
+    for rule in [*ordered([r for r in rules if live(r, now_ms)]), *ordered(list(preset))]:
         if rule_matches(rule, call):
             return rule["action"], rule
     return ASK, None
+
+
+# ---- scoped answers: an allow that becomes a rule ----------------------------------------------
+
+ONCE, SESSION, ALWAYS = "once", "session", "always"
+GLOB_SPECIALS = "*?["
+
+
+def glob_literal(text: str) -> str:
+    """A glob that matches `text` itself: each special character in a class of its own."""
+    return "".join(f"[{c}]" if c in GLOB_SPECIALS else c for c in text)
+
+
+def command_prefix(command: str) -> str:
+    """The part of a shell command an "always allow" keeps by default: the program and, unless
+    it is an option or a path, its first argument (`npm test`, `git status`, `pytest`)."""
+    words = command.split()
+    if not words:
+        return ""
+    if len(words) > 1 and not words[1].startswith(("-", "/", ".", "~")) and "=" not in words[1]:
+        return f"{words[0]} {words[1]}"
+    return words[0]
+
+
+def scoped_rule(scope: str, question: dict, agent: dict, prefix: str | None, now_ms: int,
+                session_ttl_s: int) -> dict:
+    """The rule an allow with a scope leaves behind (without id and times): `session` allows
+    this exact call again in this session of this agent; `always` allows this tool (a Bash
+    command starting with `prefix`) for this agent."""
+    origin = {"scope": scope, "question_id": question["correlation_id"], "peer": agent["peer_id"]}
+    if scope == SESSION:
+        return {**origin, "action": ALLOW, "tool": glob_literal(question["tool_name"]),
+                "content_hash": question["content_hash"], "session_id": question.get("session_id", ""),
+                "expires_at": now_ms + session_ttl_s * 1000,
+                "reason": f"allowed for the rest of session {question.get('session_id') or '?'} by a person"}
+    rule = {**origin, "action": ALLOW, "tool": glob_literal(question["tool_name"]),
+            "reason": f"always allowed for {agent['name']} by a person"}
+    command = question["tool_input"].get("command")
+    if question["tool_name"] == "Bash" and isinstance(command, str):
+        kept = (prefix if prefix is not None else command_prefix(command)).strip()
+        if not kept or not command.startswith(kept):
+            raise HubError(ErrorCode.INVALID_REQUEST, "prefix must be the start of the command that was asked",
+                           {"prefix": prefix, "command": command[:200]})
+        rule["command_prefix"] = kept
+        rule["reason"] = f"always allowed for {agent['name']}: commands starting {kept!r}"
+    elif prefix is not None:
+        raise HubError(ErrorCode.INVALID_REQUEST, "prefix is for Bash commands; other tools are allowed whole",
+                       {"tool_name": question["tool_name"]})
+    return rule

@@ -53,6 +53,20 @@ LIMIT_MEANINGS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Where the hub alerts people to a question that waits (see hub.runtime.alerts)."""
+    webhook_url: str | None = None
+    webhook_secret: bytes = field(default=b"", repr=False)
+    ntfy_url: str | None = None
+    ntfy_token: str | None = field(default=None, repr=False)
+    desktop: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.webhook_url or self.ntfy_url or self.desktop)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     host: str = "127.0.0.1"
@@ -78,6 +92,7 @@ class Settings:
     questions: QuestionPolicy = field(default_factory=QuestionPolicy)
     schedules: SchedulePolicy = field(default_factory=SchedulePolicy)
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def mesh_node(self) -> str:

@@ -150,6 +150,8 @@ class Mesh:
         """Renew this node's lease, then take offline the peers of nodes whose lease lapsed."""
         if not await self.bus.renew_lease(self.holder, int(self.lease_s * 1000)):
             log.error("another process took the lease of node %s; give each hub its own --node name", self.bus.node)
+        # how many people watch for questions here, so that another node knows one can answer
+        self.hub.store.writer.submit([self.questions.people.publish_cmd()], wait=False)
         holders = {p.node for p in self.hub.peers.values() if p.status != OFFLINE and p.node not in ("", self.hub.node)}
         if not holders:
             return

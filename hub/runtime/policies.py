@@ -1,18 +1,26 @@
 """Policy rules at run time: people manage them, anyone may ask what they would decide.
 
 Rules live in the store (one hash, read on every evaluation, so all hub nodes agree); the
-matching itself is `hub.core.approvals.evaluate`. Only a person (the hub token or a `person`
-peer) may add, change or remove a rule: an agent must not be able to allow itself.
+matching itself is `hub.core.approvals.evaluate`. After the person's rules come the rules of
+the approval preset in force (`hub.core.presets`; its name is one store key). Only a person
+(the hub token or a `person` peer) may add, change or remove a rule or choose the preset: an
+agent must not be able to allow itself. A person's scoped allow (`session`, `always`) is
+saved here as a rule that says where it came from; the rules of a session go when it ends.
 """
 
 from __future__ import annotations
 
-from hub.core.approvals import ToolCall, evaluate, ordered
+import logging
+
+from hub.core.approvals import ToolCall, evaluate, live, ordered, scoped_rule
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
+from hub.core.presets import DEFAULT, NAMES, PRESETS, Preset
 from hub.runtime.hub import Hub, Sender
 from hub.store.questions import QuestionStore
 from schemas.errors import ErrorCode
+
+log = logging.getLogger(__name__)
 
 
 class PolicyService:
@@ -28,10 +36,34 @@ class PolicyService:
                            "change policies")
 
     async def list(self) -> list[dict]:
-        return ordered(await self.store.policies())
+        """The person's rules that have not lapsed, in the order they are tried (lapsed ones
+        are removed as they are found)."""
+        now = self.hub.now_ms()
+        rules = await self.store.policies()
+        lapsed = [r["id"] for r in rules if not live(r, now)]
+        if lapsed:
+            self.hub.store.writer.submit([self.store.delete_policy_cmd(rid) for rid in lapsed], wait=False)
+        return ordered([r for r in rules if live(r, now)])
+
+    async def preset(self) -> Preset:
+        name = await self.store.preset()
+        return PRESETS[name if name in NAMES else DEFAULT]
+
+    async def choose_preset(self, sender: Sender, name: str) -> Preset:
+        self._check_person(sender)
+        await self.hub.store.writer.write(self.store.save_preset_cmd(name))
+        log.info("approval preset is now %s", name)
+        return PRESETS[name]
+
+    @staticmethod
+    def preset_view(preset: Preset) -> dict:
+        return {"name": preset.name, "summary": preset.summary, "rules": ordered(list(preset.rules))}
 
     async def create(self, sender: Sender, rule: dict) -> dict:
         self._check_person(sender)
+        return await self._save_new(rule)
+
+    async def _save_new(self, rule: dict) -> dict:
         if await self.store.policy_count() >= self.max_policies:
             raise HubError(ErrorCode.TOO_MANY_POLICIES, f"the hub holds at most {self.max_policies} policy rules",
                            {"limit": self.max_policies})
@@ -39,6 +71,21 @@ class PolicyService:
         saved = {**rule, "id": self.hub.ids.next(now), "created_at": now, "updated_at": now}
         await self.hub.store.writer.write(self.store.save_policy_cmd(saved))
         return saved
+
+    async def save_scoped(self, sender: Sender, scope: str, question: dict, prefix: str | None,
+                          session_ttl_s: int) -> dict:
+        """The rule a person's scoped allow leaves (the caller checked they are a person)."""
+        agent = question.get("peer") or question["asker"]
+        rule = scoped_rule(scope, question, agent, prefix, self.hub.now_ms(), session_ttl_s)
+        return await self._save_new({**rule, "by": sender.ref})
+
+    async def drop_session(self, peer_id: str) -> int:
+        """The agent's session ended: the allows given for the rest of it go (an agent has one
+        session at a time)."""
+        gone = [r["id"] for r in await self.store.policies() if r.get("scope") == "session" and r.get("peer") == peer_id]
+        if gone:
+            await self.hub.store.writer.write(*[self.store.delete_policy_cmd(rid) for rid in gone])
+        return len(gone)
 
     async def replace(self, sender: Sender, policy_id: str, rule: dict) -> dict:
         self._check_person(sender)
@@ -64,7 +111,7 @@ class PolicyService:
         return HubError(ErrorCode.POLICY_NOT_FOUND, f"no policy rule {policy_id}", {"id": policy_id})
 
     async def match(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
-                    peer_ref: str | None) -> tuple[str, dict | None, PeerRecord | None]:
+                    peer_ref: str | None, session_id: str = "") -> tuple[str, dict | None, PeerRecord | None]:
         """(action, the rule that decided or None, the agent the call is for): the agent is the
         peer named by `peer_ref`, else the caller (None for the operator)."""
         subject = self.hub.find_peer(peer_ref, sender) if peer_ref else sender.peer
@@ -72,8 +119,9 @@ class PolicyService:
             raise HubError(ErrorCode.FORBIDDEN, "an agent asks about its own tool calls only: leave out `peer`, "
                            "or name yourself", {"peer": peer_ref})
         call = ToolCall(tool_name, tool_input, cwd, subject.name if subject else None,
-                        subject.peer_id if subject else None, subject.circle if subject else None)
-        action, rule = evaluate(await self.store.policies(), call)
+                        subject.peer_id if subject else None, subject.circle if subject else None, session_id)
+        preset = await self.preset()
+        action, rule = evaluate(await self.store.policies(), call, self.hub.now_ms(), preset.rules)
         return action, rule, subject
 
     async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
@@ -81,5 +129,9 @@ class PolicyService:
         action, rule, _ = await self.match(sender, tool_name, tool_input, cwd, peer_ref)
         if rule is None:
             return {"action": action, "reason": "no rule matched: a person is asked"}
-        return {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
+        view = {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
+        preset = (await self.preset()).name
+        if rule in PRESETS[preset].rules:
+            view["preset"] = preset
+        return view
 

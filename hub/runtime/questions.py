@@ -24,12 +24,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from hub.core.approvals import (ABANDONED, ASK, DENY, ERROR, HUMAN, PENDING, POLICY, TIMEOUT, QuestionPolicy, check_options,
-                                content_hash, decision_of, question_deadline, question_id)
+from hub.core.approvals import (ABANDONED, ALLOW, ASK, DENY, ERROR, FALLBACK, HUMAN, ONCE, PENDING, POLICY, TIMEOUT,
+                                QuestionPolicy, check_options, content_hash, decision_of, question_deadline, question_id)
+from hub.core.questions import CHOICE, TOOL_PERMISSION, check_plain, choice_of, plain_hash
 from hub.core.errors import HubError
 from hub.core.peers import AWAITING_INPUT, BUSY, PERSON, PeerRecord
 from hub.core.ids import is_hex128
 from hub.core.trace import Stage, stage_entry
+from hub.runtime.alerts import People
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.hub import Hub, Sender
 from hub.runtime.policies import PolicyService
@@ -54,9 +56,9 @@ class Opened:
 
 
 def decision_view(record: dict) -> dict:
-    view = {"correlation_id": record["correlation_id"], "decision": record["decision"],
-            "answered_by": record["answered_by"], "reason": record.get("reason", "")}
-    for name in ("rule_id", "option_id"):
+    view = {"correlation_id": record["correlation_id"], "answered_by": record["answered_by"],
+            "reason": record.get("reason", "")}
+    for name in ("decision", "rule_id", "option_id", "scope", "policy_id"):
         if record.get(name):
             view[name] = record[name]
     return view
@@ -73,11 +75,13 @@ def error_view(qid: str, reason: str) -> dict:
 
 
 class QuestionService:
-    def __init__(self, hub: Hub, store: QuestionStore, policies: PolicyService, policy: QuestionPolicy):
+    def __init__(self, hub: Hub, store: QuestionStore, policies: PolicyService, policy: QuestionPolicy,
+                 people: People):
         self.hub = hub
         self.store = store
         self.policies = policies
         self.policy = policy
+        self.people = people
         self.waiters: dict[str, list[asyncio.Future]] = {}
         # What never changes about the questions this node opened and that wait for a person:
         # answering them needs no store read (their state is the store's to check).
@@ -115,17 +119,23 @@ class QuestionService:
     # ---- asking ------------------------------------------------------------------------------
 
     async def open(self, sender: Sender, request) -> Opened:
-        """`request` has the fields of schemas.frames.AskBlockingBody."""
+        """`request` has the fields of schemas.frames.AskBlockingBody: a tool permission, or a
+        plain question (no `tool_name`)."""
         hub = self.hub
-        options = check_options([{"id": o.id, "title": o.title, "decision": o.decision} for o in request.options]
-                                if request.options else None)
         if request.prompt:
             hub.check_text(request.prompt)
         if request.peer is not None:
             raise HubError(ErrorCode.FORBIDDEN, "who asks is the credential's peer, never a field: leave out `peer` "
                            "(an agent's hook asks with its session's credential)", {"peer": request.peer})
-        action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input, request.cwd,
-                                                          None)
+        given = [{k: v for k, v in (("id", o.id), ("title", o.title), ("decision", o.decision)) if v is not None}
+                 for o in request.options] if request.options else None
+        if request.tool_name is None:
+            options = check_plain(request.title, given, request.default, request.tool_input)
+            action, rule, subject = ASK, None, sender.peer
+        else:
+            options = self._tool_options(request, given)
+            action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input,
+                                                              request.cwd, None, request.session_id)
         owner = subject.peer_id if subject is not None else sender.key_owner
         self._check_room(owner)
         self._opening[owner] = self._opening.get(owner, 0) + 1
@@ -137,6 +147,25 @@ class QuestionService:
                 self._opening[owner] = left
             else:
                 del self._opening[owner]
+
+    @staticmethod
+    def _tool_options(request, given: list[dict] | None) -> list[dict]:
+        if request.tool_use_id is None:
+            raise HubError(ErrorCode.INVALID_REQUEST, "a tool permission needs `tool_use_id` (the hook's id of the "
+                           "call, so that a retried hook joins the same question)")
+        if request.title is not None:
+            raise HubError(ErrorCode.INVALID_REQUEST, "`title` is for a plain question; a tool permission is titled "
+                           "by its tool", {"title": request.title})
+        if given and any("decision" not in o for o in given):
+            raise HubError(ErrorCode.INVALID_REQUEST, "each option of a tool permission says its decision (allow or "
+                           "deny)", {"options": [o["id"] for o in given]})
+        options = check_options(given)
+        if request.default is not None:
+            chosen = next((o for o in options if o["id"] == request.default), None)
+            if chosen is None or chosen["decision"] != DENY:
+                raise HubError(ErrorCode.INVALID_REQUEST, "the default of a tool permission is what its deadline "
+                               "picks, so it must name a deny option", {"default": request.default})
+        return options
 
     def _check_room(self, owner: str) -> None:
         """At most `open_questions_per_peer` questions of one agent wait for a person at once
@@ -151,8 +180,10 @@ class QuestionService:
     async def _open(self, sender: Sender, request, options, action: str, rule: dict | None,
                     subject: PeerRecord | None) -> Opened:
         hub = self.hub
-        qid = question_id(sender.key_owner, request.session_id, request.tool_use_id)
-        digest = content_hash(request.tool_name, request.tool_input)
+        plain = request.tool_name is None
+        qid = question_id(sender.key_owner, request.session_id, request.tool_use_id or hub.ids.next(hub.now_ms()))
+        digest = (plain_hash(request.title, request.prompt, options) if plain
+                  else content_hash(request.tool_name, request.tool_input))
         now = hub.now_ms()
         deadline = question_deadline(now, request.timeout_s, request.hook_timeout_s, self.policy)
         decision = None
@@ -160,13 +191,15 @@ class QuestionService:
             decision = {"decision": action, "answered_by": POLICY, "rule_id": rule["id"], "decided_at": now,
                         "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
         elif deadline <= now:
-            decision = {"decision": DENY, "answered_by": TIMEOUT, "decided_at": now,
+            decision = {**self._default_outcome(plain, request.default), "answered_by": TIMEOUT, "decided_at": now,
                         "reason": "the hook's timeout leaves no time to ask a person"}
+        elif not await self.people.reachable():
+            decision = self._fallback(plain, request.default, now)
         asker = sender.ref
-        body = {"correlation_id": qid, "tool_name": request.tool_name, "tool_input": request.tool_input,
-                "tool_use_id": request.tool_use_id, "session_id": request.session_id, "cwd": request.cwd,
-                "prompt": request.prompt, "options": options, "asker": asker,
-                "peer": Sender(subject).ref if subject else None,
+        body = {"correlation_id": qid, "kind": CHOICE if plain else TOOL_PERMISSION, "tool_name": request.tool_name,
+                "tool_input": request.tool_input, "tool_use_id": request.tool_use_id, "session_id": request.session_id,
+                "cwd": request.cwd, "title": request.title, "prompt": request.prompt, "options": options,
+                "default": request.default, "asker": asker, "peer": Sender(subject).ref if subject else None,
                 "created_at": now, "deadline": deadline, "node": hub.node}
         body = {k: v for k, v in body.items() if v is not None}
         retention = hub.settings.trace_retention_s
@@ -195,8 +228,31 @@ class QuestionService:
         self.waiters.setdefault(qid, []).append(future)
         self.opened[qid] = {**body, "content_hash": digest}
         self._show_presence(owner_of(body))
-        self._tell_people({"type": "question", **self.public({**body, "content_hash": digest, "state": PENDING})})
+        shown = self.public({**body, "content_hash": digest, "state": PENDING})
+        self._tell_people({"type": "question", **shown})
+        self.people.alerts.question_waits(shown)
         return Opened(qid, deadline, future)
+
+    @staticmethod
+    def _default_outcome(plain: bool, default: str | None) -> dict:
+        """What a deadline (or no person) picks: the default option if any; for a tool
+        permission always deny."""
+        outcome: dict = {} if plain else {"decision": DENY}
+        if default is not None:
+            outcome["option_id"] = default
+        return outcome
+
+    def _fallback(self, plain: bool, default: str | None, now: int) -> dict:
+        """Nobody could answer: no dashboard or `questions --follow` watches and no alert
+        channel is set. Deny (or the default option), or hand a tool call back to the agent's
+        own permission prompt (`ask`) when the hub is set so; never allow."""
+        outcome = self._default_outcome(plain, default)
+        if not plain and self.policy.fallback == ASK:
+            outcome["decision"] = ASK
+        said = outcome.get("decision") or (f"option {default}" if default else "no answer")
+        return {**outcome, "answered_by": FALLBACK, "decided_at": now,
+                "reason": f"no person can be reached (no dashboard, no `repowire questions --follow`, no alert "
+                          f"channel): {said}"}
 
     async def _join(self, qid: str, state: str, future: asyncio.Future) -> Opened:
         """The same tool call asked again (the store traced `joined`): wait for the first
@@ -274,17 +330,60 @@ class QuestionService:
     # ---- deciding ----------------------------------------------------------------------------
 
     async def answer(self, sender: Sender, qid: str, *, decision: str | None = None, option_id: str | None = None,
-                     reason: str | None = None, expected_hash: str | None = None) -> dict:
-        """A person decides. Agents may not: only the operator or a `person` peer."""
+                     reason: str | None = None, expected_hash: str | None = None, scope: str = ONCE,
+                     prefix: str | None = None) -> dict:
+        """A person decides. Agents may not: only the operator or a `person` peer. An allow with
+        a scope (`session`, `always`) also leaves a rule, so the next such call is not asked."""
         if not sender.is_person:
             raise HubError(ErrorCode.FORBIDDEN, "only a person (the dashboard, the CLI with the hub token, or a peer "
                            "with the person role) may answer a tool-permission question")
         record = self.opened.get(qid) or await self.read(qid)
-        chosen = decision_of(record["options"], option_id, decision)
         who = sender.ref
+        if record.get("kind") == CHOICE:
+            if scope != ONCE or prefix is not None:
+                raise HubError(ErrorCode.INVALID_REQUEST, "a plain question is answered once: no scope or prefix",
+                               {"scope": scope})
+            chosen = None
+            option_id = choice_of(record["options"], option_id, decision)
+        else:
+            chosen = decision_of(record["options"], option_id, decision)
+            self._check_scope(record, chosen, scope, prefix)
+        said = chosen or f"option {option_id}"
         outcome = {"decision": chosen, "answered_by": HUMAN, "decided_at": self.hub.now_ms(), "option_id": option_id,
-                   "by": who, "reason": reason or f"{chosen} by {who['name']}"}
+                   "by": who, "reason": reason or f"{said} by {who['name']}"}
+        if scope != ONCE:
+            # the rule is written first: once the agent's hook hears `allow`, its next call finds it
+            if expected_hash is not None and expected_hash != record["content_hash"]:
+                raise HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool "
+                               "name and input; reload the question and answer what it asks now",
+                               {"correlation_id": qid})
+            rule = await self.policies.save_scoped(sender, scope, record, prefix, self.policy.session_rule_ttl_s)
+            outcome.update(scope=scope, policy_id=rule["id"])
+            try:
+                return await self._decide(record, outcome, expected_hash)
+            except HubError:
+                await self.policies.delete(sender, rule["id"])   # the answer came too late: no rule either
+                raise
         return await self._decide(record, outcome, expected_hash)
+
+    @staticmethod
+    def _check_scope(record: dict, chosen: str, scope: str, prefix: str | None) -> None:
+        if scope == ONCE:
+            if prefix is not None:
+                raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`", {"prefix": prefix})
+            return
+        if chosen != ALLOW:
+            raise HubError(ErrorCode.INVALID_REQUEST, "a scope widens an allow; a deny is for this call only",
+                           {"scope": scope})
+        if not record.get("peer"):
+            raise HubError(ErrorCode.INVALID_REQUEST, "this question names no agent, so there is no agent to allow "
+                           "for longer", {"scope": scope})
+        if scope == "session" and prefix is not None:
+            raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`; `session` allows this exact "
+                           "call", {"prefix": prefix})
+        if scope == "session" and not record.get("session_id"):
+            raise HubError(ErrorCode.INVALID_REQUEST, "this question names no session, so it cannot be allowed for "
+                           "the rest of one", {"scope": scope})
 
     async def _expire(self, qid: str) -> int | None:
         """The deadline passed with nobody deciding: deny."""
@@ -296,7 +395,8 @@ class QuestionService:
                 self._resolve(qid, decision_view(record) if record is not None
                               else error_view(qid, "the question is gone"))
                 return None
-            await self._decide(record, {"decision": DENY, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
+            outcome = self._default_outcome(record.get("kind") == CHOICE, record.get("default"))
+            await self._decide(record, {**outcome, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
                                         "reason": "timeout"}, None)
         except HubError as exc:
             if exc.code is ErrorCode.STORE_UNAVAILABLE:
@@ -336,19 +436,23 @@ class QuestionService:
         return view
 
     def _final_stage(self, decision: dict, now: int) -> dict:
-        stage = {HUMAN: Stage.ANSWERED, POLICY: Stage.ANSWERED, TIMEOUT: Stage.EXPIRED}.get(decision["answered_by"],
-                                                                                          Stage.FAILED)
+        stage = {HUMAN: Stage.ANSWERED, POLICY: Stage.ANSWERED, FALLBACK: Stage.ANSWERED,
+                 TIMEOUT: Stage.EXPIRED}.get(decision["answered_by"], Stage.FAILED)
         by = decision.get("by")
-        return stage_entry(stage, now, self.hub.node, decision=decision["decision"], answered_by=decision["answered_by"],
-                           by=by["peer_id"] if by else None, rule_id=decision.get("rule_id"), reason=decision["reason"])
+        return stage_entry(stage, now, self.hub.node, decision=decision.get("decision"),
+                           option_id=decision.get("option_id"), answered_by=decision["answered_by"],
+                           by=by["peer_id"] if by else None, rule_id=decision.get("rule_id"), scope=decision.get("scope"),
+                           reason=decision["reason"])
 
     @staticmethod
     def _audit_entry(record: dict, decision: dict) -> dict:
         entry = {"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
-                 "tool_name": record["tool_name"], "peer": record.get("peer") or record.get("asker"),
-                 "decision": decision["decision"], "answered_by": decision["answered_by"],
+                 "tool_name": record.get("tool_name"), "title": record.get("title"),
+                 "peer": record.get("peer") or record.get("asker"), "decision": decision.get("decision"),
+                 "option_id": decision.get("option_id"), "answered_by": decision["answered_by"],
                  "reason": decision["reason"], "at": decision["decided_at"], "by": decision.get("by"),
-                 "rule_id": decision.get("rule_id")}
+                 "rule_id": decision.get("rule_id"), "scope": decision.get("scope"),
+                 "policy_id": decision.get("policy_id")}
         return {k: v for k, v in entry.items() if v is not None}
 
     def _resolve(self, qid: str, view: dict) -> None:
@@ -429,17 +533,20 @@ class QuestionService:
     @staticmethod
     def public(record: dict) -> dict:
         view = {"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
-                "state": record["state"], "content_hash": record["content_hash"], "created_at": int(record["created_at"]),
+                "kind": record.get("kind") or TOOL_PERMISSION, "state": record["state"],
+                "content_hash": record["content_hash"], "created_at": int(record["created_at"]),
                 "deadline": int(record["deadline"])}
-        for name in ("tool_name", "tool_input", "tool_use_id", "session_id", "cwd", "prompt", "options", "asker",
-                     "peer", "decision", "answered_by", "reason", "rule_id", "option_id", "by"):
+        for name in ("tool_name", "tool_input", "tool_use_id", "session_id", "cwd", "title", "prompt", "options",
+                     "default", "asker", "peer", "decision", "answered_by", "reason", "rule_id", "option_id", "by",
+                     "scope", "policy_id"):
             if record.get(name) is not None:
                 view[name] = record[name]
         if record.get("decided_at"):
             view["decided_at"] = int(record["decided_at"])
         return view
 
-    async def decisions(self, *, peer: str | None, decision: str | None, limit: int) -> list[dict]:
+    async def decisions(self, *, peer: str | None, decision: str | None, limit: int,
+                        tool: str | None = None) -> list[dict]:
         """The audit log, newest first, filtered; scans at most SCAN_MAX entries."""
         found: list[dict] = []
         cursor = "+"
@@ -455,7 +562,9 @@ class QuestionService:
                 if peer is not None and peer not in (who.get("peer_id"), who.get("name"),
                                                      f"{who.get('name')}@{who.get('circle')}"):
                     continue
-                if decision is not None and entry["decision"] != decision:
+                if decision is not None and entry.get("decision") != decision:
+                    continue
+                if tool is not None and entry.get("tool_name") != tool:
                     continue
                 found.append(entry)
                 if len(found) == limit:

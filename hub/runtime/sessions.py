@@ -15,6 +15,7 @@ from hub.core.panes import PaneLink, check_backend
 from hub.core.peers import BRIDGE, OFFLINE, ONLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from schemas.errors import ErrorCode
@@ -24,10 +25,11 @@ MAX_LISTED_ONLINE = 50
 
 
 class SessionService:
-    def __init__(self, hub: Hub, panes: PaneService, questions: QuestionService):
+    def __init__(self, hub: Hub, panes: PaneService, questions: QuestionService, policies: PolicyService):
         self.hub = hub
         self.panes = panes
         self.questions = questions
+        self.policies = policies
 
     async def start(self, sender: Sender, *, backend: str, cwd: str, agent_pid: int, ancestors: list[int],
                     pane_id: str | None = None, bridge_name: str | None = None, tmux_session: str | None = None,
@@ -121,6 +123,7 @@ class SessionService:
         await self.hub.revoke_session_token(peer)
         await self.hub.end_session(peer, reason)
         await self.questions.abandon_for(peer.peer_id, reason)
+        await self.policies.drop_session(peer.peer_id)
 
     async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> dict:
         require_self_or_person(sender, peer, "take its messages")

@@ -49,6 +49,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/questions/{question_id}/answer"): P, ("GET", "/decisions"): P,
     ("GET", "/policies"): P, ("POST", "/policies"): P, ("PUT", "/policies/{policy_id}"): P,
     ("DELETE", "/policies/{policy_id}"): P, ("POST", "/policies/evaluate"): P,
+    ("PUT", "/policies/preset"): P,
     ("POST", "/schedules"): O, ("GET", "/schedules"): O, ("GET", "/schedules/{schedule_id}"): O,
     ("DELETE", "/schedules/{schedule_id}"): O, ("POST", "/schedules/{schedule_id}/pause"): O,
     ("POST", "/schedules/{schedule_id}/resume"): O,

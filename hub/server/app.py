@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import orjson
 from starlette.applications import Starlette
@@ -24,11 +26,13 @@ from starlette.routing import Route, WebSocketRoute
 
 from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
+from hub.core.presets import NAMES as PRESET_NAMES
 from hub.core.settings import Settings
+from hub.runtime.alerts import Alerts, People
 from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.dashboard import DashboardAccess, DashboardFeed
-from hub.runtime.hub import Hub
+from hub.runtime.hub import Hub, Sender
 from hub.runtime.mesh import Mesh, claim_node_name, new_lease_holder
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
@@ -38,6 +42,7 @@ from hub.runtime.sessions import SessionService
 from hub.server import approvals, attachments, dashboard, panes, rest, schedules, sessions
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.access import with_access
+from hub.server.dashboard import question_link
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
@@ -52,7 +57,7 @@ from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter, load_scripts
 from schemas.errors import ErrorCode
-from schemas.local import HUB_FILE
+from schemas.local import HUB_FILE, PRESET_FILE
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,7 @@ ROUTES = with_access([
     Route("/policies", approvals.list_policies, methods=["GET"]),
     Route("/policies", approvals.create_policy, methods=["POST"]),
     Route("/policies/evaluate", approvals.evaluate_policy, methods=["POST"]),
+    Route("/policies/preset", approvals.choose_preset, methods=["PUT"]),
     Route("/policies/{policy_id}", approvals.replace_policy, methods=["PUT"]),
     Route("/policies/{policy_id}", approvals.delete_policy, methods=["DELETE"]),
     Route("/schedules", schedules.create, methods=["POST"]),
@@ -161,6 +167,21 @@ def write_hub_file(settings: Settings, pid: int) -> Path:
     return path
 
 
+async def apply_chosen_preset(home: Path, policies: PolicyService) -> None:
+    """`repowire hooks install --approvals NAME` ran while no hub answered: it left the choice
+    in the home folder for the next hub to apply, once."""
+    path = home / PRESET_FILE
+    try:
+        name = (await anyio.to_thread.run_sync(path.read_text)).strip()
+    except FileNotFoundError:
+        return
+    if name in PRESET_NAMES:
+        await policies.choose_preset(Sender(None), name)
+    else:
+        log.warning("ignoring %s: %r is not an approval preset", path, name)
+    await anyio.to_thread.run_sync(functools.partial(path.unlink, missing_ok=True))
+
+
 def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict,
               shutdown: ShutdownNotice | None = None, announce: Callable[[str], None] | None = None,
               lease_holder: LeaseHolder | None = None) -> LocalGuard:
@@ -191,8 +212,16 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             asks = AskService(hub, AskStore(client), settings.asks)
             await asks.start()
             question_store = QuestionStore(client)
+            app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
+            dashboard_store = DashboardStore(client, notice_client, mesh_node)
+            app.state.dashboard_access = access = DashboardAccess(dashboard_store, hub.now_ms)
+            app.state.dashboard_feed = feed = DashboardFeed(dashboard_store)
+            alerts = Alerts(settings.alerts, http, lambda qid: question_link(settings, access, qid))
+            people = People(hub, question_store, lambda: len(feed.subscribers), alerts,
+                            bus.live_nodes if bus is not None else None)
             policies = PolicyService(hub, question_store, settings.questions.max_policies)
-            questions = QuestionService(hub, question_store, policies, settings.questions)
+            questions = QuestionService(hub, question_store, policies, settings.questions, people)
+            await apply_chosen_preset(settings.home, policies)
             await questions.start()
             shutdown.subscribe(questions.stop)
             app.state.hub = hub
@@ -202,7 +231,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.panes = pane_service = PaneService(
                 hub, link_timeout_s=settings.link_timeout_s,
                 started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
-            app.state.sessions = SessionService(hub, pane_service, questions)
+            app.state.sessions = SessionService(hub, pane_service, questions, policies)
             app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
                                                                      settings.schedules, notice_client)
             schedule_service.start()
@@ -210,10 +239,6 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 hub, AttachmentStore(client, settings.node), settings.attachments,
                 settings.home / "attachments" / settings.node, url=settings.node_url)
             await attachment_service.start()
-            app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
-            dashboard_store = DashboardStore(client, notice_client, mesh_node)
-            app.state.dashboard_access = access = DashboardAccess(dashboard_store, hub.now_ms)
-            app.state.dashboard_feed = feed = DashboardFeed(dashboard_store)
             mesh = Mesh(hub, asks, questions, access, bus, holder, settings.node_lease_s) if bus else None
             if mesh is not None:
                 mesh.start()
@@ -225,6 +250,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 yield
             finally:
                 questions.stop()
+                await alerts.stop()
                 if mesh is not None:
                     await mesh.stop()
                 await feed.stop()

@@ -18,7 +18,7 @@ from hub.runtime.questions import Opened, QuestionService, error_view
 from hub.server.responses import JSON
 from hub.server.rest import caller, client_left, int_param, read_body
 from schemas.errors import ErrorCode
-from schemas.rest import AskBlockingRequest, EvaluateRequest, PolicyBody, QuestionAnswer
+from schemas.rest import AskBlockingRequest, EvaluateRequest, PolicyBody, PresetChoice, QuestionAnswer
 
 GRACE_S = 2.0   # past the deadline, a decision the store never recorded is answered `deny`
 
@@ -72,24 +72,34 @@ async def answer_question(request: Request) -> JSON:
     body = await read_body(request, QuestionAnswer)
     return JSON(await questions_of(request).answer(who, request.path_params["question_id"], decision=body.decision,
                                                    option_id=body.option_id, reason=body.reason,
-                                                   expected_hash=body.content_hash))
+                                                   expected_hash=body.content_hash, scope=body.scope,
+                                                   prefix=body.prefix))
 
 
 async def list_decisions(request: Request) -> JSON:
     caller(request)
     decision = request.query_params.get("decision")
-    if decision is not None and decision not in ("allow", "deny"):
-        raise HubError(ErrorCode.INVALID_REQUEST, "decision is allow or deny", {"decision": decision})
+    if decision is not None and decision not in ("allow", "deny", "ask"):
+        raise HubError(ErrorCode.INVALID_REQUEST, "decision is allow, deny or ask", {"decision": decision})
     limit = int_param(request, "limit", 50, 1, 1000)
     return JSON({"decisions": await questions_of(request).decisions(
-        peer=request.query_params.get("peer") or None, decision=decision, limit=limit)})
+        peer=request.query_params.get("peer") or None, decision=decision,
+        tool=request.query_params.get("tool") or None, limit=limit)})
 
 
 # ---- policies --------------------------------------------------------------------------------
 
 async def list_policies(request: Request) -> JSON:
     caller(request)
-    return JSON({"policies": await policies_of(request).list()})
+    policies = policies_of(request)
+    return JSON({"policies": await policies.list(), "preset": policies.preset_view(await policies.preset())})
+
+
+async def choose_preset(request: Request) -> JSON:
+    who = caller(request)
+    body = await read_body(request, PresetChoice)
+    policies = policies_of(request)
+    return JSON(policies.preset_view(await policies.choose_preset(who, body.name)))
 
 
 async def create_policy(request: Request) -> JSON:

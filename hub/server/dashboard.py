@@ -29,13 +29,15 @@ from starlette.websockets import WebSocket
 
 from hub import __version__
 from hub.core.errors import HubError
+from hub.core.ids import is_hex128
+from hub.core.settings import Settings
 from hub.runtime.connection import Connection
 from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed, parse_cursor
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller
 from hub.server.ws import Sink, close_with, error_frame, frame_data, read_first_frame
 from schemas.codec import FrameError, decode_dashboard_frame
-from schemas.dashboard import Subscribe
+from schemas.dashboard import SOCKET_PROTOCOL, Subscribe
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import Ping
 
@@ -43,7 +45,6 @@ log = logging.getLogger(__name__)
 
 COOKIE = "repowire_session"
 KEY_HEADER = "x-repowire-dashboard"          # the page's key, on every REST call the page makes
-SOCKET_PROTOCOL = "repowire.dashboard"      # the page's socket offers this and `repowire.key.<key>`
 KEY_PROTOCOL_PREFIX = "repowire.key."
 FILES_DIR = Path(__file__).resolve().parents[2] / "dashboard"
 FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -138,7 +139,9 @@ async def login(request: Request) -> Response:
                         media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
     secret, key = secret_and_key
     # the key rides in the fragment: the browser keeps it for the page and sends it to no server
-    response = RedirectResponse(f"/dashboard#key={key}", status_code=303,
+    question = request.query_params.get("question", "")
+    opened = f"&question={question}" if is_hex128(question) else ""   # an alert's link opens its question
+    response = RedirectResponse(f"/dashboard#key={key}{opened}", status_code=303,
                                 headers={"cache-control": "no-store", "referrer-policy": "no-referrer"})
     response.set_cookie(COOKIE, secret, max_age=SESSION_TTL_S, path="/", httponly=True, samesite="strict")
     return response
@@ -165,6 +168,12 @@ async def new_link(request: Request) -> JSON:
     code = await access_of(request).new_link_code()
     base = request.app.state.hub.settings.local_url
     return JSON({"url": f"{base}/dashboard/login?code={quote(code)}", "expires_in_s": LINK_TTL_S}, status_code=201)
+
+
+async def question_link(settings: Settings, access: DashboardAccess, question_id: str) -> str:
+    """For an alert: a one-time sign-in that opens this question in the dashboard."""
+    code = await access.new_link_code()
+    return f"{settings.node_url}/dashboard/login?code={quote(code)}&question={question_id}"
 
 
 def _holds_hub_token(request: Request) -> bool:

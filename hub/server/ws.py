@@ -231,7 +231,8 @@ async def _hold_question(questions: QuestionService, conn: Connection, sender: S
 async def _decide(questions: QuestionService, conn: Connection, sender: Sender, frame: Decide) -> None:
     try:
         view = await questions.answer(sender, frame.correlation_id, decision=frame.decision, option_id=frame.option_id,
-                                      reason=frame.reason, expected_hash=frame.content_hash)
+                                      reason=frame.reason, expected_hash=frame.content_hash,
+                                      scope=frame.scope, prefix=frame.prefix)
     except HubError as exc:
         conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
         return

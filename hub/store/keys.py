@@ -69,6 +69,8 @@ def ask_group(group_id: str) -> str:
 
 QUESTIONS_PENDING = f"{PREFIX}:questions:pending"   # zset question id -> deadline (ms)
 POLICIES = f"{PREFIX}:policies"                     # hash policy id -> rule JSON
+APPROVAL_PRESET = f"{PREFIX}:policies:preset"       # string: the approval preset's name (unset: the default)
+PEOPLE = f"{PREFIX}:people"                         # hash node -> people watching for questions there
 DECISIONS = f"{PREFIX}:decisions"                   # stream: one entry per decision, bounded
 
 

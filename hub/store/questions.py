@@ -134,6 +134,30 @@ class QuestionStore:
         except StoreDown as exc:
             raise unavailable(exc) from exc
 
+    @staticmethod
+    def save_preset_cmd(name: str) -> Command:
+        return ("SET", keys.APPROVAL_PRESET, name)
+
+    async def preset(self) -> str | None:
+        try:
+            raw = await self.client.get(keys.APPROVAL_PRESET)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return as_text(raw) if raw else None
+
+    @staticmethod
+    def people_cmd(node: str, count: int) -> Command:
+        """How many people watch for questions on this node (0 removes the node)."""
+        return ("HSET", keys.PEOPLE, node, count) if count else ("HDEL", keys.PEOPLE, node)
+
+    async def people(self) -> dict[str, int]:
+        """node -> people watching for questions there (as each node last said)."""
+        try:
+            raw = await self.client.hgetall(keys.PEOPLE)
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return {as_text(node): int(count) for node, count in raw.items()}
+
     async def policies(self) -> list[dict]:
         """Read on every use, so that every hub node on one store applies the same rules."""
         try:
