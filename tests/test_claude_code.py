@@ -15,6 +15,7 @@ import pytest
 from tests.agent_clis import ClaudeCode, claude_binary
 from tests.model_standin import ModelStandIn, Turn, bash, say
 from tests.model_standin import run as run_tool
+from tests.support import person_watching
 from tests.support import wait_until
 
 ASK_HINT = re.compile(r'repowire ack ([0-9a-f]{32}) "<answer>"')
@@ -79,7 +80,8 @@ def test_the_agent_notifies_and_replies_from_its_shell_as_itself(hub, tmp_path, 
     assert (closed["state"], closed["result"]["text"], closed["to"]["name"]) == ("replied", "port 8080", "proj-claude")
 
 
-def test_a_question_names_the_agent_and_a_person_allows_one_call_and_denies_the_next(hub, tmp_path, project):
+def test_a_question_names_the_agent_and_a_person_allows_one_call_and_denies_the_next(watched_hub, tmp_path, project):
+    hub = watched_hub
     with ModelStandIn([bash("touch allowed.txt"), bash("touch denied.txt"), say("done")]) as model:
         claude = user_of(hub, tmp_path, model)
         agent = claude.start_print_mode("make two files", project)
@@ -117,19 +119,20 @@ def test_with_its_hub_gone_the_call_is_denied_and_the_reason_names_that_hub(hub,
 
 
 
-def wait_for_question(hub, command: str) -> dict:
+def wait_for_question(hub, command: str | None, tool: str = "Bash") -> dict:
     found: list[dict] = []
 
     def asked() -> bool:
         found[:] = [q for q in hub.get("/questions").json()["questions"]
-                    if q["tool_input"].get("command") == command]
+                    if q["tool_name"] == tool and (command is None or q["tool_input"].get("command") == command)]
         return bool(found)
 
-    wait_until(asked, 30, f"the question about {command!r}")
+    wait_until(asked, 30, f"the question about {command or tool!r}")
     return found[0]
 
 
-def test_a_question_whose_hub_died_is_abandoned_and_cannot_be_approved(hub, tmp_path, project):
+def test_a_question_whose_hub_died_is_abandoned_and_cannot_be_approved(watched_hub, tmp_path, project):
+    hub = watched_hub
     with ModelStandIn([bash("touch late.txt"), say("done")]) as model:
         claude = user_of(hub, tmp_path, model)
         agent = claude.start_print_mode("make a file", project)
@@ -241,3 +244,96 @@ def test_the_agent_asks_and_waits_from_its_shell_as_the_session_context_says(hub
             agent.kill()
         (waited,) = model.tool_results()
         assert "main" in waited and "error" not in waited.lower()
+
+
+# ---- approvals (issue 23): what a person is asked, with the real CLI ----------------------------------
+
+def test_a_fresh_install_reads_and_searches_its_project_with_no_person_and_nothing_else_runs(hub, tmp_path,
+                                                                                            project):
+    """Nobody watches and no alert is set: reads run by the `readonly` preset, the rest is denied at once."""
+    (project / "README.md").write_text("cart service: port 8080\n")
+    (project / "src").mkdir()
+    (project / "src" / "cart.py").write_text("TAX_RATE = 0.2\n")
+    script = [run_tool("Read", file_path=str(project / "README.md")),
+              bash("grep -rn TAX_RATE ."), bash("ls src"), bash("git status"),
+              run_tool("Edit", file_path=str(project / "src" / "cart.py"), old_string="0.2", new_string="0.3"),
+              bash("curl -s https://example.com"), say("done")]
+    with ModelStandIn(script) as model:
+        claude = ClaudeCode(tmp_path / "user", hub.home, model)
+        installed = claude.install_hooks()
+        assert "approvals: `readonly`" in installed
+        run = claude.print_mode("look around", project)
+        assert run.returncode == 0, run.stderr
+        read, grep, listing, git, edit, fetch = model.tool_results()
+    assert "cart service: port 8080" in read and "TAX_RATE = 0.2" in grep and "cart.py" in listing
+    assert "not a git repository" in git.lower()   # it ran: git itself answered
+    for refused in (edit, fetch):
+        assert "repowire: deny (fallback): no person can be reached" in refused
+    assert (project / "src" / "cart.py").read_text() == "TAX_RATE = 0.2\n"
+    audit = hub.get("/decisions").json()["decisions"]
+    assert [(d["tool_name"], d["answered_by"], d.get("rule_id", "")) for d in reversed(audit)] == [
+        ("Read", "policy", "readonly/read-read"), *[("Bash", "policy", "readonly/shell-reads")] * 3,
+        ("Edit", "fallback", ""), ("Bash", "fallback", "")]
+
+
+def test_writes_and_shell_commands_reach_a_person_whose_scoped_allow_spares_the_next_ones(hub, tmp_path, project):
+    (project / "app.py").write_text("DEBUG = True\n")
+    edit = run_tool("Edit", file_path=str(project / "app.py"), old_string="True", new_string="False")
+    script = [edit, bash("echo tests-pass-1"), bash("echo tests-pass-2"), say("done")]
+    with person_watching(hub), ModelStandIn(script) as model:
+        claude = user_of(hub, tmp_path, model)
+        agent = claude.start_print_mode("fix it and test", project)
+        try:
+            editing = wait_for_question(hub, None, tool="Edit")
+            assert editing["tool_input"]["file_path"] == str(project / "app.py")
+            assert repowire(hub, "approve", editing["correlation_id"], "--yes").returncode == 0
+            shell = wait_for_question(hub, "echo tests-pass-1")
+            allowed = repowire(hub, "approve", shell["correlation_id"], "--yes", "--always", "echo")
+            assert allowed.returncode == 0 and "and from now on: policy" in allowed.stdout, allowed.stderr
+            assert agent.wait(RUN_S) == 0
+        finally:
+            agent.kill()
+        edited, first, second = model.tool_results()
+    assert (project / "app.py").read_text() == "DEBUG = False\n"
+    assert "tests-pass-1" in first and "tests-pass-2" in second
+    by = [(d["tool_name"], d["answered_by"], d.get("scope")) for d in reversed(hub.get("/decisions").json()["decisions"])]
+    assert by == [("Edit", "human", None), ("Bash", "human", "always"), ("Bash", "policy", None)]
+
+
+def test_with_the_ask_fallback_the_call_goes_back_to_claude_codes_own_permission_rules(start_hub, tmp_path, project):
+    hub = start_hub("--fallback", "ask")
+    with ModelStandIn([bash("touch handed-back.txt"), say("done")]) as model:
+        claude = user_of(hub, tmp_path, model)
+        run = claude.print_mode("make a file", project)
+        assert run.returncode == 0, run.stderr
+        (result,) = model.tool_results()
+    (decision,) = hub.get("/decisions").json()["decisions"]
+    assert (decision["decision"], decision["answered_by"]) == ("ask", "fallback")
+    # `claude -p` has nobody to show its own prompt to: the call is refused with the hub's reason
+    assert not (project / "handed-back.txt").exists()
+    assert result.startswith("repowire: ask (fallback): no person can be reached"), result
+
+
+def test_in_the_tui_the_ask_fallback_shows_claude_codes_own_prompt_and_its_user_decides(start_hub, tmux, tmp_path,
+                                                                                        project):
+    hub = start_hub("--fallback", "ask", "--tmux-socket", tmux.socket_name)
+    with ModelStandIn([bash("touch handed-back.txt"), say("done")]) as model:
+        claude = user_of(hub, tmp_path, model)
+        claude.trust(project)
+        keep = ("HOME", "PATH", "REPOWIRE_HOME", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_TELEMETRY",
+                "DISABLE_AUTOUPDATER", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC")
+        env = {k: v for k, v in claude.env().items() if k in keep}
+        session = tmux.new_session(session_name="proj", window_command=claude_binary(), start_directory=str(project),
+                                   environment=env, detach=True, x=160, y=50)
+        pane = session.active_window.active_pane
+        wait_until(lambda: hub.peers().get("proj-claude", {}).get("status") == "online", 30, "the session to join")
+        pane.send_keys("make a file", enter=False, literal=True)
+        wait_until(lambda: "make a file" in "\n".join(pane.capture_pane()), 10, "the prompt typed")
+        pane.send_keys("Enter", enter=False)
+        screen = wait_until(lambda: (text := "\n".join(pane.capture_pane())) and "Do you want to proceed?" in text
+                            and text, 60, "Claude Code's own permission prompt")
+        assert "touch handed-back.txt" in screen and not (project / "handed-back.txt").exists()
+        pane.send_keys("Enter", enter=False)   # its user chooses the first option, Yes
+        wait_until((project / "handed-back.txt").exists, 30, "the call to run once its user said yes")
+    (decision,) = hub.get("/decisions").json()["decisions"]
+    assert (decision["decision"], decision["answered_by"]) == ("ask", "fallback")

@@ -30,7 +30,7 @@ READS = [call("Read", file_path=f"{PROJECT}/README.md"), call("Read", file_path=
          call("LS", path=PROJECT), call("TodoWrite", todos=[]), call("mcp__repowire__list_peers"),
          call("Bash", command='repowire notify bob "tests pass"'), call("Bash", command='repowire ack 0123 "port 80"'),
          call("Bash", command="repowire whoami")]
-CHANGES = [call("Bash", command="ls"), call("Bash", command="npm test"), call("WebFetch", url="https://example.com"),
+CHANGES = [call("Bash", command="rm -rf build"), call("Bash", command="npm test"), call("WebFetch", url="https://example.com"),
            call("WebSearch", query="x"), call("Edit", file_path=f"{PROJECT}/a.py", old_string="a", new_string="b"),
            call("Write", file_path="notes.md", content="x"), call("mcp__github__create_issue", title="x")]
 OUTSIDE = [call("Read", file_path="/etc/passwd"), call("Read", file_path="../other/.env"),
@@ -167,3 +167,28 @@ def test_a_plain_question_needs_a_title_two_options_without_decisions_and_a_know
     with pytest.raises(HubError):
         choice_of(options, None, "allow")
     assert plain_hash("Pick", None, options) != plain_hash("Pick!", None, options)
+
+
+@pytest.mark.parametrize("command", [
+    "grep -rn TAX_RATE .", "grep -rn 'tax rate' src", "rg --files", "rg -n TODO src/cart.py", "ls -la", "ls",
+    "find . -name '*.py'", "cat README.md", f"cat {PROJECT}/README.md", "head -n 20 src/app.py", "wc -l src/*.py",
+    "git status", "git log --oneline -5", "git diff HEAD~1", "grep -rn x . | head -20", "pwd", "tree src",
+])
+def test_commands_that_only_read_the_project_run_under_readonly(command):
+    assert decided("readonly", call("Bash", command=command)) == ALLOW, command
+
+
+@pytest.mark.parametrize("command", [
+    "grep -r key /etc", "cat ../other/.env", "cat ~/.ssh/id_ed25519", "cat $HOME/.ssh/id_ed25519",
+    "find . -delete", "find . -exec rm {} ;", "find . -name x -execdir sh -c id ;", "rg --pre=sh x", "rg --pre sh x",
+    "git diff --output=/tmp/x", "git -c core.pager=sh log", "git push", "git commit -m x", "git diff --ext-diff",
+    "ls > files.txt", "cat a && rm b", "cat a; rm b", "cat a || rm b", "cat a & rm b", "cat <(id)", "cat `id`",
+    "cat $(id)", "echo 'x' | sh", "grep -r x . |", "python -c 'print(1)'", "FOO=1 ls", "cat 'unclosed", "",
+    "grep -f /etc/shadow x", "ls --color=/etc/x", "tail -n 5 ./../../x", "sort -o out in", "cat a\nrm b",
+])
+def test_anything_else_in_the_shell_asks_a_person(command):
+    assert decided("readonly", call("Bash", command=command)) == ASK, command
+
+
+def test_a_command_without_a_project_to_read_asks():
+    assert decided("readonly", call("Bash", cwd=None, command="ls")) == ASK

@@ -11,8 +11,9 @@ modes (Codex's sandboxes, Claude Code's permission modes):
 - `none`: no preset rule; whatever the person's rules leave undecided asks a person.
 
 A path counts as inside the project when it resolves, without following links, under the
-call's `cwd`. A Bash command is allowed only as the exact `repowire` messaging commands the hub
-tells agents to run, never with a shell operator in it (see `hub.core.approvals`).
+call's `cwd`. A Bash command runs without a person when it only reads the project (see
+`hub.core.shell`: Claude Code searches with its shell) or is one of the `repowire` messaging
+commands the hub tells agents to run; never with a shell operator in it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def _readonly_rules(preset: str) -> list[dict]:
     rules += [_rule(f"{preset}/session-{tool.lower()}", "allow", tool, f"{preset} preset: {tool} stays in the session")
               for tool in SESSION_TOOLS]
     rules.append(_rule(f"{preset}/hub-tools", "allow", HUB_TOOLS, f"{preset} preset: the hub's own tools"))
+    rules.append(_rule(f"{preset}/shell-reads", "allow", "Bash", f"{preset} preset: a command that only reads the "
+                       "project (grep, rg, find, ls, cat, git status, …)", read_only_command=True))
     rules += [_rule(f"{preset}/hub-command-{n}", "allow", "Bash", f"{preset} preset: a repowire messaging command",
                     input={"command": command}) for n, command in enumerate(HUB_COMMANDS, 1)]
     return rules
