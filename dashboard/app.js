@@ -450,7 +450,12 @@
       }
     };
     const button = (label, kind, key, body, title) => {
-      const b = el("button", { type: "button", class: kind, title: title || "", data: { key: key || "" },
+      const data = { key: key || "", decision: body.decision || "", scope: body.scope || "" };
+      if (body.option_id) {
+        const option = q.options.find((o) => o.id === body.option_id);
+        data.decision = (option && option.decision) || "";
+      }
+      const b = el("button", { type: "button", class: kind, title: title || "", data,
                                on: { click: () => answer(body) } },
                    label, key ? el("kbd", {}, key) : null);
       buttons.push(b);

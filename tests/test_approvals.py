@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -198,7 +200,7 @@ def test_a_bad_scoped_answer_is_refused_and_changes_nothing(watched_hub, body, c
 
 def test_the_operators_own_question_names_no_agent_to_allow_for_longer(watched_hub):
     hub = watched_hub
-    with asking(hub, hub.token, bash("ls", "t1")) as held:
+    with asking(hub, hub.token, bash("make deploy", "t1")) as held:
         refused = answer(hub, held["question"], decision="allow", scope="always")
         assert refused.status_code == 422 and "names no agent" in refused.json()["error"]["message"]
         answer(hub, held["question"], decision="allow")
@@ -333,3 +335,80 @@ def test_without_a_secret_given_the_hub_makes_one_the_owner_alone_can_read(start
         expected = hmac.new(secret_file.read_bytes().strip(), hook.headers["x-repowire-timestamp"].encode() + b"." +
                             hook.body, hashlib.sha256).hexdigest()
         assert hook.headers["x-repowire-signature"] == f"sha256={expected}"
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+def cli(hub: HubProcess | None, *args: str, home: Path | None = None) -> "subprocess.CompletedProcess[str]":
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPOWIRE_")}
+    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], capture_output=True, text=True, timeout=60,
+                          env={**env, "REPOWIRE_HOME": str(home or hub.home)}, stdin=subprocess.DEVNULL)
+
+
+def test_policies_presets_dry_runs_and_the_decision_log_at_a_terminal(watched_hub):
+    hub = watched_hub
+    listing = cli(hub, "policies")
+    assert listing.returncode == 0 and "(no rules of your own)" in listing.stdout
+    assert "then the approval preset `readonly`: read and search the project" in listing.stdout
+    assert "readonly/shell-reads" in listing.stdout and listing.stdout.rstrip().endswith("asks a person.")
+    read = cli(hub, "policies", "evaluate", "Read", "--input", f"file_path={PROJECT}/README.md", "--cwd", PROJECT)
+    assert read.stdout.strip() == "allow  (preset readonly, rule readonly/read-read): readonly preset: Read inside the " \
+                                  "project"
+    shell = cli(hub, "policies", "evaluate", "Bash", "--input-json", '{"command": "rm -rf build"}', "--cwd", PROJECT)
+    assert shell.stdout.strip() == "ask  (no rule): no rule matched: a person is asked"
+    chosen = cli(hub, "policies", "preset", "writes")
+    assert chosen.returncode == 0 and chosen.stdout.startswith("approval preset is now `writes`")
+    assert cli(hub, "policies", "preset", "everything").returncode == 2
+
+    token = agent(hub)
+    with asking(hub, token, bash("npm test", "t1")) as held:
+        qid = held["question"]["correlation_id"]
+        both = cli(hub, "approve", qid, "--yes", "--for-session", "--always")
+        assert both.returncode == 2 and "choose one of --for-session and --always" in both.stderr
+        given = cli(hub, "approve", qid, "--yes", "--for-session")
+        assert given.returncode == 0, given.stderr
+        assert given.stdout.strip() == "allow  Bash: npm test (and again for the rest of this session)"
+    assert "session allow of question" in cli(hub, "policies").stdout
+    with asking(hub, token, bash("make deploy", "t2")) as held:
+        assert cli(hub, "deny", held["question"]["correlation_id"], "--reason", "not today").returncode == 0
+    log = cli(hub, "decisions", "--tool", "Bash", "--decision", "deny")
+    (header, row) = log.stdout.strip().splitlines()
+    assert header.split() == ["WHEN", "PEER", "TOOL", "DECISION", "BY", "REASON"]
+    assert row.split()[2:7] == ["shop-claude", "Bash", "deny", "human", "not"]
+    assert cli(hub, "decisions", "--peer", "nobody").stdout.strip() == "no decisions recorded"
+
+    with asking(hub, token, CHOICE) as held:
+        qid = held["question"]["correlation_id"]
+        shown = cli(hub, "questions", "show", qid).stdout
+        assert "asks     Which database for the cart service?" in shown and "option   sqlite: SQLite  (the default" in shown
+        wrong = cli(hub, "approve", qid, "--yes")
+        assert wrong.returncode == 2 and f"repowire questions answer {qid} OPTION" in wrong.stderr
+        chose = cli(hub, "questions", "answer", qid, "pg")
+        assert chose.returncode == 0 and chose.stdout.strip() == "answered Which database for the cart service?: pg"
+    assert held["response"].json()["option_id"] == "pg"
+
+
+def test_hooks_install_chooses_the_preset_now_or_for_the_next_hub_and_off_leaves_the_approval_hook_out(start_hub,
+                                                                                                         tmp_path):
+    home = tmp_path / "home"
+    settings = tmp_path / "settings.json"
+    installed = cli(None, "hooks", "install", "--settings", str(settings), "--approvals", "writes", home=home)
+    assert installed.returncode == 0, installed.stderr
+    assert "no hub is running, so the next `repowire serve` applies it" in installed.stdout
+    assert (home / "approvals-preset").read_text() == "writes\n"
+    hub = start_hub(home=home)
+    assert hub.get("/policies").json()["preset"]["name"] == "writes"
+    assert not (home / "approvals-preset").exists(), "applied once"
+    doctor = cli(hub, "hooks", "doctor", "--settings", str(settings))
+    assert doctor.returncode == 0 and "ok       approvals: preset `writes`: readonly, and edit files" in doctor.stdout
+
+    again = cli(hub, "hooks", "install", "--settings", str(settings), "--approvals", "all")
+    assert "approvals: `all`: every tool call runs without a person" in again.stdout
+    assert hub.get("/policies").json()["preset"]["name"] == "all"
+
+    off = cli(hub, "hooks", "install", "--settings", str(settings), "--approvals", "off")
+    assert off.returncode == 0 and "no approval hook (--approvals off)" in off.stdout
+    hooks = orjson.loads(settings.read_bytes())["hooks"]
+    assert "PreToolUse" not in hooks and "SessionStart" in hooks
+    doctor = cli(hub, "hooks", "doctor", "--settings", str(settings))
+    assert doctor.returncode == 0 and "ok       approvals off: no repowire PreToolUse hook" in doctor.stdout

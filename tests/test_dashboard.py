@@ -291,7 +291,7 @@ def test_a_question_card_shows_the_whole_input_every_character_and_the_hubs_labe
     assert "⟨U+202E⟩echo fdp.exe⟨U+202C⟩" in shown and "\u202e" not in shown
     overflow = card.locator("pre").evaluate("e => getComputedStyle(e).overflowY")
     assert overflow == "auto", "a long input scrolls inside its card"
-    allow_button = card.locator("button[data-decision=allow]")
+    allow_button = card.locator("button[data-decision=allow][data-scope='']")
     deny_button = card.locator("button[data-decision=deny]")
     expect(allow_button).to_have_text("Allow: «Deny»")
     expect(deny_button).to_have_text("Deny: «Allow⟨U+200B⟩»")

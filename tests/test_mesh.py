@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support import eventually, wait_until
+from tests.support import eventually, person_watching, wait_until
 from tests.test_dashboard_feed import as_dashboard, signed_in_browser
 from tests.test_questions import ask_body, pending_question
 
@@ -101,9 +101,7 @@ async def test_presence_changes_are_seen_on_every_node(mesh, start_hub, shared_s
         await eventually(lambda: asyncio.to_thread(lambda: "bob" not in node.peers()), 10, "bob deleted everywhere")
 
 
-async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_node_2(mesh):
-    n1, n2 = mesh
-    browser = await asyncio.to_thread(signed_in_browser, n2)
+async def _held_on_n1_answered_on_n2(n1, n2, browser) -> tuple[httpx.Response, dict]:
     async with httpx.AsyncClient(base_url=n1.url, headers={"Authorization": f"Bearer {n1.token}"},
                                  timeout=30) as hook:
         held = asyncio.ensure_future(hook.post("/questions/ask-blocking", json=ask_body("toolu_mesh", hook_timeout_s=60)))
@@ -115,6 +113,15 @@ async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_no
             token=None, headers=as_dashboard(browser))
         assert answered.status_code == 200
         response = await asyncio.wait_for(held, 10)
+    return response, question
+
+
+async def test_a_question_held_on_node_1_is_answered_through_the_dashboard_of_node_2(mesh):
+    n1, n2 = mesh
+    browser = await asyncio.to_thread(signed_in_browser, n2)
+    # the person watches on node 2 only: node 1 hears of them through the store
+    with person_watching(n2):
+        response, question = await _held_on_n1_answered_on_n2(n1, n2, browser)
     qid = question["correlation_id"]
     assert response.json() == {"correlation_id": qid, "decision": "allow", "answered_by": "human",
                                "reason": "fine from n2"}

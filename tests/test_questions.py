@@ -14,7 +14,7 @@ import pytest
 from tests.support import eventually, recv, recv_until, send, wait_until
 from transports.client import HubRefused
 
-BASH_LS = {"tool_name": "Bash", "tool_input": {"command": "ls -la", "description": "List files"},
+BASH_LS = {"tool_name": "Bash", "tool_input": {"command": "make clean", "description": "Clean the build"},
            "session_id": "sess-1", "cwd": "/work/shop"}
 
 
@@ -100,7 +100,7 @@ async def test_the_deadline_denies_and_a_later_answer_changes_nothing(start_hub)
 async def test_a_hook_timeout_shorter_than_the_margin_denies_at_once_unless_a_policy_decides(hub):
     response = hub.post("/questions/ask-blocking", ask_body("toolu_4", hook_timeout_s=4))
     assert response.json()["decision"] == "deny" and response.json()["answered_by"] == "timeout"
-    hub.post("/policies", {"action": "allow", "tool": "Bash", "input": {"command": "ls *"}})
+    hub.post("/policies", {"action": "allow", "tool": "Bash", "input": {"command": "make *"}})
     allowed = hub.post("/questions/ask-blocking", ask_body("toolu_5", hook_timeout_s=4)).json()
     assert allowed["decision"] == "allow" and allowed["answered_by"] == "policy"
 

@@ -233,7 +233,7 @@ def doctor(args) -> int:
                         "themselves; run `repowire hooks install`")
     else:
         lines.append(f"session hooks: {', '.join(SESSION_HOOKS)}")
-        if f"--timeout {timeout}" not in hook["command"]:
+        if ours and f"--timeout {ours[0].get('timeout')}" not in ours[0]["command"]:
             problems.append("the command's --timeout differs from the entry's timeout: the hook would not know "
                             "its own deadline")
     if ours:

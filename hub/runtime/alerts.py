@@ -34,6 +34,7 @@ from hub.core.peers import PERSON
 from hub.core.settings import AlertSettings
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
+from hub.store.writer import Command
 from schemas.visible import neutralise
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,11 @@ class People:
         watched = [node for node, count in (await self.store.people()).items() if count and node != self.hub.node]
         return bool(watched) and bool(await self.live_nodes(watched))
 
-    def publish_cmd(self):
+    def publish_cmd(self) -> Command:
         """This node's count, for the other nodes of a mesh (renewed with the node's lease)."""
         return self.store.people_cmd(self.hub.node, self.here())
+
+    def changed(self) -> None:
+        """A dashboard or watcher came or went: on a mesh, the other nodes hear of it now."""
+        if self.live_nodes is not None:
+            self.hub.store.writer.submit([self.publish_cmd()], wait=False)

@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -123,6 +124,7 @@ class DashboardFeed:
     def __init__(self, store: DashboardStore):
         self.store = store
         self.subscribers: set[Subscriber] = set()
+        self.on_watchers_changed: Callable[[], None] = lambda: None   # who watches for questions changed
         self._position: tuple[int, int] | None = None   # the newest event the tail has fanned out
         self._position_known = asyncio.Event()
         self._tail: asyncio.Task | None = None
@@ -133,6 +135,7 @@ class DashboardFeed:
         after = parse_cursor(cursor) if cursor is not None else None
         sub = Subscriber(conn)
         self.subscribers.add(sub)
+        self.on_watchers_changed()
         self._ensure_tail()
         try:
             await self._catch_up(sub, cursor, after, backlog)
@@ -142,7 +145,9 @@ class DashboardFeed:
         return sub
 
     def leave(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
+        if sub in self.subscribers:
+            self.subscribers.discard(sub)
+            self.on_watchers_changed()
         if not self.subscribers and self._tail is not None:
             self._tail.cancel()
             self._tail = None

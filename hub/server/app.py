@@ -219,6 +219,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             alerts = Alerts(settings.alerts, http, lambda qid: question_link(settings, access, qid))
             people = People(hub, question_store, lambda: len(feed.subscribers), alerts,
                             bus.live_nodes if bus is not None else None)
+            feed.on_watchers_changed = people.changed
             policies = PolicyService(hub, question_store, settings.questions.max_policies)
             questions = QuestionService(hub, question_store, policies, settings.questions, people)
             await apply_chosen_preset(settings.home, policies)
