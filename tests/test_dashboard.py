@@ -18,7 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support import HubProcess
+from tests.receiver import Receiver
+from tests.support import HubProcess, wait_until
 from tests.test_hook import hook_for, payload
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -298,3 +299,90 @@ def test_a_question_card_shows_the_whole_input_every_character_and_the_hubs_labe
     allow_button.click()
     thread.join(20)
     assert answered["decision"] == "allow" and answered["option_id"] == "yes"
+
+
+def _held(hub: HubProcess, token: str, body: dict, answers: dict) -> threading.Thread:
+    def ask() -> None:
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            answers[body.get("tool_use_id") or body["title"]] = client.post("/questions/ask-blocking", json=body).json()
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_questions_show_newest_first_with_scoped_allows_and_keys_and_a_plain_question_with_its_options(hub, page):
+    sign_in(page, hub)
+    token = hub.post("/sessions", {"backend": "claude", "cwd": "/work/shop", "agent_pid": 1, "name": "shop-claude",
+                                   "session_id": "sess-1"}).json()["session_token"]
+    answers: dict = {}
+    threads = []
+    cards = page.locator("#question-list .question")
+    for n, command in enumerate(("npm test -- -k cart", "make deploy")):
+        threads.append(_held(hub, token, {"tool_name": "Bash", "tool_input": {"command": command}, "tool_use_id": f"t{n}",
+                                          "session_id": "sess-1", "cwd": "/work/shop", "hook_timeout_s": 60}, answers))
+        expect(cards).to_have_count(n + 1, timeout=WAIT_MS)
+    expect(page).to_have_title("(2) repowire")
+    newest, oldest = cards.nth(0), cards.nth(1)
+    expect(newest.locator("pre")).to_contain_text("make deploy")
+    # a card that arrives never takes the selection from the one the person is looking at
+    expect(oldest).to_have_class(re.compile(r"\bselected\b"))
+    expect(oldest.locator("button[data-key=A]")).to_have_text("Always allow “npm test …”A")
+    expect(oldest.locator("button[data-key=s]")).to_have_text("Allow for this sessions")
+    page.keyboard.press("k")
+    expect(newest).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("j")                      # back to the older card: always allow its command's prefix
+    expect(oldest).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("Shift+A")
+    expect(cards).to_have_count(1, timeout=WAIT_MS)
+    page.keyboard.press("d")                      # the one left is selected: deny it
+    expect(cards).to_have_count(0, timeout=WAIT_MS)
+    for thread in threads:
+        thread.join(20)
+    assert (answers["t0"]["decision"], answers["t0"]["scope"]) == ("allow", "always")
+    assert answers["t1"]["decision"] == "deny" and "scope" not in answers["t1"]
+    (rule,) = hub.get("/policies").json()["policies"]
+    assert (rule["command_prefix"], rule["scope"]) == ("npm test", "always")
+    expect(page).to_have_title("repowire")
+
+    plain = {"title": "Ship \u202eit?", "options": [{"id": "yes", "title": "Yes, ship"}, {"id": "no", "title": "No"}],
+             "default": "no"}
+    thread = _held(hub, token, plain, answers)
+    expect(cards).to_have_count(1, timeout=WAIT_MS)
+    expect(cards.nth(0).locator(".title")).to_contain_text("Ship ⟨U+202E⟩it?")
+    expect(cards.nth(0).locator("button")).to_have_text(["«Yes, ship»", "«No» (default)"])
+    assert cards.nth(0).locator("button[data-key=a]").count() == 0, "a plain question has no allow"
+    cards.nth(0).get_by_role("button", name="«Yes, ship»").click()
+    thread.join(20)
+    assert answers[plain["title"]]["option_id"] == "yes"
+
+
+def test_an_alerts_link_signs_in_once_and_opens_its_question(start_hub, browser):
+    with Receiver() as receiver:
+        hub = start_hub("--alert-webhook", f"{receiver.url}/hook", env={"REPOWIRE_ALERT_SECRET": "x"})
+        token = hub.post("/sessions", {"backend": "claude", "cwd": "/work/shop", "agent_pid": 1,
+                                       "name": "shop-claude"}).json()["session_token"]
+        answers: dict = {}
+        threads = []
+        for n in range(2):   # one after the other: the first is the older, which the page would not select itself
+            threads.append(_held(hub, token, {"tool_name": "Bash", "tool_input": {"command": f"make step-{n}"},
+                                              "tool_use_id": f"t{n}", "cwd": "/work/shop", "hook_timeout_s": 60},
+                                 answers))
+            hooks = wait_until(lambda: len(receiver.got("/hook")) == n + 1 and receiver.got("/hook"), 10, "the alerts")
+        sent = orjson.loads(min(hooks, key=lambda h: h.at).body)
+        assert sent["summary"] == "make step-0"
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(sent["url"])
+        card = page.locator(f"#question-list .question[data-question-id='{sent['question']['correlation_id']}']")
+        expect(card).to_have_class(re.compile(r"\bselected\b"), timeout=WAIT_MS)
+        page.keyboard.press("d")
+        expect(card).to_have_count(0, timeout=WAIT_MS)
+        again = context.new_page()
+        again.goto(sent["url"])
+        expect(again.locator("body")).to_contain_text("This sign-in link does not work")
+        context.close()
+        hub.post(f"/questions/{[q for q in hub.get('/questions').json()['questions']][0]['correlation_id']}/answer",
+                 {"decision": "deny"})
+        for thread in threads:
+            thread.join(20)
+        assert sorted(a["decision"] for a in answers.values()) == ["deny", "deny"]
