@@ -474,10 +474,11 @@ def _approval_parsers(sub) -> None:
         if action == "install":
             h.add_argument("--timeout", type=int,
                            help="the hook's timeout in seconds (default: the hub's question cap plus margins)")
-            h.add_argument("--approvals", choices=["readonly", "writes", "all", "off"], default="readonly",
+            h.add_argument("--approvals", choices=["readonly", "writes", "all", "none", "off"], default="readonly",
                            help="what the agent may do without asking a person: readonly (read and search the "
                                 "project, talk through the hub; the default), writes (also edit project files), all "
-                                "(everything, still audited), off (no approval hook at all). Sets the hub's preset")
+                                "(everything, still audited), none (only your own policy rules), off (no approval "
+                                "hook at all). Sets the hub's preset")
 
     hdoc = hooks_sub.add_parser("doctor", help="check the installed Claude Code hooks and say which approval preset "
                                                "the hub applies (the same as `repowire doctor hooks`)")
