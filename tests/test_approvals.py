@@ -293,7 +293,7 @@ def test_a_waiting_question_alerts_every_channel_at_once_with_a_link_that_signs_
                                         "deadline": question["deadline"],
                                         "agent": {"peer_id": question["peer"]["peer_id"], "name": "shop-claude",
                                                   "circle": "default"}}
-            assert hook.at * 1000 - question["created_at"] < 10_000
+            assert hook.at * 1000 - question["created_at"] < 1000, "the alert within a second of the question"
             assert (ntfy.headers["title"], ntfy.headers["authorization"], ntfy.body) == (
                 "repowire: shop-claude@default asks to run Bash", "Bearer tk_1", b"terraform apply -auto-approve")
             assert ntfy.headers["click"] != sent["url"], "each alert has its own one-time link"

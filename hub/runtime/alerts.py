@@ -107,11 +107,11 @@ class Alerts:
         title, summary = headline(question), one_line(question)
         sends = []
         if self.settings.webhook_url:
-            sends.append(self._webhook(question, title, summary))
+            sends.append(self._webhook(self.settings.webhook_url, question, title, summary))
         if self.settings.ntfy_url:
-            sends.append(self._ntfy(question, title, summary))
+            sends.append(self._ntfy(self.settings.ntfy_url, question, title, summary))
         if self.notifier:
-            sends.append(self._desktop(question, title, summary))
+            sends.append(self._desktop(self.notifier, question, title, summary))
         for outcome in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 log.warning("alert for question %s not sent: %s", question["correlation_id"], outcome)
@@ -124,7 +124,7 @@ class Alerts:
             log.warning("no sign-in link for the alert of %s: %s", question["correlation_id"], exc)
             return None
 
-    async def _webhook(self, question: dict, title: str, summary: str) -> None:
+    async def _webhook(self, url: str, question: dict, title: str, summary: str) -> None:
         link = await self._link(question)
         who = question.get("peer") or question["asker"]
         body = orjson.dumps({"type": "question_waiting", "title": title, "summary": summary, "url": link,
@@ -136,24 +136,24 @@ class Alerts:
         timestamp = str(int(time.time()))
         headers = {"content-type": "application/json", TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: sign(self.settings.webhook_secret, timestamp, body)}
-        response = await self.http.post(self.settings.webhook_url, content=body, headers=headers,
+        response = await self.http.post(url, content=body, headers=headers,
                                          timeout=SEND_TIMEOUT_S)
         response.raise_for_status()
 
-    async def _ntfy(self, question: dict, title: str, summary: str) -> None:
+    async def _ntfy(self, url: str, question: dict, title: str, summary: str) -> None:
         link = await self._link(question)
         headers = {"Title": title.encode("utf-8").decode("latin-1"), "Tags": "lock", "Priority": "high"}
         if link:
             headers["Click"] = link
         if self.settings.ntfy_token:
             headers["Authorization"] = f"Bearer {self.settings.ntfy_token}"
-        response = await self.http.post(self.settings.ntfy_url, content=summary.encode(), headers=headers,
+        response = await self.http.post(url, content=summary.encode(), headers=headers,
                                          timeout=SEND_TIMEOUT_S)
         response.raise_for_status()
 
-    async def _desktop(self, question: dict, title: str, summary: str) -> None:
+    async def _desktop(self, notifier: str, question: dict, title: str, summary: str) -> None:
         link = await self._link(question)
-        argv = [self.notifier, "--app-name=repowire", "--urgency=critical", title,
+        argv = [notifier, "--app-name=repowire", "--urgency=critical", title,
                 summary + (f"\n{link}" if link else "")]
         process = await anyio.run_process(argv, check=False)
         if process.returncode != 0:
