@@ -230,7 +230,8 @@ class PolicyBody(Struct, kw_only=True, omit_defaults=True):
     `$(`, `>`, `<`, a line break) unless its glob spells that operator out. `inside_cwd` names
     input fields that must be paths inside the call's `cwd` (absent: the cwd itself);
     `command_prefix` matches a `command` that is these words, or these words and more;
-    `read_only_command` one that only reads the project (grep, rg, find, ls, cat, git status, …);
+    `shell` one that only reads the project (`reads`: grep, rg, find, ls, cat, git status, …) or
+    only talks through the hub (`hub-messages`: repowire notify, ask, ack… without --attach);
     `session_id` and `content_hash` tie a rule to one session and one exact call; a rule past
     `expires_at` (ms) no longer matches."""
     action: Literal["allow", "deny", "ask"]
@@ -241,7 +242,7 @@ class PolicyBody(Struct, kw_only=True, omit_defaults=True):
     circle: Glob | None = None
     inside_cwd: Annotated[list[InputField], Meta(max_length=16)] = []
     command_prefix: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
-    read_only_command: bool = False
+    shell: Literal["reads", "hub-messages"] | None = None
     session_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     content_hash: Sha256 | None = None
     expires_at: Annotated[int, Meta(ge=0)] | None = None

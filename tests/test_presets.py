@@ -185,6 +185,7 @@ def test_commands_that_only_read_the_project_run_under_readonly(command):
     "ls > files.txt", "cat a && rm b", "cat a; rm b", "cat a || rm b", "cat a & rm b", "cat <(id)", "cat `id`",
     "cat $(id)", "echo 'x' | sh", "grep -r x . |", "python -c 'print(1)'", "FOO=1 ls", "cat 'unclosed", "",
     "grep -f /etc/shadow x", "ls --color=/etc/x", "tail -n 5 ./../../x", "sort -o out in", "cat a\nrm b",
+    "file -C -m magic", "tree -o out.txt",
 ])
 def test_anything_else_in_the_shell_asks_a_person(command):
     assert decided("readonly", call("Bash", command=command)) == ASK, command
@@ -192,3 +193,14 @@ def test_anything_else_in_the_shell_asks_a_person(command):
 
 def test_a_command_without_a_project_to_read_asks():
     assert decided("readonly", call("Bash", cwd=None, command="ls")) == ASK
+
+
+@pytest.mark.parametrize("command, expected", [
+    ('repowire notify bob "tests pass; see /api/v1"', ALLOW), ('repowire ask alice "which branch?" --wait', ALLOW),
+    ("repowire inbox --json", ALLOW), ("repowire peers", ALLOW),
+    ('repowire notify bob "key" --attach ~/.ssh/id_ed25519', ASK), ('repowire notify bob x --att=.env', ASK),
+    ('repowire notify bob "a" | sh', ASK), ("repowire attachments get x -o /tmp/y", ASK), ("repowire serve", ASK),
+    ("repowire hooks uninstall", ASK), ('repowire notify bob "cost: $5"', ASK),
+])
+def test_the_hubs_own_messaging_commands_run_and_nothing_that_sends_a_file(command, expected):
+    assert decided("readonly", call("Bash", command=command)) == expected, command

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from hub.core.errors import HubError
-from hub.core.shell import read_only_command
+from hub.core.shell import shell_matches
 from schemas.errors import ErrorCode
 
 ALLOW, DENY, ASK = "allow", "deny", "ask"
@@ -164,7 +164,7 @@ def rule_matches(rule: dict, call: ToolCall) -> bool:
         return False
     if any(not inside(call.cwd, _field(call.tool_input, path)) for path in rule.get("inside_cwd") or ()):
         return False
-    if rule.get("read_only_command") and not read_only_command(call.tool_input.get("command"), call.cwd):
+    if rule.get("shell") and not shell_matches(rule["shell"], call.tool_input.get("command"), call.cwd):
         return False
     if rule.get("command_prefix") and not starts_with_words(call.tool_input.get("command"), rule["command_prefix"],
                                                             guard_shell=allow):

@@ -13,12 +13,14 @@ modes (Codex's sandboxes, Claude Code's permission modes):
 A path counts as inside the project when it resolves, without following links, under the
 call's `cwd`. A Bash command runs without a person when it only reads the project (see
 `hub.core.shell`: Claude Code searches with its shell) or is one of the `repowire` messaging
-commands the hub tells agents to run; never with a shell operator in it.
+commands the hub tells agents to run (without `--attach`); never with a shell operator in it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hub.core.shell import HUB_MESSAGE, READS
 
 READONLY, WRITES, ALL, NONE = "readonly", "writes", "all", "none"
 NAMES = (READONLY, WRITES, ALL, NONE)
@@ -33,10 +35,6 @@ READ_TOOLS: dict[str, tuple[str, ...]] = {
 SESSION_TOOLS = ("TodoWrite", "TodoRead", "Task", "BashOutput", "ExitPlanMode", "AskUserQuestion")
 # the hub's own MCP tools: messages through the hub, which traces them
 HUB_TOOLS = "mcp__repowire__*"
-# the shell commands the hub's hints and session context tell an agent to run
-HUB_COMMANDS = ("repowire whoami", "repowire peers", "repowire peers --json", "repowire inbox", "repowire inbox *",
-                "repowire notify *", "repowire ask *", "repowire ack *", "repowire answer *", "repowire asks",
-                "repowire asks *", "repowire trace *")
 WRITE_TOOLS: dict[str, str] = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path",
                                "NotebookEdit": "notebook_path"}
 # where an edit would change how the agent itself runs: a person decides, even under `writes`
@@ -61,9 +59,9 @@ def _readonly_rules(preset: str) -> list[dict]:
               for tool in SESSION_TOOLS]
     rules.append(_rule(f"{preset}/hub-tools", "allow", HUB_TOOLS, f"{preset} preset: the hub's own tools"))
     rules.append(_rule(f"{preset}/shell-reads", "allow", "Bash", f"{preset} preset: a command that only reads the "
-                       "project (grep, rg, find, ls, cat, git status, …)", read_only_command=True))
-    rules += [_rule(f"{preset}/hub-command-{n}", "allow", "Bash", f"{preset} preset: a repowire messaging command",
-                    input={"command": command}) for n, command in enumerate(HUB_COMMANDS, 1)]
+                       "project (grep, rg, find, ls, cat, git status, …)", shell=READS))
+    rules.append(_rule(f"{preset}/hub-messages", "allow", "Bash", f"{preset} preset: a repowire messaging command",
+                       shell=HUB_MESSAGE))
     return rules
 
 

@@ -1,4 +1,5 @@
-"""Which shell commands only read the agent's project: the `readonly` preset lets them run.
+"""Which shell commands only read the agent's project, and which only talk through the hub:
+the `readonly` preset lets both run.
 
 Claude Code searches with its shell (`grep`, `rg`, `find`, `ls`, `git status`), so a preset that
 lets an agent read and search its project must recognise those commands, and nothing more. A
@@ -13,6 +14,10 @@ command is read-only when all of this holds:
 
 A pattern that looks like an absolute path (`grep /api/v1`) therefore asks a person: refusing
 too much is the safe side.
+
+A hub message is one `repowire` command of those the hub tells agents to run (`notify`, `ask`,
+`ack`, `answer`, `inbox`, `peers`, `asks`, `trace`, `whoami`), with no operator or expansion and
+no `--attach` (which would send a file of the agent's choosing).
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ import shlex
 # program -> options that write, or run another program
 READERS: dict[str, tuple[str, ...]] = {
     "grep": (), "egrep": (), "fgrep": (), "rg": ("--pre", "--pre-glob"), "ls": (), "cat": (), "head": (), "tail": (),
-    "wc": (), "pwd": (), "echo": (), "tree": ("-o",), "file": (), "stat": (), "du": (), "realpath": (),
+    "wc": (), "pwd": (), "echo": (), "tree": ("-o",), "file": ("-C", "--compile"), "stat": (), "du": (),
+    "realpath": (),
     "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"),
 }
 GIT_READERS = ("status", "log", "diff", "show", "branch", "ls-files", "blame", "rev-parse", "describe")
 GIT_WRITING_OPTIONS = ("--output", "--ext-diff", "--textconv", "--exec")
+HUB_MESSAGES = ("whoami", "peers", "inbox", "notify", "ask", "ack", "answer", "asks", "trace")
+ATTACH = "--attach"   # argparse takes any unambiguous start of it too (`--att`)
 PIPE = "|"
+READS, HUB_MESSAGE = "reads", "hub-messages"   # the kinds a policy rule's `shell` may ask for
 
 
 def _words(command: str) -> list[str] | None:
@@ -70,18 +79,38 @@ def _reads_only(argv: list[str], cwd: str) -> bool:
     return all(_inside(cwd, a) for a in args)
 
 
-def read_only_command(command: object, cwd: str | None) -> bool:
-    if not isinstance(command, str) or not cwd or not cwd.startswith("/"):
-        return False
-    words = _words(command)
+def _stages(command: object) -> list[list[str]] | None:
+    """A pipeline's commands, each as its words; None for anything else."""
+    words = _words(command) if isinstance(command, str) else None
     if not words:
-        return False
+        return None
     stages: list[list[str]] = [[]]
     for word in words:
         if word == PIPE:
             stages.append([])
         elif word and set(word) <= set("();<>|&"):
-            return False   # any other operator
+            return None   # any other operator
         else:
             stages[-1].append(word)
-    return all(stage and _reads_only(stage, cwd) for stage in stages)
+    return stages if all(stages) else None
+
+
+def read_only_command(command: object, cwd: str | None) -> bool:
+    if not cwd or not cwd.startswith("/"):
+        return False
+    stages = _stages(command)
+    return stages is not None and all(_reads_only(stage, cwd) for stage in stages)
+
+
+def hub_message_command(command: object) -> bool:
+    stages = _stages(command)
+    if stages is None or len(stages) != 1:
+        return False
+    argv = stages[0]
+    if argv[0] != "repowire" or len(argv) < 2 or argv[1] not in HUB_MESSAGES:
+        return False
+    return not any(len(w.split("=")[0]) > 4 and ATTACH.startswith(w.split("=")[0]) for w in argv[2:])
+
+
+def shell_matches(kind: str, command: object, cwd: str | None) -> bool:
+    return read_only_command(command, cwd) if kind == READS else kind == HUB_MESSAGE and hub_message_command(command)
