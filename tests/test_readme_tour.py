@@ -101,6 +101,10 @@ def test_the_tour_works_as_written(tour_home):
         stages = [line.split()[2] for line in out["repowire trace $ID"].splitlines()[1:]]
         assert stages == ["accepted", "routed", "queued", "sent", "received", "replied", "sent", "received"]
         assert "http://127.0.0.1:8377/dashboard/login?code=" in out["repowire dashboard"]
+        assert "approvals: `readonly`: read and search the project" in out["repowire hooks install"]
+        assert "ok       approvals: preset `readonly`" in out["repowire doctor hooks"]
+        assert out["repowire policies evaluate Bash --input 'command=grep -rn TODO .' --cwd \"$PWD\""].startswith(
+            "allow  (preset readonly, rule readonly/shell-reads)")
         settings = json.loads((home / ".claude" / "settings.json").read_text())
         assert "PreToolUse" in settings["hooks"]
         assert "repowire" in json.loads((home / ".claude.json").read_text())["mcpServers"]
