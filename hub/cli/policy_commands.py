@@ -76,8 +76,9 @@ def evaluate(args) -> int:
             request[key] = getattr(args, key)
     body = call("POST", "/policies/evaluate", home=args.home, json=request)
     rule = body.get("rule")
-    source = (f"preset {body['preset']}, rule {rule['id']}" if body.get("preset") else
-              f"rule {rule['id']}" if rule else "no rule")
+    source = "no rule" if rule is None else f"rule {rule['id']}"
+    if rule is not None and body.get("preset"):
+        source = f"preset {body['preset']}, {source}"
     emit(body, args.json, f"{body['action']}  ({source}): {neutralise(body['reason'])}")
     return EXIT_OK
 
