@@ -59,13 +59,19 @@ def settings_path(project: bool, explicit: str | None = None) -> Path:
     return (Path(config_dir) if config_dir else Path.home() / ".claude") / "settings.json"
 
 
+def _hub_get(home: str | None, path: str, token: str | None = None) -> dict:
+    """One quick GET on the running hub (3 s at most); raises httpx.HTTPError or ValueError."""
+    address = find_hub(home)
+    transport = httpx.HTTPTransport(uds=address.uds) if address.uds else None
+    with httpx.Client(base_url=address.http_url, transport=transport, timeout=3.0,
+                      headers={"Authorization": f"Bearer {token}"} if token else {}) as client:
+        return client.get(path).raise_for_status().json()
+
+
 def hub_times(home: str | None) -> HubTimes:
     """The running hub's question cap and margin, or the defaults when it is not running."""
-    address = find_hub(home)
     try:
-        transport = httpx.HTTPTransport(uds=address.uds) if address.uds else None
-        with httpx.Client(base_url=address.http_url, transport=transport, timeout=3.0) as client:
-            facts = client.get("/health").json().get("questions") or {}
+        facts = _hub_get(home, "/health").get("questions") or {}
         return HubTimes(float(facts["max_timeout_s"]), float(facts["margin_s"]))
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         defaults = QuestionPolicy()
@@ -182,13 +188,8 @@ def _program_resolves(command: str) -> tuple[bool, str]:
 
 def approvals_line(home: str | None) -> str:
     """Which approval preset the hub applies (what agents may do without asking a person)."""
-    address = find_hub(home)
-    token = find_token(home)
     try:
-        transport = httpx.HTTPTransport(uds=address.uds) if address.uds else None
-        with httpx.Client(base_url=address.http_url, transport=transport, timeout=3.0,
-                          headers={"Authorization": f"Bearer {token}"} if token else {}) as client:
-            preset = client.get("/policies").raise_for_status().json()["preset"]
+        preset = _hub_get(home, "/policies", token=find_token(home))["preset"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         chosen = Path(home_folder(home)) / PRESET_FILE
         if chosen.exists():

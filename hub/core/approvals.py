@@ -27,7 +27,6 @@ DECISIONS = (ALLOW, DENY)
 ACTIONS = (ALLOW, DENY, ASK)
 # answered_by
 HUMAN, POLICY, TIMEOUT, ERROR = "human", "policy", "timeout", "error"
-FALLBACK = "fallback"     # no person could be reached: the configured fallback decided
 ABANDONED = "abandoned"   # the hook that asked is gone: denied where it ran, never approvable
 PENDING = "pending"
 DEFAULT_OPTIONS = ({"id": "allow", "title": "Allow", "decision": ALLOW},
@@ -221,6 +220,27 @@ def command_prefix(command: str) -> str:
     if len(words) > 1 and not words[1].startswith(("-", "/", ".", "~")) and "=" not in words[1]:
         return f"{words[0]} {words[1]}"
     return words[0]
+
+
+def check_scope(question: dict, chosen: str, scope: str, prefix: str | None) -> None:
+    """A scope widens an allow of a question that names an agent (and, for `session`, a
+    session); `prefix` goes with `always` only."""
+    if scope == ONCE:
+        if prefix is not None:
+            raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`", {"prefix": prefix})
+        return
+    if chosen != ALLOW:
+        raise HubError(ErrorCode.INVALID_REQUEST, "a scope widens an allow; a deny is for this call only",
+                       {"scope": scope})
+    if not question.get("peer"):
+        raise HubError(ErrorCode.INVALID_REQUEST, "this question names no agent, so there is no agent to allow "
+                       "for longer", {"scope": scope})
+    if scope == SESSION and prefix is not None:
+        raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`; `session` allows this exact "
+                       "call", {"prefix": prefix})
+    if scope == SESSION and not question.get("session_id"):
+        raise HubError(ErrorCode.INVALID_REQUEST, "this question names no session, so it cannot be allowed for "
+                       "the rest of one", {"scope": scope})
 
 
 def scoped_rule(scope: str, question: dict, agent: dict, prefix: str | None, now_ms: int,

@@ -1,8 +1,11 @@
-"""Plain blocking questions as pure rules: what one may ask, and what an answer may choose.
+"""Blocking questions as pure rules: what one may ask, what an answer may choose, and what
+is decided when nobody answers.
 
 A blocking question is a tool permission (may this agent run this call?) or a plain question:
 a title, options with ids, and optionally a default that the deadline picks. A plain question
-is never decided by a policy; its answer is one of its option ids.
+is never decided by a policy; its answer is one of its option ids. When the deadline passes, or
+no person can be reached, the default option is picked, and a tool permission is denied (or,
+with nobody to reach and the hub set so, handed back to the agent's own prompt): never allowed.
 """
 
 from __future__ import annotations
@@ -11,10 +14,55 @@ import hashlib
 
 import orjson
 
+from hub.core.approvals import ASK, DENY, check_options
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 
 TOOL_PERMISSION, CHOICE = "tool_permission", "choice"
+FALLBACK = "fallback"     # answered_by: no person could be reached, the hub's fallback decided
+
+
+def check_tool_options(tool_use_id: str | None, title: str | None, options: list[dict] | None,
+                       default: str | None) -> list[dict]:
+    """The options of a tool permission (Allow/Deny when none are given), or `invalid_request`."""
+    if tool_use_id is None:
+        raise HubError(ErrorCode.INVALID_REQUEST, "a tool permission needs `tool_use_id` (the hook's id of the "
+                       "call, so that a retried hook joins the same question)")
+    if title is not None:
+        raise HubError(ErrorCode.INVALID_REQUEST, "`title` is for a plain question; a tool permission is titled "
+                       "by its tool", {"title": title})
+    if options and any("decision" not in o for o in options):
+        raise HubError(ErrorCode.INVALID_REQUEST, "each option of a tool permission says its decision (allow or "
+                       "deny)", {"options": [o["id"] for o in options]})
+    checked = check_options(options)
+    if default is not None:
+        chosen = next((o for o in checked if o["id"] == default), None)
+        if chosen is None or chosen["decision"] != DENY:
+            raise HubError(ErrorCode.INVALID_REQUEST, "the default of a tool permission is what its deadline "
+                           "picks, so it must name a deny option", {"default": default})
+    return checked
+
+
+def default_outcome(plain: bool, default: str | None) -> dict:
+    """What a deadline (or no person) picks: the default option if any; for a tool permission
+    always deny."""
+    outcome: dict = {} if plain else {"decision": DENY}
+    if default is not None:
+        outcome["option_id"] = default
+    return outcome
+
+
+def fallback_outcome(plain: bool, default: str | None, fallback: str, now_ms: int) -> dict:
+    """Nobody could answer (no dashboard or `questions --follow` watches, no alert channel is
+    set): deny (or the default option), or hand a tool call back to the agent's own permission
+    prompt (`ask`) when the hub's fallback says so."""
+    outcome = default_outcome(plain, default)
+    if not plain and fallback == ASK:
+        outcome["decision"] = ASK
+    said = outcome.get("decision") or (f"option {default}" if default else "no answer")
+    return {**outcome, "answered_by": FALLBACK, "decided_at": now_ms,
+            "reason": f"no person can be reached (no dashboard, no `repowire questions --follow`, no alert "
+                      f"channel): {said}"}
 
 
 def check_plain(title: str | None, options: list[dict] | None, default: str | None, tool_input: dict) -> list[dict]:

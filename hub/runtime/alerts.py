@@ -30,7 +30,6 @@ import anyio
 import httpx
 import orjson
 
-from hub.core.peers import PERSON
 from hub.core.settings import AlertSettings
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
@@ -173,9 +172,7 @@ class People:
 
     def here(self) -> int:
         """Dashboards and `questions --follow` watching on this node, and person peers' sockets."""
-        persons = sum(1 for peer_id, conn in self.hub.connections.items()
-                      if not conn.closed and (peer := self.hub.peers.get(peer_id)) is not None and peer.role == PERSON)
-        return self.watching_here() + persons
+        return self.watching_here() + len(self.hub.person_connections())
 
     async def reachable(self) -> bool:
         if self.alerts.configured or self.here():

@@ -870,6 +870,11 @@ class Hub:
 
     # ---- reading -----------------------------------------------------------------------------
 
+    def person_connections(self) -> list[Connection]:
+        """The open sockets of `person` peers on this node: who hears of questions here."""
+        return [conn for peer_id, conn in self.connections.items()
+                if not conn.closed and (peer := self.peers.get(peer_id)) is not None and peer.role == PERSON]
+
     def peer_named(self, name: str, circle: str) -> PeerRecord | None:
         peer_id = self._names.get((circle, name))
         return self.peers.get(peer_id) if peer_id else None

@@ -11,6 +11,7 @@ saved here as a rule that says where it came from; the rules of a session go whe
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from hub.core.approvals import ToolCall, evaluate, live, ordered, scoped_rule
 from hub.core.errors import HubError
@@ -21,6 +22,21 @@ from hub.store.questions import QuestionStore
 from schemas.errors import ErrorCode
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """What the rules decided for one call: `ask` with no rule when none matched; `preset`
+    names the preset when the rule that decided is one of its rules."""
+    action: str
+    rule: dict | None
+    subject: PeerRecord | None
+    preset: str | None
+
+
+def preset_named(name: str | None) -> Preset:
+    """The preset the store names; the default when it names none (or one this hub does not know)."""
+    return PRESETS[name if name in NAMES else DEFAULT]
 
 
 class PolicyService:
@@ -46,8 +62,7 @@ class PolicyService:
         return ordered([r for r in rules if live(r, now)])
 
     async def preset(self) -> Preset:
-        name = await self.store.preset()
-        return PRESETS[name if name in NAMES else DEFAULT]
+        return preset_named(await self.store.preset())
 
     async def choose_preset(self, sender: Sender, name: str) -> Preset:
         self._check_person(sender)
@@ -111,27 +126,27 @@ class PolicyService:
         return HubError(ErrorCode.POLICY_NOT_FOUND, f"no policy rule {policy_id}", {"id": policy_id})
 
     async def match(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
-                    peer_ref: str | None, session_id: str = "") -> tuple[str, dict | None, PeerRecord | None]:
-        """(action, the rule that decided or None, the agent the call is for): the agent is the
-        peer named by `peer_ref`, else the caller (None for the operator)."""
+                    peer_ref: str | None, session_id: str = "") -> Matched:
+        """What the rules say of a call for an agent: the peer named by `peer_ref`, else the
+        caller (None for the operator)."""
         subject = self.hub.find_peer(peer_ref, sender) if peer_ref else sender.peer
         if sender.peer is not None and subject is not None and subject.peer_id != sender.peer.peer_id:
             raise HubError(ErrorCode.FORBIDDEN, "an agent asks about its own tool calls only: leave out `peer`, "
                            "or name yourself", {"peer": peer_ref})
         call = ToolCall(tool_name, tool_input, cwd, subject.name if subject else None,
                         subject.peer_id if subject else None, subject.circle if subject else None, session_id)
-        preset = await self.preset()
-        action, rule = evaluate(await self.store.policies(), call, self.hub.now_ms(), preset.rules)
-        return action, rule, subject
+        rules, preset_name = await self.store.rules()
+        preset = preset_named(preset_name)
+        action, rule = evaluate(rules, call, self.hub.now_ms(), preset.rules)
+        return Matched(action, rule, subject, preset.name if rule is not None and rule in preset.rules else None)
 
     async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
                        peer_ref: str | None) -> dict:
-        action, rule, _ = await self.match(sender, tool_name, tool_input, cwd, peer_ref)
+        matched = await self.match(sender, tool_name, tool_input, cwd, peer_ref)
+        action, rule = matched.action, matched.rule
         if rule is None:
             return {"action": action, "reason": "no rule matched: a person is asked"}
         view = {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
-        preset = (await self.preset()).name
-        if rule in PRESETS[preset].rules:
-            view["preset"] = preset
+        if matched.preset is not None:
+            view["preset"] = matched.preset
         return view
-

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from hub.core.approvals import (ABANDONED, ALLOW, ASK, DENY, ERROR, FALLBACK, HUMAN, ONCE, PENDING, POLICY, TIMEOUT,
-                                QuestionPolicy, check_options, content_hash, decision_of, question_deadline, question_id)
-from hub.core.questions import CHOICE, TOOL_PERMISSION, check_plain, choice_of, plain_hash
+from hub.core.approvals import (ABANDONED, ASK, DENY, ERROR, HUMAN, ONCE, PENDING, POLICY, TIMEOUT, QuestionPolicy,
+                                check_scope, content_hash, decision_of, question_deadline, question_id)
+from hub.core.questions import (CHOICE, FALLBACK, TOOL_PERMISSION, check_plain, check_tool_options, choice_of,
+                                default_outcome, fallback_outcome, plain_hash)
 from hub.core.errors import HubError
-from hub.core.peers import AWAITING_INPUT, BUSY, PERSON, PeerRecord
+from hub.core.peers import AWAITING_INPUT, BUSY, PeerRecord
 from hub.core.ids import is_hex128
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.alerts import People
@@ -67,6 +68,12 @@ def decision_view(record: dict) -> dict:
 def owner_of(record: dict) -> str:
     """The agent a question is about (the asker when it names no other)."""
     return (record.get("peer") or record["asker"])["peer_id"]
+
+
+def not_what_was_shown(qid: str) -> HubError:
+    """An answer that names a content hash other than the question's."""
+    return HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool name and input; "
+                    "reload the question and answer what it asks now", {"correlation_id": qid})
 
 
 def error_view(qid: str, reason: str) -> dict:
@@ -133,9 +140,10 @@ class QuestionService:
             options = check_plain(request.title, given, request.default, request.tool_input)
             action, rule, subject = ASK, None, sender.peer
         else:
-            options = self._tool_options(request, given)
-            action, rule, subject = await self.policies.match(sender, request.tool_name, request.tool_input,
-                                                              request.cwd, None, request.session_id)
+            options = check_tool_options(request.tool_use_id, request.title, given, request.default)
+            matched = await self.policies.match(sender, request.tool_name, request.tool_input, request.cwd, None,
+                                                request.session_id)
+            action, rule, subject = matched.action, matched.rule, matched.subject
         owner = subject.peer_id if subject is not None else sender.key_owner
         self._check_room(owner)
         self._opening[owner] = self._opening.get(owner, 0) + 1
@@ -147,25 +155,6 @@ class QuestionService:
                 self._opening[owner] = left
             else:
                 del self._opening[owner]
-
-    @staticmethod
-    def _tool_options(request, given: list[dict] | None) -> list[dict]:
-        if request.tool_use_id is None:
-            raise HubError(ErrorCode.INVALID_REQUEST, "a tool permission needs `tool_use_id` (the hook's id of the "
-                           "call, so that a retried hook joins the same question)")
-        if request.title is not None:
-            raise HubError(ErrorCode.INVALID_REQUEST, "`title` is for a plain question; a tool permission is titled "
-                           "by its tool", {"title": request.title})
-        if given and any("decision" not in o for o in given):
-            raise HubError(ErrorCode.INVALID_REQUEST, "each option of a tool permission says its decision (allow or "
-                           "deny)", {"options": [o["id"] for o in given]})
-        options = check_options(given)
-        if request.default is not None:
-            chosen = next((o for o in options if o["id"] == request.default), None)
-            if chosen is None or chosen["decision"] != DENY:
-                raise HubError(ErrorCode.INVALID_REQUEST, "the default of a tool permission is what its deadline "
-                               "picks, so it must name a deny option", {"default": request.default})
-        return options
 
     def _check_room(self, owner: str) -> None:
         """At most `open_questions_per_peer` questions of one agent wait for a person at once
@@ -191,10 +180,10 @@ class QuestionService:
             decision = {"decision": action, "answered_by": POLICY, "rule_id": rule["id"], "decided_at": now,
                         "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
         elif deadline <= now:
-            decision = {**self._default_outcome(plain, request.default), "answered_by": TIMEOUT, "decided_at": now,
+            decision = {**default_outcome(plain, request.default), "answered_by": TIMEOUT, "decided_at": now,
                         "reason": "the hook's timeout leaves no time to ask a person"}
         elif not await self.people.reachable():
-            decision = self._fallback(plain, request.default, now)
+            decision = fallback_outcome(plain, request.default, self.policy.fallback, now)
         asker = sender.ref
         body = {"correlation_id": qid, "kind": CHOICE if plain else TOOL_PERMISSION, "tool_name": request.tool_name,
                 "tool_input": request.tool_input, "tool_use_id": request.tool_use_id, "session_id": request.session_id,
@@ -232,27 +221,6 @@ class QuestionService:
         self._tell_people({"type": "question", **shown})
         self.people.alerts.question_waits(shown)
         return Opened(qid, deadline, future)
-
-    @staticmethod
-    def _default_outcome(plain: bool, default: str | None) -> dict:
-        """What a deadline (or no person) picks: the default option if any; for a tool
-        permission always deny."""
-        outcome: dict = {} if plain else {"decision": DENY}
-        if default is not None:
-            outcome["option_id"] = default
-        return outcome
-
-    def _fallback(self, plain: bool, default: str | None, now: int) -> dict:
-        """Nobody could answer: no dashboard or `questions --follow` watches and no alert
-        channel is set. Deny (or the default option), or hand a tool call back to the agent's
-        own permission prompt (`ask`) when the hub is set so; never allow."""
-        outcome = self._default_outcome(plain, default)
-        if not plain and self.policy.fallback == ASK:
-            outcome["decision"] = ASK
-        said = outcome.get("decision") or (f"option {default}" if default else "no answer")
-        return {**outcome, "answered_by": FALLBACK, "decided_at": now,
-                "reason": f"no person can be reached (no dashboard, no `repowire questions --follow`, no alert "
-                          f"channel): {said}"}
 
     async def _join(self, qid: str, state: str, future: asyncio.Future) -> Opened:
         """The same tool call asked again (the store traced `joined`): wait for the first
@@ -347,16 +315,14 @@ class QuestionService:
             option_id = choice_of(record["options"], option_id, decision)
         else:
             chosen = decision_of(record["options"], option_id, decision)
-            self._check_scope(record, chosen, scope, prefix)
+            check_scope(record, chosen, scope, prefix)
         said = chosen or f"option {option_id}"
         outcome = {"decision": chosen, "answered_by": HUMAN, "decided_at": self.hub.now_ms(), "option_id": option_id,
                    "by": who, "reason": reason or f"{said} by {who['name']}"}
         if scope != ONCE:
             # the rule is written first: once the agent's hook hears `allow`, its next call finds it
             if expected_hash is not None and expected_hash != record["content_hash"]:
-                raise HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool "
-                               "name and input; reload the question and answer what it asks now",
-                               {"correlation_id": qid})
+                raise not_what_was_shown(qid)
             rule = await self.policies.save_scoped(sender, scope, record, prefix, self.policy.session_rule_ttl_s)
             outcome.update(scope=scope, policy_id=rule["id"])
             try:
@@ -365,25 +331,6 @@ class QuestionService:
                 await self.policies.delete(sender, rule["id"])   # the answer came too late: no rule either
                 raise
         return await self._decide(record, outcome, expected_hash)
-
-    @staticmethod
-    def _check_scope(record: dict, chosen: str, scope: str, prefix: str | None) -> None:
-        if scope == ONCE:
-            if prefix is not None:
-                raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`", {"prefix": prefix})
-            return
-        if chosen != ALLOW:
-            raise HubError(ErrorCode.INVALID_REQUEST, "a scope widens an allow; a deny is for this call only",
-                           {"scope": scope})
-        if not record.get("peer"):
-            raise HubError(ErrorCode.INVALID_REQUEST, "this question names no agent, so there is no agent to allow "
-                           "for longer", {"scope": scope})
-        if scope == "session" and prefix is not None:
-            raise HubError(ErrorCode.INVALID_REQUEST, "prefix goes with scope `always`; `session` allows this exact "
-                           "call", {"prefix": prefix})
-        if scope == "session" and not record.get("session_id"):
-            raise HubError(ErrorCode.INVALID_REQUEST, "this question names no session, so it cannot be allowed for "
-                           "the rest of one", {"scope": scope})
 
     async def _expire(self, qid: str) -> int | None:
         """The deadline passed with nobody deciding: deny."""
@@ -395,7 +342,7 @@ class QuestionService:
                 self._resolve(qid, decision_view(record) if record is not None
                               else error_view(qid, "the question is gone"))
                 return None
-            outcome = self._default_outcome(record.get("kind") == CHOICE, record.get("default"))
+            outcome = default_outcome(record.get("kind") == CHOICE, record.get("default"))
             await self._decide(record, {**outcome, "answered_by": TIMEOUT, "decided_at": self.hub.now_ms(),
                                         "reason": "timeout"}, None)
         except HubError as exc:
@@ -415,8 +362,7 @@ class QuestionService:
         if status == "missing":
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
         if status == "mismatch":
-            raise HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool name "
-                           "and input; reload the question and answer what it asks now", {"correlation_id": qid})
+            raise not_what_was_shown(qid)
         if status == "decided":
             answered_by = as_text(outcome[1])
             if answered_by == ABANDONED:
@@ -493,10 +439,8 @@ class QuestionService:
                 self._resolve(record["correlation_id"], decision_view(record))
 
     def _push_to_people(self, data: bytes) -> None:
-        for peer_id, conn in self.hub.connections.items():
-            peer = self.hub.peers.get(peer_id)
-            if peer is not None and peer.role == PERSON and not conn.closed:
-                conn.push(data)
+        for conn in self.hub.person_connections():
+            conn.push(data)
 
     # ---- reading -----------------------------------------------------------------------------
 

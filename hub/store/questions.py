@@ -165,3 +165,14 @@ class QuestionStore:
         except StoreDown as exc:
             raise unavailable(exc) from exc
         return [orjson.loads(r) for r in raw]
+
+    async def rules(self) -> tuple[list[dict], str | None]:
+        """The person's rules and the preset's name, in one round trip (every question reads both)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hvals(keys.POLICIES)
+            pipe.get(keys.APPROVAL_PRESET)
+            raw, preset = await pipe.execute()
+        except StoreDown as exc:
+            raise unavailable(exc) from exc
+        return [orjson.loads(r) for r in raw], as_text(preset) if preset else None
