@@ -19,8 +19,13 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, status: int = 200):
+    """`hold`: every request waits for this event before it is recorded and answered (a slow
+    receiver); `arrived` counts the requests as they come in, held or not."""
+
+    def __init__(self, status: int = 200, hold: threading.Event | None = None):
         self.status = status
+        self.hold = hold
+        self.arrived: list[str] = []
         self.received: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -29,6 +34,10 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (the http.server name)
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.arrived.append(self.path)
+                if receiver.hold is not None:
+                    receiver.hold.wait(30)
                 with receiver._lock:
                     receiver.received.append(Received(self.command, self.path, {k.lower(): v for k, v in
                                                                                 self.headers.items()}, body, time.time()))

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -412,3 +413,51 @@ def test_hooks_install_chooses_the_preset_now_or_for_the_next_hub_and_off_leaves
     assert "PreToolUse" not in hooks and "SessionStart" in hooks
     doctor = cli(hub, "hooks", "doctor", "--settings", str(settings))
     assert doctor.returncode == 0 and "ok       approvals off: no repowire PreToolUse hook" in doctor.stdout
+
+
+def test_doctor_says_how_to_turn_approvals_on_and_that_command_works_as_written(start_hub, tmp_path):
+    hub = start_hub()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPOWIRE_")}
+    env.update(HOME=str(tmp_path / "user"), REPOWIRE_HOME=str(hub.home))
+
+    def run(command: str) -> "subprocess.CompletedProcess[str]":
+        """As a person types it in their terminal (the console script on PATH)."""
+        return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env={
+            **env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}, stdin=subprocess.DEVNULL)
+
+    assert run("repowire hooks install --approvals off").returncode == 0
+    doctor = run("repowire doctor hooks").stdout
+    told = re.search(r"\(`(repowire hooks install [^`]+)` turns approvals on\)", doctor)
+    assert told, doctor
+    assert run(told.group(1)).returncode == 0
+    assert "ok       approvals: preset `readonly`" in run("repowire doctor hooks").stdout
+    assert "PreToolUse" in orjson.loads((tmp_path / "user" / ".claude" / "settings.json").read_bytes())["hooks"]
+
+
+def gate_receiver() -> tuple[Receiver, threading.Event]:
+    """A receiver that holds every request until the gate opens: an alert channel gone slow."""
+    gate = threading.Event()
+    receiver = Receiver(hold=gate)
+    return receiver, gate
+
+
+def test_at_most_32_alerts_are_in_flight_and_the_next_is_dropped_and_logged(start_hub):
+    receiver, gate = gate_receiver()
+    with receiver:
+        hub = start_hub("--alert-webhook", f"{receiver.url}/hook", env={"REPOWIRE_ALERT_SECRET": "x"})
+        token = agent(hub)
+        held = [threading.Thread(target=ask, args=(hub, token, bash(f"make step-{n}", f"t{n}")), daemon=True)
+                for n in range(33)]
+        for n, thread in enumerate(held[:32]):
+            thread.start()
+            wait_until(lambda n=n: len(receiver.arrived) == n + 1, 10, f"alert {n + 1} to arrive and wait")
+        held[32].start()
+        wait_until(lambda: "dropped: 32 alerts are still being sent" in hub.log(), 10, "the 33rd alert dropped")
+        assert len(receiver.arrived) == 32
+        gate.set()
+        wait_until(lambda: len(receiver.got("/hook")) == 32, 10, "the 32 held alerts answered")
+        with hub.http() as client:
+            for q in client.get("/questions").json()["questions"]:
+                client.post(f"/questions/{q['correlation_id']}/answer", json={"decision": "deny"})
+        for thread in held:
+            thread.join(20)

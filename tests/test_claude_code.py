@@ -344,3 +344,21 @@ def test_in_the_tui_the_ask_fallback_shows_claude_codes_own_prompt_and_its_user_
         assert (project / "handed-back.txt").exists(), "\n".join(pane.capture_pane())
     (decision,) = hub.get("/decisions").json()["decisions"]
     assert (decision["decision"], decision["answered_by"]) == ("ask", "fallback")
+
+
+def test_allow_for_the_session_lets_claude_codes_next_identical_call_run_unasked(hub, tmp_path, project):
+    """The session allow is keyed on the session id Claude Code puts in each PreToolUse payload."""
+    script = [bash("touch twice.txt"), bash("touch twice.txt"), say("done")]
+    with person_watching(hub), ModelStandIn(script) as model:
+        claude = user_of(hub, tmp_path, model)
+        agent = claude.start_print_mode("touch it twice", project)
+        try:
+            first = wait_for_question(hub, "touch twice.txt")
+            allowed = repowire(hub, "approve", first["correlation_id"], "--yes", "--for-session")
+            assert allowed.returncode == 0 and "(and again for the rest of this session)" in allowed.stdout
+            assert agent.wait(RUN_S) == 0
+        finally:
+            agent.kill()
+    by = [(d["answered_by"], d.get("scope")) for d in reversed(hub.get("/decisions").json()["decisions"])]
+    assert by == [("human", "session"), ("policy", None)]
+    assert hub.get("/policies").json()["policies"] == [], "the session ended, and its allow with it"
