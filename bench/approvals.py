@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -186,7 +186,7 @@ def main() -> None:
         web_server.shutdown()
     alerts = alert_latencies(args.alerts)
     base = statistics.median(r["seconds"] for r in runs["off"])
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     meaning = {"off": "no approval hook (baseline)", "none": "every call asks (the hub before presets)",
                "readonly": "`readonly` (the default)", "writes": "`writes`", "all": "`all` (audited only)"}

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -110,7 +110,7 @@ def report(results: dict, args) -> str:
             f"{med('relay', 'small', 'p50_ms'):.2f} |",
             f"| 4 KiB upload round trip, p99 (ms) | {med('hub', 'small', 'p99_ms'):.2f} | "
             f"{med('relay', 'small', 'p99_ms'):.2f} |"]
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         SECTION_START,
         "## Attachments",

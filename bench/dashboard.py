@@ -24,7 +24,7 @@ import contextlib
 import random
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -206,7 +206,7 @@ def report(runs: list[dict], args) -> str:
             values.append(value)
         return statistics.median(values)
 
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
     return "\n".join([
         "<!-- dashboard -->",
         f"## Dashboard under load ({when}, `python -m bench.dashboard --runs {args.runs}`)",

@@ -31,8 +31,18 @@ import httpx
 import orjson
 import psutil
 
-from bench.run import (ROOT, STEP_TIMEOUT_S, Target, ask_round_trips, cpu_seconds, median, open_peer, percentiles,
-                       start_relay, write_section)
+from bench.run import (
+    ROOT,
+    STEP_TIMEOUT_S,
+    Target,
+    ask_round_trips,
+    cpu_seconds,
+    median,
+    open_peer,
+    percentiles,
+    start_relay,
+    write_section,
+)
 from hub.store.embedded import find_server_binary
 
 

@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -195,7 +195,7 @@ def report(results: dict, args) -> str:
         rows.append(f"| send -> `injected` in the trace, {key[:3]} (ms) | {med(hub, 'injected', key):.1f} | - | - |")
     h, r = med(hub, "rate"), med(relay, "rate")
     rows.append(f"| burst over 10 panes (messages/s) | {h:.0f} | {r:.0f} | {h / r:.2f}x |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         SECTION_START,
         "## Pane delivery (10 tmux panes)",

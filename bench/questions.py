@@ -24,7 +24,7 @@ import shlex
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -151,7 +151,7 @@ def report(results: dict, args) -> str:
                         ("the hook program end to end, policy-answered", "hook")):
         for key in ("p50_ms", "p99_ms"):
             rows.append(f"| {label} {key[:3]} (ms) | {med(hub[part], key):.2f} | - | - |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         SECTION_START,
         "## Tool-permission questions",

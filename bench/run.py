@@ -24,10 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import orjson
 import psutil
@@ -88,7 +88,7 @@ def write_section(path: Path, section: str) -> None:
     """Put a `<!-- name -->` … `<!-- /name -->` section into the results file, replacing the old one."""
     name = re.match(r"<!-- ([a-z-]+) -->", section).group(1)
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(f"<!-- {name} -->.*?<!-- /{name} -->", re.S)
+    pattern = re.compile(f"<!-- {name} -->.*?<!-- /{name} -->", re.DOTALL)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text.rstrip("\n") + "\n")
 
@@ -303,7 +303,7 @@ def report(results: dict, args) -> str:
     rows.append(f"| store memory per idle peer (KiB) | {median(hub['idle'], 'store_kib_per_peer'):.1f} | - | - |")
     cpu_ratio = median(hub["tp"], "cpu_us_per_msg") / median(relay["tp"], "cpu_us_per_msg")
     ask_ratio = median(hub["ask1"], "p50_ms") / median(relay["ask1"], "p50_ms")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# Benchmark results",
         "",
@@ -349,7 +349,7 @@ def kept_sections(path: Path) -> str:
     """Sections other benchmarks wrote (`<!-- name -->` ... `<!-- /name -->`) survive a rerun."""
     if not path.exists():
         return ""
-    sections = re.finditer(r"<!-- ([a-z-]+) -->.*?<!-- /\1 -->", path.read_text(), re.S)
+    sections = re.finditer(r"<!-- ([a-z-]+) -->.*?<!-- /\1 -->", path.read_text(), re.DOTALL)
     return "".join("\n" + m.group(0) + "\n" for m in sections)
 
 

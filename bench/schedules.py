@@ -20,7 +20,7 @@ import argparse
 import asyncio
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -67,7 +67,7 @@ async def hub_fires(target: Target, run: int, count: int, spread_s: float) -> di
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {target.token}"}, timeout=30) as client:
             start = int(time.time() * 1000 + LEAD_S * 1000 + count * 10)
             for due in due_times(count, spread_s, start):
-                at = datetime.fromtimestamp(due / 1000, timezone.utc).isoformat(timespec="milliseconds")
+                at = datetime.fromtimestamp(due / 1000, UTC).isoformat(timespec="milliseconds")
                 response = client.post("/schedules", json={"to": f"bob{run}{spread_s}", "kind": "notify",
                                                            "text": "scheduled", "at": at})
                 response.raise_for_status()
@@ -117,7 +117,7 @@ def report(results: dict, args) -> str:
         for key in ("p50_ms", "p99_ms", "max_ms"):
             rows.append(f"| {label}, lateness {key[:-3]} (ms) | {med('hub', part, key):.1f} | "
                         f"{med('relay', part, key):.1f} |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         SECTION_START,
         "## Scheduled messages",

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -131,7 +131,7 @@ def report(runs: list[dict[str, float]], args) -> str:
     def med(key: str) -> float:
         return statistics.median(run[key] for run in runs)
 
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = [("`hook pretooluse`, a policy allows (the question asked and decided, the decision printed)",
              med("pretooluse")),
             ("`hook user-prompt-submit` (presence)", med("user-prompt-submit")),

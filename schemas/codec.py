@@ -9,8 +9,8 @@ from __future__ import annotations
 import msgspec
 import orjson
 
-from schemas.errors import ErrorCode
 from schemas.dashboard import DASHBOARD_CLIENT_FRAMES, DashboardClientFrame, DashboardHubFrame
+from schemas.errors import ErrorCode
 from schemas.frames import CLIENT_FRAMES, ClientFrame, HubFrame
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
@@ -79,10 +79,11 @@ def _has_free_form(frame_type: type) -> bool:
             pending.extend(field.type for field in info.fields)
         elif isinstance(info, msgspec.inspect.UnionType):
             pending.extend(info.types)
-        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.SetType)):
+        elif isinstance(info, msgspec.inspect.ListType | msgspec.inspect.SetType | msgspec.inspect.FrozenSetType
+                        | msgspec.inspect.VarTupleType):
             pending.append(info.item_type)
-        elif isinstance(info, msgspec.inspect.VarTupleType):
-            pending.append(info.item_type)
+        elif isinstance(info, msgspec.inspect.TupleType):
+            pending.extend(info.item_types)
         elif isinstance(info, msgspec.inspect.DictType):
             pending.append(info.value_type)
         elif isinstance(info, msgspec.inspect.Metadata):

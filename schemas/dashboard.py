@@ -8,7 +8,7 @@ last event cursor it saw (none on a fresh start). The hub answers `subscribed`, 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
@@ -53,7 +53,7 @@ class Event(_Frame, tag="event"):
     data: dict | list
 
 
-DashboardClientFrame = Union[Subscribe, Ping]
-DashboardHubFrame = Union[Subscribed, Event, Error, Pong]
+DashboardClientFrame = Subscribe | Ping
+DashboardHubFrame = Subscribed | Event | Error | Pong
 DASHBOARD_CLIENT_FRAMES = (Subscribe, Ping)
 DASHBOARD_HUB_FRAMES = (Subscribed, Event, Error, Pong)

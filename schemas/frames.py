@@ -8,7 +8,7 @@ Timestamps are integer milliseconds since the Unix epoch; ids are 32 lowercase h
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -241,7 +241,7 @@ class BridgeResult(_Frame, tag="bridge_result", kw_only=True):
     error: ErrorInfo | None = None
 
 
-ClientFrame = Union[Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping, Presence, Bye, BridgeResult]
+ClientFrame = Hello | Notify | Ask | Ack | Answer | AskBlocking | Decide | Receipt | Ping | Presence | Bye | BridgeResult
 
 
 # ---- hub -> client -------------------------------------------------------------------------
@@ -416,7 +416,7 @@ class BridgeCall(_Frame, tag="bridge_call", kw_only=True):
     args: dict = {}
 
 
-HubFrame = Union[Welcome, Accepted, Deliver, DecisionFrame, QuestionOpened, QuestionDecided, Error, Pong, BridgeCall]
+HubFrame = Welcome | Accepted | Deliver | DecisionFrame | QuestionOpened | QuestionDecided | Error | Pong | BridgeCall
 
 CLIENT_FRAMES: tuple[type[Struct], ...] = (Hello, Notify, Ask, Ack, Answer, AskBlocking, Decide, Receipt, Ping,
                                             Presence, Bye, BridgeResult)

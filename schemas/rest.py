@@ -7,9 +7,31 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import (PeerRef, AckBody, AttachmentRef, Address, AnsweredBy, AnswerBody, AskBlockingBody, AskBody, AskChild, AnswerScope, DecideBody,
-                            DecisionInfo, DeliveryState, Hex128, Name, NotifyBody, Outcome, Question, QuestionInfo, Sha256, RecipientState,
-                            ReasonCode, ToolCallBody)
+from schemas.frames import (
+    AckBody,
+    Address,
+    AnswerBody,
+    AnsweredBy,
+    AnswerScope,
+    AskBlockingBody,
+    AskBody,
+    AskChild,
+    AttachmentRef,
+    DecideBody,
+    DecisionInfo,
+    DeliveryState,
+    Hex128,
+    Name,
+    NotifyBody,
+    Outcome,
+    PeerRef,
+    Question,
+    QuestionInfo,
+    ReasonCode,
+    RecipientState,
+    Sha256,
+    ToolCallBody,
+)
 from schemas.names import BACKENDS
 
 

@@ -20,7 +20,7 @@ with atheris.instrument_imports():
 
 LIMIT = 65536
 GUARD = LocalGuard(None, allowed_hosts=default_hosts("127.0.0.1", 8377), allowed_origins=default_origins("127.0.0.1", 8377))
-ACTS_ON_A_TERMINAL = {*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)}
+ACTS_ON_A_TERMINAL = {*range(0x20), 0x7F, *range(0x80, 0xA0)}
 
 
 def decode(data: bytes | str) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import orjson
 
@@ -68,7 +69,7 @@ class ModelStandIn:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "ModelStandIn":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -16,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -91,7 +92,7 @@ class StoreProcess:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self) -> "StoreProcess":
+    def start(self) -> StoreProcess:
         if self.socket.exists():
             self.socket.unlink()
         self.process = subprocess.Popen(
@@ -121,7 +122,7 @@ class HubProcess:
     uds: str | None = None
     log_path: Path | None = None
 
-    def start(self, expect_ready: bool = True) -> "HubProcess":
+    def start(self, expect_ready: bool = True) -> HubProcess:
         hub_file = self.home / "hub.json"
         if hub_file.exists():
             hub_file.unlink()
@@ -186,7 +187,7 @@ class HubProcess:
                 self.process.wait(5)
         return self.process.returncode
 
-    def restart(self) -> "HubProcess":
+    def restart(self) -> HubProcess:
         store_pid = self.store_pid()
         if store_pid:
             wait_until(lambda: process_gone(store_pid), 10, "the old store to exit")

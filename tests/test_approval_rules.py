@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from hub.core.approvals import (ASK, QuestionPolicy, ToolCall, content_hash, decision_of, evaluate, question_deadline,
-                                question_id, rule_matches)
+from hub.core.approvals import (
+    ASK,
+    QuestionPolicy,
+    ToolCall,
+    content_hash,
+    decision_of,
+    evaluate,
+    question_deadline,
+    question_id,
+    rule_matches,
+)
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 

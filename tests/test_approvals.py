@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import orjson
@@ -340,7 +340,7 @@ def test_without_a_secret_given_the_hub_makes_one_the_owner_alone_can_read(start
 
 # ---- the command line -------------------------------------------------------------------------------
 
-def cli(hub: HubProcess | None, *args: str, home: Path | None = None) -> "subprocess.CompletedProcess[str]":
+def cli(hub: HubProcess | None, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPOWIRE_")}
     return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], capture_output=True, text=True, timeout=60,
                           env={**env, "REPOWIRE_HOME": str(home or hub.home)}, stdin=subprocess.DEVNULL)
@@ -420,7 +420,7 @@ def test_doctor_says_how_to_turn_approvals_on_and_that_command_works_as_written(
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPOWIRE_")}
     env.update(HOME=str(tmp_path / "user"), REPOWIRE_HOME=str(hub.home))
 
-    def run(command: str) -> "subprocess.CompletedProcess[str]":
+    def run(command: str) -> subprocess.CompletedProcess[str]:
         """As a person types it in their terminal (the console script on PATH)."""
         return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env={
             **env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}, stdin=subprocess.DEVNULL)

@@ -134,7 +134,7 @@ async def test_deadline_expiry_tells_the_asker_and_refuses_late_acks(hub):
         assert late.value.code == "expired"
         trace = hub.get(f"/traces/{cid}").json()
         assert trace["final"] == "expired"
-        assert [s for s in trace["stages"] if s["stage"] == "expired"][0]["reason"] == "deadline"
+        assert next(s for s in trace["stages"] if s["stage"] == "expired")["reason"] == "deadline"
         assert hub.get(f"/asks/{cid}").json()["state"] == "expired"
 
 

@@ -155,7 +155,7 @@ def test_connection_limit_at_limit_and_limit_plus_one(start_hub):
 
     async def scenario():
         first, _ = await hub.raw_peer("a")
-        second, _ = await hub.raw_peer("b")
+        _second, _ = await hub.raw_peer("b")
         third = await hub.raw()
         await send(third, {"type": "hello", "name": "c"})
         frame = await recv(third)
@@ -231,7 +231,7 @@ async def test_a_deep_or_huge_tool_input_over_the_socket_is_an_error_frame(hub):
     await send(ws, deep)
     error = await recv(ws)
     assert (error["type"], error["error"]["code"], error["ref"]) == ("error", "bad_json", "q1")
-    huge = deep.replace(_nested(40).decode(), '{"n": %d}' % 2**64).replace('"q1"', '"q2"')
+    huge = deep.replace(_nested(40).decode(), f'{{"n": {2**64}}}').replace('"q1"', '"q2"')
     await send(ws, huge)
     error = await recv(ws)
     assert (error["type"], error["error"]["code"], error["ref"]) == ("error", "bad_json", "q2")
@@ -246,7 +246,7 @@ async def test_a_resume_out_of_range_is_refused_and_leaves_no_ghost(hub, resume)
     """F10: hello with resume >= 2^64 left a peer online with no connection. The limit is
     2^53 - 1 (a sequence stays exact in the store's scripts); one more is refused."""
     ws = await hub.raw()
-    await send(ws, '{"type": "hello", "name": "ghost", "resume": %d}' % resume)
+    await send(ws, f'{{"type": "hello", "name": "ghost", "resume": {resume}}}')
     error = await recv(ws)
     assert error["type"] == "error" and error["error"]["code"] == "invalid_frame"
     await ws.close()

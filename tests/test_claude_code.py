@@ -16,8 +16,7 @@ import pytest
 from tests.agent_clis import ClaudeCode, claude_binary
 from tests.model_standin import ModelStandIn, Turn, bash, say
 from tests.model_standin import run as run_tool
-from tests.support import person_watching
-from tests.support import wait_until
+from tests.support import person_watching, wait_until
 
 ASK_HINT = re.compile(r'repowire ack ([0-9a-f]{32}) "<answer>"')
 RUN_S = 60         # a `claude -p` run, at most
@@ -96,7 +95,7 @@ def test_a_question_names_the_agent_and_a_person_allows_one_call_and_denies_the_
             assert agent.wait(RUN_S) == 0
         finally:
             agent.kill()
-        allowed, denied = model.tool_results()
+        _allowed, denied = model.tool_results()
         assert "not that one" in denied and "repowire: deny" in denied
     assert (project / "allowed.txt").exists() and not (project / "denied.txt").exists()
     audit = hub.get("/decisions").json()["decisions"]
@@ -294,7 +293,7 @@ def test_writes_and_shell_commands_reach_a_person_whose_scoped_allow_spares_the_
             assert agent.wait(RUN_S) == 0
         finally:
             agent.kill()
-        edited, first, second = model.tool_results()
+        _edited, first, second = model.tool_results()
     assert (project / "app.py").read_text() == "DEBUG = False\n"
     assert (project / "built-1").exists() and (project / "built-2").exists(), (first, second)
     by = [(d["tool_name"], d["answered_by"], d.get("scope")) for d in reversed(hub.get("/decisions").json()["decisions"])]

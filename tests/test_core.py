@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from hub.core.errors import HubError
@@ -57,8 +59,8 @@ class TestAdmission:
 
 
 class TestAddressing:
-    peers = [peer("bob", "red"), peer("bob", "blue"), peer("ann", "red"), peer("cy", "blue")]
-    by_id = {p.peer_id: p for p in peers}
+    peers = (peer("bob", "red"), peer("bob", "blue"), peer("ann", "red"), peer("cy", "blue"))
+    by_id = MappingProxyType({p.peer_id: p for p in peers})
 
     def find(self, to, sender=None):
         return resolve(parse_address(to), sender=sender, peers=self.peers, by_id=self.by_id)

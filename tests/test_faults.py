@@ -133,9 +133,9 @@ async def test_a_peer_frozen_with_sigstop_under_load_is_cut_by_the_keepalive_and
                     frame = await fast.receive(10)
                     assert frame["text"] == f"n{i}"   # in order, none waits behind the frozen peer
                     latency[phase].append(time.monotonic() - sent)
-                if offline_after is None and stopped_at and i % 10 == 0:
-                    if (await asyncio.to_thread(hub.peers))["frozen"]["status"] == "offline":
-                        offline_after = time.monotonic() - stopped_at
+                if (offline_after is None and stopped_at and i % 10 == 0
+                        and (await asyncio.to_thread(hub.peers))["frozen"]["status"] == "offline"):
+                    offline_after = time.monotonic() - stopped_at
         if offline_after is None:
             await eventually(lambda: asyncio.to_thread(lambda: hub.peers()["frozen"]["status"] == "offline"),
                              2 * heartbeat + 5, "the frozen peer to be cut")

@@ -70,7 +70,7 @@ class Hook:
         self.process: subprocess.Popen | None = None
         self.started = 0.0
 
-    def start(self, event: dict | bytes) -> "Hook":
+    def start(self, event: dict | bytes) -> Hook:
         self.started = time.monotonic()
         self.process = subprocess.Popen(shlex.split(hook_command(self.timeout_s)), env=self.env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -85,7 +85,7 @@ class Hook:
             self.process.wait(self.timeout_s + 10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            raise AssertionError("the hook outlived its timeout")
+            raise AssertionError("the hook outlived its timeout") from None
         elapsed = time.monotonic() - self.started
         out = self.process.stdout.read()
         run = HookRun(self.process.returncode, orjson.loads(out) if out.strip() else None,
@@ -223,7 +223,7 @@ class _FakeHub(http.server.BaseHTTPRequestHandler):
     """A broken hub: answers every request with the status and body it was given."""
     reply: tuple[int, bytes] = (200, b"")
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         status, body = self.reply
         self.send_response(status)
@@ -270,7 +270,7 @@ def test_malformed_hook_input_is_a_deny(hub, stdin, why):
 
 def test_a_bad_command_line_still_blocks(hub):
     """argparse rejects the arguments: exit 2, which Claude Code treats as a block."""
-    argv = shlex.split(hook_command(30)) + ["--unknown"]
+    argv = [*shlex.split(hook_command(30)), "--unknown"]
     done = subprocess.run(argv, input=orjson.dumps(payload()), capture_output=True, timeout=20,
                           env={**os.environ, "REPOWIRE_HOME": str(hub.home)})
     assert done.returncode == 2

@@ -9,10 +9,11 @@ import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 
-from tests.support import (link_path, recorder_command, recv, repowire, screen, send, start_recorder, wait_until)
+from tests.support import link_path, recorder_command, recv, repowire, screen, send, start_recorder, wait_until
 from transports.pane_text import frame_delivery
 
 CORPUS = ["plain words", "two\nlines", "esc \x1b[31m red", "early end \x1b[201~ ; rm -rf /", "ctrl-c \x03 now",
@@ -39,7 +40,7 @@ def peer(hub, ref: str) -> dict:
 def fake_agent(tmp_path, name: str) -> str:
     """A copy of `sleep` named like an agent, so its process is called that."""
     path = tmp_path / name
-    path.write_bytes(open("/bin/sleep", "rb").read())
+    path.write_bytes(Path("/bin/sleep").read_bytes())
     path.chmod(0o755)
     return f"{shlex.quote(str(path))} 120"
 

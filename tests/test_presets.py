@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from hub.core.approvals import (ALLOW, ASK, ToolCall, command_prefix, content_hash, evaluate, glob_literal, inside,
-                                rule_matches, scoped_rule)
+from hub.core.approvals import (
+    ALLOW,
+    ASK,
+    ToolCall,
+    command_prefix,
+    content_hash,
+    evaluate,
+    glob_literal,
+    inside,
+    rule_matches,
+    scoped_rule,
+)
 from hub.core.errors import HubError
 from hub.core.presets import PRESETS
 from hub.core.questions import check_plain, choice_of, plain_hash

@@ -5,6 +5,7 @@ guard lets through exactly the allowed names and nothing else, and never fails."
 from __future__ import annotations
 
 import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

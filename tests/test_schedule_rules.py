@@ -4,7 +4,7 @@ changes, and what happens to occurrences that fell due while no hub ran. The clo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,10 +13,22 @@ from hypothesis import strategies as st
 
 from hub.core import cron
 from hub.core.errors import HubError
-from hub.core.schedules import (CATCH_UP_MAX, ScheduleSpec, check_timing, first_fire, missed_entry, next_fire,
-                                parse_at, parse_cron, plan_overdue, resume_fire, to_iso, zone)
+from hub.core.schedules import (
+    CATCH_UP_MAX,
+    ScheduleSpec,
+    check_timing,
+    first_fire,
+    missed_entry,
+    next_fire,
+    parse_at,
+    parse_cron,
+    plan_overdue,
+    resume_fire,
+    to_iso,
+    zone,
+)
 
-UTC = timezone.utc
+UTC = UTC
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
 

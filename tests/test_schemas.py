@@ -9,8 +9,14 @@ import orjson
 import pytest
 
 from hub.server.openapi import openapi_document
-from schemas.codec import (FrameError, decode_client_frame, decode_dashboard_frame, decode_dashboard_hub_frame,
-                           decode_hub_frame, encode)
+from schemas.codec import (
+    FrameError,
+    decode_client_frame,
+    decode_dashboard_frame,
+    decode_dashboard_hub_frame,
+    decode_hub_frame,
+    encode,
+)
 from schemas.dashboard import DASHBOARD_CLIENT_FRAMES, DASHBOARD_HUB_FRAMES
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import API_VERSION, CLIENT_FRAMES, HUB_FRAMES

@@ -6,7 +6,6 @@ import shlex
 import sys
 from pathlib import Path
 
-
 from tests.support import wait_until
 from transports.pane_text import frame_delivery, neutralise
 from transports.tmux_pane import PaneInjector

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
 
@@ -57,7 +57,7 @@ async def _until_accepted(send: Callable[[], Awaitable[dict]], counts: Counts, d
             if exc.code not in RETRYABLE:
                 raise
             counts.refused_while_down += 1
-        except (ConnectionError, ConnectionClosed, OSError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, ConnectionClosed, OSError):
             pass
         counts.retries += 1
         return None

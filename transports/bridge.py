@@ -17,8 +17,8 @@ replaced takes its peer offline with the reason even when nothing is being deliv
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 
@@ -210,7 +210,7 @@ class PaneBridge:
             await client.connect()
         except HubRefused as exc:
             raise BridgeError("transport_failed", f"the hub refused the pane's connection: {exc}") from None
-        except (OSError, ConnectionClosed, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ConnectionClosed) as exc:
             raise BridgeError("transport_failed", f"could not reach the hub for the pane: {exc}") from None
         transport = PaneTransport(peer_id, pane_id, expected, client, self.injector)
         transport.start()

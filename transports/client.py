@@ -20,7 +20,8 @@ import itertools
 import logging
 import random
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, Self
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -71,6 +72,7 @@ class HubClient:
         self._deliveries: asyncio.Queue[dict] = asyncio.Queue()
         self._decisions: dict[str, asyncio.Future] = {}
         self._events: asyncio.Queue[dict] = asyncio.Queue()   # `question` / `question_decided` (people)
+        self._confirming: set[asyncio.Task[None]] = set()    # receipts sent again for duplicates
         self._reader: asyncio.Task | None = None
         self._connected = asyncio.Event()
         self._closing = False
@@ -78,7 +80,7 @@ class HubClient:
 
     # ---- life --------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "HubClient":
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -100,7 +102,7 @@ class HubClient:
         self._closing = True
         try:
             await asyncio.wait_for(self.send_frame({"type": "bye", "reason": reason}), 5)
-        except (ConnectionClosed, OSError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionClosed, OSError):
             pass
         await self.close()
 
@@ -288,7 +290,7 @@ class HubClient:
                     log.error("hub refused %s for good: %s", self.name, exc)
                     raise
                 log.info("reconnect of %s refused: %s", self.name, exc)
-            except (OSError, InvalidStatus, ConnectionClosed, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, InvalidStatus, ConnectionClosed) as exc:
                 log.debug("reconnect of %s failed: %s", self.name, exc)
 
     def _dispatch(self, frame: dict) -> None:
@@ -297,7 +299,9 @@ class HubClient:
             message_id = frame.get("message_id", "")
             if message_id in self._seen:
                 if self.auto_receipt:  # the hub did not get our receipt: confirm again, drop it
-                    asyncio.ensure_future(self._quiet_receipt(message_id))
+                    task = asyncio.get_running_loop().create_task(self._quiet_receipt(message_id))
+                    self._confirming.add(task)
+                    task.add_done_callback(self._confirming.discard)
                 return
             self._seen[message_id] = None
             if len(self._seen) > self._dedup_window:

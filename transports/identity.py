@@ -26,7 +26,6 @@ from transports.processes import MAX_ANCESTORS, Process, ProcessGone, process
 from transports.session_files import SessionFile
 
 
-
 class Acting(str, Enum):
     ENV = "env"            # REPOWIRE_TOKEN
     SESSION = "session"    # the agent session this process runs in
@@ -64,7 +63,7 @@ def started_at(found: Process) -> float:
 
 
 class Credential:
-    __slots__ = ("token", "acting", "session")
+    __slots__ = ("acting", "session", "token")
 
     def __init__(self, token: str | None, acting: Acting, session: SessionFile | None = None):
         self.token, self.acting, self.session = token, acting, session

@@ -16,7 +16,7 @@ the server starts in a few tens of milliseconds.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from hub import __version__

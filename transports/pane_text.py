@@ -20,6 +20,7 @@ import shlex
 
 from schemas.visible import LINE_BREAK, neutralise, quoted
 
+
 # the visible-text rules are shared with the hub (alerts) and the CLI: schemas.visible
 def human_size(size: int) -> str:
     if size < 1024:

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 import libtmux
 import psutil
 
-from schemas.names import AGENT_COMMANDS as AGENTS, PANE_ID
+from schemas.names import AGENT_COMMANDS as AGENTS
+from schemas.names import PANE_ID
 
 _FORMAT = "\t".join(["#{pane_id}", "#{pane_pid}", "#{pane_current_command}", "#{pane_current_path}",
                      "#{session_name}", "#{window_index}", "#{window_name}", "#{pane_dead}", "#{socket_path}",

@@ -13,8 +13,8 @@ import os
 import tempfile
 
 from schemas.local import home_folder
-from transports.discovery import HubAddress
 from transports import lean_json
+from transports.discovery import HubAddress
 
 SESSIONS_DIR = "sessions"
 AGENT_PID_ENV = "REPOWIRE_AGENT_PID"   # names the agent process when the process tree cannot (tests, wrappers)
@@ -24,14 +24,14 @@ _SESSION_ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 class SessionFile:
     """What one agent session is on the hub, as its SessionStart hook wrote it (a plain class:
     `dataclasses` costs a hook more to import than its work)."""
-    __slots__ = ("path", "data")
+    __slots__ = ("data", "path")
 
     def __init__(self, path: str, data: dict):
         self.path = path
         self.data = data
 
     @classmethod
-    def load(cls, path: str) -> "SessionFile":
+    def load(cls, path: str) -> SessionFile:
         try:
             with open(path, "rb") as file:
                 data = lean_json.loads(file.read())
@@ -40,11 +40,11 @@ class SessionFile:
         return cls(path, data if isinstance(data, dict) else {})
 
     @classmethod
-    def of_agent(cls, home: str | None, agent_pid: int) -> "SessionFile":
+    def of_agent(cls, home: str | None, agent_pid: int) -> SessionFile:
         return cls.load(os.path.join(home_folder(home), SESSIONS_DIR, f"{agent_pid}.json"))
 
     @classmethod
-    def of_session_id(cls, home: str | None, session_id: str) -> "SessionFile":
+    def of_session_id(cls, home: str | None, session_id: str) -> SessionFile:
         return cls.load(session_id_path(home, session_id))
 
     @property

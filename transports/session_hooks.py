@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable   # (typing costs a hook more to import)
+from collections.abc import Callable  # (typing costs a hook more to import)
 
 from transports import hub_http, lean_json
 from transports.discovery import HubAddress, find_hub

@@ -72,7 +72,7 @@ def load_json(path: Path) -> dict:
     try:
         data = orjson.loads(path.read_bytes() or b"{}")
     except orjson.JSONDecodeError as exc:
-        raise CommandFailed(EXIT_REFUSED, f"{path} is not valid JSON ({exc}); fix it first, nothing was changed")
+        raise CommandFailed(EXIT_REFUSED, f"{path} is not valid JSON ({exc}); fix it first, nothing was changed") from exc
     if not isinstance(data, dict):
         raise CommandFailed(EXIT_REFUSED, f"{path} does not hold a JSON object; nothing was changed")
     return data
@@ -117,7 +117,7 @@ def load_toml(path: Path) -> tomlkit.TOMLDocument:
     try:
         return tomlkit.parse(path.read_text())
     except TOMLKitError as exc:
-        raise CommandFailed(EXIT_REFUSED, f"{path} is not valid TOML ({exc}); fix it first, nothing was changed")
+        raise CommandFailed(EXIT_REFUSED, f"{path} is not valid TOML ({exc}); fix it first, nothing was changed") from exc
 
 
 def save_toml(path: Path, doc: tomlkit.TOMLDocument) -> Path | None:

@@ -24,16 +24,15 @@ def put(args) -> int:
 
 
 def get(args) -> int:
-    with hub_session(args.home) as client:
-        with client.stream("GET", f"/attachments/{args.id}") as response:
-            if response.status_code != 200:
-                response.read()
-                raise refusal(response)
-            expected = response.headers.get("x-repowire-sha256", "")
-            if args.output == "-":
-                _copy(response, sys.stdout.buffer, expected)
-                return EXIT_OK
-            saved = _save(response, args.output, expected)
+    with hub_session(args.home) as client, client.stream("GET", f"/attachments/{args.id}") as response:
+        if response.status_code != 200:
+            response.read()
+            raise refusal(response)
+        expected = response.headers.get("x-repowire-sha256", "")
+        if args.output == "-":
+            _copy(response, sys.stdout.buffer, expected)
+            return EXIT_OK
+        saved = _save(response, args.output, expected)
     sys.stderr.write(f"saved {human_size(saved)} to {args.output}\n")
     return EXIT_OK
 

@@ -26,7 +26,6 @@ from transports.bridge import BridgeOrphaned, PaneBridge
 from transports.client import HubRefused
 from transports.discovery import HubAddress, find_hub, find_token
 
-
 LOCK_WAIT_S = 15.0
 
 

@@ -64,6 +64,6 @@ class BridgeSupervisor:
         process.terminate()
         try:
             await asyncio.wait_for(process.wait(), STOP_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()

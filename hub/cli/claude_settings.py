@@ -24,9 +24,9 @@ import httpx
 from hub.cli.agent_config import load_json
 from hub.cli.failures import EXIT_OK, EXIT_REFUSED
 from hub.core.approvals import QuestionPolicy
+from schemas.local import PRESET_FILE, home_folder
 from schemas.names import SESSION_HOOK_EVENTS
 from transports.claude_hook import LOCAL_MARGIN_S
-from schemas.local import PRESET_FILE, home_folder
 from transports.discovery import find_hub, find_token
 
 EVENT = "PreToolUse"

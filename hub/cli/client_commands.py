@@ -10,17 +10,16 @@ import contextlib
 import os
 import sys
 import webbrowser
-from typing import Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import orjson
 
 from hub.cli.failures import EXIT_EXPIRED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
+from schemas.visible import neutralise, quoted
 from transports.discovery import HubAddress, find_hub
 from transports.identity import NotOnHub, resolve
-from schemas.visible import neutralise, quoted
-
 
 
 def _client(address: HubAddress) -> httpx.Client:
@@ -87,7 +86,7 @@ def upload(path: str, home: str | None) -> dict:
 def _when(ms: int | None) -> str:
     if not ms:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def emit(data: dict, as_json: bool, human: str) -> None:
@@ -166,7 +165,7 @@ def ask(args) -> int:
 
 def _wait_until_closed(home: str | None, correlation_id: str, deadline_ms: int) -> dict:
     """Long-poll in bounded rounds until the ask closes; the hub closes it at its deadline."""
-    rounds = int(max(0, deadline_ms / 1000 - datetime.now(timezone.utc).timestamp()) // 30) + 3
+    rounds = int(max(0, deadline_ms / 1000 - datetime.now(UTC).timestamp()) // 30) + 3
     view: dict = {}
     for _ in range(rounds):
         view = call("POST", f"/asks/{correlation_id}/wait", home=home, json={"timeout_s": 30})

@@ -15,8 +15,18 @@ import sys
 from pathlib import Path
 
 from hub.cli import agent_config
-from hub.cli.claude_settings import (EVENT, SESSION_HOOKS, SLACK_S, hook_command, hub_times, program_argv,
-                                     session_entries, settings_path, with_ours, without_ours)
+from hub.cli.claude_settings import (
+    EVENT,
+    SESSION_HOOKS,
+    SLACK_S,
+    hook_command,
+    hub_times,
+    program_argv,
+    session_entries,
+    settings_path,
+    with_ours,
+    without_ours,
+)
 from hub.cli.client_commands import call
 from hub.cli.failures import EXIT_OK, EXIT_UNREACHABLE, CommandFailed
 from hub.core.presets import PRESETS

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hub import __version__
 from hub.cli.failures import CommandFailed
-from hub.core.attachments import MiB, AttachmentPolicy
+from hub.core.attachments import AttachmentPolicy, MiB
 from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
 from schemas.names import BACKENDS, SESSION_HOOK_EVENTS

@@ -15,16 +15,15 @@ import sys
 import time
 
 import orjson
-
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect, unix_connect
 
 from hub.cli.client_commands import call, emit
 from hub.cli.failures import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
-from transports.discovery import find_hub
-from transports.identity import NotOnHub, resolve
 from schemas.dashboard import SOCKET_PROTOCOL
 from schemas.visible import neutralise
+from transports.discovery import find_hub
+from transports.identity import NotOnHub, resolve
 
 SUMMARY_WIDTH = 70
 
@@ -54,7 +53,7 @@ def _lines_of(value: object, indent: str = "  ") -> list[str]:
     if isinstance(value, list):
         out = []
         for item in value:
-            out += [f"{indent}-"] + _lines_of(item, indent + "  ")
+            out += [f"{indent}-", *_lines_of(item, indent + "  ")]
         return out
     if isinstance(value, str):
         return [f"{indent}| {neutralise(line)}" for line in value.replace("\r\n", "\n").split("\n")]

@@ -20,7 +20,7 @@ from hub.server.openapi import openapi_document
 from schemas.errors import ERROR_TABLE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-_BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+_BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.DOTALL)
 _HTTP_METHODS = ("get", "post", "put", "delete", "patch")
 
 

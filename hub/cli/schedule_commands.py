@@ -5,7 +5,7 @@ operator)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hub.cli.client_commands import call, emit
 from hub.cli.failures import EXIT_OK, EXIT_UNREACHABLE, CommandFailed
@@ -20,7 +20,7 @@ def when(text: str, now: datetime | None = None) -> str:
     if relative is None:
         return text
     amount, unit = int(relative.group(1)), relative.group(2)
-    moment = (now or datetime.now(timezone.utc)) + timedelta(**{UNITS[unit]: amount})
+    moment = (now or datetime.now(UTC)) + timedelta(**{UNITS[unit]: amount})
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -9,33 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import errno
-import signal
-from dataclasses import replace
+import functools
 import logging
 import os
+import signal
 import socket
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
+from hub.cli.bridge_process import BridgeSupervisor
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
+from hub.core.attachments import AttachmentPolicy
 from hub.core.errors import HubError
 from hub.core.ids import new_token
-from hub.core.attachments import AttachmentPolicy
+from hub.core.nodes import LeaseHolder
 from hub.core.schedules import SchedulePolicy
 from hub.core.settings import AlertSettings, Settings, parse_limits
-from hub.cli.bridge_process import BridgeSupervisor
 from hub.runtime.dashboard import LINK_TTL_S
 from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.http_protocol import HubHttpProtocol
 from hub.server.ws_protocol import HubWebSocketProtocol
-from hub.core.nodes import LeaseHolder
 from hub.store.bus import NodeBus
 from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing

@@ -177,9 +177,7 @@ def rule_matches(rule: dict, call: ToolCall) -> bool:
     if rule.get("peer") and not (_glob(rule["peer"], call.peer_name, guard_shell=False)
                                  or _glob(rule["peer"], call.peer_id, guard_shell=False)):
         return False
-    if rule.get("circle") and not _glob(rule["circle"], call.circle, guard_shell=False):
-        return False
-    return True
+    return not (rule.get("circle") and not _glob(rule["circle"], call.circle, guard_shell=False))
 
 
 def ordered(rules: list[dict]) -> list[dict]:

@@ -53,7 +53,7 @@ def validate_question(question: dict | None) -> None:
         raise HubError(ErrorCode.INVALID_FRAME, f"a {kind} question takes no options")
 
 
-def check_closer(ask: "AskView", actor_id: str) -> None:
+def check_closer(ask: AskView, actor_id: str) -> None:
     """Only the asked peer may ack or answer; a closed ask stays closed."""
     if actor_id != ask.recipient:
         raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask",
@@ -61,7 +61,7 @@ def check_closer(ask: "AskView", actor_id: str) -> None:
     ensure_open(ask)
 
 
-def ensure_open(ask: "AskView") -> None:
+def ensure_open(ask: AskView) -> None:
     if ask.state == ANSWERED:
         raise HubError(ErrorCode.ALREADY_ANSWERED, "this question was already answered",
                        {"correlation_id": ask.correlation_id, "state": ask.state})
@@ -73,7 +73,7 @@ def ensure_open(ask: "AskView") -> None:
                        {"correlation_id": ask.correlation_id, "state": ask.state})
 
 
-def check_answer(ask: "AskView", option_id: str | None, text: str | None, outcome: str | None) -> None:
+def check_answer(ask: AskView, option_id: str | None, text: str | None, outcome: str | None) -> None:
     """An answer must fit the question it answers."""
     question = ask.question
     if question is None:

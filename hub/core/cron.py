@@ -17,7 +17,7 @@ Occurrences are wall-clock times in the schedule's time zone, turned into instan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_EXPRESSION_CHARS = 100
@@ -130,7 +130,7 @@ def parse(expression: str) -> Cron:
 
 def _exists(wall: datetime, zone: ZoneInfo) -> bool:
     aware = wall.replace(tzinfo=zone)
-    return aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) == wall
+    return aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall
 
 
 def _steady(instant: datetime, zone: ZoneInfo) -> bool:
@@ -145,10 +145,10 @@ def instants(wall: datetime, zone: ZoneInfo, *, both_folds: bool = False) -> lis
         for _ in range(24 * 60):   # gaps last minutes to hours; find the first wall minute that exists
             after += timedelta(minutes=1)
             if _exists(after, zone):
-                return [after.replace(tzinfo=zone).astimezone(timezone.utc)]
+                return [after.replace(tzinfo=zone).astimezone(UTC)]
         return []
-    first = wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
-    second = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     return [first, second] if both_folds and second != first else [first]
 
 

@@ -20,7 +20,7 @@ class LeaseHolder:
         return f"{self.host} {self.pid} {self.instance}"
 
     @classmethod
-    def decode(cls, raw: bytes | str | None) -> "LeaseHolder | None":
+    def decode(cls, raw: bytes | str | None) -> LeaseHolder | None:
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
         parts = text.split(" ")
         if len(parts) != 3 or not parts[1].isdigit():

@@ -14,6 +14,7 @@ from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 from schemas.names import BACKENDS, PANE_ID, as_name
 from schemas.rest import DoctorChecks, DoctorFinding
+
 # the keys a person may send into a pane, by the name the API takes -> tmux's key name
 KEYS = {"Escape": "Escape", "Enter": "Enter", "Tab": "Tab", "Shift-Tab": "BTab", "Backspace": "BSpace",
         "Space": "Space", "Up": "Up", "Down": "Down", "Left": "Left", "Right": "Right", "PageUp": "PPage",
@@ -39,7 +40,7 @@ class PaneLink:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PaneLink":
+    def from_dict(cls, data: dict) -> PaneLink:
         return cls(bridge=str(data["bridge"]), pane_id=str(data["pane_id"]), backend=str(data["backend"]),
                    fingerprint=dict(data.get("fingerprint") or {}), linked_at=int(data.get("linked_at", 0)))
 

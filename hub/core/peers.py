@@ -6,9 +6,9 @@ token) and gets back a decision or a HubError.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Iterable
 
 import orjson
 
@@ -60,7 +60,7 @@ class PeerRecord:
         return fields
 
     @classmethod
-    def from_store(cls, raw: dict[bytes | str, bytes | str]) -> "PeerRecord":
+    def from_store(cls, raw: dict[bytes | str, bytes | str]) -> PeerRecord:
         data = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                 for k, v in raw.items()}
         return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=data["role"],

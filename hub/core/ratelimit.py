@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class TokenBucket:
-    __slots__ = ("rate", "burst", "tokens", "updated")
+    __slots__ = ("burst", "rate", "tokens", "updated")
 
     def __init__(self, rate: float, burst: float, now: float):
         self.rate, self.burst, self.tokens, self.updated = rate, burst, burst, now

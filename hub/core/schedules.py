@@ -10,9 +10,9 @@ edge shows them as ISO 8601.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.core import cron
@@ -92,7 +92,7 @@ def parse_at(text: str, tz: ZoneInfo) -> int:
 def to_iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -110,7 +110,7 @@ def stepper(spec: ScheduleSpec) -> Callable[[int], int | None]:
     rule, tz = cron.parse(spec.cron), zone(spec.timezone)
 
     def step(after_ms: int) -> int | None:
-        found = cron.next_after(rule, datetime.fromtimestamp(after_ms / 1000, timezone.utc), tz)
+        found = cron.next_after(rule, datetime.fromtimestamp(after_ms / 1000, UTC), tz)
         return int(found.timestamp() * 1000) if found is not None else None
     return step
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.core.approvals import QuestionPolicy
-from hub.core.attachments import AttachmentPolicy
 from hub.core.asks import AskPolicy
+from hub.core.attachments import AttachmentPolicy
 from hub.core.schedules import SchedulePolicy
 
 

@@ -22,8 +22,20 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from hub.core.asks import (ACKED, ANSWERED, EXPIRED, PENDING, REPLIED, AskPolicy, AskView, check_answer,
-                           check_closer, deadline_ms, ensure_open, validate_question)
+from hub.core.asks import (
+    ACKED,
+    ANSWERED,
+    EXPIRED,
+    PENDING,
+    REPLIED,
+    AskPolicy,
+    AskView,
+    check_answer,
+    check_closer,
+    deadline_ms,
+    ensure_open,
+    validate_question,
+)
 from hub.core.attachments import ask_ref, fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
@@ -87,6 +99,7 @@ class AskService:
         self.open: dict[str, OpenAsk] = {}
         self._open_by_asker: Counter = Counter()
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
+        self._telling: set[asyncio.Task[None]] = set()   # notices to repliers on their way
         hub.expiry_listeners.append(self._on_notices_expired)
         hub.delivery_filters.append(self._closed_asks)
 
@@ -184,7 +197,7 @@ class AskService:
     def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
                    queue_if_offline: bool, question: dict | None,
                    scheduled: tuple[str, str, str] | None = None,
-                   attachments: list[dict] | None = None, claimed: Claimed | None = None) -> "asyncio.Future[dict]":
+                   attachments: list[dict] | None = None, claimed: Claimed | None = None) -> asyncio.Future[dict]:
         """Validate and submit synchronously; the future resolves once the ask is durable.
         A scheduled fire passes (schedule id, correlation id, message id): the ids it claimed,
         so that a fire sent again after a crash is the same ask. It goes to one peer and is not
@@ -329,7 +342,7 @@ class AskService:
             raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
         return _record_view(record)
 
-    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> "asyncio.Future[dict]":
+    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> asyncio.Future[dict]:
         """Ack or answer without an idempotency key: checked and submitted synchronously when
         the ask is open in memory (the common case), so no task stands in between."""
         ask = self.open.get(cid)
@@ -464,7 +477,9 @@ class AskService:
         """Replies and answers nobody collected within the reply time-to-live: tell the replier."""
         notices = [(peer_id, cid) for peer_id, cid, kind in expired if kind in NOTICE_KINDS]
         if notices:
-            asyncio.ensure_future(self._tell_repliers(notices))
+            task = asyncio.get_running_loop().create_task(self._tell_repliers(notices), name="tell repliers")
+            self._telling.add(task)
+            task.add_done_callback(self._telling.discard)
 
     async def _tell_repliers(self, notices: list[tuple[str, str]]) -> None:
         hub = self.hub
@@ -553,7 +568,7 @@ class AskService:
             ask.waiters.append(waiter)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 if waiter in ask.waiters:

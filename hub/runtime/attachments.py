@@ -17,14 +17,24 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 import anyio
 
-from hub.core.attachments import (AttachmentPolicy, BytesInFlight, Room, clean_content_type, clean_filename, not_found,
-                                  over_limit, parse_ref, quota_error, upload_room)
+from hub.core.attachments import (
+    AttachmentPolicy,
+    BytesInFlight,
+    Room,
+    clean_content_type,
+    clean_filename,
+    not_found,
+    over_limit,
+    parse_ref,
+    quota_error,
+    upload_room,
+)
 from hub.core.errors import HubError
 from hub.core.ids import is_hex128, new_peer_id
 from hub.runtime.hub import Hub, Sender
@@ -85,7 +95,7 @@ class _PartFile:
 class Upload:
     """One upload in progress: `write` the file's bytes as they arrive, then `commit`."""
 
-    def __init__(self, service: "AttachmentService", uploader: Sender, attachment_id: str, room: Room,
+    def __init__(self, service: AttachmentService, uploader: Sender, attachment_id: str, room: Room,
                  part: _PartFile, used: tuple[int, int]):
         self.service = service
         self.uploader = uploader

@@ -8,12 +8,13 @@ message.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def then(written: "asyncio.Future[list]", finish: Callable[[list], T]) -> "asyncio.Future[T]":
+def then(written: asyncio.Future[list], finish: Callable[[list], T]) -> asyncio.Future[T]:
     """A future for `finish(replies)`, run as soon as `written` resolves; an exception from the
     write or from `finish` becomes the future's exception."""
     result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -23,7 +24,7 @@ def then(written: "asyncio.Future[list]", finish: Callable[[list], T]) -> "async
             return
         try:
             result.set_result(finish(write.result()))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the result
+        except BaseException as exc:
             result.set_exception(exc)
 
     written.add_done_callback(done)

@@ -17,8 +17,8 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Awaitable, Callable, Iterable
 
 import orjson
 
@@ -27,8 +27,19 @@ from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
 from hub.core.panes import PaneLink
-from hub.core.peers import (BRIDGE, OFFLINE, ONLINE, PERSON, SETTABLE, Address, Admission, PeerRecord, admit, parse_address,
-                            resolve)
+from hub.core.peers import (
+    BRIDGE,
+    OFFLINE,
+    ONLINE,
+    PERSON,
+    SETTABLE,
+    Address,
+    Admission,
+    PeerRecord,
+    admit,
+    parse_address,
+    resolve,
+)
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
@@ -510,7 +521,7 @@ class Hub:
 
     def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
                       schedule_id: str | None = None, attachments: list[dict] | None = None,
-                      claimed: Claimed | None = None) -> "asyncio.Future[dict]":
+                      claimed: Claimed | None = None) -> asyncio.Future[dict]:
         """Validate and submit synchronously (so submission order is frame order); the returned
         future resolves once the message is durable and handed to online recipients.
         A scheduled fire passes its `schedule_id` and the message id it claimed (so that a fire

@@ -17,13 +17,13 @@ import secrets
 import orjson
 
 from hub.core.errors import HubError
+from hub.core.nodes import LeaseHolder
 from hub.core.peers import OFFLINE
 from hub.runtime.asks import AskService
 from hub.runtime.dashboard import DashboardAccess
 from hub.runtime.hub import OPERATOR_ID, Hub
 from hub.runtime.periodic import every
 from hub.runtime.questions import QuestionService
-from hub.core.nodes import LeaseHolder
 from hub.store.bus import BusMessage, NodeBus, this_host
 
 log = logging.getLogger(__name__)

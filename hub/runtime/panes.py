@@ -24,8 +24,17 @@ import orjson
 
 from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
-from hub.core.panes import (STALE_ASK_AGE_S, PaneLink, check_backend, check_lines, check_pane_id, default_name,
-                            diagnose, plan_rehook, tmux_keys)
+from hub.core.panes import (
+    STALE_ASK_AGE_S,
+    PaneLink,
+    check_backend,
+    check_lines,
+    check_pane_id,
+    default_name,
+    diagnose,
+    plan_rehook,
+    tmux_keys,
+)
 from hub.core.peers import OFFLINE, PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.connection import Connection
@@ -88,7 +97,7 @@ class PaneService:
         for name, link in list(self.bridges.items()):
             if link.conn is conn:
                 del self.bridges[name]
-                for call_id, (bridge, future) in list(self._calls.items()):
+                for bridge, future in list(self._calls.values()):
                     if bridge == name and not future.done():
                         future.set_exception(HubError(ErrorCode.BRIDGE_UNAVAILABLE,
                                                       f"the pane bridge {name} disconnected"))
@@ -119,7 +128,7 @@ class PaneService:
             bound = timeout or self.call_timeout_s
             try:
                 return await asyncio.wait_for(future, bound)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise HubError(ErrorCode.BRIDGE_UNAVAILABLE,
                                f"the pane bridge {bridge.name} did not answer {op} within {bound:g} s") from None
         finally:

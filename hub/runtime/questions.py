@@ -24,13 +24,37 @@ from dataclasses import dataclass
 
 import orjson
 
-from hub.core.approvals import (ABANDONED, ASK, DENY, ERROR, HUMAN, ONCE, PENDING, POLICY, TIMEOUT, QuestionPolicy,
-                                check_scope, content_hash, decision_of, question_deadline, question_id)
-from hub.core.questions import (CHOICE, FALLBACK, TOOL_PERMISSION, check_plain, check_tool_options, choice_of,
-                                default_outcome, fallback_outcome, plain_hash)
+from hub.core.approvals import (
+    ABANDONED,
+    ASK,
+    DENY,
+    ERROR,
+    HUMAN,
+    ONCE,
+    PENDING,
+    POLICY,
+    TIMEOUT,
+    QuestionPolicy,
+    check_scope,
+    content_hash,
+    decision_of,
+    question_deadline,
+    question_id,
+)
 from hub.core.errors import HubError
-from hub.core.peers import AWAITING_INPUT, BUSY, PeerRecord
 from hub.core.ids import is_hex128
+from hub.core.peers import AWAITING_INPUT, BUSY, PeerRecord
+from hub.core.questions import (
+    CHOICE,
+    FALLBACK,
+    TOOL_PERMISSION,
+    check_plain,
+    check_tool_options,
+    choice_of,
+    default_outcome,
+    fallback_outcome,
+    plain_hash,
+)
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.alerts import People
 from hub.runtime.deadlines import DeadlineTimer
@@ -53,7 +77,7 @@ class Opened:
     """A question as its asker first hears of it; `decision` resolves to the decision view."""
     correlation_id: str
     deadline: int
-    decision: "asyncio.Future[dict]"
+    decision: asyncio.Future[dict]
 
 
 def decision_view(record: dict) -> dict:

@@ -23,9 +23,26 @@ import redis.asyncio as redis
 from hub.core.asks import deadline_ms
 from hub.core.errors import HubError
 from hub.core.peers import parse_address
-from hub.core.schedules import (ACTIVE, ASK, DONE, FAILED, NOTIFY, PAUSED, SENT, SchedulePolicy, ScheduleSpec,
-                                check_timing, first_fire, missed_entry, parse_at, parse_cron, plan_overdue,
-                                resume_fire, to_iso, zone)
+from hub.core.schedules import (
+    ACTIVE,
+    ASK,
+    DONE,
+    FAILED,
+    NOTIFY,
+    PAUSED,
+    SENT,
+    SchedulePolicy,
+    ScheduleSpec,
+    check_timing,
+    first_fire,
+    missed_entry,
+    parse_at,
+    parse_cron,
+    plan_overdue,
+    resume_fire,
+    to_iso,
+    zone,
+)
 from hub.runtime.asks import AskService
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.store.schedules import ScheduleStore, StoredSchedule

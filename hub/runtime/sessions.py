@@ -15,9 +15,9 @@ from hub.core.panes import PaneLink, check_backend
 from hub.core.peers import BRIDGE, OFFLINE, ONLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
 from hub.runtime.hub import Hub, Sender
+from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
-from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from schemas.errors import ErrorCode
 from schemas.names import as_name
 

@@ -14,8 +14,8 @@ test with an agent's token (promise 9: an agent is itself and nothing more).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,28 +33,28 @@ class Access(StrEnum):
     HUB_TOKEN = "hub token"
 
 
-P, A, O, H = Access.PERSON, Access.ANY, Access.OWN, Access.HUB_TOKEN
+P, A, OWN, H = Access.PERSON, Access.ANY, Access.OWN, Access.HUB_TOKEN
 ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/health"): Access.PUBLIC,
     ("GET", "/peers"): A, ("POST", "/peers"): P, ("GET", "/whoami"): A,
-    ("GET", "/peers/{ref}"): A, ("DELETE", "/peers/{ref}"): O,
-    ("GET", "/peers/{ref}/output"): O, ("POST", "/peers/{ref}/keys"): P, ("GET", "/peers/{ref}/doctor"): O,
+    ("GET", "/peers/{ref}"): A, ("DELETE", "/peers/{ref}"): OWN,
+    ("GET", "/peers/{ref}/output"): OWN, ("POST", "/peers/{ref}/keys"): P, ("GET", "/peers/{ref}/doctor"): OWN,
     ("POST", "/peers/{ref}/rehook"): P, ("POST", "/peers/{ref}/unlink"): P,
-    ("POST", "/peers/{ref}/presence"): O, ("POST", "/peers/{ref}/inbox/take"): O,
-    ("POST", "/peers/{ref}/inbox/wait"): O,
+    ("POST", "/peers/{ref}/presence"): OWN, ("POST", "/peers/{ref}/inbox/take"): OWN,
+    ("POST", "/peers/{ref}/inbox/wait"): OWN,
     ("POST", "/sessions"): P, ("GET", "/panes/orphans"): P, ("POST", "/panes/{pane_id}/link"): P,
-    ("POST", "/messages"): O, ("POST", "/ask"): O, ("POST", "/ack"): O, ("POST", "/answer"): O,
-    ("GET", "/asks/pending"): O, ("GET", "/asks/{correlation_id}"): O, ("POST", "/asks/{correlation_id}/wait"): O,
-    ("POST", "/questions/ask-blocking"): O, ("GET", "/questions"): O, ("GET", "/questions/{question_id}"): O,
+    ("POST", "/messages"): OWN, ("POST", "/ask"): OWN, ("POST", "/ack"): OWN, ("POST", "/answer"): OWN,
+    ("GET", "/asks/pending"): OWN, ("GET", "/asks/{correlation_id}"): OWN, ("POST", "/asks/{correlation_id}/wait"): OWN,
+    ("POST", "/questions/ask-blocking"): OWN, ("GET", "/questions"): OWN, ("GET", "/questions/{question_id}"): OWN,
     ("POST", "/questions/{question_id}/answer"): P, ("GET", "/decisions"): P,
     ("GET", "/policies"): P, ("POST", "/policies"): P, ("PUT", "/policies/{policy_id}"): P,
     ("DELETE", "/policies/{policy_id}"): P, ("POST", "/policies/evaluate"): P,
     ("PUT", "/policies/preset"): P,
-    ("POST", "/schedules"): O, ("GET", "/schedules"): O, ("GET", "/schedules/{schedule_id}"): O,
-    ("DELETE", "/schedules/{schedule_id}"): O, ("POST", "/schedules/{schedule_id}/pause"): O,
-    ("POST", "/schedules/{schedule_id}/resume"): O,
-    ("POST", "/attachments"): O, ("GET", "/attachments/{attachment_id}"): O,
-    ("GET", "/traces/{trace_id}"): O,
+    ("POST", "/schedules"): OWN, ("GET", "/schedules"): OWN, ("GET", "/schedules/{schedule_id}"): OWN,
+    ("DELETE", "/schedules/{schedule_id}"): OWN, ("POST", "/schedules/{schedule_id}/pause"): OWN,
+    ("POST", "/schedules/{schedule_id}/resume"): OWN,
+    ("POST", "/attachments"): OWN, ("GET", "/attachments/{attachment_id}"): OWN,
+    ("GET", "/traces/{trace_id}"): OWN,
     ("GET", "/dashboard"): Access.PUBLIC, ("GET", "/dashboard/{name}"): Access.PUBLIC,
     ("GET", "/dashboard/login"): Access.PUBLIC, ("POST", "/dashboard/links"): H,
     ("GET", "/dashboard/session"): Access.PUBLIC, ("POST", "/dashboard/logout"): Access.PUBLIC,

@@ -11,8 +11,8 @@ import contextlib
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import anyio
@@ -26,6 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from hub.core.errors import HubError
 from hub.core.ids import new_peer_id
+from hub.core.nodes import LeaseHolder
 from hub.core.presets import NAMES as PRESET_NAMES
 from hub.core.settings import Settings
 from hub.runtime.alerts import Alerts, People
@@ -40,15 +41,14 @@ from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
 from hub.runtime.sessions import SessionService
 from hub.server import approvals, attachments, dashboard, panes, rest, schedules, sessions
-from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.access import with_access
 from hub.server.dashboard import question_link
+from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
-from hub.core.nodes import LeaseHolder
 from hub.store.bus import NodeBus
 from hub.store.connect import open_client
 from hub.store.dashboard import DashboardStore

@@ -21,8 +21,8 @@ from starlette.responses import Response, StreamingResponse
 from hub.core.attachments import download_headers, not_found
 from hub.core.errors import HubError
 from hub.runtime.attachments import AttachmentService, Located, node_unreachable
-from hub.server.rest import bearer, caller, hub_of, next_body_message
 from hub.server.responses import JSON
+from hub.server.rest import bearer, caller, hub_of, next_body_message
 from schemas.errors import ErrorCode
 
 MAX_FORM_FIELD_BYTES = 64 * 1024     # parts other than the file (ignored) may add up to this

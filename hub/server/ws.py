@@ -16,8 +16,8 @@ import msgspec
 import orjson
 from starlette.websockets import WebSocket
 
-from hub.core.errors import HubError
 from hub.core.asks import ANSWERED
+from hub.core.errors import HubError
 from hub.core.peers import BRIDGE
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.attachments import AttachmentService
@@ -28,8 +28,20 @@ from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
 from schemas.codec import FrameError, decode_client_frame
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
-from schemas.frames import (Ack, Answer, Ask, AskBlocking, BridgeResult, Bye, Decide, Hello, Notify, Ping, Presence,
-                            Receipt)
+from schemas.frames import (
+    Ack,
+    Answer,
+    Ask,
+    AskBlocking,
+    BridgeResult,
+    Bye,
+    Decide,
+    Hello,
+    Notify,
+    Ping,
+    Presence,
+    Receipt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +132,7 @@ async def read_first_frame(websocket: WebSocket, timeout_s: float, max_bytes: in
     name = expected.__struct_config__.tag
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await close_with(websocket, required, f"no {name} within {timeout_s:g}s")
         return None
     if message["type"] == "websocket.disconnect":

@@ -9,7 +9,8 @@ pipeline as the message that carries the attachment.
 
 from __future__ import annotations
 
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 import redis.asyncio as redis

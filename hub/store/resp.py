@@ -7,10 +7,10 @@ measurable part of the hub's CPU per message (see bench/RESULTS.md).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
-def _arg(value: bytes | str | int | float) -> bytes:
+def _arg(value: bytes | str | float) -> bytes:
     if isinstance(value, bytes):
         data = value
     elif isinstance(value, str):

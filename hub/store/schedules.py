@@ -9,8 +9,8 @@ reads are direct. Changes are published so that the other nodes' timers wake.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 import redis.asyncio as redis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+
 # A delivery was queued for a peer: when the peer hash (KEYS[n]) says it is live on another node,
 # publish its id on that node's wake channel, so the node that holds its connection reads the
 # inbox now. Inside the enqueueing script, so the publish sees the same record the write did:

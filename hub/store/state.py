@@ -8,8 +8,8 @@ directly; reads are rare (start-up, reconnect, REST lookups), never once per mes
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import orjson
 import redis.asyncio as redis

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +45,8 @@ class GroupCommitWriter:
         self._in_flight: deque[list[_Batch]] = deque()
         self._in_flight_commands = 0
         self._replies_due = asyncio.Event()
+        self._all_answered = asyncio.Event()   # set while nothing sent waits for its reply
+        self._all_answered.set()
         self._room = asyncio.Event()
         self._room.set()
         self._conn = None  # the writer's own store connection, taken from its client's pool
@@ -62,14 +64,16 @@ class GroupCommitWriter:
         self._wakeup.set()
         if self._sender is not None:
             await self._sender
-        while self._in_flight and self._reader is not None and not self._reader.done():
-            await asyncio.sleep(0.005)
+        if self._in_flight and self._reader is not None and not self._reader.done():
+            answered = asyncio.ensure_future(self._all_answered.wait())
+            await asyncio.wait({answered, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+            answered.cancel()
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
         await self._drop_connection()
 
-    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> "asyncio.Future[list] | None":
+    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list] | None:
         if self._closed:
             raise unavailable(RuntimeError("writer closed"))
         loop = asyncio.get_running_loop()
@@ -120,6 +124,7 @@ class GroupCommitWriter:
             await self._fail(batches, exc)
             return
         self._in_flight.append(batches)
+        self._all_answered.clear()
         self._in_flight_commands += len(flat)
         if self._in_flight_commands >= self._max_in_flight:
             self._room.clear()
@@ -141,6 +146,7 @@ class GroupCommitWriter:
     async def _read_forever(self) -> None:
         while True:
             while not self._in_flight:
+                self._all_answered.set()
                 self._replies_due.clear()
                 await self._replies_due.wait()
             batches = self._in_flight[0]
