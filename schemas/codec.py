@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import msgspec
 import orjson
 
@@ -18,8 +21,8 @@ _dashboard_decoder = msgspec.json.Decoder(DashboardClientFrame)
 _hub_decoder = msgspec.json.Decoder(HubFrame)
 _dashboard_hub_decoder = msgspec.json.Decoder(DashboardHubFrame)
 _encoder = msgspec.json.Encoder()
-_CLIENT_TYPES = frozenset(t.__struct_config__.tag for t in CLIENT_FRAMES)
-_DASHBOARD_TYPES = frozenset(t.__struct_config__.tag for t in DASHBOARD_CLIENT_FRAMES)
+_CLIENT_TYPES = frozenset(str(t.__struct_config__.tag) for t in CLIENT_FRAMES)
+_DASHBOARD_TYPES = frozenset(str(t.__struct_config__.tag) for t in DASHBOARD_CLIENT_FRAMES)
 
 
 # Free-form JSON (a tool's input, a bridge's result) is stored, hashed and sent on by the hub:
@@ -31,7 +34,7 @@ INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 class FrameError(Exception):
     """A frame that cannot be accepted; `ref` is the client's frame id when it could be read."""
 
-    def __init__(self, code: ErrorCode, message: str, ref: str | None = None, details: dict | None = None):
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -50,6 +53,7 @@ def check_json_value(value: object) -> None:
         if isinstance(item, (dict, list, msgspec.Struct)):
             if depth > MAX_JSON_DEPTH:
                 raise too_deep()
+            children: Iterable[Any]
             if isinstance(item, dict):
                 children = item.values()
             elif isinstance(item, list):
@@ -102,7 +106,7 @@ def encode(frame: msgspec.Struct) -> bytes:
 
 def decode_client_frame(data: bytes | str, max_bytes: int) -> ClientFrame:
     """Decode one client frame; raise FrameError with a table code for anything wrong."""
-    frame = _decode(data, max_bytes, _client_decoder, _CLIENT_TYPES)
+    frame: ClientFrame = _decode(data, max_bytes, _client_decoder, _CLIENT_TYPES)
     if isinstance(frame, _FREE_FORM_FRAMES):
         try:
             check_json_value(frame)
@@ -114,10 +118,11 @@ def decode_client_frame(data: bytes | str, max_bytes: int) -> ClientFrame:
 
 def decode_dashboard_frame(data: bytes | str, max_bytes: int) -> DashboardClientFrame:
     """Decode one frame a dashboard sent on `/dashboard/ws` (subscribe, ping)."""
-    return _decode(data, max_bytes, _dashboard_decoder, _DASHBOARD_TYPES)
+    frame: DashboardClientFrame = _decode(data, max_bytes, _dashboard_decoder, _DASHBOARD_TYPES)
+    return frame
 
 
-def _decode(data: bytes | str, max_bytes: int, decoder: msgspec.json.Decoder, types: frozenset[str]):
+def _decode(data: bytes | str, max_bytes: int, decoder: msgspec.json.Decoder[Any], types: frozenset[str]) -> Any:
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:
         raise FrameError(ErrorCode.FRAME_TOO_LARGE, f"frame is {size} bytes; the limit is {max_bytes}",

@@ -8,7 +8,7 @@ last event cursor it saw (none on a fresh start). The hub answers `subscribed`, 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -50,7 +50,7 @@ class Event(_Frame, tag="event"):
     ack, reply or answer; each stage has its own node and time)."""
     cursor: Cursor
     kind: EventKind
-    data: dict | list
+    data: dict[str, Any] | list[Any]
 
 
 DashboardClientFrame = Subscribe | Ping

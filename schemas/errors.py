@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -174,6 +175,6 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
 }
 
 
-def error_body(code: ErrorCode | str, message: str, details: dict | None = None) -> dict:
+def error_body(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `{"error": {...}}` envelope shared by REST bodies and `error` frames."""
     return {"error": {"code": str(code), "message": message, "details": details or {}}}

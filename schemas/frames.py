@@ -8,7 +8,7 @@ Timestamps are integer milliseconds since the Unix epoch; ids are 32 lowercase h
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -40,7 +40,7 @@ class _Frame(Struct, tag_field="type", omit_defaults=True):
 class ErrorInfo(Struct):
     code: str
     message: str
-    details: dict = {}
+    details: dict[str, Any] = {}
 
 
 # ---- client -> hub -------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class ToolCallBody(Struct, kw_only=True, omit_defaults=True):
     (`POST /policies/evaluate`) may name any agent; a question (`ask_blocking`) may not: the
     agent that asks is always the caller's credential, and `peer` is refused (`forbidden`)."""
     tool_name: ToolName
-    tool_input: dict = {}
+    tool_input: dict[str, Any] = {}
     cwd: Annotated[str, Meta(max_length=4096)] | None = None
     peer: Address | None = None
 
@@ -142,7 +142,7 @@ class AskBlockingBody(Struct, kw_only=True, omit_defaults=True):
     the answer is an option id, and `default` is the option the deadline picks (none: the
     question times out unanswered). `tool_use_id`, when given, makes asking again join it."""
     tool_name: ToolName | None = None
-    tool_input: dict = {}
+    tool_input: dict[str, Any] = {}
     cwd: Annotated[str, Meta(max_length=4096)] | None = None
     peer: Address | None = None
     tool_use_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
@@ -237,7 +237,7 @@ class BridgeResult(_Frame, tag="bridge_result", kw_only=True):
     """A pane bridge (role `bridge`) answers a `bridge_call`: `result` when `ok`, else `error`."""
     call_id: Hex128
     ok: bool
-    result: dict | None = None
+    result: dict[str, Any] | None = None
     error: ErrorInfo | None = None
 
 
@@ -308,7 +308,7 @@ class QuestionInfo(Struct, kw_only=True, omit_defaults=True):
     trace_id: Hex128
     kind: Literal["tool_permission", "choice"]
     state: Literal["pending", "decided", "abandoned"]
-    tool_input: dict
+    tool_input: dict[str, Any]
     session_id: str
     content_hash: Sha256
     options: list[PermissionOption]
@@ -413,7 +413,7 @@ class BridgeCall(_Frame, tag="bridge_call", kw_only=True):
     capture {pane_id, lines}; keys {pane_id, keys}."""
     call_id: Hex128
     op: BridgeOp
-    args: dict = {}
+    args: dict[str, Any] = {}
 
 
 HubFrame = Welcome | Accepted | Deliver | DecisionFrame | QuestionOpened | QuestionDecided | Error | Pong | BridgeCall

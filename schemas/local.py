@@ -23,7 +23,7 @@ PRESET_FILE = "approvals-preset"     # a preset `hooks install` chose while no h
 ACT_AS_HEADER = "X-Repowire-Peer"   # with the hub token: act as this peer (name, name@circle or id)
 
 
-def home_folder(explicit: str | os.PathLike | None = None) -> str:
+def home_folder(explicit: str | os.PathLike[str] | None = None) -> str:
     """`explicit`, else `$REPOWIRE_HOME`, else `~/.repowire`, as a path string (os.path, not
     pathlib: the agent hooks read it on every run, and pathlib costs them more to import)."""
     chosen = explicit or os.environ.get(HOME_ENV) or os.path.join("~", ".repowire")

@@ -38,7 +38,7 @@ def normalised(document: Any) -> Any:
     """A copy of a JSON document with every string `description` cleaned by `clean_text` and the
     alternatives of every `anyOf`/`oneOf` in one order."""
     if isinstance(document, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in document.items():
             if key == "description" and isinstance(value, str):
                 out[key] = clean_text(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -32,7 +32,6 @@ from schemas.frames import (
     Sha256,
     ToolCallBody,
 )
-from schemas.names import BACKENDS
 
 
 class NotifyRequest(NotifyBody):
@@ -93,7 +92,7 @@ class AskView(Struct, forbid_unknown_fields=False):
     to: PeerBrief
     question: Question | None = None
     closed_at: int | None = None
-    result: dict | None = None
+    result: dict[str, Any] | None = None
     group_id: Hex128 | None = None
     direction: Literal["inbound", "outbound"] | None = None
 
@@ -209,7 +208,7 @@ class Health(Struct):
 class ErrorDetail(Struct):
     code: str
     message: str
-    details: dict
+    details: dict[str, Any]
 
 
 class ErrorEnvelope(Struct):
@@ -349,7 +348,7 @@ class DecisionList(Struct):
 
 # ---- tmux panes ------------------------------------------------------------------------------
 
-Backend = Literal[BACKENDS]
+Backend = Literal["claude", "codex", "gemini", "opencode", "aider", "cursor", "goose", "amp", "other"]  # = BACKENDS
 PeerName = Name
 
 
@@ -622,7 +621,7 @@ class InboxWaitRequest(Struct, kw_only=True):
 
 
 class InboxTaken(Struct):
-    deliveries: list[dict]
+    deliveries: list[dict[str, Any]]
     remaining: int
 
 

@@ -149,3 +149,12 @@ def test_msgspec_schema_names_every_client_frame():
     schema = orjson.loads((GENERATED / "client-frames.schema.json").read_bytes())
     assert set(schema["$defs"]) >= {"Hello", "Notify", "Receipt", "Ping", "Presence"}
     assert msgspec.json.schema  # the generator in use
+
+
+def test_the_backend_literal_names_every_backend():
+    """The REST schema's Backend (a Literal mypy can read) and the names the CLI offers agree."""
+    from typing import get_args
+
+    from schemas.names import BACKENDS
+    from schemas.rest import Backend
+    assert get_args(Backend) == BACKENDS

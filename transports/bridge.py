@@ -49,7 +49,7 @@ class BridgeError(Exception):
 
 def bridge_name(server: libtmux.Server) -> str:
     """`tmux-<host>-<socket>`: one bridge per tmux server on a machine."""
-    return tmux_bridge_name(socket.gethostname(), server.socket_name or server.socket_path)
+    return tmux_bridge_name(socket.gethostname(), server.socket_name or (str(server.socket_path) if server.socket_path else None))
 
 
 @dataclass

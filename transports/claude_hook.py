@@ -58,7 +58,8 @@ def ask_hub(payload: bytes, timeout_s: float, deadline: float, home: str | None 
     session = SessionFile.of_session_id(home, session_id) if session_id else None
     if session is not None and session.token:
         # the session's own credential, on the hub it joined: the question is the agent's
-        token, address = session.token, session.hub_address() or find_hub(home)
+        token: str | None = session.token
+        address = session.hub_address() or find_hub(home)
     else:
         token, address = find_token(home), find_hub(home)
     if not token:

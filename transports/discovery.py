@@ -39,6 +39,8 @@ def find_hub(home: str | os.PathLike | None = None) -> HubAddress:
     try:
         with open(os.path.join(home_folder(home), HUB_FILE), "rb") as file:
             info = lean_json.loads(file.read())
+        if not isinstance(info, dict):
+            raise ValueError("hub.json does not hold an object")
         uds = info.get("uds")
         return HubAddress(info["url"], uds if uds and os.path.exists(uds) else None)
     except (OSError, ValueError, KeyError, TypeError):

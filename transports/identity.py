@@ -18,6 +18,7 @@ A client picks its credential in this order:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import Enum
 
 from schemas.local import TOKEN_ENV, TOKEN_FILE, home_folder
@@ -90,7 +91,7 @@ def hub_token(home: str | None) -> str | None:
         return None
 
 
-def resolve(home: str | None = None, env: dict | None = None) -> Credential:
+def resolve(home: str | None = None, env: Mapping[str, str] | None = None) -> Credential:
     """The credential a command acts with, by the rule in this module's docstring."""
     env = os.environ if env is None else env
     explicit = (env.get(TOKEN_ENV) or "").strip()

@@ -83,6 +83,8 @@ class HubTools:
         if status >= 300:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             raise ToolFailed(f"{error.get('code', status)}: {error.get('message', '')}".rstrip(": "))
+        if not isinstance(data, dict):
+            raise ToolFailed(f"the hub answered {status} with JSON that is not an object")
         return data
 
 

@@ -103,7 +103,8 @@ class PsutilProcess(Process):
         return float(self._ask("create_time"))  # type: ignore[arg-type]
 
     def parents(self) -> list[Process]:
-        return [PsutilProcess(p.pid) for p in self._ask("parents")][:MAX_ANCESTORS]  # type: ignore[attr-defined]
+        parents: list[Process] = [PsutilProcess(p.pid) for p in self._ask("parents")]  # type: ignore[attr-defined]
+        return parents[:MAX_ANCESTORS]
 
 
 def process(pid: int) -> Process:

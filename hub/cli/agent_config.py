@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 import tomlkit
@@ -89,7 +90,8 @@ def save_json(path: Path, data: dict) -> Path | None:
 
 def with_claude_server(data: dict, argv: list[str]) -> dict:
     entry = {"type": "stdio", "command": argv[0], "args": [*argv[1:], "mcp"], "env": {}}
-    servers = data.get("mcpServers") if isinstance(data.get("mcpServers"), dict) else {}
+    listed = data.get("mcpServers")
+    servers: dict[str, Any] = listed if isinstance(listed, dict) else {}
     if servers.get(SERVER_NAME) == entry:
         return data
     if SERVER_NAME in servers and not is_our_server(servers[SERVER_NAME]):
@@ -173,7 +175,7 @@ def remove_codex_config(doc: tomlkit.TOMLDocument) -> bool:
     features = doc.get("features")
     for name in HOOKS_FLAGS:
         flag = features.item(name) if features is not None and name in features else None
-        if flag is not None and OUR_MARK in (flag.trivia.comment or ""):
+        if features is not None and flag is not None and OUR_MARK in (flag.trivia.comment or ""):
             del features[name]
             changed = True
     if features is not None and not features:

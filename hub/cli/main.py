@@ -21,7 +21,7 @@ from schemas.local import DEFAULT_HOST, DEFAULT_PORT
 from schemas.names import BACKENDS, SESSION_HOOK_EVENTS
 
 # (command, subcommand) -> "module:function(args) -> exit code"
-COMMANDS = {
+COMMANDS: dict[tuple[str, str | None], str] = {
     ("serve", None): "hub.cli.serve:serve_command",
     ("status", None): "hub.cli.peer_commands:status",
     ("whoami", None): "hub.cli.peer_commands:whoami",

@@ -17,6 +17,7 @@ import time
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect, unix_connect
+from websockets.typing import Subprotocol
 
 from hub.cli.client_commands import call, emit
 from hub.cli.failures import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CommandFailed
@@ -106,10 +107,10 @@ def follow(args) -> int:
     try:
         if address.uds:
             socket = unix_connect(address.uds, uri="ws://localhost/dashboard/ws", additional_headers=headers,
-                                  subprotocols=[SOCKET_PROTOCOL], open_timeout=10)
+                                  subprotocols=[Subprotocol(SOCKET_PROTOCOL)], open_timeout=10)
         else:
             socket = connect(address.http_url.replace("http", "ws", 1) + "/dashboard/ws", additional_headers=headers,
-                             subprotocols=[SOCKET_PROTOCOL], open_timeout=10)
+                             subprotocols=[Subprotocol(SOCKET_PROTOCOL)], open_timeout=10)
     except (OSError, InvalidHandshake) as exc:
         raise CommandFailed(EXIT_UNREACHABLE, f"cannot reach the hub at {address.uds or address.http_url} "
                                               f"({exc.__class__.__name__}). Start it with `repowire serve`.") from None
@@ -222,7 +223,7 @@ def _decide(args, decision: str) -> int:
         payload["reason"] = args.reason
     body = call("POST", f"/questions/{args.id}/answer", home=args.home, json=payload)
     lasting = {"session": " (and again for the rest of this session)",
-               "always": " (and from now on: policy " + str(body.get("policy_id")) + ")"}.get(body.get("scope"), "")
+               "always": " (and from now on: policy " + str(body.get("policy_id")) + ")"}.get(str(body.get("scope")), "")
     emit(body, args.json, f"{body['decision']}  {neutralise(question['tool_name'])}: "
                           f"{_summary(question['tool_input'], question['correlation_id'])}{lasting}")
     return EXIT_OK

@@ -19,6 +19,7 @@ import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 
@@ -216,7 +217,9 @@ async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) ->
 
 def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
     """The HTTP and WebSocket stack the hub serves on (the Autobahn test runs on the same)."""
-    http = functools.partial(HubHttpProtocol, header_timeout_s=float(settings.limits.header_timeout_s))
+    # uvicorn calls `http` as it would a protocol class; a partial binds the header timeout
+    http = cast("type[asyncio.Protocol]", functools.partial(HubHttpProtocol,
+                                                          header_timeout_s=float(settings.limits.header_timeout_s)))
     return uvicorn.Config(app, ws=HubWebSocketProtocol, http=http, lifespan="on", log_level=log_level,
                           ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                           ws_max_size=settings.limits.transport_max_frame_bytes,

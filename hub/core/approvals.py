@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -47,7 +48,7 @@ class QuestionPolicy:
     session_rule_ttl_s: int = 24 * 3600   # a "for this session" allow lapses by then at the latest
 
 
-def content_hash(tool_name: str, tool_input: dict) -> str:
+def content_hash(tool_name: str, tool_input: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of tool name and input (keys sorted)."""
     canonical = orjson.dumps({"tool_name": tool_name, "tool_input": tool_input}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
@@ -69,7 +70,7 @@ def question_deadline(now_ms: int, requested_s: float | None, hook_timeout_s: fl
     return now_ms + int(min(limits) * 1000)
 
 
-def decision_of(options: list[dict], option_id: str | None, decision: str | None) -> str:
+def decision_of(options: list[dict[str, Any]], option_id: str | None, decision: str | None) -> str:
     """An answer names an option or a decision directly; either way it comes to allow or deny."""
     if (option_id is None) == (decision is None):
         raise HubError(ErrorCode.INVALID_REQUEST, "answer with exactly one of `decision` (allow or deny) or `option_id`")
@@ -77,12 +78,12 @@ def decision_of(options: list[dict], option_id: str | None, decision: str | None
         return decision
     for option in options:
         if option["id"] == option_id:
-            return option["decision"]
+            return str(option["decision"])
     raise HubError(ErrorCode.INVALID_OPTION, f"option_id must be one of {[o['id'] for o in options]}",
                    {"option_id": option_id, "options": [o["id"] for o in options]})
 
 
-def check_options(options: list[dict] | None) -> list[dict]:
+def check_options(options: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if not options:
         return [dict(o) for o in DEFAULT_OPTIONS]
     ids = [o["id"] for o in options]
@@ -97,7 +98,7 @@ def check_options(options: list[dict] | None) -> list[dict]:
 class ToolCall:
     """What a policy looks at."""
     tool_name: str
-    tool_input: dict
+    tool_input: dict[str, Any]
     cwd: str | None
     peer_name: str | None
     peer_id: str | None
@@ -105,8 +106,8 @@ class ToolCall:
     session_id: str = ""
 
 
-def _field(tool_input: dict, path: str):
-    value = tool_input
+def _field(tool_input: dict[str, Any], path: str) -> Any:
+    value: Any = tool_input
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
             return None
@@ -114,7 +115,7 @@ def _field(tool_input: dict, path: str):
     return value
 
 
-def _as_text(value) -> str:
+def _as_text(value: object) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
@@ -126,7 +127,7 @@ def _glob(pattern: str, value: str | None, *, guard_shell: bool) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
-def inside(cwd: str | None, value) -> bool:
+def inside(cwd: str | None, value: object) -> bool:
     """A path (relative ones from `cwd`) that resolves under `cwd` without following links;
     an absent value stands for `cwd` itself, and `~…` is never inside."""
     if value is None:
@@ -138,7 +139,7 @@ def inside(cwd: str | None, value) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def starts_with_words(command, prefix: str, *, guard_shell: bool) -> bool:
+def starts_with_words(command: object, prefix: str, *, guard_shell: bool) -> bool:
     """`command` is `prefix`, or `prefix` followed by a space and more (`npm test` matches
     `npm test -- -k x`, never `npm tests`); never one with a shell operator the prefix lacks."""
     if not isinstance(command, str):
@@ -148,12 +149,12 @@ def starts_with_words(command, prefix: str, *, guard_shell: bool) -> bool:
     return command == prefix or command.startswith(prefix + " ")
 
 
-def content_matches(rule: dict, call: ToolCall) -> bool:
+def content_matches(rule: dict[str, Any], call: ToolCall) -> bool:
     """A rule made for one exact call matches that call only."""
-    return content_hash(call.tool_name, call.tool_input) == rule["content_hash"]
+    return bool(content_hash(call.tool_name, call.tool_input) == rule["content_hash"])
 
 
-def rule_matches(rule: dict, call: ToolCall) -> bool:
+def rule_matches(rule: dict[str, Any], call: ToolCall) -> bool:
     allow = rule["action"] == ALLOW
     if not _glob(rule.get("tool") or "*", call.tool_name, guard_shell=False):
         return False
@@ -180,16 +181,16 @@ def rule_matches(rule: dict, call: ToolCall) -> bool:
     return not (rule.get("circle") and not _glob(rule["circle"], call.circle, guard_shell=False))
 
 
-def ordered(rules: list[dict]) -> list[dict]:
+def ordered(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Highest priority first; among equals, the older rule first."""
     return sorted(rules, key=lambda r: (-r.get("priority", 0), r.get("created_at", 0), r["id"]))
 
 
-def live(rule: dict, now_ms: int) -> bool:
+def live(rule: dict[str, Any], now_ms: int) -> bool:
     return not rule.get("expires_at") or rule["expires_at"] > now_ms
 
 
-def evaluate(rules: list[dict], call: ToolCall, now_ms: int = 0, preset: tuple[dict, ...] = ()) -> tuple[str, dict | None]:
+def evaluate(rules: list[dict[str, Any]], call: ToolCall, now_ms: int = 0, preset: tuple[dict[str, Any], ...] = ()) -> tuple[str, dict[str, Any] | None]:
     """(action, the rule that decided) - `ask` with no rule when nothing matched. The person's
     rules (those not lapsed) are tried first, then the preset's."""
     for rule in [*ordered([r for r in rules if live(r, now_ms)]), *ordered(list(preset))]:
@@ -220,7 +221,7 @@ def command_prefix(command: str) -> str:
     return words[0]
 
 
-def check_scope(question: dict, chosen: str, scope: str, prefix: str | None) -> None:
+def check_scope(question: dict[str, Any], chosen: str, scope: str, prefix: str | None) -> None:
     """A scope widens an allow of a question that names an agent (and, for `session`, a
     session); `prefix` goes with `always` only."""
     if scope == ONCE:
@@ -241,8 +242,8 @@ def check_scope(question: dict, chosen: str, scope: str, prefix: str | None) -> 
                        "the rest of one", {"scope": scope})
 
 
-def scoped_rule(scope: str, question: dict, agent: dict, prefix: str | None, now_ms: int,
-                session_ttl_s: int) -> dict:
+def scoped_rule(scope: str, question: dict[str, Any], agent: dict[str, Any], prefix: str | None, now_ms: int,
+                session_ttl_s: int) -> dict[str, Any]:
     """The rule an allow with a scope leaves behind (without id and times): `session` allows
     this exact call again in this session of this agent; `always` allows this tool (a Bash
     command starting with `prefix`) for this agent."""

@@ -10,6 +10,7 @@ An ask is closed once; every later ack or answer is refused and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
@@ -37,7 +38,7 @@ def deadline_ms(now_ms: int, requested_s: float | None, policy: AskPolicy) -> in
     return now_ms + int(timeout * 1000)
 
 
-def validate_question(question: dict | None) -> None:
+def validate_question(question: dict[str, Any] | None) -> None:
     """A question as sent with an ask: kind, prompt, and options for a choice."""
     if question is None:
         return
@@ -100,5 +101,5 @@ class AskView:
     asker: str
     recipient: str
     state: str
-    question: dict | None = None
-    extra: dict = field(default_factory=dict)
+    question: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

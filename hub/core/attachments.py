@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from hub.core.errors import HubError
@@ -180,7 +181,7 @@ def parse_ref(ref: str) -> tuple[str, str, str] | None:
     return (kind, owner, item) if kind in ("inbox", "ask") and owner and item else None
 
 
-def fingerprint_part(attachments: list[dict] | None) -> list[list[str]]:
+def fingerprint_part(attachments: list[dict[str, Any]] | None) -> list[list[str]]:
     """What an idempotency fingerprint adds for the attachments a message carries: nothing
     without any, so that keys used before attachments existed keep matching."""
     return [[a["id"] for a in attachments]] if attachments else []

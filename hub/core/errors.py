@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.errors import ErrorCode
 
 
 class HubError(Exception):
-    def __init__(self, code: ErrorCode, message: str, details: dict | None = None):
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message

@@ -5,10 +5,12 @@ message stays in the recipient's inbox and its trace in the ledger.
 
 from __future__ import annotations
 
+from typing import Any
+
 PREVIEW_CHARS = 2000   # longer texts are cut in the feed (the delivery itself is whole)
 
 
-def message_preview(body: dict, *, to: str) -> dict:
+def message_preview(body: dict[str, Any], *, to: str) -> dict[str, Any]:
     """The feed entry of a delivery body (notify, ask, or the ack/reply/answer an asker gets)."""
     text = body.get("text")
     preview = {"kind": body["kind"], "message_id": body["message_id"], "from": body["from"], "to": to,

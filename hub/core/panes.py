@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import Any, Final
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
@@ -33,14 +34,14 @@ class PaneLink:
     bridge: str
     pane_id: str
     backend: str
-    fingerprint: dict
+    fingerprint: dict[str, Any]
     linked_at: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PaneLink:
+    def from_dict(cls, data: dict[str, Any]) -> PaneLink:
         return cls(bridge=str(data["bridge"]), pane_id=str(data["pane_id"]), backend=str(data["backend"]),
                    fingerprint=dict(data.get("fingerprint") or {}), linked_at=int(data.get("linked_at", 0)))
 
@@ -89,7 +90,8 @@ def default_name(cwd: str, backend: str) -> str:
 
 # ---- doctor ----------------------------------------------------------------------------------
 
-ERROR, WARNING = "error", "warning"
+ERROR: Final = "error"
+WARNING: Final = "warning"
 
 
 def diagnose(facts: DoctorChecks) -> list[DoctorFinding]:

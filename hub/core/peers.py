@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import Any
 
 import orjson
 
@@ -44,7 +45,7 @@ class PeerRecord:
     def address(self) -> str:
         return f"{self.name}@{self.circle}"
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """What REST and events show: everything but the token digest."""
         data = asdict(self)
         del data["token_digest"], data["session_digest"]

@@ -19,6 +19,7 @@ commands the hub tells agents to run (without `--attach`); never with a shell op
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hub.core.shell import HUB_MESSAGE, READS
 
@@ -45,14 +46,14 @@ GUARDED_PATHS = ("*.claude/*", "*.codex/*", "*.mcp.json", "*.git/*")
 class Preset:
     name: str
     summary: str
-    rules: tuple[dict, ...]
+    rules: tuple[dict[str, Any], ...]
 
 
-def _rule(rule_id: str, action: str, tool: str, reason: str, **fields) -> dict:
+def _rule(rule_id: str, action: str, tool: str, reason: str, **fields: Any) -> dict[str, Any]:
     return {"id": rule_id, "action": action, "tool": tool, "reason": reason, **fields}
 
 
-def _readonly_rules(preset: str) -> list[dict]:
+def _readonly_rules(preset: str) -> list[dict[str, Any]]:
     rules = [_rule(f"{preset}/read-{tool.lower()}", "allow", tool, f"{preset} preset: {tool} inside the project",
                    inside_cwd=list(fields)) for tool, fields in READ_TOOLS.items()]
     rules += [_rule(f"{preset}/session-{tool.lower()}", "allow", tool, f"{preset} preset: {tool} stays in the session")
@@ -65,7 +66,7 @@ def _readonly_rules(preset: str) -> list[dict]:
     return rules
 
 
-def _writes_rules() -> list[dict]:
+def _writes_rules() -> list[dict[str, Any]]:
     guarded = [_rule(f"writes/guard-{tool.lower()}-{n}", "ask", tool, "writes preset: this file configures an agent "
                      "or git, so a person decides", input={field: pattern}, priority=10)
                for tool, field in WRITE_TOOLS.items() for n, pattern in enumerate(GUARDED_PATHS, 1)]

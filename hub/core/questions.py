@@ -11,6 +11,7 @@ with nobody to reach and the hub set so, handed back to the agent's own prompt):
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import orjson
 
@@ -22,8 +23,8 @@ TOOL_PERMISSION, CHOICE = "tool_permission", "choice"
 FALLBACK = "fallback"     # answered_by: no person could be reached, the hub's fallback decided
 
 
-def check_tool_options(tool_use_id: str | None, title: str | None, options: list[dict] | None,
-                       default: str | None) -> list[dict]:
+def check_tool_options(tool_use_id: str | None, title: str | None, options: list[dict[str, Any]] | None,
+                       default: str | None) -> list[dict[str, Any]]:
     """The options of a tool permission (Allow/Deny when none are given), or `invalid_request`."""
     if tool_use_id is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "a tool permission needs `tool_use_id` (the hook's id of the "
@@ -43,16 +44,16 @@ def check_tool_options(tool_use_id: str | None, title: str | None, options: list
     return checked
 
 
-def default_outcome(plain: bool, default: str | None) -> dict:
+def default_outcome(plain: bool, default: str | None) -> dict[str, Any]:
     """What a deadline (or no person) picks: the default option if any; for a tool permission
     always deny."""
-    outcome: dict = {} if plain else {"decision": DENY}
+    outcome: dict[str, Any] = {} if plain else {"decision": DENY}
     if default is not None:
         outcome["option_id"] = default
     return outcome
 
 
-def fallback_outcome(plain: bool, default: str | None, fallback: str, now_ms: int) -> dict:
+def fallback_outcome(plain: bool, default: str | None, fallback: str, now_ms: int) -> dict[str, Any]:
     """Nobody could answer (no dashboard or `questions --follow` watches, no alert channel is
     set): deny (or the default option), or hand a tool call back to the agent's own permission
     prompt (`ask`) when the hub's fallback says so."""
@@ -65,7 +66,7 @@ def fallback_outcome(plain: bool, default: str | None, fallback: str, now_ms: in
                       f"channel): {said}"}
 
 
-def check_plain(title: str | None, options: list[dict] | None, default: str | None, tool_input: dict) -> list[dict]:
+def check_plain(title: str | None, options: list[dict[str, Any]] | None, default: str | None, tool_input: dict[str, Any]) -> list[dict[str, Any]]:
     """The options of a plain question, or `invalid_request` saying what is missing."""
     if title is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "a blocking question is a tool permission (`tool_name`, "
@@ -85,7 +86,7 @@ def check_plain(title: str | None, options: list[dict] | None, default: str | No
     return options
 
 
-def choice_of(options: list[dict], option_id: str | None, decision: str | None) -> str:
+def choice_of(options: list[dict[str, Any]], option_id: str | None, decision: str | None) -> str:
     """A plain question is answered with one of its option ids."""
     ids = [option["id"] for option in options]
     if decision is not None or option_id is None:
@@ -97,7 +98,7 @@ def choice_of(options: list[dict], option_id: str | None, decision: str | None) 
     return option_id
 
 
-def plain_hash(title: str | None, prompt: str | None, options: list[dict]) -> str:
+def plain_hash(title: str | None, prompt: str | None, options: list[dict[str, Any]]) -> str:
     """sha256 of what a person is shown, so that an answer is for what was shown."""
     shown = {"title": title, "prompt": prompt, "options": options}
     return hashlib.sha256(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)).hexdigest()

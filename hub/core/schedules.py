@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.core import cron
@@ -49,7 +50,7 @@ class ScheduleSpec:
     queue_if_offline: bool = False
     catch_up: bool = True
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -170,7 +171,7 @@ def plan_overdue(spec: ScheduleSpec, due: int, now_ms: int, grace_ms: int) -> Ov
     return OverduePlan(missed, keep[0] if keep else nxt)
 
 
-def missed_entry(plan: OverduePlan, now_ms: int, node: str, catch_up: bool) -> dict:
+def missed_entry(plan: OverduePlan, now_ms: int, node: str, catch_up: bool) -> dict[str, Any]:
     """The history entry that records missed occurrences (one entry for a run of them)."""
     entry = {"due_at": plan.missed[0], "state": MISSED, "recorded_at": now_ms, "node": node,
              "reason": "catch_up_limit" if catch_up else "catch_up_off", "count": len(plan.missed)}

@@ -16,6 +16,7 @@ A broadcast has one `accepted` and then stages per recipient (each carries `peer
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class Stage(StrEnum):
@@ -64,7 +65,7 @@ class Reason(StrEnum):
     INBOX_FULL = "inbox_full"        # the recipient's inbox held as many messages as it may
 
 
-def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> dict:
-    entry: dict = {"stage": stage.value, "at": at_ms, "node": node}
+def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"stage": stage.value, "at": at_ms, "node": node}
     entry.update({k: v for k, v in extra.items() if v is not None and v != ""})
     return entry

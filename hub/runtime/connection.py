@@ -43,7 +43,7 @@ class Connection:
         self._drained = asyncio.Event()
         self._drained.set()
         self._task: asyncio.Task | None = None
-        self.on_abort: Callable[[], None] | None = None  # the edge stops reading this socket
+        self.on_abort: Callable[[], object] | None = None  # the edge stops reading this socket
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name=f"outbox {self.label}")

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import orjson
 
@@ -167,7 +168,7 @@ class Hub:
     # ---- identity ----------------------------------------------------------------------------
 
     def is_hub_token(self, token: str | None) -> bool:
-        return bool(token) and token_matches(token, self._hub_token_digest)
+        return token is not None and token != "" and token_matches(token, self._hub_token_digest)
 
     def peer_for_token(self, token: str | None) -> PeerRecord | None:
         if not token:
@@ -230,8 +231,9 @@ class Hub:
                               token_digest=token_digest(issued_token), created_at=now, last_seen=now)
             old_digest = None
         else:
-            peer = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
-            assert peer is not None
+            found = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
+            assert found is not None
+            peer = found
             old_digest = peer.token_digest
             if decision is Admission.RECLAIM:
                 issued_token = new_token()
@@ -559,7 +561,7 @@ class Hub:
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
                                          message=message_preview(body, to=to)))
         if claimed is not None:
-            provisional = {"message_id": message_id, "state": "queued"}
+            provisional: dict[str, Any] = {"message_id": message_id, "state": "queued"}
             if address.broadcast:
                 provisional["recipients"] = [{"peer_id": p.peer_id, "name": p.name, "state": "queued"}
                                              for p in recipients]
@@ -594,7 +596,7 @@ class Hub:
                 log.warning("trace write for %s failed: %s", message_id, seqs[-1])
             overall = ("delivered" if any(s["state"] == "delivered" for s in states)
                        else "queued" if any(s["state"] == "queued" for s in states) else "failed")
-            outcome = {"message_id": message_id, "state": overall}
+            outcome: dict[str, Any] = {"message_id": message_id, "state": overall}
             if address.broadcast:
                 outcome["recipients"] = states
             return outcome

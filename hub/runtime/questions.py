@@ -200,7 +200,7 @@ class QuestionService:
         now = hub.now_ms()
         deadline = question_deadline(now, request.timeout_s, request.hook_timeout_s, self.policy)
         decision = None
-        if action != ASK:
+        if action != ASK and rule is not None:
             decision = {"decision": action, "answered_by": POLICY, "rule_id": rule["id"], "decided_at": now,
                         "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
         elif deadline <= now:

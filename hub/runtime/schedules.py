@@ -385,9 +385,11 @@ class ScheduleService:
     # ---- notices from other nodes ----------------------------------------------------------------
 
     async def _listen(self) -> None:
+        subscriber = self._subscriber
+        assert subscriber is not None, "started only with a subscriber connection"
         while True:
             try:
-                await self.store.follow_changes(self._subscriber, self.wake)
+                await self.store.follow_changes(subscriber, self.wake)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost notice only delays a fire until the timer's next look

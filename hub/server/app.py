@@ -124,12 +124,14 @@ async def _openapi(request: Request) -> JSON:
     return JSON(openapi_document())
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSON:
+async def _http_error(request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, HTTPException)
     code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code, ErrorCode.INVALID_REQUEST)
     return error_response(code, exc.detail if isinstance(exc.detail, str) else code.value)
 
 
-async def _hub_error(request: Request, exc: HubError) -> JSON:
+async def _hub_error(request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, HubError)
     return hub_error_response(exc)
 
 

@@ -8,6 +8,7 @@ deadline (the store is down), the answer is still `deny`.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -46,7 +47,8 @@ async def _wait(request: Request, questions: QuestionService, opened: Opened) ->
     left = asyncio.ensure_future(client_left(request))
     bound = max(opened.deadline - questions.hub.now_ms(), 0) / 1000 + GRACE_S
     try:
-        await asyncio.wait({opened.decision, left}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {opened.decision, left}
+        await asyncio.wait(waiting, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
     finally:
         left.cancel()
     if opened.decision.done() and not opened.decision.cancelled():

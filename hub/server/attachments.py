@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 import httpx
@@ -171,11 +173,17 @@ async def download(request: Request) -> Response:
     return await _from_node(request, located)
 
 
+def _open(path: Path | None) -> BinaryIO:
+    if path is None:
+        raise FileNotFoundError("the attachment is on another node")
+    return path.open("rb")
+
+
 async def _file(located: Located) -> StreamingResponse:
     """The file, opened before the answer starts: the sweep may remove an expired file at any
     moment, and an open file stays readable to the end (a file already gone is a 404)."""
     try:
-        handle = await anyio.to_thread.run_sync(open, located.path, "rb")
+        handle = await anyio.to_thread.run_sync(_open, located.path)
     except FileNotFoundError:
         raise not_found(located.meta["id"]) from None
 
@@ -193,6 +201,8 @@ async def _file(located: Located) -> StreamingResponse:
 async def _from_node(request: Request, located: Located) -> StreamingResponse:
     service = attachments_of(request)
     client: httpx.AsyncClient = request.app.state.http
+    if located.url is None:
+        raise not_found(located.meta["id"])
     outgoing = client.build_request("GET", located.url, headers={"authorization": f"Bearer {service.mesh_key}"})
     try:
         upstream = await client.send(outgoing, stream=True)

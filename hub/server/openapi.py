@@ -117,7 +117,7 @@ def openapi_document() -> dict:
 
 def _raw_document() -> dict:
     _, components = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     ref_param = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
                  "description": "a peer id, name or name@circle"}
     question_param = {"name": "question_id", "in": "path", "required": True, "schema": {"type": "string"},

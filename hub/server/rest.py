@@ -101,8 +101,8 @@ async def read_body(request: Request, model: type[msgspec.Struct]):
     except msgspec.DecodeError as exc:
         raise HubError(ErrorCode.BAD_JSON, f"body is not valid JSON: {exc}") from None
     except RecursionError:
-        exc = too_deep()
-        raise HubError(exc.code, exc.message, exc.details) from None
+        deep = too_deep()
+        raise HubError(deep.code, deep.message, deep.details) from None
     except FrameError as exc:
         raise HubError(exc.code, exc.message, exc.details) from None
     return decoded

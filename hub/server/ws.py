@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
+from msgspec import Struct
 from starlette.websockets import WebSocket
 
 from hub.core.asks import ANSWERED
@@ -42,6 +45,8 @@ from schemas.frames import (
     Presence,
     Receipt,
 )
+
+F = TypeVar("F", bound=Struct)
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +130,9 @@ async def _read_hello(websocket: WebSocket, timeout_s: float, max_bytes: int) ->
     return await read_first_frame(websocket, timeout_s, max_bytes, decode_client_frame, Hello, ErrorCode.HELLO_REQUIRED)
 
 
-async def read_first_frame(websocket: WebSocket, timeout_s: float, max_bytes: int, decode, expected: type,
-                           required: ErrorCode):
+async def read_first_frame(websocket: WebSocket, timeout_s: float, max_bytes: int,
+                           decode: Callable[[str | bytes, int], Struct], expected: type[F],
+                           required: ErrorCode) -> F | None:
     """The frame a socket must open with (`hello` on /ws, `subscribe` on /dashboard/ws), or
     None after closing the socket with `required` (or the frame's own error code)."""
     name = expected.__struct_config__.tag
@@ -149,9 +155,13 @@ async def read_first_frame(websocket: WebSocket, timeout_s: float, max_bytes: in
     return frame
 
 
-def frame_data(message: dict) -> str | bytes:
+def frame_data(message: Mapping[str, Any]) -> str | bytes:
     """The payload of a received WebSocket message, text or binary."""
-    return message.get("text") if message.get("text") is not None else (message.get("bytes") or b"")
+    text = message.get("text")
+    if isinstance(text, str):
+        return text
+    data = message.get("bytes")
+    return data if isinstance(data, bytes) else b""
 
 
 async def close_with(websocket: WebSocket, code: ErrorCode, message: str, details: dict | None = None,
@@ -255,7 +265,8 @@ def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, roo
                   carried: list[dict] | None) -> None:
     try:
         if frame.idempotency_key is not None:
-            pending = asyncio.ensure_future(hub.notify(sender, frame.to, frame.text, frame.idempotency_key,
+            pending: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(hub.notify(
+                sender, frame.to, frame.text, frame.idempotency_key,
                                                        attachments=carried))
         else:
             pending = hub.notify_future(sender, frame.to, frame.text, attachments=carried)

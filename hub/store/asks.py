@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as redis
 
-from hub.store import keys, scripts
+from hub.store import keys, replies, scripts
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
@@ -104,7 +104,7 @@ class AskStore:
             owners = [orjson.loads(first).get("from_peer") if first else None for first in await pipe.execute()]
             pipe = self.client.pipeline(transaction=False)
             for cid, owner in zip(cids, owners):
-                pipe.hgetall(keys.ask(as_text(owner) or "-", cid))
+                pipe.hgetall(keys.ask(replies.text_or_none(owner) or "-", cid))
             rows = await pipe.execute()
         except StoreDown as exc:
             raise unavailable(exc) from exc

@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as redis
 
 from hub.core.ids import new_token
-from hub.store import keys, scripts
+from hub.store import keys, replies, scripts
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
@@ -84,7 +84,7 @@ class AttachmentStore:
 
     async def expired(self, now_ms: int, count: int = 100) -> list[str]:
         rows = await _read(self.client.zrangebyscore(keys.ATTACHMENTS_EXPIRY, "-inf", now_ms, start=0, num=count))
-        return [as_text(r) for r in rows]
+        return replies.texts(rows)
 
     async def postpone(self, attachment_id: str, until_ms: int) -> None:
         await _read(self.client.zadd(keys.ATTACHMENTS_EXPIRY, {attachment_id: until_ms}, xx=True))

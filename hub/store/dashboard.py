@@ -12,18 +12,15 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from hub.core.ids import token_digest
-from hub.store import keys
+from hub.store import keys, replies
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text, bus_message
 
 StreamEntry = tuple[str, str, bytes]   # (stream id, kind, JSON data)
 
 
-def _entries(rows) -> list[StreamEntry]:
-    out = []
-    for entry_id, fields in rows:
-        out.append((as_text(entry_id), as_text(fields[b"k"]), fields[b"d"]))
-    return out
+def _entries(rows: list[tuple[str, dict[bytes, bytes]]]) -> list[StreamEntry]:
+    return [(entry_id, replies.text(fields[b"k"]), fields[b"d"]) for entry_id, fields in rows]
 
 
 class DashboardStore:
@@ -89,7 +86,7 @@ class DashboardStore:
             rows = await self.client.xrange(keys.EVENTS, min=f"({cursor}", max="+", count=count)
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return _entries(rows)
+        return _entries(replies.stream_entries(rows))
 
     async def last_events(self, count: int) -> list[StreamEntry]:
         """The newest `count` events, oldest first."""
@@ -97,7 +94,7 @@ class DashboardStore:
             rows = await self.client.xrevrange(keys.EVENTS, max="+", min="-", count=count)
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return _entries(reversed(rows))
+        return _entries(replies.stream_entries(rows)[::-1])
 
     async def bounds(self) -> tuple[str | None, str]:
         """(the oldest event's id or None when the stream is empty, the last id ever added)."""
@@ -108,7 +105,8 @@ class DashboardStore:
             return None, "0-0"
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return (as_text(first[0][0]) if first else None), as_text(info["last-generated-id"])
+        entries = replies.stream_entries(first)
+        return (entries[0][0] if entries else None), replies.text(info["last-generated-id"])
 
     async def wait_for_events(self, cursor: str, count: int, block_ms: int) -> list[StreamEntry]:
         """Events after `cursor`, waiting up to `block_ms` for the first one."""
@@ -116,4 +114,4 @@ class DashboardStore:
             reply = await self.tail_client.xread({keys.EVENTS: cursor}, count=count, block=block_ms)
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return _entries(reply[0][1]) if reply else []
+        return _entries(replies.xread_entries(reply, keys.EVENTS))

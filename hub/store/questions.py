@@ -13,7 +13,7 @@ import orjson
 import redis.asyncio as redis
 
 from hub.core.approvals import ABANDONED
-from hub.store import keys, scripts
+from hub.store import keys, replies, scripts
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
@@ -101,7 +101,7 @@ class QuestionStore:
             rows = await self.client.zrange(keys.QUESTIONS_PENDING, 0, limit - 1, withscores=True)
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [(as_text(qid), int(score)) for qid, score in rows]
+        return replies.scored(rows)
 
     async def decisions(self, before: str, count: int) -> list[tuple[str, dict]]:
         """Audit entries newest first, strictly before the stream id `before` ('+' = newest)."""
@@ -109,7 +109,7 @@ class QuestionStore:
             rows = await self.client.xrevrange(keys.DECISIONS, before if before == "+" else f"({before}", "-", count)
         except StoreDown as exc:
             raise unavailable(exc) from exc
-        return [(as_text(entry_id), orjson.loads(fields[b"d"])) for entry_id, fields in rows]
+        return [(entry_id, orjson.loads(fields[b"d"])) for entry_id, fields in replies.stream_entries(rows)]
 
     # ---- policies ----------------------------------------------------------------------------
 

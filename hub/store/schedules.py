@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as redis
 
-from hub.store import keys, scripts
+from hub.store import keys, replies, scripts
 from hub.store.connect import unavailable
 from hub.store.state import StoreDown, as_text
 from hub.store.writer import Command
@@ -164,16 +164,15 @@ class ScheduleStore:
 
     async def due(self, now: int, limit: int) -> list[tuple[str, int]]:
         """Schedules due by `now`, earliest first."""
-        rows = await self.client.zrangebyscore(keys.SCHEDULES_DUE, "-inf", now, start=0, num=limit, withscores=True)
-        return [(as_text(member), int(score)) for member, score in rows]
+        return replies.scored(await self.client.zrangebyscore(keys.SCHEDULES_DUE, "-inf", now, start=0, num=limit,
+                                                              withscores=True))
 
     async def earliest_due(self) -> int | None:
-        rows = await self.client.zrange(keys.SCHEDULES_DUE, 0, 0, withscores=True)
-        return int(rows[0][1]) if rows else None
+        rows = replies.scored(await self.client.zrange(keys.SCHEDULES_DUE, 0, 0, withscores=True))
+        return rows[0][1] if rows else None
 
     async def inflight(self, limit: int) -> list[tuple[str, int]]:
-        rows = await self.client.zrange(keys.SCHEDULES_INFLIGHT, 0, limit - 1, withscores=True)
-        return [(as_text(member), int(score)) for member, score in rows]
+        return replies.scored(await self.client.zrange(keys.SCHEDULES_INFLIGHT, 0, limit - 1, withscores=True))
 
     @staticmethod
     async def follow_changes(subscriber: redis.Redis, on_change: Callable[[], None]) -> None:

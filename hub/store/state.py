@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.core.nodes import LeaseHolder
 from hub.core.peers import PeerRecord
-from hub.store import keys, scripts
+from hub.store import keys, replies, scripts
 from hub.store.connect import unavailable
 from hub.store.writer import Command, GroupCommitWriter
 
@@ -290,6 +290,6 @@ class StoreState:
         """The store's epoch changes only when its data is gone; clients use it to tell."""
         try:
             await self.client.hsetnx(keys.META, "epoch", candidate)
-            return as_text(await self.client.hget(keys.META, "epoch"))
+            return replies.text(await self.client.hget(keys.META, "epoch"))
         except StoreDown as exc:
             raise unavailable(exc) from exc

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -73,7 +74,15 @@ class GroupCommitWriter:
             await asyncio.gather(self._reader, return_exceptions=True)
         await self._drop_connection()
 
-    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list] | None:
+    @overload
+    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
+
+    @overload
+    def submit(self, commands: Sequence[Command], *, wait: Literal[False]) -> None: ...
+
+    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None:
+        """Queue commands for the next packet: a future for their replies, or (wait=False) a
+        write nobody awaits, whose failure is logged."""
         if self._closed:
             raise unavailable(RuntimeError("writer closed"))
         loop = asyncio.get_running_loop()
@@ -92,8 +101,8 @@ class GroupCommitWriter:
         self._background_wake = False
         self._wakeup.set()
 
-    async def write(self, *commands: Command) -> list:
-        return await self.submit(commands)  # type: ignore[misc]
+    async def write(self, *commands: Command) -> list[Any]:
+        return await self.submit(commands)
 
     # ---- sending -----------------------------------------------------------------------------
 
