@@ -18,9 +18,42 @@ if str(ROOT) not in sys.path:
 
 FAULT_COUNTS = pytest.StashKey[list]()
 
+# Every test module belongs to one tier (`python -m pytest -m core` runs the fast one):
+#   core    in process, no event loop or server: rules, state machines, schemas, layering
+#   store   the embedded store and its writer, without a hub
+#   server  one real hub process (uvicorn on 127.0.0.1, its embedded store), driven over HTTP/WebSocket
+#   e2e     a hub with real outside parts: tmux, Chromium, the agent CLIs, several nodes, the README tour
+#   faults  a hub or its store killed, frozen or cut off under traffic
+TIERS = {
+    "core": ("test_core", "test_state_machines", "test_approval_rules", "test_presets", "test_schedule_rules",
+             "test_pane_rules", "test_pane_text", "test_properties", "test_schemas", "test_layers", "test_docs",
+             "test_key_layout"),
+    "store": ("test_store_writer", "test_store_lifecycle"),
+    "server": ("test_hub_http", "test_http_edge", "test_route_access", "test_bad_input", "test_identity_and_notify",
+               "test_asks", "test_questions", "test_approvals", "test_sessions", "test_schedules", "test_attachments",
+               "test_peer_registration", "test_presence_and_flow", "test_dashboard_feed", "test_fuzz", "test_cli",
+               "test_cli_display", "test_local_security", "test_mcp", "test_hook", "test_claude_settings",
+               "test_client_sdk"),
+    "e2e": ("test_claude_code", "test_codex", "test_agent_shell", "test_agent_bounds", "test_dashboard",
+            "test_links", "test_tmux_pane", "test_panes", "test_readme_tour", "test_mesh"),
+    "faults": ("test_faults", "test_delivery_guarantees"),
+}
+TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}
+
 
 def pytest_configure(config):
     config.stash[FAULT_COUNTS] = []
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: a test of the {tier} tier (see tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its module's tier; a module with no tier is an error, not a silent skip."""
+    for item in items:
+        module = item.path.stem
+        if module not in TIER_OF:
+            raise pytest.UsageError(f"{item.path.name} has no tier: add it to TIERS in tests/conftest.py")
+        item.add_marker(TIER_OF[module])
 
 
 @pytest.fixture

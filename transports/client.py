@@ -50,7 +50,15 @@ class HubClient:
                  address: HubAddress | None = None, alternates: Sequence[HubAddress] = (),
                  hub_token: str | None = None, token: str | None = None,
                  auto_receipt: bool = True, reconnect: bool = True, dedup_window: int = 10_000,
-                 backoff_s: tuple[float, float] = (0.1, 5.0), max_frame_bytes: int = 1024 * 1024):
+                 backoff_s: tuple[float, float] = (0.1, 5.0), max_frame_bytes: int = 1024 * 1024,
+                 max_queue: int = 1024):
+        """`max_queue` bounds the deliveries (and, apart, the people's and bridges' events)
+        received and not yet taken: when it is full the client stops reading its socket, so a
+        consumer that falls behind is held at the hub, whose bounded outbox then closes it as a
+        slow consumer (4008) and keeps its messages in its inbox, instead of this process
+        growing without bound."""
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
         self.name, self.circle, self.role = name, circle, role
         self.address = address or find_hub()
         self._addresses = [self.address, *alternates]
@@ -69,9 +77,10 @@ class HubClient:
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[str, asyncio.Future] = {}
-        self._deliveries: asyncio.Queue[dict] = asyncio.Queue()
+        self.max_queue = max_queue
+        self._deliveries: asyncio.Queue[dict] = asyncio.Queue(max_queue)
         self._decisions: dict[str, asyncio.Future] = {}
-        self._events: asyncio.Queue[dict] = asyncio.Queue()   # `question` / `question_decided` (people)
+        self._events: asyncio.Queue[dict] = asyncio.Queue(max_queue)   # `question`, `question_decided`, `bridge_call`
         self._confirming: set[asyncio.Task[None]] = set()    # receipts sent again for duplicates
         self._reader: asyncio.Task | None = None
         self._connected = asyncio.Event()
@@ -150,6 +159,11 @@ class HubClient:
     # ---- sending -----------------------------------------------------------------------------
 
     async def send_frame(self, frame: dict) -> None:
+        """Send one frame; while a reconnect is under way, once it is back. A client that
+        stopped for good (closed, or the connection ended with reconnect off) raises
+        ConnectionError at once instead of waiting for a connection that will not come."""
+        if not self._connected.is_set() and (self._closing or self._reader is None or self._reader.done()):
+            raise ConnectionError(f"{self.name} is not connected to the hub (closed with {self.closed_with})")
         await self._connected.wait()
         assert self._ws is not None
         await self._ws.send(orjson.dumps(frame).decode())
@@ -252,7 +266,7 @@ class HubClient:
         if self.auto_receipt:
             try:
                 await self.receipt(frame["message_id"])
-            except ConnectionClosed:
+            except (ConnectionClosed, ConnectionError):
                 pass  # the hub redelivers it after the reconnect; we will drop the repeat
         return frame
 
@@ -264,7 +278,9 @@ class HubClient:
             try:
                 assert self._ws is not None
                 async for raw in self._ws:
-                    self._dispatch(orjson.loads(raw))
+                    queue, frame = self._dispatch(orjson.loads(raw))
+                    if queue is not None:
+                        await queue.put(frame)   # waits while the queue is full: the socket is not read
                 self.closed_with = (self._ws.close_code, self._ws.close_reason or "")
             except ConnectionClosed as exc:
                 self.closed_with = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
@@ -293,7 +309,9 @@ class HubClient:
             except (TimeoutError, OSError, InvalidStatus, ConnectionClosed) as exc:
                 log.debug("reconnect of %s failed: %s", self.name, exc)
 
-    def _dispatch(self, frame: dict) -> None:
+    def _dispatch(self, frame: dict) -> tuple[asyncio.Queue[dict] | None, dict]:
+        """Answer what waits for this frame; a delivery or an event is returned with the queue
+        it goes to (the reader puts it there, waiting while that queue is full)."""
         kind = frame.get("type")
         if kind == "deliver":
             message_id = frame.get("message_id", "")
@@ -302,27 +320,26 @@ class HubClient:
                     task = asyncio.get_running_loop().create_task(self._quiet_receipt(message_id))
                     self._confirming.add(task)
                     task.add_done_callback(self._confirming.discard)
-                return
+                return None, frame
             self._seen[message_id] = None
             if len(self._seen) > self._dedup_window:
                 self._seen.popitem(last=False)
-            self._deliveries.put_nowait(frame)
-            return
+            return self._deliveries, frame
         if kind in ("question", "question_decided", "bridge_call"):
-            self._events.put_nowait(frame)
-            return
+            return self._events, frame
         ref = frame.get("ref")
         if kind == "decision" and ref in self._decisions:
             decided = self._decisions.pop(ref)
             if not decided.done():
                 decided.set_result(frame)
-            return
+            return None, frame
         if ref is not None and ref in self._waiting:
             future = self._waiting.pop(ref)
             if not future.done():
                 future.set_result(frame)
         elif kind == "error":
             log.warning("hub error for %s: %s", self.name, frame.get("error"))
+        return None, frame
 
     async def _quiet_receipt(self, message_id: str) -> None:
         try:

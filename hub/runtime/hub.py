@@ -320,8 +320,11 @@ class Hub:
         meanwhile (another node queued something) makes it read once more before it stops."""
         peer_id = conn.peer_id
         assert peer_id is not None
+        # A page fits in the half of the outbox left after the wait below, so a backlog longer
+        # than the outbox is replayed as fast as the peer reads it, never cut as a slow consumer.
+        page = max(1, min(REPLAY_PAGE, conn.outbox_limit // 2))
         while not conn.closed:
-            (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer_id, after, REPLAY_PAGE))
+            (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer_id, after, page))
             entries = self.store.parse_inbox(rows)
             if not entries:
                 if conn.pull_again:

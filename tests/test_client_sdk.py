@@ -1,0 +1,54 @@
+"""The Python client SDK against a real hub: its receive queue is bounded, so the hub's
+slow-consumer protection holds end to end and nothing piles up in the client's process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support import eventually
+
+
+async def test_a_client_that_stops_taking_deliveries_holds_at_most_max_queue_and_is_cut_at_the_hub(start_hub):
+    hub = start_hub("--limit", "outbox_frames=16")
+    big = "x" * 60_000
+    count = 400  # 24 MB: more than the kernel's loopback buffers, websockets' own queue and the outbox hold
+    texts = [f"{i} {big}" for i in range(count)]
+    slow = hub.client("slow", max_queue=4, reconnect=False)
+    await slow.connect()
+    async with hub.client("sender") as sender:
+        for text in texts:
+            assert (await sender.notify("slow", text))["state"] in ("delivered", "queued")
+    await eventually(lambda: asyncio.to_thread(lambda: hub.peers()["slow"]["status"] == "offline"), 30, "cut")
+    peer = hub.peers()["slow"]
+    assert peer["status_reason"] == "slow_consumer"
+    assert slow.pending_deliveries() == 4  # taken from the socket, never more than max_queue
+
+    # It takes what it holds and what was on its way, then sees the hub's close.
+    first = []
+    for _ in range(count):
+        try:
+            first.append((await slow.receive(5))["text"])
+        except TimeoutError:
+            break
+    assert slow.closed_with == (4008, "slow_consumer")
+    with pytest.raises(ConnectionError, match="not connected"):   # reconnect is off: it says so at once
+        await asyncio.wait_for(slow.ping(), 5)
+    assert 4 <= len(first) < count and first == texts[:len(first)]
+
+    # Its receipts came after the cut, so every message waits in its inbox; the next connection
+    # gets them all, in order, without being cut again: the hub replays a backlog longer than
+    # the outbox a page at a time, as fast as the peer reads.
+    assert hub.peers()["slow"]["pending"] == count
+    async with hub.client("slow", max_queue=4) as again:
+        rest = [(await again.receive(10))["text"] for _ in range(count)]
+        assert again.reconnects == 0
+    assert rest == texts
+    await eventually(lambda: asyncio.to_thread(lambda: hub.peers()["slow"]["pending"] == 0), 10, "all confirmed")
+
+
+async def test_max_queue_below_one_is_refused(start_hub):
+    hub = start_hub()
+    with pytest.raises(ValueError, match="max_queue"):
+        hub.client("nobody", max_queue=0)
