@@ -9,8 +9,8 @@ import orjson
 import redis.asyncio as redis
 
 from hub.store import keys, replies, scripts
-from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text
+from hub.store.connect import maps_store_errors
+from hub.store.state import as_text
 from hub.store.writer import Command
 
 
@@ -20,6 +20,7 @@ def _record(raw: dict) -> dict:
     return {**orjson.loads(fields.pop("body")), **fields}
 
 
+@maps_store_errors
 class AskStore:
     def __init__(self, client: redis.Redis):
         self.client = client
@@ -57,13 +58,10 @@ class AskStore:
 
     async def closings(self, askers: list[str]) -> list[tuple[str, str, str]]:
         """(asker, correlation id, closing process) of closes whose final stage may be missing."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for asker in askers:
-                pipe.zrange(keys.asks_closing(asker), 0, -1)
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for asker in askers:
+            pipe.zrange(keys.asks_closing(asker), 0, -1)
+        rows = await pipe.execute()
         found = []
         for asker, members in zip(askers, rows):
             for member in members:
@@ -78,84 +76,60 @@ class AskStore:
 
     async def owner(self, cid: str) -> str | None:
         """Who asked: the first stage of the ask's trace names the asker."""
-        try:
-            first = await self.client.lindex(keys.trace(cid), 0)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        first = await self.client.lindex(keys.trace(cid), 0)
         return orjson.loads(first).get("from_peer") if first else None
 
     async def read(self, cid: str, asker: str | None = None) -> dict | None:
-        try:
-            asker = asker or await self.owner(cid)
-            if asker is None:
-                return None
-            raw = await self.client.hgetall(keys.ask(asker, cid))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        asker = asker or await self.owner(cid)
+        if asker is None:
+            return None
+        raw = await self.client.hgetall(keys.ask(asker, cid))
         return _record(raw) if raw else None
 
     async def read_many(self, cids: list[str]) -> list[dict]:
         if not cids:
             return []
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for cid in cids:
-                pipe.lindex(keys.trace(cid), 0)
-            owners = [orjson.loads(first).get("from_peer") if first else None for first in await pipe.execute()]
-            pipe = self.client.pipeline(transaction=False)
-            for cid, owner in zip(cids, owners):
-                pipe.hgetall(keys.ask(replies.text_or_none(owner) or "-", cid))
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for cid in cids:
+            pipe.lindex(keys.trace(cid), 0)
+        owners = [orjson.loads(first).get("from_peer") if first else None for first in await pipe.execute()]
+        pipe = self.client.pipeline(transaction=False)
+        for cid, owner in zip(cids, owners):
+            pipe.hgetall(keys.ask(replies.text_or_none(owner) or "-", cid))
+        rows = await pipe.execute()
         return [_record(row) for row in rows if row]
 
     async def states(self, asks: list[tuple[str, str]]) -> list[str | None]:
         """The state of each (asker, correlation id), None when the store no longer has it."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for asker, cid in asks:
-                pipe.hget(keys.ask(asker, cid), "state")
-            return [as_text(state) if state else None for state in await pipe.execute()]
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for asker, cid in asks:
+            pipe.hget(keys.ask(asker, cid), "state")
+        return [as_text(state) if state else None for state in await pipe.execute()]
 
     async def inbound_counts(self, peer_ids: list[str]) -> dict[str, int]:
         """How many open asks wait on each peer's reply (the inbound index, every node's asks)."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for peer_id in peer_ids:
-                pipe.zcard(keys.asks_inbound(peer_id))
-            return dict(zip(peer_ids, (int(n) for n in await pipe.execute())))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for peer_id in peer_ids:
+            pipe.zcard(keys.asks_inbound(peer_id))
+        return dict(zip(peer_ids, (int(n) for n in await pipe.execute())))
 
     async def open_deadlines(self, askers: list[str]) -> list[tuple[str, int]]:
         """(correlation id, deadline) of every open ask of these askers."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for asker in askers:
-                pipe.zrange(keys.deadlines(asker), 0, -1, withscores=True)
-            rows = [row for per_asker in await pipe.execute() for row in per_asker]
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for asker in askers:
+            pipe.zrange(keys.deadlines(asker), 0, -1, withscores=True)
+        rows = [row for per_asker in await pipe.execute() for row in per_asker]
         return [(as_text(cid), int(score)) for cid, score in rows]
 
     async def pending_ids(self, peer_id: str, direction: str, offset: int, limit: int) -> tuple[list[str], int]:
         """Open asks of a peer, oldest first; direction inbound or outbound. Returns (ids, total)."""
         key = keys.asks_inbound(peer_id) if direction == "inbound" else keys.asks_outbound(peer_id)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrange(key, offset, offset + limit - 1)
-            pipe.zcard(key)
-            ids, total = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(key, offset, offset + limit - 1)
+        pipe.zcard(key)
+        ids, total = await pipe.execute()
         return [as_text(i) for i in ids], int(total)
 
     async def group(self, group_id: str) -> dict | None:
-        try:
-            raw = await self.client.get(keys.ask_group(group_id))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.get(keys.ask_group(group_id))
         return orjson.loads(raw) if raw else None

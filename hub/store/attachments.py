@@ -9,30 +9,20 @@ pipeline as the message that carries the attachment.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar
-
 import orjson
 import redis.asyncio as redis
 
 from hub.core.ids import new_token
 from hub.store import keys, replies, scripts
-from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text
+from hub.store.connect import maps_store_errors
+from hub.store.state import as_text
 from hub.store.writer import Command
 
 INBOX_PAGE = 500   # inbox entries one look at an inbox reads (about 1 ms of the store's time)
 
-T = TypeVar("T")
 
 
-async def _read(pending: Awaitable[T]) -> T:
-    try:
-        return await pending
-    except StoreDown as exc:
-        raise unavailable(exc) from exc
-
-
+@maps_store_errors
 class AttachmentStore:
     def __init__(self, client: redis.Redis, node: str):
         self.client = client
@@ -42,38 +32,38 @@ class AttachmentStore:
 
     async def used(self, uploader: str) -> tuple[int, int]:
         """Bytes stored by `uploader`, and by everyone."""
-        peer, total = await _read(self.client.hmget(keys.ATTACHMENTS_USED, uploader, "*"))
+        peer, total = await self.client.hmget(keys.ATTACHMENTS_USED, uploader, "*")
         return int(peer or 0), int(total or 0)
 
     async def commit(self, meta: dict, peer_limit: int, hub_limit: int) -> str:
         """'ok', or the total ('peer' / 'hub') the upload would pass."""
-        result = await _read(self.client.evalsha(
+        result = await self.client.evalsha(
             scripts.SHA["COMMIT_ATTACHMENT"], 4, keys.ATTACHMENTS, keys.ATTACHMENTS_USED, keys.ATTACHMENTS_EXPIRY,
             keys.attachments_of_node(self.node), meta["id"], orjson.dumps(meta), meta["uploader"], meta["size"],
-            peer_limit, hub_limit, meta["expires_at"]))
+            peer_limit, hub_limit, meta["expires_at"])
         return as_text(result)
 
     async def delete(self, attachment_id: str) -> bool:
-        removed = await _read(self.client.evalsha(
+        removed = await self.client.evalsha(
             scripts.SHA["DELETE_ATTACHMENT"], 6, keys.ATTACHMENTS, keys.ATTACHMENTS_USED, keys.ATTACHMENTS_EXPIRY,
             keys.attachments_of_node(self.node), keys.attachment_readers(attachment_id),
-            keys.attachment_refs(attachment_id), attachment_id))
+            keys.attachment_refs(attachment_id), attachment_id)
         return bool(removed)
 
     # ---- metadata and access -----------------------------------------------------------------
 
     async def read(self, attachment_id: str) -> dict | None:
-        raw = await _read(self.client.hget(keys.ATTACHMENTS, attachment_id))
+        raw = await self.client.hget(keys.ATTACHMENTS, attachment_id)
         return orjson.loads(raw) if raw else None
 
     async def read_many(self, attachment_ids: list[str]) -> list[dict | None]:
         if not attachment_ids:
             return []
-        rows = await _read(self.client.hmget(keys.ATTACHMENTS, attachment_ids))
+        rows = await self.client.hmget(keys.ATTACHMENTS, attachment_ids)
         return [orjson.loads(raw) if raw else None for raw in rows]
 
     async def is_reader(self, attachment_id: str, peer_id: str) -> bool:
-        return bool(await _read(self.client.sismember(keys.attachment_readers(attachment_id), peer_id)))
+        return bool(await self.client.sismember(keys.attachment_readers(attachment_id), peer_id))
 
     @staticmethod
     def grant_cmd(attachment_id: str, readers: list[str], refs: list[str]) -> Command:
@@ -83,31 +73,31 @@ class AttachmentStore:
     # ---- retention ---------------------------------------------------------------------------
 
     async def expired(self, now_ms: int, count: int = 100) -> list[str]:
-        rows = await _read(self.client.zrangebyscore(keys.ATTACHMENTS_EXPIRY, "-inf", now_ms, start=0, num=count))
+        rows = await self.client.zrangebyscore(keys.ATTACHMENTS_EXPIRY, "-inf", now_ms, start=0, num=count)
         return replies.texts(rows)
 
     async def postpone(self, attachment_id: str, until_ms: int) -> None:
-        await _read(self.client.zadd(keys.ATTACHMENTS_EXPIRY, {attachment_id: until_ms}, xx=True))
+        await self.client.zadd(keys.ATTACHMENTS_EXPIRY, {attachment_id: until_ms}, xx=True)
 
     async def refs(self, attachment_id: str) -> list[str]:
-        return [as_text(r) for r in await _read(self.client.smembers(keys.attachment_refs(attachment_id)))]
+        return [as_text(r) for r in await self.client.smembers(keys.attachment_refs(attachment_id))]
 
     async def inbox_holds(self, peer_id: str, message_id: str) -> bool:
         """Whether a delivery of `message_id` still waits in the peer's inbox; looked for a page
         at a time (each page one short script), so a long inbox never holds the store."""
         after = 0
         while True:
-            found, after = await _read(self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id),
-                                                           message_id, after, INBOX_PAGE))
+            found, after = await self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id),
+                                                           message_id, after, INBOX_PAGE)
             if found or not after:
                 return bool(found)
 
     async def ask_state(self, asker_id: str, correlation_id: str) -> str | None:
-        state = await _read(self.client.hget(keys.ask(asker_id, correlation_id), "state"))
+        state = await self.client.hget(keys.ask(asker_id, correlation_id), "state")
         return as_text(state) if state is not None else None
 
     async def node_ids(self) -> set[str]:
-        return {as_text(r) for r in await _read(self.client.smembers(keys.attachments_of_node(self.node)))}
+        return {as_text(r) for r in await self.client.smembers(keys.attachments_of_node(self.node))}
 
 
     # ---- nodes -------------------------------------------------------------------------------
@@ -118,9 +108,9 @@ class AttachmentStore:
         pipe.hset(keys.NODES, self.node, orjson.dumps({"url": url, "pid": pid, "started_at": started_at}))
         pipe.hsetnx(keys.MESH, "key", new_token())
         pipe.hget(keys.MESH, "key")
-        *_, key = await _read(pipe.execute())
+        *_, key = await pipe.execute()
         return as_text(key)
 
     async def node_url(self, node: str) -> str | None:
-        raw = await _read(self.client.hget(keys.NODES, node))
+        raw = await self.client.hget(keys.NODES, node)
         return orjson.loads(raw)["url"] if raw else None

@@ -22,7 +22,7 @@ import redis.asyncio as redis
 
 from hub.core.nodes import LeaseHolder
 from hub.store import keys
-from hub.store.connect import unavailable
+from hub.store.connect import maps_store_errors
 from hub.store.state import StoreDown, as_text
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+@maps_store_errors
 class NodeBus:
     def __init__(self, client: redis.Redis, subscriber: redis.Redis, node: str):
         self.client = client          # short commands (leases), with reply deadlines
@@ -79,30 +80,21 @@ class NodeBus:
 
     async def claim_lease(self, holder: LeaseHolder, lease_ms: int) -> LeaseHolder | None:
         """Take this node's lease; returns the live holder instead when another one has it."""
-        try:
-            if await self.client.set(keys.node_lease(self.node), holder.encode(), nx=True, px=lease_ms):
-                return None
-            return LeaseHolder.decode(await self.client.get(keys.node_lease(self.node)))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        if await self.client.set(keys.node_lease(self.node), holder.encode(), nx=True, px=lease_ms):
+            return None
+        return LeaseHolder.decode(await self.client.get(keys.node_lease(self.node)))
 
     async def take_lease(self, holder: LeaseHolder, lease_ms: int) -> None:
-        try:
-            await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
 
     async def renew_lease(self, holder: LeaseHolder, lease_ms: int) -> bool:
         """Renew if the lease is still ours (or lapsed: then take it again). False when another
         holder has it."""
-        try:
-            current = await self.client.get(keys.node_lease(self.node))
-            if current is not None and as_text(current) != holder.encode():
-                return False
-            await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
-            return True
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        current = await self.client.get(keys.node_lease(self.node))
+        if current is not None and as_text(current) != holder.encode():
+            return False
+        await self.client.set(keys.node_lease(self.node), holder.encode(), px=lease_ms)
+        return True
 
     async def release_lease(self, holder: LeaseHolder) -> None:
         try:
@@ -116,11 +108,8 @@ class NodeBus:
         """Which of `nodes` hold a lease now."""
         if not nodes:
             return set()
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for node in nodes:
-                pipe.exists(keys.node_lease(node))
-            found = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for node in nodes:
+            pipe.exists(keys.node_lease(node))
+        found = await pipe.execute()
         return {node for node, exists in zip(nodes, found) if exists}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,6 +63,37 @@ async def probe(url: str, *, ephemeral: bool) -> dict:
     return facts
 
 
+# What a store that is down or cut off raises through redis-py.
+STORE_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=type)
+
+
 def unavailable(exc: BaseException) -> HubError:
     return HubError(ErrorCode.STORE_UNAVAILABLE, f"the store did not answer: {exc.__class__.__name__}",
                     {"retry": True})
+
+
+def _mapped(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except STORE_DOWN as exc:
+            raise unavailable(exc) from exc
+    return call
+
+
+def maps_store_errors(cls: C) -> C:
+    """The one place a store that does not answer becomes `store_unavailable` (503, retry):
+    every public coroutine method of a store class raises HubError instead of redis-py's errors.
+    (Command builders, which only return tuples, and the group-commit writer, which fails its
+    own futures, are not touched.)"""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, _mapped(member))
+    return cls
+
+

@@ -13,8 +13,8 @@ from redis.exceptions import ResponseError
 
 from hub.core.ids import token_digest
 from hub.store import keys, replies
-from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text, bus_message
+from hub.store.connect import maps_store_errors
+from hub.store.state import as_text, bus_message
 
 StreamEntry = tuple[str, str, bytes]   # (stream id, kind, JSON data)
 
@@ -23,6 +23,7 @@ def _entries(rows: list[tuple[str, dict[bytes, bytes]]]) -> list[StreamEntry]:
     return [(entry_id, replies.text(fields[b"k"]), fields[b"d"]) for entry_id, fields in rows]
 
 
+@maps_store_errors
 class DashboardStore:
     def __init__(self, client: redis.Redis, tail_client: redis.Redis, mesh_node: str = ""):
         self.client = client
@@ -36,10 +37,7 @@ class DashboardStore:
 
     async def take_link(self, code: str) -> bool:
         """True once per link, and only before it expires."""
-        try:
-            return await self.client.getdel(keys.dashboard_link(token_digest(code))) is not None
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        return await self.client.getdel(keys.dashboard_link(token_digest(code))) is not None
 
     async def save_session(self, secret: str, page_key: str, ttl_s: int) -> None:
         """A browser session: its cookie's secret names it, and it keeps the digest of the key
@@ -47,21 +45,15 @@ class DashboardStore:
         await self._save(keys.dashboard_session(token_digest(secret)), ttl_s, token_digest(page_key).encode())
 
     async def _save(self, key: str, ttl_s: int, value: bytes = b"1") -> None:
-        try:
-            await self.client.set(key, value, ex=ttl_s)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        await self.client.set(key, value, ex=ttl_s)
 
     async def session_record(self, secret: str) -> tuple[str, int]:
         """(the digest of the session's page key, the ms it has left); ("", 0) when it is unknown or over."""
         key = keys.dashboard_session(token_digest(secret))
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(key)
-            pipe.pttl(key)
-            value, left = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.pttl(key)
+        value, left = await pipe.execute()
         if value is None or int(left) <= 0:
             return "", 0
         return as_text(value), int(left)
@@ -69,31 +61,22 @@ class DashboardStore:
     async def drop_session(self, secret: str) -> None:
         """End a session; the other nodes are told (by the secret's digest) to forget it too."""
         digest = token_digest(secret)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.delete(keys.dashboard_session(digest))
-            if self.mesh_node:
-                pipe.publish(keys.BUS, bus_message("signout", self.mesh_node, digest))
-            await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(keys.dashboard_session(digest))
+        if self.mesh_node:
+            pipe.publish(keys.BUS, bus_message("signout", self.mesh_node, digest))
+        await pipe.execute()
 
     # ---- the event stream --------------------------------------------------------------------
 
     async def events_after(self, cursor: str, count: int) -> list[StreamEntry]:
         """Up to `count` events after `cursor` (exclusive), oldest first."""
-        try:
-            rows = await self.client.xrange(keys.EVENTS, min=f"({cursor}", max="+", count=count)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.xrange(keys.EVENTS, min=f"({cursor}", max="+", count=count)
         return _entries(replies.stream_entries(rows))
 
     async def last_events(self, count: int) -> list[StreamEntry]:
         """The newest `count` events, oldest first."""
-        try:
-            rows = await self.client.xrevrange(keys.EVENTS, max="+", min="-", count=count)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.xrevrange(keys.EVENTS, max="+", min="-", count=count)
         return _entries(replies.stream_entries(rows)[::-1])
 
     async def bounds(self) -> tuple[str | None, str]:
@@ -103,15 +86,10 @@ class DashboardStore:
             info = await self.client.xinfo_stream(keys.EVENTS)
         except ResponseError:  # no stream yet
             return None, "0-0"
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
         entries = replies.stream_entries(first)
         return (entries[0][0] if entries else None), replies.text(info["last-generated-id"])
 
     async def wait_for_events(self, cursor: str, count: int, block_ms: int) -> list[StreamEntry]:
         """Events after `cursor`, waiting up to `block_ms` for the first one."""
-        try:
-            reply = await self.tail_client.xread({keys.EVENTS: cursor}, count=count, block=block_ms)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        reply = await self.tail_client.xread({keys.EVENTS: cursor}, count=count, block=block_ms)
         return _entries(replies.xread_entries(reply, keys.EVENTS))

@@ -14,8 +14,8 @@ import redis.asyncio as redis
 
 from hub.core.approvals import ABANDONED
 from hub.store import keys, replies, scripts
-from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text
+from hub.store.connect import maps_store_errors
+from hub.store.state import as_text
 from hub.store.writer import Command
 
 MAX_DECISIONS = 100_000   # the audit log keeps about this many entries
@@ -39,6 +39,7 @@ def _decision_fields(decision: dict) -> list:
     return pairs
 
 
+@maps_store_errors
 class QuestionStore:
     def __init__(self, client: redis.Redis):
         self.client = client
@@ -77,38 +78,26 @@ class QuestionStore:
         return ("XADD", keys.DECISIONS, "MAXLEN", "~", MAX_DECISIONS, "*", "d", orjson.dumps(entry))
 
     async def read(self, question_id: str) -> dict | None:
-        try:
-            raw = await self.client.hgetall(keys.question(question_id))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.hgetall(keys.question(question_id))
         return _record(raw) if raw else None
 
     async def read_many(self, question_ids: list[str]) -> list[dict]:
         if not question_ids:
             return []
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for question_id in question_ids:
-                pipe.hgetall(keys.question(question_id))
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for question_id in question_ids:
+            pipe.hgetall(keys.question(question_id))
+        rows = await pipe.execute()
         return [_record(row) for row in rows if row]
 
     async def pending(self, limit: int) -> list[tuple[str, int]]:
         """(question id, deadline) of pending questions, soonest deadline first."""
-        try:
-            rows = await self.client.zrange(keys.QUESTIONS_PENDING, 0, limit - 1, withscores=True)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.zrange(keys.QUESTIONS_PENDING, 0, limit - 1, withscores=True)
         return replies.scored(rows)
 
     async def decisions(self, before: str, count: int) -> list[tuple[str, dict]]:
         """Audit entries newest first, strictly before the stream id `before` ('+' = newest)."""
-        try:
-            rows = await self.client.xrevrange(keys.DECISIONS, before if before == "+" else f"({before}", "-", count)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.xrevrange(keys.DECISIONS, before if before == "+" else f"({before}", "-", count)
         return [(entry_id, orjson.loads(fields[b"d"])) for entry_id, fields in replies.stream_entries(rows)]
 
     # ---- policies ----------------------------------------------------------------------------
@@ -122,27 +111,18 @@ class QuestionStore:
         return ("HDEL", keys.POLICIES, policy_id)
 
     async def policy(self, policy_id: str) -> dict | None:
-        try:
-            raw = await self.client.hget(keys.POLICIES, policy_id)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.hget(keys.POLICIES, policy_id)
         return orjson.loads(raw) if raw else None
 
     async def policy_count(self) -> int:
-        try:
-            return int(await self.client.hlen(keys.POLICIES))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        return int(await self.client.hlen(keys.POLICIES))
 
     @staticmethod
     def save_preset_cmd(name: str) -> Command:
         return ("SET", keys.APPROVAL_PRESET, name)
 
     async def preset(self) -> str | None:
-        try:
-            raw = await self.client.get(keys.APPROVAL_PRESET)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.get(keys.APPROVAL_PRESET)
         return as_text(raw) if raw else None
 
     @staticmethod
@@ -152,27 +132,18 @@ class QuestionStore:
 
     async def people(self) -> dict[str, int]:
         """node -> people watching for questions there (as each node last said)."""
-        try:
-            raw = await self.client.hgetall(keys.PEOPLE)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.hgetall(keys.PEOPLE)
         return {as_text(node): int(count) for node, count in raw.items()}
 
     async def policies(self) -> list[dict]:
         """Read on every use, so that every hub node on one store applies the same rules."""
-        try:
-            raw = await self.client.hvals(keys.POLICIES)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.hvals(keys.POLICIES)
         return [orjson.loads(r) for r in raw]
 
     async def rules(self) -> tuple[list[dict], str | None]:
         """The person's rules and the preset's name, in one round trip (every question reads both)."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hvals(keys.POLICIES)
-            pipe.get(keys.APPROVAL_PRESET)
-            raw, preset = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hvals(keys.POLICIES)
+        pipe.get(keys.APPROVAL_PRESET)
+        raw, preset = await pipe.execute()
         return [orjson.loads(r) for r in raw], as_text(preset) if preset else None

@@ -16,8 +16,8 @@ import orjson
 import redis.asyncio as redis
 
 from hub.store import keys, replies, scripts
-from hub.store.connect import unavailable
-from hub.store.state import StoreDown, as_text
+from hub.store.connect import maps_store_errors
+from hub.store.state import as_text
 from hub.store.writer import Command
 
 HISTORY_MAX = 100   # fire history entries kept per schedule
@@ -54,6 +54,7 @@ def _due_text(due: int | None) -> str:
     return "" if due is None else str(due)
 
 
+@maps_store_errors
 class ScheduleStore:
     def __init__(self, client: redis.Redis):
         self.client = client
@@ -120,47 +121,32 @@ class ScheduleStore:
     # ---- reads -----------------------------------------------------------------------------------
 
     async def read(self, schedule_id: str) -> StoredSchedule | None:
-        try:
-            raw = await self.client.hgetall(keys.schedule(schedule_id))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.hgetall(keys.schedule(schedule_id))
         return _parse(schedule_id, raw)
 
     async def read_many(self, schedule_ids: list[str]) -> list[StoredSchedule]:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for schedule_id in schedule_ids:
-                pipe.hgetall(keys.schedule(schedule_id))
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.hgetall(keys.schedule(schedule_id))
+        rows = await pipe.execute()
         return [s for s in (_parse(i, r) for i, r in zip(schedule_ids, rows)) if s is not None]
 
     async def read_with_history(self, schedule_id: str) -> tuple[StoredSchedule | None, list[dict]]:
         """The schedule and its fire history as of one moment (one MULTI on one slot), so that
         the counts and the history agree."""
-        try:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hgetall(keys.schedule(schedule_id))
-            pipe.lrange(keys.schedule_fires(schedule_id), 0, -1)
-            raw, rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(keys.schedule(schedule_id))
+        pipe.lrange(keys.schedule_fires(schedule_id), 0, -1)
+        raw, rows = await pipe.execute()
         return _parse(schedule_id, raw), [orjson.loads(r) for r in rows]
 
     async def ids(self, creator: str | None = None) -> list[str]:
         """Every schedule id, or those `creator` made."""
-        try:
-            raw = await self.client.smembers(keys.schedules_of(creator) if creator else keys.SCHEDULES)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.smembers(keys.schedules_of(creator) if creator else keys.SCHEDULES)
         return sorted(as_text(r) for r in raw)
 
     async def count_of(self, creator: str) -> int:
-        try:
-            return int(await self.client.scard(keys.schedules_of(creator)))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        return int(await self.client.scard(keys.schedules_of(creator)))
 
     async def due(self, now: int, limit: int) -> list[tuple[str, int]]:
         """Schedules due by `now`, earliest first."""

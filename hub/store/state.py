@@ -13,16 +13,14 @@ from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.core.nodes import LeaseHolder
 from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
-from hub.store.connect import unavailable
+from hub.store.connect import STORE_DOWN, maps_store_errors
 from hub.store.writer import Command, GroupCommitWriter
 
-StoreDown = (RedisConnectionError, RedisTimeoutError, OSError)
+StoreDown = STORE_DOWN   # what a store that is down raises through redis-py (see hub.store.connect)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
 
@@ -51,6 +49,7 @@ def bus_message(kind: str, node: str, data: bytes | str) -> bytes:
     return b"%s %s %s" % (kind.encode(), node.encode(), data.encode() if isinstance(data, str) else data)
 
 
+@maps_store_errors
 class StoreState:
     """`mesh_node` is this node's name when the store is shared with other hub nodes (they are
     told of changes to peers and woken for deliveries), '' when this hub is alone on it."""
@@ -65,32 +64,23 @@ class StoreState:
     # ---- peers -------------------------------------------------------------------------------
 
     async def load_peers(self) -> list[PeerRecord]:
-        try:
-            ids = await self.client.smembers(keys.PEERS)
-            pipe = self.client.pipeline(transaction=False)
-            for peer_id in ids:
-                pipe.hgetall(keys.peer(as_text(peer_id)))
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        ids = await self.client.smembers(keys.PEERS)
+        pipe = self.client.pipeline(transaction=False)
+        for peer_id in ids:
+            pipe.hgetall(keys.peer(as_text(peer_id)))
+        rows = await pipe.execute()
         return [PeerRecord.from_store(row) for row in rows if row]
 
     async def load_peers_by_id(self, peer_ids: list[str]) -> list[PeerRecord | None]:
         """The records of these peers, None for those the store no longer has."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for peer_id in peer_ids:
-                pipe.hgetall(keys.peer(peer_id))
-            rows = await pipe.execute()
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for peer_id in peer_ids:
+            pipe.hgetall(keys.peer(peer_id))
+        rows = await pipe.execute()
         return [PeerRecord.from_store(row) if row else None for row in rows]
 
     async def peer_id_for_token(self, digest: str) -> str | None:
-        try:
-            found = await self.client.hget(keys.TOKENS, digest)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        found = await self.client.hget(keys.TOKENS, digest)
         return as_text(found) if found else None
 
     def _peer_changed(self, peer_id: str) -> list[Command]:
@@ -183,10 +173,7 @@ class StoreState:
         return entries
 
     async def read_inbox(self, peer_id: str, after_seq: int, count: int) -> list[InboxEntry]:
-        try:
-            rows = await self.client.execute_command(*self.inbox_page_cmd(peer_id, after_seq, count))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.execute_command(*self.inbox_page_cmd(peer_id, after_seq, count))
         return self.parse_inbox(rows)
 
     @staticmethod
@@ -199,13 +186,10 @@ class StoreState:
 
     async def inbox_lengths(self, peer_ids: Iterable[str]) -> dict[str, int]:
         ids = list(peer_ids)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for peer_id in ids:
-                pipe.xlen(keys.inbox(peer_id))
-            return dict(zip(ids, await pipe.execute()))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        pipe = self.client.pipeline(transaction=False)
+        for peer_id in ids:
+            pipe.xlen(keys.inbox(peer_id))
+        return dict(zip(ids, await pipe.execute()))
 
     # ---- traces ------------------------------------------------------------------------------
 
@@ -238,10 +222,7 @@ class StoreState:
         return _trace_write(trace_id, [orjson.dumps(s) for s in stages], start_ttl_s)
 
     async def read_trace(self, message_id: str) -> list[dict] | None:
-        try:
-            rows = await self.client.lrange(keys.trace(message_id), 0, -1)
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        rows = await self.client.lrange(keys.trace(message_id), 0, -1)
         return [orjson.loads(r) for r in rows] if rows else None
 
     # ---- idempotency -------------------------------------------------------------------------
@@ -264,18 +245,12 @@ class StoreState:
         return ("DEL", keys.idempotency(peer_id, key))
 
     async def idempotency_get(self, peer_id: str, key: str) -> dict | None:
-        try:
-            raw = await self.client.get(keys.idempotency(peer_id, key))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.get(keys.idempotency(peer_id, key))
         return orjson.loads(raw) if raw else None
 
     async def node_instance(self, node: str) -> str | None:
         """The process holding a node's lease now (see hub.store.bus), None when none does."""
-        try:
-            raw = await self.client.get(keys.node_lease(node))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        raw = await self.client.get(keys.node_lease(node))
         holder = LeaseHolder.decode(raw)
         return holder.instance if holder else None
 
@@ -288,8 +263,5 @@ class StoreState:
 
     async def ensure_epoch(self, candidate: str) -> str:
         """The store's epoch changes only when its data is gone; clients use it to tell."""
-        try:
-            await self.client.hsetnx(keys.META, "epoch", candidate)
-            return replies.text(await self.client.hget(keys.META, "epoch"))
-        except StoreDown as exc:
-            raise unavailable(exc) from exc
+        await self.client.hsetnx(keys.META, "epoch", candidate)
+        return replies.text(await self.client.hget(keys.META, "epoch"))
