@@ -7,20 +7,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
 
 from schemas.dashboard import DASHBOARD_CLIENT_FRAMES, DashboardClientFrame, DashboardHubFrame
 from schemas.errors import ErrorCode
-from schemas.frames import CLIENT_FRAMES, ClientFrame, HubFrame
+from schemas.frames import CLIENT_FRAMES, ClientFrame, Error, ErrorInfo, HubFrame
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _dashboard_decoder = msgspec.json.Decoder(DashboardClientFrame)
 _hub_decoder = msgspec.json.Decoder(HubFrame)
 _dashboard_hub_decoder = msgspec.json.Decoder(DashboardHubFrame)
 _encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 _CLIENT_TYPES = frozenset(str(t.__struct_config__.tag) for t in CLIENT_FRAMES)
 _DASHBOARD_TYPES = frozenset(str(t.__struct_config__.tag) for t in DASHBOARD_CLIENT_FRAMES)
 
@@ -100,8 +101,31 @@ def _has_free_form(frame_type: type) -> bool:
 _FREE_FORM_FRAMES = tuple(t for t in CLIENT_FRAMES if _has_free_form(t))
 
 
-def encode(frame: msgspec.Struct) -> bytes:
-    return _encoder.encode(frame)
+def encode(value: msgspec.Struct) -> bytes:
+    """The one encoder for what the hub sends: frames, REST bodies, stored deliveries."""
+    return _encoder.encode(value)
+
+
+def decode_as(data: bytes | str, kind: type[T]) -> T:
+    """Decode what the hub wrote itself (a stored result, a stored record) as its type."""
+    return msgspec.json.decode(data, type=kind)
+
+
+def error_frame(code: ErrorCode | str, message: str, ref: str | None = None,
+                details: dict[str, Any] | None = None) -> bytes:
+    """An `error` frame with its code from the table; `ref` echoes the frame it answers."""
+    return _encoder.encode(Error(error=ErrorInfo(code=str(code), message=message, details=details or {}), ref=ref))
+
+
+def deliver_frame(seq: int, delivery: bytes) -> bytes:
+    """A stored delivery (an encoded `Delivery`, a JSON object) as the `deliver` frame for the
+    recipient whose inbox gave it `seq`: the stored bytes are sent as they are, not re-encoded."""
+    return b'{"type":"deliver","seq":%d,' % seq + delivery[1:]
+
+
+def event_frame(cursor: str, kind: str, data: bytes) -> bytes:
+    """A dashboard `event` frame around event data kept encoded in the store's stream."""
+    return b'{"type":"event","cursor":"%s","kind":"%s","data":%s}' % (cursor.encode(), kind.encode(), data)
 
 
 def decode_client_frame(data: bytes | str, max_bytes: int) -> ClientFrame:

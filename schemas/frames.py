@@ -342,15 +342,18 @@ class AttachmentRef(Struct, kw_only=True):
     sha256: Sha256
 
 
-class Deliver(_Frame, tag="deliver"):
-    """A delivery with a per-recipient `seq`; confirm it with a `receipt`.
+DeliveryKind = Literal["notify", "ask", "reply", "ack", "answer", "expired"]
+
+
+class Delivery(Struct, kw_only=True, omit_defaults=True):
+    """A message as a recipient's inbox keeps it (written once, for every recipient): a
+    `deliver` frame is this with the recipient's `seq` (see schemas.codec.deliver_frame).
 
     kind: notify | ask (with correlation_id, deadline, question?) | reply (ack with text) |
     ack (bare ack) | answer (option_id?, text?, outcome?) | expired (an ask passed its
     deadline, or a reply was never collected: `reason`)."""
-    kind: Literal["notify", "ask", "reply", "ack", "answer", "expired"]
+    kind: DeliveryKind
     message_id: Hex128
-    seq: Seq
     sent_at: int
     from_: PeerRef = msgspec.field(name="from")
     text: str | None = None
@@ -362,6 +365,12 @@ class Deliver(_Frame, tag="deliver"):
     reason: str | None = None
     schedule_id: Hex128 | None = None   # set when a schedule sent it
     attachments: list[AttachmentRef] | None = None
+
+
+class Deliver(_Frame, Delivery, tag="deliver", kw_only=True):
+    """A delivery with a per-recipient `seq`; confirm it with a `receipt`. The fields are the
+    `Delivery`'s (kind: notify | ask | reply | ack | answer | expired)."""
+    seq: Seq
 
 
 class DecisionInfo(Struct, kw_only=True, omit_defaults=True):

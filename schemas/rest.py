@@ -637,3 +637,26 @@ class DashboardSession(Struct):
     node: str
     version: str
     as_: PeerRef = msgspec.field(name="as")
+
+
+# ---- alerts ------------------------------------------------------------------------------------
+
+class WaitingQuestion(Struct, kw_only=True):
+    """The question an alert is about (its full view: GET /questions/{correlation_id})."""
+    correlation_id: Hex128
+    kind: Literal["tool_permission", "choice"]
+    tool_name: str | None
+    title: str | None
+    cwd: str | None
+    deadline: int
+    agent: PeerRef
+
+
+class QuestionWaiting(Struct, kw_only=True, tag_field="type", tag="question_waiting"):
+    """The body of the webhook alert (`serve --alert-webhook`): a question waits for a person.
+    Signed: `X-Repowire-Signature: sha256=<hex>` is HMAC-SHA256 of `<X-Repowire-Timestamp>.<body>`.
+    `url` signs whoever opens it in as you, once (null when no sign-in link could be made)."""
+    title: str
+    summary: str
+    url: str | None
+    question: WaitingQuestion

@@ -10,13 +10,25 @@ An ask is closed once; every later ack or answer is refused and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 
 PENDING, ACKED, REPLIED, ANSWERED, EXPIRED, FAILED = "pending", "acked", "replied", "answered", "expired", "failed"
 CLOSED_STATES = frozenset({ACKED, REPLIED, ANSWERED, EXPIRED, FAILED})
+ClosedByPeer = Literal["acked", "replied", "answered"]
+
+
+def closed_state(state: str) -> ClosedByPeer:
+    """The state a peer's ack or answer left an ask in."""
+    if state == ACKED:
+        return "acked"
+    if state == REPLIED:
+        return "replied"
+    if state == ANSWERED:
+        return "answered"
+    raise ValueError(f"{state!r} is not a state a peer closes an ask in")
 OUTCOMES = ("accepted", "declined", "dismissed")
 
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
+from schemas.frames import AttachmentRef
 
 MiB = 1024 * 1024
 MAX_FILENAME_CHARS = 255
@@ -33,6 +36,11 @@ class AttachmentPolicy:
 # ---- names and types -----------------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def attachment_refs(briefs: list[dict[str, Any]] | None) -> list[AttachmentRef] | None:
+    """The attachments a message carries, as its delivery names them (None when it carries none)."""
+    return msgspec.convert(briefs, list[AttachmentRef]) if briefs else None
 
 
 def clean_filename(raw: str) -> str:

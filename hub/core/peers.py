@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Final, get_args
 
 import orjson
 
@@ -17,12 +17,22 @@ from hub.core.errors import HubError
 from hub.core.ids import is_hex128
 from hub.core.panes import PaneLink
 from schemas.errors import ErrorCode
+from schemas.frames import Role
 
 ONLINE, BUSY, AWAITING_INPUT, OFFLINE = "online", "busy", "awaiting_input", "offline"
 STATUSES = (ONLINE, BUSY, AWAITING_INPUT, OFFLINE)
 SETTABLE = (ONLINE, BUSY, AWAITING_INPUT)   # what a peer may say of itself; `offline` is the hub's
-PERSON = "person"  # the role that may answer tool-permission questions (needs the hub token)
-BRIDGE = "bridge"  # a pane bridge: runs tmux for the hub and holds pane peers' tokens (needs the hub token)
+PERSON: Final = "person"  # the role that may answer tool-permission questions (needs the hub token)
+BRIDGE: Final = "bridge"  # a pane bridge: runs tmux for the hub and holds pane peers' tokens (needs the hub token)
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+def as_role(value: str) -> Role:
+    """A role read back from the store (written by this hub: one of ROLES)."""
+    for role in ROLES:
+        if role == value:
+            return role
+    raise ValueError(f"unknown role {value!r}")
 
 
 @dataclass(slots=True)
@@ -30,7 +40,7 @@ class PeerRecord:
     peer_id: str
     name: str
     circle: str
-    role: str
+    role: Role
     token_digest: str
     created_at: int
     last_seen: int
@@ -64,7 +74,7 @@ class PeerRecord:
     def from_store(cls, raw: dict[bytes | str, bytes | str]) -> PeerRecord:
         data = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                 for k, v in raw.items()}
-        return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=data["role"],
+        return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=as_role(data["role"]),
                    token_digest=data["token_digest"], created_at=int(data["created_at"]),
                    last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
                    status_reason=data.get("status_reason", ""), node=data.get("node", ""),

@@ -34,6 +34,8 @@ from hub.core.settings import AlertSettings
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
 from hub.store.writer import Command
+from schemas.codec import encode
+from schemas.rest import QuestionView, QuestionWaiting, WaitingQuestion
 from schemas.visible import neutralise
 
 log = logging.getLogger(__name__)
@@ -49,12 +51,13 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def one_line(question: dict) -> str:
+def one_line(question: QuestionView) -> str:
     """What the agent wants, on one line a person can read at a glance (agent text neutralised)."""
-    if question.get("kind") == "choice":
-        text = question.get("title") or ""
+    text: object
+    if question.kind == "choice":
+        text = question.title or ""
     else:
-        tool_input = question.get("tool_input") or {}
+        tool_input = question.tool_input
         value = next((tool_input[k] for k in ("command", "file_path", "url", "pattern", "path") if
                       isinstance(tool_input.get(k), str)), None)
         text = value if value is not None else orjson.dumps(tool_input).decode()
@@ -62,12 +65,12 @@ def one_line(question: dict) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS] + "…"
 
 
-def headline(question: dict) -> str:
-    who = question.get("peer") or question["asker"]
-    agent = neutralise(f"{who['name']}@{who['circle']}")
-    if question.get("kind") == "choice":
+def headline(question: QuestionView) -> str:
+    who = question.peer or question.asker
+    agent = neutralise(f"{who.name}@{who.circle}")
+    if question.kind == "choice":
         return f"repowire: {agent} asks you a question"
-    return f"repowire: {agent} asks to run {neutralise(question.get('tool_name') or '?')}"
+    return f"repowire: {agent} asks to run {neutralise(question.tool_name or '?')}"
 
 
 class Alerts:
@@ -86,11 +89,11 @@ class Alerts:
     def configured(self) -> bool:
         return self.settings.configured
 
-    def question_waits(self, question: dict) -> None:
+    def question_waits(self, question: QuestionView) -> None:
         if not self.configured:
             return
         if len(self._sending) >= MAX_IN_FLIGHT:
-            log.warning("alert for question %s dropped: %d alerts are still being sent", question["correlation_id"],
+            log.warning("alert for question %s dropped: %d alerts are still being sent", question.correlation_id,
                         len(self._sending))
             return
         task = asyncio.get_running_loop().create_task(self._send(question), name="alert")
@@ -102,7 +105,7 @@ class Alerts:
             task.cancel()
         await asyncio.gather(*self._sending, return_exceptions=True)
 
-    async def _send(self, question: dict) -> None:
+    async def _send(self, question: QuestionView) -> None:
         title, summary = headline(question), one_line(question)
         sends = []
         if self.settings.webhook_url:
@@ -113,25 +116,22 @@ class Alerts:
             sends.append(self._desktop(self.notifier, question, title, summary))
         for outcome in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(outcome, BaseException):
-                log.warning("alert for question %s not sent: %s", question["correlation_id"], outcome)
+                log.warning("alert for question %s not sent: %s", question.correlation_id, outcome)
 
-    async def _link(self, question: dict) -> str | None:
+    async def _link(self, question: QuestionView) -> str | None:
         """Each channel's own link (a code works once: opening one alert never spends another's)."""
         try:
-            return await self.sign_in_link(question["correlation_id"])
+            return await self.sign_in_link(question.correlation_id)
         except Exception as exc:  # the alert still goes, without a sign-in
-            log.warning("no sign-in link for the alert of %s: %s", question["correlation_id"], exc)
+            log.warning("no sign-in link for the alert of %s: %s", question.correlation_id, exc)
             return None
 
-    async def _webhook(self, url: str, question: dict, title: str, summary: str) -> None:
+    async def _webhook(self, url: str, question: QuestionView, title: str, summary: str) -> None:
         link = await self._link(question)
-        who = question.get("peer") or question["asker"]
-        body = orjson.dumps({"type": "question_waiting", "title": title, "summary": summary, "url": link,
-                             "question": {"correlation_id": question["correlation_id"], "kind": question.get("kind"),
-                                          "tool_name": question.get("tool_name"), "title": question.get("title"),
-                                          "cwd": question.get("cwd"), "deadline": question["deadline"],
-                                          "agent": {"peer_id": who["peer_id"], "name": who["name"],
-                                                    "circle": who["circle"]}}})
+        who = question.peer or question.asker
+        body = encode(QuestionWaiting(title=title, summary=summary, url=link, question=WaitingQuestion(
+            correlation_id=question.correlation_id, kind=question.kind, tool_name=question.tool_name,
+            title=question.title, cwd=question.cwd, deadline=question.deadline, agent=who)))
         timestamp = str(int(time.time()))
         headers = {"content-type": "application/json", TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: sign(self.settings.webhook_secret, timestamp, body)}
@@ -139,7 +139,7 @@ class Alerts:
                                          timeout=SEND_TIMEOUT_S)
         response.raise_for_status()
 
-    async def _ntfy(self, url: str, question: dict, title: str, summary: str) -> None:
+    async def _ntfy(self, url: str, question: QuestionView, title: str, summary: str) -> None:
         link = await self._link(question)
         headers = {"Title": title.encode("utf-8").decode("latin-1"), "Tags": "lock", "Priority": "high"}
         if link:
@@ -150,7 +150,7 @@ class Alerts:
                                          timeout=SEND_TIMEOUT_S)
         response.raise_for_status()
 
-    async def _desktop(self, notifier: str, question: dict, title: str, summary: str) -> None:
+    async def _desktop(self, notifier: str, question: QuestionView, title: str, summary: str) -> None:
         link = await self._link(question)
         argv = [notifier, "--app-name=repowire", "--urgency=critical", title,
                 summary + (f"\n{link}" if link else "")]

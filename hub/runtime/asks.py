@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 import orjson
 
 from hub.core.asks import (
@@ -32,25 +35,30 @@ from hub.core.asks import (
     AskView,
     check_answer,
     check_closer,
+    closed_state,
     deadline_ms,
     ensure_open,
     validate_question,
 )
-from hub.core.attachments import ask_ref, fingerprint_part, inbox_ref
+from hub.core.attachments import ask_ref, attachment_refs, fingerprint_part, inbox_ref
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
-from hub.runtime.hub import OPERATOR_ID, Claimed, Hub, Sender, grant_cmds
+from hub.runtime.hub import HUB_AS_SENDER, OPERATOR_ID, Claimed, Hub, Sender, grant_cmds
 from hub.store.asks import AskStore
 from hub.store.state import InboxEntry, as_text
+from schemas.codec import encode
 from schemas.errors import ErrorCode
+from schemas.frames import AskChild, Delivery, DeliveryKind, Question
+from schemas.rest import AskAccepted, Closed
 
 log = logging.getLogger(__name__)
 
 NOTICE_KINDS = ("reply", "ack", "answer")
+KIND_OF_CLOSE: dict[str, DeliveryKind] = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}
 STAGE_OF_STATE = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}
 MAX_WAIT_S = 60.0
 
@@ -84,6 +92,11 @@ def answer_body(option_id: str | None, text: str | None, outcome: str | None,
                 attachments: list[dict] | None = None) -> dict:
     return {k: v for k, v in (("option_id", option_id), ("text", text), ("outcome", outcome),
                               ("attachments", attachments or None)) if v is not None}
+
+
+def _closed(closed: Closed | None) -> Closed:
+    assert closed is not None, "a peer's close answers with the notice it queued"
+    return closed
 
 
 def _record_view(record: dict) -> AskView:
@@ -188,16 +201,17 @@ class AskService:
 
     async def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
                   queue_if_offline: bool = False, question: dict | None = None,
-                  idempotency_key: str | None = None, attachments: list[dict] | None = None) -> dict:
+                  idempotency_key: str | None = None, attachments: list[dict] | None = None) -> AskAccepted:
         fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question, *fingerprint_part(attachments)]
         return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda claimed: self.ask_future(
             sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
-            attachments=attachments, claimed=claimed))
+            attachments=attachments, claimed=claimed), AskAccepted)
 
     def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
                    queue_if_offline: bool, question: dict | None,
                    scheduled: tuple[str, str, str] | None = None,
-                   attachments: list[dict] | None = None, claimed: Claimed | None = None) -> asyncio.Future[dict]:
+                   attachments: list[dict] | None = None,
+                   claimed: Claimed | None = None) -> asyncio.Future[AskAccepted]:
         """Validate and submit synchronously; the future resolves once the ask is durable.
         A scheduled fire passes (schedule id, correlation id, message id): the ids it claimed,
         so that a fire sent again after a crash is the same ask. It goes to one peer and is not
@@ -205,6 +219,7 @@ class AskService:
         hub = self.hub
         hub.check_text(text)
         validate_question(question)
+        asked = msgspec.convert(question, Question) if question else None
         recipients = self._recipients(sender, to)
         if scheduled is not None and len(recipients) != 1:
             raise HubError(ErrorCode.INVALID_REQUEST, "a scheduled ask goes to exactly one peer",
@@ -227,16 +242,11 @@ class AskService:
         children, cmds = [], []
         for peer in recipients:
             cid, message_id = scheduled[1:] if scheduled else (hub.ids.next(now), hub.ids.next(now))
-            body = {"kind": "ask", "message_id": message_id, "correlation_id": cid, "text": text,
-                    "deadline": deadline, "sent_at": now, "from": asker}
-            if question:
-                body["question"] = question
-            if schedule_id:
-                body["schedule_id"] = schedule_id
-            if attachments:
-                body["attachments"] = attachments
-            payload = orjson.dumps(body)
-            preview = message_preview(body, to=peer.address)
+            delivery = Delivery(kind="ask", message_id=message_id, correlation_id=cid, text=text, deadline=deadline,
+                                sent_at=now, from_=sender.peer_ref, question=asked, schedule_id=schedule_id,
+                                attachments=attachment_refs(attachments))
+            payload = encode(delivery)
+            preview = message_preview(delivery, to=peer.address)
             record = {"correlation_id": cid, "message_id": message_id, "asker": asker["peer_id"],
                       "asker_name": asker["name"], "asker_circle": asker["circle"], "recipient": peer.peer_id,
                       "recipient_name": peer.name, "recipient_circle": peer.circle, "text": text,
@@ -261,14 +271,14 @@ class AskService:
             cmds += self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention)
         if claimed is not None:
             first = children[0]
-            provisional = {"message_id": first[2], "correlation_id": first[1], "state": "queued", "deadline": deadline}
-            if group_id:
-                provisional.update(group_id=group_id, children=[
-                    {"peer_id": p.peer_id, "name": p.name, "correlation_id": cid, "message_id": mid, "state": "queued"}
-                    for p, cid, mid, _ in children])
+            provisional = AskAccepted(message_id=first[2], correlation_id=first[1], state="queued", deadline=deadline,
+                                      group_id=group_id, children=[
+                                          AskChild(peer_id=p.peer_id, name=p.name, correlation_id=cid, message_id=mid,
+                                                   state="queued") for p, cid, mid, _ in children] if group_id else None)
             cmds += hub.provisional_result_cmd(claimed, provisional)
-        def on_written(replies: list) -> dict:
-            states = []
+
+        def on_written(replies: list[Any]) -> AskAccepted:
+            states: list[AskChild] = []
             for index, (peer, cid, message_id, payload) in enumerate(children):
                 seq = replies[index * stride]
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
@@ -281,15 +291,15 @@ class AskService:
                 else:  # live on another node, which the store woke; or read from its inbox
                     delivered = ask.seq is not None and hub.is_reachable(peer)
                     hub.inbox_grew(peer.peer_id)
-                states.append({"peer_id": peer.peer_id, "name": peer.name, "correlation_id": cid,
-                               "message_id": message_id, "state": "delivered" if delivered else "queued"})
+                states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
+                                       state="delivered" if delivered else "queued"))
             first = states[0]
-            outcome = {"message_id": first["message_id"], "correlation_id": first["correlation_id"],
-                       "state": first["state"], "deadline": deadline}
-            if group_id:
-                outcome.update(group_id=group_id, children=states,
-                               state="delivered" if any(s["state"] == "delivered" for s in states) else "queued")
-            return outcome
+            if not group_id:
+                return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, state=first.state,
+                                   deadline=deadline)
+            return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, deadline=deadline,
+                               state="delivered" if any(s.state == "delivered" for s in states) else "queued",
+                               group_id=group_id, children=states)
 
         return then(hub.store.writer.submit(cmds), on_written)
 
@@ -308,33 +318,33 @@ class AskService:
     # ---- closing -----------------------------------------------------------------------------
 
     async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None,
-                  attachments: list[dict] | None = None) -> dict:
+                  attachments: list[dict] | None = None) -> Closed:
         state, body = ack_body(text, attachments)
         return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *fingerprint_part(attachments)],
-                                         lambda _: self._close_by_peer(actor, cid, state, body))
+                                         lambda _: self._close_by_peer(actor, cid, state, body), Closed)
 
     async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
                      outcome: str | None = None, idempotency_key: str | None = None,
-                     attachments: list[dict] | None = None) -> dict:
+                     attachments: list[dict] | None = None) -> Closed:
         body = answer_body(option_id, text, outcome, attachments)
         return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
-                                         lambda _: self._close_by_peer(actor, cid, ANSWERED, body))
+                                         lambda _: self._close_by_peer(actor, cid, ANSWERED, body), Closed)
 
-    async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> dict:
+    async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> Closed:
         ask = self.open.get(cid)
         view = ask.view() if ask is not None else await self._stored_view(cid)
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
-                                             closer=actor.key_owner, replier=actor.ref)
-        return finish((await written)[0])
+                                             closer=actor.key_owner, replier=actor)
+        return _closed(finish((await written)[0]))
 
-    def _checked_kind(self, view: AskView, actor: Sender, state: str, body: dict) -> str:
+    def _checked_kind(self, view: AskView, actor: Sender, state: str, body: dict[str, Any]) -> DeliveryKind:
         """The rules for a peer closing an ask; returns the kind of notice the asker gets."""
         if body.get("text") is not None:
             self.hub.check_text(body["text"])
         check_closer(view, actor.key_owner)
         if state == ANSWERED:
             check_answer(view, body.get("option_id"), body.get("text"), body.get("outcome"))
-        return {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}[state]
+        return KIND_OF_CLOSE[state]
 
     async def _stored_view(self, cid: str) -> AskView:
         record = await self.store.read(cid)
@@ -342,7 +352,7 @@ class AskService:
             raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
         return _record_view(record)
 
-    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> asyncio.Future[dict]:
+    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> asyncio.Future[Closed]:
         """Ack or answer without an idempotency key: checked and submitted synchronously when
         the ask is open in memory (the common case), so no task stands in between."""
         ask = self.open.get(cid)
@@ -350,21 +360,24 @@ class AskService:
             return asyncio.ensure_future(self._close_by_peer(actor, cid, state, body))
         view = ask.view()
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
-                                             closer=actor.key_owner, replier=actor.ref)
-        return then(written, lambda replies: finish(replies[0]))
+                                             closer=actor.key_owner, replier=actor)
+        return then(written, lambda replies: _closed(finish(replies[0])))
 
-    def _submit_close(self, view: AskView, state: str, kind: str, body: dict, *, closer: str,
-                      replier: dict | None):
+    def _submit_close(self, view: AskView, state: str, kind: DeliveryKind, body: dict[str, Any], *, closer: str,
+                      replier: Sender | None) -> tuple[asyncio.Future[list[Any]], Callable[[Any], Closed | None]]:
         """Submit the close (with the asker's notice); returns the write and a function that
         turns the store's answer into the result, or raises what it means."""
         hub = self.hub
         now = hub.now_ms()
         cid = view.correlation_id
         notice_id = hub.ids.next(now)
-        notice = {"kind": kind, "message_id": notice_id, "correlation_id": cid, "sent_at": now,
-                  "from": replier or {"peer_id": OPERATOR_ID, "name": "hub", "circle": "default"}, **body}
-        notice_bytes = orjson.dumps(notice)
-        result = {"state": state, "kind": kind, "at": now, "by": (replier or {}).get("peer_id"), **body}
+        notice = Delivery(kind=kind, message_id=notice_id, correlation_id=cid, sent_at=now,
+                          from_=replier.peer_ref if replier is not None else HUB_AS_SENDER,
+                          text=body.get("text"), option_id=body.get("option_id"), outcome=body.get("outcome"),
+                          reason=body.get("reason"), attachments=attachment_refs(body.get("attachments")))
+        notice_bytes = encode(notice)
+        result = {"state": state, "kind": kind, "at": now, "by": replier.peer_ref.peer_id if replier else None,
+                  **body}
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind,
@@ -373,7 +386,7 @@ class AskService:
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
         written = hub.store.writer.submit([close, *grants])
 
-        def finish(outcome: list) -> dict:
+        def finish(outcome: Any) -> Closed | None:
             if isinstance(outcome, Exception):
                 raise outcome
             status = as_text(outcome[0])
@@ -409,9 +422,9 @@ class AskService:
             if ask is not None:
                 self._wake_waiters(ask, result)
             if state == EXPIRED:
-                return result
-            return {"message_id": notice_id, "correlation_id": cid, "state": "delivered" if delivered else "queued",
-                    "ask_state": state}
+                return None
+            return Closed(message_id=notice_id, correlation_id=cid, state="delivered" if delivered else "queued",
+                          ask_state=closed_state(state))
 
         return written, finish
 
@@ -492,9 +505,8 @@ class AskService:
             if record is None:
                 continue
             message_id = hub.ids.next(now)
-            payload = orjson.dumps({"kind": "expired", "message_id": message_id, "correlation_id": cid,
-                                    "reason": "reply_not_collected", "sent_at": now,
-                                    "from": {"peer_id": OPERATOR_ID, "name": "hub", "circle": "default"}})
+            payload = encode(Delivery(kind="expired", message_id=message_id, correlation_id=cid,
+                                      reason="reply_not_collected", sent_at=now, from_=HUB_AS_SENDER))
             replier = record["recipient"]
             (seq,) = await hub.store.writer.write(hub.store.enqueue_cmd(
                 replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))

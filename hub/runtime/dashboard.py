@@ -24,12 +24,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
-
 from hub.core.errors import HubError
 from hub.core.ids import token_digest
 from hub.runtime.connection import Connection
 from hub.store.dashboard import DashboardStore, StreamEntry
+from schemas import codec
+from schemas.dashboard import Subscribed
 from schemas.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def parse_cursor(cursor: str) -> tuple[int, int]:
 def event_frame(entry: StreamEntry) -> bytes:
     """One `event` frame, encoded once and sent as the same bytes to every subscriber."""
     entry_id, kind, data = entry
-    return b'{"type":"event","cursor":"%s","kind":"%s","data":%s}' % (entry_id.encode(), kind.encode(), data)
+    return codec.event_frame(entry_id, kind, data)
 
 
 class DashboardAccess:
@@ -178,10 +178,8 @@ class DashboardFeed:
                 sub.last = _before(parse_cursor(entries[0][0]))
             else:  # live from the stream's end as it is now
                 sub.last = parse_cursor(last_added or (await self.store.bounds())[1])
-        subscribed = {"type": "subscribed", "cursor": _text(sub.last), "history_lost": lost}
-        if lost:
-            subscribed["missed_after"] = cursor
-        sub.conn.push(orjson.dumps(subscribed))
+        sub.conn.push(codec.encode(Subscribed(cursor=_text(sub.last), history_lost=lost,
+                                              missed_after=cursor if lost else None)))
         self._push(sub, entries)
         # From the store until this subscriber has everything the tail has fanned out; then
         # live. Nothing awaits between that check and going live, so no event falls between.

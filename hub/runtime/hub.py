@@ -19,11 +19,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import orjson
 
-from hub.core.attachments import fingerprint_part, inbox_ref
+from hub.core.attachments import attachment_refs, fingerprint_part, inbox_ref
+from hub.core.delivery import overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
@@ -49,8 +51,11 @@ from hub.runtime.futures import then
 from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
 from hub.store.state import InboxEntry, StoreState, as_text
+from hub.store.writer import Command
+from schemas.codec import decode_as, encode
 from schemas.errors import ErrorCode
-from schemas.frames import API_VERSION
+from schemas.frames import API_VERSION, Delivery, PeerRef, Position, RecipientState, Role, Welcome
+from schemas.rest import AskAccepted, Closed, MessageAccepted
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,11 @@ INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its 
 INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
 
 OPERATOR_ID = "0" * 32
+HUB_AS_SENDER = PeerRef(peer_id=OPERATOR_ID, name="hub", circle="default")   # the hub's own notices
 REPLAY_PAGE = 256
+# What an operation with an idempotency key returns, kept to answer its retries (`replayed`).
+Replayable = MessageAccepted | AskAccepted | Closed
+R = TypeVar("R", MessageAccepted, AskAccepted, Closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,13 @@ class Sender:
         if self.peer is None:
             return {"peer_id": OPERATOR_ID, "name": "operator", "circle": "default"}
         return {"peer_id": self.peer.peer_id, "name": self.peer.name, "circle": self.peer.circle}
+
+    @property
+    def peer_ref(self) -> PeerRef:
+        """Who sent a message, as its delivery names them."""
+        if self.peer is None:
+            return PeerRef(peer_id=OPERATOR_ID, name="operator", circle="default")
+        return PeerRef(peer_id=self.peer.peer_id, name=self.peer.name, circle=self.peer.circle)
 
     @property
     def key_owner(self) -> str:
@@ -205,9 +221,9 @@ class Hub:
 
     # ---- connections -------------------------------------------------------------------------
 
-    async def connect(self, conn: Connection, *, name: str, circle: str, role: str, token: str | None,
-                      resume: int | None, holds_hub_token: bool) -> dict:
-        """Admit a hello; returns the welcome fields. Backlog delivery starts right after."""
+    async def connect(self, conn: Connection, *, name: str, circle: str, role: Role, token: str | None,
+                      resume: int | None, holds_hub_token: bool) -> Welcome:
+        """Admit a hello; returns the welcome frame. Backlog delivery starts right after."""
         if len(self.connections) >= self.settings.limits.max_connections:
             raise HubError(ErrorCode.TOO_MANY_CONNECTIONS,
                            f"the hub has {len(self.connections)} connections, its limit")
@@ -267,11 +283,11 @@ class Hub:
         if resume is not None:
             self._record_resumed(peer, results[-3])
         assert issued_token is not None
-        return {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle, "role": peer.role,
-                "token": issued_token, "node": self.node, "api_version": API_VERSION,
-                "heartbeat_s": self.settings.heartbeat_s,
-                "position": {"last_seq": int(results[-1] or 0), "pending": int(results[-2])},
-                "limits": self.settings.limits.as_dict()}
+        return Welcome(peer_id=peer.peer_id, name=peer.name, circle=peer.circle, role=peer.role,
+                       token=issued_token, node=self.node, api_version=API_VERSION,
+                       heartbeat_s=self.settings.heartbeat_s,
+                       position=Position(last_seq=int(results[-1] or 0), pending=int(results[-2])),
+                       limits=self.settings.limits.as_dict())
 
     async def _catch_up_for_hello(self, token: str | None, name: str, circle: str) -> None:
         """A peer may have been registered or reconnected through another node a moment ago,
@@ -454,15 +470,15 @@ class Hub:
                            {"length": len(text), "limit": limit})
 
     async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None,
-                     attachments: list[dict] | None = None) -> dict:
-        """Durably accept a notify; returns {message_id, state, recipients?, replayed?}.
-        `attachments`: the briefs of the sender's attachments it carries (already resolved)."""
+                     attachments: list[dict] | None = None) -> MessageAccepted:
+        """Durably accept a notify. `attachments`: the briefs of the sender's attachments it
+        carries (already resolved)."""
         return await self.idempotent(sender, idempotency_key, ["notify", to, text, *fingerprint_part(attachments)],
                                      lambda claimed: self.notify_future(sender, to, text, attachments=attachments,
-                                                                        claimed=claimed))
+                                                                        claimed=claimed), MessageAccepted)
 
-    async def idempotent(self, sender: Sender, key: str | None, fingerprint: list,
-                         run: Callable[[Claimed | None], Awaitable[dict]]) -> dict:
+    async def idempotent(self, sender: Sender, key: str | None, fingerprint: list[Any],
+                         run: Callable[[Claimed | None], Awaitable[R]], result_type: type[R]) -> R:
         """Run an operation once per (sender, key): a replay with the same fingerprint returns
         the first result with `replayed: true`; a different fingerprint is `conflict`. A claim
         whose process died before writing anything is taken over by the retry."""
@@ -474,7 +490,7 @@ class Hub:
         by = self.process_ref
         (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by))
         if not claimed:
-            replayed = await self._replay_idempotent(owner, key, digest)
+            replayed = await self._replay_idempotent(owner, key, digest, result_type)
             if replayed is not None:
                 return replayed
             await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by, take_over=True))
@@ -489,17 +505,17 @@ class Hub:
         self.store.writer.submit([self.store.idempotency_result_cmd(owner, key, digest, result, ttl)], wait=False)
         return result
 
-    async def _replay_idempotent(self, owner: str, key: str, digest: str) -> dict | None:
+    async def _replay_idempotent(self, owner: str, key: str, digest: str, result_type: type[R]) -> R | None:
         """The first result; None when the claim was left by a process that died before it
         wrote its message (the caller takes the claim over and runs the operation)."""
         record = await self.store.idempotency_get(owner, key)
-        if record is None or record.get("digest") != digest:
+        if record is None or record.digest != digest:
             raise HubError(ErrorCode.CONFLICT, f"idempotency key {key!r} was used with a different message",
                            {"idempotency_key": key})
-        if "result" in record:
-            return {**record["result"], "replayed": True}
-        if await self.process_gone(record.get("by", "")) or (
-                record.get("by") == self.process_ref and (owner, key) not in self._running_keys):
+        if len(record.result):
+            return msgspec.structs.replace(decode_as(record.result, result_type), replayed=True)
+        if await self.process_gone(record.by) or (
+                record.by == self.process_ref and (owner, key) not in self._running_keys):
             return None   # its process died, or failed here without releasing it (the store was away)
         raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
                        {"idempotency_key": key, "retry": True})
@@ -517,7 +533,7 @@ class Hub:
             return instance != self.instance
         return await self.store.node_instance(node) != instance
 
-    def provisional_result_cmd(self, claimed: Claimed | None, result: dict) -> list:
+    def provisional_result_cmd(self, claimed: Claimed | None, result: Replayable) -> list[Command]:
         """The result written with the message itself (`state` as queued): what a retry after a
         crash gets; the exact result replaces it once the write is answered."""
         if claimed is None:
@@ -526,7 +542,7 @@ class Hub:
 
     def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
                       schedule_id: str | None = None, attachments: list[dict] | None = None,
-                      claimed: Claimed | None = None) -> asyncio.Future[dict]:
+                      claimed: Claimed | None = None) -> asyncio.Future[MessageAccepted]:
         """Validate and submit synchronously (so submission order is frame order); the returned
         future resolves once the message is durable and handed to online recipients.
         A scheduled fire passes its `schedule_id` and the message id it claimed (so that a fire
@@ -537,12 +553,9 @@ class Hub:
             self.check_rate(sender)
         now = self.now_ms()
         message_id = message_id or self.ids.next(now)
-        body = {"kind": "notify", "message_id": message_id, "text": text, "sent_at": now, "from": sender.ref}
-        if schedule_id is not None:
-            body["schedule_id"] = schedule_id
-        if attachments:
-            body["attachments"] = attachments
-        payload = orjson.dumps(body)
+        delivery = Delivery(kind="notify", message_id=message_id, text=text, sent_at=now, from_=sender.peer_ref,
+                            schedule_id=schedule_id, attachments=attachment_refs(attachments))
+        payload = encode(delivery)
         expires_at = now + self.settings.queue_ttl_s * 1000
         node = self.node
         stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.ref["peer_id"],
@@ -562,15 +575,15 @@ class Hub:
             cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
                                [inbox_ref(p.peer_id, message_id) for p in recipients])
         cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
-                                         message=message_preview(body, to=to)))
+                                         message=message_preview(delivery, to=to)))
         if claimed is not None:
-            provisional: dict[str, Any] = {"message_id": message_id, "state": "queued"}
-            if address.broadcast:
-                provisional["recipients"] = [{"peer_id": p.peer_id, "name": p.name, "state": "queued"}
-                                             for p in recipients]
+            provisional = MessageAccepted(message_id=message_id, state="queued", recipients=[
+                RecipientState(peer_id=p.peer_id, name=p.name, state="queued") for p in recipients
+            ] if address.broadcast else None)
             cmds += self.provisional_result_cmd(claimed, provisional)
-        def on_written(seqs: list) -> dict:
-            states = []
+
+        def on_written(seqs: list[Any]) -> MessageAccepted:
+            states: list[RecipientState] = []
             full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
             if full:
                 self._inbox_full(message_id, full)
@@ -581,11 +594,11 @@ class Hub:
                                                                        "limit": self.settings.limits.inbox_per_peer})
             for peer, seq in zip(recipients, seqs):
                 if seq == INBOX_FULL:
-                    states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "failed",
-                                   "reason": Reason.INBOX_FULL})
+                    states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="failed",
+                                                 reason=Reason.INBOX_FULL))
                     continue
                 if isinstance(seq, Exception) or seq == -1:
-                    states.append({"peer_id": peer.peer_id, "name": peer.name, "state": "queued"})
+                    states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
                     continue
                 conn = self.connections.get(peer.peer_id)
                 if conn is not None:
@@ -593,16 +606,12 @@ class Hub:
                 else:  # live on another node, which the store woke; or read from its inbox
                     delivered = self.is_reachable(peer)
                     self.inbox_grew(peer.peer_id)
-                states.append({"peer_id": peer.peer_id, "name": peer.name,
-                               "state": "delivered" if delivered else "queued"})
+                states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
+                                             state="delivered" if delivered else "queued"))
             if isinstance(seqs[-1], Exception):
                 log.warning("trace write for %s failed: %s", message_id, seqs[-1])
-            overall = ("delivered" if any(s["state"] == "delivered" for s in states)
-                       else "queued" if any(s["state"] == "queued" for s in states) else "failed")
-            outcome: dict[str, Any] = {"message_id": message_id, "state": overall}
-            if address.broadcast:
-                outcome["recipients"] = states
-            return outcome
+            return MessageAccepted(message_id=message_id, state=overall_state(states),
+                                   recipients=states if address.broadcast else None)
 
         return then(self.store.writer.submit(cmds), on_written)
 

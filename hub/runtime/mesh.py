@@ -122,7 +122,7 @@ class Mesh:
                 closed = orjson.loads(message.data)
                 self.asks.closed_elsewhere(closed["correlation_id"], closed["result"])
             elif message.kind in ("question", "question_decided"):
-                self.questions.heard_from_node(orjson.loads(message.data))
+                self.questions.heard_from_node(message.data)
             elif message.kind == "signout":
                 self.access.signed_out_elsewhere(message.data.decode())
             else:

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import orjson
+import msgspec
 
 from hub.core.approvals import (
     ABANDONED,
     ASK,
     DENY,
-    ERROR,
     HUMAN,
     ONCE,
     PENDING,
@@ -62,7 +63,10 @@ from hub.runtime.hub import Hub, Sender
 from hub.runtime.policies import PolicyService
 from hub.store.questions import QuestionStore
 from hub.store.state import as_text
+from schemas.codec import decode_hub_frame, encode
 from schemas.errors import ErrorCode
+from schemas.frames import QuestionDecided, QuestionOpened
+from schemas.rest import DecisionView, QuestionView
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +81,20 @@ class Opened:
     """A question as its asker first hears of it; `decision` resolves to the decision view."""
     correlation_id: str
     deadline: int
-    decision: asyncio.Future[dict]
+    decision: asyncio.Future[DecisionView]
 
 
-def decision_view(record: dict) -> dict:
-    view = {"correlation_id": record["correlation_id"], "answered_by": record["answered_by"],
-            "reason": record.get("reason", "")}
-    for name in ("decision", "rule_id", "option_id", "scope", "policy_id"):
-        if record.get(name):
-            view[name] = record[name]
-    return view
+DECISION_FIELDS = ("decision", "rule_id", "option_id", "scope", "policy_id")
+QUESTION_FIELDS = ("tool_name", "tool_input", "tool_use_id", "session_id", "cwd", "title", "prompt", "options",
+                   "default", "asker", "peer", "decision", "answered_by", "reason", "rule_id", "option_id", "by",
+                   "scope", "policy_id")
+
+
+def decision_view(record: Mapping[str, Any]) -> DecisionView:
+    """A question's decision, from its stored record (or a decision being written)."""
+    fields = {name: record[name] for name in DECISION_FIELDS if record.get(name)}
+    return msgspec.convert({"correlation_id": record["correlation_id"], "answered_by": record["answered_by"],
+                            "reason": record.get("reason", ""), **fields}, DecisionView)
 
 
 def owner_of(record: dict) -> str:
@@ -100,9 +108,9 @@ def not_what_was_shown(qid: str) -> HubError:
                     "reload the question and answer what it asks now", {"correlation_id": qid})
 
 
-def error_view(qid: str, reason: str) -> dict:
+def error_view(qid: str, reason: str) -> DecisionView:
     """No decision could be had: deny (fail closed)."""
-    return {"correlation_id": qid, "decision": DENY, "answered_by": ERROR, "reason": reason}
+    return DecisionView(correlation_id=qid, decision="deny", answered_by="error", reason=reason)
 
 
 class QuestionService:
@@ -113,7 +121,7 @@ class QuestionService:
         self.policies = policies
         self.policy = policy
         self.people = people
-        self.waiters: dict[str, list[asyncio.Future]] = {}
+        self.waiters: dict[str, list[asyncio.Future[DecisionView]]] = {}
         # What never changes about the questions this node opened and that wait for a person:
         # answering them needs no store read (their state is the store's to check).
         self.opened: dict[str, dict] = {}
@@ -230,7 +238,7 @@ class QuestionService:
         if status == "mismatch":
             raise HubError(ErrorCode.CONTENT_MISMATCH, "this tool_use_id was asked about before with a different "
                            "tool name or input", {"correlation_id": qid})
-        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[DecisionView] = asyncio.get_running_loop().create_future()
         if status == "joined":
             return await self._join(qid, as_text(written[0][1]), future)
         if decision is not None:
@@ -242,11 +250,11 @@ class QuestionService:
         self.opened[qid] = {**body, "content_hash": digest}
         self._show_presence(owner_of(body))
         shown = self.public({**body, "content_hash": digest, "state": PENDING})
-        self._tell_people({"type": "question", **shown})
+        self._tell_people(QuestionOpened(**msgspec.structs.asdict(shown)))
         self.people.alerts.question_waits(shown)
         return Opened(qid, deadline, future)
 
-    async def _join(self, qid: str, state: str, future: asyncio.Future) -> Opened:
+    async def _join(self, qid: str, state: str, future: asyncio.Future[DecisionView]) -> Opened:
         """The same tool call asked again (the store traced `joined`): wait for the first
         question's decision, or return it if it was made."""
         record = await self.store.read(qid)
@@ -261,7 +269,7 @@ class QuestionService:
         self.waiters.setdefault(qid, []).append(future)
         return Opened(qid, int(record["deadline"]), future)
 
-    def waiter_lost(self, qid: str, future: asyncio.Future, reason: str) -> None:
+    def waiter_lost(self, qid: str, future: asyncio.Future[DecisionView], reason: str) -> None:
         """A caller stopped waiting (its connection closed): the question stays open."""
         futures = self.waiters.get(qid, [])
         if future in futures:
@@ -323,7 +331,7 @@ class QuestionService:
 
     async def answer(self, sender: Sender, qid: str, *, decision: str | None = None, option_id: str | None = None,
                      reason: str | None = None, expected_hash: str | None = None, scope: str = ONCE,
-                     prefix: str | None = None) -> dict:
+                     prefix: str | None = None) -> DecisionView:
         """A person decides. Agents may not: only the operator or a `person` peer. An allow with
         a scope (`session`, `always`) also leaves a rule, so the next such call is not asked."""
         if not sender.is_person:
@@ -375,7 +383,7 @@ class QuestionService:
             log.info("deadline of question %s: %s", qid, exc.message)
         return None
 
-    async def _decide(self, record: dict, decision: dict, expected_hash: str | None) -> dict:
+    async def _decide(self, record: dict, decision: dict, expected_hash: str | None) -> DecisionView:
         hub = self.hub
         qid = record["correlation_id"]
         (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
@@ -401,7 +409,7 @@ class QuestionService:
         self.deadlines.forget(qid)
         view = decision_view({"correlation_id": qid, **decision})
         self._resolve(qid, view)
-        self._tell_people({"type": "question_decided", **view})
+        self._tell_people(QuestionDecided(**msgspec.structs.asdict(view)))
         await hub.store.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
         return view
 
@@ -425,33 +433,37 @@ class QuestionService:
                  "policy_id": decision.get("policy_id")}
         return {k: v for k, v in entry.items() if v is not None}
 
-    def _resolve(self, qid: str, view: dict) -> None:
+    def _resolve(self, qid: str, view: DecisionView) -> None:
         """Every caller waiting on this node for the question gets its decision."""
         for future in self.waiters.pop(qid, []):
             if not future.done():
                 future.set_result(view)
 
-    def _tell_people(self, frame: dict) -> None:
+    def _tell_people(self, frame: QuestionOpened | QuestionDecided) -> None:
         """`question` and `question_decided` frames to the people connected to this node, to
         the other nodes (for theirs), and to every dashboard through the event stream."""
-        data = orjson.dumps(frame)
-        self.hub.record_event(frame["type"], {k: v for k, v in frame.items() if k != "type"})
-        told = self.hub.store.publish_cmd(frame["type"], data)
+        data = encode(frame)
+        kind = "question" if isinstance(frame, QuestionOpened) else "question_decided"
+        self.hub.record_event(kind, msgspec.to_builtins(frame))
+        told = self.hub.store.publish_cmd(kind, data)
         if told:
             self.hub.store.writer.submit(told, wait=False)
         self._push_to_people(data)
 
-    def heard_from_node(self, frame: dict) -> None:
+    def heard_from_node(self, data: bytes) -> None:
         """Another node opened or decided a question (the node bus): track its deadline, or
         answer whoever waits here for it; tell the people connected here either way."""
-        qid = frame["correlation_id"]
-        if frame["type"] == "question":
-            self.deadlines.track(qid, int(frame["deadline"]))
+        frame = decode_hub_frame(data)
+        if not isinstance(frame, QuestionOpened | QuestionDecided):
+            raise ValueError(f"a {type(frame).__name__} frame on the questions' bus channel")
+        qid = frame.correlation_id
+        if isinstance(frame, QuestionOpened):
+            self.deadlines.track(qid, frame.deadline)
         else:
             self.deadlines.forget(qid)
             self._close(qid)
-            self._resolve(qid, {k: v for k, v in frame.items() if k != "type"})
-        self._push_to_people(orjson.dumps(frame))
+            self._resolve(qid, DecisionView(**{name: getattr(frame, name) for name in DecisionView.__struct_fields__}))
+        self._push_to_people(data)
 
     async def catch_up(self) -> None:
         """After the node bus was away: questions decided elsewhere meanwhile answer their
@@ -474,14 +486,14 @@ class QuestionService:
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no tool-permission question {qid}", {"correlation_id": qid})
         return record
 
-    async def get(self, reader: Sender, qid: str) -> dict:
+    async def get(self, reader: Sender, qid: str) -> QuestionView:
         record = await self.read(qid)
         if not self._may_read(reader, record):
             raise HubError(ErrorCode.FORBIDDEN, "an agent reads its own tool-permission questions only",
                            {"correlation_id": qid})
         return self.public(record)
 
-    async def list_pending(self, reader: Sender, limit: int) -> list[dict]:
+    async def list_pending(self, reader: Sender, limit: int) -> list[QuestionView]:
         """Waiting questions, soonest deadline first: every one for a person, an agent's own
         for an agent (another agent's tool input is not its to read)."""
         scan = limit if reader.is_person else MAX_PENDING_SCAN
@@ -499,19 +511,17 @@ class QuestionService:
         return (record.get("peer") or {}).get("peer_id") == me or record["asker"]["peer_id"] == me
 
     @staticmethod
-    def public(record: dict) -> dict:
-        view = {"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
-                "kind": record.get("kind") or TOOL_PERMISSION, "state": record["state"],
-                "content_hash": record["content_hash"], "created_at": int(record["created_at"]),
-                "deadline": int(record["deadline"])}
-        for name in ("tool_name", "tool_input", "tool_use_id", "session_id", "cwd", "title", "prompt", "options",
-                     "default", "asker", "peer", "decision", "answered_by", "reason", "rule_id", "option_id", "by",
-                     "scope", "policy_id"):
-            if record.get(name) is not None:
-                view[name] = record[name]
+    def public(record: Mapping[str, Any]) -> QuestionView:
+        """A question as people see it, from its stored record."""
+        fields = {name: record[name] for name in QUESTION_FIELDS if record.get(name) is not None}
         if record.get("decided_at"):
-            view["decided_at"] = int(record["decided_at"])
-        return view
+            fields["decided_at"] = int(record["decided_at"])
+        return msgspec.convert({"correlation_id": record["correlation_id"], "trace_id": record["correlation_id"],
+                                "kind": record.get("kind") or TOOL_PERMISSION, "state": record["state"],
+                                "content_hash": record["content_hash"], "created_at": int(record["created_at"]),
+                                "deadline": int(record["deadline"]), "tool_input": record.get("tool_input") or {},
+                                "session_id": record.get("session_id") or "", "options": record.get("options") or [],
+                                **fields}, QuestionView)
 
     async def decisions(self, *, peer: str | None, decision: str | None, limit: int,
                         tool: str | None = None) -> list[dict]:

@@ -19,7 +19,15 @@ from hub.runtime.questions import Opened, QuestionService, error_view
 from hub.server.responses import JSON
 from hub.server.rest import caller, client_left, int_param, read_body
 from schemas.errors import ErrorCode
-from schemas.rest import AskBlockingRequest, EvaluateRequest, PolicyBody, PresetChoice, QuestionAnswer
+from schemas.rest import (
+    AskBlockingRequest,
+    DecisionView,
+    EvaluateRequest,
+    PolicyBody,
+    PresetChoice,
+    QuestionAnswer,
+    QuestionList,
+)
 
 GRACE_S = 2.0   # past the deadline, a decision the store never recorded is answered `deny`
 
@@ -41,7 +49,7 @@ async def ask_blocking(request: Request) -> JSON:
     return JSON(decision)
 
 
-async def _wait(request: Request, questions: QuestionService, opened: Opened) -> dict:
+async def _wait(request: Request, questions: QuestionService, opened: Opened) -> DecisionView:
     if opened.decision.done():
         return opened.decision.result()
     left = asyncio.ensure_future(client_left(request))
@@ -61,7 +69,7 @@ async def _wait(request: Request, questions: QuestionService, opened: Opened) ->
 async def list_questions(request: Request) -> JSON:
     who = caller(request)
     limit = int_param(request, "limit", 100, 1, 1000)
-    return JSON({"questions": await questions_of(request).list_pending(who, limit)})
+    return JSON(QuestionList(questions=await questions_of(request).list_pending(who, limit)))
 
 
 async def get_question(request: Request) -> JSON:

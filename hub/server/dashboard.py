@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
-import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.websockets import WebSocket
@@ -35,11 +34,11 @@ from hub.runtime.connection import Connection
 from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed, parse_cursor
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller
-from hub.server.ws import Sink, close_with, error_frame, frame_data, read_first_frame
-from schemas.codec import FrameError, decode_dashboard_frame
+from hub.server.ws import Sink, close_with, frame_data, read_first_frame
+from schemas.codec import FrameError, decode_dashboard_frame, encode, error_frame
 from schemas.dashboard import SOCKET_PROTOCOL, Subscribe
 from schemas.errors import ERROR_TABLE, ErrorCode
-from schemas.frames import Ping
+from schemas.frames import Ping, Pong
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +250,7 @@ async def _read(websocket: WebSocket, conn: Connection, max_bytes: int) -> None:
             conn.push(error_frame(exc.code, exc.message, exc.ref, exc.details))
             continue
         if isinstance(frame, Ping):
-            conn.push(orjson.dumps({"type": "pong", "ref": frame.id} if frame.id else {"type": "pong"}))
+            conn.push(encode(Pong(ref=frame.id)))
         else:
             conn.push(error_frame(ErrorCode.INVALID_FRAME, "this socket is already subscribed; to start from another "
                                   "cursor, open a new one", frame.id))

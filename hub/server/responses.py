@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import orjson
 from starlette.responses import Response
 
 from hub.core.errors import HubError
+from schemas.codec import encode
 from schemas.errors import ERROR_TABLE, ErrorCode, error_body
 
 
 class JSON(Response):
+    """A JSON body built from a schemas struct, encoded by the one encoder (schemas.codec)."""
     media_type = "application/json"
 
-    def render(self, content) -> bytes:
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, msgspec.Struct):
+            return encode(content)
         return orjson.dumps(content)
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
-import orjson
 from msgspec import Struct
 from starlette.websockets import WebSocket
 
@@ -29,9 +28,10 @@ from hub.runtime.hub import Hub, Sender
 from hub.runtime.panes import PaneService
 from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
-from schemas.codec import FrameError, decode_client_frame
-from schemas.errors import ERROR_TABLE, ErrorCode, error_body
+from schemas.codec import FrameError, decode_client_frame, encode, error_frame
+from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import (
+    Accepted,
     Ack,
     Answer,
     Ask,
@@ -39,25 +39,21 @@ from schemas.frames import (
     BridgeResult,
     Bye,
     Decide,
+    DecisionFrame,
     Hello,
     Notify,
     Ping,
+    Pong,
     Presence,
     Receipt,
 )
+from schemas.rest import AskAccepted, Closed, DecisionView, MessageAccepted
 
 F = TypeVar("F", bound=Struct)
 
 log = logging.getLogger(__name__)
 
 MAX_UNACCEPTED = 256
-
-
-def error_frame(code: ErrorCode | str, message: str, ref: str | None = None, details: dict | None = None) -> bytes:
-    frame = {"type": "error", **error_body(code, message, details)}
-    if ref is not None:
-        frame["ref"] = ref
-    return orjson.dumps(frame)
 
 
 class Sink:
@@ -93,11 +89,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await close_with(websocket, exc.code, exc.message, exc.details)
         return
     conn.label = f"{hello.name}@{hello.circle}"
-    conn.push(orjson.dumps({"type": "welcome", **welcome}))
+    conn.push(encode(welcome))
     conn.start()
     panes: PaneService = websocket.app.state.panes
     if hello.role == BRIDGE:
-        panes.bridge_joined(hub.peers[welcome["peer_id"]], conn)
+        panes.bridge_joined(hub.peers[welcome.peer_id], conn)
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
     held: set[asyncio.Task] = set()  # tool-permission questions this connection waits on
     serving = asyncio.create_task(_serve(websocket, hub, conn, held), name=f"serve {conn.label}")
@@ -203,7 +199,7 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
             elif isinstance(frame, Receipt):
                 hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
-                conn.push(orjson.dumps({"type": "pong", "ref": frame.id} if frame.id else {"type": "pong"}))
+                conn.push(encode(Pong(ref=frame.id)))
             elif isinstance(frame, Presence):
                 hub.set_presence(peer, frame.status)
             elif isinstance(frame, AskBlocking):
@@ -239,15 +235,14 @@ async def _hold_question(questions: QuestionService, conn: Connection, sender: S
     except HubError as exc:
         conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
         return
-    conn.push(orjson.dumps({"type": "accepted", "ref": frame.id, "message_id": opened.correlation_id,
-                            "correlation_id": opened.correlation_id, "deadline": opened.deadline,
-                            "state": "queued" if not opened.decision.done() else "delivered"}))
+    conn.push(encode(Accepted(ref=frame.id, message_id=opened.correlation_id, correlation_id=opened.correlation_id,
+                              deadline=opened.deadline, state="queued" if not opened.decision.done() else "delivered")))
     try:
         decision = await asyncio.shield(opened.decision)
     except asyncio.CancelledError:
         questions.waiter_lost(opened.correlation_id, opened.decision, "client_disconnected")
         raise
-    conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **decision}))
+    conn.push(encode(decision_frame(frame.id, decision)))
 
 
 async def _decide(questions: QuestionService, conn: Connection, sender: Sender, frame: Decide) -> None:
@@ -258,16 +253,15 @@ async def _decide(questions: QuestionService, conn: Connection, sender: Sender, 
     except HubError as exc:
         conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
         return
-    conn.push(orjson.dumps({"type": "decision", "ref": frame.id, **view} if frame.id else {"type": "decision", **view}))
+    conn.push(encode(decision_frame(frame.id, view)))
 
 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore,
                   carried: list[dict] | None) -> None:
     try:
         if frame.idempotency_key is not None:
-            pending: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(hub.notify(
-                sender, frame.to, frame.text, frame.idempotency_key,
-                                                       attachments=carried))
+            pending: asyncio.Future[MessageAccepted] = asyncio.ensure_future(hub.notify(
+                sender, frame.to, frame.text, frame.idempotency_key, attachments=carried))
         else:
             pending = hub.notify_future(sender, frame.to, frame.text, attachments=carried)
     except HubError:
@@ -280,6 +274,7 @@ def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, fra
                          room: asyncio.Semaphore, carried: list[dict] | None) -> None:
     """Without an idempotency key, asks, acks and answers are submitted at once (frame order);
     with one, the key is claimed first, in a task of their own."""
+    pending: asyncio.Future[AskAccepted] | asyncio.Future[Closed]
     try:
         if isinstance(frame, Ask):
             question = msgspec.to_builtins(frame.question) if frame.question is not None else None
@@ -311,15 +306,34 @@ def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, fra
     _answer_when_done(conn, frame.id, pending, room)
 
 
-def _answer_when_done(conn: Connection, ref: str | None, pending: asyncio.Future, room: asyncio.Semaphore) -> None:
+def decision_frame(ref: str | None, view: DecisionView) -> DecisionFrame:
+    """The `decision` frame for a question's decision, to the socket whose frame `ref` names."""
+    return DecisionFrame(ref=ref, **msgspec.structs.asdict(view))
+
+
+def accepted_frame(ref: str | None, result: MessageAccepted | AskAccepted | Closed) -> Accepted:
+    """The `accepted` frame for an operation's result (the REST route answers the result itself)."""
+    if isinstance(result, MessageAccepted):
+        return Accepted(ref=ref, message_id=result.message_id, state=result.state, recipients=result.recipients,
+                        replayed=result.replayed)
+    if isinstance(result, AskAccepted):
+        return Accepted(ref=ref, message_id=result.message_id, state=result.state, replayed=result.replayed,
+                        correlation_id=result.correlation_id, deadline=result.deadline, group_id=result.group_id,
+                        children=result.children)
+    return Accepted(ref=ref, message_id=result.message_id, state=result.state, replayed=result.replayed,
+                    correlation_id=result.correlation_id, ask_state=result.ask_state)
+
+
+def _answer_when_done(conn: Connection, ref: str | None,
+                      pending: asyncio.Future[MessageAccepted] | asyncio.Future[AskAccepted] | asyncio.Future[Closed],
+                      room: asyncio.Semaphore) -> None:
     """When the operation is durable, answer `accepted` (or an `error`) echoing the frame id."""
 
-    def done(fut: asyncio.Future) -> None:
+    def done(fut: asyncio.Future[Any]) -> None:
         room.release()
         exc = fut.exception()
         if exc is None:
-            conn.push(orjson.dumps({"type": "accepted", "ref": ref, **fut.result()} if ref is not None
-                                   else {"type": "accepted", **fut.result()}))
+            conn.push(encode(accepted_frame(ref, fut.result())))
         elif isinstance(exc, HubError):
             conn.push(error_frame(exc.code, exc.message, ref, exc.details))
         else:

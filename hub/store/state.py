@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
 import orjson
 import redis.asyncio as redis
 
@@ -19,10 +20,19 @@ from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
 from hub.store.connect import STORE_DOWN, maps_store_errors
 from hub.store.writer import Command, GroupCommitWriter
+from schemas.codec import decode_as, encode
 
 StoreDown = STORE_DOWN   # what a store that is down raises through redis-py (see hub.store.connect)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
+
+
+class IdempotencyRecord(msgspec.Struct, omit_defaults=True):
+    """An idempotency key's record: the digest of what was sent with it, the process that
+    claimed it (`node/instance`), and once written the operation's result, kept encoded."""
+    digest: str
+    by: str = ""
+    result: msgspec.Raw = msgspec.Raw()   # empty until the operation's result is written
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,21 +242,21 @@ class StoreState:
                               take_over: bool = False) -> Command:
         """Claim a key for the process `by` (node/instance); `take_over` replaces a claim whose
         process died before it wrote anything."""
-        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest, "by": by}),
+        return ("SET", keys.idempotency(peer_id, key), encode(IdempotencyRecord(digest=digest, by=by)),
                 "XX" if take_over else "NX", "EX", ttl_s)
 
     @staticmethod
-    def idempotency_result_cmd(peer_id: str, key: str, digest: str, result: dict, ttl_s: int) -> Command:
-        return ("SET", keys.idempotency(peer_id, key), orjson.dumps({"digest": digest, "result": result}),
-                "EX", ttl_s)
+    def idempotency_result_cmd(peer_id: str, key: str, digest: str, result: msgspec.Struct, ttl_s: int) -> Command:
+        return ("SET", keys.idempotency(peer_id, key),
+                encode(IdempotencyRecord(digest=digest, result=msgspec.Raw(encode(result)))), "EX", ttl_s)
 
     @staticmethod
     def idempotency_release_cmd(peer_id: str, key: str) -> Command:
         return ("DEL", keys.idempotency(peer_id, key))
 
-    async def idempotency_get(self, peer_id: str, key: str) -> dict | None:
+    async def idempotency_get(self, peer_id: str, key: str) -> IdempotencyRecord | None:
         raw = await self.client.get(keys.idempotency(peer_id, key))
-        return orjson.loads(raw) if raw else None
+        return decode_as(raw, IdempotencyRecord) if raw else None
 
     async def node_instance(self, node: str) -> str | None:
         """The process holding a node's lease now (see hub.store.bus), None when none does."""
