@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
-from schemas.frames import Error, Ping, Pong
+from schemas.frames import DecisionInfo, Error, Hex128, Ping, Pong, QuestionInfo
+from schemas.rest import PeerState
 
 MAX_BACKLOG = 1000
 SOCKET_PROTOCOL = "repowire.dashboard"   # the socket's subprotocol; the page also offers `repowire.key.<key>`
@@ -51,6 +52,40 @@ class Event(_Frame, tag="event"):
     cursor: Cursor
     kind: EventKind
     data: dict[str, Any] | list[Any]
+
+
+# ---- what an event's `data` holds, by kind (the hub writes these to its event stream) ----------
+
+class PresenceChanged(Struct, kw_only=True):
+    """`presence`: a peer came, went, or said it is busy or waiting for a person."""
+    peer_id: Hex128
+    status: str
+    reason: str
+    peer: PeerState
+    node: str
+    at: int
+
+
+class PeerGone(Struct, kw_only=True):
+    """`peer_deleted`."""
+    peer_id: Hex128
+    node: str
+    at: int
+
+
+class QuestionShown(QuestionInfo, kw_only=True):
+    """`question`: a blocking question waits for a person (as GET /questions/{id} shows it)."""
+    node: str
+    at: int
+
+
+class QuestionSettled(DecisionInfo, kw_only=True):
+    """`question_decided`: a blocking question was decided, by anyone."""
+    node: str
+    at: int
+
+
+EventData = PresenceChanged | PeerGone | QuestionShown | QuestionSettled
 
 
 DashboardClientFrame = Subscribe | Ping

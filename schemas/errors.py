@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -173,8 +172,3 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.SHUTTING_DOWN: CodeInfo(503, 1001, "the hub is shutting down"),
     ErrorCode.INTERNAL: CodeInfo(500, 1011, "an unexpected error in the hub; it was logged"),
 }
-
-
-def error_body(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `{"error": {...}}` envelope shared by REST bodies and `error` frames."""
-    return {"error": {"code": str(code), "message": message, "details": details or {}}}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from schemas.errors import ErrorCode
 from schemas.frames import (
     AckBody,
     Address,
@@ -19,6 +20,7 @@ from schemas.frames import (
     AttachmentRef,
     DecideBody,
     DecisionInfo,
+    Deliver,
     DeliveryState,
     Hex128,
     Name,
@@ -135,7 +137,8 @@ class PaneLinkView(Struct):
     linked_at: int
 
 
-class PeerView(Struct, kw_only=True):
+class PeerState(Struct, kw_only=True):
+    """A peer as the hub knows it (its credentials never shown)."""
     peer_id: Hex128
     name: str
     circle: str
@@ -145,9 +148,13 @@ class PeerView(Struct, kw_only=True):
     node: str
     created_at: int
     last_seen: int
-    pending: int
     pane: PaneLinkView | None = None
     agent_pid: int = 0
+
+
+class PeerView(PeerState, kw_only=True):
+    """A peer with the messages waiting in its inbox."""
+    pending: int
     open_asks: int = 0   # in GET /peers: asks waiting for this peer's reply
 
 
@@ -159,14 +166,39 @@ class PeerDeleted(Struct):
     deleted: Hex128
 
 
-class TraceStage(Struct, forbid_unknown_fields=False):
+class TraceStage(Struct, forbid_unknown_fields=False, omit_defaults=True, kw_only=True):
+    """One stage of a delivery trace: what happened (`stage`), when (`at`, ms), on which node,
+    and the facts of that stage (every field a stage may carry is listed here; a test holds the
+    hub's stage builders to this list)."""
     stage: Literal["accepted", "routed", "queued", "sent", "received", "injected", "failed", "expired",
                    "acked", "replied", "answered", "late_receipt", "joined", "waiter_lost", "held"]
     at: int
     node: str
     peer_id: str | None = None
+    name: str | None = None
     reason: str | None = None
     seq: int | None = None
+    kind: str | None = None          # accepted: notify, ask, question, pane_output, pane_keys
+    from_peer: str | None = None     # accepted: the sender's peer id
+    to: str | None = None            # accepted: the address as written; routed: where a question went
+    recipients: int | None = None    # accepted: how many a broadcast reached
+    via: str | None = None           # routed: the node that delivers
+    deadline: int | None = None
+    group_id: str | None = None
+    schedule_id: str | None = None
+    status: str | None = None        # a receipt's status
+    of: str | None = None            # expired: the kind of message that expired
+    by: str | None = None            # who closed or answered
+    recovered: bool | None = None    # written again after a crash
+    decision: str | None = None
+    option_id: str | None = None
+    answered_by: str | None = None
+    rule_id: str | None = None
+    scope: str | None = None
+    tool_name: str | None = None
+    tool_use_id: str | None = None
+    lines: int | None = None         # pane output: lines read
+    keys: str | None = None          # pane keys: what was sent
 
 
 class Trace(Struct):
@@ -213,6 +245,11 @@ class ErrorDetail(Struct):
 
 class ErrorEnvelope(Struct):
     error: ErrorDetail
+
+
+def error_envelope(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> ErrorEnvelope:
+    """The `{"error": {code, message, details}}` body of every refused request."""
+    return ErrorEnvelope(error=ErrorDetail(code=str(code), message=message, details=details or {}))
 
 
 # ---- tool-permission questions and policies ------------------------------------------------
@@ -621,7 +658,7 @@ class InboxWaitRequest(Struct, kw_only=True):
 
 
 class InboxTaken(Struct):
-    deliveries: list[dict[str, Any]]
+    deliveries: list[Deliver]
     remaining: int
 
 

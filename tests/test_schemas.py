@@ -158,3 +158,20 @@ def test_the_backend_literal_names_every_backend():
     from schemas.names import BACKENDS
     from schemas.rest import Backend
     assert get_args(Backend) == BACKENDS
+
+
+def test_every_field_the_hub_puts_in_a_trace_stage_is_in_the_trace_stage_schema():
+    """GET /traces/{id} answers typed TraceStage structs: a stage field missing from the schema
+    would be dropped on the way out. Every keyword the hub passes to stage_entry is listed."""
+    import ast
+    from pathlib import Path
+
+    from schemas.rest import TraceStage
+    used = set()
+    for path in Path(__file__).resolve().parents[1].joinpath("hub").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
+                    "stage_entry", "_traced", "_pane_call"):
+                used |= {k.arg for k in node.keywords if k.arg is not None}
+    assert used - set(TraceStage.__struct_fields__) == set()
+    assert {"lines", "keys", "recovered", "of"} <= used   # the scan sees the less common ones

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
@@ -125,7 +125,7 @@ def diagnose(facts: DoctorChecks) -> list[DoctorFinding]:
 
 @dataclass(frozen=True, slots=True)
 class RehookPlan:
-    action: str      # "restart_transport" or "none"
+    action: Literal["restart_transport", "none"]
     reason: str
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any, Final, get_args
+from typing import Final, Literal, get_args
 
+import msgspec
 import orjson
 
 from hub.core.errors import HubError
@@ -18,13 +19,33 @@ from hub.core.ids import is_hex128
 from hub.core.panes import PaneLink
 from schemas.errors import ErrorCode
 from schemas.frames import Role
+from schemas.rest import Fingerprint, PaneLinkView, PeerState, PeerView
 
-ONLINE, BUSY, AWAITING_INPUT, OFFLINE = "online", "busy", "awaiting_input", "offline"
-STATUSES = (ONLINE, BUSY, AWAITING_INPUT, OFFLINE)
+PeerStatus = Literal["online", "busy", "awaiting_input", "offline"]
+ONLINE: Final = "online"
+BUSY: Final = "busy"
+AWAITING_INPUT: Final = "awaiting_input"
+OFFLINE: Final = "offline"
+STATUSES: tuple[PeerStatus, ...] = (ONLINE, BUSY, AWAITING_INPUT, OFFLINE)
 SETTABLE = (ONLINE, BUSY, AWAITING_INPUT)   # what a peer may say of itself; `offline` is the hub's
 PERSON: Final = "person"  # the role that may answer tool-permission questions (needs the hub token)
 BRIDGE: Final = "bridge"  # a pane bridge: runs tmux for the hub and holds pane peers' tokens (needs the hub token)
 ROLES: tuple[Role, ...] = get_args(Role)
+
+
+def as_status(value: str) -> PeerStatus:
+    """A status read back from the store (written by this hub: one of STATUSES)."""
+    for status in STATUSES:
+        if status == value:
+            return status
+    raise ValueError(f"unknown status {value!r}")
+
+
+def said_status(value: str) -> PeerStatus:
+    """What a live peer may say of itself (`offline` is the hub's to say)."""
+    if value not in SETTABLE:
+        raise HubError(ErrorCode.INVALID_FRAME, "presence is `online`, `busy` or `awaiting_input`")
+    return as_status(value)
 
 
 def as_role(value: str) -> Role:
@@ -44,7 +65,7 @@ class PeerRecord:
     token_digest: str
     created_at: int
     last_seen: int
-    status: str = OFFLINE
+    status: PeerStatus = OFFLINE
     status_reason: str = ""
     node: str = ""
     pane: PaneLink | None = None   # the tmux pane a pane transport types this peer's deliveries into
@@ -55,11 +76,25 @@ class PeerRecord:
     def address(self) -> str:
         return f"{self.name}@{self.circle}"
 
-    def public(self) -> dict[str, Any]:
-        """What REST and events show: everything but the token digest."""
-        data = asdict(self)
-        del data["token_digest"], data["session_digest"]
-        return data
+    def view(self, pending: int, open_asks: int = 0) -> PeerView:
+        """The peer as REST shows it: everything but its credentials, with its inbox's length."""
+        return PeerView(peer_id=self.peer_id, name=self.name, circle=self.circle, role=self.role, status=self.status,
+                        status_reason=self.status_reason, node=self.node, created_at=self.created_at,
+                        last_seen=self.last_seen, pending=pending, agent_pid=self.agent_pid, open_asks=open_asks,
+                        pane=self._pane_view())
+
+    def state(self) -> PeerState:
+        """The peer as events show it: everything but its credentials."""
+        return PeerState(peer_id=self.peer_id, name=self.name, circle=self.circle, role=self.role, status=self.status,
+                         status_reason=self.status_reason, node=self.node, created_at=self.created_at,
+                         last_seen=self.last_seen, agent_pid=self.agent_pid, pane=self._pane_view())
+
+    def _pane_view(self) -> PaneLinkView | None:
+        pane = self.pane
+        if pane is None:
+            return None
+        return PaneLinkView(bridge=pane.bridge, pane_id=pane.pane_id, backend=pane.backend,
+                            fingerprint=msgspec.convert(pane.fingerprint, Fingerprint), linked_at=pane.linked_at)
 
     def holds(self, digest: str) -> bool:
         """Whether a token with this digest is one of the peer's: its own or its session's."""
@@ -76,7 +111,7 @@ class PeerRecord:
                 for k, v in raw.items()}
         return cls(peer_id=data["peer_id"], name=data["name"], circle=data["circle"], role=as_role(data["role"]),
                    token_digest=data["token_digest"], created_at=int(data["created_at"]),
-                   last_seen=int(data["last_seen"]), status=data.get("status", OFFLINE),
+                   last_seen=int(data["last_seen"]), status=as_status(data.get("status", OFFLINE)),
                    status_reason=data.get("status_reason", ""), node=data.get("node", ""),
                    pane=PaneLink.from_dict(orjson.loads(data["pane"])) if data.get("pane") else None,
                    agent_pid=int(data.get("agent_pid") or 0), session_digest=data.get("session_digest", ""))

@@ -91,10 +91,12 @@ def parse_at(text: str, tz: ZoneInfo) -> int:
 
 
 def to_iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if ms is None else iso(ms)
+
+
+def iso(ms: int) -> str:
+    """An instant (ms since the epoch) as ISO 8601 in UTC, to the millisecond: 2026-11-23T09:00:00.000Z."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_timing(at: str | None, expression: str | None) -> None:

@@ -53,7 +53,8 @@ from hub.store.state import InboxEntry, as_text
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import AskChild, Delivery, DeliveryKind, Question
-from schemas.rest import AskAccepted, Closed
+from schemas.rest import AskAccepted, AskGroup, Closed, PendingAsks
+from schemas.rest import AskView as AskAsRead
 
 log = logging.getLogger(__name__)
 
@@ -516,13 +517,13 @@ class AskService:
 
     # ---- reading -----------------------------------------------------------------------------
 
-    async def get(self, reader: Sender, cid: str) -> dict:
+    async def get(self, reader: Sender, cid: str) -> AskAsRead | AskGroup:
         group = await self.store.group(cid)
         if group is not None:
             self._check_reader(reader, group["asker"], None)
             children = await self.store.read_many(group["children"])
-            return {"group_id": cid, "children": [self._public(r) for r in children],
-                    "states": {s: sum(1 for r in children if r["state"] == s) for s in {r["state"] for r in children}}}
+            return AskGroup(group_id=cid, children=[self._public(r) for r in children],
+                            states=dict(Counter(r["state"] for r in children)))
         record = await self.store.read(cid)
         if record is None:
             raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
@@ -534,39 +535,40 @@ class AskService:
         if reader.peer is not None and reader.peer.peer_id not in (asker, recipient):
             raise HubError(ErrorCode.FORBIDDEN, "only the asker, the asked peer and the hub token may read this ask")
 
-    def _public(self, record: dict) -> dict:
-        now = self.hub.now_ms()
+    def _public(self, record: dict[str, Any], direction: str | None = None) -> AskAsRead:
+        """An ask as its asker and asked peer read it, from its stored record."""
         created = int(record["created_at"])
-        return {
+        return msgspec.convert({
             "correlation_id": record["correlation_id"], "message_id": record["message_id"], "state": record["state"],
             "from": {"peer_id": record["asker"], "name": record["asker_name"], "circle": record["asker_circle"]},
             "to": {"peer_id": record["recipient"], "name": record["recipient_name"],
                    "circle": record["recipient_circle"]},
             "text": record["text"], "question": orjson.loads(record["question"]) if record.get("question") else None,
-            "created_at": created, "deadline": int(record["deadline"]), "age_ms": now - created,
+            "created_at": created, "deadline": int(record["deadline"]), "age_ms": self.hub.now_ms() - created,
             "closed_at": int(record["closed_at"]) if record.get("closed_at") else None,
             "result": orjson.loads(record["result"]) if record.get("result") else None,
-            "group_id": record.get("group_id") or None, "trace_id": record["correlation_id"],
-        }
+            "group_id": record.get("group_id") or None, "trace_id": record["correlation_id"], "direction": direction,
+        }, AskAsRead)
 
     async def pending(self, reader: Sender, peer: PeerRecord | None, direction: str, offset: int,
-                      limit: int) -> dict:
+                      limit: int) -> PendingAsks:
         owner = peer.peer_id if peer is not None else reader.key_owner
         if reader.peer is not None and reader.peer.peer_id != owner:
             raise HubError(ErrorCode.FORBIDDEN, "a peer may list only its own asks")
         directions = ("inbound", "outbound") if direction == "both" else (direction,)
-        asks, total = [], 0
+        asks: list[AskAsRead] = []
+        total = 0
         for d in directions:
             ids, count = await self.store.pending_ids(owner, d, 0, offset + limit)
             total += count
             for record in await self.store.read_many(ids):
-                asks.append({**self._public(record), "direction": d})
-        asks.sort(key=lambda a: (a["created_at"], a["correlation_id"]))
+                asks.append(self._public(record, d))
+        asks.sort(key=lambda a: (a.created_at, a.correlation_id))
         page = asks[offset:offset + limit]
         next_offset = offset + limit if offset + limit < total else None
-        return {"asks": page, "total": total, "next_offset": next_offset}
+        return PendingAsks(asks=page, total=total, next_offset=next_offset)
 
-    async def wait(self, reader: Sender, cid: str, timeout_s: float) -> dict:
+    async def wait(self, reader: Sender, cid: str, timeout_s: float) -> AskAsRead:
         """Bounded long-poll for the asker: returns as soon as the ask closes, or at the timeout."""
         timeout_s = min(max(timeout_s, 0.0), MAX_WAIT_S)
         record = await self.store.read(cid)

@@ -41,6 +41,7 @@ from hub.runtime.hub import Hub, Sender
 from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
 from schemas.errors import ErrorCode
+from schemas.rest import AttachmentCreated
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Upload:
             data, self._buffer = bytes(self._buffer), bytearray()
             await anyio.to_thread.run_sync(self.part.write, data)
 
-    async def commit(self, filename: str, content_type: str | None) -> dict:
+    async def commit(self, filename: str, content_type: str | None) -> AttachmentCreated:
         service = self.service
         await self._flush()
         final = service.folder / self.id
@@ -139,7 +140,8 @@ class Upload:
         verdict = await service.store.commit(meta, service.policy.max_peer_bytes, service.policy.max_hub_bytes)
         if verdict != "ok":
             raise quota_error(verdict, service.policy)
-        return {**brief(meta), "expires_at": meta["expires_at"]}
+        return AttachmentCreated(id=self.id, filename=meta["filename"], size=self.size,
+                                 content_type=meta["content_type"], sha256=sha256, expires_at=meta["expires_at"])
 
 
 class AttachmentService:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 
+from hub import __version__
 from hub.core.attachments import attachment_refs, fingerprint_part, inbox_ref
 from hub.core.delivery import overall_state
 from hub.core.errors import HubError
@@ -35,13 +36,13 @@ from hub.core.peers import (
     OFFLINE,
     ONLINE,
     PERSON,
-    SETTABLE,
     Address,
     Admission,
     PeerRecord,
     admit,
     parse_address,
     resolve,
+    said_status,
 )
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
@@ -52,10 +53,22 @@ from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
 from hub.store.state import InboxEntry, StoreState, as_text
 from hub.store.writer import Command
-from schemas.codec import decode_as, encode
+from schemas.codec import decode_as, deliver_frame, encode
+from schemas.dashboard import EventData, PeerGone, PresenceChanged, QuestionSettled, QuestionShown
 from schemas.errors import ErrorCode
-from schemas.frames import API_VERSION, Delivery, PeerRef, Position, RecipientState, Role, Welcome
-from schemas.rest import AskAccepted, Closed, MessageAccepted
+from schemas.frames import API_VERSION, Deliver, Delivery, PeerRef, Position, RecipientState, Role, Welcome
+from schemas.rest import (
+    AskAccepted,
+    Closed,
+    Health,
+    InboxTaken,
+    MessageAccepted,
+    PeerView,
+    QuestionTimes,
+    StoreFacts,
+    Trace,
+    TraceStage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,8 @@ INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message q
 OPERATOR_ID = "0" * 32
 HUB_AS_SENDER = PeerRef(peer_id=OPERATOR_ID, name="hub", circle="default")   # the hub's own notices
 REPLAY_PAGE = 256
+EVENT_KINDS: dict[type, str] = {PresenceChanged: "presence", PeerGone: "peer_deleted", QuestionShown: "question",
+                                QuestionSettled: "question_decided"}
 # What an operation with an idempotency key returns, kept to answer its retries (`replayed`).
 Replayable = MessageAccepted | AskAccepted | Closed
 R = TypeVar("R", MessageAccepted, AskAccepted, Closed)
@@ -427,17 +442,16 @@ class Hub:
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         """What a live peer says of itself: online (idle), busy or awaiting_input."""
-        if status not in SETTABLE:
-            raise HubError(ErrorCode.INVALID_FRAME, "presence is `online`, `busy` or `awaiting_input`")
+        said = said_status(status)
         if peer.peer_id not in self.connections and self.reads_inbox(peer):
-            peer.status, peer.status_reason, peer.last_seen, peer.node = status, "", self.now_ms(), self.node
+            peer.status, peer.status_reason, peer.last_seen, peer.node = said, "", self.now_ms(), self.node
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
             return
         if peer.peer_id not in self.connections:
             raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
-        peer.status, peer.last_seen = status, self.now_ms()
+        peer.status, peer.last_seen = said, self.now_ms()
         self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._presence_changed(peer)
 
@@ -626,8 +640,7 @@ class Hub:
         """Hand a stored delivery to a live connection; remember it until its receipt."""
         if seq <= conn.last_pushed_seq and message_id in conn.inflight:
             return True
-        frame = b'{"type":"deliver","seq":%d,' % seq + payload[1:]
-        if not conn.push(frame):
+        if not conn.push(deliver_frame(seq, payload)):
             return False
         conn.last_pushed_seq = max(conn.last_pushed_seq, seq)
         conn.inflight[message_id] = (seq, self.now_ms(), trace_id)
@@ -687,7 +700,7 @@ class Hub:
             if not readers:
                 self._inbox_readers.pop(peer.peer_id, None)
 
-    async def take_inbox(self, peer: PeerRecord, limit: int) -> dict:
+    async def take_inbox(self, peer: PeerRecord, limit: int) -> InboxTaken:
         """Deliver up to `limit` queued messages in the answer, for a peer with no connection
         (an agent session outside tmux, read by its Stop hook): each is confirmed and its trace
         ends `received` (reason `taken`) in the same write, so none is handed out twice."""
@@ -696,7 +709,8 @@ class Hub:
                            "connection", {"peer_id": peer.peer_id})
         (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer.peer_id, 0, limit))
         now = self.now_ms()
-        deliveries, cmds = [], []
+        deliveries: list[Deliver] = []
+        cmds: list[Command] = []
         entries = self.store.parse_inbox(rows)
         dropped = await self._undeliverable(entries)
         for entry in entries:
@@ -705,13 +719,13 @@ class Hub:
             cmds.append(self.store.confirm_cmd(peer.peer_id, entry.seq))
             if entry.seq in dropped:
                 continue
-            deliveries.append(orjson.loads(b'{"type":"deliver","seq":%d,' % entry.seq + entry.payload[1:]))
+            deliveries.append(decode_as(deliver_frame(entry.seq, entry.payload), Deliver))
             cmds.append(self.store.trace_cmd(entry.trace_id, [
                 stage_entry(Stage.SENT, now, self.node, peer_id=peer.peer_id, seq=entry.seq),
                 stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
         cmds.append(self.store.inbox_length_cmd(peer.peer_id))
         results = await self.store.writer.write(*cmds)
-        return {"deliveries": deliveries, "remaining": int(results[-1])}
+        return InboxTaken(deliveries=deliveries, remaining=int(results[-1]))
 
     # ---- agent sessions ------------------------------------------------------------------------
 
@@ -910,16 +924,19 @@ class Hub:
             raise HubError(ErrorCode.INVALID_REQUEST, "name one peer, not a circle")
         return found[0]
 
-    async def list_peers(self, circle: str | None = None, status: str | None = None) -> list[dict]:
-        peers = [p for p in self.peers.values()
-                 if (circle is None or p.circle == circle) and (status is None or p.status == status)]
+    async def list_peers(self, circle: str | None = None, status: str | None = None,
+                         open_asks: Callable[[list[str]], Awaitable[dict[str, int]]] | None = None) -> list[PeerView]:
+        """Peers by circle and name; `open_asks` counts the asks waiting for each one's reply."""
+        peers = sorted((p for p in self.peers.values()
+                        if (circle is None or p.circle == circle) and (status is None or p.status == status)),
+                       key=lambda p: (p.circle, p.name))
         pending = await self.store.inbox_lengths(p.peer_id for p in peers)
-        return [{**p.public(), "pending": pending[p.peer_id]}
-                for p in sorted(peers, key=lambda p: (p.circle, p.name))]
+        waiting = await open_asks([p.peer_id for p in peers]) if open_asks is not None else {}
+        return [p.view(pending[p.peer_id], waiting.get(p.peer_id, 0)) for p in peers]
 
-    async def peer_view(self, peer: PeerRecord) -> dict:
+    async def peer_view(self, peer: PeerRecord) -> PeerView:
         pending = await self.store.inbox_lengths([peer.peer_id])
-        return {**peer.public(), "pending": pending[peer.peer_id]}
+        return peer.view(pending[peer.peer_id])
 
     async def delete_peer(self, peer: PeerRecord) -> None:
         conn = self.connections.get(peer.peer_id)
@@ -933,9 +950,9 @@ class Hub:
                                                                  reason=Reason.PEER_DELETED)]) for e in rows]
         await self.store.writer.write(*cmds)
         self._forget(peer)
-        self.record_event("peer_deleted", {"peer_id": peer.peer_id})
+        self.record_event(PeerGone(peer_id=peer.peer_id, node=self.node, at=self.now_ms()))
 
-    async def trace(self, trace_id: str, reader: Sender | None = None) -> dict:
+    async def trace(self, trace_id: str, reader: Sender | None = None) -> Trace:
         """A message's trace; an agent (`reader`) reads only the traces of messages it sent or
         that were addressed to it, a person every trace."""
         stages = await self.store.read_trace(trace_id)
@@ -949,12 +966,16 @@ class Hub:
                                {"trace_id": trace_id})
         final_set = final_stages(first.get("kind", "notify"))
         finals = [s for s in stages if s["stage"] in final_set]
-        return {"trace_id": trace_id, "kind": first.get("kind", "notify"), "from": first.get("from_peer"),
-                "to": first.get("to"), "final": finals[-1]["stage"] if finals else None, "stages": stages}
+        return Trace(trace_id=trace_id, kind=first.get("kind", "notify"), from_=first.get("from_peer"),
+                     to=first.get("to"), final=finals[-1]["stage"] if finals else None,
+                     stages=msgspec.convert(stages, list[TraceStage]))
 
-    def health(self) -> dict:
-        return {"node": self.node, "epoch": self.epoch, "store": self.store_facts,
-                "peers": len(self.peers), "connections": len(self.connections)}
+    def health(self, capabilities: list[str]) -> Health:
+        questions = self.settings.questions
+        return Health(ok=True, api_version=API_VERSION, version=__version__, node=self.node,
+                      store=msgspec.convert(self.store_facts, StoreFacts), capabilities=capabilities,
+                      peers=len(self.peers), connections=len(self.connections), tasks=len(asyncio.all_tasks()),
+                      questions=QuestionTimes(max_timeout_s=questions.max_timeout_s, margin_s=questions.margin_s))
 
     # ---- the mesh: other nodes on the same store ----------------------------------------------
 
@@ -1030,11 +1051,10 @@ class Hub:
     # ---- events ------------------------------------------------------------------------------
 
     def _presence_changed(self, peer: PeerRecord) -> None:
-        self.record_event("presence", {"peer_id": peer.peer_id, "status": peer.status, "reason": peer.status_reason,
-                                       "peer": peer.public()})
+        self.record_event(PresenceChanged(peer_id=peer.peer_id, status=peer.status, reason=peer.status_reason,
+                                          peer=peer.state(), node=self.node, at=self.now_ms()))
 
-    def record_event(self, kind: str, data: dict) -> None:
+    def record_event(self, data: EventData) -> None:
         """Append to the hub's event stream (the dashboard's feed), bounded in length."""
-        payload = orjson.dumps({**data, "node": self.node, "at": self.now_ms()})
-        self.store.writer.submit([self.store.event_cmd(kind, payload)], wait=False)
+        self.store.writer.submit([self.store.event_cmd(EVENT_KINDS[type(data)], encode(data))], wait=False)
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import orjson
@@ -39,9 +40,21 @@ from hub.core.peers import OFFLINE, PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.hub import Hub, Sender
+from schemas.codec import encode
 from schemas.errors import ErrorCode
+from schemas.frames import BridgeCall, BridgeOp
 from schemas.names import as_name
-from schemas.rest import DoctorChecks
+from schemas.rest import (
+    DoctorChecks,
+    DoctorReport,
+    KeysSent,
+    Linked,
+    OrphanList,
+    PaneOutput,
+    PaneView,
+    RehookReport,
+    Unlinked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +130,13 @@ class PaneService:
                                       str(error.get("message") or "the pane bridge failed"),
                                       error.get("details") or {}))
 
-    async def call(self, bridge: BridgeLink, op: str, args: dict, timeout: float | None = None) -> dict:
+    async def call(self, bridge: BridgeLink, op: BridgeOp, args: dict[str, Any],
+                   timeout: float | None = None) -> dict[str, Any]:
         call_id = new_peer_id()
         future = asyncio.get_running_loop().create_future()
         self._calls[call_id] = (bridge.name, future)
         try:
-            frame = orjson.dumps({"type": "bridge_call", "call_id": call_id, "op": op, "args": args})
+            frame = encode(BridgeCall(call_id=call_id, op=op, args=args))
             if not bridge.conn.push(frame):
                 raise HubError(ErrorCode.BRIDGE_UNAVAILABLE, f"the pane bridge {bridge.name} is not connected")
             bound = timeout or self.call_timeout_s
@@ -180,7 +194,7 @@ class PaneService:
 
     # ---- orphans and links -------------------------------------------------------------------
 
-    async def orphans(self) -> dict:
+    async def orphans(self) -> OrphanList:
         """Every pane of every connected bridge's tmux server that no peer is linked to."""
         await self._started_bridge()
         if not self.bridges:
@@ -190,10 +204,10 @@ class PaneService:
             listed = await self.call(bridge, "panes", {})
             panes += [{**pane, "bridge": bridge.name} for pane in listed.get("panes", [])
                       if self._owner(bridge.name, pane["pane_id"], pane["pid"]) is None]
-        return {"panes": panes, "bridges": sorted(self.bridges)}
+        return OrphanList(panes=msgspec.convert(panes, list[PaneView]), bridges=sorted(self.bridges))
 
     async def link(self, sender: Sender, pane_id: str, backend: str, name: str | None = None,
-                   circle: str | None = None, bridge_name: str | None = None) -> dict:
+                   circle: str | None = None, bridge_name: str | None = None) -> Linked:
         require_person(sender, "link a pane")
         check_pane_id(pane_id)
         check_backend(backend)
@@ -224,7 +238,7 @@ class PaneService:
                                f"{exc.message}", {"pane_id": pane_id, "cause": exc.code.value}) from None
         finally:
             self._linking.discard(key)
-        return {"peer": await self.hub.peer_view(peer), "transport": "connected"}
+        return Linked(peer=await self.hub.peer_view(peer), transport="connected")
 
     async def attach(self, bridge: BridgeLink, peer: PeerRecord, token: str) -> None:
         link = self._link_of(peer)
@@ -252,14 +266,14 @@ class PaneService:
                 log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
                 self.hub.note_status(peer, exc.code.value)
 
-    async def unlink(self, sender: Sender, peer: PeerRecord) -> dict:
+    async def unlink(self, sender: Sender, peer: PeerRecord) -> Unlinked:
         require_person(sender, "unlink a pane")
         link = self._link_of(peer)
         bridge = self.bridges.get(link.bridge)
         if bridge is not None:
             await self.detach_quietly(bridge, peer.peer_id, "unlinked")
         await self.hub.unbind_pane(peer, "unlinked")
-        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "status": peer.status}
+        return Unlinked(peer_id=peer.peer_id, pane_id=link.pane_id, status=peer.status)
 
     # ---- looking in and steering -------------------------------------------------------------
 
@@ -273,7 +287,7 @@ class PaneService:
                                      wait=False)
         return trace_id
 
-    async def _pane_call(self, kind: str, sender: Sender, peer: PeerRecord, op: str, args: dict,
+    async def _pane_call(self, kind: str, sender: Sender, peer: PeerRecord, op: BridgeOp, args: dict[str, Any],
                          done: Stage, **extra) -> tuple[dict, str, PaneLink]:
         link = self._link_of(peer)
         bridge = await self._ready_bridge(link.bridge)
@@ -284,20 +298,20 @@ class PaneService:
             raise
         return result, self._traced(kind, sender, peer, done, **extra), link
 
-    async def output(self, sender: Sender, peer: PeerRecord, lines: int) -> dict:
+    async def output(self, sender: Sender, peer: PeerRecord, lines: int) -> PaneOutput:
         """The pane's screen and recent scrollback, as text."""
         check_lines(lines)
         result, trace_id, link = await self._pane_call("pane_output", sender, peer, "capture", {"lines": lines},
                                                        Stage.RECEIVED, lines=lines)
-        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "lines": result.get("lines", []),
-                "trace_id": trace_id}
+        return PaneOutput(peer_id=peer.peer_id, pane_id=link.pane_id, lines=list(result.get("lines", [])),
+                          trace_id=trace_id)
 
-    async def keys(self, sender: Sender, peer: PeerRecord, keys: list[str]) -> dict:
+    async def keys(self, sender: Sender, peer: PeerRecord, keys: list[str]) -> KeysSent:
         require_person(sender, "send keys to a pane")
         names = tmux_keys(keys)
         _, trace_id, link = await self._pane_call("pane_keys", sender, peer, "keys", {"keys": names},
                                                   Stage.INJECTED, keys=" ".join(keys))
-        return {"peer_id": peer.peer_id, "pane_id": link.pane_id, "sent": keys, "trace_id": trace_id}
+        return KeysSent(peer_id=peer.peer_id, pane_id=link.pane_id, sent=keys, trace_id=trace_id)
 
     # ---- doctor and rehook -------------------------------------------------------------------
 
@@ -327,13 +341,13 @@ class PaneService:
             changed=list(check.get("changed") or ()) if check else [],
             pending=int(pending), oldest_pending_age_s=round(max(ages), 3) if ages else None, stale_asks=stale)
 
-    async def doctor(self, peer: PeerRecord) -> dict:
+    async def doctor(self, peer: PeerRecord) -> DoctorReport:
         facts = await self._facts(peer)
         findings = diagnose(facts)
-        return {"peer_id": peer.peer_id, "name": peer.name, "healthy": not findings,
-                "checks": msgspec.to_builtins(facts), "contradictions": msgspec.to_builtins(findings)}
+        return DoctorReport(peer_id=peer.peer_id, name=peer.name, healthy=not findings, checks=facts,
+                            contradictions=findings)
 
-    async def rehook(self, sender: Sender, peer: PeerRecord, apply: bool) -> dict:
+    async def rehook(self, sender: Sender, peer: PeerRecord, apply: bool) -> RehookReport:
         """Dry run unless `apply`: restart a dead pane transport; a healthy one is never touched."""
         require_person(sender, "rehook a pane")
         plan = plan_rehook(await self._facts(peer))
@@ -347,8 +361,8 @@ class PaneService:
                 raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport did not come back: {exc.message}",
                                {"cause": exc.code.value}) from None
             applied = True
-        return {"peer_id": peer.peer_id, "action": plan.action, "reason": plan.reason, "applied": applied,
-                "transport_connected": peer.peer_id in self.hub.connections}
+        return RehookReport(peer_id=peer.peer_id, action=plan.action, reason=plan.reason, applied=applied,
+                            transport_connected=peer.peer_id in self.hub.connections)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

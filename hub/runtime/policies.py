@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from hub.core.approvals import ToolCall, evaluate, live, ordered, scoped_rule
 from hub.core.errors import HubError
@@ -20,6 +23,7 @@ from hub.core.presets import DEFAULT, NAMES, PRESETS, Preset
 from hub.runtime.hub import Hub, Sender
 from hub.store.questions import QuestionStore
 from schemas.errors import ErrorCode
+from schemas.rest import Evaluation, PolicyView, PresetView
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,14 @@ class PolicyService:
         return PRESETS[name]
 
     @staticmethod
-    def preset_view(preset: Preset) -> dict:
-        return {"name": preset.name, "summary": preset.summary, "rules": ordered(list(preset.rules))}
+    def preset_view(preset: Preset) -> PresetView:
+        return msgspec.convert({"name": preset.name, "summary": preset.summary, "rules": ordered(list(preset.rules))},
+                               PresetView)
+
+    @staticmethod
+    def view(rule: dict[str, Any]) -> PolicyView:
+        """A stored rule as REST shows it."""
+        return msgspec.convert(rule, PolicyView)
 
     async def create(self, sender: Sender, rule: dict) -> dict:
         self._check_person(sender)
@@ -141,12 +151,10 @@ class PolicyService:
         return Matched(action, rule, subject, preset.name if rule is not None and rule in preset.rules else None)
 
     async def evaluate(self, sender: Sender, tool_name: str, tool_input: dict, cwd: str | None,
-                       peer_ref: str | None) -> dict:
+                       peer_ref: str | None) -> Evaluation:
         matched = await self.match(sender, tool_name, tool_input, cwd, peer_ref)
         action, rule = matched.action, matched.rule
         if rule is None:
-            return {"action": action, "reason": "no rule matched: a person is asked"}
-        view = {"action": action, "rule": rule, "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}
-        if matched.preset is not None:
-            view["preset"] = matched.preset
-        return view
+            return msgspec.convert({"action": action, "reason": "no rule matched: a person is asked"}, Evaluation)
+        return msgspec.convert({"action": action, "rule": rule, "preset": matched.preset,
+                                "reason": rule.get("reason") or f"policy {rule['id']} says {action}"}, Evaluation)

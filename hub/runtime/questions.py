@@ -64,9 +64,10 @@ from hub.runtime.policies import PolicyService
 from hub.store.questions import QuestionStore
 from hub.store.state import as_text
 from schemas.codec import decode_hub_frame, encode
+from schemas.dashboard import QuestionSettled, QuestionShown
 from schemas.errors import ErrorCode
 from schemas.frames import QuestionDecided, QuestionOpened
-from schemas.rest import DecisionView, QuestionView
+from schemas.rest import DecisionRecord, DecisionView, QuestionView
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +445,10 @@ class QuestionService:
         the other nodes (for theirs), and to every dashboard through the event stream."""
         data = encode(frame)
         kind = "question" if isinstance(frame, QuestionOpened) else "question_decided"
-        self.hub.record_event(kind, msgspec.to_builtins(frame))
+        fields = msgspec.structs.asdict(frame)
+        now, node = self.hub.now_ms(), self.hub.node
+        self.hub.record_event(QuestionShown(**fields, node=node, at=now) if isinstance(frame, QuestionOpened)
+                              else QuestionSettled(**fields, node=node, at=now))
         told = self.hub.store.publish_cmd(kind, data)
         if told:
             self.hub.store.writer.submit(told, wait=False)
@@ -524,7 +528,7 @@ class QuestionService:
                                 **fields}, QuestionView)
 
     async def decisions(self, *, peer: str | None, decision: str | None, limit: int,
-                        tool: str | None = None) -> list[dict]:
+                        tool: str | None = None) -> list[DecisionRecord]:
         """The audit log, newest first, filtered; scans at most SCAN_MAX entries."""
         found: list[dict] = []
         cursor = "+"
@@ -547,4 +551,4 @@ class QuestionService:
                 found.append(entry)
                 if len(found) == limit:
                     break
-        return found
+        return msgspec.convert(found, list[DecisionRecord])

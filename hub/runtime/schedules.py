@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 
+import msgspec
 import orjson
 import redis.asyncio as redis
 
@@ -35,6 +36,7 @@ from hub.core.schedules import (
     ScheduleSpec,
     check_timing,
     first_fire,
+    iso,
     missed_entry,
     parse_at,
     parse_cron,
@@ -48,7 +50,7 @@ from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.store.schedules import ScheduleStore, StoredSchedule
 from hub.store.state import StoreDown
 from schemas.errors import ErrorCode
-from schemas.rest import ScheduleRequest
+from schemas.rest import ScheduleCreated, ScheduleRequest, ScheduleView
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ def _spec(stored: StoredSchedule) -> ScheduleSpec:
                         catch_up=body["catch_up"])
 
 
-def view(stored: StoredSchedule, history: list[dict] | None = None) -> dict:
+def view(stored: StoredSchedule, history: list[dict] | None = None) -> ScheduleView:
+    """A schedule as REST shows it, from its stored record (and its history of fires)."""
     body = stored.body
     out = {"schedule_id": stored.schedule_id, "kind": body["kind"], "to": body["to"], "to_name": body.get("to_name"),
            "text": body["text"], "at": to_iso(body["at"]), "cron": body["cron"], "timezone": body["timezone"],
@@ -81,7 +84,7 @@ def view(stored: StoredSchedule, history: list[dict] | None = None) -> dict:
     out = {k: v for k, v in out.items() if v is not None}
     if history is not None:
         out["fires"] = [_fire_view(e) for e in history]
-    return out
+    return msgspec.convert(out, ScheduleView)
 
 
 class ScheduleService:
@@ -116,7 +119,7 @@ class ScheduleService:
 
     # ---- requests ------------------------------------------------------------------------------
 
-    async def create(self, sender: Sender, request: ScheduleRequest) -> dict:
+    async def create(self, sender: Sender, request: ScheduleRequest) -> ScheduleCreated:
         hub = self.hub
         check_timing(request.at, request.cron)
         tz = zone(request.timezone)
@@ -145,7 +148,7 @@ class ScheduleService:
         await hub.store.writer.write(*self.store.create_cmds(schedule_id, creator, body, first),
                                      self.store.changed_cmd(schedule_id))
         self.wake()
-        return {"schedule_id": schedule_id, "next_fire_at": to_iso(first)}
+        return ScheduleCreated(schedule_id=schedule_id, next_fire_at=iso(first))
 
     def _recipient(self, sender: Sender, request: ScheduleRequest) -> tuple[str, str | None]:
         """A single recipient is kept by peer id (a later peer of the same name does not get it);
@@ -170,11 +173,11 @@ class ScheduleService:
                            {"schedule_id": schedule_id})
         return stored
 
-    async def get(self, reader: Sender, schedule_id: str) -> dict:
+    async def get(self, reader: Sender, schedule_id: str) -> ScheduleView:
         stored, history = await self.store.read_with_history(schedule_id)
         return view(self._check_owner(reader, schedule_id, stored), history)
 
-    async def list(self, reader: Sender, peer_ref: str | None) -> list[dict]:
+    async def list(self, reader: Sender, peer_ref: str | None) -> list[ScheduleView]:
         """A peer sees its own schedules; a person sees all, or those `peer_ref` made."""
         creator: str | None = None
         if peer_ref:
@@ -193,13 +196,13 @@ class ScheduleService:
         await self.hub.store.writer.write(*self.store.delete_cmds(schedule_id, stored.body["created_by"]["peer_id"]),
                                           self.store.changed_cmd(schedule_id))
 
-    async def pause(self, actor: Sender, schedule_id: str) -> dict:
+    async def pause(self, actor: Sender, schedule_id: str) -> ScheduleView:
         stored = await self._owned(actor, schedule_id)
         if stored.state == ACTIVE:
             await self._set_state(stored, PAUSED, stored.next_fire_at, index=None)
         return await self._checked_view(schedule_id, PAUSED)
 
-    async def resume(self, actor: Sender, schedule_id: str) -> dict:
+    async def resume(self, actor: Sender, schedule_id: str) -> ScheduleView:
         stored = await self._owned(actor, schedule_id)
         if stored.state == PAUSED:
             nxt = resume_fire(_spec(stored), self.hub.now_ms())
@@ -214,7 +217,7 @@ class ScheduleService:
             await self.hub.store.writer.write(*self.store.index_cmds(sid, index), self.store.changed_cmd(sid))
             self.wake()
 
-    async def _checked_view(self, schedule_id: str, wanted: str) -> dict:
+    async def _checked_view(self, schedule_id: str, wanted: str) -> ScheduleView:
         stored = await self.store.read(schedule_id)
         if stored is None:
             raise HubError(ErrorCode.SCHEDULE_NOT_FOUND, f"no schedule {schedule_id}", {"schedule_id": schedule_id})

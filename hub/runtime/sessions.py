@@ -20,6 +20,7 @@ from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from schemas.errors import ErrorCode
 from schemas.names import as_name
+from schemas.rest import InboxTaken, PeerView, SessionJoined
 
 MAX_LISTED_ONLINE = 50
 
@@ -33,7 +34,7 @@ class SessionService:
 
     async def start(self, sender: Sender, *, backend: str, cwd: str, agent_pid: int, ancestors: list[int],
                     pane_id: str | None = None, bridge_name: str | None = None, tmux_session: str | None = None,
-                    name: str | None = None, circle: str | None = None) -> dict:
+                    name: str | None = None, circle: str | None = None) -> SessionJoined:
         require_person(sender, "start an agent session (hooks use the hub token)")
         check_backend(backend)
         name = name or session_name(cwd, backend)
@@ -85,7 +86,7 @@ class SessionService:
             raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport of {peer.address} did not come back: "
                            f"{exc.message}", {"pane_id": link.pane_id, "cause": exc.code.value}) from None
 
-    async def _without_pane(self, name: str, circle: str, agent_pid: int, ancestors: list[int], note: str) -> dict:
+    async def _without_pane(self, name: str, circle: str, agent_pid: int, ancestors: list[int], note: str) -> SessionJoined:
         same_name = self.hub.peer_named(name, circle)
         if is_nested(same_name, agent_pid, ancestors):
             assert same_name is not None
@@ -93,19 +94,19 @@ class SessionService:
         peer = await self.hub.register_agent(name, circle, agent_pid, note)
         return await self._answer(Joined.REGISTERED, peer, note)
 
-    async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> dict:
+    async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> SessionJoined:
         """Who the session is. A session that is its peer (not nested) gets the credential its
         hooks, shell and MCP server act with from now on; the previous session's stops working."""
         session_token = "" if joined is Joined.NESTED else await self.hub.issue_session_token(peer)
         if joined is Joined.REGISTERED:
             self.hub.set_presence(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
         online = [p for p in await self.hub.list_peers()
-                  if p["status"] != OFFLINE and p["peer_id"] != peer.peer_id and p["role"] != BRIDGE]
-        return {"joined": joined.value, "peer": await self.hub.peer_view(peer),
-                "transport": "connected" if peer.peer_id in self.hub.connections else "none",
-                "online": online[:MAX_LISTED_ONLINE], "note": note, "session_token": session_token}
+                  if p.status != OFFLINE and p.peer_id != peer.peer_id and p.role != BRIDGE]
+        return SessionJoined(joined=joined.value, peer=await self.hub.peer_view(peer),
+                             transport="connected" if peer.peer_id in self.hub.connections else "none",
+                             online=online[:MAX_LISTED_ONLINE], note=note, session_token=session_token)
 
-    async def presence(self, sender: Sender, peer: PeerRecord, status: str, reason: str | None) -> dict:
+    async def presence(self, sender: Sender, peer: PeerRecord, status: str, reason: str | None) -> PeerView:
         """`online`, `busy`, `awaiting_input` for a connected peer; `offline`: the session ended."""
         require_self_or_person(sender, peer, "change its presence")
         if status == OFFLINE:
@@ -125,7 +126,7 @@ class SessionService:
         await self.questions.abandon_for(peer.peer_id, reason)
         await self.policies.drop_session(peer.peer_id)
 
-    async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> dict:
+    async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> InboxTaken:
         require_self_or_person(sender, peer, "take its messages")
         return await self.hub.take_inbox(peer, limit)
 

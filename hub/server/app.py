@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from hub.core.errors import HubError
@@ -120,8 +121,9 @@ ROUTES = with_access([
 ])
 
 
-async def _openapi(request: Request) -> JSON:
-    return JSON(openapi_document())
+async def _openapi(request: Request) -> Response:
+    """The OpenAPI document (generated from the schemas structs and the route table)."""
+    return Response(orjson.dumps(openapi_document()), media_type="application/json")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSON:

@@ -21,9 +21,12 @@ from hub.server.rest import caller, client_left, int_param, read_body
 from schemas.errors import ErrorCode
 from schemas.rest import (
     AskBlockingRequest,
+    DecisionList,
     DecisionView,
     EvaluateRequest,
     PolicyBody,
+    PolicyDeleted,
+    PolicyList,
     PresetChoice,
     QuestionAnswer,
     QuestionList,
@@ -92,9 +95,9 @@ async def list_decisions(request: Request) -> JSON:
     if decision is not None and decision not in ("allow", "deny", "ask"):
         raise HubError(ErrorCode.INVALID_REQUEST, "decision is allow, deny or ask", {"decision": decision})
     limit = int_param(request, "limit", 50, 1, 1000)
-    return JSON({"decisions": await questions_of(request).decisions(
+    return JSON(DecisionList(decisions=await questions_of(request).decisions(
         peer=request.query_params.get("peer") or None, decision=decision,
-        tool=request.query_params.get("tool") or None, limit=limit)})
+        tool=request.query_params.get("tool") or None, limit=limit)))
 
 
 # ---- policies --------------------------------------------------------------------------------
@@ -102,7 +105,8 @@ async def list_decisions(request: Request) -> JSON:
 async def list_policies(request: Request) -> JSON:
     caller(request)
     policies = policies_of(request)
-    return JSON({"policies": await policies.list(), "preset": policies.preset_view(await policies.preset())})
+    return JSON(PolicyList(policies=[policies.view(r) for r in await policies.list()],
+                           preset=policies.preset_view(await policies.preset())))
 
 
 async def choose_preset(request: Request) -> JSON:
@@ -115,20 +119,23 @@ async def choose_preset(request: Request) -> JSON:
 async def create_policy(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, PolicyBody)
-    return JSON(await policies_of(request).create(who, msgspec.to_builtins(body)), status_code=201)
+    policies = policies_of(request)
+    return JSON(policies.view(await policies.create(who, msgspec.to_builtins(body))), status_code=201)
 
 
 async def replace_policy(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, PolicyBody)
-    return JSON(await policies_of(request).replace(who, request.path_params["policy_id"], msgspec.to_builtins(body)))
+    policies = policies_of(request)
+    return JSON(policies.view(await policies.replace(who, request.path_params["policy_id"],
+                                                     msgspec.to_builtins(body))))
 
 
 async def delete_policy(request: Request) -> JSON:
     who = caller(request)
     policy_id = request.path_params["policy_id"]
     await policies_of(request).delete(who, policy_id)
-    return JSON({"deleted": policy_id})
+    return JSON(PolicyDeleted(deleted=policy_id))
 
 
 async def evaluate_policy(request: Request) -> JSON:

@@ -39,6 +39,7 @@ from schemas.codec import FrameError, decode_dashboard_frame, encode, error_fram
 from schemas.dashboard import SOCKET_PROTOCOL, Subscribe
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import Ping, Pong
+from schemas.rest import DashboardLink, DashboardSession
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ async def new_link(request: Request) -> JSON:
         raise HubError(ErrorCode.FORBIDDEN, "only the hub token may make dashboard sign-in links")
     code = await access_of(request).new_link_code()
     base = request.app.state.hub.settings.local_url
-    return JSON({"url": f"{base}/dashboard/login?code={quote(code)}", "expires_in_s": LINK_TTL_S}, status_code=201)
+    return JSON(DashboardLink(url=f"{base}/dashboard/login?code={quote(code)}", expires_in_s=LINK_TTL_S),
+                status_code=201)
 
 
 async def question_link(settings: Settings, access: DashboardAccess, question_id: str) -> str:
@@ -183,7 +185,7 @@ def _holds_hub_token(request: Request) -> bool:
 async def session(request: Request) -> JSON:
     who = caller(request)
     hub = request.app.state.hub
-    return JSON({"signed_in": True, "as": who.ref, "node": hub.node, "version": __version__})
+    return JSON(DashboardSession(signed_in=True, as_=who.peer_ref, node=hub.node, version=__version__))
 
 
 async def logout(request: Request) -> Response:

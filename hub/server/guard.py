@@ -8,9 +8,9 @@ its file permissions; no browser can reach it.
 
 from __future__ import annotations
 
-import orjson
-
-from schemas.errors import ERROR_TABLE, ErrorCode, error_body
+from schemas.codec import encode
+from schemas.errors import ERROR_TABLE, ErrorCode
+from schemas.rest import error_envelope
 
 
 def default_hosts(host: str, port: int) -> tuple[str, ...]:
@@ -68,7 +68,7 @@ def _transport_dropper(send):
 
 
 async def _refuse(scope, receive, send, code: ErrorCode, message: str) -> None:
-    body = orjson.dumps(error_body(code, message))
+    body = encode(error_envelope(code, message))
     status = ERROR_TABLE[code].http_status
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if scope["type"] == "http":

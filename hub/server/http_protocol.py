@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 
 import h11
-import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from schemas.codec import encode
 from schemas.errors import ErrorCode
+from schemas.rest import error_envelope
 
 
 def timeout_response(header_timeout_s: float) -> bytes:
-    body = orjson.dumps({"error": {"code": ErrorCode.REQUEST_TIMEOUT.value,
-                                   "message": f"the request's headers did not arrive within {header_timeout_s:g} s",
-                                   "details": {"header_timeout_s": header_timeout_s}}})
+    body = encode(error_envelope(ErrorCode.REQUEST_TIMEOUT,
+                                 f"the request's headers did not arrive within {header_timeout_s:g} s",
+                                 {"header_timeout_s": header_timeout_s}))
     return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
             b"content-length: %d\r\n\r\n" % len(body)) + body
 
@@ -69,9 +70,7 @@ class HubHttpProtocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """A request that is not valid HTTP/1.1 (a malformed line or header, an empty
         Content-Length): the error in the hub's own shape and code, not uvicorn's plain text."""
-        body = orjson.dumps({"error": {"code": ErrorCode.BAD_HTTP.value,
-                                       "message": f"the request is not valid HTTP/1.1: {msg}",
-                                       "details": {}}})
+        body = encode(error_envelope(ErrorCode.BAD_HTTP, f"the request is not valid HTTP/1.1: {msg}"))
         headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
                    (b"content-length", str(len(body)).encode())]
         try:

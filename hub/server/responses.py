@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import orjson
 from starlette.responses import Response
 
 from hub.core.errors import HubError
 from schemas.codec import encode
-from schemas.errors import ERROR_TABLE, ErrorCode, error_body
+from schemas.errors import ERROR_TABLE, ErrorCode
+from schemas.rest import error_envelope
 
 
 class JSON(Response):
@@ -18,14 +18,14 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        if isinstance(content, msgspec.Struct):
-            return encode(content)
-        return orjson.dumps(content)
+        if not isinstance(content, msgspec.Struct):
+            raise TypeError(f"a response body is a schemas struct, not {type(content).__name__}")
+        return encode(content)
 
 
 def error_response(code: ErrorCode, message: str, details: dict | None = None,
                    headers: dict | None = None) -> JSON:
-    return JSON(error_body(code, message, details), status_code=ERROR_TABLE[code].http_status, headers=headers)
+    return JSON(error_envelope(code, message, details), status_code=ERROR_TABLE[code].http_status, headers=headers)
 
 
 def hub_error_response(exc: HubError) -> JSON:

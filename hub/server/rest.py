@@ -8,7 +8,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.types import Message
 
-from hub import __version__
 from hub.core.errors import HubError
 from hub.core.peers import STATUSES
 from hub.runtime.asks import AskService
@@ -17,9 +16,19 @@ from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
 from schemas.codec import FrameError, check_json_value, too_deep
 from schemas.errors import ErrorCode
-from schemas.frames import API_VERSION
 from schemas.local import ACT_AS_HEADER
-from schemas.rest import AckRequest, AnswerRequest, AskRequest, NotifyRequest, PeerCreateRequest, WaitRequest
+from schemas.rest import (
+    AckRequest,
+    AnswerRequest,
+    AskRequest,
+    NotifyRequest,
+    PeerCreated,
+    PeerCreateRequest,
+    PeerDeleted,
+    PeerList,
+    WaitRequest,
+    Whoami,
+)
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
                 "approvals", "policies", "schedules", "attachments", "sessions", "dashboard"]
@@ -109,13 +118,7 @@ async def read_body(request: Request, model: type[msgspec.Struct]):
 
 
 async def health(request: Request) -> JSON:
-    hub = hub_of(request)
-    facts = hub.health()
-    questions = hub.settings.questions
-    return JSON({"ok": True, "api_version": API_VERSION, "version": __version__, "node": facts["node"],
-                 "store": facts["store"], "capabilities": CAPABILITIES, "peers": facts["peers"],
-                 "connections": facts["connections"], "tasks": len(asyncio.all_tasks()),
-                 "questions": {"max_timeout_s": questions.max_timeout_s, "margin_s": questions.margin_s}})
+    return JSON(hub_of(request).health(list(CAPABILITIES)))
 
 
 async def list_peers(request: Request) -> JSON:
@@ -124,11 +127,8 @@ async def list_peers(request: Request) -> JSON:
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise HubError(ErrorCode.INVALID_REQUEST, f"status is one of {', '.join(STATUSES)}", {"status": status})
-    peers = await hub_of(request).list_peers(circle=circle, status=status)
-    waiting = await asks_of(request).open_inbound_counts([p["peer_id"] for p in peers])
-    for peer in peers:
-        peer["open_asks"] = waiting[peer["peer_id"]]
-    return JSON({"peers": peers})
+    return JSON(PeerList(peers=await hub_of(request).list_peers(
+        circle=circle, status=status, open_asks=asks_of(request).open_inbound_counts)))
 
 
 async def create_peer(request: Request) -> JSON:
@@ -139,15 +139,15 @@ async def create_peer(request: Request) -> JSON:
     body = await read_body(request, PeerCreateRequest)
     hub = hub_of(request)
     peer, token, created = await hub.register_peer(body.name, body.circle)
-    return JSON({"created": created, "peer": await hub.peer_view(peer), "token": token},
+    return JSON(PeerCreated(created=created, peer=await hub.peer_view(peer), token=token),
                 status_code=201 if created else 200)
 
 
 async def whoami(request: Request) -> JSON:
     who = caller(request)
     if who.peer is None:
-        return JSON({"operator": True, "peer": None})
-    return JSON({"operator": False, "peer": await hub_of(request).peer_view(who.peer)})
+        return JSON(Whoami(operator=True))
+    return JSON(Whoami(operator=False, peer=await hub_of(request).peer_view(who.peer)))
 
 
 async def get_peer(request: Request) -> JSON:
@@ -163,7 +163,7 @@ async def delete_peer(request: Request) -> JSON:
     if who.peer is not None and who.peer.peer_id != peer.peer_id:
         raise HubError(ErrorCode.FORBIDDEN, "a peer may delete only itself; the hub token may delete any peer")
     await hub.delete_peer(peer)
-    return JSON({"deleted": peer.peer_id})
+    return JSON(PeerDeleted(deleted=peer.peer_id))
 
 
 async def carried(request: Request, who: Sender, attachment_ids: list[str]) -> list[dict] | None:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from hub.runtime.schedules import ScheduleService
 from hub.server.responses import JSON
 from hub.server.rest import caller, read_body
-from schemas.rest import ScheduleRequest
+from schemas.rest import ScheduleDeleted, ScheduleList, ScheduleRequest
 
 
 def schedules_of(request: Request) -> ScheduleService:
@@ -22,7 +22,7 @@ async def create(request: Request) -> JSON:
 
 async def list_schedules(request: Request) -> JSON:
     who = caller(request)
-    return JSON({"schedules": await schedules_of(request).list(who, request.query_params.get("peer") or None)})
+    return JSON(ScheduleList(schedules=await schedules_of(request).list(who, request.query_params.get("peer") or None)))
 
 
 async def get(request: Request) -> JSON:
@@ -34,7 +34,7 @@ async def delete(request: Request) -> JSON:
     who = caller(request)
     schedule_id = request.path_params["schedule_id"]
     await schedules_of(request).delete(who, schedule_id)
-    return JSON({"deleted": schedule_id})
+    return JSON(ScheduleDeleted(deleted=schedule_id))
 
 
 async def pause(request: Request) -> JSON:

@@ -13,7 +13,7 @@ from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
 from hub.server.rest import caller, client_left, hub_of, read_body
-from schemas.rest import InboxTakeRequest, InboxWaitRequest, PresenceRequest, SessionStartRequest
+from schemas.rest import InboxTaken, InboxTakeRequest, InboxWaitRequest, PresenceRequest, SessionStartRequest
 
 
 def sessions_of(request: Request) -> SessionService:
@@ -64,6 +64,6 @@ async def wait_inbox(request: Request) -> JSON:
         left.cancel()
     if not waiting.done():
         waiting.cancel()
-        return JSON({"deliveries": [], "remaining": 0})   # nobody to answer: nothing taken
+        return JSON(InboxTaken(deliveries=[], remaining=0))   # nobody to answer: nothing taken
     waiting.result()
     return JSON(await sessions.take_inbox(who, peer, body.limit))
