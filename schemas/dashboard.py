@@ -38,7 +38,7 @@ class Subscribed(_Frame, tag="subscribed"):
     dashboard named are gone (trimmed, or the store was replaced); `missed_after` repeats it.
     A dashboard that sees it reloads its lists."""
     cursor: Cursor
-    history_lost: bool = False
+    history_lost: bool
     missed_after: Cursor | None = None
 
 

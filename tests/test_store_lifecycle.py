@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from hub.store.embedded import find_server_binary
@@ -103,3 +104,22 @@ def test_nothing_is_accepted_while_the_store_is_down(hub):
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "store_unavailable"
     assert hub.get("/health", token=None).status_code == 200  # the hub itself stays up
+
+
+def test_a_start_up_that_fails_halfway_stops_what_it_started(tmp_path, start_hub):
+    """The attachments folder cannot be made (a file stands where it goes): the hub has by then
+    opened its store clients, started its writer, its hub, asks and questions. It exits with
+    the reason, leaves no task or connection running behind it, no hub.json, and stops the
+    embedded store it started."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "attachments").write_text("not a folder")
+    hub = start_hub(home=home, expect_ready=False)
+    assert hub.process.wait(30) != 0
+    log = hub.log()
+    assert "attachments" in log and ("NotADirectoryError" in log or "FileExistsError" in log), log[-2000:]
+    for leftover in ("Task was destroyed but it is pending", "Unclosed", "never awaited", "the store failed"):
+        assert leftover not in log, log[-3000:]
+    assert not (home / "hub.json").exists()
+    wait_until(lambda: not [p for p in psutil.process_iter(["cmdline"])
+                            if str(home) in " ".join(p.info["cmdline"] or [])], 10, "its embedded store stopped")

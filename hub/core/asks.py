@@ -10,13 +10,28 @@ An ask is closed once; every later ack or answer is refused and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from hub.core.errors import HubError
+from hub.core.trace import Stage
 from schemas.errors import ErrorCode
 
-PENDING, ACKED, REPLIED, ANSWERED, EXPIRED, FAILED = "pending", "acked", "replied", "answered", "expired", "failed"
+
+class AskState(StrEnum):
+    PENDING = "pending"
+    ACKED = "acked"
+    REPLIED = "replied"
+    ANSWERED = "answered"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+PENDING, ACKED, REPLIED, ANSWERED, EXPIRED, FAILED = (AskState.PENDING, AskState.ACKED, AskState.REPLIED,
+                                                      AskState.ANSWERED, AskState.EXPIRED, AskState.FAILED)
 CLOSED_STATES = frozenset({ACKED, REPLIED, ANSWERED, EXPIRED, FAILED})
+# The stage a close writes to the ask's trace, and the kind of notice the asker gets.
+CLOSE_STAGE: dict[str, Stage] = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}
 ClosedByPeer = Literal["acked", "replied", "answered"]
 
 
@@ -75,15 +90,38 @@ def check_closer(ask: AskView, actor_id: str) -> None:
 
 
 def ensure_open(ask: AskView) -> None:
-    if ask.state == ANSWERED:
-        raise HubError(ErrorCode.ALREADY_ANSWERED, "this question was already answered",
-                       {"correlation_id": ask.correlation_id, "state": ask.state})
-    if ask.state == EXPIRED:
-        raise HubError(ErrorCode.EXPIRED, "this ask passed its deadline",
-                       {"correlation_id": ask.correlation_id, "state": ask.state})
-    if ask.state in CLOSED_STATES:
-        raise HubError(ErrorCode.ALREADY_CLOSED, f"this ask is already closed ({ask.state})",
-                       {"correlation_id": ask.correlation_id, "state": ask.state})
+    refusal = closed_refusal(ask.correlation_id, ask.state)
+    if refusal is not None:
+        raise refusal
+
+
+def closed_refusal(correlation_id: str, state: str) -> HubError | None:
+    """Why an ask in `state` cannot be closed again (None: it is open)."""
+    details = {"correlation_id": correlation_id, "state": state}
+    if state == ANSWERED:
+        return HubError(ErrorCode.ALREADY_ANSWERED, "this question was already answered", details)
+    if state == EXPIRED:
+        return HubError(ErrorCode.EXPIRED, "this ask passed its deadline", details)
+    if state in CLOSED_STATES:
+        return HubError(ErrorCode.ALREADY_CLOSED, f"this ask is already closed ({state})", details)
+    return None
+
+
+def on_close_answer(correlation_id: str, store_status: str) -> HubError | None:
+    """What the store's answer to a close means (the close script compares and sets the ask's
+    state in one step, so two closers never both win): None when this close won; otherwise
+    the error its closer gets. `store_status` is `ok`, `missing`, `forbidden`, or the state
+    the ask was already in."""
+    if store_status == "ok":
+        return None
+    if store_status == "missing":
+        return HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {correlation_id}",
+                        {"correlation_id": correlation_id})
+    if store_status == "forbidden":
+        return HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask")
+    return closed_refusal(correlation_id, store_status) or HubError(
+        ErrorCode.ALREADY_CLOSED, f"this ask is not open ({store_status})",
+        {"correlation_id": correlation_id, "state": store_status})
 
 
 def check_answer(ask: AskView, option_id: str | None, text: str | None, outcome: str | None) -> None:

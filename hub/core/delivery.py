@@ -1,15 +1,88 @@
-"""A delivery's life, as pure rules: the state an accepted message reports, from its recipients'.
+"""A delivery's life, as a state machine with no I/O: states, and transitions that return the
+effects the runtime carries out (store writes, trace stages), the way python-websockets keeps
+its protocol apart from its sockets.
 
-A message is `delivered` when a live connection took it for at least one recipient, `queued`
-when it waits in at least one inbox and no connection took it yet, and `failed` when it
-reached no inbox (every recipient's inbox was full).
+For one recipient, a message is
+
+    queued --pushed to a live connection--> in flight (sent)
+    in flight --receipt received | injected--> received | injected   (confirmed: out of the inbox)
+    in flight --receipt failed-->             failed                 (confirmed, with a reason)
+    in flight --receipt held-->               held                   (stays in the inbox)
+    in flight --connection lost-->            queued again           (the trace says sent)
+
+A receipt for a delivery no longer in flight (settled, or from an earlier connection) ends
+nothing: it is traced as `late_receipt`, because a trace has one final stage.
+
+The message as a whole reports `delivered` when a live connection took it for at least one
+recipient, `queued` when it waits in at least one inbox and no connection took it yet, and
+`failed` when it reached no inbox (every recipient's inbox was full).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
+from hub.core.trace import Reason, Stage, stage_entry
 from schemas.frames import DeliveryState, RecipientState
+
+
+class Receipt(StrEnum):
+    """What a recipient says of a delivery it was sent."""
+    RECEIVED = "received"
+    INJECTED = "injected"
+    FAILED = "failed"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A delivery pushed to a connection and not yet confirmed."""
+    seq: int
+    sent_at: int
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Effect: take the delivery at `seq` out of the peer's inbox."""
+    peer_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendTrace:
+    """Effect: add these stages to a trace."""
+    trace_id: str
+    stages: tuple[dict[str, Any], ...]
+
+
+Effect = Confirm | AppendTrace
+
+
+def on_receipt(inflight: InFlight | None, *, message_id: str, peer_id: str, status: str, reason: str | None,
+               now: int, node: str) -> list[Effect]:
+    """The effects of a receipt, given what the connection had in flight for that message."""
+    if inflight is None:   # its trace is the message's own (asks keep theirs by correlation id)
+        return [AppendTrace(message_id, (stage_entry(Stage.LATE_RECEIPT, now, node, peer_id=peer_id, status=status,
+                                                     reason=reason),))]
+    sent = stage_entry(Stage.SENT, inflight.sent_at, node, peer_id=peer_id, seq=inflight.seq)
+    if status == Receipt.HELD:   # not delivered, and not to be lost: it stays in the inbox
+        return [AppendTrace(inflight.trace_id, (sent, stage_entry(Stage.HELD, now, node, peer_id=peer_id,
+                                                                  reason=reason)))]
+    final = Stage(status) if status in (Receipt.RECEIVED, Receipt.INJECTED) else Stage.FAILED
+    ended = stage_entry(final, now, node, peer_id=peer_id,
+                        reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)
+    return [Confirm(peer_id, inflight.seq), AppendTrace(inflight.trace_id, (sent, ended))]
+
+
+def on_connection_lost(inflight: Iterable[InFlight], *, peer_id: str, node: str) -> list[Effect]:
+    """A connection closed with deliveries unconfirmed: they stay in the inbox (the next
+    connection gets them again) and each trace says they were sent."""
+    return [AppendTrace(d.trace_id, (stage_entry(Stage.SENT, d.sent_at, node, peer_id=peer_id, seq=d.seq),))
+            for d in inflight]
 
 
 def overall_state(recipients: Iterable[RecipientState]) -> DeliveryState:

@@ -41,13 +41,6 @@ def as_status(value: str) -> PeerStatus:
     raise ValueError(f"unknown status {value!r}")
 
 
-def said_status(value: str) -> PeerStatus:
-    """What a live peer may say of itself (`offline` is the hub's to say)."""
-    if value not in SETTABLE:
-        raise HubError(ErrorCode.INVALID_FRAME, "presence is `online`, `busy` or `awaiting_input`")
-    return as_status(value)
-
-
 def as_role(value: str) -> Role:
     """A role read back from the store (written by this hub: one of ROLES)."""
     for role in ROLES:

@@ -11,11 +11,12 @@ with nobody to reach and the hub set so, handed back to the agent's own prompt):
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from hub.core.approvals import ASK, DENY, check_options
+from hub.core.approvals import ABANDONED, ASK, DENY, TIMEOUT, check_options
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 
@@ -102,3 +103,36 @@ def plain_hash(title: str | None, prompt: str | None, options: list[dict[str, An
     """sha256 of what a person is shown, so that an answer is for what was shown."""
     shown = {"title": title, "prompt": prompt, "options": options}
     return hashlib.sha256(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class QuestionState(StrEnum):
+    """A blocking question's life: pending until a person, a policy, the deadline or the
+    fallback decides it (`decided`), or until nobody waits for it any more (`abandoned`:
+    the hook that asked is gone, so its tool call was already denied where it ran)."""
+    PENDING = "pending"
+    DECIDED = "decided"
+    ABANDONED = "abandoned"
+
+
+def on_decide_answer(question_id: str, store_status: str, answered_by: str | None) -> HubError | None:
+    """What the store's answer to a decision means (the decide script compares the question's
+    state and content hash and sets its decision in one step, so the first decision wins):
+    None when this one won; otherwise the error its decider gets. `store_status` is `ok`,
+    `missing`, `mismatch` (not the content that was shown) or `decided` (with the earlier
+    decision's `answered_by`)."""
+    if store_status == "ok":
+        return None
+    details = {"correlation_id": question_id}
+    if store_status == "missing":
+        return HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {question_id}", details)
+    if store_status == "mismatch":
+        return HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool name and "
+                        "input; reload the question and answer what it asks now", details)
+    if answered_by == ABANDONED:
+        return HubError(ErrorCode.QUESTION_ABANDONED, "nobody waits for this answer any more: the agent's hook is gone "
+                        "(the hub restarted, the hook gave up, or the session ended), so the tool call was already "
+                        "denied and approving it would run nothing", details)
+    if answered_by == TIMEOUT:
+        return HubError(ErrorCode.EXPIRED, "this question passed its deadline and was denied", details)
+    return HubError(ErrorCode.ALREADY_ANSWERED, "this question was already decided; the first answer wins",
+                    {**details, "answered_by": answered_by})

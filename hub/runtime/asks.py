@@ -28,6 +28,7 @@ import orjson
 from hub.core.asks import (
     ACKED,
     ANSWERED,
+    CLOSE_STAGE,
     EXPIRED,
     PENDING,
     REPLIED,
@@ -37,7 +38,7 @@ from hub.core.asks import (
     check_closer,
     closed_state,
     deadline_ms,
-    ensure_open,
+    on_close_answer,
     validate_question,
 )
 from hub.core.attachments import ask_ref, attachment_refs, fingerprint_part, inbox_ref
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 NOTICE_KINDS = ("reply", "ack", "answer")
 KIND_OF_CLOSE: dict[str, DeliveryKind] = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}
-STAGE_OF_STATE = {ACKED: Stage.ACKED, REPLIED: Stage.REPLIED, ANSWERED: Stage.ANSWERED, EXPIRED: Stage.EXPIRED}
 MAX_WAIT_S = 60.0
 
 
@@ -138,10 +138,10 @@ class AskService:
                 continue
             record = await self.store.read(cid, asker)
             cmds.append(self.store.closed_cmd(asker, cid, by))
-            if record is not None and record["state"] in STAGE_OF_STATE:
+            if record is not None and record["state"] in CLOSE_STAGE:
                 result = orjson.loads(record["result"]) if record.get("result") else {}
                 cmds.append(hub.store.trace_cmd(cid, [stage_entry(
-                    STAGE_OF_STATE[record["state"]], int(record.get("closed_at") or hub.now_ms()), by.partition("/")[0],
+                    CLOSE_STAGE[record["state"]], int(record.get("closed_at") or hub.now_ms()), by.partition("/")[0],
                     by=result.get("by"), reason="deadline" if record["state"] == EXPIRED else None, recovered=True)]))
                 mended += 1
         if cmds:
@@ -390,14 +390,10 @@ class AskService:
         def finish(outcome: Any) -> Closed | None:
             if isinstance(outcome, Exception):
                 raise outcome
-            status = as_text(outcome[0])
-            if status != "ok":
+            refusal = on_close_answer(cid, as_text(outcome[0]))
+            if refusal is not None:
                 self._forget(cid)
-                if status == "missing":
-                    raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
-                if status == "forbidden":
-                    raise HubError(ErrorCode.FORBIDDEN, "only the peer that was asked may ack or answer this ask")
-                ensure_open(AskView(cid, view.asker, view.recipient, status, view.question))
+                raise refusal
             seq = int(outcome[1])
             ask = self._forget(cid)
             after = [self.store.unindex_cmd(view.recipient, cid)]
@@ -406,7 +402,7 @@ class AskService:
                 conn = hub.connections.get(view.recipient)
                 if conn is not None:
                     conn.inflight.pop(ask.message_id, None)
-            after.append(hub.store.trace_cmd(cid, [stage_entry(STAGE_OF_STATE[state], now, hub.node, by=result["by"],
+            after.append(hub.store.trace_cmd(cid, [stage_entry(CLOSE_STAGE[state], now, hub.node, by=result["by"],
                                                                reason="deadline" if state == EXPIRED else None)],
                                              message=message_preview(notice, to=view.asker) if state != EXPIRED else None))
             after.append(self.store.closed_cmd(view.asker, cid, hub.process_ref))
@@ -581,7 +577,8 @@ class AskService:
             waiter = asyncio.get_running_loop().create_future()
             ask.waiters.append(waiter)
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(waiter)
             except TimeoutError:
                 pass
             finally:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from hub.core.delivery import InFlight
 from schemas.errors import ERROR_TABLE, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class Connection:
         self.replaying = False           # while True, live deliveries wait in the inbox
         self.pull_again = False          # a wake came while replaying: read the inbox once more
         self.last_pushed_seq = 0
-        self.inflight: dict[str, tuple[int, int, str]] = {}  # message_id -> (seq, sent_at ms, trace id)
+        self.inflight: dict[str, InFlight] = {}  # message_id -> the delivery pushed and not yet confirmed
         self.closed = False
         self.close_code: int | None = None
         self.close_reason = ""

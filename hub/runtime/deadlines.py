@@ -12,6 +12,8 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable
 
+from hub.runtime.periodic import stop_if_cancelled
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ class DeadlineTimer:
                 try:
                     retry_at = await self._fire(key)
                 except Exception:
+                    stop_if_cancelled()
                     log.exception("%s: firing %s failed", self._name, key)
                     retry_at = None
                 if retry_at is not None:
@@ -61,6 +64,7 @@ class DeadlineTimer:
             delay = (self._heap[0][0] - now) / 1000 if self._heap else None
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):   # not wait_for: on 3.11 it can swallow a cancel
+                    await self._wake.wait()
             except TimeoutError:
                 pass

@@ -26,7 +26,8 @@ import orjson
 
 from hub import __version__
 from hub.core.attachments import attachment_refs, fingerprint_part, inbox_ref
-from hub.core.delivery import overall_state
+from hub.core.delivery import Confirm, InFlight, on_connection_lost, on_receipt, overall_state
+from hub.core.delivery import Effect as DeliveryEffect
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
@@ -34,7 +35,6 @@ from hub.core.panes import PaneLink
 from hub.core.peers import (
     BRIDGE,
     OFFLINE,
-    ONLINE,
     PERSON,
     Address,
     Admission,
@@ -42,8 +42,8 @@ from hub.core.peers import (
     admit,
     parse_address,
     resolve,
-    said_status,
 )
+from hub.core.presence import connected, gone, said
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
@@ -170,7 +170,7 @@ class Hub:
         # peers are offline until they come back.
         stale = [p for p in self.peers.values() if p.status != OFFLINE and p.node in ("", self.node)]
         for peer in stale:
-            peer.status, peer.status_reason = OFFLINE, "hub_restarted"
+            peer.status, peer.status_reason = gone("hub_restarted")
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._sweeper = asyncio.create_task(every(self.settings.sweep_interval_s, self.sweep_expired, "inbox sweep"),
                                             name="inbox-sweeper")
@@ -277,7 +277,7 @@ class Hub:
         # Take the identity now, before the store round trip, so that a concurrent hello for the
         # same name sees it live; undone if the store does not take the registration.
         before = (peer.status, peer.status_reason, peer.last_seen, peer.node)
-        peer.status, peer.status_reason, peer.last_seen, peer.node = ONLINE, "", now, self.node
+        (peer.status, peer.status_reason), peer.last_seen, peer.node = connected(), now, self.node
         self._remember(peer)
         conn.peer_id = peer.peer_id
         conn.replaying = True
@@ -414,13 +414,11 @@ class Hub:
             return
         del self.connections[peer_id]
         if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
-            self.store.writer.submit(
-                [self.store.trace_cmd(trace_id, [stage_entry(Stage.SENT, at, self.node, peer_id=peer_id, seq=seq)])
-                 for seq, at, trace_id in conn.inflight.values()], wait=False)
+            self.carry_out(on_connection_lost(conn.inflight.values(), peer_id=peer_id, node=self.node))
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline and peer.node == self.node:
-            peer.status, peer.status_reason, peer.last_seen = OFFLINE, reason, self.now_ms()
+            (peer.status, peer.status_reason), peer.last_seen = gone(reason), self.now_ms()
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
 
@@ -442,16 +440,16 @@ class Hub:
 
     def set_presence(self, peer: PeerRecord, status: str) -> None:
         """What a live peer says of itself: online (idle), busy or awaiting_input."""
-        said = said_status(status)
+        presence = said(status)
         if peer.peer_id not in self.connections and self.reads_inbox(peer):
-            peer.status, peer.status_reason, peer.last_seen, peer.node = said, "", self.now_ms(), self.node
+            (peer.status, peer.status_reason), peer.last_seen, peer.node = presence, self.now_ms(), self.node
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
             return
         if peer.peer_id not in self.connections:
             raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
-        peer.status, peer.last_seen = said, self.now_ms()
+        peer.status, peer.last_seen = presence.status, self.now_ms()   # a note on its transport stays
         self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._presence_changed(peer)
 
@@ -643,7 +641,7 @@ class Hub:
         if not conn.push(deliver_frame(seq, payload)):
             return False
         conn.last_pushed_seq = max(conn.last_pushed_seq, seq)
-        conn.inflight[message_id] = (seq, self.now_ms(), trace_id)
+        conn.inflight[message_id] = InFlight(seq, self.now_ms(), trace_id)
         return True
 
     # ---- receipts ----------------------------------------------------------------------------
@@ -654,24 +652,20 @@ class Hub:
         (`held`: record why it was not delivered and keep it in the inbox).
         A receipt for a delivery this connection does not hold (already settled) still lands in
         the trace, as `late_receipt`, and ends nothing: a trace has one final stage."""
-        now = self.now_ms()
         inflight = conn.inflight.pop(message_id, None) if conn is not None else None
-        if inflight is None:  # its trace is the message's own (asks keep theirs by correlation id)
-            stage = stage_entry(Stage.LATE_RECEIPT, now, self.node, peer_id=peer.peer_id, status=status, reason=reason)
-            self.store.writer.submit([self.store.trace_cmd(message_id, [stage])], wait=False)
-            return
-        seq, sent_at, trace_id = inflight
-        if status == "held":  # not delivered, and not to be lost: it stays in the inbox
-            stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
-                      stage_entry(Stage.HELD, now, self.node, peer_id=peer.peer_id, reason=reason)]
-            self.store.writer.submit([self.store.trace_cmd(trace_id, stages)], wait=False)
-            return
-        final = Stage(status) if status in ("received", "injected") else Stage.FAILED
-        stages = [stage_entry(Stage.SENT, sent_at, self.node, peer_id=peer.peer_id, seq=seq),
-                  stage_entry(final, now, self.node, peer_id=peer.peer_id,
-                              reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)]
-        self.store.writer.submit([self.store.confirm_cmd(peer.peer_id, seq), self.store.trace_cmd(trace_id, stages)],
-                                 wait=False)
+        self.carry_out(on_receipt(inflight, message_id=message_id, peer_id=peer.peer_id, status=status, reason=reason,
+                                  now=self.now_ms(), node=self.node))
+
+    def carry_out(self, effects: Iterable[DeliveryEffect]) -> None:
+        """Write what a delivery's transitions call for, in one packet nobody waits on."""
+        cmds: list[Command] = []
+        for effect in effects:
+            if isinstance(effect, Confirm):
+                cmds.append(self.store.confirm_cmd(effect.peer_id, effect.seq))
+            else:
+                cmds.append(self.store.trace_cmd(effect.trace_id, list(effect.stages)))
+        if cmds:
+            self.store.writer.submit(cmds, wait=False)
 
     def inbox_grew(self, peer_id: str) -> None:
         """A message was queued for a peer with no connection here: wake its waiting readers."""
@@ -694,7 +688,8 @@ class Hub:
                 if left <= 0 or (await self.store.inbox_lengths([peer.peer_id]))[peer.peer_id]:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), min(left, INBOX_RECHECK_S))
+                    async with asyncio.timeout(min(left, INBOX_RECHECK_S)):
+                        await woken.wait()
         finally:
             readers.discard(woken)
             if not readers:
@@ -766,7 +761,7 @@ class Hub:
                               token_digest=token_digest(new_token()), created_at=now, last_seen=now)
         # a pane it was linked to before is no longer its own: no transport may type into it
         peer.pane = None
-        peer.status, peer.status_reason, peer.last_seen, peer.agent_pid = OFFLINE, reason, now, agent_pid
+        (peer.status, peer.status_reason), peer.last_seen, peer.agent_pid = gone(reason), now, agent_pid
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
         self._remember(peer)
         self._presence_changed(peer)
@@ -862,7 +857,7 @@ class Hub:
         if conn is not None:
             conn.abort(ErrorCode.NOT_LINKED, "the pane was unlinked")
             await self.disconnect(conn, reason)
-        peer.pane, peer.status, peer.status_reason, peer.last_seen = None, OFFLINE, reason, self.now_ms()
+        peer.pane, (peer.status, peer.status_reason), peer.last_seen = None, gone(reason), self.now_ms()
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
         self._presence_changed(peer)
 
@@ -871,7 +866,7 @@ class Hub:
         if peer.peer_id in self.connections:
             return
         changed = peer.status != OFFLINE
-        peer.status, peer.status_reason = OFFLINE, reason
+        peer.status, peer.status_reason = gone(reason)
         self.store.writer.submit(self.store.presence_cmds(peer, peer.node or self.node), wait=False)
         if changed:
             self._presence_changed(peer)
@@ -900,7 +895,7 @@ class Hub:
         for peer_id, trace_id, _ in expired:  # a receipt that comes now is late, not final
             conn = self.connections.get(peer_id)
             if conn is not None:
-                for message_id in [m for m, (_, _, t) in conn.inflight.items() if t == trace_id]:
+                for message_id in [m for m, d in conn.inflight.items() if d.trace_id == trace_id]:
                     del conn.inflight[message_id]
         await self.store.writer.write(*cmds)
         for listener in self.expiry_listeners:
@@ -1043,7 +1038,7 @@ class Hub:
         taken = []
         for peer, applied in zip(lost, results):
             if applied == 1:
-                peer.status, peer.status_reason, peer.last_seen = OFFLINE, "node_lost", now
+                (peer.status, peer.status_reason), peer.last_seen = gone("node_lost"), now
                 self._presence_changed(peer)
                 taken.append(peer)
         return taken

@@ -22,7 +22,7 @@ from hub.core.peers import OFFLINE
 from hub.runtime.asks import AskService
 from hub.runtime.dashboard import DashboardAccess
 from hub.runtime.hub import OPERATOR_ID, Hub
-from hub.runtime.periodic import every
+from hub.runtime.periodic import every, stop_if_cancelled
 from hub.runtime.questions import QuestionService
 from hub.store.bus import BusMessage, NodeBus, this_host
 
@@ -99,6 +99,7 @@ class Mesh:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # what the bus missed meanwhile is caught up on subscribing
+                stop_if_cancelled()
                 log.warning("node bus interrupted (%s); subscribing again", exc.__class__.__name__)
             await asyncio.sleep(RETRY_S)
 

@@ -141,7 +141,8 @@ class PaneService:
                 raise HubError(ErrorCode.BRIDGE_UNAVAILABLE, f"the pane bridge {bridge.name} is not connected")
             bound = timeout or self.call_timeout_s
             try:
-                return await asyncio.wait_for(future, bound)
+                async with asyncio.timeout(bound):
+                    return await future
             except TimeoutError:
                 raise HubError(ErrorCode.BRIDGE_UNAVAILABLE,
                                f"the pane bridge {bridge.name} did not answer {op} within {bound:g} s") from None
@@ -154,8 +155,9 @@ class PaneService:
         remaining = self._started_bridge_until - time.monotonic()
         if self.bridges or remaining <= 0:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._a_bridge_joined.wait(), remaining)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await self._a_bridge_joined.wait()
 
     async def _ready_bridge(self, name: str | None) -> BridgeLink:
         await self._started_bridge()

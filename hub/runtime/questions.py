@@ -44,7 +44,8 @@ from hub.core.approvals import (
 )
 from hub.core.errors import HubError
 from hub.core.ids import is_hex128
-from hub.core.peers import AWAITING_INPUT, BUSY, PeerRecord
+from hub.core.peers import PeerRecord
+from hub.core.presence import with_questions
 from hub.core.questions import (
     CHOICE,
     FALLBACK,
@@ -54,6 +55,7 @@ from hub.core.questions import (
     choice_of,
     default_outcome,
     fallback_outcome,
+    on_decide_answer,
     plain_hash,
 )
 from hub.core.trace import Stage, stage_entry
@@ -105,8 +107,9 @@ def owner_of(record: dict) -> str:
 
 def not_what_was_shown(qid: str) -> HubError:
     """An answer that names a content hash other than the question's."""
-    return HubError(ErrorCode.CONTENT_MISMATCH, "content_hash is not the hash of this question's tool name and input; "
-                    "reload the question and answer what it asks now", {"correlation_id": qid})
+    refusal = on_decide_answer(qid, "mismatch", None)
+    assert refusal is not None
+    return refusal
 
 
 def error_view(qid: str, reason: str) -> DecisionView:
@@ -322,11 +325,9 @@ class QuestionService:
         peer = self.hub.peers.get(peer_id)
         if peer is None or not self.hub.holds_presence(peer):
             return
-        waiting = any(owner_of(q) == peer_id for q in self.opened.values())
-        if waiting and peer.status != AWAITING_INPUT:
-            self.hub.set_presence(peer, AWAITING_INPUT)
-        elif not waiting and peer.status == AWAITING_INPUT:
-            self.hub.set_presence(peer, BUSY)
+        status = with_questions(peer.status, any(owner_of(q) == peer_id for q in self.opened.values()))
+        if status is not None:
+            self.hub.set_presence(peer, status)
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -392,21 +393,9 @@ class QuestionService:
         status = as_text(outcome[0])
         if status != "mismatch":
             self._close(qid)  # decided now, before, or gone
-        if status == "missing":
-            raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
-        if status == "mismatch":
-            raise not_what_was_shown(qid)
-        if status == "decided":
-            answered_by = as_text(outcome[1])
-            if answered_by == ABANDONED:
-                raise HubError(ErrorCode.QUESTION_ABANDONED, "nobody waits for this answer any more: the agent's hook "
-                               "is gone (the hub restarted, the hook gave up, or the session ended), so the tool call "
-                               "was already denied and approving it would run nothing", {"correlation_id": qid})
-            if answered_by == TIMEOUT:
-                raise HubError(ErrorCode.EXPIRED, "this question passed its deadline and was denied",
-                               {"correlation_id": qid})
-            raise HubError(ErrorCode.ALREADY_ANSWERED, "this question was already decided; the first answer wins",
-                           {"correlation_id": qid, "answered_by": answered_by})
+        refusal = on_decide_answer(qid, status, as_text(outcome[1]) if status == "decided" else None)
+        if refusal is not None:
+            raise refusal
         self.deadlines.forget(qid)
         view = decision_view({"correlation_id": qid, **decision})
         self._resolve(qid, view)

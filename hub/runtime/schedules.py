@@ -47,6 +47,7 @@ from hub.core.schedules import (
 )
 from hub.runtime.asks import AskService
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
+from hub.runtime.periodic import stop_if_cancelled
 from hub.store.schedules import ScheduleStore, StoredSchedule
 from hub.store.state import StoreDown
 from schemas.errors import ErrorCode
@@ -245,14 +246,21 @@ class ScheduleService:
                 if self._lease_ends is not None:
                     delay = min(delay, max(self._lease_ends - now, 0) / 1000 + NO_PROGRESS_S)
             except (HubError, *StoreDown) as exc:
+                stop_if_cancelled()
                 log.warning("schedules: the store failed (%s); trying again in %.0f s", exc, RETRY_S)
                 self._take_own_claims = True
                 delay = RETRY_S
             except Exception:  # the timer must outlive any one bad schedule
+                stop_if_cancelled()
                 log.exception("schedules: unexpected error in the timer")
                 delay = RETRY_S
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            # A cancel that a store call swallowed still stops the loop here; and asyncio.timeout,
+            # not wait_for, which on Python 3.11 can swallow one too (both found by a start-up
+            # that failed halfway and then never finished stopping).
+            stop_if_cancelled()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def _fire_due(self) -> bool:
         """Handle every schedule due now, side by side (their store writes share pipelines)."""
@@ -396,5 +404,6 @@ class ScheduleService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost notice only delays a fire until the timer's next look
+                stop_if_cancelled()
                 log.debug("schedules: change notices interrupted (%s)", exc)
                 await asyncio.sleep(RETRY_S)

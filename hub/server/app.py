@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,6 +47,7 @@ from hub.server.dashboard import question_link
 from hub.server.guard import LocalGuard, default_hosts, default_origins
 from hub.server.openapi import openapi_document
 from hub.server.responses import JSON, error_response, hub_error_response
+from hub.server.services import Services
 from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
@@ -195,11 +196,16 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
     store, `lease_holder` is the node lease `serve` already claimed (claimed here when None)."""
     shutdown = shutdown or ShutdownNotice()
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        client = open_client(store_url)
-        writer_client = open_client(store_url, per_reply_timeout=False)
-        notice_client = open_client(store_url, per_reply_timeout=False)
-        try:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One exit stack: whatever started is stopped, in reverse order, whether the hub shuts
+        # down or its start-up fails halfway (nothing is left running behind a failed start).
+        async with contextlib.AsyncExitStack() as started:
+            client = open_client(store_url)
+            started.push_async_callback(client.aclose)
+            writer_client = open_client(store_url, per_reply_timeout=False)
+            started.push_async_callback(writer_client.aclose)
+            notice_client = open_client(store_url, per_reply_timeout=False)
+            started.push_async_callback(notice_client.aclose)
             await load_scripts(client)
             mesh_node = settings.mesh_node
             bus = NodeBus(client, notice_client, mesh_node) if mesh_node else None
@@ -208,19 +214,26 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                 await claim_node_name(bus, holder, settings.node_lease_s)
             writer = GroupCommitWriter(writer_client)
             writer.start()
+            started.push_async_callback(writer.close)
             state = StoreState(client, writer, mesh_node)
+            started.callback(state.flush_trace_events)
             epoch = await state.ensure_epoch(new_peer_id())
             hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts,
                       instance=holder.instance)
             await hub.start()
+            started.push_async_callback(hub.stop)
             asks = AskService(hub, AskStore(client), settings.asks)
             await asks.start()
+            started.push_async_callback(asks.stop)
             question_store = QuestionStore(client)
-            app.state.http = http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
+            http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
+            started.push_async_callback(http.aclose)
             dashboard_store = DashboardStore(client, notice_client, mesh_node)
-            app.state.dashboard_access = access = DashboardAccess(dashboard_store, hub.now_ms)
-            app.state.dashboard_feed = feed = DashboardFeed(dashboard_store)
+            access = DashboardAccess(dashboard_store, hub.now_ms)
+            feed = DashboardFeed(dashboard_store)
+            started.push_async_callback(feed.stop)
             alerts = Alerts(settings.alerts, http, lambda qid: question_link(settings, access, qid))
+            started.push_async_callback(alerts.stop)
             people = People(hub, question_store, lambda: len(feed.subscribers), alerts,
                             bus.live_nodes if bus is not None else None)
             feed.on_watchers_changed = people.changed
@@ -228,51 +241,32 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             questions = QuestionService(hub, question_store, policies, settings.questions, people)
             await apply_chosen_preset(settings.home, policies)
             await questions.start()
+            started.callback(questions.stop)
             shutdown.subscribe(questions.stop)
-            app.state.hub = hub
-            app.state.asks = asks
-            app.state.questions = questions
-            app.state.policies = policies
-            app.state.panes = pane_service = PaneService(
-                hub, link_timeout_s=settings.link_timeout_s,
-                started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
-            app.state.sessions = SessionService(hub, pane_service, questions, policies)
-            app.state.schedules = schedule_service = ScheduleService(hub, asks, ScheduleStore(client),
-                                                                     settings.schedules, notice_client)
+            pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s,
+                                       started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
+            started.push_async_callback(pane_service.stop)
+            schedule_service = ScheduleService(hub, asks, ScheduleStore(client), settings.schedules, notice_client)
             schedule_service.start()
-            app.state.attachments = attachment_service = AttachmentService(
-                hub, AttachmentStore(client, settings.node), settings.attachments,
-                settings.home / "attachments" / settings.node, url=settings.node_url)
+            started.push_async_callback(schedule_service.stop)
+            attachment_service = AttachmentService(hub, AttachmentStore(client, settings.node), settings.attachments,
+                                                   settings.home / "attachments" / settings.node, url=settings.node_url)
             await attachment_service.start()
-            mesh = Mesh(hub, asks, questions, access, bus, holder, settings.node_lease_s) if bus else None
-            if mesh is not None:
+            started.push_async_callback(attachment_service.stop)
+            if bus is not None:
+                mesh = Mesh(hub, asks, questions, access, bus, holder, settings.node_lease_s)
                 mesh.start()
+                started.push_async_callback(mesh.stop)
+            app.state.services = Services(
+                hub=hub, asks=asks, questions=questions, policies=policies, panes=pane_service,
+                sessions=SessionService(hub, pane_service, questions, policies), schedules=schedule_service,
+                attachments=attachment_service, dashboard_access=access, dashboard_feed=feed, http=http)
             hub_file = write_hub_file(settings, os.getpid())
+            started.callback(hub_file.unlink, missing_ok=True)
             if announce is not None:
                 announce(f"{settings.local_url}/dashboard/login?code={await access.new_link_code()}")
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
-            try:
-                yield
-            finally:
-                questions.stop()
-                await alerts.stop()
-                if mesh is not None:
-                    await mesh.stop()
-                await feed.stop()
-                await http.aclose()
-                await attachment_service.stop()
-                await schedule_service.stop()
-                await pane_service.stop()
-                await asks.stop()
-                await hub.stop()
-                state.flush_trace_events()
-                await writer.close()
-                with contextlib.suppress(FileNotFoundError):
-                    hub_file.unlink()
-        finally:
-            await client.aclose()
-            await writer_client.aclose()
-            await notice_client.aclose()
+            yield
 
     app = Starlette(
         routes=[*ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),

@@ -18,6 +18,7 @@ from hub.runtime.policies import PolicyService
 from hub.runtime.questions import Opened, QuestionService, error_view
 from hub.server.responses import JSON
 from hub.server.rest import caller, client_left, int_param, read_body
+from hub.server.services import services
 from schemas.errors import ErrorCode
 from schemas.rest import (
     AskBlockingRequest,
@@ -36,11 +37,11 @@ GRACE_S = 2.0   # past the deadline, a decision the store never recorded is answ
 
 
 def questions_of(request: Request) -> QuestionService:
-    return request.app.state.questions
+    return services(request).questions
 
 
 def policies_of(request: Request) -> PolicyService:
-    return request.app.state.policies
+    return services(request).policies
 
 
 async def ask_blocking(request: Request) -> JSON:

@@ -25,6 +25,7 @@ from hub.core.errors import HubError
 from hub.runtime.attachments import AttachmentService, Located, node_unreachable
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller, hub_of, next_body_message
+from hub.server.services import services
 from schemas.errors import ErrorCode
 
 MAX_FORM_FIELD_BYTES = 64 * 1024     # parts other than the file (ignored) may add up to this
@@ -35,7 +36,7 @@ UPSTREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 
 
 def attachments_of(request: Request) -> AttachmentService:
-    return request.app.state.attachments
+    return services(request).attachments
 
 
 class FilePart:
@@ -200,7 +201,7 @@ async def _file(located: Located) -> StreamingResponse:
 
 async def _from_node(request: Request, located: Located) -> StreamingResponse:
     service = attachments_of(request)
-    client: httpx.AsyncClient = request.app.state.http
+    client: httpx.AsyncClient = services(request).http
     if located.url is None:
         raise not_found(located.meta["id"])
     outgoing = client.build_request("GET", located.url, headers={"authorization": f"Bearer {service.mesh_key}"})

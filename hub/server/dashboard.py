@@ -34,6 +34,7 @@ from hub.runtime.connection import Connection
 from hub.runtime.dashboard import LINK_TTL_S, SESSION_TTL_S, DashboardAccess, DashboardFeed, parse_cursor
 from hub.server.responses import JSON
 from hub.server.rest import bearer, caller
+from hub.server.services import services
 from hub.server.ws import Sink, close_with, frame_data, read_first_frame
 from schemas.codec import FrameError, decode_dashboard_frame, encode, error_frame
 from schemas.dashboard import SOCKET_PROTOCOL, Subscribe
@@ -57,11 +58,11 @@ PAGE_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosni
 
 
 def access_of(request: Request | WebSocket) -> DashboardAccess:
-    return request.app.state.dashboard_access
+    return services(request).dashboard_access
 
 
 def feed_of(websocket: WebSocket) -> DashboardFeed:
-    return websocket.app.state.dashboard_feed
+    return services(websocket).dashboard_feed
 
 
 def session_secret(headers) -> str | None:
@@ -101,10 +102,10 @@ class SignedInBrowsers:
                        if k in (b"cookie", KEY_HEADER.encode(), b"sec-websocket-protocol")}
             secret = session_secret(headers)
             key = page_key(scope["type"], headers)
-            access = getattr(scope["app"].state, "dashboard_access", None)
-            if secret and key and access is not None:
+            started = getattr(scope["app"].state, "services", None)   # None until the lifespan started
+            if secret and key and started is not None:
                 try:
-                    state["person_session"] = await access.is_signed_in(secret, key)
+                    state["person_session"] = await started.dashboard_access.is_signed_in(secret, key)
                 except HubError:  # the store is down: not signed in, and the route says why
                     state["person_session"] = False
         await self.app(scope, receive, send)
@@ -166,7 +167,7 @@ async def new_link(request: Request) -> JSON:
     if not _holds_hub_token(request):
         raise HubError(ErrorCode.FORBIDDEN, "only the hub token may make dashboard sign-in links")
     code = await access_of(request).new_link_code()
-    base = request.app.state.hub.settings.local_url
+    base = services(request).hub.settings.local_url
     return JSON(DashboardLink(url=f"{base}/dashboard/login?code={quote(code)}", expires_in_s=LINK_TTL_S),
                 status_code=201)
 
@@ -178,13 +179,13 @@ async def question_link(settings: Settings, access: DashboardAccess, question_id
 
 
 def _holds_hub_token(request: Request) -> bool:
-    return request.scope["state"].get("trusted_local", False) or request.app.state.hub.is_hub_token(
+    return request.scope["state"].get("trusted_local", False) or services(request).hub.is_hub_token(
         bearer(request.headers))
 
 
 async def session(request: Request) -> JSON:
     who = caller(request)
-    hub = request.app.state.hub
+    hub = services(request).hub
     return JSON(DashboardSession(signed_in=True, as_=who.peer_ref, node=hub.node, version=__version__))
 
 
@@ -200,7 +201,7 @@ async def logout(request: Request) -> Response:
 # ---- the live socket ---------------------------------------------------------------------------
 
 async def dashboard_socket(websocket: WebSocket) -> None:
-    hub = websocket.app.state.hub
+    hub = services(websocket).hub
     settings = hub.settings
     state = websocket.scope["state"]
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]

@@ -13,11 +13,12 @@ from hub.core.panes import DEFAULT_OUTPUT_LINES, MAX_OUTPUT_LINES
 from hub.runtime.panes import PaneService, require_self_or_person
 from hub.server.responses import JSON
 from hub.server.rest import caller, has_body, hub_of, int_param, read_body
+from hub.server.services import services
 from schemas.rest import KeysRequest, LinkRequest, RehookRequest
 
 
 def panes_of(request: Request) -> PaneService:
-    return request.app.state.panes
+    return services(request).panes
 
 
 def _peer(request: Request):

@@ -14,6 +14,7 @@ from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
+from hub.server.services import services
 from schemas.codec import FrameError, check_json_value, too_deep
 from schemas.errors import ErrorCode
 from schemas.local import ACT_AS_HEADER
@@ -36,7 +37,7 @@ _JSON_TYPES = ("application/json",)
 
 
 def hub_of(request: Request) -> Hub:
-    return request.app.state.hub
+    return services(request).hub
 
 
 def bearer(headers) -> str | None:
@@ -170,7 +171,7 @@ async def carried(request: Request, who: Sender, attachment_ids: list[str]) -> l
     """The briefs of the attachments a message carries (each must be the sender's own)."""
     if not attachment_ids:
         return None
-    service: AttachmentService = request.app.state.attachments
+    service: AttachmentService = services(request).attachments
     return await service.resolve(who, attachment_ids)
 
 
@@ -191,7 +192,7 @@ async def get_trace(request: Request) -> JSON:
 # ---- asks ------------------------------------------------------------------------------------
 
 def asks_of(request: Request) -> AskService:
-    return request.app.state.asks
+    return services(request).asks
 
 
 async def post_ask(request: Request) -> JSON:

@@ -7,11 +7,12 @@ from starlette.requests import Request
 from hub.runtime.schedules import ScheduleService
 from hub.server.responses import JSON
 from hub.server.rest import caller, read_body
+from hub.server.services import services
 from schemas.rest import ScheduleDeleted, ScheduleList, ScheduleRequest
 
 
 def schedules_of(request: Request) -> ScheduleService:
-    return request.app.state.schedules
+    return services(request).schedules
 
 
 async def create(request: Request) -> JSON:

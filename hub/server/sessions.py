@@ -13,11 +13,12 @@ from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON
 from hub.server.rest import caller, client_left, hub_of, read_body
+from hub.server.services import services
 from schemas.rest import InboxTaken, InboxTakeRequest, InboxWaitRequest, PresenceRequest, SessionStartRequest
 
 
 def sessions_of(request: Request) -> SessionService:
-    return request.app.state.sessions
+    return services(request).sessions
 
 
 async def start(request: Request) -> JSON:

@@ -28,6 +28,7 @@ from hub.runtime.hub import Hub, Sender
 from hub.runtime.panes import PaneService
 from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
+from hub.server.services import services
 from schemas.codec import FrameError, decode_client_frame, encode, error_frame
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import (
@@ -71,7 +72,7 @@ class Sink:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    hub: Hub = websocket.app.state.hub
+    hub: Hub = services(websocket).hub
     settings = hub.settings
     trusted_local = websocket.scope["state"].get("trusted_local", False)
     holds_hub_token = trusted_local or hub.is_hub_token(bearer(websocket.headers))
@@ -91,7 +92,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.label = f"{hello.name}@{hello.circle}"
     conn.push(encode(welcome))
     conn.start()
-    panes: PaneService = websocket.app.state.panes
+    panes: PaneService = services(websocket).panes
     if hello.role == BRIDGE:
         panes.bridge_joined(hub.peers[welcome.peer_id], conn)
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
@@ -171,10 +172,10 @@ async def close_with(websocket: WebSocket, code: ErrorCode, message: str, detail
 
 async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asyncio.Task]) -> str:
     """The receive loop; returns why it ended."""
-    asks: AskService = websocket.app.state.asks
-    questions: QuestionService = websocket.app.state.questions
-    panes: PaneService = websocket.app.state.panes
-    attachments: AttachmentService = websocket.app.state.attachments
+    asks: AskService = services(websocket).asks
+    questions: QuestionService = services(websocket).questions
+    panes: PaneService = services(websocket).panes
+    attachments: AttachmentService = services(websocket).attachments
     max_bytes = hub.settings.limits.max_frame_bytes
     room = asyncio.Semaphore(MAX_UNACCEPTED)
     receive = websocket.receive
