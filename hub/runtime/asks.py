@@ -48,7 +48,8 @@ from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
-from hub.runtime.hub import HUB_AS_SENDER, OPERATOR_ID, Claimed, Hub, Sender, grant_cmds
+from hub.runtime.hub import HUB_AS_SENDER, OPERATOR_ID, Hub, Sender, grant_cmds
+from hub.runtime.idempotency import Claimed
 from hub.store.asks import AskStore
 from hub.store.state import InboxEntry, as_text
 from schemas.codec import encode
@@ -200,15 +201,22 @@ class AskService:
 
     # ---- asking ------------------------------------------------------------------------------
 
-    async def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
-                  queue_if_offline: bool = False, question: dict | None = None,
-                  idempotency_key: str | None = None, attachments: list[dict] | None = None) -> AskAccepted:
+    def ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None = None,
+            queue_if_offline: bool = False, question: dict | None = None, idempotency_key: str | None = None,
+            attachments: list[dict] | None = None,
+            scheduled: tuple[str, str, str] | None = None) -> asyncio.Future[AskAccepted]:
+        """The one way in for an ask: a future for its result once it is durable (see Hub.notify
+        for how an idempotency key changes when it is submitted)."""
+        if idempotency_key is None:
+            return self._submit_ask(sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline,
+                                    question=question, attachments=attachments, scheduled=scheduled)
         fingerprint = ["ask", to, text, timeout_s, queue_if_offline, question, *fingerprint_part(attachments)]
-        return await self.hub.idempotent(sender, idempotency_key, fingerprint, lambda claimed: self.ask_future(
-            sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
-            attachments=attachments, claimed=claimed), AskAccepted)
+        return asyncio.ensure_future(self.hub.idempotency.run(
+            sender.key_owner, idempotency_key, fingerprint, lambda claimed: self._submit_ask(
+                sender, to, text, timeout_s=timeout_s, queue_if_offline=queue_if_offline, question=question,
+                attachments=attachments, claimed=claimed), AskAccepted))
 
-    def ask_future(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
+    def _submit_ask(self, sender: Sender, to: str | list[str], text: str, *, timeout_s: float | None,
                    queue_if_offline: bool, question: dict | None,
                    scheduled: tuple[str, str, str] | None = None,
                    attachments: list[dict] | None = None,
@@ -276,7 +284,7 @@ class AskService:
                                       group_id=group_id, children=[
                                           AskChild(peer_id=p.peer_id, name=p.name, correlation_id=cid, message_id=mid,
                                                    state="queued") for p, cid, mid, _ in children] if group_id else None)
-            cmds += hub.provisional_result_cmd(claimed, provisional)
+            cmds += hub.idempotency.provisional_cmd(claimed, provisional)
 
         def on_written(replies: list[Any]) -> AskAccepted:
             states: list[AskChild] = []
@@ -318,18 +326,23 @@ class AskService:
 
     # ---- closing -----------------------------------------------------------------------------
 
-    async def ack(self, actor: Sender, cid: str, text: str | None = None, idempotency_key: str | None = None,
-                  attachments: list[dict] | None = None) -> Closed:
-        state, body = ack_body(text, attachments)
-        return await self.hub.idempotent(actor, idempotency_key, ["ack", cid, text, *fingerprint_part(attachments)],
-                                         lambda _: self._close_by_peer(actor, cid, state, body), Closed)
-
-    async def answer(self, actor: Sender, cid: str, *, option_id: str | None = None, text: str | None = None,
-                     outcome: str | None = None, idempotency_key: str | None = None,
-                     attachments: list[dict] | None = None) -> Closed:
-        body = answer_body(option_id, text, outcome, attachments)
-        return await self.hub.idempotent(actor, idempotency_key, ["answer", cid, body],
-                                         lambda _: self._close_by_peer(actor, cid, ANSWERED, body), Closed)
+    def close(self, actor: Sender, cid: str, state: str, body: dict[str, Any],
+              idempotency_key: str | None = None) -> asyncio.Future[Closed]:
+        """The one way in for an ack or an answer (`state` and `body` from ack_body or
+        answer_body): a future for its result once it is durable. Without an idempotency key
+        it is checked and submitted at once when the ask is open in memory (the common case),
+        so no task stands in between."""
+        if idempotency_key is not None:
+            return asyncio.ensure_future(self.hub.idempotency.run(
+                actor.key_owner, idempotency_key, ["close", cid, state, body],
+                lambda _: self._close_by_peer(actor, cid, state, body), Closed))
+        ask = self.open.get(cid)
+        if ask is None:
+            return asyncio.ensure_future(self._close_by_peer(actor, cid, state, body))
+        view = ask.view()
+        written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
+                                             closer=actor.key_owner, replier=actor)
+        return then(written, lambda replies: _closed(finish(replies[0])))
 
     async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> Closed:
         ask = self.open.get(cid)
@@ -352,17 +365,6 @@ class AskService:
         if record is None:
             raise HubError(ErrorCode.ASK_NOT_FOUND, f"no ask with correlation id {cid}", {"correlation_id": cid})
         return _record_view(record)
-
-    def close_future(self, actor: Sender, cid: str, state: str, body: dict) -> asyncio.Future[Closed]:
-        """Ack or answer without an idempotency key: checked and submitted synchronously when
-        the ask is open in memory (the common case), so no task stands in between."""
-        ask = self.open.get(cid)
-        if ask is None:
-            return asyncio.ensure_future(self._close_by_peer(actor, cid, state, body))
-        view = ask.view()
-        written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
-                                             closer=actor.key_owner, replier=actor)
-        return then(written, lambda replies: _closed(finish(replies[0])))
 
     def _submit_close(self, view: AskView, state: str, kind: DeliveryKind, body: dict[str, Any], *, closer: str,
                       replier: Sender | None) -> tuple[asyncio.Future[list[Any]], Callable[[Any], Closed | None]]:

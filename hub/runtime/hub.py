@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
-import orjson
 
 from hub import __version__
 from hub.core.attachments import attachment_refs, fingerprint_part, inbox_ref
@@ -49,6 +47,7 @@ from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.futures import then
+from hub.runtime.idempotency import Claimed, Idempotency
 from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
 from hub.store.state import InboxEntry, StoreState, as_text
@@ -58,8 +57,6 @@ from schemas.dashboard import EventData, PeerGone, PresenceChanged, QuestionSett
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION, Deliver, Delivery, PeerRef, Position, RecipientState, Role, Welcome
 from schemas.rest import (
-    AskAccepted,
-    Closed,
     Health,
     InboxTaken,
     MessageAccepted,
@@ -80,9 +77,6 @@ HUB_AS_SENDER = PeerRef(peer_id=OPERATOR_ID, name="hub", circle="default")   # t
 REPLAY_PAGE = 256
 EVENT_KINDS: dict[type, str] = {PresenceChanged: "presence", PeerGone: "peer_deleted", QuestionShown: "question",
                                 QuestionSettled: "question_decided"}
-# What an operation with an idempotency key returns, kept to answer its retries (`replayed`).
-Replayable = MessageAccepted | AskAccepted | Closed
-R = TypeVar("R", MessageAccepted, AskAccepted, Closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +114,6 @@ def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> 
     return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments]
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """An idempotency key this process claimed: an operation that writes a message puts its
-    result (`provisional`) in the message's own batch, so that a retry after a crash finds the
-    result of whatever was written, and a claim without a result means nothing was."""
-    owner: str
-    key: str
-    digest: str
-    ttl_s: int
-
-
 def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
 
@@ -159,7 +142,7 @@ class Hub:
         # given inbox entries about to be delivered, return the seqs of those to drop undelivered
         self.delivery_filters: list[Callable[[list[InboxEntry]], Awaitable[set[int]]]] = []
         self._pulls: set[asyncio.Task] = set()
-        self._running_keys: set[tuple[str, str]] = set()   # idempotency keys this process is running now
+        self.idempotency = Idempotency(store, settings.idempotency_ttl_s, self.process_ref, self.process_gone)
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -481,56 +464,21 @@ class Hub:
             raise HubError(ErrorCode.TEXT_TOO_LONG, f"text has {len(text)} characters; the limit is {limit}",
                            {"length": len(text), "limit": limit})
 
-    async def notify(self, sender: Sender, to: str, text: str, idempotency_key: str | None = None,
-                     attachments: list[dict] | None = None) -> MessageAccepted:
-        """Durably accept a notify. `attachments`: the briefs of the sender's attachments it
-        carries (already resolved)."""
-        return await self.idempotent(sender, idempotency_key, ["notify", to, text, *fingerprint_part(attachments)],
-                                     lambda claimed: self.notify_future(sender, to, text, attachments=attachments,
-                                                                        claimed=claimed), MessageAccepted)
-
-    async def idempotent(self, sender: Sender, key: str | None, fingerprint: list[Any],
-                         run: Callable[[Claimed | None], Awaitable[R]], result_type: type[R]) -> R:
-        """Run an operation once per (sender, key): a replay with the same fingerprint returns
-        the first result with `replayed: true`; a different fingerprint is `conflict`. A claim
-        whose process died before writing anything is taken over by the retry."""
-        if key is None:
-            return await run(None)
-        digest = hashlib.sha256(orjson.dumps(fingerprint)).hexdigest()
-        owner = sender.key_owner
-        ttl = self.settings.idempotency_ttl_s
-        by = self.process_ref
-        (claimed,) = await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by))
-        if not claimed:
-            replayed = await self._replay_idempotent(owner, key, digest, result_type)
-            if replayed is not None:
-                return replayed
-            await self.store.writer.write(self.store.idempotency_claim_cmd(owner, key, digest, ttl, by, take_over=True))
-        self._running_keys.add((owner, key))
-        try:
-            result = await run(Claimed(owner, key, digest, ttl))
-        except HubError:
-            self.store.writer.submit([self.store.idempotency_release_cmd(owner, key)], wait=False)
-            raise
-        finally:
-            self._running_keys.discard((owner, key))
-        self.store.writer.submit([self.store.idempotency_result_cmd(owner, key, digest, result, ttl)], wait=False)
-        return result
-
-    async def _replay_idempotent(self, owner: str, key: str, digest: str, result_type: type[R]) -> R | None:
-        """The first result; None when the claim was left by a process that died before it
-        wrote its message (the caller takes the claim over and runs the operation)."""
-        record = await self.store.idempotency_get(owner, key)
-        if record is None or record.digest != digest:
-            raise HubError(ErrorCode.CONFLICT, f"idempotency key {key!r} was used with a different message",
-                           {"idempotency_key": key})
-        if len(record.result):
-            return msgspec.structs.replace(decode_as(record.result, result_type), replayed=True)
-        if await self.process_gone(record.by) or (
-                record.by == self.process_ref and (owner, key) not in self._running_keys):
-            return None   # its process died, or failed here without releasing it (the store was away)
-        raise HubError(ErrorCode.CONFLICT, f"a message with idempotency key {key!r} is still being written",
-                       {"idempotency_key": key, "retry": True})
+    def notify(self, sender: Sender, to: str, text: str, *, idempotency_key: str | None = None,
+               attachments: list[dict] | None = None, message_id: str | None = None,
+               schedule_id: str | None = None) -> asyncio.Future[MessageAccepted]:
+        """The one way in for a notify (the socket, REST, a schedule's fire): a future for its
+        result once it is durable and handed to online recipients. Without an idempotency key
+        it is checked and submitted at once, so submission order is frame order (bad input
+        raises here); with one, the key is claimed first, in a task of its own.
+        `attachments`: the briefs of the sender's attachments it carries (already resolved)."""
+        if idempotency_key is None:
+            return self._submit_notify(sender, to, text, attachments=attachments, message_id=message_id,
+                                       schedule_id=schedule_id)
+        return asyncio.ensure_future(self.idempotency.run(
+            sender.key_owner, idempotency_key, ["notify", to, text, *fingerprint_part(attachments)],
+            lambda claimed: self._submit_notify(sender, to, text, attachments=attachments, claimed=claimed),
+            MessageAccepted))
 
     @property
     def process_ref(self) -> str:
@@ -545,14 +493,7 @@ class Hub:
             return instance != self.instance
         return await self.store.node_instance(node) != instance
 
-    def provisional_result_cmd(self, claimed: Claimed | None, result: Replayable) -> list[Command]:
-        """The result written with the message itself (`state` as queued): what a retry after a
-        crash gets; the exact result replaces it once the write is answered."""
-        if claimed is None:
-            return []
-        return [self.store.idempotency_result_cmd(claimed.owner, claimed.key, claimed.digest, result, claimed.ttl_s)]
-
-    def notify_future(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
+    def _submit_notify(self, sender: Sender, to: str, text: str, *, message_id: str | None = None,
                       schedule_id: str | None = None, attachments: list[dict] | None = None,
                       claimed: Claimed | None = None) -> asyncio.Future[MessageAccepted]:
         """Validate and submit synchronously (so submission order is frame order); the returned
@@ -592,7 +533,7 @@ class Hub:
             provisional = MessageAccepted(message_id=message_id, state="queued", recipients=[
                 RecipientState(peer_id=p.peer_id, name=p.name, state="queued") for p in recipients
             ] if address.broadcast else None)
-            cmds += self.provisional_result_cmd(claimed, provisional)
+            cmds += self.idempotency.provisional_cmd(claimed, provisional)
 
         def on_written(seqs: list[Any]) -> MessageAccepted:
             states: list[RecipientState] = []

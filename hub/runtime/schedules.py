@@ -363,12 +363,12 @@ class ScheduleService:
             else:
                 sender = self._sender(stored)
                 if spec.kind == NOTIFY:
-                    sent = (await hub.notify_future(sender, spec.to, spec.text, message_id=message_id,
-                                                    schedule_id=sid)).state
+                    sent = (await hub.notify(sender, spec.to, spec.text, message_id=message_id,
+                                             schedule_id=sid)).state
                 else:
-                    sent = (await self.asks.ask_future(sender, spec.to, spec.text, timeout_s=spec.timeout_s,
-                                                       queue_if_offline=spec.queue_if_offline, question=None,
-                                                       scheduled=(sid, correlation_id, message_id))).state
+                    sent = (await self.asks.ask(sender, spec.to, spec.text, timeout_s=spec.timeout_s,
+                                                queue_if_offline=spec.queue_if_offline, question=None,
+                                                scheduled=(sid, correlation_id, message_id))).state
                 entry.update(state=SENT, delivery=sent)
             entry.update(message_id=message_id, trace_id=trace_id)
             if correlation_id:

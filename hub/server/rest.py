@@ -8,9 +8,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.types import Message
 
+from hub.core.asks import ANSWERED
 from hub.core.errors import HubError
 from hub.core.peers import STATUSES
-from hub.runtime.asks import AskService
+from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.hub import Hub, Sender
 from hub.server.responses import JSON
@@ -179,8 +180,8 @@ async def post_message(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, NotifyRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
-    result = await hub_of(request).notify(who, body.to, body.text, key,
-                                          attachments=await carried(request, who, body.attachments))
+    attached = await carried(request, who, body.attachments)
+    result = await hub_of(request).notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
     return JSON(result, status_code=202)
 
 
@@ -200,9 +201,10 @@ async def post_ask(request: Request) -> JSON:
     body = await read_body(request, AskRequest)
     question = msgspec.to_builtins(body.question) if body.question is not None else None
     key = body.idempotency_key or request.headers.get("idempotency-key")
+    attached = await carried(request, who, body.attachments)
     result = await asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
                                         queue_if_offline=body.queue_if_offline, question=question,
-                                        idempotency_key=key, attachments=await carried(request, who, body.attachments))
+                                        idempotency_key=key, attachments=attached)
     return JSON(result, status_code=202)
 
 
@@ -210,17 +212,16 @@ async def post_ack(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, AckRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
-    return JSON(await asks_of(request).ack(who, body.correlation_id, body.text, key,
-                                           attachments=await carried(request, who, body.attachments)))
+    state, closing = ack_body(body.text, await carried(request, who, body.attachments))
+    return JSON(await asks_of(request).close(who, body.correlation_id, state, closing, key))
 
 
 async def post_answer(request: Request) -> JSON:
     who = caller(request)
     body = await read_body(request, AnswerRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
-    return JSON(await asks_of(request).answer(who, body.correlation_id, option_id=body.option_id, text=body.text,
-                                              outcome=body.outcome, idempotency_key=key,
-                                              attachments=await carried(request, who, body.attachments)))
+    closing = answer_body(body.option_id, body.text, body.outcome, await carried(request, who, body.attachments))
+    return JSON(await asks_of(request).close(who, body.correlation_id, ANSWERED, closing, key))
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

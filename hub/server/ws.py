@@ -260,11 +260,7 @@ async def _decide(questions: QuestionService, conn: Connection, sender: Sender, 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore,
                   carried: list[dict] | None) -> None:
     try:
-        if frame.idempotency_key is not None:
-            pending: asyncio.Future[MessageAccepted] = asyncio.ensure_future(hub.notify(
-                sender, frame.to, frame.text, frame.idempotency_key, attachments=carried))
-        else:
-            pending = hub.notify_future(sender, frame.to, frame.text, attachments=carried)
+        pending = hub.notify(sender, frame.to, frame.text, idempotency_key=frame.idempotency_key, attachments=carried)
     except HubError:
         room.release()
         raise
@@ -273,34 +269,21 @@ def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, roo
 
 def _start_ask_operation(asks: AskService, conn: Connection, sender: Sender, frame: Ask | Ack | Answer,
                          room: asyncio.Semaphore, carried: list[dict] | None) -> None:
-    """Without an idempotency key, asks, acks and answers are submitted at once (frame order);
-    with one, the key is claimed first, in a task of their own."""
+    """Asks, acks and answers in frame order (see AskService.ask and .close)."""
     pending: asyncio.Future[AskAccepted] | asyncio.Future[Closed]
     try:
         if isinstance(frame, Ask):
             question = msgspec.to_builtins(frame.question) if frame.question is not None else None
-            if frame.idempotency_key is None:
-                pending = asks.ask_future(sender, frame.to, frame.text, timeout_s=frame.timeout_s,
-                                          queue_if_offline=frame.queue_if_offline, question=question,
-                                          attachments=carried)
-            else:
-                pending = asyncio.ensure_future(asks.ask(
-                    sender, frame.to, frame.text, timeout_s=frame.timeout_s, queue_if_offline=frame.queue_if_offline,
-                    question=question, idempotency_key=frame.idempotency_key, attachments=carried))
-        elif frame.idempotency_key is not None:
-            if isinstance(frame, Ack):
-                pending = asyncio.ensure_future(asks.ack(sender, frame.correlation_id, frame.text, frame.idempotency_key,
-                                                         attachments=carried))
-            else:
-                pending = asyncio.ensure_future(asks.answer(sender, frame.correlation_id, option_id=frame.option_id,
-                                                            text=frame.text, outcome=frame.outcome,
-                                                            idempotency_key=frame.idempotency_key,
-                                                            attachments=carried))
+            pending = asks.ask(sender, frame.to, frame.text, timeout_s=frame.timeout_s,
+                               queue_if_offline=frame.queue_if_offline, question=question,
+                               idempotency_key=frame.idempotency_key, attachments=carried)
         elif isinstance(frame, Ack):
-            pending = asks.close_future(sender, frame.correlation_id, *ack_body(frame.text, carried))
+            state, body = ack_body(frame.text, carried)
+            pending = asks.close(sender, frame.correlation_id, state, body, frame.idempotency_key)
         else:
-            pending = asks.close_future(sender, frame.correlation_id, ANSWERED,
-                                        answer_body(frame.option_id, frame.text, frame.outcome, carried))
+            pending = asks.close(sender, frame.correlation_id, ANSWERED,
+                                 answer_body(frame.option_id, frame.text, frame.outcome, carried),
+                                 frame.idempotency_key)
     except HubError:
         room.release()
         raise
