@@ -52,3 +52,18 @@ async def test_max_queue_below_one_is_refused(start_hub):
     hub = start_hub()
     with pytest.raises(ValueError, match="max_queue"):
         hub.client("nobody", max_queue=0)
+
+
+def test_the_client_reads_the_hubs_frames_through_the_schemas_structs(caplog):
+    """Each frame is decoded as its schemas struct before the application sees it; one this
+    version does not describe (a newer hub's) is handed on as it came, and logged."""
+    from transports.client import hub_frame
+    deliver = (b'{"type":"deliver","seq":3,"kind":"notify","message_id":"' + b"a" * 32 + b'","sent_at":1,'
+               b'"from":{"peer_id":"' + b"b" * 32 + b'","name":"bob","circle":"default"},"text":"hi"}')
+    assert hub_frame(deliver) == {"type": "deliver", "kind": "notify", "message_id": "a" * 32, "sent_at": 1,
+                                  "from": {"peer_id": "b" * 32, "name": "bob", "circle": "default"}, "text": "hi",
+                                  "seq": 3}
+    assert hub_frame(b'{"type":"pong","ref":"p1"}') == {"type": "pong", "ref": "p1"}
+    with caplog.at_level("WARNING"):
+        assert hub_frame(b'{"type":"rainbow","colours":7}') == {"type": "rainbow", "colours": 7}
+    assert "'rainbow' frame from the hub that this client does not describe" in caplog.text

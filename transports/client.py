@@ -23,10 +23,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Self
 
+import msgspec
 import orjson
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from schemas.codec import decode_hub_frame
 from transports.discovery import HubAddress, find_hub
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,18 @@ class HubRefused(Exception):
     def __init__(self, code: str, message: str, details: dict | None = None, close_code: int | None = None):
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.details, self.close_code = code, message, details or {}, close_code
+
+
+def hub_frame(raw: str | bytes) -> dict[str, Any]:
+    """A frame from the hub, decoded and checked against its schemas struct (schemas.frames),
+    handed to the application as plain data. A frame this version does not describe (a newer
+    hub's) is passed on as it is, and logged."""
+    try:
+        return msgspec.to_builtins(decode_hub_frame(raw))
+    except msgspec.ValidationError as exc:
+        data = orjson.loads(raw)
+        log.warning("a %r frame from the hub that this client does not describe: %s", data.get("type"), exc)
+        return data
 
 
 def _frame(frame_type: str, **fields: Any) -> dict[str, Any]:
@@ -142,7 +156,7 @@ class HubClient:
             hello["resume"] = self.last_seq
         await ws.send(orjson.dumps(hello).decode())
         try:
-            first = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            first = hub_frame(await asyncio.wait_for(ws.recv(), 10))
         except ConnectionClosed as exc:
             raise HubRefused("closed", "the hub closed the connection during hello",
                              close_code=exc.rcvd.code if exc.rcvd else None) from exc
@@ -278,7 +292,7 @@ class HubClient:
             try:
                 assert self._ws is not None
                 async for raw in self._ws:
-                    queue, frame = self._dispatch(orjson.loads(raw))
+                    queue, frame = self._dispatch(hub_frame(raw))
                     if queue is not None:
                         await queue.put(frame)   # waits while the queue is full: the socket is not read
                 self.closed_with = (self._ws.close_code, self._ws.close_reason or "")
