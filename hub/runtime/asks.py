@@ -50,8 +50,8 @@ from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
 from hub.runtime.hub import HUB_AS_SENDER, OPERATOR_ID, Hub, Sender, grant_cmds
 from hub.runtime.idempotency import Claimed
-from hub.store.asks import AskStore
-from hub.store.state import InboxEntry, as_text
+from hub.store.asks import AskStore, parse_close
+from hub.store.state import InboxEntry
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import AskChild, Delivery, DeliveryKind, Question
@@ -392,11 +392,12 @@ class AskService:
         def finish(outcome: Any) -> Closed | None:
             if isinstance(outcome, Exception):
                 raise outcome
-            refusal = on_close_answer(cid, as_text(outcome[0]))
+            answer = parse_close(outcome)
+            refusal = on_close_answer(cid, answer.status)
             if refusal is not None:
                 self._forget(cid)
                 raise refusal
-            seq = int(outcome[1])
+            seq = answer.seq
             ask = self._forget(cid)
             after = [self.store.unindex_cmd(view.recipient, cid)]
             if ask is not None and ask.seq is not None:

@@ -63,8 +63,7 @@ from hub.runtime.alerts import People
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.hub import Hub, Sender
 from hub.runtime.policies import PolicyService
-from hub.store.questions import QuestionStore
-from hub.store.state import as_text
+from hub.store.questions import QuestionStore, parse_create, parse_decide
 from schemas.codec import decode_hub_frame, encode
 from schemas.dashboard import QuestionSettled, QuestionShown
 from schemas.errors import ErrorCode
@@ -238,13 +237,14 @@ class QuestionService:
         # One batch: the question with its first stages and, when it waits for a person, its
         # place in the pending index (NX: a retry joining it changes nothing there).
         written = await hub.store.writer.write(create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
-        status = as_text(written[0][0])
+        created = parse_create(written[0])
+        status = created.status
         if status == "mismatch":
             raise HubError(ErrorCode.CONTENT_MISMATCH, "this tool_use_id was asked about before with a different "
                            "tool name or input", {"correlation_id": qid})
         future: asyncio.Future[DecisionView] = asyncio.get_running_loop().create_future()
         if status == "joined":
-            return await self._join(qid, as_text(written[0][1]), future)
+            return await self._join(qid, created.state, future)
         if decision is not None:
             await hub.store.writer.write(self.store.audit_cmd(self._audit_entry(body, decision)))
             future.set_result(decision_view({"correlation_id": qid, **decision}))
@@ -390,10 +390,10 @@ class QuestionService:
         qid = record["correlation_id"]
         (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
                                                                         self._final_stage(decision, hub.now_ms())))
-        status = as_text(outcome[0])
-        if status != "mismatch":
+        answer = parse_decide(outcome)
+        if answer.status != "mismatch":
             self._close(qid)  # decided now, before, or gone
-        refusal = on_decide_answer(qid, status, as_text(outcome[1]) if status == "decided" else None)
+        refusal = on_decide_answer(qid, answer.status, answer.answered_by)
         if refusal is not None:
             raise refusal
         self.deadlines.forget(qid)

@@ -48,6 +48,7 @@ from hub.core.schedules import (
 from hub.runtime.asks import AskService
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.runtime.periodic import stop_if_cancelled
+from hub.store import replies
 from hub.store.schedules import ScheduleStore, StoredSchedule
 from hub.store.state import StoreDown
 from schemas.errors import ErrorCode
@@ -214,7 +215,7 @@ class ScheduleService:
         sid = stored.schedule_id
         (reply, *_) = await self.hub.store.writer.write(
             self.store.set_state_cmd(sid, stored.state, state, next_due))
-        if reply and reply[0] == b"ok":
+        if replies.is_ok(reply):
             await self.hub.store.writer.write(*self.store.index_cmds(sid, index), self.store.changed_cmd(sid))
             self.wake()
 
@@ -301,7 +302,7 @@ class ScheduleService:
             entry = missed_entry(plan, now, hub.node, spec.catch_up)
             (reply,) = await hub.store.writer.write(
                 store.claim_missed_cmd(sid, due, plan.next_due, entry, now, hub.node, len(plan.missed)))
-            if reply and reply[0] == b"ok":
+            if replies.is_ok(reply):
                 await hub.store.writer.write(*store.index_cmds(sid, plan.next_due))
                 return True
             return False
@@ -311,7 +312,7 @@ class ScheduleService:
             claim["correlation_id"] = hub.ids.next(now)
         claim_json = orjson.dumps(claim)
         (reply,) = await hub.store.writer.write(store.claim_send_cmd(sid, due, next_due, claim_json, now, hub.node))
-        if not reply or reply[0] != b"ok":
+        if not replies.is_ok(reply):
             return False
         # the indexes need no wait: the writer applies them before the fire's own writes
         hub.store.writer.submit([*store.index_cmds(sid, next_due), store.inflight_cmd(sid, now)], wait=False)

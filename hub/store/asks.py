@@ -5,6 +5,8 @@ Commands are returned for the group-commit writer; reads are direct (REST lookup
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import orjson
 import redis.asyncio as redis
 
@@ -18,6 +20,19 @@ def _record(raw: dict) -> dict:
     """The stored hash as one flat dict of strings: the body's fields and the changing ones."""
     fields = {as_text(k): as_text(v) for k, v in raw.items()}
     return {**orjson.loads(fields.pop("body")), **fields}
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReply:
+    """What the close script says: `ok` with the asker's notice's seq (0: no notice queued),
+    or why not (`missing`, `forbidden`, or the state the ask was already in)."""
+    status: str
+    seq: int
+
+
+def parse_close(reply: object) -> CloseReply:
+    status, seq = replies.status_and(reply)
+    return CloseReply(status, int(seq) if status == "ok" and isinstance(seq, int | bytes | str) else 0)
 
 
 @maps_store_errors

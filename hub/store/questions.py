@@ -9,6 +9,8 @@ writer; reads are direct.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import orjson
 import redis.asyncio as redis
 
@@ -37,6 +39,32 @@ def _decision_fields(decision: dict) -> list:
         if value is not None:
             pairs += [name, orjson.dumps(value) if isinstance(value, dict) else value]
     return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class CreateReply:
+    """What the create script says: `created`, `joined` (the same tool call asked again: the
+    question's `state` now) or `mismatch` (that tool_use_id was asked with other content)."""
+    status: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecideReply:
+    """What the decide script says: `ok`, `missing`, `mismatch`, or `decided` with who decided
+    first (`answered_by`)."""
+    status: str
+    answered_by: str | None
+
+
+def parse_create(reply: object) -> CreateReply:
+    status, state = replies.status_and(reply)
+    return CreateReply(status, replies.text(state) if status == "joined" else "")
+
+
+def parse_decide(reply: object) -> DecideReply:
+    status, by = replies.status_and(reply)
+    return DecideReply(status, replies.text(by) if status == "decided" else None)
 
 
 @maps_store_errors

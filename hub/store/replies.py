@@ -63,6 +63,19 @@ def xread_entries(reply: object, stream: str) -> list[tuple[str, dict[bytes, byt
     return []
 
 
+def is_ok(reply: object) -> bool:
+    """A script that answers `{'ok', ...}` when it did what it was asked (a compare-and-set)."""
+    return isinstance(reply, list | tuple) and bool(reply) and reply[0] in (b"ok", "ok")
+
+
+def status_and(reply: object) -> tuple[str, object]:
+    """A script's `{status, value}` answer: the status as text and the value as it came."""
+    items = list(_array(reply))
+    if not items:
+        raise StoreReplyError("expected a status from the store, got an empty reply")
+    return text(items[0]), items[1] if len(items) > 1 else None
+
+
 def _array(value: object) -> Iterable[object]:
     if value is None:
         return ()
