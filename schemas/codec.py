@@ -106,6 +106,11 @@ def encode(value: msgspec.Struct) -> bytes:
     return _encoder.encode(value)
 
 
+def encode_all(values: list[Any]) -> bytes:
+    """A JSON array of structs (or raw JSON), encoded at once."""
+    return _encoder.encode(values)
+
+
 def decode_as(data: bytes | str, kind: type[T]) -> T:
     """Decode what the hub wrote itself (a stored result, a stored record) as its type."""
     return msgspec.json.decode(data, type=kind)

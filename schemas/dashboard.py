@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
-from schemas.frames import DecisionInfo, Error, Hex128, Ping, Pong, QuestionInfo
-from schemas.rest import PeerState
+from schemas.frames import DecisionInfo, Error, Hex128, PeerRef, Ping, Pong, Question, QuestionInfo
+from schemas.rest import PeerState, TraceStage
 
 MAX_BACKLOG = 1000
 SOCKET_PROTOCOL = "repowire.dashboard"   # the socket's subprotocol; the page also offers `repowire.key.<key>`
@@ -83,6 +84,32 @@ class QuestionSettled(DecisionInfo, kw_only=True):
     """`question_decided`: a blocking question was decided, by anyone."""
     node: str
     at: int
+
+
+class MessagePreview(Struct, kw_only=True, omit_defaults=True):
+    """What the feed shows of a message that starts or closes with a trace: who sent it, to
+    whom, what kind, and its text cut at 2,000 characters (`truncated`)."""
+    kind: str
+    message_id: Hex128
+    from_: PeerRef = msgspec.field(name="from")
+    to: str
+    at: int
+    text: str | None = None
+    truncated: bool = False
+    correlation_id: Hex128 | None = None
+    deadline: int | None = None
+    option_id: str | None = None
+    outcome: str | None = None
+    schedule_id: Hex128 | None = None
+    question: Question | None = None
+    attachments: list[str] | None = None   # their file names
+
+
+class TracesChanged(Struct, kw_only=True, omit_defaults=True):
+    """One item of a `traces` event: stages a node added to a trace (within 10 ms of each other)."""
+    trace_id: Hex128
+    stages: list[TraceStage]
+    message: MessagePreview | None = None
 
 
 EventData = PresenceChanged | PeerGone | QuestionShown | QuestionSettled

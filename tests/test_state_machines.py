@@ -26,6 +26,7 @@ from hub.core.questions import QuestionState, on_decide_answer
 from hub.core.trace import Stage
 from schemas.errors import ErrorCode
 from schemas.frames import RecipientState
+from schemas.rest import TraceStage
 
 PEER = "a" * 32
 MESSAGE = "b" * 32
@@ -44,36 +45,33 @@ def receipt(status: str, reason: str | None = None, inflight: InFlight | None = 
 def test_a_receipt_confirms_the_delivery_and_ends_its_trace(status):
     assert receipt(status) == [
         Confirm(PEER, 7),
-        AppendTrace(TRACE, ({"stage": "sent", "at": 1_000, "node": NODE, "peer_id": PEER, "seq": 7},
-                            {"stage": status, "at": 2_000, "node": NODE, "peer_id": PEER})),
+        AppendTrace(TRACE, (TraceStage(stage="sent", at=1_000, node=NODE, peer_id=PEER, seq=7),
+                            TraceStage(stage=status, at=2_000, node=NODE, peer_id=PEER))),
     ]
 
 
 def test_a_failed_receipt_confirms_with_its_reason_or_recipient_failed():
-    assert receipt("failed", "pane_gone")[1].stages[1] == {"stage": "failed", "at": 2_000, "node": NODE,
-                                                          "peer_id": PEER, "reason": "pane_gone"}
-    assert receipt("failed")[1].stages[1]["reason"] == "recipient_failed"
+    assert receipt("failed", "pane_gone")[1].stages[1] == TraceStage(stage="failed", at=2_000, node=NODE, peer_id=PEER, reason="pane_gone")
+    assert receipt("failed")[1].stages[1].reason == "recipient_failed"
     assert isinstance(receipt("failed")[0], Confirm)
 
 
 def test_a_held_delivery_stays_in_the_inbox():
     effects = receipt("held", "pane_changed")
     assert not any(isinstance(e, Confirm) for e in effects)
-    assert effects == [AppendTrace(TRACE, ({"stage": "sent", "at": 1_000, "node": NODE, "peer_id": PEER, "seq": 7},
-                                           {"stage": "held", "at": 2_000, "node": NODE, "peer_id": PEER,
-                                            "reason": "pane_changed"}))]
+    assert effects == [AppendTrace(TRACE, (TraceStage(stage="sent", at=1_000, node=NODE, peer_id=PEER, seq=7),
+                                           TraceStage(stage="held", at=2_000, node=NODE, peer_id=PEER, reason="pane_changed")))]
 
 
 def test_a_receipt_for_a_delivery_no_longer_in_flight_ends_nothing():
     effects = receipt("received", inflight=None)
-    assert effects == [AppendTrace(MESSAGE, ({"stage": "late_receipt", "at": 2_000, "node": NODE, "peer_id": PEER,
-                                              "status": "received"},))]
+    assert effects == [AppendTrace(MESSAGE, (TraceStage(stage="late_receipt", at=2_000, node=NODE, peer_id=PEER, status="received"),))]
 
 
 def test_a_lost_connection_leaves_its_deliveries_queued_and_traced_as_sent():
     effects = on_connection_lost([InFlight(1, 10, "t1"), InFlight(2, 20, "t2")], peer_id=PEER, node=NODE)
-    assert effects == [AppendTrace("t1", ({"stage": "sent", "at": 10, "node": NODE, "peer_id": PEER, "seq": 1},)),
-                       AppendTrace("t2", ({"stage": "sent", "at": 20, "node": NODE, "peer_id": PEER, "seq": 2},))]
+    assert effects == [AppendTrace("t1", (TraceStage(stage="sent", at=10, node=NODE, peer_id=PEER, seq=1),)),
+                       AppendTrace("t2", (TraceStage(stage="sent", at=20, node=NODE, peer_id=PEER, seq=2),))]
     assert on_connection_lost([], peer_id=PEER, node=NODE) == []
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from hub.core.trace import Reason, Stage, stage_entry
 from schemas.frames import DeliveryState, RecipientState
+from schemas.rest import TraceStage
 
 
 class Receipt(StrEnum):
@@ -56,7 +56,7 @@ class Confirm:
 class AppendTrace:
     """Effect: add these stages to a trace."""
     trace_id: str
-    stages: tuple[dict[str, Any], ...]
+    stages: tuple[TraceStage, ...]
 
 
 Effect = Confirm | AppendTrace

@@ -5,30 +5,19 @@ message stays in the recipient's inbox and its trace in the ledger.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
+from schemas.dashboard import MessagePreview
 from schemas.frames import Delivery
 
 PREVIEW_CHARS = 2000   # longer texts are cut in the feed (the delivery itself is whole)
 
 
-def message_preview(delivery: Delivery, *, to: str) -> dict[str, Any]:
+def message_preview(delivery: Delivery, *, to: str) -> MessagePreview:
     """The feed entry of a delivery (notify, ask, or the ack/reply/answer an asker gets)."""
-    preview: dict[str, Any] = {"kind": delivery.kind, "message_id": delivery.message_id,
-                               "from": msgspec.structs.asdict(delivery.from_), "to": to, "at": delivery.sent_at}
     text = delivery.text
-    if text is not None:
-        preview["text"] = text[:PREVIEW_CHARS]
-        if len(text) > PREVIEW_CHARS:
-            preview["truncated"] = True
-    for name in ("correlation_id", "deadline", "option_id", "outcome", "schedule_id"):
-        value = getattr(delivery, name)
-        if value is not None:
-            preview[name] = value
-    if delivery.question is not None:
-        preview["question"] = msgspec.to_builtins(delivery.question)
-    if delivery.attachments:
-        preview["attachments"] = [a.filename for a in delivery.attachments]
-    return preview
+    return MessagePreview(kind=delivery.kind, message_id=delivery.message_id, from_=delivery.from_, to=to,
+                          at=delivery.sent_at, text=text[:PREVIEW_CHARS] if text is not None else None,
+                          truncated=text is not None and len(text) > PREVIEW_CHARS,
+                          correlation_id=delivery.correlation_id, deadline=delivery.deadline,
+                          option_id=delivery.option_id, outcome=delivery.outcome, schedule_id=delivery.schedule_id,
+                          question=delivery.question,
+                          attachments=[a.filename for a in delivery.attachments] if delivery.attachments else None)

@@ -68,7 +68,7 @@ from schemas.codec import decode_hub_frame, encode
 from schemas.dashboard import QuestionSettled, QuestionShown
 from schemas.errors import ErrorCode
 from schemas.frames import QuestionDecided, QuestionOpened
-from schemas.rest import DecisionRecord, DecisionView, QuestionView
+from schemas.rest import DecisionRecord, DecisionView, QuestionView, TraceStage
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class QuestionService:
         await hub.store.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
         return view
 
-    def _final_stage(self, decision: dict, now: int) -> dict:
+    def _final_stage(self, decision: dict, now: int) -> TraceStage:
         stage = {HUMAN: Stage.ANSWERED, POLICY: Stage.ANSWERED, FALLBACK: Stage.ANSWERED,
                  TIMEOUT: Stage.EXPIRED}.get(decision["answered_by"], Stage.FAILED)
         by = decision.get("by")

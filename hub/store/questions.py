@@ -19,6 +19,8 @@ from hub.store import keys, replies, scripts
 from hub.store.connect import maps_store_errors
 from hub.store.state import as_text
 from hub.store.writer import Command
+from schemas.codec import encode
+from schemas.rest import TraceStage
 
 MAX_DECISIONS = 100_000   # the audit log keeps about this many entries
 
@@ -76,14 +78,15 @@ class QuestionStore:
 
     @staticmethod
     def create_cmd(question_id: str, content_hash: str, body: dict, deadline: int, expire_at: int,
-                   stages: list[dict], joined_stage: dict, trace_ttl_s: int, decision: dict | None = None) -> Command:
+                   stages: list[TraceStage], joined_stage: TraceStage, trace_ttl_s: int,
+                   decision: dict | None = None) -> Command:
         """Pending, or already decided (a policy matched) when `decision` is given; with its
         first trace stages."""
         fields = ["body", orjson.dumps(body), "deadline", deadline]
         fields += _decision_fields(decision) if decision else ["state", "pending"]
         return ("EVALSHA", scripts.SHA["CREATE_QUESTION"], 2, keys.question(question_id), keys.trace(question_id),
-                expire_at, content_hash, trace_ttl_s, orjson.dumps(joined_stage), len(stages),
-                *(orjson.dumps(s) for s in stages), *fields)
+                expire_at, content_hash, trace_ttl_s, encode(joined_stage), len(stages),
+                *(encode(s) for s in stages), *fields)
 
     @staticmethod
     def index_cmd(question_id: str, deadline: int) -> Command:
@@ -95,11 +98,11 @@ class QuestionStore:
         return ("ZREM", keys.QUESTIONS_PENDING, question_id)
 
     @staticmethod
-    def decide_cmd(question_id: str, expected_hash: str | None, decision: dict, final_stage: dict) -> Command:
+    def decide_cmd(question_id: str, expected_hash: str | None, decision: dict, final_stage: TraceStage) -> Command:
         """`decision`: decision, answered_by, reason, decided_at and, when known, rule_id,
         option_id, by (a peer reference). The final stage is traced in the same step."""
         return ("EVALSHA", scripts.SHA["DECIDE_QUESTION"], 2, keys.question(question_id), keys.trace(question_id),
-                expected_hash or "", orjson.dumps(final_stage), *_decision_fields(decision))
+                expected_hash or "", encode(final_stage), *_decision_fields(decision))
 
     @staticmethod
     def audit_cmd(entry: dict) -> Command:

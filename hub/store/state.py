@@ -20,7 +20,9 @@ from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
 from hub.store.connect import STORE_DOWN, maps_store_errors
 from hub.store.writer import Command, GroupCommitWriter
-from schemas.codec import decode_as, encode
+from schemas.codec import decode_as, encode, encode_all
+from schemas.dashboard import MessagePreview, TracesChanged
+from schemas.rest import TraceStage
 
 StoreDown = STORE_DOWN   # what a store that is down raises through redis-py (see hub.store.connect)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
@@ -68,7 +70,7 @@ class StoreState:
         self.client = client
         self.writer = writer
         self.mesh_node = mesh_node
-        self._trace_events: list[bytes] = []
+        self._trace_events: list[TracesChanged] = []   # gathered for one `traces` event
         self._events_timer: asyncio.TimerHandle | None = None
 
     # ---- peers -------------------------------------------------------------------------------
@@ -203,17 +205,16 @@ class StoreState:
 
     # ---- traces ------------------------------------------------------------------------------
 
-    def trace_cmd(self, trace_id: str, stages: list[dict], start_ttl_s: int = 0,
-                  message: dict | None = None) -> Command:
+    def trace_cmd(self, trace_id: str, stages: list[TraceStage], start_ttl_s: int = 0,
+                  message: MessagePreview | None = None) -> Command:
         """Append stages to a trace (with start_ttl_s the trace is created and its retention
         set). Dashboards hear of them through the event stream: the stages (and `message`, what
         the dashboard shows of a message that starts or closes here) are gathered for up to
         EVENT_BATCH_S and appended as one `traces` entry, off the messages' own packets."""
-        encoded = [orjson.dumps(s) for s in stages]
-        fragment = b'{"trace_id":"%s","stages":[%s]' % (trace_id.encode(), b",".join(encoded))
+        encoded = [encode(s) for s in stages]
         if not self._trace_events:
             self._events_timer = asyncio.get_running_loop().call_later(EVENT_BATCH_S, self.flush_trace_events)
-        self._trace_events.append(fragment + (b',"message":%s}' % orjson.dumps(message) if message is not None else b"}"))
+        self._trace_events.append(TracesChanged(trace_id=trace_id, stages=stages, message=message))
         return _trace_write(trace_id, encoded, start_ttl_s)
 
     def flush_trace_events(self) -> None:
@@ -222,14 +223,14 @@ class StoreState:
             self._events_timer.cancel()
             self._events_timer = None
         if self._trace_events:
-            data = b"[" + b",".join(self._trace_events) + b"]"
+            data = encode_all(self._trace_events)
             self._trace_events = []
             self.writer.submit([self.event_cmd("traces", data)], wait=False)
 
     @staticmethod
-    def unannounced_trace_cmd(trace_id: str, stages: list[dict], start_ttl_s: int = 0) -> Command:
+    def unannounced_trace_cmd(trace_id: str, stages: list[TraceStage], start_ttl_s: int = 0) -> Command:
         """The trace write alone, with no event for dashboards (for tests that stage a crash)."""
-        return _trace_write(trace_id, [orjson.dumps(s) for s in stages], start_ttl_s)
+        return _trace_write(trace_id, [encode(s) for s in stages], start_ttl_s)
 
     async def read_trace(self, message_id: str) -> list[dict] | None:
         rows = await self.client.lrange(keys.trace(message_id), 0, -1)
