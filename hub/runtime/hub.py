@@ -266,25 +266,21 @@ class Hub:
         conn.replaying = True
         self.connections[peer.peer_id] = conn
         # One batch: the registration, the resume cursor, and the position for `welcome`.
-        cmds = self.store.save_peer_cmds(peer, old_digest)
-        if resume is not None:
-            cmds.append(self.store.confirm_upto_cmd(peer.peer_id, resume))
-        cmds += [self.store.inbox_length_cmd(peer.peer_id), self.store.last_seq_cmd(peer.peer_id)]
         try:
-            results = await self.store.writer.write(*cmds)
+            results = await self.store.writer.write(*self.store.hello_cmds(peer, old_digest, resume))
         except HubError:
             self._undo_admission(conn, peer, decision, old_digest, before)
             raise
         if old_digest and old_digest != peer.token_digest:
             self._tokens.pop(old_digest, None)
         self._presence_changed(peer)
-        if resume is not None:
-            self._record_resumed(peer, results[-3])
+        hello = self.store.parse_hello(results, resumed=resume is not None)
+        self._record_resumed(peer, hello.resumed_traces)
         assert issued_token is not None
         return Welcome(peer_id=peer.peer_id, name=peer.name, circle=peer.circle, role=peer.role,
                        token=issued_token, node=self.node, api_version=API_VERSION,
                        heartbeat_s=self.settings.heartbeat_s,
-                       position=Position(last_seq=int(results[-1] or 0), pending=int(results[-2])),
+                       position=Position(last_seq=hello.last_seq, pending=hello.pending),
                        limits=self.settings.limits.as_dict())
 
     async def _catch_up_for_hello(self, token: str | None, name: str, circle: str) -> None:
@@ -315,11 +311,11 @@ class Hub:
             self._tokens[old_digest] = peer.peer_id
         peer.status, peer.status_reason, peer.last_seen, peer.node = before
 
-    def _record_resumed(self, peer: PeerRecord, trace_ids: list) -> None:
+    def _record_resumed(self, peer: PeerRecord, trace_ids: list[str]) -> None:
         """The peer said it has everything up to its resume cursor: those deliveries end as
         received (reason `resumed`)."""
         now = self.now_ms()
-        cmds = [self.store.trace_cmd(as_text(tid),
+        cmds = [self.store.trace_cmd(tid,
                                      [stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id,
                                                   reason=Reason.RESUMED)])
                 for tid in trace_ids]

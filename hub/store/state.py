@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import orjson
@@ -27,6 +28,13 @@ from schemas.rest import TraceStage
 StoreDown = STORE_DOWN   # what a store that is down raises through redis-py (see hub.store.connect)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReply:
+    resumed_traces: list[str]   # deliveries the peer's resume cursor says it has: they end received
+    pending: int
+    last_seq: int
 
 
 class IdempotencyRecord(msgspec.Struct, omit_defaults=True):
@@ -195,6 +203,22 @@ class StoreState:
     @staticmethod
     def last_seq_cmd(peer_id: str) -> Command:
         return ("HGET", keys.peer(peer_id), "next_seq")
+
+    def hello_cmds(self, peer: PeerRecord, old_digest: str | None, resume: int | None) -> list[Command]:
+        """One batch for a hello: the registration, the resume cursor, and the position the
+        `welcome` reports (read with parse_hello)."""
+        cmds = self.save_peer_cmds(peer, old_digest)
+        if resume is not None:
+            cmds.append(self.confirm_upto_cmd(peer.peer_id, resume))
+        return [*cmds, self.inbox_length_cmd(peer.peer_id), self.last_seq_cmd(peer.peer_id)]
+
+    @staticmethod
+    def parse_hello(results: list[Any], resumed: bool) -> HelloReply:
+        """The hello batch's answers: the traces the resume cursor ended, the inbox's length and
+        the last seq given to the peer."""
+        *_, confirmed, pending, last_seq = [None, None, *results]
+        return HelloReply(resumed_traces=replies.texts(confirmed) if resumed else [], pending=int(pending),
+                          last_seq=int(last_seq or 0))
 
     async def inbox_lengths(self, peer_ids: Iterable[str]) -> dict[str, int]:
         ids = list(peer_ids)
