@@ -49,6 +49,7 @@ from hub.runtime.connection import Connection
 from hub.runtime.futures import then
 from hub.runtime.idempotency import Claimed, Idempotency
 from hub.runtime.periodic import every
+from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
 from hub.store.state import InboxEntry, StoreState, as_text
 from hub.store.writer import Command
@@ -129,9 +130,8 @@ class Hub:
         self.store_facts = store_facts or {}
         self._hub_token_digest = token_digest(hub_token)
         self._clock = clock
-        self.peers: dict[str, PeerRecord] = {}
-        self._names: dict[tuple[str, str], str] = {}
-        self._tokens: dict[str, str] = {}
+        self.registry = PeerRegistry()
+        self.peers = self.registry.by_id   # the peers this node knows, by id (the registry owns them)
         self.connections: dict[str, Connection] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._inbox_readers: dict[str, set[asyncio.Event]] = {}   # peer id -> long-polls waiting for its inbox
@@ -185,12 +185,7 @@ class Hub:
         return token is not None and token != "" and token_matches(token, self._hub_token_digest)
 
     def peer_for_token(self, token: str | None) -> PeerRecord | None:
-        if not token:
-            return None
-        digest = token_digest(token)
-        peer_id = self._tokens.get(digest)
-        peer = self.peers.get(peer_id) if peer_id else None
-        return peer if peer is not None and peer.holds(digest) else None
+        return self.registry.for_token(token)
 
     def authenticate(self, token: str | None, *, trusted_local: bool = False) -> Sender:
         """REST callers: a peer token acts as that peer; the hub token (or the Unix socket)
@@ -204,17 +199,10 @@ class Hub:
                        "(in $REPOWIRE_HOME/hub.token) or a peer token")
 
     def _remember(self, peer: PeerRecord) -> None:
-        self.peers[peer.peer_id] = peer
-        self._names[(peer.circle, peer.name)] = peer.peer_id
-        self._tokens[peer.token_digest] = peer.peer_id
-        if peer.session_digest:
-            self._tokens[peer.session_digest] = peer.peer_id
+        self.registry.add(peer)
 
     def _forget(self, peer: PeerRecord) -> None:
-        self.peers.pop(peer.peer_id, None)
-        self._names.pop((peer.circle, peer.name), None)
-        self._tokens.pop(peer.token_digest, None)
-        self._tokens.pop(peer.session_digest, None)
+        self.registry.drop(peer)
         self._buckets.pop(peer.peer_id, None)
 
     # ---- connections -------------------------------------------------------------------------
@@ -272,7 +260,7 @@ class Hub:
             self._undo_admission(conn, peer, decision, old_digest, before)
             raise
         if old_digest and old_digest != peer.token_digest:
-            self._tokens.pop(old_digest, None)
+            self.registry.retire(old_digest)
         self._presence_changed(peer)
         hello = self.store.parse_hello(results, resumed=resume is not None)
         self._record_resumed(peer, hello.resumed_traces)
@@ -287,7 +275,7 @@ class Hub:
         """A peer may have been registered or reconnected through another node a moment ago,
         before the bus told this one: read what the hello names from the store."""
         ids = []
-        if token and token_digest(token) not in self._tokens:
+        if token and not self.registry.knows(token_digest(token)):
             found = await self.store.peer_id_for_token(token_digest(token))
             if found:
                 ids.append(found)
@@ -306,9 +294,9 @@ class Hub:
             self._forget(peer)
             return
         if old_digest and old_digest != peer.token_digest:
-            self._tokens.pop(peer.token_digest, None)
+            self.registry.retire(peer.token_digest)
             peer.token_digest = old_digest
-            self._tokens[old_digest] = peer.peer_id
+            self.registry.credit(old_digest, peer)
         peer.status, peer.status_reason, peer.last_seen, peer.node = before
 
     def _record_resumed(self, peer: PeerRecord, trace_ids: list[str]) -> None:
@@ -449,7 +437,7 @@ class Hub:
     def _recipients(self, sender: Sender, to: str) -> tuple[Address, list[PeerRecord]]:
         address = parse_address(to)
         return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers,
-                                by_name=self._names)
+                                by_name=self.registry.by_name)
 
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
         return self._recipients(sender, to)[1]
@@ -743,7 +731,7 @@ class Hub:
         peer.pane, peer.token_digest, peer.role, peer.status_reason = link, token_digest(token), "agent", "linking"
         peer.agent_pid = agent_pid
         await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
-        self._tokens.pop(old_digest, None)
+        self.registry.retire(old_digest)
         self._remember(peer)
 
         async def undo() -> None:
@@ -755,7 +743,7 @@ class Hub:
             new_digest = peer.token_digest
             peer.pane, peer.token_digest, peer.role, peer.status_reason, peer.agent_pid = before
             await self.store.writer.write(*self.store.save_peer_cmds(peer, new_digest))
-            self._tokens.pop(new_digest, None)
+            self.registry.retire(new_digest)
             self._remember(peer)
 
         return peer, token, undo
@@ -765,8 +753,8 @@ class Hub:
         token = new_token()
         old_digest, peer.token_digest = peer.token_digest, token_digest(token)
         await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
-        self._tokens.pop(old_digest, None)
-        self._tokens[peer.token_digest] = peer.peer_id
+        self.registry.retire(old_digest)
+        self.registry.credit(peer.token_digest, peer)
         return token
 
     async def issue_session_token(self, peer: PeerRecord) -> str:
@@ -784,9 +772,9 @@ class Hub:
     async def _set_session_digest(self, peer: PeerRecord, digest: str) -> None:
         old, peer.session_digest = peer.session_digest, digest
         await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
-        self._tokens.pop(old, None)
+        self.registry.retire(old)
         if digest:
-            self._tokens[digest] = peer.peer_id
+            self.registry.credit(digest, peer)
 
     async def unbind_pane(self, peer: PeerRecord, reason: str) -> None:
         """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""
@@ -847,8 +835,7 @@ class Hub:
                 if not conn.closed and (peer := self.peers.get(peer_id)) is not None and peer.role == PERSON]
 
     def peer_named(self, name: str, circle: str) -> PeerRecord | None:
-        peer_id = self._names.get((circle, name))
-        return self.peers.get(peer_id) if peer_id else None
+        return self.registry.named(name, circle)
 
     def find_peer(self, ref: str, sender: Sender | None = None) -> PeerRecord:
         _, found = self._recipients(sender or Sender(None), ref)
@@ -954,10 +941,10 @@ class Hub:
         old_name, old_digest = (current.circle, current.name), current.token_digest
         for f in fields(PeerRecord):
             setattr(current, f.name, getattr(record, f.name))
-        if old_name != (current.circle, current.name) and self._names.get(old_name) == peer_id:
-            del self._names[old_name]
+        if old_name != (current.circle, current.name):
+            self.registry.name_left(old_name, peer_id)
         if old_digest != current.token_digest:
-            self._tokens.pop(old_digest, None)
+            self.registry.retire(old_digest)
         self._remember(current)
 
     async def take_offline_held_by(self, node: str) -> list[PeerRecord]:
