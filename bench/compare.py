@@ -15,40 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
-from bench.run import ROOT, Target, ask_round_trips, idle_peers, publish, throughput
+from bench.run import ROOT, Target, ask_round_trips, idle_peers, publish, start_hub, throughput
 
 SECTION = "typed-core"
-
-
-def start_hub_from(tree: Path) -> Target:
-    """A hub started from the source in `tree`, configured as bench.run's."""
-    home = Path(tempfile.mkdtemp(prefix="rw-compare-")) / "home"
-    env = {**os.environ, "REPOWIRE_HOME": str(home), "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", "--no-bridge",
-                             "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
-                             "--limit", "max_connections=5000"],
-                            env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not (home / "hub.json").exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError(f"the hub from {tree} did not start")
-        time.sleep(0.05)
-    info = orjson.loads((home / "hub.json").read_bytes())
-    store_pid = int((home / "store" / "valkey.pid").read_text())
-    return Target("hub", info["url"].replace("http", "ws") + "/ws", proc,
-                  (home / "hub.token").read_text().strip(), store_pid, home)
 
 
 async def measure(target: Target, run: int, args: argparse.Namespace) -> dict[str, float]:
@@ -66,7 +41,7 @@ async def compare(args: argparse.Namespace, baseline_tree: Path) -> dict[str, li
     results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for run in range(args.runs):
         for name in (("before", "after") if run % 2 == 0 else ("after", "before")):
-            target = start_hub_from(trees[name])
+            target = start_hub(tree=trees[name])
             try:
                 results[name].append(await measure(target, run, args))
             finally:

@@ -59,19 +59,21 @@ class Target:
                 self.process.wait(5)
 
 
-def start_hub(extra: list[str] | None = None) -> Target:
-    """A hub on its embedded store; without a pane bridge unless `extra` names a tmux socket."""
+def start_hub(extra: list[str] | None = None, tree: Path = ROOT) -> Target:
+    """A hub on its embedded store; without a pane bridge unless `extra` names a tmux socket.
+    `tree`: the source it runs from (another checkout, for bench.compare)."""
     home = Path(tempfile.mkdtemp(prefix="rw-bench-")) / "home"
-    env = {**os.environ, "REPOWIRE_HOME": str(home)}
+    env = {**os.environ, "REPOWIRE_HOME": str(home), "PYTHONPATH": str(tree)}
     extra = extra if extra is not None else ["--no-bridge"]
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0",
                              "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
                              "--limit", "max_connections=5000", *extra],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not (home / "hub.json").exists():
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("hub did not start")
+            proc.kill()
+            raise RuntimeError(f"the hub from {tree} did not start")
         time.sleep(0.05)
     info = orjson.loads((home / "hub.json").read_bytes())
     store_pid = int((home / "store" / "valkey.pid").read_text())

@@ -55,3 +55,14 @@ def test_the_readme_is_a_short_tour_that_links_every_topic():
 def test_every_relative_link_points_at_a_file(page):
     missing = [target for target, path in _relative_links(page) if not path.exists()]
     assert missing == []
+
+
+def test_the_gates_the_manual_gives_are_the_ones_ci_runs():
+    """docs/developing.md tells a contributor how to run the lint and type gates; CI runs the
+    same commands, word for word, so passing them locally means passing them in CI."""
+    section = (ROOT / "docs" / "developing.md").read_text().split("## Gates and tiers", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+    given = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert given == ["python -m ruff check hub schemas transports tests bench dashboard", "python -m mypy"]
+    assert all(command in ci for command in given)

@@ -175,3 +175,20 @@ def test_every_field_the_hub_puts_in_a_trace_stage_is_in_the_trace_stage_schema(
                 used |= {k.arg for k in node.keywords if k.arg is not None}
     assert used - set(TraceStage.__struct_fields__) == set()
     assert {"lines", "keys", "recovered", "of"} <= used   # the scan sees the less common ones
+
+
+def test_a_traces_event_built_from_the_written_stages_is_the_documented_one():
+    """The store keeps each stage's bytes once and sends them on in the `traces` event; the
+    result is exactly the TracesChanged the dashboard schema documents."""
+    import msgspec
+
+    from hub.core.trace import Stage, stage_entry
+    from hub.store.state import _TracesEncoded
+    from schemas.codec import encode
+    from schemas.dashboard import TracesChanged
+    stages = [stage_entry(Stage.ACCEPTED, 1, "n1", kind="notify", from_peer="a" * 32, to="bob"),
+              stage_entry(Stage.ROUTED, 2, "n1", peer_id="b" * 32, name="bob")]
+    sent = encode(_TracesEncoded(trace_id="c" * 32, stages=[msgspec.Raw(encode(s)) for s in stages]))
+    documented = TracesChanged(trace_id="c" * 32, stages=stages)
+    assert sent == encode(documented)
+    assert msgspec.json.decode(sent, type=TracesChanged) == documented

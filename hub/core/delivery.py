@@ -22,19 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from hub.core.trace import Reason, Stage, stage_entry
-from schemas.frames import DeliveryState, RecipientState
+from schemas.frames import AskChild, DeliveryState, RecipientState
 from schemas.rest import TraceStage
-
-
-class Receipt(StrEnum):
-    """What a recipient says of a delivery it was sent."""
-    RECEIVED = "received"
-    INJECTED = "injected"
-    FAILED = "failed"
-    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +60,10 @@ def on_receipt(inflight: InFlight | None, *, message_id: str, peer_id: str, stat
         return [AppendTrace(message_id, (stage_entry(Stage.LATE_RECEIPT, now, node, peer_id=peer_id, status=status,
                                                      reason=reason),))]
     sent = stage_entry(Stage.SENT, inflight.sent_at, node, peer_id=peer_id, seq=inflight.seq)
-    if status == Receipt.HELD:   # not delivered, and not to be lost: it stays in the inbox
+    if status == "held":   # not delivered, and not to be lost: it stays in the inbox
         return [AppendTrace(inflight.trace_id, (sent, stage_entry(Stage.HELD, now, node, peer_id=peer_id,
                                                                   reason=reason)))]
-    final = Stage(status) if status in (Receipt.RECEIVED, Receipt.INJECTED) else Stage.FAILED
+    final = Stage(status) if status in ("received", "injected") else Stage.FAILED
     ended = stage_entry(final, now, node, peer_id=peer_id,
                         reason=(reason or Reason.RECIPIENT_FAILED) if final is Stage.FAILED else reason)
     return [Confirm(peer_id, inflight.seq), AppendTrace(inflight.trace_id, (sent, ended))]
@@ -85,7 +76,7 @@ def on_connection_lost(inflight: Iterable[InFlight], *, peer_id: str, node: str)
             for d in inflight]
 
 
-def overall_state(recipients: Iterable[RecipientState]) -> DeliveryState:
+def overall_state(recipients: Iterable[RecipientState | AskChild]) -> DeliveryState:
     states = {r.state for r in recipients}
     if "delivered" in states:
         return "delivered"

@@ -71,10 +71,7 @@ class PeerRecord:
 
     def view(self, pending: int, open_asks: int = 0) -> PeerView:
         """The peer as REST shows it: everything but its credentials, with its inbox's length."""
-        return PeerView(peer_id=self.peer_id, name=self.name, circle=self.circle, role=self.role, status=self.status,
-                        status_reason=self.status_reason, node=self.node, created_at=self.created_at,
-                        last_seen=self.last_seen, pending=pending, agent_pid=self.agent_pid, open_asks=open_asks,
-                        pane=self._pane_view())
+        return PeerView(**msgspec.structs.asdict(self.state()), pending=pending, open_asks=open_asks)
 
     def state(self) -> PeerState:
         """The peer as events show it: everything but its credentials."""

@@ -42,6 +42,7 @@ from hub.core.asks import (
     validate_question,
 )
 from hub.core.attachments import ask_ref, attachment_refs, fingerprint_part, inbox_ref
+from hub.core.delivery import overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
@@ -307,8 +308,7 @@ class AskService:
                 return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, state=first.state,
                                    deadline=deadline)
             return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, deadline=deadline,
-                               state="delivered" if any(s.state == "delivered" for s in states) else "queued",
-                               group_id=group_id, children=states)
+                               state=overall_state(states), group_id=group_id, children=states)
 
         return then(hub.store.writer.submit(cmds), on_written)
 

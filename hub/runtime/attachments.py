@@ -20,6 +20,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -133,7 +134,7 @@ class Upload:
         final = service.folder / self.id
         sha256 = await anyio.to_thread.run_sync(self.part.finish, final)
         now = service.hub.now_ms()
-        meta = {"id": self.id, "filename": clean_filename(filename), "size": self.size,
+        meta: dict[str, Any] = {"id": self.id, "filename": clean_filename(filename), "size": self.size,
                 "content_type": clean_content_type(content_type), "sha256": sha256,
                 "uploader": self.uploader.key_owner, "uploader_name": self.uploader.ref["name"],
                 "node": service.hub.node, "created_at": now, "expires_at": now + service.policy.ttl_s * 1000}

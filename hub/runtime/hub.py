@@ -86,10 +86,9 @@ class Sender:
     peer: PeerRecord | None
 
     @property
-    def ref(self) -> dict:
-        if self.peer is None:
-            return {"peer_id": OPERATOR_ID, "name": "operator", "circle": "default"}
-        return {"peer_id": self.peer.peer_id, "name": self.peer.name, "circle": self.peer.circle}
+    def ref(self) -> dict[str, str]:
+        """The sender as the store's records name it (the `peer_ref`, as plain data)."""
+        return msgspec.structs.asdict(self.peer_ref)
 
     @property
     def peer_ref(self) -> PeerRef:
@@ -495,7 +494,7 @@ class Hub:
         payload = encode(delivery)
         expires_at = now + self.settings.queue_ttl_s * 1000
         node = self.node
-        stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.ref["peer_id"],
+        stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.key_owner,
                               to=to, recipients=len(recipients) if address.broadcast else None,
                               schedule_id=schedule_id)]
         cmds = []

@@ -283,7 +283,7 @@ class PaneService:
         now = self.hub.now_ms()
         trace_id = self.hub.ids.next(now)
         node = self.hub.node
-        stages = [stage_entry(Stage.ACCEPTED, now, node, kind=kind, from_peer=sender.ref["peer_id"], to=peer.peer_id),
+        stages = [stage_entry(Stage.ACCEPTED, now, node, kind=kind, from_peer=sender.key_owner, to=peer.peer_id),
                   stage_entry(final, now, node, peer_id=peer.peer_id, **extra)]
         self.hub.store.writer.submit([self.hub.store.trace_cmd(trace_id, stages, self.hub.settings.trace_retention_s)],
                                      wait=False)

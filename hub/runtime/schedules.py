@@ -49,8 +49,8 @@ from hub.runtime.asks import AskService
 from hub.runtime.hub import OPERATOR_ID, Hub, Sender
 from hub.runtime.periodic import stop_if_cancelled
 from hub.store import replies
+from hub.store.connect import STORE_DOWN
 from hub.store.schedules import ScheduleStore, StoredSchedule
-from hub.store.state import StoreDown
 from schemas.errors import ErrorCode
 from schemas.rest import ScheduleCreated, ScheduleRequest, ScheduleView
 
@@ -246,7 +246,7 @@ class ScheduleService:
                     delay = min(max(earliest - now, 0) / 1000, IDLE_WAKE_S)
                 if self._lease_ends is not None:
                     delay = min(delay, max(self._lease_ends - now, 0) / 1000 + NO_PROGRESS_S)
-            except (HubError, *StoreDown) as exc:
+            except (HubError, *STORE_DOWN) as exc:
                 stop_if_cancelled()
                 log.warning("schedules: the store failed (%s); trying again in %.0f s", exc, RETRY_S)
                 self._take_own_claims = True

@@ -22,8 +22,8 @@ import redis.asyncio as redis
 
 from hub.core.nodes import LeaseHolder
 from hub.store import keys
-from hub.store.connect import maps_store_errors
-from hub.store.state import StoreDown, as_text
+from hub.store.connect import STORE_DOWN, maps_store_errors
+from hub.store.state import as_text
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class NodeBus:
             current = await self.client.get(keys.node_lease(self.node))
             if current is not None and as_text(current) == holder.encode():
                 await self.client.delete(keys.node_lease(self.node))
-        except StoreDown as exc:
+        except STORE_DOWN as exc:
             log.info("lease of %s not released: %s", self.node, exc)
 
     async def live_nodes(self, nodes: list[str]) -> set[str]:

@@ -19,13 +19,12 @@ import redis.asyncio as redis
 from hub.core.nodes import LeaseHolder
 from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
-from hub.store.connect import STORE_DOWN, maps_store_errors
+from hub.store.connect import maps_store_errors
 from hub.store.writer import Command, GroupCommitWriter
 from schemas.codec import decode_as, encode, encode_all
-from schemas.dashboard import MessagePreview, TracesChanged
+from schemas.dashboard import MessagePreview
 from schemas.rest import TraceStage
 
-StoreDown = STORE_DOWN   # what a store that is down raises through redis-py (see hub.store.connect)
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
 
@@ -35,6 +34,14 @@ class HelloReply:
     resumed_traces: list[str]   # deliveries the peer's resume cursor says it has: they end received
     pending: int
     last_seq: int
+
+
+class _TracesEncoded(msgspec.Struct, omit_defaults=True):
+    """A `TracesChanged` (schemas.dashboard) whose stages are the bytes already written to the
+    trace: each stage is encoded once, for the ledger and for the dashboards."""
+    trace_id: str
+    stages: list[msgspec.Raw]
+    message: MessagePreview | None = None
 
 
 class IdempotencyRecord(msgspec.Struct, omit_defaults=True):
@@ -78,7 +85,7 @@ class StoreState:
         self.client = client
         self.writer = writer
         self.mesh_node = mesh_node
-        self._trace_events: list[TracesChanged] = []   # gathered for one `traces` event
+        self._trace_events: list[_TracesEncoded] = []   # gathered for one `traces` event
         self._events_timer: asyncio.TimerHandle | None = None
 
     # ---- peers -------------------------------------------------------------------------------
@@ -238,7 +245,8 @@ class StoreState:
         encoded = [encode(s) for s in stages]
         if not self._trace_events:
             self._events_timer = asyncio.get_running_loop().call_later(EVENT_BATCH_S, self.flush_trace_events)
-        self._trace_events.append(TracesChanged(trace_id=trace_id, stages=stages, message=message))
+        self._trace_events.append(_TracesEncoded(trace_id=trace_id, stages=[msgspec.Raw(e) for e in encoded],
+                                                 message=message))
         return _trace_write(trace_id, encoded, start_ttl_s)
 
     def flush_trace_events(self) -> None:
