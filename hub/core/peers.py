@@ -49,8 +49,10 @@ def as_role(value: str) -> Role:
     raise ValueError(f"unknown role {value!r}")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PeerRecord:
+    """A peer as the store keeps it. Frozen: a change is a new record, made known by the
+    runtime's registry."""
     peer_id: str
     name: str
     circle: str

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from hub.core.errors import HubError
-from hub.core.peers import AWAITING_INPUT, BUSY, OFFLINE, ONLINE, SETTABLE, PeerStatus, as_status
+from hub.core.peers import AWAITING_INPUT, BUSY, OFFLINE, ONLINE, SETTABLE, PeerRecord, PeerStatus, as_status
 from schemas.errors import ErrorCode
 
 
@@ -48,3 +49,8 @@ def with_questions(current: PeerStatus, waiting: bool) -> PeerStatus | None:
     if not waiting and current == AWAITING_INPUT:
         return BUSY
     return None
+
+
+def entered(peer: PeerRecord, presence: Presence, **changes: Any) -> PeerRecord:
+    """The peer's record once it is in `presence` (with any other field `changes`)."""
+    return replace(peer, status=presence.status, status_reason=presence.reason, **changes)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -41,7 +41,7 @@ from hub.core.peers import (
     parse_address,
     resolve,
 )
-from hub.core.presence import connected, gone, said
+from hub.core.presence import connected, entered, gone, said
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
@@ -147,12 +147,12 @@ class Hub:
 
     async def start(self) -> None:
         for peer in await self.store.load_peers():
-            self._remember(peer)
+            self.registry.put(peer)
         # Nobody is connected to a hub that just started: whatever the store says, this node's
         # peers are offline until they come back.
         stale = [p for p in self.peers.values() if p.status != OFFLINE and p.node in ("", self.node)]
         for peer in stale:
-            peer.status, peer.status_reason = gone("hub_restarted")
+            peer = self.registry.put(entered(peer, gone("hub_restarted")))
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._sweeper = asyncio.create_task(every(self.settings.sweep_interval_s, self.sweep_expired, "inbox sweep"),
                                             name="inbox-sweeper")
@@ -197,8 +197,10 @@ class Hub:
         raise HubError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <token>` with the hub token "
                        "(in $REPOWIRE_HOME/hub.token) or a peer token")
 
-    def _remember(self, peer: PeerRecord) -> None:
-        self.registry.add(peer)
+    def current(self, peer: PeerRecord) -> PeerRecord:
+        """The record known for this peer now (records are frozen: one read before an await
+        may have been replaced since)."""
+        return self.peers.get(peer.peer_id, peer)
 
     def _forget(self, peer: PeerRecord) -> None:
         self.registry.drop(peer)
@@ -226,40 +228,34 @@ class Hub:
                          same_name=same_name, is_live=bool(same_name and self.is_reachable(same_name)))
         now = self.now_ms()
         issued_token = token
+        before: PeerRecord | None = None   # the record as it was, put back if the store refuses
         if decision is Admission.NEW:
             issued_token = new_token()
-            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role=role,
-                              token_digest=token_digest(issued_token), created_at=now, last_seen=now)
-            old_digest = None
+            admitted = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role=role,
+                                  token_digest=token_digest(issued_token), created_at=now, last_seen=now)
         else:
-            found = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
-            assert found is not None
-            peer = found
-            old_digest = peer.token_digest
+            before = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
+            assert before is not None
+            admitted = replace(before, role=role)
             if decision is Admission.RECLAIM:
                 issued_token = new_token()
-                peer.token_digest = token_digest(issued_token)
-            peer.role = role
-        previous = self.connections.get(peer.peer_id)
+                admitted = replace(admitted, token_digest=token_digest(issued_token))
+        previous = self.connections.get(admitted.peer_id)
         if previous is not None:  # its own handler finishes closing it; we only take its place
             previous.abort(ErrorCode.REPLACED, "the same peer connected again")
             self._release(previous, "replaced", mark_offline=False)
         # Take the identity now, before the store round trip, so that a concurrent hello for the
         # same name sees it live; undone if the store does not take the registration.
-        before = (peer.status, peer.status_reason, peer.last_seen, peer.node)
-        (peer.status, peer.status_reason), peer.last_seen, peer.node = connected(), now, self.node
-        self._remember(peer)
+        peer = self.registry.put(entered(admitted, connected(), last_seen=now, node=self.node))
         conn.peer_id = peer.peer_id
         conn.replaying = True
         self.connections[peer.peer_id] = conn
         # One batch: the registration, the resume cursor, and the position for `welcome`.
         try:
-            results = await self.store.writer.write(*self.store.hello_cmds(peer, old_digest, resume))
+            results = await self.store.writer.write(*self.store.hello_cmds(peer, before, resume))
         except HubError:
-            self._undo_admission(conn, peer, decision, old_digest, before)
+            self._undo_admission(conn, peer, before)
             raise
-        if old_digest and old_digest != peer.token_digest:
-            self.registry.retire(old_digest)
         self._presence_changed(peer)
         hello = self.store.parse_hello(results, resumed=resume is not None)
         self._record_resumed(peer, hello.resumed_traces)
@@ -284,19 +280,15 @@ class Hub:
         if ids:
             await self.refresh_peers(ids)
 
-    def _undo_admission(self, conn: Connection, peer: PeerRecord, decision: Admission, old_digest: str | None,
-                        before: tuple) -> None:
+    def _undo_admission(self, conn: Connection, peer: PeerRecord, before: PeerRecord | None) -> None:
+        """The store did not take a hello: the peer is as it was (`before`; None: unknown)."""
         if self.connections.get(peer.peer_id) is conn:
             del self.connections[peer.peer_id]
         conn.peer_id = None
-        if decision is Admission.NEW:
+        if before is None:
             self._forget(peer)
-            return
-        if old_digest and old_digest != peer.token_digest:
-            self.registry.retire(peer.token_digest)
-            peer.token_digest = old_digest
-            self.registry.credit(old_digest, peer)
-        peer.status, peer.status_reason, peer.last_seen, peer.node = before
+        else:
+            self.registry.put(before)
 
     def _record_resumed(self, peer: PeerRecord, trace_ids: list[str]) -> None:
         """The peer said it has everything up to its resume cursor: those deliveries end as
@@ -384,7 +376,7 @@ class Hub:
             conn.inflight.clear()
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline and peer.node == self.node:
-            (peer.status, peer.status_reason), peer.last_seen = gone(reason), self.now_ms()
+            peer = self.registry.put(entered(peer, gone(reason), last_seen=self.now_ms()))
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
             self._presence_changed(peer)
 
@@ -404,20 +396,20 @@ class Hub:
         an ask to it is accepted without queue_if_offline."""
         return self.is_reachable(peer) or (self.reads_inbox(peer) and peer.status != OFFLINE)
 
-    def set_presence(self, peer: PeerRecord, status: str) -> None:
+    def set_presence(self, peer: PeerRecord, status: str) -> PeerRecord:
         """What a live peer says of itself: online (idle), busy or awaiting_input."""
         presence = said(status)
+        peer = self.current(peer)
         if peer.peer_id not in self.connections and self.reads_inbox(peer):
-            (peer.status, peer.status_reason), peer.last_seen, peer.node = presence, self.now_ms(), self.node
-            self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
-            self._presence_changed(peer)
-            return
-        if peer.peer_id not in self.connections:
+            peer = self.registry.put(entered(peer, presence, last_seen=self.now_ms(), node=self.node))
+        elif peer.peer_id not in self.connections:
             raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
-        peer.status, peer.last_seen = presence.status, self.now_ms()   # a note on its transport stays
+        else:   # a note on its transport stays
+            peer = self.registry.put(replace(peer, status=presence.status, last_seen=self.now_ms()))
         self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
         self._presence_changed(peer)
+        return peer
 
     # ---- notify ------------------------------------------------------------------------------
 
@@ -665,10 +657,10 @@ class Hub:
                               token_digest=token_digest(token), created_at=now, last_seen=now,
                               status=OFFLINE, status_reason="registered")
             await self.store.writer.write(*self.store.save_peer_cmds(peer))
-            self._remember(peer)
+            self.registry.put(peer)
             self._presence_changed(peer)
         else:
-            token = await self.reissue_token(peer)
+            peer, token = await self.reissue_token(peer)
         return peer, token, created
 
     async def register_agent(self, name: str, circle: str, agent_pid: int, reason: str) -> PeerRecord:
@@ -684,10 +676,9 @@ class Hub:
             peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
                               token_digest=token_digest(new_token()), created_at=now, last_seen=now)
         # a pane it was linked to before is no longer its own: no transport may type into it
-        peer.pane = None
-        (peer.status, peer.status_reason), peer.last_seen, peer.agent_pid = gone(reason), now, agent_pid
+        peer = entered(peer, gone(reason), pane=None, last_seen=now, agent_pid=agent_pid)
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
-        self._remember(peer)
+        self.registry.put(peer)
         self._presence_changed(peer)
         return peer
 
@@ -718,79 +709,69 @@ class Hub:
                            {"peer_id": peer.peer_id})
         now = self.now_ms()
         token = new_token()
-        created = peer is None
-        if peer is None:
-            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
-                              token_digest=token_digest(token), created_at=now, last_seen=now,
-                              status=OFFLINE, status_reason="linking")
-            before = None
-        else:
-            before = (peer.pane, peer.token_digest, peer.role, peer.status_reason, peer.agent_pid)
-        old_digest = peer.token_digest
-        peer.pane, peer.token_digest, peer.role, peer.status_reason = link, token_digest(token), "agent", "linking"
-        peer.agent_pid = agent_pid
-        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
-        self.registry.retire(old_digest)
-        self._remember(peer)
+        before = peer   # the record as it was (None: a new peer), put back by the undo
+        bound = replace(before or PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
+                                             token_digest="", created_at=now, last_seen=now, status=OFFLINE),
+                        pane=link, token_digest=token_digest(token), role="agent", status_reason="linking",
+                        agent_pid=agent_pid)
+        await self.store.writer.write(*self.store.save_peer_cmds(bound, before))
+        self.registry.put(bound)
 
         async def undo() -> None:
-            if created:
-                await self.store.writer.write(*self.store.delete_peer_cmds(peer))
-                self._forget(peer)
+            if before is None:
+                await self.store.writer.write(*self.store.delete_peer_cmds(bound))
+                self._forget(bound)
                 return
-            assert before is not None
-            new_digest = peer.token_digest
-            peer.pane, peer.token_digest, peer.role, peer.status_reason, peer.agent_pid = before
-            await self.store.writer.write(*self.store.save_peer_cmds(peer, new_digest))
-            self.registry.retire(new_digest)
-            self._remember(peer)
+            await self.store.writer.write(*self.store.save_peer_cmds(before, bound))
+            self.registry.put(before)
 
-        return peer, token, undo
+        return bound, token, undo
 
-    async def reissue_token(self, peer: PeerRecord) -> str:
-        """A new token for a pane peer whose transport is (re)started: the old one stops working."""
+    async def save(self, peer: PeerRecord, changed: PeerRecord) -> PeerRecord:
+        """Write `changed`, the peer's record from now on, then make it the known one; a
+        credential `peer` had and `changed` has not stops working, here and on every node."""
+        await self.store.writer.write(*self.store.save_peer_cmds(changed, peer))
+        return self.registry.put(changed)
+
+    async def reissue_token(self, peer: PeerRecord, **changes: Any) -> tuple[PeerRecord, str]:
+        """A new token for a pane peer whose transport is (re)started: the old one stops working.
+        Any other `changes` to its record are saved with it. Returns the record and the token."""
         token = new_token()
-        old_digest, peer.token_digest = peer.token_digest, token_digest(token)
-        await self.store.writer.write(*self.store.save_peer_cmds(peer, old_digest))
-        self.registry.retire(old_digest)
-        self.registry.credit(peer.token_digest, peer)
-        return token
+        peer = self.current(peer)
+        return await self.save(peer, replace(peer, token_digest=token_digest(token), **changes)), token
 
-    async def issue_session_token(self, peer: PeerRecord) -> str:
+    async def issue_session_token(self, peer: PeerRecord) -> tuple[PeerRecord, str]:
         """A credential for the agent session that is this peer (its hooks, its shell, its MCP
         server): it acts as this peer and nobody else, and replaces the previous session's."""
         token = new_token()
-        await self._set_session_digest(peer, token_digest(token))
-        return token
+        peer = self.current(peer)
+        return await self.save(peer, replace(peer, session_digest=token_digest(token))), token
 
-    async def revoke_session_token(self, peer: PeerRecord) -> None:
+    async def revoke_session_token(self, peer: PeerRecord) -> PeerRecord:
         """The session ended: its credential stops working here and on every node."""
-        if peer.session_digest:
-            await self._set_session_digest(peer, "")
+        peer = self.current(peer)
+        if not peer.session_digest:
+            return peer
+        return await self.save(peer, replace(peer, session_digest=""))
 
-    async def _set_session_digest(self, peer: PeerRecord, digest: str) -> None:
-        old, peer.session_digest = peer.session_digest, digest
-        await self.store.writer.write(*self.store.save_peer_cmds(peer), *self.store.drop_token_cmds(old))
-        self.registry.retire(old)
-        if digest:
-            self.registry.credit(digest, peer)
-
-    async def unbind_pane(self, peer: PeerRecord, reason: str) -> None:
+    async def unbind_pane(self, peer: PeerRecord, reason: str) -> PeerRecord:
         """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""
         conn = self.connections.get(peer.peer_id)
         if conn is not None:
             conn.abort(ErrorCode.NOT_LINKED, "the pane was unlinked")
             await self.disconnect(conn, reason)
-        peer.pane, (peer.status, peer.status_reason), peer.last_seen = None, gone(reason), self.now_ms()
-        await self.store.writer.write(*self.store.save_peer_cmds(peer))
+        peer = self.current(peer)
+        peer = await self.save(peer, entered(peer, gone(reason), pane=None, last_seen=self.now_ms()))
         self._presence_changed(peer)
+        return peer
 
     def note_status(self, peer: PeerRecord, reason: str) -> None:
         """Record why an offline peer is offline (a pane transport could not start)."""
         if peer.peer_id in self.connections:
             return
+        peer = self.current(peer)
         changed = peer.status != OFFLINE
-        peer.status, peer.status_reason = gone(reason)
+        peer = self.registry.put(entered(peer, gone(reason)))
         self.store.writer.submit(self.store.presence_cmds(peer, peer.node or self.node), wait=False)
         if changed:
             self._presence_changed(peer)
@@ -853,6 +834,7 @@ class Hub:
         return [p.view(pending[p.peer_id], waiting.get(p.peer_id, 0)) for p in peers]
 
     async def peer_view(self, peer: PeerRecord) -> PeerView:
+        peer = self.current(peer)
         pending = await self.store.inbox_lengths([peer.peer_id])
         return peer.view(pending[peer.peer_id])
 
@@ -931,20 +913,10 @@ class Hub:
                 self._release(conn, "replaced", mark_offline=False)
             elif record.node != self.node or record.status == OFFLINE:
                 # a read older than our own write, or another node took us for gone: we hold it
-                record.status, record.status_reason, record.last_seen, record.node = (
-                    current.status, current.status_reason, current.last_seen, self.node)
-                self.store.writer.submit(self.store.presence_cmds(current, record.node), wait=False)
-        if current is None:
-            self._remember(record)
-            return
-        old_name, old_digest = (current.circle, current.name), current.token_digest
-        for f in fields(PeerRecord):
-            setattr(current, f.name, getattr(record, f.name))
-        if old_name != (current.circle, current.name):
-            self.registry.name_left(old_name, peer_id)
-        if old_digest != current.token_digest:
-            self.registry.retire(old_digest)
-        self._remember(current)
+                record = replace(record, status=current.status, status_reason=current.status_reason,
+                                 last_seen=current.last_seen, node=self.node)
+                self.store.writer.submit(self.store.presence_cmds(current, self.node), wait=False)
+        self.registry.put(record)
 
     async def take_offline_held_by(self, node: str) -> list[PeerRecord]:
         """`node`'s lease lapsed: the peers it held are offline (reason `node_lost`), each only if
@@ -961,7 +933,7 @@ class Hub:
         taken = []
         for peer, applied in zip(lost, results):
             if applied == 1:
-                (peer.status, peer.status_reason), peer.last_seen = gone("node_lost"), now
+                peer = self.registry.put(entered(self.current(peer), gone("node_lost"), last_seen=now))
                 self._presence_changed(peer)
                 taken.append(peer)
         return taken

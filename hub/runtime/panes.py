@@ -258,12 +258,16 @@ class PaneService:
 
     async def _reattach(self, bridge_name: str) -> None:
         """Bring back the transports of the panes linked through this bridge that are offline."""
-        for peer in [p for p in self.hub.peers.values() if p.pane and p.pane.bridge == bridge_name]:
+        for peer_id in [p.peer_id for p in self.hub.peers.values() if p.pane and p.pane.bridge == bridge_name]:
             bridge = self.bridges.get(bridge_name)
+            peer = self.hub.peers.get(peer_id)   # as it is now: each attach before this one awaited
+            if peer is None:
+                continue
             if bridge is None or peer.peer_id in self.hub.connections or peer.status != OFFLINE:
                 continue
             try:
-                await self.attach(bridge, peer, await self.hub.reissue_token(peer))
+                peer, token = await self.hub.reissue_token(peer)
+                await self.attach(bridge, peer, token)
             except HubError as exc:
                 log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
                 self.hub.note_status(peer, exc.code.value)
@@ -274,7 +278,7 @@ class PaneService:
         bridge = self.bridges.get(link.bridge)
         if bridge is not None:
             await self.detach_quietly(bridge, peer.peer_id, "unlinked")
-        await self.hub.unbind_pane(peer, "unlinked")
+        peer = await self.hub.unbind_pane(peer, "unlinked")
         return Unlinked(peer_id=peer.peer_id, pane_id=link.pane_id, status=peer.status)
 
     # ---- looking in and steering -------------------------------------------------------------
@@ -357,7 +361,8 @@ class PaneService:
         if apply and plan.action == "restart_transport":
             bridge = await self._ready_bridge(self._link_of(peer).bridge)
             try:
-                await self.attach(bridge, peer, await self.hub.reissue_token(peer))
+                peer, token = await self.hub.reissue_token(peer)
+                await self.attach(bridge, peer, token)
             except HubError as exc:
                 self.hub.note_status(peer, exc.code.value)
                 raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport did not come back: {exc.message}",

@@ -1,6 +1,9 @@
 """The peers this node knows, and how they are found: by id, by (circle, name), and by the
 digest of a credential (a peer's own token, or its agent session's). One owner for the three
-indexes, so that none of them drifts from the others."""
+indexes, so that none of them drifts from the others.
+
+Records are frozen: a change is a new record (`dataclasses.replace`) that `put` makes the
+known one, re-indexed as a whole. Undoing a change is putting the earlier record back."""
 
 from __future__ import annotations
 
@@ -14,19 +17,35 @@ class PeerRegistry:
         self.by_name: dict[tuple[str, str], str] = {}    # (circle, name) -> peer id
         self._by_digest: dict[str, str] = {}             # credential digest -> peer id
 
-    def add(self, peer: PeerRecord) -> None:
-        """Know the peer (again), under its id, its name and its credentials."""
+    def put(self, peer: PeerRecord) -> PeerRecord:
+        """Know the peer as this record from now on, under its id, its name and its
+        credentials; a name or credential the record it replaces had, and this one has not,
+        no longer finds it. Returns the record, for the caller to go on with."""
+        previous = self.by_id.get(peer.peer_id)
+        if previous is not None:
+            self._unindex(previous)
         self.by_id[peer.peer_id] = peer
         self.by_name[(peer.circle, peer.name)] = peer.peer_id
         self._by_digest[peer.token_digest] = peer.peer_id
         if peer.session_digest:
             self._by_digest[peer.session_digest] = peer.peer_id
+        return peer
 
     def drop(self, peer: PeerRecord) -> None:
-        self.by_id.pop(peer.peer_id, None)
-        self.by_name.pop((peer.circle, peer.name), None)
-        self._by_digest.pop(peer.token_digest, None)
-        self._by_digest.pop(peer.session_digest, None)
+        known = self.by_id.pop(peer.peer_id, None)
+        for record in {id(r): r for r in (peer, known) if r is not None}.values():
+            self._unindex(record)
+
+    def _unindex(self, peer: PeerRecord) -> None:
+        """Its name and credentials stop finding it (unless they now find another peer)."""
+        if self.by_name.get((peer.circle, peer.name)) == peer.peer_id:
+            del self.by_name[(peer.circle, peer.name)]
+        for digest in (peer.token_digest, peer.session_digest):
+            if digest and self._by_digest.get(digest) == peer.peer_id:
+                del self._by_digest[digest]
+
+    def get(self, peer_id: str) -> PeerRecord | None:
+        return self.by_id.get(peer_id)
 
     def named(self, name: str, circle: str) -> PeerRecord | None:
         peer_id = self.by_name.get((circle, name))
@@ -43,16 +62,3 @@ class PeerRegistry:
 
     def knows(self, digest: str) -> bool:
         return digest in self._by_digest
-
-    def credit(self, digest: str, peer: PeerRecord) -> None:
-        """A credential of the peer's from now on."""
-        self._by_digest[digest] = peer.peer_id
-
-    def retire(self, digest: str) -> None:
-        """A credential that no longer works here."""
-        self._by_digest.pop(digest, None)
-
-    def name_left(self, old_name: tuple[str, str], peer_id: str) -> None:
-        """The peer is known by another name now: its old one no longer finds it."""
-        if self.by_name.get(old_name) == peer_id:
-            del self.by_name[old_name]

@@ -77,8 +77,7 @@ class SessionService:
         if (peer.agent_pid == agent_pid and peer.peer_id in self.hub.connections
                 and peer.pane.fingerprint == link.fingerprint):
             return
-        peer.pane, peer.agent_pid = link, agent_pid
-        token = await self.hub.reissue_token(peer)   # saves the new link and pid with the token
+        peer, token = await self.hub.reissue_token(peer, pane=link, agent_pid=agent_pid)
         try:
             await self.panes.attach(bridge, peer, token)
         except HubError as exc:
@@ -97,9 +96,11 @@ class SessionService:
     async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> SessionJoined:
         """Who the session is. A session that is its peer (not nested) gets the credential its
         hooks, shell and MCP server act with from now on; the previous session's stops working."""
-        session_token = "" if joined is Joined.NESTED else await self.hub.issue_session_token(peer)
+        session_token = ""
+        if joined is not Joined.NESTED:
+            peer, session_token = await self.hub.issue_session_token(peer)
         if joined is Joined.REGISTERED:
-            self.hub.set_presence(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
+            peer = self.hub.set_presence(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
         online = [p for p in await self.hub.list_peers()
                   if p.status != OFFLINE and p.peer_id != peer.peer_id and p.role != BRIDGE]
         return SessionJoined(joined=joined.value, peer=await self.hub.peer_view(peer),

@@ -116,7 +116,9 @@ class StoreState:
             return []
         return [("PUBLISH", keys.BUS, bus_message("peer", self.mesh_node, peer_id))]
 
-    def save_peer_cmds(self, peer: PeerRecord, old_token_digest: str | None = None) -> list[Command]:
+    def save_peer_cmds(self, peer: PeerRecord, was: PeerRecord | None = None) -> list[Command]:
+        """Write the peer's record and indexes; a credential the record it replaces (`was`) had
+        and this one has not stops working."""
         fields = [x for kv in peer.to_store().items() for x in kv]
         cmds: list[Command] = [
             ("HSET", keys.peer(peer.peer_id), *fields),
@@ -126,8 +128,9 @@ class StoreState:
         ]
         if peer.session_digest:
             cmds.append(("HSET", keys.TOKENS, peer.session_digest, peer.peer_id))
-        if old_token_digest and old_token_digest != peer.token_digest:
-            cmds.append(("HDEL", keys.TOKENS, old_token_digest))
+        if was is not None:
+            cmds += [("HDEL", keys.TOKENS, digest) for digest in (was.token_digest, was.session_digest)
+                     if digest and not peer.holds(digest)]
         return cmds + self._peer_changed(peer.peer_id)
 
     @staticmethod
@@ -211,10 +214,10 @@ class StoreState:
     def last_seq_cmd(peer_id: str) -> Command:
         return ("HGET", keys.peer(peer_id), "next_seq")
 
-    def hello_cmds(self, peer: PeerRecord, old_digest: str | None, resume: int | None) -> list[Command]:
-        """One batch for a hello: the registration, the resume cursor, and the position the
-        `welcome` reports (read with parse_hello)."""
-        cmds = self.save_peer_cmds(peer, old_digest)
+    def hello_cmds(self, peer: PeerRecord, was: PeerRecord | None, resume: int | None) -> list[Command]:
+        """One batch for a hello: the registration (of the record that replaces `was`), the
+        resume cursor, and the position the `welcome` reports (read with parse_hello)."""
+        cmds = self.save_peer_cmds(peer, was)
         if resume is not None:
             cmds.append(self.confirm_upto_cmd(peer.peer_id, resume))
         return [*cmds, self.inbox_length_cmd(peer.peer_id), self.last_seq_cmd(peer.peer_id)]
