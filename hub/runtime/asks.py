@@ -47,9 +47,10 @@ from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
 from hub.core.trace import Stage, stage_entry
+from hub.runtime.credentials import HUB_AS_SENDER, OPERATOR_ID, Sender
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
-from hub.runtime.hub import HUB_AS_SENDER, OPERATOR_ID, Hub, Sender, grant_cmds
+from hub.runtime.hub import Hub, grant_cmds
 from hub.runtime.idempotency import Claimed
 from hub.store.asks import AskStore, parse_close
 from hub.store.state import InboxEntry
@@ -116,8 +117,8 @@ class AskService:
         self._open_by_asker: Counter = Counter()
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
         self._telling: set[asyncio.Task[None]] = set()   # notices to repliers on their way
-        hub.expiry_listeners.append(self._on_notices_expired)
-        hub.delivery_filters.append(self._closed_asks)
+        hub.inboxes.expiry_listeners.append(self._on_notices_expired)
+        hub.inboxes.delivery_filters.append(self._closed_asks)
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class AskService:
         if scheduled is not None and len(recipients) != 1:
             raise HubError(ErrorCode.INVALID_REQUEST, "a scheduled ask goes to exactly one peer",
                            {"recipients": len(recipients)})
-        offline = [p for p in recipients if not hub.takes_asks(p)]
+        offline = [p for p in recipients if not hub.presence.takes_asks(p)]
         if offline and not queue_if_offline:
             raise HubError(ErrorCode.PEER_OFFLINE,
                            f"{', '.join(p.address for p in offline)} {'is' if len(offline) == 1 else 'are'} offline; "
@@ -297,10 +298,10 @@ class AskService:
                 conn = hub.connections.get(peer.peer_id)
                 if conn is not None:
                     delivered = (ask.seq is not None and not conn.replaying
-                                 and hub.push_delivery(conn, ask.seq, message_id, payload, cid))
+                                 and hub.inboxes.push(conn, ask.seq, message_id, payload, cid))
                 else:  # live on another node, which the store woke; or read from its inbox
-                    delivered = ask.seq is not None and hub.is_reachable(peer)
-                    hub.inbox_grew(peer.peer_id)
+                    delivered = ask.seq is not None and hub.presence.is_reachable(peer)
+                    hub.inboxes.grew(peer.peer_id)
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
             first = states[0]
@@ -416,9 +417,9 @@ class AskService:
                 conn = hub.connections.get(view.asker)
                 asker = hub.peers.get(view.asker)
                 if conn is not None:
-                    delivered = not conn.replaying and hub.push_delivery(conn, seq, notice_id, notice_bytes, cid)
+                    delivered = not conn.replaying and hub.inboxes.push(conn, seq, notice_id, notice_bytes, cid)
                 else:  # live on another node, which the store woke
-                    delivered = asker is not None and hub.is_reachable(asker)
+                    delivered = asker is not None and hub.presence.is_reachable(asker)
             if ask is not None:
                 self._wake_waiters(ask, result)
             if state == EXPIRED:
@@ -512,7 +513,7 @@ class AskService:
                 replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))
             conn = hub.connections.get(replier)
             if isinstance(seq, int) and seq > 0 and conn is not None and not conn.replaying:
-                hub.push_delivery(conn, seq, message_id, payload, cid)  # elsewhere: the store woke its node
+                hub.inboxes.push(conn, seq, message_id, payload, cid)  # elsewhere: the store woke its node
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ from hub.core.attachments import (
 )
 from hub.core.errors import HubError
 from hub.core.ids import is_hex128, new_peer_id
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from hub.runtime.periodic import every
 from hub.store.attachments import AttachmentStore
 from schemas.errors import ErrorCode

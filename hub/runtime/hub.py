@@ -1,34 +1,35 @@
-"""The `Hub` service: admission, presence, durable notify, receipts, redelivery and expiry.
+"""The `Hub` service: admission, durable notify, the peers' lifecycle (registration, pane
+links, session credentials, deletion), and keeping this node's copy of the peers in step.
 
-It keeps in memory what the hot path reads (peers, names, tokens, who is connected here) in
-step with the store, and writes through the group-commit writer: a message, its trace stages
-and its idempotency result go out in one pipeline, and `accepted` waits for that pipeline.
-The edge calls one method per operation and encodes what comes back.
+It composes the services it hands its work to, each with its own dependencies: who a caller is
+(`credentials`), who is live (`presence`), each inbox's delivery (`inboxes`), the dashboards'
+event stream (`events`) and idempotency keys (`idempotency`). It keeps in memory what the hot
+path reads (peers, names, tokens, who is connected here) in step with the store, and writes
+through the group-commit writer: a message, its trace stages and its idempotency result go out
+in one pipeline, and `accepted` waits for that pipeline.
 
 On a store shared by several hub nodes, each node holds the connections of its own peers and
 keeps its copy of everyone's record in step through the node bus (`refresh_peers`); a delivery
-queued for a peer held by another node wakes that node (`pull`), which reads the inbox.
+queued for a peer held by another node wakes that node (`inboxes.pull`), which reads the inbox.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from hub import __version__
 from hub.core.attachments import attachment_refs, fingerprint_part, inbox_ref
-from hub.core.delivery import Confirm, InFlight, on_connection_lost, on_receipt, overall_state
-from hub.core.delivery import Effect as DeliveryEffect
+from hub.core.delivery import overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
-from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest, token_matches
+from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest
 from hub.core.panes import PaneLink
 from hub.core.peers import (
     BRIDGE,
@@ -41,25 +42,26 @@ from hub.core.peers import (
     parse_address,
     resolve,
 )
-from hub.core.presence import connected, entered, gone, said
+from hub.core.presence import connected, entered, gone
 from hub.core.ratelimit import TokenBucket
 from hub.core.settings import Settings
 from hub.core.trace import Reason, Stage, final_stages, stage_entry
 from hub.runtime.connection import Connection
+from hub.runtime.credentials import Credentials, Sender
+from hub.runtime.events import EventLog
 from hub.runtime.futures import then
 from hub.runtime.idempotency import Claimed, Idempotency
-from hub.runtime.periodic import every
+from hub.runtime.inboxes import Inboxes
+from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
-from hub.store.state import InboxEntry, StoreState, as_text
-from hub.store.writer import Command
-from schemas.codec import decode_as, deliver_frame, encode
-from schemas.dashboard import EventData, PeerGone, PresenceChanged, QuestionSettled, QuestionShown
+from hub.store.state import StoreState
+from schemas.codec import encode
+from schemas.dashboard import PeerGone
 from schemas.errors import ErrorCode
-from schemas.frames import API_VERSION, Deliver, Delivery, PeerRef, Position, RecipientState, Role, Welcome
+from schemas.frames import API_VERSION, Delivery, Position, RecipientState, Role, Welcome
 from schemas.rest import (
     Health,
-    InboxTaken,
     MessageAccepted,
     PeerView,
     QuestionTimes,
@@ -71,40 +73,6 @@ from schemas.rest import (
 log = logging.getLogger(__name__)
 
 INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its cap
-INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
-
-OPERATOR_ID = "0" * 32
-HUB_AS_SENDER = PeerRef(peer_id=OPERATOR_ID, name="hub", circle="default")   # the hub's own notices
-REPLAY_PAGE = 256
-EVENT_KINDS: dict[type, str] = {PresenceChanged: "presence", PeerGone: "peer_deleted", QuestionShown: "question",
-                                QuestionSettled: "question_decided"}
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """Who is sending: a registered peer, or the local operator acting with the hub token."""
-    peer: PeerRecord | None
-
-    @property
-    def ref(self) -> dict[str, str]:
-        """The sender as the store's records name it (the `peer_ref`, as plain data)."""
-        return msgspec.structs.asdict(self.peer_ref)
-
-    @property
-    def peer_ref(self) -> PeerRef:
-        """Who sent a message, as its delivery names them."""
-        if self.peer is None:
-            return PeerRef(peer_id=OPERATOR_ID, name="operator", circle="default")
-        return PeerRef(peer_id=self.peer.peer_id, name=self.peer.name, circle=self.peer.circle)
-
-    @property
-    def key_owner(self) -> str:
-        return self.peer.peer_id if self.peer else OPERATOR_ID
-
-    @property
-    def is_person(self) -> bool:
-        """A person at the dashboard or a terminal: the operator (hub token) or a `person` peer."""
-        return self.peer is None or self.peer.role == PERSON
 
 
 def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> list:
@@ -112,10 +80,6 @@ def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> 
     while the message is pending. Callers build the arguments only when there are attachments
     (a message without any must not pay for them)."""
     return [AttachmentStore.grant_cmd(a["id"], readers, refs) for a in attachments]
-
-
-def _now_ms(clock: Callable[[], float]) -> int:
-    return int(clock() * 1000)
 
 
 class Hub:
@@ -127,20 +91,17 @@ class Hub:
         self.instance = instance or new_token()[:16]   # this process, among the node's lives (its lease)
         self.epoch = epoch
         self.store_facts = store_facts or {}
-        self._hub_token_digest = token_digest(hub_token)
         self._clock = clock
         self.registry = PeerRegistry()
         self.peers = self.registry.by_id   # the peers this node knows, by id (the registry owns them)
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Connection] = {}   # peer id -> its connection to this node
         self._buckets: dict[str, TokenBucket] = {}
-        self._inbox_readers: dict[str, set[asyncio.Event]] = {}   # peer id -> long-polls waiting for its inbox
         self.ids = MonotonicIds()
-        self._sweeper: asyncio.Task | None = None
-        # called with [(peer_id, trace_id, kind)] for deliveries the sweep expired
-        self.expiry_listeners: list[Callable[[list[tuple[str, str, str]]], None]] = []
-        # given inbox entries about to be delivered, return the seqs of those to drop undelivered
-        self.delivery_filters: list[Callable[[list[InboxEntry]], Awaitable[set[int]]]] = []
-        self._pulls: set[asyncio.Task] = set()
+        self.credentials = Credentials(hub_token, self.registry)
+        self.events = EventLog(store)
+        self.presence = Presences(store, self.registry, self.connections, self.events, self.node, self.now_ms)
+        self.inboxes = Inboxes(store, self.registry, self.connections, node=self.node, now_ms=self.now_ms,
+                               sweep_interval_s=settings.sweep_interval_s)
         self.idempotency = Idempotency(store, settings.idempotency_ttl_s, self.process_ref, self.process_gone)
 
     # ---- life --------------------------------------------------------------------------------
@@ -154,53 +115,24 @@ class Hub:
         for peer in stale:
             peer = self.registry.put(entered(peer, gone("hub_restarted")))
             self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
-        self._sweeper = asyncio.create_task(every(self.settings.sweep_interval_s, self.sweep_expired, "inbox sweep"),
-                                            name="inbox-sweeper")
+        self.inboxes.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for task in list(self._pulls):
-            task.cancel()
+        self.inboxes.stop()
         for conn in list(self.connections.values()):
             conn.abort(ErrorCode.SHUTTING_DOWN, "hub stopping")
         for conn in list(self.connections.values()):
             await self.disconnect(conn, "hub_stopping")
 
     def now_ms(self) -> int:
-        return _now_ms(self._clock)
+        return int(self._clock() * 1000)
 
     @property
     def in_mesh(self) -> bool:
         """Whether other hub nodes may share the store (an external store: `--redis-url`)."""
         return bool(self.store.mesh_node)
 
-    def is_reachable(self, peer: PeerRecord) -> bool:
-        """Connected here, or live on another node of the mesh (that node delivers)."""
-        return peer.peer_id in self.connections or (peer.status != OFFLINE and peer.node not in ("", self.node))
     # ---- identity ----------------------------------------------------------------------------
-
-    def is_hub_token(self, token: str | None) -> bool:
-        return token is not None and token != "" and token_matches(token, self._hub_token_digest)
-
-    def peer_for_token(self, token: str | None) -> PeerRecord | None:
-        return self.registry.for_token(token)
-
-    def authenticate(self, token: str | None, *, trusted_local: bool = False) -> Sender:
-        """REST callers: a peer token acts as that peer; the hub token (or the Unix socket)
-        acts as the local operator."""
-        peer = self.peer_for_token(token)
-        if peer is not None:
-            return Sender(peer)
-        if trusted_local or self.is_hub_token(token):
-            return Sender(None)
-        raise HubError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <token>` with the hub token "
-                       "(in $REPOWIRE_HOME/hub.token) or a peer token")
-
-    def current(self, peer: PeerRecord) -> PeerRecord:
-        """The record known for this peer now (records are frozen: one read before an await
-        may have been replaced since)."""
-        return self.peers.get(peer.peer_id, peer)
 
     def _forget(self, peer: PeerRecord) -> None:
         self.registry.drop(peer)
@@ -223,9 +155,9 @@ class Hub:
         if self.in_mesh:
             await self._catch_up_for_hello(token, name, circle)
         same_name = self.peer_named(name, circle)
-        decision = admit(name=name, circle=circle, token_peer=self.peer_for_token(token),
+        decision = admit(name=name, circle=circle, token_peer=self.credentials.peer_for_token(token),
                          token_given=token is not None, holds_hub_token=holds_hub_token,
-                         same_name=same_name, is_live=bool(same_name and self.is_reachable(same_name)))
+                         same_name=same_name, is_live=bool(same_name and self.presence.is_reachable(same_name)))
         now = self.now_ms()
         issued_token = token
         before: PeerRecord | None = None   # the record as it was, put back if the store refuses
@@ -234,7 +166,7 @@ class Hub:
             admitted = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role=role,
                                   token_digest=token_digest(issued_token), created_at=now, last_seen=now)
         else:
-            before = same_name if decision is Admission.RECLAIM else self.peer_for_token(token)
+            before = same_name if decision is Admission.RECLAIM else self.credentials.peer_for_token(token)
             assert before is not None
             admitted = replace(before, role=role)
             if decision is Admission.RECLAIM:
@@ -256,7 +188,7 @@ class Hub:
         except HubError:
             self._undo_admission(conn, peer, before)
             raise
-        self._presence_changed(peer)
+        self.presence.told(peer)
         hello = self.store.parse_hello(results, resumed=resume is not None)
         self._record_resumed(peer, hello.resumed_traces)
         assert issued_token is not None
@@ -301,64 +233,6 @@ class Hub:
         if cmds:
             self.store.writer.submit(cmds, wait=False)
 
-    async def replay(self, conn: Connection, after: int = 0) -> None:
-        """Deliver the inbox after seq `after` in order, then switch the connection to live delivery.
-
-        Reads go through the writer so they are ordered with the writes: a message written
-        before a read is in it; one written after finds the connection live. A wake that comes
-        meanwhile (another node queued something) makes it read once more before it stops."""
-        peer_id = conn.peer_id
-        assert peer_id is not None
-        # A page fits in the half of the outbox left after the wait below, so a backlog longer
-        # than the outbox is replayed as fast as the peer reads it, never cut as a slow consumer.
-        page = max(1, min(REPLAY_PAGE, conn.outbox_limit // 2))
-        while not conn.closed:
-            (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer_id, after, page))
-            entries = self.store.parse_inbox(rows)
-            if not entries:
-                if conn.pull_again:
-                    conn.pull_again = False
-                    continue
-                conn.replaying = False
-                return
-            dropped = await self._undeliverable(entries)
-            for entry in entries:
-                if entry.expires_at <= self.now_ms() or entry.seq in dropped:
-                    continue  # expired: the sweeper records it as expired
-                self.push_delivery(conn, entry.seq, entry.message_id, entry.payload, entry.trace_id)
-            if dropped:
-                self.store.writer.submit([self.store.confirm_cmd(peer_id, seq) for seq in sorted(dropped)], wait=False)
-            after = entries[-1].seq
-            await conn.wait_below(conn.outbox_limit // 2)
-
-    async def _undeliverable(self, entries: list[InboxEntry]) -> set[int]:
-        """The seqs of inbox entries no longer to be delivered (an ask closed while it waited)."""
-        dropped: set[int] = set()
-        for undeliverable in self.delivery_filters:
-            dropped |= await undeliverable(entries)
-        return dropped
-
-    def pull(self, peer_id: str) -> None:
-        """Another node queued deliveries for a peer connected here: read its inbox from the
-        last seq this connection was given (or once more after the replay running now)."""
-        conn = self.connections.get(peer_id)
-        if conn is None or conn.closed:
-            return
-        if conn.replaying:
-            conn.pull_again = True
-            return
-        conn.replaying = True
-        task = asyncio.create_task(self._pull(conn), name=f"pull {conn.label}")
-        self._pulls.add(task)
-        task.add_done_callback(self._pulls.discard)
-
-    async def _pull(self, conn: Connection) -> None:
-        try:
-            await self.replay(conn, conn.last_pushed_seq)
-        except HubError as exc:
-            log.warning("inbox read for %s stopped: %s", conn.label, exc.message)
-            conn.abort(exc.code, exc.message)
-
     async def disconnect(self, conn: Connection, reason: str) -> None:
         """The peer is offline from now on; then the socket gets up to one heartbeat to take
         its close frame before it is dropped."""
@@ -371,45 +245,10 @@ class Hub:
         if peer_id is None or self.connections.get(peer_id) is not conn:
             return
         del self.connections[peer_id]
-        if conn.inflight:  # sent but never confirmed: the trace says sent; the inbox keeps them
-            self.carry_out(on_connection_lost(conn.inflight.values(), peer_id=peer_id, node=self.node))
-            conn.inflight.clear()
+        self.inboxes.connection_lost(conn, peer_id)
         peer = self.peers.get(peer_id)
         if peer is not None and mark_offline and peer.node == self.node:
-            peer = self.registry.put(entered(peer, gone(reason), last_seen=self.now_ms()))
-            self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
-            self._presence_changed(peer)
-
-    def holds_presence(self, peer: PeerRecord) -> bool:
-        """Whether the peer is live here: connected to this node, or an agent session with no
-        pane that reads its inbox (its hooks and MCP tools) and whose session has not ended."""
-        return peer.peer_id in self.connections or self.reads_inbox(peer)
-
-    @staticmethod
-    def reads_inbox(peer: PeerRecord) -> bool:
-        """A live agent session with no pane transport: its messages wait in its inbox, and its
-        Stop hook and MCP tools read them."""
-        return peer.pane is None and bool(peer.session_digest)
-
-    def takes_asks(self, peer: PeerRecord) -> bool:
-        """Reachable now, or a live session reading its inbox (whose presence is not offline):
-        an ask to it is accepted without queue_if_offline."""
-        return self.is_reachable(peer) or (self.reads_inbox(peer) and peer.status != OFFLINE)
-
-    def set_presence(self, peer: PeerRecord, status: str) -> PeerRecord:
-        """What a live peer says of itself: online (idle), busy or awaiting_input."""
-        presence = said(status)
-        peer = self.current(peer)
-        if peer.peer_id not in self.connections and self.reads_inbox(peer):
-            peer = self.registry.put(entered(peer, presence, last_seen=self.now_ms(), node=self.node))
-        elif peer.peer_id not in self.connections:
-            raise HubError(ErrorCode.PEER_OFFLINE, f"{peer.address} has no live connection, so it stays offline",
-                           {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
-        else:   # a note on its transport stays
-            peer = self.registry.put(replace(peer, status=presence.status, last_seen=self.now_ms()))
-        self.store.writer.submit(self.store.presence_cmds(peer, self.node), wait=False)
-        self._presence_changed(peer)
-        return peer
+            self.presence.went_offline(peer, reason)
 
     # ---- notify ------------------------------------------------------------------------------
 
@@ -494,9 +333,9 @@ class Hub:
             cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify",
                                                inbox_cap=self.settings.limits.inbox_per_peer))
             stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name,
-                                      via=peer.node if peer.peer_id not in self.connections and self.is_reachable(peer)
+                                      via=peer.node if peer.peer_id not in self.connections and self.presence.is_reachable(peer)
                                       else None))
-            if not self.is_reachable(peer):
+            if not self.presence.is_reachable(peer):
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
         if attachments:
@@ -530,10 +369,10 @@ class Hub:
                     continue
                 conn = self.connections.get(peer.peer_id)
                 if conn is not None:
-                    delivered = not conn.replaying and self.push_delivery(conn, seq, message_id, payload, message_id)
+                    delivered = not conn.replaying and self.inboxes.push(conn, seq, message_id, payload, message_id)
                 else:  # live on another node, which the store woke; or read from its inbox
-                    delivered = self.is_reachable(peer)
-                    self.inbox_grew(peer.peer_id)
+                    delivered = self.presence.is_reachable(peer)
+                    self.inboxes.grew(peer.peer_id)
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                              state="delivered" if delivered else "queued"))
             if isinstance(seqs[-1], Exception):
@@ -550,93 +389,7 @@ class Hub:
                   for peer in peers]
         self.store.writer.submit([self.store.trace_cmd(message_id, stages)], wait=False)
 
-    def push_delivery(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
-        """Hand a stored delivery to a live connection; remember it until its receipt."""
-        if seq <= conn.last_pushed_seq and message_id in conn.inflight:
-            return True
-        if not conn.push(deliver_frame(seq, payload)):
-            return False
-        conn.last_pushed_seq = max(conn.last_pushed_seq, seq)
-        conn.inflight[message_id] = InFlight(seq, self.now_ms(), trace_id)
-        return True
-
     # ---- receipts ----------------------------------------------------------------------------
-
-    def receipt(self, peer: PeerRecord, conn: Connection | None, message_id: str, status: str,
-                reason: str | None) -> None:
-        """Confirm a delivery: drop it from the inbox, record sent + received/injected/failed
-        (`held`: record why it was not delivered and keep it in the inbox).
-        A receipt for a delivery this connection does not hold (already settled) still lands in
-        the trace, as `late_receipt`, and ends nothing: a trace has one final stage."""
-        inflight = conn.inflight.pop(message_id, None) if conn is not None else None
-        self.carry_out(on_receipt(inflight, message_id=message_id, peer_id=peer.peer_id, status=status, reason=reason,
-                                  now=self.now_ms(), node=self.node))
-
-    def carry_out(self, effects: Iterable[DeliveryEffect]) -> None:
-        """Write what a delivery's transitions call for, in one packet nobody waits on."""
-        cmds: list[Command] = []
-        for effect in effects:
-            if isinstance(effect, Confirm):
-                cmds.append(self.store.confirm_cmd(effect.peer_id, effect.seq))
-            else:
-                cmds.append(self.store.trace_cmd(effect.trace_id, list(effect.stages)))
-        if cmds:
-            self.store.writer.submit(cmds, wait=False)
-
-    def inbox_grew(self, peer_id: str) -> None:
-        """A message was queued for a peer with no connection here: wake its waiting readers."""
-        for woken in self._inbox_readers.get(peer_id, ()):
-            woken.set()
-
-    async def wait_for_inbox(self, peer: PeerRecord, timeout_s: float) -> None:
-        """Returns once the peer's inbox holds something, or after `timeout_s`: woken by a
-        message queued on this node, and looking again every INBOX_RECHECK_S for one queued
-        through another node of the mesh. It only reads, so a caller may stop waiting at any
-        moment and nothing is taken (`take_inbox` does that, after)."""
-        deadline = self._clock() + timeout_s
-        readers = self._inbox_readers.setdefault(peer.peer_id, set())
-        woken = asyncio.Event()
-        readers.add(woken)
-        try:
-            for _ in range(int(timeout_s / INBOX_RECHECK_S) + 2):
-                woken.clear()
-                left = deadline - self._clock()
-                if left <= 0 or (await self.store.inbox_lengths([peer.peer_id]))[peer.peer_id]:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(left, INBOX_RECHECK_S)):
-                        await woken.wait()
-        finally:
-            readers.discard(woken)
-            if not readers:
-                self._inbox_readers.pop(peer.peer_id, None)
-
-    async def take_inbox(self, peer: PeerRecord, limit: int) -> InboxTaken:
-        """Deliver up to `limit` queued messages in the answer, for a peer with no connection
-        (an agent session outside tmux, read by its Stop hook): each is confirmed and its trace
-        ends `received` (reason `taken`) in the same write, so none is handed out twice."""
-        if peer.peer_id in self.connections:
-            raise HubError(ErrorCode.CONFLICT, f"{peer.address} is connected; its messages are delivered over its "
-                           "connection", {"peer_id": peer.peer_id})
-        (rows,) = await self.store.writer.write(self.store.inbox_page_cmd(peer.peer_id, 0, limit))
-        now = self.now_ms()
-        deliveries: list[Deliver] = []
-        cmds: list[Command] = []
-        entries = self.store.parse_inbox(rows)
-        dropped = await self._undeliverable(entries)
-        for entry in entries:
-            if entry.expires_at <= now:
-                continue  # the sweeper records it as expired
-            cmds.append(self.store.confirm_cmd(peer.peer_id, entry.seq))
-            if entry.seq in dropped:
-                continue
-            deliveries.append(decode_as(deliver_frame(entry.seq, entry.payload), Deliver))
-            cmds.append(self.store.trace_cmd(entry.trace_id, [
-                stage_entry(Stage.SENT, now, self.node, peer_id=peer.peer_id, seq=entry.seq),
-                stage_entry(Stage.RECEIVED, now, self.node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
-        cmds.append(self.store.inbox_length_cmd(peer.peer_id))
-        results = await self.store.writer.write(*cmds)
-        return InboxTaken(deliveries=deliveries, remaining=int(results[-1]))
 
     # ---- agent sessions ------------------------------------------------------------------------
 
@@ -658,7 +411,7 @@ class Hub:
                               status=OFFLINE, status_reason="registered")
             await self.store.writer.write(*self.store.save_peer_cmds(peer))
             self.registry.put(peer)
-            self._presence_changed(peer)
+            self.presence.told(peer)
         else:
             peer, token = await self.reissue_token(peer)
         return peer, token, created
@@ -679,7 +432,7 @@ class Hub:
         peer = entered(peer, gone(reason), pane=None, last_seen=now, agent_pid=agent_pid)
         await self.store.writer.write(*self.store.save_peer_cmds(peer))
         self.registry.put(peer)
-        self._presence_changed(peer)
+        self.presence.told(peer)
         return peer
 
     async def end_session(self, peer: PeerRecord, reason: str) -> None:
@@ -690,7 +443,7 @@ class Hub:
             conn.abort(ErrorCode.SHUTTING_DOWN, f"the session ended ({reason})")
             await self.disconnect(conn, reason)
             return
-        self.note_status(peer, reason)
+        self.presence.note(peer, reason)
 
     # ---- pane links ----------------------------------------------------------------------------
 
@@ -737,19 +490,19 @@ class Hub:
         """A new token for a pane peer whose transport is (re)started: the old one stops working.
         Any other `changes` to its record are saved with it. Returns the record and the token."""
         token = new_token()
-        peer = self.current(peer)
+        peer = self.registry.current(peer)
         return await self.save(peer, replace(peer, token_digest=token_digest(token), **changes)), token
 
     async def issue_session_token(self, peer: PeerRecord) -> tuple[PeerRecord, str]:
         """A credential for the agent session that is this peer (its hooks, its shell, its MCP
         server): it acts as this peer and nobody else, and replaces the previous session's."""
         token = new_token()
-        peer = self.current(peer)
+        peer = self.registry.current(peer)
         return await self.save(peer, replace(peer, session_digest=token_digest(token))), token
 
     async def revoke_session_token(self, peer: PeerRecord) -> PeerRecord:
         """The session ended: its credential stops working here and on every node."""
-        peer = self.current(peer)
+        peer = self.registry.current(peer)
         if not peer.session_digest:
             return peer
         return await self.save(peer, replace(peer, session_digest=""))
@@ -760,52 +513,12 @@ class Hub:
         if conn is not None:
             conn.abort(ErrorCode.NOT_LINKED, "the pane was unlinked")
             await self.disconnect(conn, reason)
-        peer = self.current(peer)
+        peer = self.registry.current(peer)
         peer = await self.save(peer, entered(peer, gone(reason), pane=None, last_seen=self.now_ms()))
-        self._presence_changed(peer)
+        self.presence.told(peer)
         return peer
 
-    def note_status(self, peer: PeerRecord, reason: str) -> None:
-        """Record why an offline peer is offline (a pane transport could not start)."""
-        if peer.peer_id in self.connections:
-            return
-        peer = self.current(peer)
-        changed = peer.status != OFFLINE
-        peer = self.registry.put(entered(peer, gone(reason)))
-        self.store.writer.submit(self.store.presence_cmds(peer, peer.node or self.node), wait=False)
-        if changed:
-            self._presence_changed(peer)
-
     # ---- sweeping ----------------------------------------------------------------------------
-
-    async def sweep_expired(self) -> int:
-        """Remove queued deliveries past their time-to-live and end their traces as expired;
-        listeners (the ask service) hear of each, to tell whoever is waiting."""
-        peer_ids = list(self.peers)
-        if not peer_ids:
-            return 0
-        now = self.now_ms()
-        results = await self.store.writer.write(*(self.store.expire_head_cmd(p, now) for p in peer_ids))
-        expired: list[tuple[str, str, str]] = []
-        for peer_id, flat in zip(peer_ids, results):
-            if isinstance(flat, Exception):
-                continue
-            values = [as_text(v) for v in flat]
-            expired += [(peer_id, trace_id, kind) for trace_id, kind in zip(values[::2], values[1::2])]
-        if not expired:
-            return 0
-        cmds = [self.store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self.node, peer_id=peer_id,
-                                                            reason=Reason.QUEUE_TTL, of=kind)])
-                for peer_id, trace_id, kind in expired]
-        for peer_id, trace_id, _ in expired:  # a receipt that comes now is late, not final
-            conn = self.connections.get(peer_id)
-            if conn is not None:
-                for message_id in [m for m, d in conn.inflight.items() if d.trace_id == trace_id]:
-                    del conn.inflight[message_id]
-        await self.store.writer.write(*cmds)
-        for listener in self.expiry_listeners:
-            listener(expired)
-        return len(expired)
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -834,7 +547,7 @@ class Hub:
         return [p.view(pending[p.peer_id], waiting.get(p.peer_id, 0)) for p in peers]
 
     async def peer_view(self, peer: PeerRecord) -> PeerView:
-        peer = self.current(peer)
+        peer = self.registry.current(peer)
         pending = await self.store.inbox_lengths([peer.peer_id])
         return peer.view(pending[peer.peer_id])
 
@@ -850,7 +563,7 @@ class Hub:
                                                                  reason=Reason.PEER_DELETED)]) for e in rows]
         await self.store.writer.write(*cmds)
         self._forget(peer)
-        self.record_event(PeerGone(peer_id=peer.peer_id, node=self.node, at=self.now_ms()))
+        self.events.record(PeerGone(peer_id=peer.peer_id, node=self.node, at=self.now_ms()))
 
     async def trace(self, trace_id: str, reader: Sender | None = None) -> Trace:
         """A message's trace; an agent (`reader`) reads only the traces of messages it sent or
@@ -893,7 +606,7 @@ class Hub:
             # a peer registering here right now may not be in the store yet: only the bus says deleted
             self._adopt_record(peer_id, records.get(peer_id), missing_means_deleted=peer_id not in self.connections)
         for peer_id in list(self.connections):
-            self.pull(peer_id)
+            self.inboxes.pull(peer_id)
 
     def _adopt_record(self, peer_id: str, record: PeerRecord | None, *, missing_means_deleted: bool) -> None:
         current = self.peers.get(peer_id)
@@ -918,33 +631,4 @@ class Hub:
                 self.store.writer.submit(self.store.presence_cmds(current, self.node), wait=False)
         self.registry.put(record)
 
-    async def take_offline_held_by(self, node: str) -> list[PeerRecord]:
-        """`node`'s lease lapsed: the peers it held are offline (reason `node_lost`), each only if
-        the store still says that node holds it (one that reconnected elsewhere is left alone).
-        Their inboxes stay; they get them when they connect to any node."""
-        lost = [p for p in self.peers.values() if p.node == node and p.status != OFFLINE]
-        if not lost:
-            return []
-        now = self.now_ms()
-        results = await self.store.writer.write(*(
-            cmd for p in lost
-            for cmd in self.store.presence_cmds(replace(p, status=OFFLINE, status_reason="node_lost", last_seen=now),
-                                                node)))
-        taken = []
-        for peer, applied in zip(lost, results):
-            if applied == 1:
-                peer = self.registry.put(entered(self.current(peer), gone("node_lost"), last_seen=now))
-                self._presence_changed(peer)
-                taken.append(peer)
-        return taken
-
     # ---- events ------------------------------------------------------------------------------
-
-    def _presence_changed(self, peer: PeerRecord) -> None:
-        self.record_event(PresenceChanged(peer_id=peer.peer_id, status=peer.status, reason=peer.status_reason,
-                                          peer=peer.state(), node=self.node, at=self.now_ms()))
-
-    def record_event(self, data: EventData) -> None:
-        """Append to the hub's event stream (the dashboard's feed), bounded in length."""
-        self.store.writer.submit([self.store.event_cmd(EVENT_KINDS[type(data)], encode(data))], wait=False)
-

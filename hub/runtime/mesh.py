@@ -20,8 +20,9 @@ from hub.core.errors import HubError
 from hub.core.nodes import LeaseHolder
 from hub.core.peers import OFFLINE
 from hub.runtime.asks import AskService
+from hub.runtime.credentials import OPERATOR_ID
 from hub.runtime.dashboard import DashboardAccess
-from hub.runtime.hub import OPERATOR_ID, Hub
+from hub.runtime.hub import Hub
 from hub.runtime.periodic import every, stop_if_cancelled
 from hub.runtime.questions import QuestionService
 from hub.store.bus import BusMessage, NodeBus, this_host
@@ -95,7 +96,7 @@ class Mesh:
     async def _listen(self) -> None:
         while True:
             try:
-                await self.bus.follow(self._on_message, self.hub.pull, self._on_subscribed)
+                await self.bus.follow(self._on_message, self.hub.inboxes.pull, self._on_subscribed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # what the bus missed meanwhile is caught up on subscribing
@@ -158,7 +159,7 @@ class Mesh:
             return
         live = await self.bus.live_nodes(sorted(holders))
         for node in sorted(holders - live):
-            taken = await self.hub.take_offline_held_by(node)
+            taken = await self.hub.presence.take_offline_held_by(node)
             if taken:
                 adopted = await self.asks.adopt([p.peer_id for p in taken])
                 await self.asks.mend_closings([*self.hub.peers, OPERATOR_ID])

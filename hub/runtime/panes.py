@@ -39,7 +39,8 @@ from hub.core.panes import (
 from hub.core.peers import OFFLINE, PeerRecord
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.connection import Connection
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import BridgeCall, BridgeOp
@@ -270,7 +271,7 @@ class PaneService:
                 await self.attach(bridge, peer, token)
             except HubError as exc:
                 log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
-                self.hub.note_status(peer, exc.code.value)
+                self.hub.presence.note(peer, exc.code.value)
 
     async def unlink(self, sender: Sender, peer: PeerRecord) -> Unlinked:
         require_person(sender, "unlink a pane")
@@ -364,7 +365,7 @@ class PaneService:
                 peer, token = await self.hub.reissue_token(peer)
                 await self.attach(bridge, peer, token)
             except HubError as exc:
-                self.hub.note_status(peer, exc.code.value)
+                self.hub.presence.note(peer, exc.code.value)
                 raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport did not come back: {exc.message}",
                                {"cause": exc.code.value}) from None
             applied = True

@@ -20,7 +20,8 @@ from hub.core.approvals import ToolCall, evaluate, live, ordered, scoped_rule
 from hub.core.errors import HubError
 from hub.core.peers import PeerRecord
 from hub.core.presets import DEFAULT, NAMES, PRESETS, Preset
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
 from schemas.errors import ErrorCode
 from schemas.rest import Evaluation, PolicyView, PresetView

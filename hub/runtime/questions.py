@@ -60,8 +60,9 @@ from hub.core.questions import (
 )
 from hub.core.trace import Stage, stage_entry
 from hub.runtime.alerts import People
+from hub.runtime.credentials import Sender
 from hub.runtime.deadlines import DeadlineTimer
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.hub import Hub
 from hub.runtime.policies import PolicyService
 from hub.store.questions import QuestionStore, parse_create, parse_decide
 from schemas.codec import decode_hub_frame, encode
@@ -323,11 +324,11 @@ class QuestionService:
         """An agent is `awaiting_input` while one of its questions waits for a person, and
         `busy` again once none does (its tool call runs, or is refused)."""
         peer = self.hub.peers.get(peer_id)
-        if peer is None or not self.hub.holds_presence(peer):
+        if peer is None or not self.hub.presence.holds(peer):
             return
         status = with_questions(peer.status, any(owner_of(q) == peer_id for q in self.opened.values()))
         if status is not None:
-            self.hub.set_presence(peer, status)
+            self.hub.presence.set(peer, status)
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -436,7 +437,7 @@ class QuestionService:
         kind = "question" if isinstance(frame, QuestionOpened) else "question_decided"
         fields = msgspec.structs.asdict(frame)
         now, node = self.hub.now_ms(), self.hub.node
-        self.hub.record_event(QuestionShown(**fields, node=node, at=now) if isinstance(frame, QuestionOpened)
+        self.hub.events.record(QuestionShown(**fields, node=node, at=now) if isinstance(frame, QuestionOpened)
                               else QuestionSettled(**fields, node=node, at=now))
         told = self.hub.store.publish_cmd(kind, data)
         if told:

@@ -47,6 +47,11 @@ class PeerRegistry:
     def get(self, peer_id: str) -> PeerRecord | None:
         return self.by_id.get(peer_id)
 
+    def current(self, peer: PeerRecord) -> PeerRecord:
+        """The record known for this peer now: one read before an await may have been
+        replaced since (a record never changes; the known one does)."""
+        return self.by_id.get(peer.peer_id, peer)
+
     def named(self, name: str, circle: str) -> PeerRecord | None:
         peer_id = self.by_name.get((circle, name))
         return self.by_id.get(peer_id) if peer_id else None

@@ -46,7 +46,8 @@ from hub.core.schedules import (
     zone,
 )
 from hub.runtime.asks import AskService
-from hub.runtime.hub import OPERATOR_ID, Hub, Sender
+from hub.runtime.credentials import OPERATOR_ID, Sender
+from hub.runtime.hub import Hub
 from hub.runtime.periodic import stop_if_cancelled
 from hub.store import replies
 from hub.store.connect import STORE_DOWN

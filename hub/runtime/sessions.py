@@ -14,7 +14,8 @@ from hub.core.errors import HubError
 from hub.core.panes import PaneLink, check_backend
 from hub.core.peers import BRIDGE, OFFLINE, ONLINE, PeerRecord
 from hub.core.sessions import Joined, is_nested, plan_pane_seat, session_name
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from hub.runtime.panes import BridgeLink, PaneService, require_person, require_self_or_person
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
@@ -81,7 +82,7 @@ class SessionService:
         try:
             await self.panes.attach(bridge, peer, token)
         except HubError as exc:
-            self.hub.note_status(peer, exc.code.value)
+            self.hub.presence.note(peer, exc.code.value)
             raise HubError(ErrorCode.TRANSPORT_FAILED, f"the pane transport of {peer.address} did not come back: "
                            f"{exc.message}", {"pane_id": link.pane_id, "cause": exc.code.value}) from None
 
@@ -100,7 +101,7 @@ class SessionService:
         if joined is not Joined.NESTED:
             peer, session_token = await self.hub.issue_session_token(peer)
         if joined is Joined.REGISTERED:
-            peer = self.hub.set_presence(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
+            peer = self.hub.presence.set(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
         online = [p for p in await self.hub.list_peers()
                   if p.status != OFFLINE and p.peer_id != peer.peer_id and p.role != BRIDGE]
         return SessionJoined(joined=joined.value, peer=await self.hub.peer_view(peer),
@@ -113,7 +114,7 @@ class SessionService:
         if status == OFFLINE:
             await self.end(peer, reason or "session_ended")
         else:
-            self.hub.set_presence(peer, status)
+            self.hub.presence.set(peer, status)
         return await self.hub.peer_view(peer)
 
     async def end(self, peer: PeerRecord, reason: str) -> None:
@@ -129,9 +130,9 @@ class SessionService:
 
     async def take_inbox(self, sender: Sender, peer: PeerRecord, limit: int) -> InboxTaken:
         require_self_or_person(sender, peer, "take its messages")
-        return await self.hub.take_inbox(peer, limit)
+        return await self.hub.inboxes.take(peer, limit)
 
     async def wait_for_inbox(self, sender: Sender, peer: PeerRecord, timeout_s: float) -> None:
         """Until the peer's inbox holds something, or `timeout_s`; takes nothing."""
         require_self_or_person(sender, peer, "take its messages")
-        await self.hub.wait_for_inbox(peer, timeout_s)
+        await self.hub.inboxes.wait(peer, timeout_s)

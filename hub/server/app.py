@@ -33,8 +33,9 @@ from hub.core.settings import Settings
 from hub.runtime.alerts import Alerts, People
 from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
+from hub.runtime.credentials import Sender
 from hub.runtime.dashboard import DashboardAccess, DashboardFeed
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.hub import Hub
 from hub.runtime.mesh import Mesh, claim_node_name, new_lease_holder
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService

@@ -179,7 +179,7 @@ async def question_link(settings: Settings, access: DashboardAccess, question_id
 
 
 def _holds_hub_token(request: Request) -> bool:
-    return request.scope["state"].get("trusted_local", False) or services(request).hub.is_hub_token(
+    return request.scope["state"].get("trusted_local", False) or services(request).hub.credentials.is_hub_token(
         bearer(request.headers))
 
 
@@ -206,7 +206,7 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     state = websocket.scope["state"]
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     await websocket.accept(subprotocol=SOCKET_PROTOCOL if SOCKET_PROTOCOL in offered else None)
-    if not (state.get("person_session") or state.get("trusted_local") or hub.is_hub_token(bearer(websocket.headers))):
+    if not (state.get("person_session") or state.get("trusted_local") or hub.credentials.is_hub_token(bearer(websocket.headers))):
         await close_with(websocket, ErrorCode.UNAUTHORIZED, "sign in first: open the link `repowire dashboard` prints")
         return
     max_bytes = settings.limits.max_frame_bytes

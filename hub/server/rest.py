@@ -13,7 +13,8 @@ from hub.core.errors import HubError
 from hub.core.peers import STATUSES
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.attachments import AttachmentService
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from hub.server.responses import JSON
 from hub.server.services import services
 from schemas.codec import FrameError, check_json_value, too_deep
@@ -62,11 +63,11 @@ def caller(request: Request) -> Sender:
     token = bearer(request.headers)
     trusted_local = state.get("trusted_local", False)
     # a signed-in dashboard (its session cookie, see hub.server.dashboard) is the person at the hub
-    sender = hub.authenticate(token, trusted_local=trusted_local or (token is None and state.get("person_session", False)))
+    sender = hub.credentials.authenticate(token, trusted_local=trusted_local or (token is None and state.get("person_session", False)))
     acting = request.headers.get(ACT_AS_HEADER)
     if not acting:
         return sender
-    if sender.peer is not None or not (trusted_local or hub.is_hub_token(token)):
+    if sender.peer is not None or not (trusted_local or hub.credentials.is_hub_token(token)):
         raise HubError(ErrorCode.FORBIDDEN, "only the hub token may act as a peer (X-Repowire-Peer)")
     return Sender(hub.find_peer(acting))
 

@@ -8,7 +8,7 @@ import asyncio
 from starlette.requests import Request
 
 from hub.core.peers import PeerRecord
-from hub.runtime.hub import Sender
+from hub.runtime.credentials import Sender
 from hub.runtime.panes import require_self_or_person
 from hub.runtime.sessions import SessionService
 from hub.server.responses import JSON

@@ -24,7 +24,8 @@ from hub.core.peers import BRIDGE
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.connection import Connection
-from hub.runtime.hub import Hub, Sender
+from hub.runtime.credentials import Sender
+from hub.runtime.hub import Hub
 from hub.runtime.panes import PaneService
 from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
@@ -75,7 +76,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = services(websocket).hub
     settings = hub.settings
     trusted_local = websocket.scope["state"].get("trusted_local", False)
-    holds_hub_token = trusted_local or hub.is_hub_token(bearer(websocket.headers))
+    holds_hub_token = trusted_local or hub.credentials.is_hub_token(bearer(websocket.headers))
     await websocket.accept()
     client = websocket.client
     conn = Connection(Sink(websocket), settings.limits.outbox_frames,
@@ -117,7 +118,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 async def _replay(hub: Hub, conn: Connection) -> None:
     try:
-        await hub.replay(conn)
+        await hub.inboxes.replay(conn)
     except HubError as exc:
         log.warning("replay for %s stopped: %s", conn.label, exc.message)
         conn.abort(exc.code, exc.message)
@@ -198,11 +199,11 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
                 await room.acquire()
                 _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
             elif isinstance(frame, Receipt):
-                hub.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
+                hub.inboxes.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
                 conn.push(encode(Pong(ref=frame.id)))
             elif isinstance(frame, Presence):
-                hub.set_presence(peer, frame.status)
+                hub.presence.set(peer, frame.status)
             elif isinstance(frame, AskBlocking):
                 _hold(held, _hold_question(questions, conn, Sender(peer), frame))
             elif isinstance(frame, Decide):

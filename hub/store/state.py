@@ -188,6 +188,15 @@ class StoreState:
         return ("EVALSHA", scripts.SHA["EXPIRE_HEAD"], 1, keys.inbox(peer_id), now_ms, count)
 
     @staticmethod
+    def parse_expired(reply: Any) -> list[tuple[str, str]]:
+        """EXPIRE_HEAD's answer: the (trace id, kind) of each delivery it removed (none when the
+        script failed for this inbox: the next sweep tries again)."""
+        if isinstance(reply, Exception):
+            return []
+        values = replies.texts(reply)
+        return list(zip(values[::2], values[1::2]))
+
+    @staticmethod
     def inbox_page_cmd(peer_id: str, after_seq: int, count: int) -> Command:
         return ("XRANGE", keys.inbox(peer_id), f"({after_seq}-0", "+", "COUNT", count)
 
