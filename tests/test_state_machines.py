@@ -13,19 +13,27 @@ from hub.core.asks import (
     EXPIRED,
     PENDING,
     REPLIED,
+    Announce,
     AskState,
     AskView,
+    DropInFlight,
+    MarkClosed,
+    PushNotice,
+    Unindex,
+    WakeWaiters,
     check_closer,
     closed_state,
     on_close_answer,
+    on_close_won,
 )
 from hub.core.delivery import AppendTrace, Confirm, InFlight, on_connection_lost, on_receipt, overall_state
 from hub.core.errors import HubError
 from hub.core.presence import Presence, connected, gone, said, with_questions
 from hub.core.questions import QuestionState, on_decide_answer
 from hub.core.trace import Stage
+from schemas.dashboard import MessagePreview
 from schemas.errors import ErrorCode
-from schemas.frames import RecipientState
+from schemas.frames import Delivery, PeerRef, RecipientState
 from schemas.rest import TraceStage
 
 PEER = "a" * 32
@@ -116,6 +124,50 @@ def test_only_the_asked_peer_closes_an_open_ask():
     with pytest.raises(HubError) as closed:
         check_closer(AskView(ASK, asker="e" * 32, recipient=PEER, state=ANSWERED), PEER)
     assert closed.value.code is ErrorCode.ALREADY_ANSWERED
+
+
+ASKER = "e" * 32
+
+
+def won(state: str, *, tracked: bool = True, queued_seq: int | None = 4, notice_seq: int | None = 9):
+    notice = Delivery(kind="answer" if state == ANSWERED else "ack", message_id=MESSAGE, correlation_id=ASK,
+                      sent_at=2_000, from_=PeerRef(peer_id=PEER, name="bob", circle="c"), text="done")
+    result = {"state": state, "at": 2_000, "by": PEER if state != EXPIRED else None}
+    return result, on_close_won(AskView(ASK, asker=ASKER, recipient=PEER, state=PENDING), state, tracked=tracked,
+                                queued_seq=queued_seq if tracked else None,
+                                delivery_id="f" * 32 if tracked else None, notice=notice, notice_seq=notice_seq,
+                                result=result, now=2_000, node=NODE)
+
+
+def test_a_won_close_takes_the_queued_ask_back_ends_the_trace_and_tells_the_asker():
+    result, effects = won(ANSWERED)
+    assert effects == [
+        Unindex(PEER, ASK),
+        Confirm(PEER, 4),                 # a queued ask is never delivered now
+        DropInFlight(PEER, "f" * 32),     # nor does a receipt for it end anything
+        AppendTrace(ASK, (TraceStage(stage="answered", at=2_000, node=NODE, by=PEER),),
+                    MessagePreview(kind="answer", message_id=MESSAGE, from_=PeerRef(peer_id=PEER, name="bob",
+                                                                                     circle="c"),
+                                   to=ASKER, at=2_000, text="done", correlation_id=ASK)),
+        MarkClosed(ASKER, ASK),
+        Announce(ASK, result),
+        PushNotice(ASKER, 9, ASK),
+        WakeWaiters(result),
+    ]
+
+
+def test_a_close_for_an_ask_held_by_another_node_leaves_its_delivery_to_that_node():
+    _, effects = won(ACKED, tracked=False)
+    assert [type(e) for e in effects] == [Unindex, AppendTrace, MarkClosed, Announce, PushNotice]
+
+
+def test_an_expiry_is_traced_with_its_reason_and_no_preview_and_tells_only_who_is_owed_it():
+    result, effects = won(EXPIRED, notice_seq=None)
+    (trace,) = [e for e in effects if isinstance(e, AppendTrace)]
+    assert trace.stages == (TraceStage(stage="expired", at=2_000, node=NODE, reason="deadline"),)
+    assert trace.message is None
+    assert not [e for e in effects if isinstance(e, PushNotice)]
+    assert effects[-1] == WakeWaiters(result)
 
 
 # ---- a blocking question's life ----------------------------------------------------------------

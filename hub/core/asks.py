@@ -5,6 +5,9 @@ pending --ack--> acked | replied (ack with text)
 pending --answer--> answered          (only asks that carry a question)
 pending --deadline--> expired
 An ask is closed once; every later ack or answer is refused and changes nothing.
+
+The store decides which close wins (`on_close_answer`); what a won close then sets off is
+`on_close_won`'s list of effects, which the runtime carries out.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from hub.core.delivery import AppendTrace, Confirm
 from hub.core.errors import HubError
-from hub.core.trace import Stage
+from hub.core.feed import message_preview
+from hub.core.trace import Stage, stage_entry
 from schemas.errors import ErrorCode
+from schemas.frames import Delivery
 
 
 class AskState(StrEnum):
@@ -153,3 +159,74 @@ class AskView:
     state: str
     question: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Unindex:
+    """Effect: the ask leaves the recipient's list of asks to answer."""
+    recipient: str
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropInFlight:
+    """Effect: a receipt for the ask's delivery, if one still comes, ends nothing."""
+    peer_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkClosed:
+    """Effect: the close's final trace stage is written (it leaves the asker's list of closes
+    to mend after a crash, in the same packet as the stage)."""
+    asker: str
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Effect: every node hears that the ask closed, with its result."""
+    correlation_id: str
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PushNotice:
+    """Effect: hand the asker its notice (the ack, reply, answer or expiry), queued at `seq`;
+    its receipt ends the ask's trace (`correlation_id`)."""
+    asker: str
+    seq: int
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WakeWaiters:
+    """Effect: whoever waits on this node for the ask's result gets it."""
+    result: dict[str, Any]
+
+
+CloseEffect = Unindex | Confirm | DropInFlight | AppendTrace | MarkClosed | Announce | PushNotice | WakeWaiters
+
+
+def on_close_won(view: AskView, state: str, *, tracked: bool, queued_seq: int | None, delivery_id: str | None,
+                 notice: Delivery, notice_seq: int | None, result: dict[str, Any], now: int,
+                 node: str) -> list[CloseEffect]:
+    """What a close that won sets off. `tracked`: this node held the ask open (it knows where
+    its delivery waits: `queued_seq` in the recipient's inbox, `delivery_id` maybe in flight);
+    `notice_seq`: where the store queued the asker's notice (None: nowhere, e.g. an expiry no
+    one is told of)."""
+    cid = view.correlation_id
+    effects: list[CloseEffect] = [Unindex(view.recipient, cid)]
+    if queued_seq is not None:   # a queued ask is never delivered now
+        effects.append(Confirm(view.recipient, queued_seq))
+        if delivery_id is not None:
+            effects.append(DropInFlight(view.recipient, delivery_id))
+    closing = stage_entry(CLOSE_STAGE[state], now, node, by=result.get("by"),
+                          reason="deadline" if state == EXPIRED else None)
+    effects += [AppendTrace(cid, (closing,), message_preview(notice, to=view.asker) if state != EXPIRED else None),
+                MarkClosed(view.asker, cid), Announce(cid, result)]
+    if notice_seq:
+        effects.append(PushNotice(view.asker, notice_seq, cid))
+    if tracked:
+        effects.append(WakeWaiters(result))
+    return effects

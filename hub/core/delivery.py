@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub.core.trace import Reason, Stage, stage_entry
+from schemas.dashboard import MessagePreview
 from schemas.frames import AskChild, DeliveryState, RecipientState
 from schemas.rest import TraceStage
 
@@ -45,9 +46,11 @@ class Confirm:
 
 @dataclass(frozen=True, slots=True)
 class AppendTrace:
-    """Effect: add these stages to a trace."""
+    """Effect: add these stages to a trace (`message`: what the dashboards show of a message
+    that starts or closes with them)."""
     trace_id: str
     stages: tuple[TraceStage, ...]
+    message: MessagePreview | None = None
 
 
 Effect = Confirm | AppendTrace

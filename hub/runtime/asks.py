@@ -32,17 +32,25 @@ from hub.core.asks import (
     EXPIRED,
     PENDING,
     REPLIED,
+    Announce,
     AskPolicy,
     AskView,
+    CloseEffect,
+    DropInFlight,
+    MarkClosed,
+    PushNotice,
+    Unindex,
+    WakeWaiters,
     check_answer,
     check_closer,
     closed_state,
     deadline_ms,
     on_close_answer,
+    on_close_won,
     validate_question,
 )
 from hub.core.attachments import ask_ref, attachment_refs, fingerprint_part, inbox_ref
-from hub.core.delivery import overall_state
+from hub.core.delivery import AppendTrace, Confirm, overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
@@ -53,7 +61,9 @@ from hub.runtime.futures import then
 from hub.runtime.hub import Hub, grant_cmds
 from hub.runtime.idempotency import Claimed
 from hub.store.asks import AskStore, parse_close
+from hub.store.batch import Batch
 from hub.store.state import InboxEntry
+from hub.store.writer import Command
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import AskChild, Delivery, DeliveryKind, Question
@@ -250,7 +260,8 @@ class AskService:
         group_id = hub.ids.next(now) if len(recipients) > 1 or isinstance(to, list) else None
         asker = sender.ref
         retention = hub.settings.trace_retention_s
-        children, cmds = [], []
+        children = []
+        batch = Batch()
         for peer in recipients:
             cid, message_id = scheduled[1:] if scheduled else (hub.ids.next(now), hub.ids.next(now))
             delivery = Delivery(kind="ask", message_id=message_id, correlation_id=cid, text=text, deadline=deadline,
@@ -269,29 +280,27 @@ class AskService:
             if peer in offline:
                 stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
-            child_cmds = [hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid, "ask",
-                                                index_score=now),
-                          *self.store.create_cmds(record, retention),
-                          hub.store.trace_cmd(cid, stages, retention, message=preview)]
+            queued = batch.add(hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid,
+                                                     "ask", index_score=now))
+            batch.extend([*self.store.create_cmds(record, retention),
+                          hub.store.trace_cmd(cid, stages, retention, message=preview)])
             if attachments:
-                child_cmds += grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)])
-            stride = len(child_cmds)  # the enqueue's seq is the first reply of each child's commands
-            cmds += child_cmds
-            children.append((peer, cid, message_id, payload))
+                batch.extend(grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)]))
+            children.append((peer, cid, message_id, payload, queued))
         if group_id:
-            cmds += self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention)
+            batch.extend(self.store.group_cmds(group_id, asker["peer_id"], [c[1] for c in children], retention))
         if claimed is not None:
             first = children[0]
             provisional = AskAccepted(message_id=first[2], correlation_id=first[1], state="queued", deadline=deadline,
                                       group_id=group_id, children=[
                                           AskChild(peer_id=p.peer_id, name=p.name, correlation_id=cid, message_id=mid,
-                                                   state="queued") for p, cid, mid, _ in children] if group_id else None)
-            cmds += hub.idempotency.provisional_cmd(claimed, provisional)
+                                                   state="queued") for p, cid, mid, *_ in children] if group_id else None)
+            batch.extend(hub.idempotency.provisional_cmd(claimed, provisional))
 
         def on_written(replies: list[Any]) -> AskAccepted:
             states: list[AskChild] = []
-            for index, (peer, cid, message_id, payload) in enumerate(children):
-                seq = replies[index * stride]
+            for peer, cid, message_id, payload, queued in children:
+                seq = batch.reply(replies, queued)
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
                               seq if isinstance(seq, int) and seq > 0 else None)
                 self._track(ask)
@@ -311,7 +320,7 @@ class AskService:
             return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, deadline=deadline,
                                state=overall_state(states), group_id=group_id, children=states)
 
-        return then(hub.store.writer.submit(cmds), on_written)
+        return then(hub.store.writer.submit(batch.commands), on_written)
 
     def _recipients(self, sender: Sender, to: str | list[str]) -> list[PeerRecord]:
         targets: list[PeerRecord] = []
@@ -398,36 +407,60 @@ class AskService:
             if refusal is not None:
                 self._forget(cid)
                 raise refusal
-            seq = answer.seq
             ask = self._forget(cid)
-            after = [self.store.unindex_cmd(view.recipient, cid)]
-            if ask is not None and ask.seq is not None:
-                after.append(hub.store.confirm_cmd(view.recipient, ask.seq))  # a queued ask is never delivered now
-                conn = hub.connections.get(view.recipient)
-                if conn is not None:
-                    conn.inflight.pop(ask.message_id, None)
-            after.append(hub.store.trace_cmd(cid, [stage_entry(CLOSE_STAGE[state], now, hub.node, by=result["by"],
-                                                               reason="deadline" if state == EXPIRED else None)],
-                                             message=message_preview(notice, to=view.asker) if state != EXPIRED else None))
-            after.append(self.store.closed_cmd(view.asker, cid, hub.process_ref))
-            after += hub.store.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid, "result": result}))
-            hub.store.writer.submit(after, wait=False)
-            delivered = False
-            if seq:
-                conn = hub.connections.get(view.asker)
-                asker = hub.peers.get(view.asker)
-                if conn is not None:
-                    delivered = not conn.replaying and hub.inboxes.push(conn, seq, notice_id, notice_bytes, cid)
-                else:  # live on another node, which the store woke
-                    delivered = asker is not None and hub.presence.is_reachable(asker)
-            if ask is not None:
-                self._wake_waiters(ask, result)
+            effects = on_close_won(view, state, tracked=ask is not None, queued_seq=ask.seq if ask else None,
+                                   delivery_id=ask.message_id if ask else None, notice=notice,
+                                   notice_seq=answer.seq, result=result, now=now, node=hub.node)
+            delivered = self._carry_out_close(effects, ask, notice_id, notice_bytes)
             if state == EXPIRED:
                 return None
             return Closed(message_id=notice_id, correlation_id=cid, state="delivered" if delivered else "queued",
                           ask_state=closed_state(state))
 
         return written, finish
+
+    def _carry_out_close(self, effects: list[CloseEffect], ask: OpenAsk | None, notice_id: str,
+                         notice_bytes: bytes) -> bool:
+        """Carry out what a won close sets off: the store's part in one packet nobody waits on,
+        then the notice to the asker and the result to its waiters. Returns whether a live
+        connection took the notice (or the asker's node, woken by the store, delivers it)."""
+        hub = self.hub
+        cmds: list[Command] = []
+        notices: list[PushNotice] = []
+        results: list[dict[str, Any]] = []
+        for effect in effects:
+            match effect:
+                case Unindex(recipient, cid):
+                    cmds.append(self.store.unindex_cmd(recipient, cid))
+                case Confirm(peer_id, seq):
+                    cmds.append(hub.store.confirm_cmd(peer_id, seq))
+                case DropInFlight(peer_id, message_id):
+                    if (conn := hub.connections.get(peer_id)) is not None:
+                        conn.inflight.pop(message_id, None)
+                case AppendTrace(trace_id, stages, message):
+                    cmds.append(hub.store.trace_cmd(trace_id, list(stages), message=message))
+                case MarkClosed(asker, cid):
+                    cmds.append(self.store.closed_cmd(asker, cid, hub.process_ref))
+                case Announce(cid, result):
+                    cmds += hub.store.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid,
+                                                                              "result": result}))
+                case PushNotice():
+                    notices.append(effect)
+                case WakeWaiters(result):
+                    results.append(result)
+        hub.store.writer.submit(cmds, wait=False)
+        delivered = False
+        for push in notices:
+            if (conn := hub.connections.get(push.asker)) is not None:
+                delivered = not conn.replaying and hub.inboxes.push(conn, push.seq, notice_id, notice_bytes,
+                                                                    push.correlation_id)
+            else:  # live on another node, which the store woke
+                known = hub.peers.get(push.asker)
+                delivered = known is not None and hub.presence.is_reachable(known)
+        if ask is not None:
+            for result in results:
+                self._wake_waiters(ask, result)
+        return delivered
 
     def _forget(self, cid: str) -> OpenAsk | None:
         self.deadlines.forget(cid)

@@ -55,6 +55,7 @@ from hub.runtime.inboxes import Inboxes
 from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
+from hub.store.batch import Batch
 from hub.store.state import StoreState
 from schemas.codec import encode
 from schemas.dashboard import PeerGone
@@ -328,10 +329,11 @@ class Hub:
         stages = [stage_entry(Stage.ACCEPTED, now, node, kind="notify", from_peer=sender.key_owner,
                               to=to, recipients=len(recipients) if address.broadcast else None,
                               schedule_id=schedule_id)]
-        cmds = []
+        batch = Batch()
+        queued = []
         for peer in recipients:
-            cmds.append(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id, "notify",
-                                               inbox_cap=self.settings.limits.inbox_per_peer))
+            queued.append(batch.add(self.store.enqueue_cmd(peer.peer_id, message_id, payload, expires_at, message_id,
+                                                           "notify", inbox_cap=self.settings.limits.inbox_per_peer)))
             stages.append(stage_entry(Stage.ROUTED, now, node, peer_id=peer.peer_id, name=peer.name,
                                       via=peer.node if peer.peer_id not in self.connections and self.presence.is_reachable(peer)
                                       else None))
@@ -339,17 +341,18 @@ class Hub:
                 stages.append(stage_entry(Stage.QUEUED, now, node, peer_id=peer.peer_id,
                                           reason=Reason.RECIPIENT_OFFLINE))
         if attachments:
-            cmds += grant_cmds(attachments, [p.peer_id for p in recipients],
-                               [inbox_ref(p.peer_id, message_id) for p in recipients])
-        cmds.append(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
-                                         message=message_preview(delivery, to=to)))
+            batch.extend(grant_cmds(attachments, [p.peer_id for p in recipients],
+                                    [inbox_ref(p.peer_id, message_id) for p in recipients]))
+        traced = batch.add(self.store.trace_cmd(message_id, stages, self.settings.trace_retention_s,
+                                                message=message_preview(delivery, to=to)))
         if claimed is not None:
             provisional = MessageAccepted(message_id=message_id, state="queued", recipients=[
                 RecipientState(peer_id=p.peer_id, name=p.name, state="queued") for p in recipients
             ] if address.broadcast else None)
-            cmds += self.idempotency.provisional_cmd(claimed, provisional)
+            batch.extend(self.idempotency.provisional_cmd(claimed, provisional))
 
-        def on_written(seqs: list[Any]) -> MessageAccepted:
+        def on_written(replies: list[Any]) -> MessageAccepted:
+            seqs = [batch.reply(replies, slot) for slot in queued]
             states: list[RecipientState] = []
             full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
             if full:
@@ -375,12 +378,12 @@ class Hub:
                     self.inboxes.grew(peer.peer_id)
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                              state="delivered" if delivered else "queued"))
-            if isinstance(seqs[-1], Exception):
-                log.warning("trace write for %s failed: %s", message_id, seqs[-1])
+            if isinstance(failed := batch.reply(replies, traced), Exception):
+                log.warning("trace write for %s failed: %s", message_id, failed)
             return MessageAccepted(message_id=message_id, state=overall_state(states),
                                    recipients=states if address.broadcast else None)
 
-        return then(self.store.writer.submit(cmds), on_written)
+        return then(self.store.writer.submit(batch.commands), on_written)
 
     def _inbox_full(self, message_id: str, peers: list[PeerRecord]) -> None:
         """The message reached no inbox of these peers: its trace says so, for each."""

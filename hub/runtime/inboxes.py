@@ -20,6 +20,7 @@ from hub.core.trace import Reason, Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.periodic import every
 from hub.runtime.registry import PeerRegistry
+from hub.store.batch import Batch
 from hub.store.state import InboxEntry, StoreState
 from hub.store.writer import Command
 from schemas.codec import decode_as, deliver_frame
@@ -200,22 +201,22 @@ class Inboxes:
         (rows,) = await self._store.writer.write(self._store.inbox_page_cmd(peer.peer_id, 0, limit))
         now = self._now_ms()
         deliveries: list[Deliver] = []
-        cmds: list[Command] = []
+        batch = Batch()
         entries = self._store.parse_inbox(rows)
         dropped = await self._undeliverable(entries)
         for entry in entries:
             if entry.expires_at <= now:
                 continue  # the sweeper records it as expired
-            cmds.append(self._store.confirm_cmd(peer.peer_id, entry.seq))
+            batch.add(self._store.confirm_cmd(peer.peer_id, entry.seq))
             if entry.seq in dropped:
                 continue
             deliveries.append(decode_as(deliver_frame(entry.seq, entry.payload), Deliver))
-            cmds.append(self._store.trace_cmd(entry.trace_id, [
+            batch.add(self._store.trace_cmd(entry.trace_id, [
                 stage_entry(Stage.SENT, now, self._node, peer_id=peer.peer_id, seq=entry.seq),
                 stage_entry(Stage.RECEIVED, now, self._node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
-        cmds.append(self._store.inbox_length_cmd(peer.peer_id))
-        results = await self._store.writer.write(*cmds)
-        return InboxTaken(deliveries=deliveries, remaining=int(results[-1]))
+        left = batch.add(self._store.inbox_length_cmd(peer.peer_id))
+        replies = await self._store.writer.write(*batch.commands)
+        return InboxTaken(deliveries=deliveries, remaining=int(batch.reply(replies, left)))
 
     # ---- expiry -------------------------------------------------------------------------------
 
