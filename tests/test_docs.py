@@ -8,11 +8,15 @@ code says, when the README outgrows a short tour, or when a link points nowhere.
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from hub.cli.reference import DOCS, TABLES, pages_with_tables, regenerated
+from tests.conftest import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -66,3 +70,23 @@ def test_the_gates_the_manual_gives_are_the_ones_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert given == ["python -m ruff check hub schemas transports tests bench dashboard", "python -m mypy"]
     assert all(command in ci for command in given)
+
+
+def test_the_tier_commands_the_manual_gives_select_their_tiers():
+    """The fast-tier commands in docs/developing.md, run as written (collection only): the
+    first selects every core module and nothing else, the second adds the store and server
+    tiers, and both select tests (a mistyped marker would select none, silently)."""
+    section = (ROOT / "docs" / "developing.md").read_text().split("## Gates and tiers", 1)[1]
+    block = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)[1]
+    commands = [line.strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["python -m pytest -m core", 'python -m pytest -m "core or store or server"']
+    selected = []
+    for command in commands:
+        argv = [sys.executable, *shlex.split(command)[1:], "--collect-only", "-q", "-p", "no:randomly"]
+        run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        selected.append({line.split("::", 1)[0].removeprefix("tests/").removesuffix(".py")
+                         for line in run.stdout.splitlines() if "::" in line})
+    core, fast = selected
+    assert core == set(TIERS["core"])
+    assert fast == set(TIERS["core"]) | set(TIERS["store"]) | set(TIERS["server"])

@@ -33,7 +33,7 @@ import orjson
 from hub.core.settings import AlertSettings
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
-from hub.store.writer import Command
+from hub.store.writer import Command, GroupCommitWriter
 from schemas.codec import encode
 from schemas.rest import QuestionView, QuestionWaiting, WaitingQuestion
 from schemas.visible import neutralise
@@ -162,9 +162,10 @@ class Alerts:
 class People:
     """Who could answer a question now."""
 
-    def __init__(self, hub: Hub, store: QuestionStore, watching_here: Callable[[], int], alerts: Alerts,
-                 live_nodes: Callable[[list[str]], Awaitable[set[str]]] | None):
+    def __init__(self, hub: Hub, writer: GroupCommitWriter, store: QuestionStore, watching_here: Callable[[], int],
+                 alerts: Alerts, live_nodes: Callable[[list[str]], Awaitable[set[str]]] | None):
         self.hub = hub
+        self.writer = writer
         self.store = store
         self.watching_here = watching_here
         self.alerts = alerts
@@ -189,4 +190,4 @@ class People:
     def changed(self) -> None:
         """A dashboard or watcher came or went: on a mesh, the other nodes hear of it now."""
         if self.live_nodes is not None:
-            self.hub.store.writer.submit([self.publish_cmd()], wait=False)
+            self.writer.submit([self.publish_cmd()], wait=False)

@@ -62,7 +62,7 @@ from hub.runtime.hub import Hub, grant_cmds
 from hub.runtime.idempotency import Claimed
 from hub.store.asks import AskStore, parse_close
 from hub.store.batch import Batch
-from hub.store.state import InboxEntry
+from hub.store.state import InboxEntry, StoreState
 from hub.store.writer import Command
 from schemas.codec import encode
 from schemas.errors import ErrorCode
@@ -119,8 +119,9 @@ def _record_view(record: dict) -> AskView:
 
 
 class AskService:
-    def __init__(self, hub: Hub, store: AskStore, policy: AskPolicy):
+    def __init__(self, hub: Hub, state: StoreState, store: AskStore, policy: AskPolicy):
         self.hub = hub
+        self.state = state   # the shared store: inboxes, traces, the writer
         self.store = store
         self.policy = policy
         self.open: dict[str, OpenAsk] = {}
@@ -153,12 +154,12 @@ class AskService:
             cmds.append(self.store.closed_cmd(asker, cid, by))
             if record is not None and record["state"] in CLOSE_STAGE:
                 result = orjson.loads(record["result"]) if record.get("result") else {}
-                cmds.append(hub.store.trace_cmd(cid, [stage_entry(
+                cmds.append(self.state.trace_cmd(cid, [stage_entry(
                     CLOSE_STAGE[record["state"]], int(record.get("closed_at") or hub.now_ms()), by.partition("/")[0],
                     by=result.get("by"), reason="deadline" if record["state"] == EXPIRED else None, recovered=True)]))
                 mended += 1
         if cmds:
-            await hub.store.writer.write(*cmds)
+            await self.state.writer.write(*cmds)
         return mended
 
     async def adopt(self, askers: list[str]) -> int:
@@ -280,10 +281,10 @@ class AskService:
             if peer in offline:
                 stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
-            queued = batch.add(hub.store.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid,
+            queued = batch.add(self.state.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid,
                                                      "ask", index_score=now))
             batch.extend([*self.store.create_cmds(record, retention),
-                          hub.store.trace_cmd(cid, stages, retention, message=preview)])
+                          self.state.trace_cmd(cid, stages, retention, message=preview)])
             if attachments:
                 batch.extend(grant_cmds(attachments, [peer.peer_id], [ask_ref(asker["peer_id"], cid)]))
             children.append((peer, cid, message_id, payload, queued))
@@ -304,13 +305,7 @@ class AskService:
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
                               seq if isinstance(seq, int) and seq > 0 else None)
                 self._track(ask)
-                conn = hub.connections.get(peer.peer_id)
-                if conn is not None:
-                    delivered = (ask.seq is not None and not conn.replaying
-                                 and hub.inboxes.push(conn, ask.seq, message_id, payload, cid))
-                else:  # live on another node, which the store woke; or read from its inbox
-                    delivered = ask.seq is not None and hub.presence.is_reachable(peer)
-                    hub.inboxes.grew(peer.peer_id)
+                delivered = ask.seq is not None and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid)
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
             first = states[0]
@@ -320,7 +315,7 @@ class AskService:
             return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, deadline=deadline,
                                state=overall_state(states), group_id=group_id, children=states)
 
-        return then(hub.store.writer.submit(batch.commands), on_written)
+        return then(self.state.writer.submit(batch.commands), on_written)
 
     def _recipients(self, sender: Sender, to: str | list[str]) -> list[PeerRecord]:
         targets: list[PeerRecord] = []
@@ -394,10 +389,10 @@ class AskService:
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
                                      notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind,
-                                     mesh_node=hub.store.mesh_node, by=hub.process_ref)
+                                     mesh_node=self.state.mesh_node, by=hub.process_ref)
         carried = body.get("attachments")
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
-        written = hub.store.writer.submit([close, *grants])
+        written = self.state.writer.submit([close, *grants])
 
         def finish(outcome: Any) -> Closed | None:
             if isinstance(outcome, Exception):
@@ -433,30 +428,27 @@ class AskService:
                 case Unindex(recipient, cid):
                     cmds.append(self.store.unindex_cmd(recipient, cid))
                 case Confirm(peer_id, seq):
-                    cmds.append(hub.store.confirm_cmd(peer_id, seq))
+                    cmds.append(self.state.confirm_cmd(peer_id, seq))
                 case DropInFlight(peer_id, message_id):
                     if (conn := hub.connections.get(peer_id)) is not None:
                         conn.inflight.pop(message_id, None)
                 case AppendTrace(trace_id, stages, message):
-                    cmds.append(hub.store.trace_cmd(trace_id, list(stages), message=message))
+                    cmds.append(self.state.trace_cmd(trace_id, list(stages), message=message))
                 case MarkClosed(asker, cid):
                     cmds.append(self.store.closed_cmd(asker, cid, hub.process_ref))
                 case Announce(cid, result):
-                    cmds += hub.store.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid,
+                    cmds += self.state.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid,
                                                                               "result": result}))
                 case PushNotice():
                     notices.append(effect)
                 case WakeWaiters(result):
                     results.append(result)
-        hub.store.writer.submit(cmds, wait=False)
+        self.state.writer.submit(cmds, wait=False)
         delivered = False
         for push in notices:
-            if (conn := hub.connections.get(push.asker)) is not None:
-                delivered = not conn.replaying and hub.inboxes.push(conn, push.seq, notice_id, notice_bytes,
-                                                                    push.correlation_id)
-            else:  # live on another node, which the store woke
-                known = hub.peers.get(push.asker)
-                delivered = known is not None and hub.presence.is_reachable(known)
+            told = hub.peers.get(push.asker)
+            delivered = told is not None and hub.inboxes.hand_over(told, push.seq, notice_id, notice_bytes,
+                                                                   push.correlation_id)
         if ask is not None:
             for result in results:
                 self._wake_waiters(ask, result)
@@ -486,7 +478,7 @@ class AskService:
             return
         hub = self.hub
         if ask.seq is not None:
-            hub.store.writer.submit([hub.store.confirm_cmd(ask.recipient, ask.seq)], wait=False)
+            self.state.writer.submit([self.state.confirm_cmd(ask.recipient, ask.seq)], wait=False)
         conn = hub.connections.get(ask.recipient)
         if conn is not None:
             conn.inflight.pop(ask.message_id, None)
@@ -542,11 +534,11 @@ class AskService:
             payload = encode(Delivery(kind="expired", message_id=message_id, correlation_id=cid,
                                       reason="reply_not_collected", sent_at=now, from_=HUB_AS_SENDER))
             replier = record["recipient"]
-            (seq,) = await hub.store.writer.write(hub.store.enqueue_cmd(
+            (seq,) = await self.state.writer.write(self.state.enqueue_cmd(
                 replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))
-            conn = hub.connections.get(replier)
-            if isinstance(seq, int) and seq > 0 and conn is not None and not conn.replaying:
-                hub.inboxes.push(conn, seq, message_id, payload, cid)  # elsewhere: the store woke its node
+            peer = hub.peers.get(replier)
+            if isinstance(seq, int) and seq > 0 and peer is not None:
+                hub.inboxes.hand_over(peer, seq, message_id, payload, cid)
 
     # ---- reading -----------------------------------------------------------------------------
 

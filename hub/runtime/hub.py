@@ -101,8 +101,8 @@ class Hub:
         self.credentials = Credentials(hub_token, self.registry)
         self.events = EventLog(store)
         self.presence = Presences(store, self.registry, self.connections, self.events, self.node, self.now_ms)
-        self.inboxes = Inboxes(store, self.registry, self.connections, node=self.node, now_ms=self.now_ms,
-                               sweep_interval_s=settings.sweep_interval_s)
+        self.inboxes = Inboxes(store, self.registry, self.connections, self.presence, node=self.node,
+                               now_ms=self.now_ms, sweep_interval_s=settings.sweep_interval_s)
         self.idempotency = Idempotency(store, settings.idempotency_ttl_s, self.process_ref, self.process_gone)
 
     # ---- life --------------------------------------------------------------------------------
@@ -370,12 +370,7 @@ class Hub:
                 if isinstance(seq, Exception) or seq == -1:
                     states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
                     continue
-                conn = self.connections.get(peer.peer_id)
-                if conn is not None:
-                    delivered = not conn.replaying and self.inboxes.push(conn, seq, message_id, payload, message_id)
-                else:  # live on another node, which the store woke; or read from its inbox
-                    delivered = self.presence.is_reachable(peer)
-                    self.inboxes.grew(peer.peer_id)
+                delivered = self.inboxes.hand_over(peer, seq, message_id, payload, message_id)
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                              state="delivered" if delivered else "queued"))
             if isinstance(failed := batch.reply(replies, traced), Exception):

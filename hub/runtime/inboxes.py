@@ -19,6 +19,7 @@ from hub.core.peers import PeerRecord
 from hub.core.trace import Reason, Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.periodic import every
+from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.batch import Batch
 from hub.store.state import InboxEntry, StoreState
@@ -37,11 +38,12 @@ Expired = tuple[str, str, str]   # (peer id, trace id, kind) of a delivery the s
 
 
 class Inboxes:
-    def __init__(self, store: StoreState, registry: PeerRegistry, connections: dict[str, Connection], *,
-                 node: str, now_ms: Callable[[], int], sweep_interval_s: float):
+    def __init__(self, store: StoreState, registry: PeerRegistry, connections: dict[str, Connection],
+                 presence: Presences, *, node: str, now_ms: Callable[[], int], sweep_interval_s: float):
         self._store = store
         self._registry = registry
         self._connections = connections
+        self._presence = presence
         self._node = node
         self._now_ms = now_ms
         self._sweep_interval_s = sweep_interval_s
@@ -116,6 +118,17 @@ class Inboxes:
         except HubError as exc:
             log.warning("inbox read for %s stopped: %s", conn.label, exc.message)
             conn.abort(exc.code, exc.message)
+
+    def hand_over(self, peer: PeerRecord, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
+        """A delivery was just queued for `peer` at `seq`: push it to the peer's connection here
+        (unless a replay is running, which reads it in order), or wake whoever reads the inbox
+        here. True when it is on its way now: pushed here, or the peer is live on another node,
+        which the store woke. False: it waits in the inbox."""
+        conn = self._connections.get(peer.peer_id)
+        if conn is not None:
+            return not conn.replaying and self.push(conn, seq, message_id, payload, trace_id)
+        self.grew(peer.peer_id)
+        return self._presence.is_reachable(peer)
 
     def push(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
         """Hand a stored delivery to a live connection; remember it until its receipt."""

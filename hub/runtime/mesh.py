@@ -26,6 +26,7 @@ from hub.runtime.hub import Hub
 from hub.runtime.periodic import every, stop_if_cancelled
 from hub.runtime.questions import QuestionService
 from hub.store.bus import BusMessage, NodeBus, this_host
+from hub.store.state import StoreState
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,10 @@ async def claim_node_name(bus: NodeBus, holder: LeaseHolder, lease_s: float) -> 
 
 
 class Mesh:
-    def __init__(self, hub: Hub, asks: AskService, questions: QuestionService, access: DashboardAccess,
-                 bus: NodeBus, holder: LeaseHolder, lease_s: float):
+    def __init__(self, hub: Hub, state: StoreState, asks: AskService, questions: QuestionService,
+                 access: DashboardAccess, bus: NodeBus, holder: LeaseHolder, lease_s: float):
         self.hub = hub
+        self.state = state   # the shared store's writer
         self.asks = asks
         self.questions = questions
         self.access = access
@@ -153,7 +155,7 @@ class Mesh:
         if not await self.bus.renew_lease(self.holder, int(self.lease_s * 1000)):
             log.error("another process took the lease of node %s; give each hub its own --node name", self.bus.node)
         # how many people watch for questions here, so that another node knows one can answer
-        self.hub.store.writer.submit([self.questions.people.publish_cmd()], wait=False)
+        self.state.writer.submit([self.questions.people.publish_cmd()], wait=False)
         holders = {p.node for p in self.hub.peers.values() if p.status != OFFLINE and p.node not in ("", self.hub.node)}
         if not holders:
             return

@@ -41,6 +41,7 @@ from hub.core.trace import Stage, stage_entry
 from hub.runtime.connection import Connection
 from hub.runtime.credentials import Sender
 from hub.runtime.hub import Hub
+from hub.store.state import StoreState
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import BridgeCall, BridgeOp
@@ -81,12 +82,13 @@ def require_self_or_person(sender: Sender, peer: PeerRecord, what: str) -> None:
 
 
 class PaneService:
-    def __init__(self, hub: Hub, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S,
+    def __init__(self, hub: Hub, state: StoreState, *, link_timeout_s: float = 10.0, call_timeout_s: float = CALL_TIMEOUT_S,
                  started_bridge_grace_s: float = 0.0):
         """`started_bridge_grace_s`: the hub started a pane bridge of its own (`repowire serve`);
         for this long after start-up a pane route waits for it to say hello instead of answering
         `bridge_unavailable` (it connects a fraction of a second after the hub listens)."""
         self.hub = hub
+        self.state = state   # the shared store: traces, inboxes, the writer
         self.link_timeout_s = link_timeout_s
         self.call_timeout_s = call_timeout_s
         self.bridges: dict[str, BridgeLink] = {}
@@ -248,7 +250,7 @@ class PaneService:
         await self.call(bridge, "attach", {"peer_id": peer.peer_id, "name": peer.name, "circle": peer.circle,
                                            "pane_id": link.pane_id, "fingerprint": link.fingerprint, "token": token},
                         timeout=self.link_timeout_s)
-        if peer.peer_id not in self.hub.connections:
+        if not self.hub.presence.connected_here(peer):
             raise HubError(ErrorCode.TRANSPORT_FAILED, "the bridge answered but the pane's connection is not up")
 
     async def detach_quietly(self, bridge: BridgeLink, peer_id: str, reason: str) -> None:
@@ -264,7 +266,7 @@ class PaneService:
             peer = self.hub.peers.get(peer_id)   # as it is now: each attach before this one awaited
             if peer is None:
                 continue
-            if bridge is None or peer.peer_id in self.hub.connections or peer.status != OFFLINE:
+            if bridge is None or self.hub.presence.connected_here(peer) or peer.status != OFFLINE:
                 continue
             try:
                 peer, token = await self.hub.reissue_token(peer)
@@ -290,7 +292,7 @@ class PaneService:
         node = self.hub.node
         stages = [stage_entry(Stage.ACCEPTED, now, node, kind=kind, from_peer=sender.key_owner, to=peer.peer_id),
                   stage_entry(final, now, node, peer_id=peer.peer_id, **extra)]
-        self.hub.store.writer.submit([self.hub.store.trace_cmd(trace_id, stages, self.hub.settings.trace_retention_s)],
+        self.state.writer.submit([self.state.trace_cmd(trace_id, stages, self.hub.settings.trace_retention_s)],
                                      wait=False)
         return trace_id
 
@@ -325,9 +327,9 @@ class PaneService:
     async def _facts(self, peer: PeerRecord) -> DoctorChecks:
         hub = self.hub
         elsewhere = peer.node not in ("", hub.node) and peer.status != OFFLINE
-        connected = peer.peer_id in hub.connections or elsewhere
-        entries = await hub.store.read_inbox(peer.peer_id, 0, 1000)
-        pending = (await hub.store.inbox_lengths([peer.peer_id]))[peer.peer_id]
+        connected = hub.presence.connected_here(peer) or elsewhere
+        entries = await self.state.read_inbox(peer.peer_id, 0, 1000)
+        pending = (await self.state.inbox_lengths([peer.peer_id]))[peer.peer_id]
         now = hub.now_ms()
         ages = [(now - int(orjson.loads(e.payload).get("sent_at", now))) / 1000 for e in entries]
         stale = sum(1 for e, age in zip(entries, ages) if e.kind == "ask" and age > STALE_ASK_AGE_S)
@@ -370,7 +372,7 @@ class PaneService:
                                {"cause": exc.code.value}) from None
             applied = True
         return RehookReport(peer_id=peer.peer_id, action=plan.action, reason=plan.reason, applied=applied,
-                            transport_connected=peer.peer_id in self.hub.connections)
+                            transport_connected=self.hub.presence.connected_here(peer))
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -23,6 +23,7 @@ from hub.core.presets import DEFAULT, NAMES, PRESETS, Preset
 from hub.runtime.credentials import Sender
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
+from hub.store.state import StoreState
 from schemas.errors import ErrorCode
 from schemas.rest import Evaluation, PolicyView, PresetView
 
@@ -45,8 +46,9 @@ def preset_named(name: str | None) -> Preset:
 
 
 class PolicyService:
-    def __init__(self, hub: Hub, store: QuestionStore, max_policies: int):
+    def __init__(self, hub: Hub, state: StoreState, store: QuestionStore, max_policies: int):
         self.hub = hub
+        self.state = state   # the shared store's writer
         self.store = store
         self.max_policies = max_policies
 
@@ -63,7 +65,7 @@ class PolicyService:
         rules = await self.store.policies()
         lapsed = [r["id"] for r in rules if not live(r, now)]
         if lapsed:
-            self.hub.store.writer.submit([self.store.delete_policy_cmd(rid) for rid in lapsed], wait=False)
+            self.state.writer.submit([self.store.delete_policy_cmd(rid) for rid in lapsed], wait=False)
         return ordered([r for r in rules if live(r, now)])
 
     async def preset(self) -> Preset:
@@ -71,7 +73,7 @@ class PolicyService:
 
     async def choose_preset(self, sender: Sender, name: str) -> Preset:
         self._check_person(sender)
-        await self.hub.store.writer.write(self.store.save_preset_cmd(name))
+        await self.state.writer.write(self.store.save_preset_cmd(name))
         log.info("approval preset is now %s", name)
         return PRESETS[name]
 
@@ -95,7 +97,7 @@ class PolicyService:
                            {"limit": self.max_policies})
         now = self.hub.now_ms()
         saved = {**rule, "id": self.hub.ids.next(now), "created_at": now, "updated_at": now}
-        await self.hub.store.writer.write(self.store.save_policy_cmd(saved))
+        await self.state.writer.write(self.store.save_policy_cmd(saved))
         return saved
 
     async def save_scoped(self, sender: Sender, scope: str, question: dict, prefix: str | None,
@@ -110,19 +112,19 @@ class PolicyService:
         session at a time)."""
         gone = [r["id"] for r in await self.store.policies() if r.get("scope") == "session" and r.get("peer") == peer_id]
         if gone:
-            await self.hub.store.writer.write(*[self.store.delete_policy_cmd(rid) for rid in gone])
+            await self.state.writer.write(*[self.store.delete_policy_cmd(rid) for rid in gone])
         return len(gone)
 
     async def replace(self, sender: Sender, policy_id: str, rule: dict) -> dict:
         self._check_person(sender)
         current = await self._find(policy_id)
         saved = {**rule, "id": policy_id, "created_at": current["created_at"], "updated_at": self.hub.now_ms()}
-        await self.hub.store.writer.write(self.store.save_policy_cmd(saved))
+        await self.state.writer.write(self.store.save_policy_cmd(saved))
         return saved
 
     async def delete(self, sender: Sender, policy_id: str) -> None:
         self._check_person(sender)
-        (removed,) = await self.hub.store.writer.write(self.store.delete_policy_cmd(policy_id))
+        (removed,) = await self.state.writer.write(self.store.delete_policy_cmd(policy_id))
         if not removed:
             raise self._not_found(policy_id)
 

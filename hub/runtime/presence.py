@@ -30,6 +30,10 @@ class Presences:
 
     # ---- reading ------------------------------------------------------------------------------
 
+    def connected_here(self, peer: PeerRecord) -> bool:
+        """The peer's connection is to this node."""
+        return peer.peer_id in self._connections
+
     def is_reachable(self, peer: PeerRecord) -> bool:
         """Connected here, or live on another node of the mesh (that node delivers)."""
         return peer.peer_id in self._connections or (peer.status != OFFLINE and peer.node not in ("", self._node))

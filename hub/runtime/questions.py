@@ -65,6 +65,7 @@ from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.hub import Hub
 from hub.runtime.policies import PolicyService
 from hub.store.questions import QuestionStore, parse_create, parse_decide
+from hub.store.state import StoreState
 from schemas.codec import decode_hub_frame, encode
 from schemas.dashboard import QuestionSettled, QuestionShown
 from schemas.errors import ErrorCode
@@ -118,9 +119,10 @@ def error_view(qid: str, reason: str) -> DecisionView:
 
 
 class QuestionService:
-    def __init__(self, hub: Hub, store: QuestionStore, policies: PolicyService, policy: QuestionPolicy,
-                 people: People):
+    def __init__(self, hub: Hub, state: StoreState, store: QuestionStore, policies: PolicyService,
+                 policy: QuestionPolicy, people: People):
         self.hub = hub
+        self.state = state   # the shared store: traces, the event stream, the writer
         self.store = store
         self.policies = policies
         self.policy = policy
@@ -147,7 +149,7 @@ class QuestionService:
             else:
                 self.deadlines.track(qid, int(record["deadline"]))
         if stale:
-            await self.hub.store.writer.write(*stale)
+            await self.state.writer.write(*stale)
         for record in lost:
             await self._abandon(record, "hub_restarted")
         self.deadlines.start()
@@ -237,7 +239,7 @@ class QuestionService:
                                        stage_entry(Stage.JOINED, now, hub.node), retention, decision)
         # One batch: the question with its first stages and, when it waits for a person, its
         # place in the pending index (NX: a retry joining it changes nothing there).
-        written = await hub.store.writer.write(create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
+        written = await self.state.writer.write(create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
         created = parse_create(written[0])
         status = created.status
         if status == "mismatch":
@@ -247,7 +249,7 @@ class QuestionService:
         if status == "joined":
             return await self._join(qid, created.state, future)
         if decision is not None:
-            await hub.store.writer.write(self.store.audit_cmd(self._audit_entry(body, decision)))
+            await self.state.writer.write(self.store.audit_cmd(self._audit_entry(body, decision)))
             future.set_result(decision_view({"correlation_id": qid, **decision}))
             return Opened(qid, deadline, future)
         self.deadlines.track(qid, deadline)
@@ -267,7 +269,7 @@ class QuestionService:
             raise HubError(ErrorCode.QUESTION_NOT_FOUND, f"no question {qid}", {"correlation_id": qid})
         if state != PENDING or record["state"] != PENDING:
             # this call's batch may have put a decided question back in the pending index
-            self.hub.store.writer.submit([self.store.unindex_cmd(qid)], wait=False)
+            self.state.writer.submit([self.store.unindex_cmd(qid)], wait=False)
             future.set_result(decision_view(record))
             return Opened(qid, int(record["deadline"]), future)
         self.deadlines.track(qid, int(record["deadline"]))
@@ -283,7 +285,7 @@ class QuestionService:
                 self.waiters.pop(qid, None)
         if not future.done():
             future.cancel()
-            self.hub.store.writer.submit([self.hub.store.trace_cmd(qid, [stage_entry(
+            self.state.writer.submit([self.state.trace_cmd(qid, [stage_entry(
                 Stage.WAITER_LOST, self.hub.now_ms(), self.hub.node, reason=reason)])], wait=False)
             if qid not in self.waiters and qid in self.opened:
                 # nobody waits for the answer any more (the hook gave up, or died): close it
@@ -389,7 +391,7 @@ class QuestionService:
     async def _decide(self, record: dict, decision: dict, expected_hash: str | None) -> DecisionView:
         hub = self.hub
         qid = record["correlation_id"]
-        (outcome,) = await hub.store.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
+        (outcome,) = await self.state.writer.write(self.store.decide_cmd(qid, expected_hash, decision,
                                                                         self._final_stage(decision, hub.now_ms())))
         answer = parse_decide(outcome)
         if answer.status != "mismatch":
@@ -401,7 +403,7 @@ class QuestionService:
         view = decision_view({"correlation_id": qid, **decision})
         self._resolve(qid, view)
         self._tell_people(QuestionDecided(**msgspec.structs.asdict(view)))
-        await hub.store.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
+        await self.state.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))
         return view
 
     def _final_stage(self, decision: dict, now: int) -> TraceStage:
@@ -439,9 +441,9 @@ class QuestionService:
         now, node = self.hub.now_ms(), self.hub.node
         self.hub.events.record(QuestionShown(**fields, node=node, at=now) if isinstance(frame, QuestionOpened)
                               else QuestionSettled(**fields, node=node, at=now))
-        told = self.hub.store.publish_cmd(kind, data)
+        told = self.state.publish_cmd(kind, data)
         if told:
-            self.hub.store.writer.submit(told, wait=False)
+            self.state.writer.submit(told, wait=False)
         self._push_to_people(data)
 
     def heard_from_node(self, data: bytes) -> None:

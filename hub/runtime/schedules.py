@@ -52,6 +52,7 @@ from hub.runtime.periodic import stop_if_cancelled
 from hub.store import replies
 from hub.store.connect import STORE_DOWN
 from hub.store.schedules import ScheduleStore, StoredSchedule
+from hub.store.state import StoreState
 from schemas.errors import ErrorCode
 from schemas.rest import ScheduleCreated, ScheduleRequest, ScheduleView
 
@@ -91,9 +92,10 @@ def view(stored: StoredSchedule, history: list[dict] | None = None) -> ScheduleV
 
 
 class ScheduleService:
-    def __init__(self, hub: Hub, asks: AskService, store: ScheduleStore, policy: SchedulePolicy,
+    def __init__(self, hub: Hub, state: StoreState, asks: AskService, store: ScheduleStore, policy: SchedulePolicy,
                  subscriber: redis.Redis | None = None):
         self.hub = hub
+        self.state = state   # the shared store: traces, the writer
         self.asks = asks
         self.store = store
         self.policy = policy
@@ -148,7 +150,7 @@ class ScheduleService:
                            "one peer may; delete some first", {"limit": limit})
         schedule_id = hub.ids.next(now)
         body = {**spec.as_dict(), "to_name": to_name, "created_by": sender.ref, "created_at": now}
-        await hub.store.writer.write(*self.store.create_cmds(schedule_id, creator, body, first),
+        await self.state.writer.write(*self.store.create_cmds(schedule_id, creator, body, first),
                                      self.store.changed_cmd(schedule_id))
         self.wake()
         return ScheduleCreated(schedule_id=schedule_id, next_fire_at=iso(first))
@@ -196,7 +198,7 @@ class ScheduleService:
 
     async def delete(self, actor: Sender, schedule_id: str) -> None:
         stored = await self._owned(actor, schedule_id)
-        await self.hub.store.writer.write(*self.store.delete_cmds(schedule_id, stored.body["created_by"]["peer_id"]),
+        await self.state.writer.write(*self.store.delete_cmds(schedule_id, stored.body["created_by"]["peer_id"]),
                                           self.store.changed_cmd(schedule_id))
 
     async def pause(self, actor: Sender, schedule_id: str) -> ScheduleView:
@@ -214,10 +216,10 @@ class ScheduleService:
 
     async def _set_state(self, stored: StoredSchedule, state: str, next_due: int | None, index: int | None) -> None:
         sid = stored.schedule_id
-        (reply, *_) = await self.hub.store.writer.write(
+        (reply, *_) = await self.state.writer.write(
             self.store.set_state_cmd(sid, stored.state, state, next_due))
         if replies.is_ok(reply):
-            await self.hub.store.writer.write(*self.store.index_cmds(sid, index), self.store.changed_cmd(sid))
+            await self.state.writer.write(*self.store.index_cmds(sid, index), self.store.changed_cmd(sid))
             self.wake()
 
     async def _checked_view(self, schedule_id: str, wanted: str) -> ScheduleView:
@@ -281,12 +283,12 @@ class ScheduleService:
         if stored is not None and stored.inflight:
             # a claim being sent (its lease decides): index it, in case its node died before it did
             claimed_at = stored.inflight_at or due
-            self.hub.store.writer.submit([self.store.inflight_cmd(schedule_id, claimed_at)], wait=False)
+            self.state.writer.submit([self.store.inflight_cmd(schedule_id, claimed_at)], wait=False)
             self._note_lease(claimed_at)
         if stored is None or stored.state != ACTIVE or stored.next_fire_at != due:
             # the index is out of step with the schedule: mend it
             index = stored.next_fire_at if stored is not None and stored.state == ACTIVE else None
-            await self.hub.store.writer.write(*self.store.index_cmds(schedule_id, index))
+            await self.state.writer.write(*self.store.index_cmds(schedule_id, index))
             return True
         if stored.inflight:
             return False
@@ -301,10 +303,10 @@ class ScheduleService:
         plan = plan_overdue(spec, due, now, int(self.policy.grace_s * 1000))
         if plan.missed:
             entry = missed_entry(plan, now, hub.node, spec.catch_up)
-            (reply,) = await hub.store.writer.write(
+            (reply,) = await self.state.writer.write(
                 store.claim_missed_cmd(sid, due, plan.next_due, entry, now, hub.node, len(plan.missed)))
             if replies.is_ok(reply):
-                await hub.store.writer.write(*store.index_cmds(sid, plan.next_due))
+                await self.state.writer.write(*store.index_cmds(sid, plan.next_due))
                 return True
             return False
         next_due = plan.next_due
@@ -312,11 +314,11 @@ class ScheduleService:
         if spec.kind == ASK:
             claim["correlation_id"] = hub.ids.next(now)
         claim_json = orjson.dumps(claim)
-        (reply,) = await hub.store.writer.write(store.claim_send_cmd(sid, due, next_due, claim_json, now, hub.node))
+        (reply,) = await self.state.writer.write(store.claim_send_cmd(sid, due, next_due, claim_json, now, hub.node))
         if not replies.is_ok(reply):
             return False
         # the indexes need no wait: the writer applies them before the fire's own writes
-        hub.store.writer.submit([*store.index_cmds(sid, next_due), store.inflight_cmd(sid, now)], wait=False)
+        self.state.writer.submit([*store.index_cmds(sid, next_due), store.inflight_cmd(sid, now)], wait=False)
         await self._send(stored, claim_json.decode(), recovered=False)
         return True
 
@@ -331,13 +333,13 @@ class ScheduleService:
         for schedule_id, claimed_at in await self.store.inflight(DUE_BATCH):
             stored = await self.store.read(schedule_id)
             if stored is None or not stored.inflight:
-                await self.hub.store.writer.write(self.store.inflight_cmd(schedule_id, None))
+                await self.state.writer.write(self.store.inflight_cmd(schedule_id, None))
                 continue
             mine = own and stored.inflight_node == self.hub.node
             if not mine and now - (stored.inflight_at or claimed_at) <= lease_ms:
                 self._note_lease(stored.inflight_at or claimed_at)
                 continue
-            (taken,) = await self.hub.store.writer.write(
+            (taken,) = await self.state.writer.write(
                 self.store.take_over_cmd(schedule_id, stored.inflight, self.hub.node, now))
             if taken == 1:
                 log.info("schedules: taking over the fire of %s claimed by %s", schedule_id,
@@ -360,7 +362,7 @@ class ScheduleService:
         if recovered:
             entry["recovered"] = True
         try:
-            if recovered and await hub.store.read_trace(trace_id) is not None:
+            if recovered and await self.state.read_trace(trace_id) is not None:
                 entry["state"] = SENT   # written before the interruption: only the record was missing
             else:
                 sender = self._sender(stored)
@@ -382,7 +384,7 @@ class ScheduleService:
         now = hub.now_ms()
         entry.update(fired_at=now, late_ms=max(0, now - claim["due_at"]))
         counter = "fired" if entry["state"] == SENT else "failed"
-        await hub.store.writer.write(self.store.finish_cmd(sid, claim_json, entry, counter),
+        await self.state.writer.write(self.store.finish_cmd(sid, claim_json, entry, counter),
                                      self.store.inflight_cmd(sid, None))
 
     def _sender(self, stored: StoredSchedule) -> Sender:

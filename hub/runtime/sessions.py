@@ -51,7 +51,7 @@ class SessionService:
         same_name = self.hub.peer_named(name, circle)
         plan = plan_pane_seat(owner=owner, same_name=same_name, name=name, pane_id=pane_id, agent_pid=agent_pid,
                               ancestors=ancestors,
-                              same_name_live=same_name is not None and same_name.peer_id in self.hub.connections)
+                              same_name_live=same_name is not None and self.hub.presence.connected_here(same_name))
         if plan.joined is Joined.NESTED:
             holder = owner or same_name
             assert holder is not None
@@ -75,7 +75,7 @@ class SessionService:
         """The pane's own peer again: unchanged if its transport is live for this very agent;
         otherwise its link takes the pane as it is now and the transport (re)starts."""
         assert peer.pane is not None
-        if (peer.agent_pid == agent_pid and peer.peer_id in self.hub.connections
+        if (peer.agent_pid == agent_pid and self.hub.presence.connected_here(peer)
                 and peer.pane.fingerprint == link.fingerprint):
             return
         peer, token = await self.hub.reissue_token(peer, pane=link, agent_pid=agent_pid)
@@ -105,7 +105,7 @@ class SessionService:
         online = [p for p in await self.hub.list_peers()
                   if p.status != OFFLINE and p.peer_id != peer.peer_id and p.role != BRIDGE]
         return SessionJoined(joined=joined.value, peer=await self.hub.peer_view(peer),
-                             transport="connected" if peer.peer_id in self.hub.connections else "none",
+                             transport="connected" if self.hub.presence.connected_here(peer) else "none",
                              online=online[:MAX_LISTED_ONLINE], note=note, session_token=session_token)
 
     async def presence(self, sender: Sender, peer: PeerRecord, status: str, reason: str | None) -> PeerView:

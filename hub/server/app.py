@@ -223,7 +223,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
                       instance=holder.instance)
             await hub.start()
             started.push_async_callback(hub.stop)
-            asks = AskService(hub, AskStore(client), settings.asks)
+            asks = AskService(hub, state, AskStore(client), settings.asks)
             await asks.start()
             started.push_async_callback(asks.stop)
             question_store = QuestionStore(client)
@@ -235,19 +235,19 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             started.push_async_callback(feed.stop)
             alerts = Alerts(settings.alerts, http, lambda qid: question_link(settings, access, qid))
             started.push_async_callback(alerts.stop)
-            people = People(hub, question_store, lambda: len(feed.subscribers), alerts,
+            people = People(hub, writer, question_store, lambda: len(feed.subscribers), alerts,
                             bus.live_nodes if bus is not None else None)
             feed.on_watchers_changed = people.changed
-            policies = PolicyService(hub, question_store, settings.questions.max_policies)
-            questions = QuestionService(hub, question_store, policies, settings.questions, people)
+            policies = PolicyService(hub, state, question_store, settings.questions.max_policies)
+            questions = QuestionService(hub, state, question_store, policies, settings.questions, people)
             await apply_chosen_preset(settings.home, policies)
             await questions.start()
             started.callback(questions.stop)
             shutdown.subscribe(questions.stop)
-            pane_service = PaneService(hub, link_timeout_s=settings.link_timeout_s,
+            pane_service = PaneService(hub, state, link_timeout_s=settings.link_timeout_s,
                                        started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
             started.push_async_callback(pane_service.stop)
-            schedule_service = ScheduleService(hub, asks, ScheduleStore(client), settings.schedules, notice_client)
+            schedule_service = ScheduleService(hub, state, asks, ScheduleStore(client), settings.schedules, notice_client)
             schedule_service.start()
             started.push_async_callback(schedule_service.stop)
             attachment_service = AttachmentService(hub, AttachmentStore(client, settings.node), settings.attachments,
@@ -255,7 +255,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             await attachment_service.start()
             started.push_async_callback(attachment_service.stop)
             if bus is not None:
-                mesh = Mesh(hub, asks, questions, access, bus, holder, settings.node_lease_s)
+                mesh = Mesh(hub, state, asks, questions, access, bus, holder, settings.node_lease_s)
                 mesh.start()
                 started.push_async_callback(mesh.stop)
             app.state.services = Services(
