@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Meta
 
+from schemas.base import Struct
 from schemas.frames import DecisionInfo, Error, Hex128, PeerRef, Ping, Pong, Question, QuestionInfo
 from schemas.rest import PeerState, TraceStage
 

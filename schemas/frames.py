@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Meta
+
+from schemas.base import Struct
 
 API_VERSION = "repowire.v1"
 

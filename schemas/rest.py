@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Meta
 
+from schemas.base import Struct
 from schemas.errors import ErrorCode
 from schemas.frames import (
     AckBody,
@@ -452,13 +453,13 @@ class KeysSent(Struct):
     trace_id: Hex128
 
 
-class DoctorFinding(Struct, frozen=True):
+class DoctorFinding(msgspec.Struct, frozen=True, gc=False):   # frozen: msgspec.Struct itself (see schemas.base)
     code: str
     severity: Literal["error", "warning"]
     detail: str
 
 
-class DoctorChecks(Struct, kw_only=True, frozen=True):
+class DoctorChecks(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """What the hub and the pane bridge know about one peer, read without changing anything.
     Pane facts are None when there is no pane link or no bridge to ask."""
     status: str

@@ -347,14 +347,14 @@ class AskService:
         view = ask.view()
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
                                              closer=actor.key_owner, replier=actor)
-        return then(written, lambda replies: _closed(finish(replies[0])))
+        return then(written, lambda replies: _closed(finish(replies)))
 
     async def _close_by_peer(self, actor: Sender, cid: str, state: str, body: dict) -> Closed:
         ask = self.open.get(cid)
         view = ask.view() if ask is not None else await self._stored_view(cid)
         written, finish = self._submit_close(view, state, self._checked_kind(view, actor, state, body), body,
                                              closer=actor.key_owner, replier=actor)
-        return _closed(finish((await written)[0]))
+        return _closed(finish(await written))
 
     def _checked_kind(self, view: AskView, actor: Sender, state: str, body: dict[str, Any]) -> DeliveryKind:
         """The rules for a peer closing an ask; returns the kind of notice the asker gets."""
@@ -372,9 +372,9 @@ class AskService:
         return _record_view(record)
 
     def _submit_close(self, view: AskView, state: str, kind: DeliveryKind, body: dict[str, Any], *, closer: str,
-                      replier: Sender | None) -> tuple[asyncio.Future[list[Any]], Callable[[Any], Closed | None]]:
+                      replier: Sender | None) -> tuple[asyncio.Future[list[Any]], Callable[[list[Any]], Closed | None]]:
         """Submit the close (with the asker's notice); returns the write and a function that
-        turns the store's answer into the result, or raises what it means."""
+        turns the store's answers into the result, or raises what they mean."""
         hub = self.hub
         now = hub.now_ms()
         cid = view.correlation_id
@@ -392,9 +392,13 @@ class AskService:
                                      mesh_node=self.state.mesh_node, by=hub.process_ref)
         carried = body.get("attachments")
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
-        written = self.state.writer.submit([close, *grants])
+        batch = Batch()
+        closing = batch.add(close)
+        batch.extend(grants)
+        written = self.state.writer.submit(batch.commands)
 
-        def finish(outcome: Any) -> Closed | None:
+        def finish(replies: list[Any]) -> Closed | None:
+            outcome = batch.reply(replies, closing)
             if isinstance(outcome, Exception):
                 raise outcome
             answer = parse_close(outcome)
@@ -504,8 +508,7 @@ class AskService:
         written, finish = self._submit_close(ask.view(), EXPIRED, "expired", {"reason": "deadline"},
                                              closer="*", replier=None)
         try:
-            (outcome,) = await written
-            finish(outcome)
+            finish(await written)
         except HubError as exc:
             if exc.code is ErrorCode.STORE_UNAVAILABLE:
                 return self.hub.now_ms() + 1000

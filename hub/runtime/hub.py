@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -55,7 +55,7 @@ from hub.runtime.inboxes import Inboxes
 from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
-from hub.store.batch import Batch
+from hub.store.batch import Batch, Slot
 from hub.store.state import StoreState
 from schemas.codec import encode
 from schemas.dashboard import PeerGone
@@ -74,6 +74,18 @@ from schemas.rest import (
 log = logging.getLogger(__name__)
 
 INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its cap
+
+
+@dataclass(slots=True)
+class SubmittedNotify:
+    """A notify handed to the writer, as its write's callback needs it."""
+    message_id: str
+    payload: bytes
+    recipients: list[PeerRecord]
+    broadcast: bool
+    batch: Batch
+    queued: list[Slot]   # each recipient's enqueue, in order
+    traced: Slot         # the trace write
 
 
 def grant_cmds(attachments: list[dict], readers: list[str], refs: list[str]) -> list:
@@ -351,34 +363,38 @@ class Hub:
             ] if address.broadcast else None)
             batch.extend(self.idempotency.provisional_cmd(claimed, provisional))
 
-        def on_written(replies: list[Any]) -> MessageAccepted:
-            seqs = [batch.reply(replies, slot) for slot in queued]
-            states: list[RecipientState] = []
-            full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
-            if full:
-                self._inbox_full(message_id, full)
-                if not address.broadcast:
-                    raise HubError(ErrorCode.INBOX_FULL, f"{full[0].address} has "
-                                   f"{self.settings.limits.inbox_per_peer} messages waiting, as many as it may; "
-                                   "try again once it has read some", {"peer_id": full[0].peer_id,
-                                                                       "limit": self.settings.limits.inbox_per_peer})
-            for peer, seq in zip(recipients, seqs):
-                if seq == INBOX_FULL:
-                    states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="failed",
-                                                 reason=Reason.INBOX_FULL))
-                    continue
-                if isinstance(seq, Exception) or seq == -1:
-                    states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
-                    continue
-                delivered = self.inboxes.hand_over(peer, seq, message_id, payload, message_id)
-                states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
-                                             state="delivered" if delivered else "queued"))
-            if isinstance(failed := batch.reply(replies, traced), Exception):
-                log.warning("trace write for %s failed: %s", message_id, failed)
-            return MessageAccepted(message_id=message_id, state=overall_state(states),
-                                   recipients=states if address.broadcast else None)
+        return then(self.store.writer.submit(batch.commands), self._notify_written,
+                    SubmittedNotify(message_id, payload, recipients, address.broadcast, batch, queued, traced))
 
-        return then(self.store.writer.submit(batch.commands), on_written)
+    def _notify_written(self, sent: SubmittedNotify, replies: list[Any]) -> MessageAccepted:
+        """The notify is durable (or the store refused it): hand it to live recipients and say
+        what became of it, for each recipient when it was a broadcast."""
+        message_id, recipients, batch = sent.message_id, sent.recipients, sent.batch
+        seqs = [batch.reply(replies, slot) for slot in sent.queued]
+        states: list[RecipientState] = []
+        full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
+        if full:
+            self._inbox_full(message_id, full)
+            if not sent.broadcast:
+                raise HubError(ErrorCode.INBOX_FULL, f"{full[0].address} has "
+                               f"{self.settings.limits.inbox_per_peer} messages waiting, as many as it may; "
+                               "try again once it has read some", {"peer_id": full[0].peer_id,
+                                                                   "limit": self.settings.limits.inbox_per_peer})
+        for peer, seq in zip(recipients, seqs):
+            if seq == INBOX_FULL:
+                states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="failed",
+                                             reason=Reason.INBOX_FULL))
+                continue
+            if isinstance(seq, Exception) or seq == -1:
+                states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
+                continue
+            delivered = self.inboxes.hand_over(peer, seq, message_id, sent.payload, message_id)
+            states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
+                                         state="delivered" if delivered else "queued"))
+        if isinstance(failed := batch.reply(replies, sent.traced), Exception):
+            log.warning("trace write for %s failed: %s", message_id, failed)
+        return MessageAccepted(message_id=message_id, state=overall_state(states),
+                               recipients=states if sent.broadcast else None)
 
     def _inbox_full(self, message_id: str, peers: list[PeerRecord]) -> None:
         """The message reached no inbox of these peers: its trace says so, for each."""

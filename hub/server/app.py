@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -266,6 +267,9 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             started.callback(hub_file.unlink, missing_ok=True)
             if announce is not None:
                 announce(f"{settings.local_url}/dashboard/login?code={await access.new_link_code()}")
+            # What start-up made (modules, settings, services) lives as long as the process: out
+            # of the collector's generations, no full collection walks it again.
+            gc.freeze()
             log.info("hub %s ready on http://%s:%s", settings.node, settings.host, settings.port)
             yield
 

@@ -313,16 +313,23 @@ def _answer_when_done(conn: Connection, ref: str | None,
                       pending: asyncio.Future[MessageAccepted] | asyncio.Future[AskAccepted] | asyncio.Future[Closed],
                       room: asyncio.Semaphore) -> None:
     """When the operation is durable, answer `accepted` (or an `error`) echoing the frame id."""
+    pending.add_done_callback(_Answer(conn, ref, room))
 
-    def done(fut: asyncio.Future[Any]) -> None:
-        room.release()
+
+class _Answer:
+    """The callback that answers one operation (slotted: no closure cells per frame)."""
+    __slots__ = ("conn", "ref", "room")
+
+    def __init__(self, conn: Connection, ref: str | None, room: asyncio.Semaphore):
+        self.conn, self.ref, self.room = conn, ref, room
+
+    def __call__(self, fut: asyncio.Future[Any]) -> None:
+        self.room.release()
         exc = fut.exception()
         if exc is None:
-            conn.push(encode(accepted_frame(ref, fut.result())))
+            self.conn.push(encode(accepted_frame(self.ref, fut.result())))
         elif isinstance(exc, HubError):
-            conn.push(error_frame(exc.code, exc.message, ref, exc.details))
+            self.conn.push(error_frame(exc.code, exc.message, self.ref, exc.details))
         else:
-            log.error("operation %s failed", ref, exc_info=exc)
-            conn.push(error_frame(ErrorCode.INTERNAL, "the hub failed to accept this frame", ref))
-
-    pending.add_done_callback(done)
+            log.error("operation %s failed", self.ref, exc_info=exc)
+            self.conn.push(error_frame(ErrorCode.INTERNAL, "the hub failed to accept this frame", self.ref))

@@ -21,6 +21,7 @@ from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
 from hub.store.connect import maps_store_errors
 from hub.store.writer import Command, GroupCommitWriter
+from schemas.base import Struct
 from schemas.codec import decode_as, encode, encode_all
 from schemas.dashboard import MessagePreview
 from schemas.rest import TraceStage
@@ -36,7 +37,7 @@ class HelloReply:
     last_seq: int
 
 
-class _TracesEncoded(msgspec.Struct, omit_defaults=True):
+class _TracesEncoded(Struct, omit_defaults=True):
     """A `TracesChanged` (schemas.dashboard) whose stages are the bytes already written to the
     trace: each stage is encoded once, for the ledger and for the dashboards."""
     trace_id: str
@@ -44,7 +45,7 @@ class _TracesEncoded(msgspec.Struct, omit_defaults=True):
     message: MessagePreview | None = None
 
 
-class IdempotencyRecord(msgspec.Struct, omit_defaults=True):
+class IdempotencyRecord(Struct, omit_defaults=True):
     """An idempotency key's record: the digest of what was sent with it, the process that
     claimed it (`node/instance`), and once written the operation's result, kept encoded."""
     digest: str
