@@ -1,12 +1,13 @@
-"""The `Hub` service: admission, durable notify, the peers' lifecycle (registration, pane
-links, session credentials, deletion), and keeping this node's copy of the peers in step.
+"""The `Hub` service: admission of connections, durable notify, reading peers and traces, and
+keeping this node's copy of the peers in step with the store.
 
-It composes the services it hands its work to, each with its own dependencies: who a caller is
-(`credentials`), who is live (`presence`), each inbox's delivery (`inboxes`), the dashboards'
-event stream (`events`) and idempotency keys (`idempotency`). It keeps in memory what the hot
-path reads (peers, names, tokens, who is connected here) in step with the store, and writes
-through the group-commit writer: a message, its trace stages and its idempotency result go out
-in one pipeline, and `accepted` waits for that pipeline.
+It composes the services it hands the rest to, each with its own dependencies: who a caller
+is (`credentials`), who is live (`presence`), each inbox's delivery (`inboxes`), the peers'
+lifecycle (`lifecycle`: registration, pane links, session credentials, deletion), the
+dashboards' event stream (`events`) and idempotency keys (`idempotency`). It keeps in memory
+what the hot path reads (peers, names, tokens, who is connected here) in step with the store,
+and writes through the group-commit writer: a message, its trace stages and its idempotency
+result go out in one pipeline, and `accepted` waits for that pipeline.
 
 On a store shared by several hub nodes, each node holds the connections of its own peers and
 keeps its copy of everyone's record in step through the node bus (`refresh_peers`); a delivery
@@ -30,7 +31,6 @@ from hub.core.delivery import overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.ids import MonotonicIds, new_peer_id, new_token, token_digest
-from hub.core.panes import PaneLink
 from hub.core.peers import (
     BRIDGE,
     OFFLINE,
@@ -52,13 +52,13 @@ from hub.runtime.events import EventLog
 from hub.runtime.futures import then
 from hub.runtime.idempotency import Claimed, Idempotency
 from hub.runtime.inboxes import Inboxes
+from hub.runtime.lifecycle import PeerLifecycle
 from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
 from hub.store.batch import Batch, Slot
 from hub.store.state import StoreState
 from schemas.codec import encode
-from schemas.dashboard import PeerGone
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION, Delivery, Position, RecipientState, Role, Welcome
 from schemas.rest import (
@@ -113,6 +113,9 @@ class Hub:
         self.credentials = Credentials(hub_token, self.registry)
         self.events = EventLog(store)
         self.presence = Presences(store, self.registry, self.connections, self.events, self.node, self.now_ms)
+        self.lifecycle = PeerLifecycle(store, self.registry, self.connections, self.presence, self.events,
+                                       node=self.node, now_ms=self.now_ms, disconnect=self.disconnect,
+                                       forget=self._forget)
         self.inboxes = Inboxes(store, self.registry, self.connections, self.presence, node=self.node,
                                now_ms=self.now_ms, sweep_interval_s=settings.sweep_interval_s)
         self.idempotency = Idempotency(store, settings.idempotency_ttl_s, self.process_ref, self.process_gone)
@@ -403,137 +406,6 @@ class Hub:
                   for peer in peers]
         self.store.writer.submit([self.store.trace_cmd(message_id, stages)], wait=False)
 
-    # ---- receipts ----------------------------------------------------------------------------
-
-    # ---- agent sessions ------------------------------------------------------------------------
-
-    async def register_peer(self, name: str, circle: str) -> tuple[PeerRecord, str, bool]:
-        """A person registers an agent peer by name (`POST /peers`, `repowire peers add`): a new
-        one, or the offline agent peer of that name, which keeps its id and inbox. Either way it
-        gets a fresh token (the old one stops working) and stays offline until it connects.
-        Returns the peer, its token and whether it is new."""
-        peer = self.peer_named(name, circle)
-        if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
-            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
-                           {"peer_id": peer.peer_id})
-        token = new_token()
-        now = self.now_ms()
-        created = peer is None
-        if peer is None:
-            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
-                              token_digest=token_digest(token), created_at=now, last_seen=now,
-                              status=OFFLINE, status_reason="registered")
-            await self.store.writer.write(*self.store.save_peer_cmds(peer))
-            self.registry.put(peer)
-            self.presence.told(peer)
-        else:
-            peer, token = await self.reissue_token(peer)
-        return peer, token, created
-
-    async def register_agent(self, name: str, circle: str, agent_pid: int, reason: str) -> PeerRecord:
-        """An agent session with no pane to type into: the offline peer of that name (same id and
-        inbox, its old pane link dropped), or a new one; it stays offline with `reason` (no
-        connection carries it)."""
-        peer = self.peer_named(name, circle)
-        if peer is not None and (peer.peer_id in self.connections or peer.role != "agent"):
-            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
-                           {"peer_id": peer.peer_id})
-        now = self.now_ms()
-        if peer is None:
-            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
-                              token_digest=token_digest(new_token()), created_at=now, last_seen=now)
-        # a pane it was linked to before is no longer its own: no transport may type into it
-        peer = entered(peer, gone(reason), pane=None, last_seen=now, agent_pid=agent_pid)
-        await self.store.writer.write(*self.store.save_peer_cmds(peer))
-        self.registry.put(peer)
-        self.presence.told(peer)
-        return peer
-
-    async def end_session(self, peer: PeerRecord, reason: str) -> None:
-        """The agent's session ended: offline with `reason` (its connection, if any, is closed);
-        the pane link, id and inbox stay for the next session in that seat."""
-        conn = self.connections.get(peer.peer_id)
-        if conn is not None:
-            conn.abort(ErrorCode.SHUTTING_DOWN, f"the session ended ({reason})")
-            await self.disconnect(conn, reason)
-            return
-        self.presence.note(peer, reason)
-
-    # ---- pane links ----------------------------------------------------------------------------
-
-    async def bind_pane(self, name: str, circle: str, link: PaneLink,
-                        agent_pid: int = 0) -> tuple[PeerRecord, str, Callable[[], Awaitable[None]]]:
-        """Register `name@circle` as the peer typed into a tmux pane: a new peer, or the offline
-        peer of that name, which keeps its id and inbox. Returns the peer, a fresh peer token for
-        its pane transport, and an undo that puts everything back. `agent_pid`: the agent of a
-        session that joined through its hooks (0 for a pane linked by a person)."""
-        peer = self.peer_named(name, circle)
-        if peer is not None and (peer.peer_id in self.connections or peer.status != OFFLINE):
-            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is online; choose another name",
-                           {"peer_id": peer.peer_id})
-        if peer is not None and peer.role == PERSON:
-            raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is a person, not an agent; choose another name",
-                           {"peer_id": peer.peer_id})
-        now = self.now_ms()
-        token = new_token()
-        before = peer   # the record as it was (None: a new peer), put back by the undo
-        bound = replace(before or PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
-                                             token_digest="", created_at=now, last_seen=now, status=OFFLINE),
-                        pane=link, token_digest=token_digest(token), role="agent", status_reason="linking",
-                        agent_pid=agent_pid)
-        await self.store.writer.write(*self.store.save_peer_cmds(bound, before))
-        self.registry.put(bound)
-
-        async def undo() -> None:
-            if before is None:
-                await self.store.writer.write(*self.store.delete_peer_cmds(bound))
-                self._forget(bound)
-                return
-            await self.store.writer.write(*self.store.save_peer_cmds(before, bound))
-            self.registry.put(before)
-
-        return bound, token, undo
-
-    async def save(self, peer: PeerRecord, changed: PeerRecord) -> PeerRecord:
-        """Write `changed`, the peer's record from now on, then make it the known one; a
-        credential `peer` had and `changed` has not stops working, here and on every node."""
-        await self.store.writer.write(*self.store.save_peer_cmds(changed, peer))
-        return self.registry.put(changed)
-
-    async def reissue_token(self, peer: PeerRecord, **changes: Any) -> tuple[PeerRecord, str]:
-        """A new token for a pane peer whose transport is (re)started: the old one stops working.
-        Any other `changes` to its record are saved with it. Returns the record and the token."""
-        token = new_token()
-        peer = self.registry.current(peer)
-        return await self.save(peer, replace(peer, token_digest=token_digest(token), **changes)), token
-
-    async def issue_session_token(self, peer: PeerRecord) -> tuple[PeerRecord, str]:
-        """A credential for the agent session that is this peer (its hooks, its shell, its MCP
-        server): it acts as this peer and nobody else, and replaces the previous session's."""
-        token = new_token()
-        peer = self.registry.current(peer)
-        return await self.save(peer, replace(peer, session_digest=token_digest(token))), token
-
-    async def revoke_session_token(self, peer: PeerRecord) -> PeerRecord:
-        """The session ended: its credential stops working here and on every node."""
-        peer = self.registry.current(peer)
-        if not peer.session_digest:
-            return peer
-        return await self.save(peer, replace(peer, session_digest=""))
-
-    async def unbind_pane(self, peer: PeerRecord, reason: str) -> PeerRecord:
-        """The peer is no longer typed into its pane: offline with `reason`, inbox kept."""
-        conn = self.connections.get(peer.peer_id)
-        if conn is not None:
-            conn.abort(ErrorCode.NOT_LINKED, "the pane was unlinked")
-            await self.disconnect(conn, reason)
-        peer = self.registry.current(peer)
-        peer = await self.save(peer, entered(peer, gone(reason), pane=None, last_seen=self.now_ms()))
-        self.presence.told(peer)
-        return peer
-
-    # ---- sweeping ----------------------------------------------------------------------------
-
     # ---- reading -----------------------------------------------------------------------------
 
     def person_connections(self) -> list[Connection]:
@@ -564,20 +436,6 @@ class Hub:
         peer = self.registry.current(peer)
         pending = await self.store.inbox_lengths([peer.peer_id])
         return peer.view(pending[peer.peer_id])
-
-    async def delete_peer(self, peer: PeerRecord) -> None:
-        conn = self.connections.get(peer.peer_id)
-        if conn is not None:
-            conn.abort(ErrorCode.PEER_DELETED, "deleted over REST")
-            await self.disconnect(conn, "deleted")
-        rows = await self.store.read_inbox(peer.peer_id, 0, 100_000)
-        now = self.now_ms()
-        cmds = self.store.delete_peer_cmds(peer)
-        cmds += [self.store.trace_cmd(e.trace_id, [stage_entry(Stage.FAILED, now, self.node, peer_id=peer.peer_id,
-                                                                 reason=Reason.PEER_DELETED)]) for e in rows]
-        await self.store.writer.write(*cmds)
-        self._forget(peer)
-        self.events.record(PeerGone(peer_id=peer.peer_id, node=self.node, at=self.now_ms()))
 
     async def trace(self, trace_id: str, reader: Sender | None = None) -> Trace:
         """A message's trace; an agent (`reader`) reads only the traces of messages it sent or
@@ -645,4 +503,3 @@ class Hub:
                 self.store.writer.submit(self.store.presence_cmds(current, self.node), wait=False)
         self.registry.put(record)
 
-    # ---- events ------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ class PaneService:
                 raise HubError(ErrorCode.ALREADY_LINKED, f"{pane_id} is already linked to {owner.address}",
                                {"pane_id": pane_id, "peer_id": owner.peer_id})
             link = PaneLink(bridge.name, pane_id, backend, pane["fingerprint"], self.hub.now_ms())
-            peer, token, undo = await self.hub.bind_pane(name or default_name(pane["cwd"], backend),
+            peer, token, undo = await self.hub.lifecycle.bind_pane(name or default_name(pane["cwd"], backend),
                                                          circle or as_name(pane["session"], "default"), link)
             try:
                 await self.attach(bridge, peer, token)
@@ -269,7 +269,7 @@ class PaneService:
             if bridge is None or self.hub.presence.connected_here(peer) or peer.status != OFFLINE:
                 continue
             try:
-                peer, token = await self.hub.reissue_token(peer)
+                peer, token = await self.hub.lifecycle.reissue_token(peer)
                 await self.attach(bridge, peer, token)
             except HubError as exc:
                 log.info("pane transport of %s not restarted: %s", peer.address, exc.message)
@@ -281,7 +281,7 @@ class PaneService:
         bridge = self.bridges.get(link.bridge)
         if bridge is not None:
             await self.detach_quietly(bridge, peer.peer_id, "unlinked")
-        peer = await self.hub.unbind_pane(peer, "unlinked")
+        peer = await self.hub.lifecycle.unbind_pane(peer, "unlinked")
         return Unlinked(peer_id=peer.peer_id, pane_id=link.pane_id, status=peer.status)
 
     # ---- looking in and steering -------------------------------------------------------------
@@ -364,7 +364,7 @@ class PaneService:
         if apply and plan.action == "restart_transport":
             bridge = await self._ready_bridge(self._link_of(peer).bridge)
             try:
-                peer, token = await self.hub.reissue_token(peer)
+                peer, token = await self.hub.lifecycle.reissue_token(peer)
                 await self.attach(bridge, peer, token)
             except HubError as exc:
                 self.hub.presence.note(peer, exc.code.value)

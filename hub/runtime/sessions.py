@@ -61,7 +61,7 @@ class SessionService:
             assert owner is not None
             await self._reseat(bridge, owner, link, agent_pid)
             return await self._answer(Joined.REUSED, owner)
-        peer, token, undo = await self.hub.bind_pane(plan.name, circle, link, agent_pid)
+        peer, token, undo = await self.hub.lifecycle.bind_pane(plan.name, circle, link, agent_pid)
         try:
             await self.panes.attach(bridge, peer, token)
         except HubError as exc:
@@ -78,7 +78,7 @@ class SessionService:
         if (peer.agent_pid == agent_pid and self.hub.presence.connected_here(peer)
                 and peer.pane.fingerprint == link.fingerprint):
             return
-        peer, token = await self.hub.reissue_token(peer, pane=link, agent_pid=agent_pid)
+        peer, token = await self.hub.lifecycle.reissue_token(peer, pane=link, agent_pid=agent_pid)
         try:
             await self.panes.attach(bridge, peer, token)
         except HubError as exc:
@@ -91,7 +91,7 @@ class SessionService:
         if is_nested(same_name, agent_pid, ancestors):
             assert same_name is not None
             return await self._answer(Joined.NESTED, same_name, "subprocess_of_session_agent")
-        peer = await self.hub.register_agent(name, circle, agent_pid, note)
+        peer = await self.hub.lifecycle.register_agent(name, circle, agent_pid, note)
         return await self._answer(Joined.REGISTERED, peer, note)
 
     async def _answer(self, joined: Joined, peer: PeerRecord, note: str = "") -> SessionJoined:
@@ -99,7 +99,7 @@ class SessionService:
         hooks, shell and MCP server act with from now on; the previous session's stops working."""
         session_token = ""
         if joined is not Joined.NESTED:
-            peer, session_token = await self.hub.issue_session_token(peer)
+            peer, session_token = await self.hub.lifecycle.issue_session_token(peer)
         if joined is Joined.REGISTERED:
             peer = self.hub.presence.set(peer, ONLINE)   # live, reading its inbox (hooks, MCP tools)
         online = [p for p in await self.hub.list_peers()
@@ -123,8 +123,8 @@ class SessionService:
         bridge = self.panes.bridges.get(peer.pane.bridge) if peer.pane else None
         if bridge is not None:
             await self.panes.detach_quietly(bridge, peer.peer_id, reason)
-        await self.hub.revoke_session_token(peer)
-        await self.hub.end_session(peer, reason)
+        await self.hub.lifecycle.revoke_session_token(peer)
+        await self.hub.lifecycle.end_session(peer, reason)
         await self.questions.abandon_for(peer.peer_id, reason)
         await self.policies.drop_session(peer.peer_id)
 

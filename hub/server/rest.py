@@ -141,7 +141,7 @@ async def create_peer(request: Request) -> JSON:
                        "joins through its session hooks or a `hello` frame")
     body = await read_body(request, PeerCreateRequest)
     hub = hub_of(request)
-    peer, token, created = await hub.register_peer(body.name, body.circle)
+    peer, token, created = await hub.lifecycle.register_peer(body.name, body.circle)
     return JSON(PeerCreated(created=created, peer=await hub.peer_view(peer), token=token),
                 status_code=201 if created else 200)
 
@@ -165,7 +165,7 @@ async def delete_peer(request: Request) -> JSON:
     peer = hub.find_peer(request.path_params["ref"], who)
     if who.peer is not None and who.peer.peer_id != peer.peer_id:
         raise HubError(ErrorCode.FORBIDDEN, "a peer may delete only itself; the hub token may delete any peer")
-    await hub.delete_peer(peer)
+    await hub.lifecycle.delete_peer(peer)
     return JSON(PeerDeleted(deleted=peer.peer_id))
 
 
