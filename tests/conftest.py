@@ -28,7 +28,7 @@ TIERS = {
     "core": ("test_core", "test_state_machines", "test_registry", "test_approval_rules", "test_presets", "test_schedule_rules",
              "test_pane_rules", "test_pane_text", "test_properties", "test_schemas", "test_layers", "test_docs",
              "test_key_layout"),
-    "store": ("test_store_writer", "test_store_lifecycle"),
+    "store": ("test_store_writer", "test_store_lifecycle", "test_inbox_sweep"),
     "server": ("test_hub_http", "test_http_edge", "test_route_access", "test_bad_input", "test_identity_and_notify",
                "test_asks", "test_questions", "test_approvals", "test_sessions", "test_schedules", "test_attachments",
                "test_peer_registration", "test_presence_and_flow", "test_dashboard_feed", "test_fuzz", "test_cli",

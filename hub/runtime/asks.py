@@ -72,6 +72,8 @@ from schemas.rest import AskView as AskAsRead
 
 log = logging.getLogger(__name__)
 
+INBOX_GRACE_MS = 60_000   # an ask's inbox entry outlives its deadline by this much: closing it removes it first
+
 NOTICE_KINDS = ("reply", "ack", "answer")
 KIND_OF_CLOSE: dict[str, DeliveryKind] = {ACKED: "ack", REPLIED: "reply", ANSWERED: "answer"}
 MAX_WAIT_S = 60.0
@@ -281,7 +283,7 @@ class AskService:
             if peer in offline:
                 stages.append(stage_entry(Stage.QUEUED, now, hub.node, peer_id=peer.peer_id, reason="recipient_offline"))
             # The inbox entry outlives the deadline a little: closing the ask removes it first.
-            queued = batch.add(self.state.enqueue_cmd(peer.peer_id, message_id, payload, deadline + 60_000, cid,
+            queued = batch.add(self.state.enqueue_cmd(peer.peer_id, message_id, payload, deadline + INBOX_GRACE_MS, cid,
                                                      "ask", index_score=now))
             batch.extend([*self.store.create_cmds(record, retention),
                           self.state.trace_cmd(cid, stages, retention, message=preview)])
@@ -305,7 +307,8 @@ class AskService:
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
                               seq if isinstance(seq, int) and seq > 0 else None)
                 self._track(ask)
-                delivered = ask.seq is not None and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid)
+                delivered = ask.seq is not None and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid,
+                                                                          deadline + INBOX_GRACE_MS)
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
             first = states[0]
@@ -384,11 +387,12 @@ class AskService:
                           text=body.get("text"), option_id=body.get("option_id"), outcome=body.get("outcome"),
                           reason=body.get("reason"), attachments=attachment_refs(body.get("attachments")))
         notice_bytes = encode(notice)
+        notice_expires_at = now + int(self.policy.reply_ttl_s * 1000)
         result = {"state": state, "kind": kind, "at": now, "by": replier.peer_ref.peer_id if replier else None,
                   **body}
         close = self.store.close_cmd(view.asker, cid, state=state, closed_at=now, result=result, closer=closer,
                                      notice_id=notice_id, notice=notice_bytes,
-                                     notice_expires_at=now + int(self.policy.reply_ttl_s * 1000), notice_kind=kind,
+                                     notice_expires_at=notice_expires_at, notice_kind=kind,
                                      mesh_node=self.state.mesh_node, by=hub.process_ref)
         carried = body.get("attachments")
         grants = grant_cmds(carried, [view.asker], [inbox_ref(view.asker, notice_id)]) if carried else []
@@ -410,7 +414,7 @@ class AskService:
             effects = on_close_won(view, state, tracked=ask is not None, queued_seq=ask.seq if ask else None,
                                    delivery_id=ask.message_id if ask else None, notice=notice,
                                    notice_seq=answer.seq, result=result, now=now, node=hub.node)
-            delivered = self._carry_out_close(effects, ask, notice_id, notice_bytes)
+            delivered = self._carry_out_close(effects, ask, notice_id, notice_bytes, notice_expires_at)
             if state == EXPIRED:
                 return None
             return Closed(message_id=notice_id, correlation_id=cid, state="delivered" if delivered else "queued",
@@ -419,7 +423,7 @@ class AskService:
         return written, finish
 
     def _carry_out_close(self, effects: list[CloseEffect], ask: OpenAsk | None, notice_id: str,
-                         notice_bytes: bytes) -> bool:
+                         notice_bytes: bytes, notice_expires_at: int) -> bool:
         """Carry out what a won close sets off: the store's part in one packet nobody waits on,
         then the notice to the asker and the result to its waiters. Returns whether a live
         connection took the notice (or the asker's node, woken by the store, delivers it)."""
@@ -452,7 +456,7 @@ class AskService:
         for push in notices:
             told = hub.peers.get(push.asker)
             delivered = told is not None and hub.inboxes.hand_over(told, push.seq, notice_id, notice_bytes,
-                                                                   push.correlation_id)
+                                                                   push.correlation_id, notice_expires_at)
         if ask is not None:
             for result in results:
                 self._wake_waiters(ask, result)
@@ -537,11 +541,12 @@ class AskService:
             payload = encode(Delivery(kind="expired", message_id=message_id, correlation_id=cid,
                                       reason="reply_not_collected", sent_at=now, from_=HUB_AS_SENDER))
             replier = record["recipient"]
+            expires_at = now + hub.settings.queue_ttl_s * 1000
             (seq,) = await self.state.writer.write(self.state.enqueue_cmd(
-                replier, message_id, payload, now + hub.settings.queue_ttl_s * 1000, cid, "expired"))
+                replier, message_id, payload, expires_at, cid, "expired"))
             peer = hub.peers.get(replier)
             if isinstance(seq, int) and seq > 0 and peer is not None:
-                hub.inboxes.hand_over(peer, seq, message_id, payload, cid)
+                hub.inboxes.hand_over(peer, seq, message_id, payload, cid, expires_at)
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class SubmittedNotify:
     """A notify handed to the writer, as its write's callback needs it."""
     message_id: str
     payload: bytes
+    expires_at: int
     recipients: list[PeerRecord]
     broadcast: bool
     batch: Batch
@@ -367,7 +368,8 @@ class Hub:
             batch.extend(self.idempotency.provisional_cmd(claimed, provisional))
 
         return then(self.store.writer.submit(batch.commands), self._notify_written,
-                    SubmittedNotify(message_id, payload, recipients, address.broadcast, batch, queued, traced))
+                    SubmittedNotify(message_id, payload, expires_at, recipients, address.broadcast, batch, queued,
+                                    traced))
 
     def _notify_written(self, sent: SubmittedNotify, replies: list[Any]) -> MessageAccepted:
         """The notify is durable (or the store refused it): hand it to live recipients and say
@@ -391,7 +393,7 @@ class Hub:
             if isinstance(seq, Exception) or seq == -1:
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
                 continue
-            delivered = self.inboxes.hand_over(peer, seq, message_id, sent.payload, message_id)
+            delivered = self.inboxes.hand_over(peer, seq, message_id, sent.payload, message_id, sent.expires_at)
             states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                          state="delivered" if delivered else "queued"))
         if isinstance(failed := batch.reply(replies, sent.traced), Exception):

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
 REPLAY_PAGE = 256
+FULL_SWEEP_ROUNDS = 12   # every 12th sweep looks at every inbox (also the first, when the hub starts)
 
 Expired = tuple[str, str, str]   # (peer id, trace id, kind) of a delivery the sweep expired
 
@@ -50,6 +51,11 @@ class Inboxes:
         self._readers: dict[str, set[asyncio.Event]] = {}   # peer id -> long-polls waiting for its inbox
         self._pulls: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
+        # peer id -> when the oldest delivery this node knows in its inbox expires (ms): the
+        # sweep looks only at these, and at every inbox each FULL_SWEEP_ROUNDS rounds (what
+        # another node queued, or a node that died, left behind)
+        self._due: dict[str, int] = {}
+        self._sweeps = 0
         # called with the deliveries each sweep expired
         self.expiry_listeners: list[Callable[[list[Expired]], None]] = []
         # given inbox entries about to be delivered, return the seqs of those to drop undelivered
@@ -119,11 +125,14 @@ class Inboxes:
             log.warning("inbox read for %s stopped: %s", conn.label, exc.message)
             conn.abort(exc.code, exc.message)
 
-    def hand_over(self, peer: PeerRecord, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
-        """A delivery was just queued for `peer` at `seq`: push it to the peer's connection here
-        (unless a replay is running, which reads it in order), or wake whoever reads the inbox
-        here. True when it is on its way now: pushed here, or the peer is live on another node,
-        which the store woke. False: it waits in the inbox."""
+    def hand_over(self, peer: PeerRecord, seq: int, message_id: str, payload: bytes, trace_id: str,
+                  expires_at: int) -> bool:
+        """A delivery was just queued for `peer` at `seq`, to expire at `expires_at`: push it to
+        the peer's connection here (unless a replay is running, which reads it in order), or
+        wake whoever reads the inbox here. True when it is on its way now: pushed here, or the
+        peer is live on another node, which the store woke. False: it waits in the inbox."""
+        if expires_at < self._due.get(peer.peer_id, expires_at + 1):
+            self._due[peer.peer_id] = expires_at
         conn = self._connections.get(peer.peer_id)
         if conn is not None:
             return not conn.replaying and self.push(conn, seq, message_id, payload, trace_id)
@@ -235,14 +244,34 @@ class Inboxes:
 
     async def sweep_expired(self) -> int:
         """Remove queued deliveries past their time-to-live and end their traces as expired;
-        listeners (the ask service) hear of each, to tell whoever is waiting."""
-        peer_ids = list(self._registry.by_id)
+        listeners (the ask service) hear of each, to tell whoever is waiting. It looks at the
+        inboxes whose oldest delivery is due (the work grows with the inboxes that hold
+        something to expire, not with the peers), and at every inbox each FULL_SWEEP_ROUNDS."""
+        now = self._now_ms()
+        full = self._sweeps % FULL_SWEEP_ROUNDS == 0
+        self._sweeps += 1
+        if full:
+            peer_ids = list(self._registry.by_id)
+            taken = dict(self._due)
+            self._due.clear()
+        else:
+            peer_ids = [peer_id for peer_id, due in self._due.items() if due <= now]
+            taken = {peer_id: self._due.pop(peer_id) for peer_id in peer_ids}
         if not peer_ids:
             return 0
-        now = self._now_ms()
-        results = await self._store.writer.write(*(self._store.expire_head_cmd(p, now) for p in peer_ids))
-        expired = [(peer_id, trace_id, kind) for peer_id, flat in zip(peer_ids, results)
-                   for trace_id, kind in self._store.parse_expired(flat)]
+        try:
+            results = await self._store.writer.write(*(self._store.expire_head_cmd(p, now) for p in peer_ids))
+        except HubError:   # nothing was looked at: still due next round
+            for peer_id, due in taken.items():
+                self._due[peer_id] = min(due, self._due.get(peer_id, due))
+            raise
+        expired: list[Expired] = []
+        for peer_id, reply in zip(peer_ids, results):
+            head = self._store.parse_expired(reply)
+            next_due = now if head.failed else head.next_due
+            if next_due:   # what was queued meanwhile may be due sooner
+                self._due[peer_id] = min(next_due, self._due.get(peer_id, next_due))
+            expired += [(peer_id, trace_id, kind) for trace_id, kind in head.removed]
         if not expired:
             return 0
         cmds = [self._store.trace_cmd(trace_id, [stage_entry(Stage.EXPIRED, now, self._node, peer_id=peer_id,

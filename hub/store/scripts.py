@@ -108,10 +108,13 @@ return ids
 
 # KEYS: inbox. ARGV: now (ms), max count. Removes expired entries from the oldest on (an
 # entry that has not expired ends the sweep: expiry follows arrival order closely enough for a
-# periodic sweep); returns {trace id, kind} pairs, flattened.
+# periodic sweep). Returns {next, trace id, kind, trace id, kind, ...}: `next` is when the new
+# head entry expires (already past when the count ran out before it; 0 when the inbox is
+# empty, or its head never expires), then the pairs of what it removed.
 EXPIRE_HEAD = """
-local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[2])
-local out = {}
+local count = tonumber(ARGV[2])
+local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', count + 1)
+local out = {0}
 local now = tonumber(ARGV[1])
 for i, e in ipairs(entries) do
   local f = e[2]
@@ -120,7 +123,10 @@ for i, e in ipairs(entries) do
     if f[j] == 't' then t = f[j + 1] elseif f[j] == 'k' then k = f[j + 1]
     elseif f[j] == 'x' then x = tonumber(f[j + 1]) end
   end
-  if x == nil or x > now then break end
+  if x == nil or x > now or i > count then
+    out[1] = x or 0
+    return out
+  end
   redis.call('XDEL', KEYS[1], e[1])
   out[#out + 1] = t
   out[#out + 1] = k

@@ -77,6 +77,15 @@ def bus_message(kind: str, node: str, data: bytes | str) -> bytes:
     return b"%s %s %s" % (kind.encode(), node.encode(), data.encode() if isinstance(data, str) else data)
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiredHead:
+    """What the expiry script did to one inbox: the (trace id, kind) of each delivery it
+    removed, and when the inbox's head expires next (0: it is empty)."""
+    next_due: int
+    removed: list[tuple[str, str]]
+    failed: bool = False
+
+
 @maps_store_errors
 class StoreState:
     """`mesh_node` is this node's name when the store is shared with other hub nodes (they are
@@ -189,13 +198,14 @@ class StoreState:
         return ("EVALSHA", scripts.SHA["EXPIRE_HEAD"], 1, keys.inbox(peer_id), now_ms, count)
 
     @staticmethod
-    def parse_expired(reply: Any) -> list[tuple[str, str]]:
-        """EXPIRE_HEAD's answer: the (trace id, kind) of each delivery it removed (none when the
-        script failed for this inbox: the next sweep tries again)."""
+    def parse_expired(reply: Any) -> ExpiredHead:
+        """EXPIRE_HEAD's answer (an exception when the script failed for this inbox: nothing
+        was removed, and it is looked at again in the next sweep)."""
         if isinstance(reply, Exception):
-            return []
-        values = replies.texts(reply)
-        return list(zip(values[::2], values[1::2]))
+            return ExpiredHead(next_due=0, removed=[], failed=True)
+        next_due, *pairs = reply
+        values = replies.texts(pairs)
+        return ExpiredHead(next_due=int(next_due), removed=list(zip(values[::2], values[1::2])))
 
     @staticmethod
     def inbox_page_cmd(peer_id: str, after_seq: int, count: int) -> Command:
