@@ -77,34 +77,36 @@ def layer_of(frame: str) -> str:
     return "other"
 
 
+def stacks(folded: Path) -> list[tuple[list[str], int]]:
+    """py-spy's folded stacks: (frames, outermost first; samples)."""
+    found = []
+    for line in folded.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack:
+            found.append((stack.split(";"), int(n)))
+    return found
+
+
 def by_layer(folded: Path) -> tuple[int, collections.Counter]:
     """Samples per layer of the innermost frame, and the total."""
     counts: collections.Counter = collections.Counter()
-    total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        total += int(n)
-        counts[layer_of(stack.rsplit(";", 1)[-1])] += int(n)
-    return total, counts
+    for frames, n in stacks(folded):
+        counts[layer_of(frames[-1])] += n
+    return sum(counts.values()), counts
 
 
 def top_hub_functions(folded: Path, count: int = 5) -> list[tuple[str, float]]:
     """The hub's own functions by inclusive share of the samples."""
     inclusive: collections.Counter = collections.Counter()
     total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        total += int(n)
+    for frames, n in stacks(folded):
+        total += n
         seen = set()
-        for frame in stack.split(";"):
+        for frame in frames:
             name, _, where = frame.partition(" (")
             if re.search(r"(^|/)hub/", where) and not re.search(r"(^|/)hub/cli/", where) and name not in seen:
                 seen.add(name)
-                inclusive[name] += int(n)
+                inclusive[name] += n
     return [(name, n / total) for name, n in inclusive.most_common(count)] if total else []
 
 
