@@ -36,6 +36,7 @@ from hub.runtime.dashboard import LINK_TTL_S
 from hub.runtime.mesh import NodeNameTaken, claim_node_name, new_lease_holder
 from hub.server.app import ShutdownNotice, build_app
 from hub.server.http_protocol import HubHttpProtocol
+from hub.server.keepalive import KeepaliveWheel
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.bus import NodeBus
 from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
@@ -220,7 +221,10 @@ def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
     # uvicorn calls `http` as it would a protocol class; a partial binds the header timeout
     http = cast("type[asyncio.Protocol]", functools.partial(HubHttpProtocol,
                                                           header_timeout_s=float(settings.limits.header_timeout_s)))
-    return uvicorn.Config(app, ws=HubWebSocketProtocol, http=http, lifespan="on", log_level=log_level,
+    # one keepalive wheel for every connection of this server (hub.server.keepalive)
+    ws = cast("type[asyncio.Protocol]", functools.partial(HubWebSocketProtocol,
+                                                        keepalive=KeepaliveWheel(settings.heartbeat_s)))
+    return uvicorn.Config(app, ws=ws, http=http, lifespan="on", log_level=log_level,
                           ws_ping_interval=settings.heartbeat_s, ws_ping_timeout=settings.heartbeat_s,
                           ws_max_size=settings.limits.transport_max_frame_bytes,
                           # Loopback and LAN peers: compression would only cost CPU per message.

@@ -1,0 +1,60 @@
+"""The keepalive wheel, in process: one timer pings every connection once per interval, the
+connections of a slot in one loop turn, and forgets a connection that is done."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.server.keepalive import SLOTS, KeepaliveWheel
+
+INTERVAL_S = 0.2
+
+
+class Peer:
+    """A connection as the wheel sees it: it counts its pings, and is done after `lives`."""
+
+    def __init__(self, pinged: asyncio.Event, lives: int = 1_000, fails: bool = False):
+        self.pings: list[float] = []
+        self.lives = lives
+        self.fails = fails
+        self.pinged = pinged
+
+    def keepalive_due(self) -> bool:
+        self.pings.append(asyncio.get_running_loop().time())
+        self.pinged.set()
+        if self.fails:
+            raise OSError("the transport broke")
+        return len(self.pings) < self.lives
+
+
+async def until(condition, bound_s: float = 10.0) -> None:
+    async with asyncio.timeout(bound_s):
+        while not condition():
+            await asyncio.sleep(INTERVAL_S / SLOTS)
+
+
+async def test_every_connection_is_pinged_once_per_interval_those_added_together_in_one_turn():
+    wheel, pinged = KeepaliveWheel(INTERVAL_S), asyncio.Event()
+    together = [Peer(pinged) for _ in range(50)]
+    for peer in together:
+        wheel.add(peer)
+    await until(lambda: all(len(p.pings) >= 3 for p in together))
+    firsts = [p.pings[0] for p in together]
+    assert max(firsts) - min(firsts) < INTERVAL_S / SLOTS / 2   # one tick pinged them all
+    gaps = [b - a for p in together for a, b in zip(p.pings, p.pings[1:])]
+    assert all(abs(gap - INTERVAL_S) < INTERVAL_S / 2 for gap in gaps)   # no ping twice per interval
+    for peer in together:
+        wheel.discard(peer)
+    assert len(wheel) == 0
+
+
+async def test_a_connection_done_or_broken_is_forgotten_and_the_others_go_on():
+    wheel, pinged = KeepaliveWheel(INTERVAL_S), asyncio.Event()
+    done, broken, alive = Peer(pinged, lives=1), Peer(pinged, fails=True), Peer(pinged)
+    for peer in (done, broken, alive):
+        wheel.add(peer)
+    await until(lambda: len(alive.pings) >= 3)
+    assert len(done.pings) == 1 and len(broken.pings) == 1
+    assert len(wheel) == 1
+    wheel.discard(alive)
+    assert len(wheel) == 0
