@@ -85,9 +85,8 @@ class Connection:
             while True:
                 await self._ready.wait()
                 self._ready.clear()
-                while self._outbox and not self.closed:
-                    frame = self._outbox.popleft()
-                    await self.sink.send_text(frame.decode())
+                while self._outbox and not self.closed:   # (no local keeps the last frame while idle)
+                    await self.sink.send_text(self._outbox.popleft().decode())
                     if len(self._outbox) <= self.outbox_limit // 2:
                         self._drained.set()
                 self._drained.set()

@@ -81,21 +81,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     client = websocket.client
     conn = Connection(Sink(websocket), settings.limits.outbox_frames,
                       label=f"{client.host}:{client.port}" if client else "unix")
-    hello = await _read_hello(websocket, settings.hello_timeout_s, settings.limits.max_frame_bytes)
-    if hello is None:
-        return
-    try:
-        welcome = await hub.connect(conn, name=hello.name, circle=hello.circle, role=hello.role, token=hello.token,
-                                    resume=hello.resume, holds_hub_token=holds_hub_token)
-    except HubError as exc:
-        await close_with(websocket, exc.code, exc.message, exc.details)
-        return
-    conn.label = f"{hello.name}@{hello.circle}"
-    conn.push(encode(welcome))
-    conn.start()
     panes: PaneService = services(websocket).panes
-    if hello.role == BRIDGE:
-        panes.bridge_joined(hub.peers[welcome.peer_id], conn)
+    if not await _admit(websocket, hub, panes, conn, holds_hub_token):
+        return
     replay = asyncio.create_task(_replay(hub, conn), name=f"replay {conn.label}")
     held: set[asyncio.Task] = set()  # tool-permission questions this connection waits on
     serving = asyncio.create_task(_serve(websocket, hub, conn, held), name=f"serve {conn.label}")
@@ -114,6 +102,28 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         elif serving.done() and not serving.cancelled():
             log.error("connection %s failed", conn.label, exc_info=serving.exception())
         await hub.disconnect(conn, conn.close_reason or reason)
+
+
+async def _admit(websocket: WebSocket, hub: Hub, panes: PaneService, conn: Connection, holds_hub_token: bool) -> bool:
+    """Read the hello and answer it: `welcome` queued and the outbox started (True), or the
+    socket closed with the reason (False). Its own function, so that the hello and the
+    welcome are not kept for the whole life of the connection."""
+    settings = hub.settings
+    hello = await _read_hello(websocket, settings.hello_timeout_s, settings.limits.max_frame_bytes)
+    if hello is None:
+        return False
+    try:
+        welcome = await hub.connect(conn, name=hello.name, circle=hello.circle, role=hello.role, token=hello.token,
+                                    resume=hello.resume, holds_hub_token=holds_hub_token)
+    except HubError as exc:
+        await close_with(websocket, exc.code, exc.message, exc.details)
+        return False
+    conn.label = f"{hello.name}@{hello.circle}"
+    conn.push(encode(welcome))
+    conn.start()
+    if hello.role == BRIDGE:
+        panes.bridge_joined(hub.peers[welcome.peer_id], conn)
+    return True
 
 
 async def _replay(hub: Hub, conn: Connection) -> None:
