@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from hub.server.keepalive import SLOTS, KeepaliveWheel
+from tests.support import eventually
 
 INTERVAL_S = 0.2
 
@@ -27,18 +28,12 @@ class Peer:
         return len(self.pings) < self.lives
 
 
-async def until(condition, bound_s: float = 10.0) -> None:
-    async with asyncio.timeout(bound_s):
-        while not condition():
-            await asyncio.sleep(INTERVAL_S / SLOTS)
-
-
 async def test_every_connection_is_pinged_once_per_interval_those_added_together_in_one_turn():
     wheel, pinged = KeepaliveWheel(INTERVAL_S), asyncio.Event()
     together = [Peer(pinged) for _ in range(50)]
     for peer in together:
         wheel.add(peer)
-    await until(lambda: all(len(p.pings) >= 3 for p in together))
+    await eventually(lambda: all(len(p.pings) >= 3 for p in together), 10, "three pings each")
     firsts = [p.pings[0] for p in together]
     assert max(firsts) - min(firsts) < INTERVAL_S / SLOTS / 2   # one tick pinged them all
     gaps = [b - a for p in together for a, b in zip(p.pings, p.pings[1:])]
@@ -53,7 +48,7 @@ async def test_a_connection_done_or_broken_is_forgotten_and_the_others_go_on():
     done, broken, alive = Peer(pinged, lives=1), Peer(pinged, fails=True), Peer(pinged)
     for peer in (done, broken, alive):
         wheel.add(peer)
-    await until(lambda: len(alive.pings) >= 3)
+    await eventually(lambda: len(alive.pings) >= 3, 10, "three pings of the live one")
     assert len(done.pings) == 1 and len(broken.pings) == 1
     assert len(wheel) == 1
     wheel.discard(alive)
