@@ -16,12 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run import ROOT, Target, ask_round_trips, idle_peers, publish, start_hub, throughput
+from bench.run import (
+    ROOT,
+    Target,
+    ask_round_trips,
+    checked_out,
+    head_commit,
+    idle_peers,
+    publish,
+    start_hub,
+    throughput,
+)
 
 SECTION = "typed-core"
 
@@ -90,16 +98,9 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="rw-baseline-") as folder:
-        tree = Path(folder) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            results = asyncio.run(compare(args, tree))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    head = head_commit()
+    with checked_out(args.baseline) as tree:
+        results = asyncio.run(compare(args, tree))
     publish(args.out, report(results, args, head))
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
-import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run import ROOT, Target, cpu_seconds, open_peer, start_hub, write_section
+from bench.run import ROOT, Target, checked_out, cpu_seconds, head_commit, open_peer, start_hub, write_section
 
 CONNECTS_IN_FLIGHT = 100
 
@@ -86,21 +85,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", help="an earlier commit to measure beside this tree")
     args = parser.parse_args()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    trees, labels = {"after": ROOT}, {"after": f"this tree ({head})"}
-    with tempfile.TemporaryDirectory(prefix="rw-idle-") as scratch:
+    trees, labels = {"after": ROOT}, {"after": f"this tree ({head_commit()})"}
+    with contextlib.ExitStack() as stack:
         if args.baseline:
-            baseline = Path(scratch) / "baseline"
-            subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=ROOT,
-                           check=True, capture_output=True)
-            trees, labels = {"before": baseline, **trees}, {"before": args.baseline, **labels}
-        try:
-            results = asyncio.run(measure(trees, args))
-        finally:
-            if args.baseline:
-                subprocess.run(["git", "worktree", "remove", "--force", str(Path(scratch) / "baseline")], cwd=ROOT,
-                               check=False, capture_output=True)
+            trees = {"before": stack.enter_context(checked_out(args.baseline)), **trees}
+            labels = {"before": args.baseline, **labels}
+        results = asyncio.run(measure(trees, args))
     section = report(results, args, labels)
     write_section(ROOT / "bench" / "RESULTS.md", section)
     print(section)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +80,27 @@ def start_hub(extra: list[str] | None = None, tree: Path = ROOT) -> Target:
     store_pid = int((home / "store" / "valkey.pid").read_text())
     return Target("hub", info["url"].replace("http", "ws") + "/ws", proc,
                   (home / "hub.token").read_text().strip(), store_pid, home)
+
+
+def head_commit() -> str:
+    """This tree's commit, short, to name it in a table."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def checked_out(commit: str) -> Iterator[Path]:
+    """An earlier commit checked out with `git worktree` into a temporary folder (removed after),
+    for a benchmark to start that commit's hub beside this tree's (start_hub(tree=...))."""
+    with tempfile.TemporaryDirectory(prefix="rw-baseline-") as folder:
+        tree = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False,
+                           capture_output=True)
 
 
 def percentiles(samples_ns: list[int]) -> dict:
