@@ -435,13 +435,11 @@ class AskService:
             match effect:
                 case Unindex(recipient, cid):
                     cmds.append(self.store.unindex_cmd(recipient, cid))
-                case Confirm(peer_id, seq):
-                    cmds.append(self.state.confirm_cmd(peer_id, seq))
+                case Confirm() | AppendTrace():
+                    cmds.append(hub.inboxes.effect_cmd(effect))
                 case DropInFlight(peer_id, message_id):
                     if (conn := hub.connections.get(peer_id)) is not None:
                         conn.inflight.pop(message_id, None)
-                case AppendTrace(trace_id, stages, message):
-                    cmds.append(self.state.trace_cmd(trace_id, list(stages), message=message))
                 case MarkClosed(asker, cid):
                     cmds.append(self.store.closed_cmd(asker, cid, hub.process_ref))
                 case Announce(cid, result):

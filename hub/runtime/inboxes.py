@@ -167,14 +167,15 @@ class Inboxes:
 
     def carry_out(self, effects: Iterable[DeliveryEffect]) -> None:
         """Write what a delivery's transitions call for, in one packet nobody waits on."""
-        cmds: list[Command] = []
-        for effect in effects:
-            if isinstance(effect, Confirm):
-                cmds.append(self._store.confirm_cmd(effect.peer_id, effect.seq))
-            else:
-                cmds.append(self._store.trace_cmd(effect.trace_id, list(effect.stages)))
+        cmds = [self.effect_cmd(effect) for effect in effects]
         if cmds:
             self._store.writer.submit(cmds, wait=False)
+
+    def effect_cmd(self, effect: DeliveryEffect) -> Command:
+        """The store command of a delivery effect (the ask's close uses it for its own too)."""
+        if isinstance(effect, Confirm):
+            return self._store.confirm_cmd(effect.peer_id, effect.seq)
+        return self._store.trace_cmd(effect.trace_id, list(effect.stages), message=effect.message)
 
     async def _undeliverable(self, entries: list[InboxEntry]) -> set[int]:
         """The seqs of inbox entries no longer to be delivered (an ask closed while it waited)."""
@@ -229,13 +230,13 @@ class Inboxes:
         for entry in entries:
             if entry.expires_at <= now:
                 continue  # the sweeper records it as expired
-            batch.add(self._store.confirm_cmd(peer.peer_id, entry.seq))
+            batch.extend([self._store.confirm_cmd(peer.peer_id, entry.seq)])
             if entry.seq in dropped:
                 continue
             deliveries.append(decode_as(deliver_frame(entry.seq, entry.payload), Deliver))
-            batch.add(self._store.trace_cmd(entry.trace_id, [
+            batch.extend([self._store.trace_cmd(entry.trace_id, [
                 stage_entry(Stage.SENT, now, self._node, peer_id=peer.peer_id, seq=entry.seq),
-                stage_entry(Stage.RECEIVED, now, self._node, peer_id=peer.peer_id, reason=Reason.TAKEN)]))
+                stage_entry(Stage.RECEIVED, now, self._node, peer_id=peer.peer_id, reason=Reason.TAKEN)])])
         left = batch.add(self._store.inbox_length_cmd(peer.peer_id))
         replies = await self._store.writer.write(*batch.commands)
         return InboxTaken(deliveries=deliveries, remaining=int(batch.reply(replies, left)))

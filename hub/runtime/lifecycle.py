@@ -56,8 +56,7 @@ class PeerLifecycle:
             peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
                               token_digest=token_digest(token), created_at=now, last_seen=now,
                               status=OFFLINE, status_reason="registered")
-            await self._store.writer.write(*self._store.save_peer_cmds(peer))
-            self._registry.put(peer)
+            peer = await self.save(None, peer)
             self._presence.told(peer)
         else:
             peer, token = await self.reissue_token(peer)
@@ -72,13 +71,10 @@ class PeerLifecycle:
             raise HubError(ErrorCode.NAME_TAKEN, f"{name}@{circle} is connected or not an agent; choose another name",
                            {"peer_id": peer.peer_id})
         now = self._now_ms()
-        if peer is None:
-            peer = PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
-                              token_digest=token_digest(new_token()), created_at=now, last_seen=now)
+        known = peer or PeerRecord(peer_id=new_peer_id(), name=name, circle=circle, role="agent",
+                                   token_digest=token_digest(new_token()), created_at=now, last_seen=now)
         # a pane it was linked to before is no longer its own: no transport may type into it
-        peer = entered(peer, gone(reason), pane=None, last_seen=now, agent_pid=agent_pid)
-        await self._store.writer.write(*self._store.save_peer_cmds(peer))
-        self._registry.put(peer)
+        peer = await self.save(peer, entered(known, gone(reason), pane=None, last_seen=now, agent_pid=agent_pid))
         self._presence.told(peer)
         return peer
 
@@ -112,22 +108,21 @@ class PeerLifecycle:
                                              token_digest="", created_at=now, last_seen=now, status=OFFLINE),
                         pane=link, token_digest=token_digest(token), role="agent", status_reason="linking",
                         agent_pid=agent_pid)
-        await self._store.writer.write(*self._store.save_peer_cmds(bound, before))
-        self._registry.put(bound)
+        await self.save(before, bound)
 
         async def undo() -> None:
             if before is None:
                 await self._store.writer.write(*self._store.delete_peer_cmds(bound))
                 self._forget(bound)
                 return
-            await self._store.writer.write(*self._store.save_peer_cmds(before, bound))
-            self._registry.put(before)
+            await self.save(bound, before)
 
         return bound, token, undo
 
-    async def save(self, peer: PeerRecord, changed: PeerRecord) -> PeerRecord:
+    async def save(self, peer: PeerRecord | None, changed: PeerRecord) -> PeerRecord:
         """Write `changed`, the peer's record from now on, then make it the known one; a
-        credential `peer` had and `changed` has not stops working, here and on every node."""
+        credential `peer` (None: a new peer) had and `changed` has not stops working, here and
+        on every node."""
         await self._store.writer.write(*self._store.save_peer_cmds(changed, peer))
         return self._registry.put(changed)
 

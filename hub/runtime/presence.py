@@ -67,13 +67,13 @@ class Presences:
                            {"peer_id": peer.peer_id, "status_reason": peer.status_reason})
         else:   # a note on its transport stays
             peer = self._registry.put(replace(peer, status=presence.status, last_seen=self._now_ms()))
-        self._write(peer, self._node)
+        self._write(peer)
         return peer
 
     def went_offline(self, peer: PeerRecord, reason: str) -> PeerRecord:
         """This node's connection of the peer is gone (closed, cut, replaced by nobody)."""
         peer = self._registry.put(entered(self._registry.current(peer), gone(reason), last_seen=self._now_ms()))
-        self._write(peer, self._node)
+        self._write(peer)
         return peer
 
     def note(self, peer: PeerRecord, reason: str) -> None:
@@ -105,8 +105,9 @@ class Presences:
                 taken.append(peer)
         return taken
 
-    def _write(self, peer: PeerRecord, holder: str) -> None:
-        self._store.writer.submit(self._store.presence_cmds(peer, holder), wait=False)
+    def _write(self, peer: PeerRecord) -> None:
+        """Write the presence of a peer this node holds, and tell the dashboards."""
+        self._store.writer.submit(self._store.presence_cmds(peer, self._node), wait=False)
         self.told(peer)
 
     def told(self, peer: PeerRecord) -> None:

@@ -239,8 +239,9 @@ class QuestionService:
                                        stage_entry(Stage.JOINED, now, hub.node), retention, decision)
         # One batch: the question with its first stages and, when it waits for a person, its
         # place in the pending index (NX: a retry joining it changes nothing there).
-        written = await self.state.writer.write(create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
-        created = parse_create(written[0])
+        (created_reply, *_) = await self.state.writer.write(
+            create, *([self.store.index_cmd(qid, deadline)] if decision is None else []))
+        created = parse_create(created_reply)
         status = created.status
         if status == "mismatch":
             raise HubError(ErrorCode.CONTENT_MISMATCH, "this tool_use_id was asked about before with a different "
