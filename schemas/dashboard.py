@@ -20,7 +20,7 @@ from schemas.rest import PeerState, TraceStage
 MAX_BACKLOG = 1000
 SOCKET_PROTOCOL = "repowire.dashboard"   # the socket's subprotocol; the page also offers `repowire.key.<key>`
 Cursor = Annotated[str, Meta(max_length=64, description="an event id such as `1763900000000-0`, as the hub sent it")]
-EventKind = Literal["presence", "peer_deleted", "traces", "question", "question_decided"]
+EventKind = Literal["presence", "peer_deleted", "traces", "question", "question_decided", "job"]
 
 
 class _Frame(Struct, tag_field="type", omit_defaults=True):
@@ -47,8 +47,9 @@ class Subscribed(_Frame, tag="subscribed"):
 class Event(_Frame, tag="event"):
     """What happened. presence: `{peer_id, status, reason, peer}`; peer_deleted: `{peer_id}`;
     question: the question as `GET /questions/{id}` shows it; question_decided:
-    `{correlation_id, decision, answered_by, reason}` (these four also have the `node` that
-    wrote them and `at`, ms); traces: a list of `{trace_id, stages, message?}`, the trace
+    `{correlation_id, decision, answered_by, reason}`; job: `{job_id, kind, state, reason}`
+    (a job was made, started, ended or cancelled; these five also have the `node` that wrote
+    them and `at`, ms); traces: a list of `{trace_id, stages, message?}`, the trace
     stages a node wrote within 10 ms (message: kind, from, to, text preview of a notify, ask,
     ack, reply or answer; each stage has its own node and time)."""
     cursor: Cursor
@@ -87,6 +88,16 @@ class QuestionSettled(DecisionInfo, kw_only=True):
     at: int
 
 
+class JobChanged(Struct, kw_only=True, omit_defaults=True):
+    """`job`: a job was made, started, ended or cancelled (GET /jobs/{id}/status has the rest)."""
+    job_id: str
+    kind: Literal["work", "recurring"]
+    state: str
+    reason: str | None = None
+    node: str
+    at: int
+
+
 class MessagePreview(Struct, kw_only=True, omit_defaults=True):
     """What the feed shows of a message that starts or closes with a trace: who sent it, to
     whom, what kind, and its text cut at 2,000 characters (`truncated`)."""
@@ -113,7 +124,7 @@ class TracesChanged(Struct, kw_only=True, omit_defaults=True):
     message: MessagePreview | None = None
 
 
-EventData = PresenceChanged | PeerGone | QuestionShown | QuestionSettled
+EventData = PresenceChanged | PeerGone | QuestionShown | QuestionSettled | JobChanged
 
 
 DashboardClientFrame = Subscribe | Ping

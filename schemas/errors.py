@@ -63,6 +63,9 @@ class ErrorCode(StrEnum):
     SCHEDULE_NOT_FOUND = "schedule_not_found"
     SCHEDULE_FINISHED = "schedule_finished"
     TOO_MANY_SCHEDULES = "too_many_schedules"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_FINISHED = "job_finished"
+    TOO_MANY_JOBS = "too_many_jobs"
     ATTACHMENT_NOT_FOUND = "attachment_not_found"
     ATTACHMENT_TOO_LARGE = "attachment_too_large"
     ATTACHMENT_QUOTA_EXCEEDED = "attachment_quota_exceeded"
@@ -152,6 +155,11 @@ ERROR_TABLE: dict[ErrorCode, CodeInfo] = {
     ErrorCode.SCHEDULE_FINISHED: CodeInfo(409, None, "the schedule has fired for the last time; it cannot be "
                                                      "paused or resumed"),
     ErrorCode.TOO_MANY_SCHEDULES: CodeInfo(507, None, "the peer holds its most schedules; delete some first"),
+    ErrorCode.JOB_NOT_FOUND: CodeInfo(404, None, "no job with that id (a work item, or a recurring job `cal-…`)"),
+    ErrorCode.JOB_FINISHED: CodeInfo(409, None, "the job is over (succeeded, failed, cancelled, timed out or lost); "
+                                                "there is nothing to cancel"),
+    ErrorCode.TOO_MANY_JOBS: CodeInfo(507, None, "the peer has as many jobs queued, running or recurring as it may; "
+                                                 "wait for some to end or cancel them"),
     ErrorCode.ATTACHMENT_NOT_FOUND: CodeInfo(404, None, "no attachment with that id that you may use (unknown, "
                                                         "expired, or uploaded by another peer)"),
     ErrorCode.ATTACHMENT_TOO_LARGE: CodeInfo(413, None, "the file is larger than the hub's per-file limit; nothing "

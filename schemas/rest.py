@@ -698,3 +698,123 @@ class QuestionWaiting(Struct, kw_only=True, tag_field="type", tag="question_wait
     summary: str
     url: str | None
     question: WaitingQuestion
+
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out", "lost"]
+RecurringState = Literal["active", "done", "cancelled"]
+Argument = Annotated[str, Meta(max_length=4096)]
+
+
+class JobRequest(Struct, kw_only=True, omit_defaults=True):
+    """POST /jobs: work for a peer (`peer`: delivered as an ask; its reply is the result) or for
+    a fresh agent process (`path` + `backend`: the hub runs that backend's non-interactive
+    command in that folder). Now, at `at` (once), or on `cron` in `timezone` (recurring: each
+    fire is a work item of its own). `process_scope` (path jobs): `per_fire`, a short-lived
+    executor per run (the default), or `session`, one executor kept for the job's runs.
+    `continuity`: `fresh` (the default for a one-time job) or `resume` (the default for a
+    recurring one: the next fire resumes the backend's own session when its id is known).
+    `command`: the argument list the `command` backend runs (a person's jobs only)."""
+    prompt: Annotated[str, Meta(min_length=1)]
+    peer: Address | None = None
+    path: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    backend: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    command: Annotated[list[Argument], Meta(min_length=1, max_length=64)] | None = None
+    process_scope: Literal["per_fire", "session"] | None = None
+    continuity: Literal["fresh", "resume"] | None = None
+    at: IsoTime | None = None
+    cron: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
+
+
+class JobTarget(Struct, kw_only=True, omit_defaults=True):
+    """Where the work goes: a peer, or a folder and a backend (with the command it runs, for
+    the `command` backend; the summary view leaves the command out)."""
+    peer: PeerBrief | None = None
+    path: str | None = None
+    backend: str | None = None
+    command: list[str] | None = None
+
+
+class JobResult(Struct, kw_only=True, omit_defaults=True):
+    """What a run came to: the reply's or the backend's final text (or the last lines it
+    printed), trimmed; the exit code of a path job's executor; the error when it failed."""
+    summary: str = ""
+    exit_code: int | None = None
+    error: str | None = None
+    output_bytes: int | None = None
+
+
+class JobDelivery(Struct, kw_only=True, omit_defaults=True):
+    """A peer job's ask: its correlation id, its trace, and how far it got."""
+    correlation_id: Hex128
+    trace_id: Hex128
+    state: str
+
+
+class JobRunner(Struct, kw_only=True, omit_defaults=True):
+    """The run in progress or the last one: which node, which attempt, the executor's pid."""
+    node: str
+    attempt: int
+    pid: int | None = None
+    executor: Literal["per_fire", "session", "ask"] | None = None
+
+
+class JobStage(Struct, kw_only=True, omit_defaults=True):
+    """One step of a work item's trace: queued, started, executor, session, succeeded, failed,
+    cancelled, timed_out, lost, adopted; or, for a recurring job, one fire."""
+    stage: str
+    at: str
+    node: str | None = None
+    detail: str | None = None
+    work_id: str | None = None
+    fire: int | None = None
+
+
+class JobProgress(Struct, kw_only=True):
+    at: str
+    text: str
+
+
+class JobView(Struct, kw_only=True, omit_defaults=True):
+    """A work item (`kind: work`) or a recurring job (`kind: recurring`, id `cal-…`). The
+    summary view keeps ids, state, times, owner, target and delivery, and the result's
+    summary; the full view adds the prompt, the request as sent, who made it and how
+    (`provenance`), the runner, the progress and the trace."""
+    id: str
+    kind: Literal["work", "recurring"]
+    state: str
+    reason: str | None = None
+    owner: PeerBrief
+    target: JobTarget
+    process_scope: Literal["per_fire", "session"] | None = None
+    continuity: Literal["fresh", "resume"] | None = None
+    timeout_s: float | None = None
+    created_at: str
+    updated_at: str | None = None
+    due_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    at: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    next_fire_at: str | None = None
+    fires: int | None = None
+    last_work_id: str | None = None
+    template_id: str | None = None
+    fire: int | None = None
+    node: str | None = None
+    runtime_session_id: str | None = None
+    result: JobResult | None = None
+    delivery: JobDelivery | None = None
+    prompt: str | None = None
+    request: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    runner: JobRunner | None = None
+    progress: list[JobProgress] | None = None
+    trace: list[JobStage] | None = None
+
+
+class JobList(Struct):
+    work: list[JobView]
+    recurring: list[JobView]

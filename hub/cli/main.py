@@ -16,6 +16,7 @@ from pathlib import Path
 from hub import __version__
 from hub.cli.failures import CommandFailed
 from hub.core.attachments import AttachmentPolicy, MiB
+from hub.core.jobs import JobPolicy
 from hub.core.settings import Limits
 from schemas.local import DEFAULT_HOST, DEFAULT_PORT
 from schemas.names import BACKENDS, SESSION_HOOK_EVENTS
@@ -67,6 +68,10 @@ COMMANDS: dict[tuple[str, str | None], str] = {
     ("schedule", "resume"): "hub.cli.schedule_commands:change",
     ("schedule", "rm"): "hub.cli.schedule_commands:change",
     ("schedules", None): "hub.cli.schedule_commands:listing",
+    ("jobs", None): "hub.cli.job_commands:listing",
+    ("jobs", "add"): "hub.cli.job_commands:add",
+    ("jobs", "show"): "hub.cli.job_commands:show",
+    ("jobs", "cancel"): "hub.cli.job_commands:cancel",
     ("attachments", "put"): "hub.cli.attachment_commands:put",
     ("attachments", "get"): "hub.cli.attachment_commands:get",
 }
@@ -136,6 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule-lease", type=float, default=30.0,
                    help="seconds after which another hub node sends a fire whose node claimed it and "
                         "did not finish (default 30)")
+    jobs = JobPolicy()
+    s.add_argument("--max-jobs", type=int, default=jobs.max_per_peer,
+                   help=f"most jobs one peer (or the operator) may have queued, running or recurring "
+                        f"(default {jobs.max_per_peer})")
+    s.add_argument("--max-executors", type=int, default=jobs.max_running_per_node,
+                   help="most job executor processes this node runs at once; more jobs wait queued "
+                        f"(default {jobs.max_running_per_node})")
+    s.add_argument("--job-output-max", type=int, default=jobs.max_output_bytes, metavar="BYTES",
+                   help="most bytes one job run may print; more ends it as failed with output_limit "
+                        f"(default {jobs.max_output_bytes:,})")
+    s.add_argument("--job-timeout", type=float, default=jobs.default_timeout_s,
+                   help=f"seconds a job run may take when the job names no timeout_s (default {jobs.default_timeout_s:g})")
+    s.add_argument("--job-lease", type=float, default=jobs.lease_s,
+                   help="seconds after which a run whose hub node stopped renewing it is recorded lost "
+                        f"(default {jobs.lease_s:g})")
+    s.add_argument("--job-env", action="append", default=[], metavar="NAME",
+                   help="also pass this variable of the hub's environment to job executors (repeatable; "
+                        "PATH, HOME, the locale and each backend's own, such as ANTHROPIC_*, always pass)")
     attach = AttachmentPolicy()
     s.add_argument("--attachment-max-bytes", type=int, default=attach.max_file_bytes,
                    help=f"largest file one upload may be (default {attach.max_file_bytes // MiB} MiB)")
@@ -247,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _approval_parsers(sub)
     _schedule_parsers(sub)
+    _job_parsers(sub)
     _attachment_parsers(sub)
     _pane_parsers(sub)
     return parser
@@ -309,6 +333,38 @@ def _attachment_parsers(sub) -> None:
     get = att_sub.add_parser("get", help="save an attachment (checked against its SHA-256)")
     get.add_argument("id", help="the attachment id (a delivery's attachments[].id)")
     get.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save it; `-` for stdout")
+
+
+def _job_parsers(sub) -> None:
+    """Jobs: durable tracked work."""
+    jobs = sub.add_parser("jobs", help="hand off work to a peer or to a fresh agent process in a folder, and follow it",
+                          description="Durable tracked work. Examples: repowire jobs add 'review the diff' --peer "
+                                      "reviewer; repowire jobs add 'summarise new issues' --path ~/src/app --backend "
+                                      "claude --cron '0 9 * * mon-fri'; repowire jobs show ID; repowire jobs cancel ID")
+    jobs.add_argument("--summary", action="store_true", help="the summary view (no prompts, progress or traces)")
+    jobs.add_argument("--peer", dest="owner", metavar="PEER", help="only the jobs this peer made (name, id, or `operator`)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs_sub = jobs.add_subparsers(dest="action", metavar="ACTION")
+    add = jobs_sub.add_parser("add", help="make a job (now, --at once, or --cron recurring)")
+    add.add_argument("prompt", help="what to do")
+    add.add_argument("--peer", help="give it to this peer (name, name@circle or id), as an ask whose reply is the result")
+    add.add_argument("--path", help="run a backend in this folder instead (with --backend)")
+    add.add_argument("--backend", help="claude, codex, or command (a person's jobs; the arguments after `--`)")
+    add.add_argument("--scope", choices=["per_fire", "session"],
+                     help="per_fire: a short-lived executor for each run (default); session: one kept for the job's runs")
+    add.add_argument("--continuity", choices=["fresh", "resume"],
+                     help="resume: a fire continues the backend's own session (default for --cron); fresh: never")
+    add.add_argument("--at", metavar="WHEN", help="once, later: ISO 8601 or +90s, +15m, +2h, +1d")
+    add.add_argument("--cron", metavar="EXPR", help="recurring: minute hour day-of-month month day-of-week")
+    add.add_argument("--timezone", default="UTC", help="IANA zone for --cron and for --at without an offset (default UTC)")
+    add.add_argument("--timeout", type=float, help="seconds one run may take")
+    add.add_argument("--wait", action="store_true", help="wait until the job (a work item) is over, then print it")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add.add_argument("argv", nargs="*", metavar="COMMAND", help="the command backend's arguments, after `--`")
+    for action, text in (("show", "a job with its progress and trace"), ("cancel", "cancel a job (and end its run)")):
+        a = jobs_sub.add_parser(action, help=text)
+        a.add_argument("id", help="the job id (from `repowire jobs`)")
+        a.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _schedule_parsers(sub) -> None:

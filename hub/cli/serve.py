@@ -29,6 +29,7 @@ from hub.core.asks import AskPolicy
 from hub.core.attachments import AttachmentPolicy
 from hub.core.errors import HubError
 from hub.core.ids import new_token
+from hub.core.jobs import JobPolicy
 from hub.core.nodes import LeaseHolder
 from hub.core.schedules import SchedulePolicy
 from hub.core.settings import AlertSettings, Settings, parse_limits
@@ -304,6 +305,9 @@ def serve_command(args) -> int:
                         alerts=alert_settings(args, home),
                         schedules=SchedulePolicy(max_per_peer=args.max_schedules, grace_s=args.schedule_grace,
                                                  claim_lease_s=args.schedule_lease),
+                        jobs=JobPolicy(max_per_peer=args.max_jobs, max_running_per_node=args.max_executors,
+                                       max_output_bytes=args.job_output_max, default_timeout_s=args.job_timeout,
+                                       lease_s=args.job_lease, env_names=tuple(args.job_env)),
                         attachments=AttachmentPolicy(max_file_bytes=args.attachment_max_bytes,
                                                      max_peer_bytes=args.attachment_peer_quota,
                                                      max_hub_bytes=args.attachment_hub_quota,

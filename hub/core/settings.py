@@ -8,6 +8,7 @@ from pathlib import Path
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
 from hub.core.attachments import AttachmentPolicy
+from hub.core.jobs import JobPolicy
 from hub.core.schedules import SchedulePolicy
 
 
@@ -91,6 +92,7 @@ class Settings:
     asks: AskPolicy = field(default_factory=AskPolicy)
     questions: QuestionPolicy = field(default_factory=QuestionPolicy)
     schedules: SchedulePolicy = field(default_factory=SchedulePolicy)
+    jobs: JobPolicy = field(default_factory=JobPolicy)
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 

@@ -1,14 +1,14 @@
-"""The hub's event stream (the dashboard's feed): what happened to peers and questions, appended
+"""The hub's event stream (the dashboard's feed): what happened to peers, questions and jobs, appended
 to the store in order and bounded in length."""
 
 from __future__ import annotations
 
 from hub.store.state import StoreState
 from schemas.codec import encode
-from schemas.dashboard import EventData, PeerGone, PresenceChanged, QuestionSettled, QuestionShown
+from schemas.dashboard import EventData, JobChanged, PeerGone, PresenceChanged, QuestionSettled, QuestionShown
 
 EVENT_KINDS: dict[type, str] = {PresenceChanged: "presence", PeerGone: "peer_deleted", QuestionShown: "question",
-                                QuestionSettled: "question_decided"}
+                                QuestionSettled: "question_decided", JobChanged: "job"}
 
 
 class EventLog:

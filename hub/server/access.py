@@ -5,7 +5,7 @@ test with an agent's token (promise 9: an agent is itself and nothing more).
 - `public`: no token (the page, its sign-in, health).
 - `any token`: every caller gets the same answer (the peer directory, who am I).
 - `own`: an agent acts on and reads only its own things (its messages, asks, questions, inbox,
-  schedules, attachments, traces it is part of, its own pane); a person sees everyone's. The
+  schedules, jobs, attachments, traces it is part of, its own pane); a person sees everyone's. The
   service behind the route checks ownership.
 - `person`: the operator (hub token, Unix socket, signed-in dashboard) or a peer with the person
   role; an agent's token is `403 forbidden` before anything is read or written.
@@ -53,6 +53,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/schedules"): OWN, ("GET", "/schedules"): OWN, ("GET", "/schedules/{schedule_id}"): OWN,
     ("DELETE", "/schedules/{schedule_id}"): OWN, ("POST", "/schedules/{schedule_id}/pause"): OWN,
     ("POST", "/schedules/{schedule_id}/resume"): OWN,
+    ("POST", "/jobs"): OWN, ("GET", "/jobs"): OWN, ("GET", "/jobs/{job_id}/status"): OWN,
+    ("POST", "/jobs/{job_id}/cancel"): OWN,
     ("POST", "/attachments"): OWN, ("GET", "/attachments/{attachment_id}"): OWN,
     ("GET", "/traces/{trace_id}"): OWN,
     ("GET", "/dashboard"): Access.PUBLIC, ("GET", "/dashboard/{name}"): Access.PUBLIC,

@@ -37,13 +37,14 @@ from hub.runtime.attachments import AttachmentService
 from hub.runtime.credentials import Sender
 from hub.runtime.dashboard import DashboardAccess, DashboardFeed
 from hub.runtime.hub import Hub
+from hub.runtime.jobs import JobService
 from hub.runtime.mesh import Mesh, claim_node_name, new_lease_holder
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
 from hub.runtime.sessions import SessionService
-from hub.server import approvals, attachments, dashboard, panes, rest, schedules, sessions
+from hub.server import approvals, attachments, dashboard, jobs, panes, rest, schedules, sessions
 from hub.server.access import with_access
 from hub.server.dashboard import question_link
 from hub.server.guard import LocalGuard, default_hosts, default_origins
@@ -56,6 +57,7 @@ from hub.store.attachments import AttachmentStore
 from hub.store.bus import NodeBus
 from hub.store.connect import open_client
 from hub.store.dashboard import DashboardStore
+from hub.store.jobs import JobStore
 from hub.store.questions import QuestionStore
 from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
@@ -112,6 +114,10 @@ ROUTES = with_access([
     Route("/schedules/{schedule_id}", schedules.delete, methods=["DELETE"]),
     Route("/schedules/{schedule_id}/pause", schedules.pause, methods=["POST"]),
     Route("/schedules/{schedule_id}/resume", schedules.resume, methods=["POST"]),
+    Route("/jobs", jobs.create, methods=["POST"]),
+    Route("/jobs", jobs.list_jobs, methods=["GET"]),
+    Route("/jobs/{job_id}/status", jobs.status, methods=["GET"]),
+    Route("/jobs/{job_id}/cancel", jobs.cancel, methods=["POST"]),
     Route("/attachments", attachments.upload, methods=["POST"]),
     Route("/attachments/{attachment_id}", attachments.download, methods=["GET"]),
     Route("/internal/attachments/{attachment_id}", attachments.from_node, methods=["GET"]),
@@ -251,6 +257,9 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             schedule_service = ScheduleService(hub, state, asks, ScheduleStore(client), settings.schedules, notice_client)
             schedule_service.start()
             started.push_async_callback(schedule_service.stop)
+            job_service = JobService(hub, state, asks, JobStore(client), settings.jobs, notice_client)
+            job_service.start()
+            started.push_async_callback(job_service.stop)
             attachment_service = AttachmentService(hub, AttachmentStore(client, settings.node), settings.attachments,
                                                    settings.home / "attachments" / settings.node, url=settings.node_url)
             await attachment_service.start()
@@ -262,7 +271,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             app.state.services = Services(
                 hub=hub, asks=asks, questions=questions, policies=policies, panes=pane_service,
                 sessions=SessionService(hub, pane_service, questions, policies), schedules=schedule_service,
-                attachments=attachment_service, dashboard_access=access, dashboard_feed=feed, http=http)
+                jobs=job_service, attachments=attachment_service, dashboard_access=access, dashboard_feed=feed, http=http)
             hub_file = write_hub_file(settings, os.getpid())
             started.callback(hub_file.unlink, missing_ok=True)
             if announce is not None:

@@ -12,6 +12,7 @@ from hub.runtime.asks import AskService
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.dashboard import DashboardAccess, DashboardFeed
 from hub.runtime.hub import Hub
+from hub.runtime.jobs import JobService
 from hub.runtime.panes import PaneService
 from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
@@ -28,6 +29,7 @@ class Services:
     panes: PaneService
     sessions: SessionService
     schedules: ScheduleService
+    jobs: JobService
     attachments: AttachmentService
     dashboard_access: DashboardAccess
     dashboard_feed: DashboardFeed

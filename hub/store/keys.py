@@ -152,3 +152,41 @@ def dashboard_link(code_digest: str) -> str:
 
 def dashboard_session(secret_digest: str) -> str:
     return f"{PREFIX}:dashboard:session:{secret_digest}"
+
+
+# ---- jobs: a job's hash, its trace and its progress share the tag of the job; the work items a
+# recurring job (`cal-<tag>`) fires are `<tag>.<n>`, in the same slot, so that a fire makes its
+# work item in the one script that advances the template.
+JOBS_WORK = f"{PREFIX}:jobs:work"            # zset work item id -> created_at (ms)
+JOBS_RECURRING = f"{PREFIX}:jobs:recurring"  # zset recurring job id -> created_at (ms)
+JOBS_DUE = f"{PREFIX}:jobs:due"              # zset: queued work -> when it may start; recurring -> next fire
+JOBS_RUNNING = f"{PREFIX}:jobs:running"      # zset running work item id -> when its node's lease on it ends
+JOBS_CHANGED = f"{PREFIX}:jobs:changed"      # pub/sub channel: new work, a cancel; wakes the nodes' timers
+
+
+def job_tag(job_id: str) -> str:
+    return job_id.removeprefix("cal-").split(".", 1)[0]
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{{{job_tag(job_id)}}}:{job_id}"
+
+
+def job_trace(job_id: str) -> str:
+    """list of a work item's stages (or a recurring job's fires), oldest first, bounded"""
+    return f"{PREFIX}:job:{{{job_tag(job_id)}}}:{job_id}:trace"
+
+
+def job_progress(job_id: str) -> str:
+    """list of a work item's progress entries, bounded to the newest"""
+    return f"{PREFIX}:job:{{{job_tag(job_id)}}}:{job_id}:progress"
+
+
+def jobs_of(peer_id: str) -> str:
+    """zset of the job ids a peer made (work and recurring) -> created_at"""
+    return f"{PREFIX}:jobs:by:{{{peer_id}}}"
+
+
+def jobs_open_of(peer_id: str) -> str:
+    """set of the jobs a peer made that are not over (its limit counts these)"""
+    return f"{PREFIX}:jobs:open:{{{peer_id}}}"

@@ -288,9 +288,102 @@ if #rows < tonumber(ARGV[3]) then return {0, 0} end
 return {0, tonumber(string.match(rows[#rows][1], '^(%d+)'))}
 """
 
+# ---- jobs. A work item's hash has `state` (queued, running, then one final state), and while
+# running the `node`, `instance` and `attempt` of the run; only that run may finish it.
+
+# KEYS: work hash, its trace. ARGV: node, instance, now, stage JSON, trace length. Starts a
+# queued work item, once. Returns the attempt number, or 0 when it is not queued.
+JOB_CLAIM = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'node', ARGV[1], 'instance', ARGV[2], 'started_at', ARGV[3],
+           'updated_at', ARGV[3])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+return attempt
+"""
+
+# KEYS: work hash, its trace. ARGV: node, instance, attempt, final state, reason, now, stage
+# JSON, trace length, then field/value pairs to set (result, session id). Ends the run that
+# `node/instance/attempt` names, once. Returns 1, or 0 when that run is not the one running.
+JOB_FINISH = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'node') ~= ARGV[1]
+   or redis.call('HGET', KEYS[1], 'instance') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'reason', ARGV[5], 'finished_at', ARGV[6], 'updated_at', ARGV[6])
+if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end
+redis.call('RPUSH', KEYS[2], ARGV[7])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+return 1
+"""
+
+# KEYS: job hash, its trace. ARGV: now, stage JSON, trace length. Cancels a work item that is
+# queued or running, or a recurring job that is active. Returns {'ok', state before, node,
+# instance}, {'over', state} or {'missing'}.
+JOB_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= 'queued' and state ~= 'running' and state ~= 'active' then return {'over', state} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'reason', 'cancelled', 'finished_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+return {'ok', state, redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'instance') or ''}
+"""
+
+# KEYS: recurring job hash, its fire history, the new work hash, its trace. ARGV: due, next due
+# ('' = none), work id, work body JSON, now, fire entry JSON, stage JSON, history length.
+# Fires the occurrence `due` once: makes its work item, queued, and moves the recurring job on.
+# Returns {'ok', fire number}, {'inactive', state}, {'moved', next due} or {'missing'}.
+JOB_FIRE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= 'active' then return {'inactive', state} end
+local due = redis.call('HGET', KEYS[1], 'next_fire_at')
+if due ~= ARGV[1] then return {'moved', due or ''} end
+local n = redis.call('HINCRBY', KEYS[1], 'fires', 1)
+redis.call('HSET', KEYS[1], 'next_fire_at', ARGV[2], 'last_work', ARGV[3], 'updated_at', ARGV[5])
+if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[5]) end
+redis.call('HSET', KEYS[3], 'body', ARGV[4], 'state', 'queued', 'due_at', ARGV[5], 'updated_at', ARGV[5],
+           'attempt', 0, 'fire', n)
+redis.call('RPUSH', KEYS[2], ARGV[6])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+redis.call('RPUSH', KEYS[4], ARGV[7])
+return {'ok', n}
+"""
+
+# KEYS: work hash, its trace. ARGV: node, instance, attempt, now, stage JSON, trace length,
+# reason. A run whose node (or this node's earlier life) is gone: lost, once. Returns 1 or 0.
+JOB_LOSE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'node') ~= ARGV[1]
+   or redis.call('HGET', KEYS[1], 'instance') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'lost', 'reason', ARGV[7], 'finished_at', ARGV[4], 'updated_at', ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[5])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+return 1
+"""
+
+# KEYS: work hash, its trace. ARGV: node, instance, attempt, new node, new instance, now, stage
+# JSON, trace length. Another process follows a run on (an ask, which lives in the store).
+# Returns 1, or 0 when that run is not the one running.
+JOB_ADOPT = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'node') ~= ARGV[1]
+   or redis.call('HGET', KEYS[1], 'instance') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[4], 'instance', ARGV[5], 'updated_at', ARGV[6])
+redis.call('RPUSH', KEYS[2], ARGV[7])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+return 1
+"""
+
 ALL = {"ENQUEUE": ENQUEUE, "SET_PRESENCE": SET_PRESENCE, "CREATE_ASK": CREATE_ASK, "CLOSE_ASK": CLOSE_ASK, "TRACE": TRACE, "CONFIRM_UPTO": CONFIRM_UPTO, "EXPIRE_HEAD": EXPIRE_HEAD,
        "CREATE_QUESTION": CREATE_QUESTION, "DECIDE_QUESTION": DECIDE_QUESTION,
        "CLAIM_FIRE": CLAIM_FIRE, "FINISH_FIRE": FINISH_FIRE, "TAKE_OVER_FIRE": TAKE_OVER_FIRE,
        "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE, "COMMIT_ATTACHMENT": COMMIT_ATTACHMENT,
-       "DELETE_ATTACHMENT": DELETE_ATTACHMENT, "GRANT_ATTACHMENT": GRANT_ATTACHMENT, "INBOX_HOLDS": INBOX_HOLDS}
+       "DELETE_ATTACHMENT": DELETE_ATTACHMENT, "GRANT_ATTACHMENT": GRANT_ATTACHMENT, "INBOX_HOLDS": INBOX_HOLDS,
+       "JOB_CLAIM": JOB_CLAIM, "JOB_FINISH": JOB_FINISH, "JOB_CANCEL": JOB_CANCEL, "JOB_FIRE": JOB_FIRE,
+       "JOB_LOSE": JOB_LOSE, "JOB_ADOPT": JOB_ADOPT}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}
