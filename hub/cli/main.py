@@ -360,7 +360,9 @@ def _job_parsers(sub) -> None:
     add.add_argument("--timeout", type=float, help="seconds one run may take")
     add.add_argument("--wait", action="store_true", help="wait until the job (a work item) is over, then print it")
     add.add_argument("--json", action="store_true", help="print JSON")
-    add.add_argument("argv", nargs="*", metavar="COMMAND", help="the command backend's arguments, after `--`")
+    add.set_defaults(argv=[])
+    add.epilog = ("The command backend runs the argument list given after `--`, e.g. `repowire jobs add 'tidy' --path "
+                  "/srv/app --backend command -- python3 tidy.py`; the prompt reaches it on standard input.")
     for action, text in (("show", "a job with its progress and trace"), ("cancel", "cancel a job (and end its run)")):
         a = jobs_sub.add_parser(action, help=text)
         a.add_argument("id", help="the job id (from `repowire jobs`)")
@@ -555,7 +557,15 @@ def _approval_parsers(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    rest: list[str] = []
+    if "--" in argv:   # what follows is an argument list to run (`jobs add … -- COMMAND`), never parsed
+        argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
+    if rest:
+        if not hasattr(args, "argv"):
+            parser.error(f"unrecognized arguments: -- {' '.join(rest)}")
+        args.argv = rest
     if args.command is None:
         parser.print_help()
         return 2
