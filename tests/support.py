@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+import redis.asyncio as redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from hub.store.embedded import find_server_binary
@@ -313,3 +314,25 @@ def person_watching(hub: HubProcess, log: Path | None = None) -> Iterator[Path]:
     finally:
         process.kill()
         process.wait(10)
+
+
+async def bring_forward(store_url: str, template_id: str) -> int:
+    """Make the recurring job's next occurrence due now (as if its minute had come), and wake
+    the hubs: the store's due index and the template's next fire time, as the hub writes them."""
+    client = redis.Redis.from_url(store_url)
+    try:
+        tag = template_id.removeprefix("cal-")
+        key = f"rw:job:{{{tag}}}:{template_id}"
+        due = int(time.time() * 1000) - 1
+        assert await client.hget(key, "state") == b"active"
+        await client.hset(key, "next_fire_at", due)
+        await client.zadd("rw:jobs:due", {template_id: due})
+        await client.publish("rw:jobs:changed", template_id)
+        return due
+    finally:
+        await client.aclose()
+
+
+def fire_of(template_id: str, due: int) -> str:
+    """The id of the work item a recurring job's occurrence `due` makes (hub.core.jobs)."""
+    return f"{template_id.removeprefix('cal-')}.{due}"

@@ -15,9 +15,8 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
-import redis.asyncio as redis
 
-from tests.support import eventually, process_gone, repowire, wait_until
+from tests.support import bring_forward, eventually, fire_of, process_gone, repowire, wait_until
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "lost")
 SUMMARY_KEYS_LEFT_OUT = {"prompt", "request", "provenance", "runner", "progress", "trace"}
@@ -349,23 +348,6 @@ async def test_a_peer_job_whose_ask_expires_is_timed_out(hub):
 
 # ---- recurring jobs ----------------------------------------------------------------------------
 
-async def bring_forward(store_url: str, template_id: str) -> int:
-    """Make the recurring job's next occurrence due now (as if its minute had come), and wake
-    the hubs: the store's due index and the template's next fire time, as the hub writes them."""
-    client = redis.Redis.from_url(store_url)
-    try:
-        tag = template_id.removeprefix("cal-")
-        key = f"rw:job:{{{tag}}}:{template_id}"
-        due = int(time.time() * 1000) - 1
-        assert await client.hget(key, "state") == b"active"
-        await client.hset(key, "next_fire_at", due)
-        await client.zadd("rw:jobs:due", {template_id: due})
-        await client.publish("rw:jobs:changed", template_id)
-        return due
-    finally:
-        await client.aclose()
-
-
 RESUMABLE = """
     import json, os, sys, uuid
     prompt = sys.stdin.read()
@@ -388,7 +370,7 @@ async def test_each_fire_of_a_recurring_job_is_a_work_item_that_resumes_the_last
     results = []
     for fire in (1, 2):
         due = await bring_forward(shared_store, template_id)
-        work_id = f"{template_id.removeprefix('cal-')}.{due}"
+        work_id = fire_of(template_id, due)
         job = await settled(hub, await eventually(
             lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200 and work_id),
             15, "the fire's work item"))
@@ -428,7 +410,7 @@ async def test_a_session_scoped_recurring_job_keeps_one_executor_for_its_runs(sh
     jobs = []
     for _ in range(2):
         due = await bring_forward(shared_store, template_id)
-        work_id = f"{template_id.removeprefix('cal-')}.{due}"
+        work_id = fire_of(template_id, due)
         await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
                          15, "the fire's work item")
         jobs.append(await settled(hub, work_id))

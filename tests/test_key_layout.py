@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
+from hub.core.jobs import work_id_of_fire
 from hub.core.peers import PeerRecord
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
+from hub.store.jobs import JobStore
 from hub.store.questions import QuestionStore
 from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
@@ -46,6 +48,11 @@ def built_commands() -> list[tuple]:
         ScheduleStore.claim_send_cmd(SCHEDULE, 1, 2, b"{}", 1, "n1"),
         ScheduleStore.finish_cmd(SCHEDULE, b"{}", {}, "fired"),
         AttachmentStore.grant_cmd("f6" * 16, [PEER], [f"inbox|{PEER}|{MESSAGE}"]),
+        JobStore.claim_cmd(MESSAGE, "n1", "i", 1, {}), JobStore.cancel_cmd(f"cal-{MESSAGE}", 1, {}),
+        JobStore.finish_cmd(MESSAGE, "n1", "i", 1, "succeeded", "", 1, {}, {"result": "{}"}),
+        JobStore.lose_cmd(MESSAGE, "n1", "i", 1, 1, {}, "node_gone"),
+        JobStore.adopt_cmd(MESSAGE, "n1", "i", 1, "n2", "j", 1, {}),
+        JobStore.fire_cmds(f"cal-{MESSAGE}", PEER, 1, 2, work_id_of_fire(f"cal-{MESSAGE}", 1), {}, 1, {}, {})[1],
     ]
 
 

@@ -13,16 +13,18 @@ import orjson
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from schemas.names import tmux_bridge_name
-from tests.support import start_recorder, wait_until
+from tests.support import eventually, start_recorder, wait_until
 from tests.test_sessions import claude_payload, context_of, hook, pane_pid, received
 
 TOOLS = {"whoami", "list_peers", "notify", "ask", "wait_for_reply", "ack", "answer", "pending_asks", "inbox",
-         "wait_for_message"}
+         "wait_for_message", "job_add", "job_status", "job_list", "job_cancel"}
 
 
-async def mcp_session(stack: AsyncExitStack, hub, agent_pid: int) -> ClientSession:
+async def mcp_session(stack: AsyncExitStack, hub, agent_pid: int, token: str | None = None) -> ClientSession:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPOWIRE_", "TMUX"))}
     env.update({"REPOWIRE_HOME": str(hub.home), "REPOWIRE_AGENT_PID": str(agent_pid)})
+    if token is not None:
+        env["REPOWIRE_TOKEN"] = token
     params = StdioServerParameters(command=sys.executable, args=["-m", "hub.cli.main", "mcp"], env=env)
     read, write = await stack.enter_async_context(stdio_client(params))
     session = await stack.enter_async_context(ClientSession(read, write))
@@ -89,5 +91,34 @@ def test_the_mcp_server_says_when_the_session_is_not_on_the_hub(hub, tmp_path):
             session = await mcp_session(stack, hub, 1)
             result = await session.call_tool("whoami", {})
             assert result.is_error and "not on the hub" in result.content[0].text
+
+    asyncio.run(check())
+
+
+def test_an_agent_hands_off_a_job_and_follows_it_through_the_mcp_tools(hub, tmp_path):
+    async def check() -> None:
+        async with AsyncExitStack() as stack, hub.client("lead") as lead, hub.client("reviewer") as reviewer:
+            session = await mcp_session(stack, hub, 1, token=lead.token)
+            added = await tool(session, "job_add", prompt="review the migration", peer="reviewer", timeout_s=60)
+            assert (added["kind"], added["target"]) == ("work", "reviewer@default")
+            assert added["state"] in ("queued", "running")
+            ask = await reviewer.receive(15)
+            assert (ask["kind"], ask["text"], ask["from"]["name"]) == ("ask", "review the migration", "lead")
+            await reviewer.ack(ask["correlation_id"], "ship it")
+
+            async def done():
+                status = await tool(session, "job_status", id=added["id"])
+                return status if status["state"] == "succeeded" else None
+            followed = await eventually(done, 15, "the job to succeed")
+            assert followed["result"] == {"summary": "ship it"}
+            listed = await tool(session, "job_list")
+            assert [j["id"] for j in listed["work"]] == [added["id"]] and listed["recurring"] == []
+            later = await tool(session, "job_add", prompt="again tomorrow", peer="reviewer", cron="0 9 * * *")
+            assert later["id"].startswith("cal-") and later["next_fire_at"].endswith("09:00:00.000Z")
+            assert (await tool(session, "job_cancel", id=later["id"]))["state"] == "cancelled"
+            refused = await session.call_tool("job_add", {"prompt": "x", "path": str(tmp_path), "backend": "gpt"})
+            assert refused.is_error and "invalid_request" in refused.content[0].text
+            other = await session.call_tool("job_status", {"id": "0" * 32})
+            assert other.is_error and "job_not_found" in other.content[0].text
 
     asyncio.run(check())

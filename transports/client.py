@@ -188,8 +188,9 @@ class HubClient:
         future = asyncio.get_running_loop().create_future()
         self._waiting[frame_id] = future
         try:
-            await self.send_frame(frame)
-            reply = await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):   # sending too: a connection being re-made may not come back
+                await self.send_frame(frame)
+                reply = await future
         finally:
             self._waiting.pop(frame_id, None)
         if reply.get("type") == "error":

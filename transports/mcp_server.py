@@ -1,6 +1,7 @@
 """`repowire mcp`: the MCP server (stdio, transports.mcp_stdio) that gives an agent tools to talk
 to its peers on the hub: whoami, list_peers, notify, ask, wait_for_reply, ack, answer, inbox,
-wait_for_message, pending_asks. With inbox and wait_for_message an agent outside tmux reads
+wait_for_message, pending_asks, and to hand off work and follow it: job_add, job_status,
+job_list, job_cancel. With inbox and wait_for_message an agent outside tmux reads
 its messages while it works, not only when it stops.
 
 The agent (Claude Code, Codex) starts it for its session. It acts as the agent's own peer,
@@ -32,7 +33,8 @@ STATUSES = ["online", "busy", "awaiting_input", "offline"]
 INSTRUCTIONS = ("Tools to talk to other coding agents and people on the repowire hub. Use list_peers to see who is "
                 "online, notify for a one-way message, ask to ask a peer (then wait_for_reply with its "
                 "correlation_id), inbox to read your new messages, wait_for_message to wait for the next one, "
-                "pending_asks to see asks waiting for your reply, and ack to reply to one.")
+                "pending_asks to see asks waiting for your reply, and ack to reply to one. To hand off work, job_add gives "
+                "it to a peer or to a fresh agent in a folder; job_status follows it to its result.")
 
 
 class HubTools:
@@ -101,6 +103,20 @@ def _ask_brief(ask: dict) -> dict:
         brief["question"] = ask["question"]
     if ask.get("result"):
         brief["result"] = ask["result"]
+    return brief
+
+
+def _job_brief(job: dict, *, progress: bool = False) -> dict:
+    """A job as the agent follows it: its state, target, result and, in full, its latest progress."""
+    brief = {k: job[k] for k in ("id", "kind", "state", "reason", "next_fire_at", "last_work_id",
+                                 "runtime_session_id") if job.get(k)}
+    target = job.get("target") or {}
+    brief["target"] = (f"{target['peer']['name']}@{target['peer']['circle']}" if target.get("peer")
+                       else f"{target.get('backend')} in {target.get('path')}")
+    if job.get("result"):
+        brief["result"] = job["result"]
+    if progress and job.get("progress"):
+        brief["progress"] = [p["text"] for p in job["progress"][-10:]]
     return brief
 
 
@@ -206,6 +222,28 @@ def build_tools(tools: HubTools) -> list[Tool]:
         listed = tools.call("GET", "/asks/pending", params={"peer": tools.peer(), "direction": direction})
         return {"asks": [_ask_brief(a) for a in listed["asks"]], "total": listed["total"]}
 
+    def job_add(arguments: dict) -> dict:
+        body: dict = {"prompt": _text(arguments, "prompt")}
+        for key in ("peer", "path", "backend", "process_scope", "continuity", "at", "cron", "timezone"):
+            if arguments.get(key) is not None:
+                body[key] = _text(arguments, key)
+        if arguments.get("timeout_s") is not None:
+            body["timeout_s"] = arguments["timeout_s"]
+        return _job_brief(tools.call("POST", "/jobs", body))
+
+    def job_status(arguments: dict) -> dict:
+        job_id = quote(_text(arguments, "id") or "", safe="")
+        return _job_brief(tools.call("GET", f"/jobs/{job_id}/status"), progress=True)
+
+    def job_list(_: dict) -> dict:
+        listed = tools.call("GET", "/jobs", params={"view": "summary", "limit": 50})
+        return {"work": [_job_brief(j) for j in listed["work"]],
+                "recurring": [_job_brief(j) for j in listed["recurring"]]}
+
+    def job_cancel(arguments: dict) -> dict:
+        job_id = quote(_text(arguments, "id") or "", safe="")
+        return _job_brief(tools.call("POST", f"/jobs/{job_id}/cancel"))
+
     seconds = {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S}
     defined: list[tuple[str, str, dict, Callable[[dict], dict]]] = [
         ("whoami", "Who this agent is on the repowire hub: name, circle, peer id and presence.", _schema({}), whoami),
@@ -236,6 +274,19 @@ def build_tools(tools: HubTools) -> list[Tool]:
         ("pending_asks", "Open asks: inbound ones wait for your reply (ack), outbound ones for someone else's.",
          _schema({"direction": {"type": "string", "enum": ["inbound", "outbound", "both"], "default": "inbound"}}),
          pending_asks),
+        ("job_add", "Hand off work: to a peer (`peer`; it gets an ask and its reply is the result) or to a fresh agent "
+                    "process in a folder (`path` + `backend`: claude or codex). Now, at `at` (ISO 8601), or on `cron` "
+                    "(recurring). Returns the job id to follow with job_status.",
+         _schema({"prompt": STRING, "peer": STRING, "path": STRING, "backend": {"type": "string",
+                                                                                 "enum": ["claude", "codex"]},
+                  "process_scope": {"type": "string", "enum": ["per_fire", "session"]},
+                  "continuity": {"type": "string", "enum": ["fresh", "resume"]}, "at": STRING, "cron": STRING,
+                  "timezone": STRING, "timeout_s": {"type": "number", "exclusiveMinimum": 0}}, ["prompt"]), job_add),
+        ("job_status", "A job you made: its state (queued, running, succeeded, failed, cancelled, timed_out, lost), "
+                       "result and latest progress. Call again to follow it.",
+         _schema({"id": STRING}, ["id"]), job_status),
+        ("job_list", "The jobs you made, newest first (a summary of each).", _schema({}), job_list),
+        ("job_cancel", "Cancel a job you made (and end its run).", _schema({"id": STRING}, ["id"]), job_cancel),
     ]
     return [Tool(name, description, schema, handler) for name, description, schema, handler in defined]
 
