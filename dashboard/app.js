@@ -9,6 +9,8 @@
   const SHOWN_MESSAGES = 200;   // message rows in the page
   const SHOWN_PEERS = 300;      // peer rows in the page
   const PEERS_REFRESH_MS = 3000;
+  const SHOWN_JOBS = 50;        // job rows in the page (newest first)
+  const JOBS_REFRESH_MS = 500;  // job events reload the list at most this often
   const KIND_FILTER = { notify: "notify", ask: "ask", ack: "reply", reply: "reply", answer: "answer", expired: "expired" };
 
   const $ = (id) => document.getElementById(id);
@@ -18,7 +20,7 @@
     kinds: new Set(["notify", "ask", "reply", "answer", "expired"]),
     peerFilter: "", messagePeer: "", trace: null, peersStale: false, scheduled: false,
     dirty: new Set(), peerRows: new Map(), messageRows: new Map(), questionCards: new Map(), namesKey: "",
-    selected: null,
+    selected: null, jobsLoading: false, jobsAgain: false,
   };
 
   // The page's half of the session. The sign-in sends the browser here with `#key=…`: a URL
@@ -198,6 +200,9 @@
     } else if (kind === "question_decided") {
       state.questions.delete(data.correlation_id);
       markDirty("questions");
+    } else if (kind === "job") {
+      loadJobs();
+      if (state.trace && state.trace.job && state.trace.id === data.job_id) openJob(data.job_id);
     }
   }
 
@@ -243,7 +248,7 @@
   }
 
   async function loadSnapshot() {
-    await Promise.all([loadPeers(), loadQuestions(), loadPanes()]);
+    await Promise.all([loadPeers(), loadQuestions(), loadPanes(), loadJobs()]);
   }
 
   async function loadPeers() {
@@ -582,6 +587,75 @@
   function closeTrace() {
     state.trace = null;
     $("trace").hidden = true;
+  }
+
+  // ---- jobs -----------------------------------------------------------------------------------
+
+  async function loadJobs() {
+    if (state.jobsLoading) { state.jobsAgain = true; return; }   // one load at a time; one more after it
+    state.jobsLoading = true;
+    try {
+      const { work, recurring } = await api("GET", `/jobs?view=summary&limit=${SHOWN_JOBS}`);
+      const jobs = [...recurring, ...work].slice(0, SHOWN_JOBS);
+      $("job-list").replaceChildren(...jobs.map(jobRow));
+      $("jobs-empty").hidden = jobs.length > 0;
+      $("jobs-count").textContent = jobs.length ? String(jobs.length) : "";
+    } catch (error) {
+      showBanner(`jobs: ${error.message}`);
+    } finally {
+      setTimeout(() => {
+        state.jobsLoading = false;
+        if (state.jobsAgain) { state.jobsAgain = false; loadJobs(); }
+      }, JOBS_REFRESH_MS);
+    }
+  }
+
+  function jobTarget(job) {
+    const target = job.target || {};
+    return target.peer ? peerLabel(target.peer) : `${target.backend} in ${target.path}`;
+  }
+
+  function jobRow(job) {
+    const state_ = job.reason && job.state !== "cancelled" ? `${job.state}: ${job.reason}` : job.state;
+    const when = job.kind === "recurring" ? `cron ${job.cron}` : clock(Date.parse(job.finished_at || job.started_at || job.created_at));
+    const summary = job.result && job.result.summary ? job.result.summary : "";
+    return el("li", { class: "row job", data: { job: job.id, state: job.state }, tabindex: "0",
+                      on: { click: () => openJob(job.id), keydown: (e) => { if (e.key === "Enter") openJob(job.id); } } },
+      el("span", { class: "badge", data: { state: job.state } }, state_),
+      el("span", { class: "name" }, jobTarget(job)),
+      el("span", { class: "muted" }, when),
+      summary ? el("div", { class: "detail" }, visible(summary)) : null);
+  }
+
+  async function openJob(jobId) {
+    const fresh = !state.trace || state.trace.id !== jobId;
+    state.trace = { id: jobId, job: true, seen: new Set(), first: null };
+    if (fresh) {
+      $("trace-facts").replaceChildren();
+      $("trace-stages").replaceChildren();
+      $("trace-title").textContent = "Job";
+      $("trace").hidden = false;
+      $("trace-close").focus();
+    }
+    try {
+      const job = await api("GET", `/jobs/${encodeURIComponent(jobId)}/status`);
+      if (!state.trace || state.trace.id !== jobId) return;
+      $("trace-title").textContent = `${job.kind === "recurring" ? "recurring job" : "job"}: ${job.state}`;
+      const facts = [["id", job.id], ["state", job.reason ? `${job.state} (${job.reason})` : job.state],
+                     ["target", jobTarget(job)], ["by", peerLabel(job.owner)], ["prompt", job.prompt || ""]];
+      if (job.cron) facts.push(["cron", `${job.cron} ${job.timezone}`], ["next", job.next_fire_at || "-"]);
+      if (job.runtime_session_id) facts.push(["session", job.runtime_session_id]);
+      if (job.result) facts.push(["result", job.result.summary || ""]);
+      if (job.result && job.result.error) facts.push(["error", job.result.error]);
+      for (const p of (job.progress || []).slice(-10)) facts.push(["progress", `${p.at.slice(11, 23)}  ${p.text}`]);
+      $("trace-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { data: { fact: k } }, visible(String(v)))]));
+      $("trace-stages").replaceChildren(...(job.trace || []).map((stage) => el("li", { class: "stage", data: { stage: stage.stage } },
+        el("div", { class: "line" }, el("span", { class: "name" }, stage.stage),
+           el("span", { class: "when" }, `${stage.at.slice(11, 23)}  ${stage.node || ""}`)),
+        stage.detail || stage.work_id ? el("div", { class: "detail" }, visible([stage.work_id, stage.detail].filter(Boolean).join("  "))) : null)));
+    } catch (error) {
+      $("trace-facts").replaceChildren(el("dt", {}, "error"), el("dd", {}, error.message));
+    }
   }
 
   // ---- panes ----------------------------------------------------------------------------------
