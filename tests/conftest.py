@@ -25,7 +25,7 @@ FAULT_COUNTS = pytest.StashKey[list]()
 #   e2e     a hub with real outside parts: tmux, Chromium, the agent CLIs, several nodes, the README tour
 #   faults  a hub or its store killed, frozen or cut off under traffic
 TIERS = {
-    "core": ("test_core", "test_state_machines", "test_registry", "test_keepalive", "test_approval_rules", "test_presets", "test_schedule_rules",
+    "core": ("test_core", "test_job_rules", "test_state_machines", "test_registry", "test_keepalive", "test_approval_rules", "test_presets", "test_schedule_rules",
              "test_pane_rules", "test_pane_text", "test_properties", "test_schemas", "test_layers", "test_docs",
              "test_key_layout"),
     "store": ("test_store_writer", "test_store_lifecycle", "test_inbox_sweep"),
