@@ -40,6 +40,9 @@ from schemas.rest import (
     InboxTaken,
     InboxTakeRequest,
     InboxWaitRequest,
+    JobList,
+    JobRequest,
+    JobView,
     KeysRequest,
     KeysSent,
     Linked,
@@ -124,6 +127,8 @@ def _raw_document() -> dict:
                       "description": "the question's correlation id"}
     policy_param = {"name": "policy_id", "in": "path", "required": True, "schema": {"type": "string"}}
     schedule_param = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    job_param = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "a work item's id, or a recurring job's (`cal-…`)"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "repowire hub", "version": __version__, "description": f"wire contract {API_VERSION}",
@@ -330,6 +335,31 @@ def _raw_document() -> dict:
                 "summary": "Fire again from the next occurrence (occurrences while paused are skipped)",
                 "security": bearer, "parameters": [schedule_param],
                 "responses": {"200": _json(ScheduleView, "active"), **_errors(401, 403, 404, 409, 503)}}},
+            "/jobs": {
+                "post": {"summary": "Make a job: for a peer (an ask) or a backend in a folder; now, at `at`, or on "
+                                    "`cron` (recurring)", "security": bearer, "requestBody": _body(JobRequest),
+                         "responses": {"201": _json(JobView, "stored, with its id and state (`queued`; a recurring "
+                                                            "job `active`)"),
+                                       **_errors(400, 401, 403, 404, 413, 415, 422, 503, 507)}},
+                "get": {"summary": "Your jobs, newest first: `{work, recurring}` (a person sees everyone's)",
+                        "security": bearer,
+                        "parameters": [{"name": "view", "in": "query", "schema": {"type": "string",
+                                                                                   "enum": ["full", "summary"]},
+                                        "description": "`summary` leaves out prompts, requests, provenance, runner "
+                                                       "state, progress and traces"},
+                                       {"name": "peer", "in": "query", "schema": {"type": "string"},
+                                        "description": "whose jobs: a peer id, name, or `operator`"},
+                                       {"name": "limit", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+                        "responses": {"200": _json(JobList, "newest first"), **_errors(401, 403, 404, 422, 503)}}},
+            "/jobs/{job_id}/status": {"get": {
+                "summary": "One job in full: state, result, runner, progress and trace (a recurring job: its fires)",
+                "security": bearer, "parameters": [job_param],
+                "responses": {"200": _json(JobView, "the job"), **_errors(401, 403, 404, 503)}}},
+            "/jobs/{job_id}/cancel": {"post": {
+                "summary": "Cancel a queued or running job (its executor's process group is ended) or a recurring "
+                           "one (and its running fire)", "security": bearer, "parameters": [job_param],
+                "responses": {"200": _json(JobView, "cancelled"), **_errors(401, 403, 404, 409, 503)}}},
             "/attachments": {"post": {
                 "summary": "Upload a file (multipart/form-data, one part with a filename); send its id with a message",
                 "security": bearer,
