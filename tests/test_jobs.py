@@ -1,6 +1,6 @@
 """Jobs end to end with the `command` backend: real hub processes, the real store, real executor
 processes (Python scripts written by each test), SIGKILL of a hub mid-run, and two hub nodes
-on one store. Claude Code as the backend is in tests/test_jobs_claude.py."""
+on one store. Claude Code and Codex as the backend are in tests/test_jobs_agents.py."""
 
 from __future__ import annotations
 
@@ -275,6 +275,7 @@ async def test_bad_job_requests_are_refused_with_a_code_and_store_nothing(hub, t
             ({"prompt": "x", "peer": "nobody"}, 404, "peer_not_found"),
             ({"prompt": "x", "peer": "*@default"}, 422, "invalid_request"),
             ({"prompt": "x", "peer": "bob", "process_scope": "session"}, 422, "invalid_request"),
+            ({"prompt": "x", "peer": "bob", "timeout_s": 3601}, 422, "invalid_request"),   # the ask limit
             ({"prompt": "x", "path": str(tmp_path), "backend": "gpt"}, 422, "invalid_request"),
             ({"prompt": "x", "path": "relative/dir", "backend": "claude"}, 422, "invalid_request"),
             ({"prompt": "x", "path": str(tmp_path / "missing"), "backend": "claude"}, 422, "invalid_request"),
@@ -302,6 +303,11 @@ async def test_bad_job_requests_are_refused_with_a_code_and_store_nothing(hub, t
         refused(hub.get("/jobs?limit=0"), 422, "invalid_request")
         refused(hub.get("/jobs?limit=10001"), 422, "invalid_request")
         assert hub.get("/jobs?limit=10000").status_code == 200
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        at_limits = add_job(hub, {"prompt": "x", "peer": "bob", "timeout_s": 3600, "at": later}, token=bot.token)
+        assert at_limits["timeout_s"] == 3600   # the ask limit itself is accepted
+        assert add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "claude", "timeout_s": 86_400,
+                             "at": later}, token=bot.token)["timeout_s"] == 86_400
 
 
 async def test_a_peer_sees_and_cancels_only_its_own_jobs(hub, tmp_path):

@@ -185,6 +185,11 @@ class JobService:
                        policy=self.policy)
         hub.check_text(spec.prompt)
         if spec.for_peer:
+            ask_max = self.asks.policy.max_timeout_s
+            if spec.timeout_s is not None and spec.timeout_s > ask_max:
+                raise HubError(ErrorCode.INVALID_REQUEST, f"a peer job is an ask: its timeout_s is at most the hub's "
+                               f"ask limit, {ask_max:g} s (--ask-timeout-max)", {"timeout_s": spec.timeout_s,
+                                                                                 "limit": ask_max})
             deadline_ms(0, spec.timeout_s, self.asks.policy)
         elif not await anyio.to_thread.run_sync(os.path.isdir, spec.path or ""):
             raise HubError(ErrorCode.INVALID_REQUEST, f"no folder {spec.path!r} on this hub's machine",

@@ -1,7 +1,8 @@
-"""Jobs whose backend is the real Claude Code CLI (`claude -p --output-format stream-json`), run
-by the hub in a folder against the local stand-in for the model API: the result, the runtime
-session id and progress read from its stream, and across a recurring job's fires `resume`
-(the stand-in sees the earlier conversation), `fresh` (it does not) and a `session` executor."""
+"""Jobs whose backend is a real agent CLI, run by the hub in a folder against the local stand-in
+for the model API. Claude Code (`claude -p --output-format stream-json`): the result, the
+runtime session id and progress read from its stream, and across a recurring job's fires
+`resume` (the stand-in sees the earlier conversation), `fresh` (it does not) and a `session`
+executor. Codex (`codex exec --json`): a recurring job whose second fire resumes the thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import orjson
 import pytest
 
-from tests.agent_clis import AGENTS, ClaudeCode
+from tests.agent_clis import AGENTS, ClaudeCode, Codex
 from tests.model_standin import ModelStandIn, say
 from tests.support import bring_forward, eventually, fire_of, process_gone
 
@@ -57,8 +58,8 @@ async def settled(hub, job_id: str, timeout: float = 120) -> dict:
 
 
 def conversation(request: dict) -> str:
-    """What a model request carried (its messages), as text to search."""
-    return orjson.dumps(request.get("messages", [])).decode()
+    """What a model request carried (its messages; Codex's `input`), as text to search."""
+    return orjson.dumps([request.get("messages", []), request.get("input", [])]).decode()
 
 
 def requests_with(model: ModelStandIn, prompt: str) -> list[dict]:
@@ -129,3 +130,31 @@ async def test_a_session_scoped_claude_job_keeps_one_claude_process_for_its_fire
     assert "Build is green." in conversation(second)
     assert hub.post(f"/jobs/{template_id}/cancel").status_code == 200
     await eventually(lambda: process_gone(pid), 15, "claude to be ended with its job")
+
+
+async def test_a_recurring_codex_job_resumes_its_thread_on_the_next_fire(shared_store, start_hub, tmp_path, model):
+    codex = Codex(tmp_path / "codex-user", tmp_path / "unused-hub-home", model)
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    codex.trust(folder)
+    env = codex.env()
+    env.pop("REPOWIRE_HOME")
+    env["PATH"] = f"{AGENTS}:{env['PATH']}"
+    model.add(say("Codex looked: two TODOs."), say("Codex again: one TODO left."))
+    # the stand-in's key is not one of the codex backend's own variables: the hub passes it on when told
+    hub = start_hub("--redis-url", shared_store, "--job-env", "STANDIN_KEY", env=env)
+    template_id = hub.post("/jobs", {"prompt": "count the TODOs", "path": str(folder), "backend": "codex",
+                                     "cron": "0 9 * * *"}).json()["id"]
+    fires = []
+    for _ in range(2):
+        work_id = fire_of(template_id, await bring_forward(shared_store, template_id))
+        await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
+                         15, "the fire's work item")
+        fires.append(await settled(hub, work_id))
+    assert [f["state"] for f in fires] == ["succeeded", "succeeded"], fires
+    assert [f["result"]["summary"] for f in fires] == ["Codex looked: two TODOs.", "Codex again: one TODO left."]
+    thread = fires[0]["runtime_session_id"]
+    assert thread and fires[1]["runtime_session_id"] == thread
+    second = requests_with(model, "count the TODOs")[-1]
+    assert "Codex looked: two TODOs." in conversation(second)
+    hub.post(f"/jobs/{template_id}/cancel")
