@@ -49,6 +49,8 @@ class World:
             "correlation_id"]
         self.schedule = self.as_bob("POST", "/schedules", json={"to": "carol", "kind": "notify", "text": "later",
                                                                 "at": "2099-01-01T00:00:00Z"}).json()["schedule_id"]
+        self.job = self.as_bob("POST", "/jobs", json={"prompt": "later", "peer": "carol",
+                                                      "at": "2099-01-01T00:00:00Z"}).json()["id"]
         body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
                 f"secret\r\n--{BOUNDARY}--\r\n").encode()
         self.attachment = self.as_bob("POST", "/attachments", content=body, headers={
@@ -75,6 +77,7 @@ class World:
     def path(self, template: str) -> str:
         return template.format(ref="bob", correlation_id=self.ask, question_id=self.question, policy_id=self.policy,
                                schedule_id=self.schedule, attachment_id=self.attachment, trace_id=self.notify,
+                               job_id=self.job,
                                pane_id="%251")
 
     def close(self) -> None:
@@ -104,6 +107,8 @@ OWN_BY_BODY = {
     ("POST", "/schedules"): "acts as mallory",
     ("GET", "/schedules"): "refused for bob's",
     ("POST", "/attachments"): "acts as mallory",
+    ("POST", "/jobs"): "acts as mallory",
+    ("GET", "/jobs"): "refused for bob's",
 }
 
 
@@ -143,6 +148,16 @@ def _own_by_body(world: World, method: str, path: str) -> None:
     elif path == "/schedules" and method == "GET":
         assert world.call(mallory, method, path, params={"peer": "bob"}).status_code == 403
         assert world.call(mallory, method, path).json()["schedules"] == []
+    elif path == "/jobs" and method == "GET":
+        assert world.call(mallory, method, path, params={"peer": "bob"}).status_code == 403
+        assert world.call(mallory, method, path).json() == {"work": [], "recurring": []}
+    elif path == "/jobs":
+        made = world.call(mallory, method, path, json={"prompt": "for carol", "peer": "carol",
+                                                       "at": "2099-01-01T00:00:00Z"}).json()
+        assert made["owner"]["peer_id"] == hub.peers()["mallory"]["peer_id"]
+        command = world.call(mallory, method, path, json={"prompt": "x", "path": "/tmp", "backend": "command",
+                                                          "command": ["id"]})
+        assert (command.status_code, command.json()["error"]["code"]) == (403, "forbidden")
     elif path == "/questions":
         listed = world.call(mallory, method, path)
         assert listed.status_code == 200 and listed.json()["questions"] == []

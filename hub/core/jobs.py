@@ -20,7 +20,17 @@ from hub.core.backends import BACKENDS, Backend, trimmed
 from hub.core.errors import HubError
 from hub.core.schedules import check_timing, iso, parse_at, parse_cron, to_iso, zone
 from schemas.errors import ErrorCode
-from schemas.rest import JobRequest, JobView
+from schemas.rest import (
+    JobDelivery,
+    JobProgress,
+    JobRequest,
+    JobResult,
+    JobRunner,
+    JobStage,
+    JobTarget,
+    JobView,
+    PeerBrief,
+)
 
 RECURRING_PREFIX = "cal-"
 SUMMARY_TEXT_MAX = 200    # characters of a result summary in the summary view
@@ -187,55 +197,61 @@ def _ms(fields: dict[str, str], name: str) -> str | None:
     return iso(int(raw)) if raw else None
 
 
-def _stage_view(entry: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in entry.items() if v is not None}
-    out["at"] = iso(int(entry["at"]))
-    return out
+def _stage(entry: dict[str, Any]) -> JobStage:
+    return JobStage(stage=entry["stage"], at=iso(int(entry["at"])), node=entry.get("node"), detail=entry.get("detail"),
+                    work_id=entry.get("work_id"), fire=entry.get("fire"))
+
+
+def _brief(ref: dict[str, str]) -> PeerBrief:
+    return PeerBrief(peer_id=ref["peer_id"], name=ref["name"], circle=ref["circle"])
+
+
+def _number(fields: dict[str, str], name: str) -> int | None:
+    raw = fields.get(name)
+    return int(raw) if raw else None
 
 
 def view(job_id: str, body: dict[str, Any], fields: dict[str, str], *, summary: bool,
          trace: list[dict[str, Any]] | None = None, progress: list[dict[str, Any]] | None = None) -> JobView:
-    """A stored job (its body and hash fields) as REST shows it."""
+    """A stored job (its body and hash fields) as REST shows it (built field by field: a list of
+    10,000 is read often, and the store's own data needs no validation)."""
     spec = JobSpec.from_dict(body["spec"])
     recurring = is_recurring_id(job_id)
-    target: dict[str, Any] = {}
     if spec.peer is not None:
-        target["peer"] = body["peer"]
+        target = JobTarget(peer=_brief(body["peer"]))
     else:
-        target.update(path=spec.path, backend=spec.backend)
-        if spec.command is not None and not summary:
-            target["command"] = list(spec.command)
-    out: dict[str, Any] = {
-        "id": job_id, "kind": "recurring" if recurring else "work", "state": fields.get("state", ""),
-        "reason": fields.get("reason") or None, "owner": body["owner"], "target": target,
-        "process_scope": spec.process_scope, "continuity": spec.continuity, "timeout_s": spec.timeout_s,
-        "created_at": iso(int(body["created_at"])), "updated_at": _ms(fields, "updated_at"),
-        "at": to_iso(spec.at), "cron": spec.cron, "timezone": spec.timezone if spec.recurring else None,
-        "node": fields.get("node") or None, "runtime_session_id": fields.get("session_id") or None,
-        "template_id": body.get("template_id"), "fire": int(fields["fire"]) if fields.get("fire") else None}
-    if recurring:
-        out.update(next_fire_at=_ms(fields, "next_fire_at"), fires=int(fields.get("fires") or 0),
-                   last_work_id=fields.get("last_work") or None, finished_at=_ms(fields, "finished_at"))
-    else:
-        out.update(due_at=_ms(fields, "due_at"), started_at=_ms(fields, "started_at"),
-                   finished_at=_ms(fields, "finished_at"))
+        target = JobTarget(path=spec.path, backend=spec.backend,
+                           command=list(spec.command) if spec.command is not None and not summary else None)
+    result = None
     if fields.get("result"):
-        result = msgspec.json.decode(fields["result"])
-        if summary:
-            result = {"summary": trimmed(result.get("summary", ""), SUMMARY_TEXT_MAX),
-                      **{k: result[k] for k in ("exit_code", "error") if k in result}}
-        out["result"] = result
+        stored = msgspec.json.decode(fields["result"])
+        text = stored.get("summary", "")
+        result = JobResult(summary=trimmed(text, SUMMARY_TEXT_MAX) if summary else text,
+                           exit_code=stored.get("exit_code"), error=stored.get("error"),
+                           output_bytes=None if summary else stored.get("output_bytes"))
+    delivery = None
     if fields.get("correlation_id"):
-        out["delivery"] = {"correlation_id": fields["correlation_id"], "trace_id": fields["correlation_id"],
-                           "state": fields.get("ask_state") or "pending"}
-    if not summary:
-        out.update(prompt=spec.prompt, request=body.get("request"), provenance=body.get("provenance"))
-        if fields.get("attempt") and fields["attempt"] != "0" and fields.get("node"):
-            executor = "ask" if spec.peer is not None else spec.process_scope
-            out["runner"] = {"node": fields["node"], "attempt": int(fields["attempt"]),
-                             "pid": int(fields["pid"]) if fields.get("pid") else None, "executor": executor}
-        if progress is not None:
-            out["progress"] = [{"at": iso(int(p["at"])), "text": p["text"]} for p in progress]
-        if trace is not None:
-            out["trace"] = [_stage_view(s) for s in trace]
-    return msgspec.convert({k: v for k, v in out.items() if v is not None}, JobView)
+        delivery = JobDelivery(correlation_id=fields["correlation_id"], trace_id=fields["correlation_id"],
+                               state=fields.get("ask_state") or "pending")
+    runner = None
+    if not summary and fields.get("attempt", "0") != "0" and fields.get("node"):
+        runner = JobRunner(node=fields["node"], attempt=int(fields["attempt"]), pid=_number(fields, "pid"),
+                           executor="ask" if spec.peer is not None else spec.process_scope)  # type: ignore[arg-type]
+    return JobView(
+        id=job_id, kind="recurring" if recurring else "work", state=fields.get("state", ""),
+        reason=fields.get("reason") or None, owner=_brief(body["owner"]), target=target,
+        process_scope=spec.process_scope, continuity=spec.continuity,  # type: ignore[arg-type]
+        timeout_s=spec.timeout_s, created_at=iso(int(body["created_at"])), updated_at=_ms(fields, "updated_at"),
+        due_at=None if recurring else _ms(fields, "due_at"),
+        started_at=None if recurring else _ms(fields, "started_at"), finished_at=_ms(fields, "finished_at"),
+        at=to_iso(spec.at), cron=spec.cron, timezone=spec.timezone if spec.recurring else None,
+        next_fire_at=_ms(fields, "next_fire_at") if recurring else None,
+        fires=int(fields.get("fires") or 0) if recurring else None,
+        last_work_id=fields.get("last_work") or None, template_id=body.get("template_id"),
+        fire=_number(fields, "fire"), node=fields.get("node") or None,
+        runtime_session_id=fields.get("session_id") or None, result=result, delivery=delivery,
+        prompt=None if summary else spec.prompt, request=None if summary else body.get("request"),
+        provenance=None if summary else body.get("provenance"), runner=runner,
+        progress=None if summary or progress is None else [JobProgress(at=iso(int(p["at"])), text=p["text"])
+                                                           for p in progress],
+        trace=None if summary or trace is None else [_stage(s) for s in trace])

@@ -391,7 +391,8 @@ class JobService:
         written = await self.state.writer.write(*before, fire, *after, self.store.changed_cmd(work_id))
         (answer,) = replies.texts(written[len(before)][:1])
         if answer == "ok":
-            await self.state.writer.write(self._event_cmd(work_id, JobState.QUEUED, None))
+            done: list[Command] = [] if next_due is not None else [self.store.closed_cmd(template_id, owner)]
+            await self.state.writer.write(self._event_cmd(work_id, JobState.QUEUED, None), *done)
         elif answer in ("inactive", "missing"):
             await self.state.writer.write(*self.store.unfired_cmds(work_id, owner), self.store.not_due_cmd(template_id))
 
@@ -450,8 +451,7 @@ class JobService:
         cmds: list[Command] = [
             self.store.finish_cmd(job_id, self.hub.node, self.hub.instance, run.attempt, outcome.state.value,
                                   outcome.reason, now, stage, fields),
-            self.store.not_running_cmd(job_id), self.store.changed_cmd(job_id),
-            self._event_cmd(job_id, outcome.state, outcome.reason)]
+            self.store.not_running_cmd(job_id), self.store.changed_cmd(job_id)]
         template_id = stored.body.get("template_id")
         if template_id is None:
             cmds.append(self.store.closed_cmd(job_id, stored.body["owner"]["peer_id"]))
@@ -460,7 +460,9 @@ class JobService:
         if run.progress:
             cmds += self.store.progress_cmds(job_id, run.progress, self.policy.progress_kept)
             run.progress = []
-        await self.state.writer.write(*cmds)
+        finished, *_ = await self.state.writer.write(*cmds)
+        if finished == 1:   # else it was cancelled meanwhile, and the cancel told the dashboards
+            self.state.writer.submit([self._event_cmd(job_id, outcome.state, outcome.reason)], wait=False)
 
     def _on_progress(self, run: Run, entries: list[str]) -> None:
         """Progress is written at most every PROGRESS_FLUSH_S, and only what the store keeps."""
