@@ -557,8 +557,10 @@ async def test_the_cli_adds_lists_shows_and_cancels_jobs(hub, tmp_path):
     assert cancelled.returncode == 0 and orjson.loads(cancelled.stdout)["state"] == "cancelled"
     again = repowire(hub, "jobs", "cancel", later_id)
     assert again.returncode == 1 and again.stderr.startswith("repowire: job_finished:")
-    relative = repowire(hub, "jobs", "add", "x", "--path", "src", "--backend", "claude")
-    assert relative.returncode == 2 and "absolute" in relative.stderr
+    relative = repowire(hub, "jobs", "add", "x", "--path", ".", "--backend", "claude", "--at", "+1h", "--json")
+    assert relative.returncode == 0 and orjson.loads(relative.stdout)["target"]["path"] == os.getcwd()
+    missing = repowire(hub, "jobs", "add", "x", "--path", "no-such-folder", "--backend", "claude")
+    assert missing.returncode == 1 and missing.stderr.startswith("repowire: invalid_request: no folder")
 
 
 def test_executors_get_only_the_allow_listed_environment(start_hub, tmp_path):

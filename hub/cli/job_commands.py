@@ -3,10 +3,11 @@ whoever the token names (the hub token: the operator)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from hub.cli.client_commands import call, emit
-from hub.cli.failures import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CommandFailed
+from hub.cli.failures import EXIT_OK, EXIT_REFUSED
 from hub.cli.schedule_commands import when
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "lost")
@@ -52,8 +53,8 @@ def add(args) -> int:
         body["at"] = when(args.at)
     if args.argv:
         body["command"] = args.argv
-    if body.get("path") and not body["path"].startswith("/"):
-        raise CommandFailed(EXIT_USAGE, "--path is an absolute folder path (the hub runs the job there)")
+    if body.get("path"):
+        body["path"] = os.path.abspath(os.path.expanduser(body["path"]))   # the hub takes absolute folders
     job = call("POST", "/jobs", home=args.home, json=body)
     if args.wait and job["kind"] == "work":
         job = _wait(job, args.home)

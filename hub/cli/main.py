@@ -348,7 +348,8 @@ def _job_parsers(sub) -> None:
     add = jobs_sub.add_parser("add", help="make a job (now, --at once, or --cron recurring)")
     add.add_argument("prompt", help="what to do")
     add.add_argument("--peer", help="give it to this peer (name, name@circle or id), as an ask whose reply is the result")
-    add.add_argument("--path", help="run a backend in this folder instead (with --backend)")
+    add.add_argument("--path", help="run a backend in this folder instead (with --backend; a relative path is "
+                                    "read from the current folder)")
     add.add_argument("--backend", help="claude, codex, or command (a person's jobs; the arguments after `--`)")
     add.add_argument("--scope", choices=["per_fire", "session"],
                      help="per_fire: a short-lived executor for each run (default); session: one kept for the job's runs")
