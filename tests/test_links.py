@@ -72,8 +72,10 @@ def test_a_linked_pane_gets_each_delivery_as_one_framed_neutral_block(pane_hub, 
     cid = asked["correlation_id"]
     wait_until(lambda: f'[ask {cid} from operator] «ready?» — reply: repowire ack {cid} "<answer>"'.encode()
                in record.read_bytes(), 10, "the ask in the pane")
-    stages = [s["stage"] for s in trace(pane_hub, cid)["stages"]]
-    assert stages[:2] == ["accepted", "routed"] and "injected" in stages
+    # the bridge types first and sends its receipt after: the stage follows the bytes
+    stages = wait_until(lambda: (s := [st["stage"] for st in trace(pane_hub, cid)["stages"]]) and "injected" in s and s,
+                        10, "the ask's injected receipt")
+    assert stages[:2] == ["accepted", "routed"]
 
 
 def test_orphans_are_exactly_the_unbound_panes(pane_hub, tmux, tmp_path):

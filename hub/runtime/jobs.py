@@ -76,6 +76,7 @@ LIST_MAX = 10_000
 ASK_WAIT_S = 30.0     # one wait for a peer job's reply (asks.wait is bounded too)
 ASK_POLL_S = 1.0      # a reply to an ask open on another node is looked for this often
 PROGRESS_FLUSH_S = 0.1   # progress entries are written together, at most this often
+STOP_TASKS_S = 5.0    # on shutdown, how long the timer and the lease loop may take to stop
 STOP_GRACE_S = 1.0    # on shutdown, beyond the kill grace, for runs to record that they were stopped
 
 
@@ -144,9 +145,12 @@ class JobService:
         """Stop starting work; end this node's executors (their runs are recorded lost) and
         leave its peer jobs' asks to whoever starts next."""
         self._stopping = True
+        self._wake.set()   # the timer also stops by itself: a cancel that a store client swallowed still ends it
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TASKS_S)
+        for task in stuck:
+            log.warning("jobs: %s did not stop within %g s", task.get_name(), STOP_TASKS_S)
         self._tasks.clear()
         waiting = []
         for run in list(self.runs.values()):
@@ -296,7 +300,7 @@ class JobService:
     # ---- the timer -----------------------------------------------------------------------------
 
     async def _timer(self) -> None:
-        while True:
+        while not self._stopping:
             delay = IDLE_WAKE_S
             try:
                 if self._first_recovery:
@@ -552,7 +556,7 @@ class JobService:
     # ---- leases and crashes ----------------------------------------------------------------------
 
     async def _leases(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.policy.lease_s / 3)
             try:
                 if self.runs:
