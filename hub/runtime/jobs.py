@@ -313,6 +313,7 @@ class JobService:
                 stop_if_cancelled()
                 log.warning("jobs: timer round failed (%s)", exc)
                 delay = RETRY_S
+            stop_if_cancelled()   # a cancel a store call swallowed (see ScheduleService._run)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
