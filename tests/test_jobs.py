@@ -574,3 +574,23 @@ def test_executors_get_only_the_allow_listed_environment(start_hub, tmp_path):
     assert "SECRET_THING" not in names and "REPOWIRE_HOME" not in names
     assert "ANTHROPIC_BASE_URL" not in names   # the claude backend's, not the command backend's
     assert psutil.pid_exists(hub.pid)
+
+
+async def test_jobs_that_are_over_are_deleted_after_the_retention_and_live_ones_stay(start_hub, tmp_path):
+    hub = start_hub("--job-retention", "1", "--job-lease", "3")   # the sweep runs every lease/3: each second
+    argv = script(tmp_path, "quick", "print('done')\n")
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    done = await settled(hub, add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command",
+                                            "command": argv})["id"])
+    waiting = add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv,
+                            "at": later})["id"]
+    template = add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv,
+                             "cron": "0 9 * * *"})["id"]
+    assert hub.post(f"/jobs/{template}/cancel").status_code == 200
+
+    def gone() -> bool:
+        return all(hub.get(f"/jobs/{i}/status").status_code == 404 for i in (done["id"], template))
+    await eventually(lambda: asyncio.to_thread(gone), 15, "the finished jobs to be deleted")
+    listed = hub.get("/jobs").json()
+    assert [j["id"] for j in listed["work"]] == [waiting] and listed["recurring"] == []
+    assert status_of(hub, waiting)["state"] == "queued"

@@ -52,6 +52,7 @@ def built_commands() -> list[tuple]:
         JobStore.finish_cmd(MESSAGE, "n1", "i", 1, "succeeded", "", 1, {}, {"result": "{}"}),
         JobStore.lose_cmd(MESSAGE, "n1", "i", 1, 1, {}, "node_gone"),
         JobStore.adopt_cmd(MESSAGE, "n1", "i", 1, "n2", "j", 1, {}),
+        JobStore.delete_cmds(f"cal-{MESSAGE}", PEER)[0],
         JobStore.fire_cmds(f"cal-{MESSAGE}", PEER, 1, 2, work_id_of_fire(f"cal-{MESSAGE}", 1), {}, 1, {}, {})[1],
     ]
 

@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--job-lease", type=float, default=jobs.lease_s,
                    help="seconds after which a run whose hub node stopped renewing it is recorded lost "
                         f"(default {jobs.lease_s:g})")
+    s.add_argument("--job-retention", type=float, default=jobs.retention_s, metavar="SECONDS",
+                   help="a job that is over (and its trace and progress) is deleted this long after "
+                        f"(default {jobs.retention_s:g}, 7 days)")
     s.add_argument("--job-env", action="append", default=[], metavar="NAME",
                    help="also pass this variable of the hub's environment to job executors (repeatable; "
                         "PATH, HOME, the locale and each backend's own, such as ANTHROPIC_*, always pass)")

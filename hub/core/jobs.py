@@ -76,6 +76,7 @@ class JobPolicy:
     progress_kept: int = 50             # progress entries kept per work item, the newest
     kill_grace_s: float = 3.0           # SIGTERM, then SIGKILL after this, to the executor's process group
     env_names: tuple[str, ...] = ()     # more variables of the hub's environment that executors get
+    retention_s: float = 7 * 86_400.0   # a job that is over is deleted this long after
 
 
 @dataclass(frozen=True, slots=True)

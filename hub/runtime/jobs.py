@@ -72,6 +72,7 @@ IDLE_WAKE_S = 10.0    # the timer looks at the store at least this often, woken 
 RETRY_S = 1.0         # after a store failure
 DUE_BATCH = 100
 RECOVER_BATCH = 1_000
+SWEEP_BATCH = 500     # jobs past their retention deleted per lease round
 LIST_MAX = 10_000
 ASK_WAIT_S = 30.0     # one wait for a peer job's reply (asks.wait is bounded too)
 ASK_POLL_S = 1.0      # a reply to an ask open on another node is looked for this often
@@ -284,8 +285,7 @@ class JobService:
             return
         cmds: list[Command] = [self.store.not_due_cmd(job_id), self.store.changed_cmd(job_id),
                                self._event_cmd(job_id, JobState.CANCELLED, "cancelled")]
-        if "template_id" not in stored.body:
-            cmds.append(self.store.closed_cmd(job_id, stored.body["owner"]["peer_id"]))
+        cmds += self.store.over_cmds(job_id, stored.body["owner"]["peer_id"], now)
         await self.state.writer.write(*cmds)
         if stored.recurring:
             self._release_session(job_id)
@@ -396,7 +396,7 @@ class JobService:
         written = await self.state.writer.write(*before, fire, *after, self.store.changed_cmd(work_id))
         (answer,) = replies.texts(written[len(before)][:1])
         if answer == "ok":
-            done: list[Command] = [] if next_due is not None else [self.store.closed_cmd(template_id, owner)]
+            done = [] if next_due is not None else self.store.over_cmds(template_id, owner, now)
             await self.state.writer.write(self._event_cmd(work_id, JobState.QUEUED, None), *done)
         elif answer in ("inactive", "missing"):
             await self.state.writer.write(*self.store.unfired_cmds(work_id, owner), self.store.not_due_cmd(template_id))
@@ -458,9 +458,8 @@ class JobService:
                                   outcome.reason, now, stage, fields),
             self.store.not_running_cmd(job_id), self.store.changed_cmd(job_id)]
         template_id = stored.body.get("template_id")
-        if template_id is None:
-            cmds.append(self.store.closed_cmd(job_id, stored.body["owner"]["peer_id"]))
-        elif outcome.session_id:
+        cmds += self.store.over_cmds(job_id, stored.body["owner"]["peer_id"], now)
+        if template_id is not None and outcome.session_id:
             cmds.append(self.store.set_cmd(template_id, session_id=outcome.session_id))
         if run.progress:
             cmds += self.store.progress_cmds(job_id, run.progress, self.policy.progress_kept)
@@ -564,6 +563,7 @@ class JobService:
                     await self.state.writer.write(
                         self.store.running_cmd(self.hub.now_ms() + self._lease_ms(), list(self.runs)))
                 await self._recover(first=False)
+                await self._sweep_finished()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -597,13 +597,29 @@ class JobService:
             cmds: list[Command] = [self.store.lose_cmd(job_id, node, instance, attempt, now, stage, reason),
                                    self.store.not_running_cmd(job_id), self.store.changed_cmd(job_id),
                                    self._event_cmd(job_id, JobState.LOST, reason)]
-            if "template_id" not in stored.body:
-                cmds.append(self.store.closed_cmd(job_id, stored.body["owner"]["peer_id"]))
+            cmds += self.store.over_cmds(job_id, stored.body["owner"]["peer_id"], now)
             await self.state.writer.write(*cmds)
             pid = stored.number("pid")
             if earlier_life and pid and await anyio.to_thread.run_sync(kill_group_if_same, pid,
                                                                          stored.get("proc_start")):
                 log.info("jobs: ended executor %s that job %s's earlier hub left running", pid, job_id)
+
+    async def _sweep_finished(self) -> None:
+        """Delete jobs that have been over for longer than the retention (a batch per round)."""
+        until = self.hub.now_ms() - int(self.policy.retention_s * 1000)
+        job_ids = await self.store.finished_before(until, SWEEP_BATCH)
+        if not job_ids:
+            return
+        found = {s.job_id: s for s in await self.store.read_many(job_ids)}
+        cmds: list[Command] = []
+        for job_id in job_ids:
+            stored = found.get(job_id)
+            if stored is None:
+                cmds.append(self.store.forget_cmd(job_id))
+            elif stored.state not in (JobState.QUEUED, JobState.RUNNING, RecurringState.ACTIVE):
+                cmds += self.store.delete_cmds(job_id, stored.body["owner"]["peer_id"])
+        if cmds:
+            await self.state.writer.write(*cmds)
 
     async def _adopt(self, stored: StoredJob, spec: JobSpec, node: str, instance: str, attempt: int) -> None:
         now = self.hub.now_ms()

@@ -164,9 +164,23 @@ class JobStore:
         return ("ZREM", keys.JOBS_DUE, job_id)
 
     @staticmethod
-    def closed_cmd(job_id: str, owner: str) -> Command:
-        """The job is over: it no longer counts against its maker's limit."""
-        return ("SREM", keys.jobs_open_of(owner), job_id)
+    def over_cmds(job_id: str, owner: str, now: int) -> list[Command]:
+        """The job is over: it no longer counts against its maker's limit, and it is kept for the
+        retention from now."""
+        return [("SREM", keys.jobs_open_of(owner), job_id), ("ZADD", keys.JOBS_FINISHED, now, job_id)]
+
+    @staticmethod
+    def delete_cmds(job_id: str, owner: str) -> list[Command]:
+        """A job past its retention: its hash, trace, progress and every index entry."""
+        return [("DEL", keys.job(job_id), keys.job_trace(job_id), keys.job_progress(job_id)),
+                ("ZREM", keys.JOBS_RECURRING if job_id.startswith("cal-") else keys.JOBS_WORK, job_id),
+                ("ZREM", keys.jobs_of(owner), job_id), ("SREM", keys.jobs_open_of(owner), job_id),
+                ("ZREM", keys.JOBS_FINISHED, job_id), ("ZREM", keys.JOBS_DUE, job_id),
+                ("ZREM", keys.JOBS_RUNNING, job_id)]
+
+    @staticmethod
+    def forget_cmd(job_id: str) -> Command:
+        return ("ZREM", keys.JOBS_FINISHED, job_id)
 
     @staticmethod
     def changed_cmd(job_id: str) -> Command:
@@ -235,6 +249,11 @@ class JobStore:
     async def earliest_due(self) -> int | None:
         rows = replies.scored(await self.client.zrange(keys.JOBS_DUE, 0, 0, withscores=True))
         return rows[0][1] if rows else None
+
+    async def finished_before(self, until: int, limit: int) -> list[str]:
+        """Jobs that were over by `until`, oldest first."""
+        return [job_id for job_id, _ in replies.scored(await self.client.zrangebyscore(
+            keys.JOBS_FINISHED, "-inf", until, start=0, num=limit, withscores=True))]
 
     async def running(self, until: int | str, limit: int) -> list[tuple[str, int]]:
         """Running work items whose lease ends by `until` ('+inf': all)."""

@@ -161,6 +161,7 @@ JOBS_WORK = f"{PREFIX}:jobs:work"            # zset work item id -> created_at (
 JOBS_RECURRING = f"{PREFIX}:jobs:recurring"  # zset recurring job id -> created_at (ms)
 JOBS_DUE = f"{PREFIX}:jobs:due"              # zset: queued work -> when it may start; recurring -> next fire
 JOBS_RUNNING = f"{PREFIX}:jobs:running"      # zset running work item id -> when its node's lease on it ends
+JOBS_FINISHED = f"{PREFIX}:jobs:finished"    # zset: jobs that are over -> when (ms); the retention sweep reads it
 JOBS_CHANGED = f"{PREFIX}:jobs:changed"      # pub/sub channel: new work, a cancel; wakes the nodes' timers
 
 
