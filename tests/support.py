@@ -336,3 +336,14 @@ async def bring_forward(store_url: str, template_id: str) -> int:
 def fire_of(template_id: str, due: int) -> str:
     """The id of the work item a recurring job's occurrence `due` makes (hub.core.jobs)."""
     return f"{template_id.removeprefix('cal-')}.{due}"
+
+
+async def fire_now(hub: HubProcess, store_url: str, template_id: str, timeout: float = 120) -> dict:
+    """Bring a recurring job's next occurrence forward and return its work item once it ended."""
+    work_id = fire_of(template_id, await bring_forward(store_url, template_id))
+
+    def ended() -> dict | None:
+        response = hub.get(f"/jobs/{work_id}/status")
+        job = response.json() if response.status_code == 200 else None
+        return job if job is not None and job["state"] not in ("queued", "running") else None
+    return await eventually(lambda: asyncio.to_thread(ended), timeout, f"the fire {work_id} to end")

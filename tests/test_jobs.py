@@ -16,7 +16,7 @@ import orjson
 import psutil
 import pytest
 
-from tests.support import bring_forward, eventually, fire_of, process_gone, repowire, wait_until
+from tests.support import eventually, fire_now, process_gone, repowire, wait_until
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "lost")
 SUMMARY_KEYS_LEFT_OUT = {"prompt", "request", "provenance", "runner", "progress", "trace"}
@@ -373,15 +373,9 @@ async def test_each_fire_of_a_recurring_job_is_a_work_item_that_resumes_the_last
     template_id = template["id"]
     assert template_id.startswith("cal-") and template["kind"] == "recurring" and template["state"] == "active"
     assert template["next_fire_at"].endswith("T09:00:00.000Z") and template["fires"] == 0
-    results = []
-    for fire in (1, 2):
-        due = await bring_forward(shared_store, template_id)
-        work_id = fire_of(template_id, due)
-        job = await settled(hub, await eventually(
-            lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200 and work_id),
-            15, "the fire's work item"))
-        assert job["state"] == "succeeded" and job["template_id"] == template_id and job["fire"] == fire
-        results.append(job)
+    results = [await fire_now(hub, shared_store, template_id, 15) for _ in range(2)]
+    for number, job in enumerate(results, 1):
+        assert job["state"] == "succeeded" and job["template_id"] == template_id and job["fire"] == number
     first, second = results
     session = first["runtime_session_id"]
     assert first["result"]["summary"] == "daily digest; resumed=None"
@@ -413,13 +407,7 @@ async def test_a_session_scoped_recurring_job_keeps_one_executor_for_its_runs(sh
         """)
     template_id = add_job(hub, {"prompt": "check CI", "path": str(tmp_path), "backend": "command", "command": argv,
                                 "cron": "0 9 * * *", "process_scope": "session"})["id"]
-    jobs = []
-    for _ in range(2):
-        due = await bring_forward(shared_store, template_id)
-        work_id = fire_of(template_id, due)
-        await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
-                         15, "the fire's work item")
-        jobs.append(await settled(hub, work_id))
+    jobs = [await fire_now(hub, shared_store, template_id, 15) for _ in range(2)]
     pid = jobs[0]["runner"]["pid"]
     assert [j["result"]["summary"] for j in jobs] == [f"turn 1 of pid {pid}: check CI", f"turn 2 of pid {pid}: check CI"]
     assert jobs[1]["runner"]["pid"] == pid and not process_gone(pid)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.agent_clis import AGENTS, ClaudeCode, Codex
 from tests.model_standin import ModelStandIn, say
-from tests.support import bring_forward, eventually, fire_of, process_gone
+from tests.support import eventually, fire_now, process_gone
 
 
 @pytest.fixture
@@ -91,12 +91,7 @@ async def test_a_recurring_claude_job_resumes_its_session_on_the_next_fire_or_st
     hub = start_hub("--redis-url", shared_store, env=claude_env)
     template = hub.post("/jobs", {"prompt": "digest of new issues", "path": str(project), "backend": "claude",
                                   "cron": "0 9 * * *", "continuity": continuity}).json()
-    fires = []
-    for _ in range(2):
-        work_id = fire_of(template["id"], await bring_forward(shared_store, template["id"]))
-        await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
-                         15, "the fire's work item")
-        fires.append(await settled(hub, work_id))
+    fires = [await fire_now(hub, shared_store, template["id"]) for _ in range(2)]
     assert [f["state"] for f in fires] == ["succeeded", "succeeded"]
     assert [f["result"]["summary"] for f in fires] == ["First digest: 3 new issues.", "Second digest: nothing new."]
     first, second = requests_with(model, "digest of new issues")
@@ -117,12 +112,7 @@ async def test_a_session_scoped_claude_job_keeps_one_claude_process_for_its_fire
     hub = start_hub("--redis-url", shared_store, env=claude_env)
     template_id = hub.post("/jobs", {"prompt": "is the build green?", "path": str(project), "backend": "claude",
                                      "cron": "0 9 * * *", "process_scope": "session"}).json()["id"]
-    fires = []
-    for _ in range(2):
-        work_id = fire_of(template_id, await bring_forward(shared_store, template_id))
-        await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
-                         15, "the fire's work item")
-        fires.append(await settled(hub, work_id))
+    fires = [await fire_now(hub, shared_store, template_id) for _ in range(2)]
     assert [f["result"]["summary"] for f in fires] == ["Build is green.", "Still green."]
     pid = fires[0]["runner"]["pid"]
     assert fires[1]["runner"]["pid"] == pid and not process_gone(pid)
@@ -145,12 +135,7 @@ async def test_a_recurring_codex_job_resumes_its_thread_on_the_next_fire(shared_
     hub = start_hub("--redis-url", shared_store, "--job-env", "STANDIN_KEY", env=env)
     template_id = hub.post("/jobs", {"prompt": "count the TODOs", "path": str(folder), "backend": "codex",
                                      "cron": "0 9 * * *"}).json()["id"]
-    fires = []
-    for _ in range(2):
-        work_id = fire_of(template_id, await bring_forward(shared_store, template_id))
-        await eventually(lambda: asyncio.to_thread(lambda: hub.get(f"/jobs/{work_id}/status").status_code == 200),
-                         15, "the fire's work item")
-        fires.append(await settled(hub, work_id))
+    fires = [await fire_now(hub, shared_store, template_id) for _ in range(2)]
     assert [f["state"] for f in fires] == ["succeeded", "succeeded"], fires
     assert [f["result"]["summary"] for f in fires] == ["Codex looked: two TODOs.", "Codex again: one TODO left."]
     thread = fires[0]["runtime_session_id"]
