@@ -5,13 +5,19 @@ on a real Valkey (`shared_store`)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
+import redis.asyncio as redis
 
+from hub.core.ids import new_peer_id
+from hub.core.peers import PeerRecord
+from hub.store.state import StoreState
 from tests.support import eventually, person_watching, wait_until
 from tests.test_dashboard_feed import as_dashboard, signed_in_browser
 from tests.test_questions import ask_body, pending_question
+from transports.client import HubRefused
 
 
 @pytest.fixture
@@ -167,6 +173,57 @@ async def test_a_node_that_dies_leaves_its_peers_offline_after_the_lease_and_the
     trace = await final_trace(n2, queued["message_id"], "received")
     assert [(s["stage"], s["node"]) for s in trace["stages"]] == [
         ("accepted", "n2"), ("routed", "n2"), ("queued", "n2"), ("sent", "n2"), ("received", "n2")]
+
+
+async def test_a_peer_this_node_has_not_heard_of_yet_is_looked_up_in_the_store(mesh, shared_store):
+    """A peer that joined through another node a moment ago: its record is in the store, the
+    node bus notice has not reached this node (here: it never comes). Messages to it by name or
+    id still go through; a name nobody has is still `peer_not_found`."""
+    n1, _ = mesh
+    now = int(time.time() * 1000)
+    late = PeerRecord(peer_id=new_peer_id(), name="latecomer", circle="default", role="agent",
+                      token_digest="ab" * 32, created_at=now, last_seen=now)
+    client = redis.Redis.from_url(shared_store)
+    try:
+        for command in StoreState(client, None).save_peer_cmds(late):   # no mesh node: no bus notice
+            await client.execute_command(*command)
+    finally:
+        await client.aclose()
+    assert "latecomer" not in n1.peers()
+    sent = n1.post("/messages", {"to": "latecomer", "text": "welcome"})
+    assert (sent.status_code, sent.json()["state"]) == (202, "queued")
+    async with n1.client("alice") as alice:
+        asked = await alice.ask(late.peer_id, "settled in?", queue_if_offline=True)
+        assert asked["state"] == "queued"
+        with pytest.raises(HubRefused) as nobody:
+            await alice.notify("nobody-at-all", "hello?")
+    assert nobody.value.code == "peer_not_found"
+    assert n1.peers()["latecomer"]["pending"] == 2
+
+
+async def test_a_notify_to_a_peer_whose_node_just_died_is_queued_not_delivered(start_hub, shared_store):
+    """Within the dead node's lease its peers still look online; the store's wake for that node
+    reaches nobody, so the message says `queued`, and waits in the inbox for the peer's return."""
+    n1 = start_hub("--redis-url", shared_store, "--node", "n1", "--node-lease", "30")
+    n2 = start_hub("--redis-url", shared_store, "--node", "n2", "--node-lease", "30")
+    async with n1.client("bob", reconnect=False) as bob, n2.client("alice") as alice:
+        await seen(n2, "bob", status="online", node="n1")
+        assert (await alice.notify("bob", "while n1 lives"))["state"] == "delivered"
+        await bob.receive(10)
+        n1.kill()
+        assert peer_on(n2, "bob", status="online", node="n1"), "the lease (30 s) still holds"
+        queued = await alice.notify("bob", "after n1 died")
+        asked = await alice.ask("bob", "are you there?", timeout_s=60, queue_if_offline=True)
+    assert queued["state"] == "queued" and asked["state"] == "queued"
+    trace = n2.get(f"/traces/{queued['message_id']}").json()
+    assert [(s["stage"], s.get("reason")) for s in trace["stages"]] == [
+        ("accepted", None), ("routed", None), ("queued", "holder_gone")]
+    async with n2.client("bob", token=bob.token, hub_token=None) as back:
+        # the first message may come again: n1 died before bob's receipt for it was written
+        frames = [await back.receive(10) for _ in range(2)]
+        if frames[0]["text"] == "while n1 lives":
+            frames = [*frames[1:], await back.receive(10)]
+    assert {f["message_id"] for f in frames} == {queued["message_id"], asked["message_id"]}
 
 
 async def test_a_client_whose_node_dies_reconnects_to_another_and_keeps_its_identity(start_hub, shared_store):

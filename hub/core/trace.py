@@ -65,6 +65,7 @@ class Reason(StrEnum):
     RECIPIENT_FAILED = "recipient_failed"
     TAKEN = "taken"                  # fetched over REST by a peer with no connection (its Stop hook)
     INBOX_FULL = "inbox_full"        # the recipient's inbox held as many messages as it may
+    HOLDER_GONE = "holder_gone"      # the node said to hold the recipient heard nothing: it is gone
 
 
 def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> TraceStage:

@@ -62,7 +62,7 @@ from hub.runtime.hub import Hub, grant_cmds
 from hub.runtime.idempotency import Claimed
 from hub.store.asks import AskStore, parse_close
 from hub.store.batch import Batch
-from hub.store.state import InboxEntry, StoreState
+from hub.store.state import InboxEntry, StoreState, parse_enqueued
 from hub.store.writer import Command
 from schemas.codec import encode
 from schemas.errors import ErrorCode
@@ -303,12 +303,14 @@ class AskService:
         def on_written(replies: list[Any]) -> AskAccepted:
             states: list[AskChild] = []
             for peer, cid, message_id, payload, queued in children:
-                seq = batch.reply(replies, queued)
+                reply = batch.reply(replies, queued)
+                enqueued = None if isinstance(reply, Exception) else parse_enqueued(reply)
                 ask = OpenAsk(cid, message_id, asker["peer_id"], peer.peer_id, deadline, question,
-                              seq if isinstance(seq, int) and seq > 0 else None)
+                              enqueued.seq if enqueued is not None and enqueued.seq > 0 else None)
                 self._track(ask)
-                delivered = ask.seq is not None and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid,
-                                                                          deadline + INBOX_GRACE_MS)
+                delivered = (enqueued is not None and ask.seq is not None
+                             and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid,
+                                                       deadline + INBOX_GRACE_MS, holder_gone=enqueued.holder_gone))
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
             first = states[0]
@@ -540,11 +542,13 @@ class AskService:
                                       reason="reply_not_collected", sent_at=now, from_=HUB_AS_SENDER))
             replier = record["recipient"]
             expires_at = now + hub.settings.queue_ttl_s * 1000
-            (seq,) = await self.state.writer.write(self.state.enqueue_cmd(
+            (reply,) = await self.state.writer.write(self.state.enqueue_cmd(
                 replier, message_id, payload, expires_at, cid, "expired"))
+            enqueued = parse_enqueued(reply)
             peer = hub.peers.get(replier)
-            if isinstance(seq, int) and seq > 0 and peer is not None:
-                hub.inboxes.hand_over(peer, seq, message_id, payload, cid, expires_at)
+            if enqueued.seq > 0 and peer is not None:
+                hub.inboxes.hand_over(peer, enqueued.seq, message_id, payload, cid, expires_at,
+                                      holder_gone=enqueued.holder_gone)
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
 from hub.store.batch import Batch, Slot
-from hub.store.state import StoreState
+from hub.store.state import StoreState, parse_enqueued
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.frames import API_VERSION, Delivery, Position, RecipientState, Role, Welcome
@@ -286,6 +286,29 @@ class Hub:
         return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers,
                                 by_name=self.registry.by_name)
 
+    async def learned(self, sender: Sender, refused: HubError, to: str | list[str]) -> bool:
+        """After `peer_not_found`: on a store other nodes share, a peer that joined through
+        another node a moment ago may not be in this node's copy yet (the node bus is on its
+        way). Read the addresses this node does not know from the store; True when that found
+        someone, and the operation may be tried once more."""
+        if refused.code is not ErrorCode.PEER_NOT_FOUND or not self.in_mesh:
+            return False
+        found = []
+        for raw in ([to] if isinstance(to, str) else to):
+            address = parse_address(raw)
+            if address.peer_id is not None and address.peer_id not in self.peers:
+                found.append(address.peer_id)
+            elif address.name is not None:
+                circle = address.circle or (sender.peer.circle if sender.peer else "default")
+                if (circle, address.name) not in self.registry.by_name:
+                    peer_id = await self.store.peer_id_for_name(circle, address.name)
+                    if peer_id is not None:
+                        found.append(peer_id)
+        if not found:
+            return False
+        await self.refresh_peers(found)
+        return any(peer_id in self.peers for peer_id in found)
+
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
         return self._recipients(sender, to)[1]
 
@@ -375,9 +398,10 @@ class Hub:
         """The notify is durable (or the store refused it): hand it to live recipients and say
         what became of it, for each recipient when it was a broadcast."""
         message_id, recipients, batch = sent.message_id, sent.recipients, sent.batch
-        seqs = [batch.reply(replies, slot) for slot in sent.queued]
+        queued = [r if isinstance(r := batch.reply(replies, slot), Exception) else parse_enqueued(r)
+                  for slot in sent.queued]
         states: list[RecipientState] = []
-        full = [peer for peer, seq in zip(recipients, seqs) if seq == INBOX_FULL]
+        full = [peer for peer, q in zip(recipients, queued) if not isinstance(q, Exception) and q.seq == INBOX_FULL]
         if full:
             self._inbox_full(message_id, full)
             if not sent.broadcast:
@@ -385,15 +409,20 @@ class Hub:
                                f"{self.settings.limits.inbox_per_peer} messages waiting, as many as it may; "
                                "try again once it has read some", {"peer_id": full[0].peer_id,
                                                                    "limit": self.settings.limits.inbox_per_peer})
-        for peer, seq in zip(recipients, seqs):
-            if seq == INBOX_FULL:
+        for peer, q in zip(recipients, queued):
+            if not isinstance(q, Exception) and q.seq == INBOX_FULL:
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="failed",
                                              reason=Reason.INBOX_FULL))
                 continue
-            if isinstance(seq, Exception) or seq == -1:
+            if isinstance(q, Exception) or q.seq == -1:
                 states.append(RecipientState(peer_id=peer.peer_id, name=peer.name, state="queued"))
                 continue
-            delivered = self.inboxes.hand_over(peer, seq, message_id, sent.payload, message_id, sent.expires_at)
+            delivered = self.inboxes.hand_over(peer, q.seq, message_id, sent.payload, message_id, sent.expires_at,
+                                               holder_gone=q.holder_gone)
+            if q.holder_gone:
+                self.store.writer.submit([self.store.trace_cmd(message_id, [stage_entry(
+                    Stage.QUEUED, self.now_ms(), self.node, peer_id=peer.peer_id, reason=Reason.HOLDER_GONE)])],
+                    wait=False)
             states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                          state="delivered" if delivered else "queued"))
         if isinstance(failed := batch.reply(replies, sent.traced), Exception):

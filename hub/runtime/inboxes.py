@@ -126,18 +126,19 @@ class Inboxes:
             conn.abort(exc.code, exc.message)
 
     def hand_over(self, peer: PeerRecord, seq: int, message_id: str, payload: bytes, trace_id: str,
-                  expires_at: int) -> bool:
+                  expires_at: int, *, holder_gone: bool = False) -> bool:
         """A delivery was just queued for `peer` at `seq`, to expire at `expires_at`: push it to
         the peer's connection here (unless a replay is running, which reads it in order), or
         wake whoever reads the inbox here. True when it is on its way now: pushed here, or the
-        peer is live on another node, which the store woke. False: it waits in the inbox."""
+        peer is live on another node, which the store woke. False: it waits in the inbox (also
+        when the store found nobody listening for the node said to hold the peer: `holder_gone`)."""
         if expires_at < self._due.get(peer.peer_id, expires_at + 1):
             self._due[peer.peer_id] = expires_at
         conn = self._connections.get(peer.peer_id)
         if conn is not None:
             return not conn.replaying and self.push(conn, seq, message_id, payload, trace_id)
         self.grew(peer.peer_id)
-        return self._presence.is_reachable(peer)
+        return self._presence.is_reachable(peer) and not holder_gone
 
     def push(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
         """Hand a stored delivery to a live connection; remember it until its receipt."""

@@ -185,7 +185,12 @@ class JobService:
             if parse_address(request.peer).broadcast:
                 raise HubError(ErrorCode.INVALID_REQUEST, "a job goes to one peer, not a circle",
                                {"peer": request.peer})
-            target = hub.resolve_recipients(sender, request.peer)[0]
+            try:
+                target = hub.resolve_recipients(sender, request.peer)[0]
+            except HubError as exc:
+                if not await hub.learned(sender, exc, request.peer):
+                    raise
+                target = hub.resolve_recipients(sender, request.peer)[0]
         spec = spec_of(request, peer_id=target.peer_id if target else None, is_person=sender.is_person,
                        policy=self.policy)
         hub.check_text(spec.prompt)

@@ -23,6 +23,7 @@ from schemas.local import ACT_AS_HEADER
 from schemas.rest import (
     AckRequest,
     AnswerRequest,
+    AskAccepted,
     AskRequest,
     NotifyRequest,
     PeerCreated,
@@ -34,7 +35,7 @@ from schemas.rest import (
 )
 
 CAPABILITIES = ["notify", "broadcast", "traces", "resume", "idempotency", "presence", "ask", "questions",
-                "approvals", "policies", "schedules", "attachments", "sessions", "dashboard"]
+                "approvals", "policies", "schedules", "jobs", "attachments", "sessions", "dashboard"]
 _JSON_TYPES = ("application/json",)
 
 
@@ -182,8 +183,14 @@ async def post_message(request: Request) -> JSON:
     body = await read_body(request, NotifyRequest)
     key = body.idempotency_key or request.headers.get("idempotency-key")
     attached = await carried(request, who, body.attachments)
-    result = await hub_of(request).notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
-    return JSON(result, status_code=202)
+    hub = hub_of(request)
+    try:
+        pending = hub.notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
+    except HubError as exc:
+        if not await hub.learned(who, exc, body.to):
+            raise
+        pending = hub.notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
+    return JSON(await pending, status_code=202)
 
 
 async def get_trace(request: Request) -> JSON:
@@ -203,10 +210,18 @@ async def post_ask(request: Request) -> JSON:
     question = msgspec.to_builtins(body.question) if body.question is not None else None
     key = body.idempotency_key or request.headers.get("idempotency-key")
     attached = await carried(request, who, body.attachments)
-    result = await asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
-                                        queue_if_offline=body.queue_if_offline, question=question,
-                                        idempotency_key=key, attachments=attached)
-    return JSON(result, status_code=202)
+
+    def submit() -> asyncio.Future[AskAccepted]:
+        return asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
+                                    queue_if_offline=body.queue_if_offline, question=question,
+                                    idempotency_key=key, attachments=attached)
+    try:
+        pending = submit()
+    except HubError as exc:
+        if not await hub_of(request).learned(who, exc, body.to):
+            raise
+        pending = submit()
+    return JSON(await pending, status_code=202)
 
 
 async def post_ack(request: Request) -> JSON:

@@ -203,11 +203,23 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
             if isinstance(frame, Notify):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
                 await room.acquire()
-                _start_notify(hub, conn, Sender(peer), frame, room, carried)
+                try:
+                    _start_notify(hub, conn, Sender(peer), frame, room, carried)
+                except HubError as exc:
+                    if not await hub.learned(Sender(peer), exc, frame.to):
+                        raise
+                    await room.acquire()
+                    _start_notify(hub, conn, Sender(peer), frame, room, carried)
             elif isinstance(frame, (Ask, Ack, Answer)):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
                 await room.acquire()
-                _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
+                try:
+                    _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
+                except HubError as exc:
+                    if not (isinstance(frame, Ask) and await hub.learned(Sender(peer), exc, frame.to)):
+                        raise
+                    await room.acquire()
+                    _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
             elif isinstance(frame, Receipt):
                 hub.inboxes.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):

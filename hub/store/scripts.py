@@ -10,9 +10,11 @@ import hashlib
 # inbox now. Inside the enqueueing script, so the publish sees the same record the write did:
 # a peer that connects after it is read by its new node's replay, one before it is woken.
 def _wake(hash_key: str, me: str, peer_id: str) -> str:
-    return (f"if {me} ~= '' then local live = redis.call('HMGET', {hash_key}, 'status', 'node') "
+    """Wake the node that holds the peer's connection, if another; `woke` is how many listened
+    (0: that node is gone, though its lease may not have run out yet), -1 when none was woken."""
+    return (f"local woke = -1 if {me} ~= '' then local live = redis.call('HMGET', {hash_key}, 'status', 'node') "
             f"if live[1] and live[1] ~= 'offline' and live[2] and live[2] ~= '' and live[2] ~= {me} then "
-            f"redis.call('PUBLISH', 'rw:wake:' .. live[2], {peer_id}) end end")
+            f"woke = redis.call('PUBLISH', 'rw:wake:' .. live[2], {peer_id}) end end")
 
 
 # KEYS: peer hash, inbox stream[, index zset]. ARGV: message id, payload, expires_at (ms),
@@ -20,7 +22,9 @@ def _wake(hash_key: str, me: str, peer_id: str) -> str:
 # Assigns the next per-peer sequence number and appends with stream id "<seq>-0", so that
 # XRANGE by sequence is a range by id; with a third key (an ask's recipient: its inbound-asks
 # index) also indexes the trace id there. When the peer is live on another node, that node is
-# woken on its channel (see _wake). Returns the seq, or -1 when the peer no longer exists.
+# woken on its channel (see _wake). Returns the seq; {seq} when the node holding the peer was
+# woken and nobody listened (it is gone: the delivery waits in the inbox); -1 when the peer no
+# longer exists, -2 when its inbox is full.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[9] ~= '0' and redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[9]) then return -2 end
@@ -28,6 +32,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
 if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[8], ARGV[4]) end
 WAKE_RECIPIENT
+if woke == 0 then return {seq} end
 return seq
 """.replace("WAKE_RECIPIENT", _wake("KEYS[1]", "ARGV[6]", "ARGV[7]"))
 

@@ -54,6 +54,24 @@ class IdempotencyRecord(Struct, omit_defaults=True):
 
 
 @dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What ENQUEUE answered: the delivery's place in the inbox (-1: no such peer, -2: the inbox
+    is full), and whether the node holding the peer's connection was woken and nobody listened
+    (that node is gone though its lease has not run out: the delivery waits in the inbox)."""
+    seq: int
+    holder_gone: bool = False
+
+
+def parse_enqueued(reply: object) -> Enqueued:
+    if isinstance(reply, list):
+        (seq,) = reply
+        return Enqueued(int(seq), holder_gone=True)
+    if not isinstance(reply, int):
+        raise replies.StoreReplyError(f"ENQUEUE answered {type(reply).__name__}")
+    return Enqueued(reply)
+
+
+@dataclass(frozen=True, slots=True)
 class InboxEntry:
     seq: int
     message_id: str
@@ -115,6 +133,10 @@ class StoreState:
             pipe.hgetall(keys.peer(peer_id))
         rows = await pipe.execute()
         return [PeerRecord.from_store(row) if row else None for row in rows]
+
+    async def peer_id_for_name(self, circle: str, name: str) -> str | None:
+        found = await self.client.hget(keys.NAMES, keys.name_field(circle, name))
+        return as_text(found) if found else None
 
     async def peer_id_for_token(self, digest: str) -> str | None:
         found = await self.client.hget(keys.TOKENS, digest)
