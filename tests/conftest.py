@@ -30,7 +30,7 @@ TIERS = {
              "test_key_layout"),
     "store": ("test_store_writer", "test_store_lifecycle", "test_inbox_sweep"),
     "server": ("test_hub_http", "test_http_edge", "test_route_access", "test_bad_input", "test_identity_and_notify",
-               "test_asks", "test_questions", "test_approvals", "test_sessions", "test_schedules", "test_jobs", "test_attachments",
+               "test_asks", "test_questions", "test_approvals", "test_sessions", "test_schedules", "test_jobs", "test_metrics", "test_attachments",
                "test_peer_registration", "test_presence_and_flow", "test_dashboard_feed", "test_fuzz", "test_cli",
                "test_cli_display", "test_local_security", "test_mcp", "test_hook", "test_claude_settings",
                "test_client_sdk"),

@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--link-timeout", type=float, default=10.0,
                    help="seconds a pane link waits for its transport before it is undone (default 10)")
     s.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="text lines for a person (default), or one JSON object per line (ts, level, logger, node, "
+                        "message) for a log shipper")
 
     st = sub.add_parser("status", help="where the hub is, its node and store, who is online, questions waiting",
                         description="A short report on the running hub: its address, node, store, peers online, "

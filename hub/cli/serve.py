@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
+from hub.cli import logs
 from hub.cli.bridge_process import BridgeSupervisor
 from hub.core.approvals import QuestionPolicy
 from hub.core.asks import AskPolicy
@@ -148,7 +150,7 @@ class _HubServer(uvicorn.Server):
 
 
 def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True,
-          tmux_socket: str | None = None) -> int:
+          tmux_socket: str | None = None, json_logs: bool = False) -> int:
     hub_token = prepare_home(settings.home)
     try:
         tcp = bind_tcp(settings.host, settings.port)
@@ -191,7 +193,7 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
     app = build_app(settings, hub_token=hub_token, store_url=store_url,
                     store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready,
                     lease_holder=holder)
-    config = uvicorn_config(app, settings, log_level)
+    config = uvicorn_config(app, settings, log_level, json_logs=json_logs)
     server = _HubServer(config, shutdown)
     supervisor = BridgeSupervisor(str(settings.home), settings.local_url, hub_token, tmux_socket,
                                   log_level) if bridge else None
@@ -217,7 +219,7 @@ async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) ->
         await client.aclose()
 
 
-def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
+def uvicorn_config(app, settings: Settings, log_level: str, *, json_logs: bool = False) -> uvicorn.Config:
     """The HTTP and WebSocket stack the hub serves on (the Autobahn test runs on the same)."""
     # uvicorn calls `http` as it would a protocol class; a partial binds the header timeout
     http = cast("type[asyncio.Protocol]", functools.partial(HubHttpProtocol,
@@ -230,7 +232,9 @@ def uvicorn_config(app, settings: Settings, log_level: str) -> uvicorn.Config:
                           ws_max_size=settings.limits.transport_max_frame_bytes,
                           # Loopback and LAN peers: compression would only cost CPU per message.
                           ws_per_message_deflate=False,
-                          timeout_graceful_shutdown=5, access_log=False, server_header=False)
+                          timeout_graceful_shutdown=5, access_log=False, server_header=False,
+                          # JSON lines: uvicorn's loggers keep no handlers of their own and go through the root's
+                          log_config=None if json_logs else LOGGING_CONFIG)
 
 
 def announce_ready(sign_in_link: str) -> None:
@@ -280,7 +284,7 @@ def alert_settings(args, home: Path) -> AlertSettings:
 
 def serve_command(args) -> int:
     """`repowire serve`: the settings from the command line, then `serve`."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_level, args.log_format, args.node)
     try:
         limits = parse_limits(args.limit)
         check_node_name(args.node)
@@ -315,4 +319,5 @@ def serve_command(args) -> int:
                                                      ttl_s=args.attachment_ttl,
                                                      sweep_interval_s=args.attachment_sweep),
                         advertise_url=args.advertise_url, link_timeout_s=args.link_timeout)
-    return serve(settings, args.log_level, bridge=not args.no_bridge, tmux_socket=args.tmux_socket)
+    return serve(settings, args.log_level, bridge=not args.no_bridge, tmux_socket=args.tmux_socket,
+                 json_logs=args.log_format == "json")

@@ -313,6 +313,8 @@ class AskService:
                                                        deadline + INBOX_GRACE_MS, holder_gone=enqueued.holder_gone))
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
+            for child in states:
+                hub.metrics.message("ask", child.state)
             first = states[0]
             if not group_id:
                 return AskAccepted(message_id=first.message_id, correlation_id=first.correlation_id, state=first.state,
@@ -417,6 +419,7 @@ class AskService:
                                    delivery_id=ask.message_id if ask else None, notice=notice,
                                    notice_seq=answer.seq, result=result, now=now, node=hub.node)
             delivered = self._carry_out_close(effects, ask, notice_id, notice_bytes, notice_expires_at)
+            hub.metrics.message("ask", closed_state(state))
             if state == EXPIRED:
                 return None
             return Closed(message_id=notice_id, correlation_id=cid, state="delivered" if delivered else "queued",

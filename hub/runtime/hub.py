@@ -53,6 +53,7 @@ from hub.runtime.futures import then
 from hub.runtime.idempotency import Claimed, Idempotency
 from hub.runtime.inboxes import Inboxes
 from hub.runtime.lifecycle import PeerLifecycle
+from hub.runtime.metrics import HubMetrics
 from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.attachments import AttachmentStore
@@ -111,6 +112,7 @@ class Hub:
         self.connections: dict[str, Connection] = {}   # peer id -> its connection to this node
         self._buckets: dict[str, TokenBucket] = {}
         self.ids = MonotonicIds()
+        self.metrics = HubMetrics(self.node)
         self.credentials = Credentials(hub_token, self.registry)
         self.events = EventLog(store)
         self.presence = Presences(store, self.registry, self.connections, self.events, self.node, self.now_ms)
@@ -427,6 +429,8 @@ class Hub:
                                          state="delivered" if delivered else "queued"))
         if isinstance(failed := batch.reply(replies, sent.traced), Exception):
             log.warning("trace write for %s failed: %s", message_id, failed)
+        for state in states:
+            self.metrics.message("notify", state.state)
         return MessageAccepted(message_id=message_id, state=overall_state(states),
                                recipients=states if sent.broadcast else None)
 

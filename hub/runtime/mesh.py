@@ -129,6 +129,8 @@ class Mesh:
                 self.questions.heard_from_node(message.data)
             elif message.kind == "signout":
                 self.access.signed_out_elsewhere(message.data.decode())
+            elif message.kind == "tick":
+                self.hub.metrics.bus_tick(message.node, (self.hub.now_ms() - int(message.data)) / 1000)
             else:
                 log.debug("node bus: unknown message kind %r from %s", message.kind, message.node)
         except (ValueError, KeyError, TypeError) as exc:
@@ -154,8 +156,10 @@ class Mesh:
         """Renew this node's lease, then take offline the peers of nodes whose lease lapsed."""
         if not await self.bus.renew_lease(self.holder, int(self.lease_s * 1000)):
             log.error("another process took the lease of node %s; give each hub its own --node name", self.bus.node)
-        # how many people watch for questions here, so that another node knows one can answer
-        self.state.writer.submit([self.questions.people.publish_cmd()], wait=False)
+        # how many people watch for questions here, so that another node knows one can answer;
+        # and a tick, by which the other nodes measure the bus's lag
+        self.state.writer.submit([self.questions.people.publish_cmd(),
+                                  *self.state.publish_cmd("tick", str(self.hub.now_ms()))], wait=False)
         holders = {p.node for p in self.hub.peers.values() if p.status != OFFLINE and p.node not in ("", self.hub.node)}
         if not holders:
             return

@@ -235,6 +235,7 @@ class QuestionService:
                   stage_entry(Stage.ROUTED, now, hub.node, to=f"rule {rule['id']}" if rule else PEOPLE)]
         if decision is not None:
             stages.append(self._final_stage(decision, now))
+            hub.metrics.question_decided(decision["answered_by"], 0.0)
         create = self.store.create_cmd(qid, digest, body, deadline, deadline + retention * 1000, stages,
                                        stage_entry(Stage.JOINED, now, hub.node), retention, decision)
         # One batch: the question with its first stages and, when it waits for a person, its
@@ -402,6 +403,8 @@ class QuestionService:
             raise refusal
         self.deadlines.forget(qid)
         view = decision_view({"correlation_id": qid, **decision})
+        hub.metrics.question_decided(decision["answered_by"],
+                                     (int(decision["decided_at"]) - int(record["created_at"])) / 1000)
         self._resolve(qid, view)
         self._tell_people(QuestionDecided(**msgspec.structs.asdict(view)))
         await self.state.writer.write(self.store.unindex_cmd(qid), self.store.audit_cmd(self._audit_entry(record, decision)))

@@ -44,7 +44,7 @@ from hub.runtime.policies import PolicyService
 from hub.runtime.questions import QuestionService
 from hub.runtime.schedules import ScheduleService
 from hub.runtime.sessions import SessionService
-from hub.server import approvals, attachments, dashboard, jobs, panes, rest, schedules, sessions
+from hub.server import approvals, attachments, dashboard, jobs, metrics, panes, rest, schedules, sessions
 from hub.server.access import with_access
 from hub.server.dashboard import question_link
 from hub.server.guard import LocalGuard, default_hosts, default_origins
@@ -114,6 +114,7 @@ ROUTES = with_access([
     Route("/schedules/{schedule_id}", schedules.delete, methods=["DELETE"]),
     Route("/schedules/{schedule_id}/pause", schedules.pause, methods=["POST"]),
     Route("/schedules/{schedule_id}/resume", schedules.resume, methods=["POST"]),
+    Route("/metrics", metrics.metrics_page, methods=["GET"]),
     Route("/jobs", jobs.create, methods=["POST"]),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/jobs/{job_id}/status", jobs.status, methods=["GET"]),
@@ -228,6 +229,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             epoch = await state.ensure_epoch(new_peer_id())
             hub = Hub(settings, state, hub_token=hub_token, epoch=epoch, store_facts=store_facts,
                       instance=holder.instance)
+            writer.observe = hub.metrics.store_packet
             await hub.start()
             started.push_async_callback(hub.stop)
             asks = AskService(hub, state, AskStore(client), settings.asks)

@@ -141,6 +141,12 @@ def _raw_document() -> dict:
         "paths": {
             "/health": {"get": {"summary": "Is the hub up, and what is it", "security": [],
                                 "responses": {"200": _json(Health, "the hub's facts")}}},
+            "/metrics": {"get": {
+                "summary": "The hub's metrics in Prometheus's text format, labelled by node (person role only)",
+                "security": bearer,
+                "responses": {"200": {"description": "the exposition (text/plain)",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              **_errors(401, 403, 503)}}},
             "/peers": {"get": {
                 "summary": "List peers", "security": bearer,
                 "parameters": [{"name": "circle", "in": "query", "schema": {"type": "string"}},

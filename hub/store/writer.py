@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, overload
 
 import redis.asyncio as redis
@@ -43,7 +44,7 @@ class GroupCommitWriter:
         self._background_wake = False
         self._pending: list[_Batch] = []
         self._wakeup = asyncio.Event()
-        self._in_flight: deque[list[_Batch]] = deque()
+        self._in_flight: deque[tuple[list[_Batch], float]] = deque()   # packets sent, and when
         self._in_flight_commands = 0
         self._replies_due = asyncio.Event()
         self._all_answered = asyncio.Event()   # set while nothing sent waits for its reply
@@ -54,6 +55,7 @@ class GroupCommitWriter:
         self._sender: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None
         self._closed = False
+        self.observe: Callable[[int, float], None] | None = None   # (commands, seconds) per answered packet
 
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_forever(), name="store-writer")
@@ -132,7 +134,7 @@ class GroupCommitWriter:
             log.warning("store write of %d commands failed: %s", len(flat), exc)
             await self._fail(batches, exc)
             return
-        self._in_flight.append(batches)
+        self._in_flight.append((batches, time.perf_counter()))
         self._all_answered.clear()
         self._in_flight_commands += len(flat)
         if self._in_flight_commands >= self._max_in_flight:
@@ -158,7 +160,7 @@ class GroupCommitWriter:
                 self._all_answered.set()
                 self._replies_due.clear()
                 await self._replies_due.wait()
-            batches = self._in_flight[0]
+            batches, sent_at = self._in_flight[0]
             count = sum(len(commands) for commands, _ in batches)
             try:
                 async with asyncio.timeout(self._timeout_s):
@@ -168,6 +170,8 @@ class GroupCommitWriter:
                 await self._fail_in_flight(exc)
                 continue
             self._in_flight.popleft()
+            if self.observe is not None:
+                self.observe(count, time.perf_counter() - sent_at)
             self._in_flight_commands -= count
             if self._in_flight_commands < self._max_in_flight:
                 self._room.set()
@@ -213,7 +217,7 @@ class GroupCommitWriter:
 
     async def _fail_in_flight(self, exc: BaseException) -> None:
         """The reply stream is lost: every batch sent on this connection fails."""
-        failed = list(self._in_flight)
+        failed = [batches for batches, _ in self._in_flight]
         self._in_flight.clear()
         self._in_flight_commands = 0
         self._room.set()
