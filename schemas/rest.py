@@ -818,3 +818,20 @@ class JobView(Struct, kw_only=True, omit_defaults=True):
 class JobList(Struct):
     work: list[JobView]
     recurring: list[JobView]
+
+
+class NodeView(Struct, kw_only=True, omit_defaults=True):
+    """A hub node of this store: where it answers, whether it is alive (it holds its lease; on
+    the embedded store, the one node), the peers it holds online, and which node answered."""
+    node: str
+    url: str
+    live: bool
+    this: bool
+    host: str | None = None
+    pid: int | None = None
+    started_at: int | None = None
+    peers_online: int
+
+
+class NodeList(Struct):
+    nodes: list[NodeView]

@@ -8,13 +8,14 @@ import asyncio
 import time
 
 import httpx
+import orjson
 import pytest
 import redis.asyncio as redis
 
 from hub.core.ids import new_peer_id
 from hub.core.peers import PeerRecord
 from hub.store.state import StoreState
-from tests.support import eventually, person_watching, wait_until
+from tests.support import eventually, person_watching, repowire, wait_until
 from tests.test_dashboard_feed import as_dashboard, signed_in_browser
 from tests.test_questions import ask_body, pending_question
 from transports.client import HubRefused
@@ -251,3 +252,25 @@ def test_a_node_killed_and_started_again_takes_its_name_back_at_once(start_hub, 
     n1.kill()
     n1.restart()
     assert n1.get("/health").json()["node"] == "n1"
+
+
+async def test_status_all_nodes_lists_every_node_live_or_gone(start_hub, shared_store):
+    lease = ("--node-lease", "1.5")
+    n1 = start_hub("--redis-url", shared_store, "--node", "n1", *lease)
+    n2 = start_hub("--redis-url", shared_store, "--node", "n2", *lease)
+    async with n2.client("bob"):
+        await seen(n1, "bob", status="online", node="n2")
+        shown = repowire(n1, "status", "--all-nodes", "--json")
+        assert shown.returncode == 0, shown.stderr
+        nodes = {n["node"]: n for n in orjson.loads(shown.stdout)["nodes"]}
+        assert set(nodes) == {"n1", "n2"}
+        assert (nodes["n1"]["live"], nodes["n1"]["this"], nodes["n1"]["peers_online"]) == (True, True, 0)
+        assert (nodes["n2"]["live"], nodes["n2"]["this"], nodes["n2"]["peers_online"]) == (True, False, 1)
+        assert nodes["n2"]["url"] == n2.url and nodes["n2"]["pid"] == n2.pid
+        human = repowire(n1, "status", "--all-nodes").stdout
+        assert "n1 *" in human and f"n2               live        1  {n2.url}" in human
+    n2.kill()
+    gone = await eventually(lambda: asyncio.to_thread(
+        lambda: (n := {x["node"]: x for x in n1.get("/nodes").json()["nodes"]}) and not n["n2"]["live"] and n),
+        10, "n2's lease to lapse")
+    assert gone["n2"]["peers_online"] == 0 and gone["n1"]["live"]

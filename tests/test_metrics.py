@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import eventually, wait_until
+from tests.support import eventually, repowire, wait_until
 
 
 def samples(hub, token: str = "hub") -> dict[tuple[str, tuple], float]:
@@ -108,3 +108,11 @@ def test_the_grafana_dashboard_asks_only_for_metrics_the_hub_exports(hub):
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     named = set(re.findall(r"\brepowire_[a-z_]+", " ".join(exprs)))
     assert len(named) == 12 and named <= series, named - series
+
+
+def test_status_all_nodes_on_the_embedded_store_shows_the_one_node(hub):
+    shown = repowire(hub, "status", "--all-nodes", "--json")
+    assert shown.returncode == 0, shown.stderr
+    (node,) = orjson.loads(shown.stdout)["nodes"]
+    assert (node["node"], node["live"], node["this"], node["url"], node["pid"]) == ("node-1", True, True, hub.url,
+                                                                                     hub.pid)

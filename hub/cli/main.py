@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="where the hub is, its node and store, who is online, questions waiting",
                         description="A short report on the running hub: its address, node, store, peers online, "
                                     "questions waiting for a person, and how to open the dashboard.")
+    st.add_argument("--all-nodes", action="store_true",
+                    help="also every hub node of this store: where it answers, whether it is alive, its peers online")
     st.add_argument("--json", action="store_true", help="print JSON")
     wh = sub.add_parser("whoami", help="who this terminal acts as: the operator, or a peer (REPOWIRE_TOKEN)")
     wh.add_argument("--json", action="store_true", help="print JSON")

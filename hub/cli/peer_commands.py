@@ -37,6 +37,12 @@ def status(args) -> int:
     if questions is not None:
         lines.append(f"questions  {questions} waiting for a person" + ("  (repowire questions)" if questions else ""))
         lines.append("dashboard  repowire dashboard   (prints a one-time sign-in link)")
+    if args.all_nodes:
+        body["nodes"] = nodes = call("GET", "/nodes", home=args.home)["nodes"]
+        lines += ["", f"{'NODE':<16} {'STATE':<6} {'ONLINE':>6}  {'WHERE':<32} PROCESS"]
+        lines += [f"{n['node'] + (' *' if n['this'] else ''):<16} {'live' if n['live'] else 'gone':<6} "
+                  f"{n['peers_online']:>6}  {n['url']:<32} {n.get('host') or ''} {n.get('pid') or ''}".rstrip()
+                  for n in nodes]
     emit(body, args.json, "\n".join(lines))
     return EXIT_OK
 

@@ -65,6 +65,7 @@ from schemas.frames import API_VERSION, Delivery, Position, RecipientState, Role
 from schemas.rest import (
     Health,
     MessageAccepted,
+    NodeView,
     PeerView,
     QuestionTimes,
     StoreFacts,
@@ -466,6 +467,23 @@ class Hub:
         pending = await self.store.inbox_lengths(p.peer_id for p in peers)
         waiting = await open_asks([p.peer_id for p in peers]) if open_asks is not None else {}
         return [p.view(pending[p.peer_id], waiting.get(p.peer_id, 0)) for p in peers]
+
+    async def nodes(self) -> list[NodeView]:
+        """The nodes of this store (one, on the embedded store), live or not, with their peers online."""
+        online: dict[str, int] = {}
+        for peer in self.peers.values():
+            if peer.status != OFFLINE and peer.role != BRIDGE:
+                holder = peer.node or self.node
+                online[holder] = online.get(holder, 0) + 1
+        views = []
+        for facts in await self.store.nodes():
+            this = facts.node == self.node
+            lease = facts.lease
+            views.append(NodeView(node=facts.node, url=facts.url, live=this or facts.lease is not None, this=this,
+                                  host=lease.host if lease else None, pid=lease.pid if lease else facts.pid or None,
+                                  started_at=facts.started_at or None,
+                                  peers_online=online.get(facts.node, 0)))
+        return views
 
     async def peer_view(self, peer: PeerRecord) -> PeerView:
         peer = self.registry.current(peer)

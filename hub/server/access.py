@@ -35,7 +35,7 @@ class Access(StrEnum):
 
 P, A, OWN, H = Access.PERSON, Access.ANY, Access.OWN, Access.HUB_TOKEN
 ROUTE_ACCESS: dict[tuple[str, str], Access] = {
-    ("GET", "/health"): Access.PUBLIC, ("GET", "/metrics"): P,
+    ("GET", "/health"): Access.PUBLIC, ("GET", "/metrics"): P, ("GET", "/nodes"): P,
     ("GET", "/peers"): A, ("POST", "/peers"): P, ("GET", "/whoami"): A,
     ("GET", "/peers/{ref}"): A, ("DELETE", "/peers/{ref}"): OWN,
     ("GET", "/peers/{ref}/output"): OWN, ("POST", "/peers/{ref}/keys"): P, ("GET", "/peers/{ref}/doctor"): OWN,

@@ -115,6 +115,7 @@ ROUTES = with_access([
     Route("/schedules/{schedule_id}/pause", schedules.pause, methods=["POST"]),
     Route("/schedules/{schedule_id}/resume", schedules.resume, methods=["POST"]),
     Route("/metrics", metrics.metrics_page, methods=["GET"]),
+    Route("/nodes", rest.list_nodes, methods=["GET"]),
     Route("/jobs", jobs.create, methods=["POST"]),
     Route("/jobs", jobs.list_jobs, methods=["GET"]),
     Route("/jobs/{job_id}/status", jobs.status, methods=["GET"]),

@@ -48,6 +48,7 @@ from schemas.rest import (
     Linked,
     LinkRequest,
     MessageAccepted,
+    NodeList,
     NotifyRequest,
     OrphanList,
     PaneOutput,
@@ -147,6 +148,10 @@ def _raw_document() -> dict:
                 "responses": {"200": {"description": "the exposition (text/plain)",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
                               **_errors(401, 403, 503)}}},
+            "/nodes": {"get": {
+                "summary": "The hub nodes of this store: where each answers, whether it is alive, its peers online "
+                           "(person role only)", "security": bearer,
+                "responses": {"200": _json(NodeList, "by name"), **_errors(401, 403, 503)}}},
             "/peers": {"get": {
                 "summary": "List peers", "security": bearer,
                 "parameters": [{"name": "circle", "in": "query", "schema": {"type": "string"}},

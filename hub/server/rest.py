@@ -25,6 +25,7 @@ from schemas.rest import (
     AnswerRequest,
     AskAccepted,
     AskRequest,
+    NodeList,
     NotifyRequest,
     PeerCreated,
     PeerCreateRequest,
@@ -176,6 +177,11 @@ async def carried(request: Request, who: Sender, attachment_ids: list[str]) -> l
         return None
     service: AttachmentService = services(request).attachments
     return await service.resolve(who, attachment_ids)
+
+
+async def list_nodes(request: Request) -> JSON:
+    caller(request)
+    return JSON(NodeList(nodes=await hub_of(request).nodes()))
 
 
 async def post_message(request: Request) -> JSON:

@@ -54,6 +54,17 @@ class IdempotencyRecord(Struct, omit_defaults=True):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """A hub node as the store knows it: where it answers, its process, and its lease ("<host>
+    <pid> <instance>") while it is alive on a shared store."""
+    node: str
+    url: str
+    pid: int
+    started_at: int
+    lease: LeaseHolder | None
+
+
+@dataclass(frozen=True, slots=True)
 class Enqueued:
     """What ENQUEUE answered: the delivery's place in the inbox (-1: no such peer, -2: the inbox
     is full), and whether the node holding the peer's connection was woken and nobody listened
@@ -335,6 +346,15 @@ class StoreState:
     async def idempotency_get(self, peer_id: str, key: str) -> IdempotencyRecord | None:
         raw = await self.client.get(keys.idempotency(peer_id, key))
         return decode_as(raw, IdempotencyRecord) if raw else None
+
+    async def nodes(self) -> list[NodeFacts]:
+        """Every node that announced itself on this store, with its lease if it holds one."""
+        announced = {as_text(k): orjson.loads(v) for k, v in (await self.client.hgetall(keys.NODES)).items()}
+        names = sorted(announced)
+        leases = await self.client.mget([keys.node_lease(n) for n in names]) if names else []
+        return [NodeFacts(name, str(announced[name].get("url", "")), int(announced[name].get("pid", 0)),
+                          int(announced[name].get("started_at", 0)), LeaseHolder.decode(lease) if lease else None)
+                for name, lease in zip(names, leases)]
 
     async def node_instance(self, node: str) -> str | None:
         """The process holding a node's lease now (see hub.store.bus), None when none does."""
