@@ -9,7 +9,7 @@ from pathlib import Path
 import libtmux
 import pytest
 
-from tests.support import HubProcess, StoreProcess, person_watching, wait_until
+from tests.support import Gate, HubProcess, StoreProcess, person_watching, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -89,6 +89,14 @@ def start_hub(tmp_path_factory):
         yield start
     for hub in started:
         hub.stop()
+
+
+@pytest.fixture
+def gate(tmp_path):
+    """A gate executor scripts wait at (tests.support.Gate), open when the test ends."""
+    made = Gate(tmp_path)
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import os
 import shlex
@@ -347,3 +348,25 @@ async def fire_now(hub: HubProcess, store_url: str, template_id: str, timeout: f
         job = response.json() if response.status_code == 200 else None
         return job if job is not None and job["state"] not in ("queued", "running") else None
     return await eventually(lambda: asyncio.to_thread(ended), timeout, f"the fire {work_id} to end")
+
+
+class Gate:
+    """Where executor scripts wait until the test lets them through: the test holds an exclusive
+    lock on a file, and `waits` (one Python statement) takes a shared lock on it, which blocks
+    until the test opens the gate, or ends (what waits never outlives the test)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / "gate.lock"
+        self.path.touch()
+        self._held = open(self.path, "r+")   # noqa: SIM115 (held until open() or close())
+        fcntl.flock(self._held, fcntl.LOCK_EX)
+
+    @property
+    def waits(self) -> str:
+        return f"__import__('fcntl').flock(open({str(self.path)!r}), __import__('fcntl').LOCK_SH)"
+
+    def open(self) -> None:
+        fcntl.flock(self._held, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._held.close()

@@ -390,17 +390,14 @@ def test_an_alerts_link_signs_in_once_and_opens_its_question(start_hub, browser)
         assert sorted(a["decision"] for a in answers.values()) == ["deny", "deny"]
 
 
-def test_jobs_show_live_and_a_job_opens_with_its_trace_progress_and_result(hub, page, tmp_path):
+def test_jobs_show_live_and_a_job_opens_with_its_trace_progress_and_result(hub, page, tmp_path, gate):
     sign_in(page, hub)
     expect(page.locator("#jobs-empty")).to_be_visible(timeout=WAIT_MS)
-    gate = tmp_path / "go"
-    work = tmp_path / "gate.py"
+    work = tmp_path / "gated.py"
     work.write_text(textwrap.dedent(f"""
-        import os, sys, time
+        import sys
         print("reading", sys.stdin.read(), flush=True)
-        deadline = time.monotonic() + 60
-        while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        {gate.waits}
         print("<b>all</b> done")
         """))
     job = hub.post("/jobs", {"prompt": "the changelog", "path": str(tmp_path), "backend": "command",
@@ -408,7 +405,7 @@ def test_jobs_show_live_and_a_job_opens_with_its_trace_progress_and_result(hub, 
     row = page.locator(f'#job-list li[data-job="{job["id"]}"]')
     expect(row).to_have_attribute("data-state", "running", timeout=WAIT_MS)   # live, from the job events
     expect(row.locator(".name")).to_have_text(f"command in {tmp_path}")
-    gate.write_text("go")
+    gate.open()
     expect(row).to_have_attribute("data-state", "succeeded", timeout=WAIT_MS)
     expect(row.locator(".detail")).to_have_text("reading the changelog\n<b>all</b> done")   # text, never markup
     row.click()

@@ -121,14 +121,14 @@ async def test_a_program_that_does_not_exist_fails_as_not_started(hub, tmp_path)
     assert "No such file" in job["result"]["error"]
 
 
-async def test_a_run_past_its_timeout_is_timed_out_and_its_whole_process_group_ends(hub, tmp_path):
+async def test_a_run_past_its_timeout_is_timed_out_and_its_whole_process_group_ends(hub, tmp_path, gate):
     pids = tmp_path / "pids"
     argv = script(tmp_path, "slow", f"""
-        import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", {gate.waits!r}])
         open({str(pids)!r}, "w").write(f"{{child.pid}}")
         print("started", flush=True)
-        time.sleep(300)
+        {gate.waits}
         """)
     job = await settled(hub, add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command",
                                            "command": argv, "timeout_s": 1.5})["id"])
@@ -137,12 +137,12 @@ async def test_a_run_past_its_timeout_is_timed_out_and_its_whole_process_group_e
     assert process_gone(job["runner"]["pid"]) and process_gone(int(pids.read_text()))
 
 
-async def test_an_executor_that_ignores_sigterm_is_killed_after_the_grace(hub, tmp_path):
-    argv = script(tmp_path, "stubborn", """
-        import signal, time
+async def test_an_executor_that_ignores_sigterm_is_killed_after_the_grace(hub, tmp_path, gate):
+    argv = script(tmp_path, "stubborn", f"""
+        import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("you cannot stop me", flush=True)
-        time.sleep(300)
+        {gate.waits}
         """)
     started = time.monotonic()
     job = await settled(hub, add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command",
@@ -187,13 +187,14 @@ async def test_a_flood_of_output_is_cut_at_the_cap_and_progress_keeps_the_newest
 
 # ---- cancel ----------------------------------------------------------------------------------
 
-async def test_cancel_ends_a_running_job_and_its_process_group_and_a_second_cancel_is_refused(hub, tmp_path):
+async def test_cancel_ends_a_running_job_and_its_process_group_and_a_second_cancel_is_refused(hub, tmp_path,
+                                                                                              gate):
     ready = tmp_path / "ready"
     argv = script(tmp_path, "wait", f"""
-        import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", {gate.waits!r}])
         open({str(ready)!r}, "w").write(str(child.pid))
-        time.sleep(300)
+        {gate.waits}
         """)
     job_id = add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv})["id"]
     await eventually(lambda: ready.exists() and ready.read_text(), 15, "the executor to start")
@@ -241,14 +242,10 @@ async def test_jobs_per_peer_at_the_limit_and_one_more(start_hub, tmp_path, limi
         add_job(hub, body, token=alice.token)
 
 
-async def test_executors_per_node_at_the_limit_and_one_more_waits_queued(start_hub, tmp_path):
+async def test_executors_per_node_at_the_limit_and_one_more_waits_queued(start_hub, tmp_path, gate):
     hub = start_hub("--max-executors", "2")
-    go = tmp_path / "go"
-    argv = script(tmp_path, "gate", f"""
-        import os, time
-        deadline = time.monotonic() + 60
-        while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    argv = script(tmp_path, "gated", f"""
+        {gate.waits}
         print("through")
         """)
     ids = [add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv})["id"]
@@ -258,7 +255,7 @@ async def test_executors_per_node_at_the_limit_and_one_more_waits_queued(start_h
         return sorted(status_of(hub, i)["state"] for i in ids)
     await eventually(lambda: asyncio.to_thread(lambda: states() == ["queued", "running", "running"]), 15,
                      "two running, one queued")
-    go.write_text("go")
+    gate.open()
     for job_id in ids:
         assert (await settled(hub, job_id))["state"] == "succeeded"
 
@@ -417,13 +414,14 @@ async def test_a_session_scoped_recurring_job_keeps_one_executor_for_its_runs(sh
 
 # ---- crashes and nodes -----------------------------------------------------------------------
 
-async def test_a_hub_killed_mid_run_leaves_the_job_lost_ends_its_executor_and_never_runs_it_again(hub, tmp_path):
+async def test_a_hub_killed_mid_run_leaves_the_job_lost_ends_its_executor_and_never_runs_it_again(hub, tmp_path,
+                                                                                                  gate):
     starts = tmp_path / "starts"
     argv = script(tmp_path, "long", f"""
-        import os, time
+        import os
         with open({str(starts)!r}, "a") as f:
             f.write(f"{{os.getpid()}}\\n")
-        time.sleep(300)
+        {gate.waits}
         """)
     job_id = add_job(hub, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv})["id"]
     await eventually(lambda: starts.exists() and starts.read_text().strip(), 15, "the executor to start")
@@ -457,29 +455,13 @@ async def test_a_peer_jobs_ask_outlives_a_hub_killed_mid_run_and_its_reply_ends_
 
 
 async def test_two_nodes_run_each_job_once_and_a_cancel_on_one_ends_a_run_on_the_other(shared_store, start_hub,
-                                                                                         tmp_path):
+                                                                                         tmp_path, gate):
     first = start_hub("--redis-url", shared_store, "--node", "n1", "--max-executors", "2")
     second = start_hub("--redis-url", shared_store, "--node", "n2", "--max-executors", "2")
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    argv = script(tmp_path, "once", f"""
-        import os, time
-        open(os.path.join({str(runs)!r}, os.environ["REPOWIRE_JOB_ID"] + "." + str(os.getpid())), "w").close()
-        time.sleep(0.3)
-        """)
-    ids = [add_job((first, second)[i % 2], {"prompt": "x", "path": str(tmp_path), "backend": "command",
-                                             "command": argv})["id"] for i in range(8)]
-    jobs = [await settled(first, job_id) for job_id in ids]
-    assert {j["state"] for j in jobs} == {"succeeded"}
-    ran = sorted(p.name.split(".")[0] for p in runs.iterdir())
-    assert ran == sorted(ids)   # each once
-    assert {j["node"] for j in jobs} == {"n1", "n2"}
-
     ready = tmp_path / "ready"
     blocker = script(tmp_path, "block", f"""
-        import time
         open({str(ready)!r}, "w").write("up")
-        time.sleep(300)
+        {gate.waits}
         """)
     job_id = add_job(first, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": blocker})["id"]
     await eventually(ready.exists, 15, "the executor")
@@ -488,14 +470,35 @@ async def test_two_nodes_run_each_job_once_and_a_cancel_on_one_ends_a_run_on_the
     assert other.post(f"/jobs/{job_id}/cancel").json()["state"] == "cancelled"
     await eventually(lambda: process_gone(job["runner"]["pid"]), 10, "the run on the other node to end")
 
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    argv = script(tmp_path, "once", f"""
+        import os
+        open(os.path.join({str(runs)!r}, os.environ["REPOWIRE_JOB_ID"] + "." + str(os.getpid())), "w").close()
+        {gate.waits}
+        """)
+    ids = [add_job((first, second)[i % 2], {"prompt": "x", "path": str(tmp_path), "backend": "command",
+                                             "command": argv})["id"] for i in range(8)]
 
-async def test_a_run_whose_node_died_is_lost_after_the_lease_on_another_node(shared_store, start_hub, tmp_path):
+    def running() -> list[dict]:
+        return [j for j in (status_of(first, i) for i in ids) if j["state"] == "running"]
+    # two executors a node: four at the gate, two on each node, four queued
+    held = await eventually(lambda: asyncio.to_thread(lambda: (r := running()) and len(r) == 4 and r), 15,
+                            "four runs at the gate")
+    assert sorted(j["node"] for j in held) == ["n1", "n1", "n2", "n2"]
+    gate.open()
+    jobs = [await settled(first, i) for i in ids]
+    assert {j["state"] for j in jobs} == {"succeeded"}
+    assert sorted(p.name.split(".")[0] for p in runs.iterdir()) == sorted(ids)   # each once
+
+
+async def test_a_run_whose_node_died_is_lost_after_the_lease_on_another_node(shared_store, start_hub, tmp_path,
+                                                                              gate):
     first = start_hub("--redis-url", shared_store, "--node", "n1", "--job-lease", "1.5")
     started = tmp_path / "started"
     argv = script(tmp_path, "long", f"""
-        import time
         open({str(started)!r}, "w").write("up")
-        time.sleep(300)
+        {gate.waits}
         """)
     job_id = add_job(first, {"prompt": "x", "path": str(tmp_path), "backend": "command", "command": argv})["id"]
     await eventually(started.exists, 15, "the executor")
