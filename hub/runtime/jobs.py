@@ -523,6 +523,9 @@ class JobService:
             executor.end(*run.ending)
         outcome = await executor.run(spec.prompt, spec.timeout_s or self.policy.default_timeout_s)
         keep = session_mode and executor.alive and template_id is not None and outcome.state is JobState.SUCCEEDED
+        if keep and template_id is not None:   # a recurring job with no further fire (done) lets it go
+            template = await self.store.read(template_id)
+            keep = template is not None and template.state == RecurringState.ACTIVE
         if not keep:
             if self.sessions.get(key) is executor:
                 del self.sessions[key]
