@@ -185,6 +185,37 @@ def test_an_agent_outside_tmux_hears_an_ask_while_it_works_and_replies_through_t
     assert (closed["state"], closed["result"]["text"]) == ("replied", "port 8080")
 
 
+def test_an_agent_hands_off_a_job_and_follows_it_through_the_mcp_tools(hub, tmp_path, project):
+    """The job tools as Claude Code loads and calls them: the agent hands a review to alice (a
+    job for a peer), alice replies to its ask, and the agent's job_status shows the result."""
+    alice = repowire(hub, "peers", "add", "alice").stdout.strip()
+    for tool in ("mcp__repowire__*", "ToolSearch"):
+        assert repowire(hub, "policy", "add", "allow", "--tool", tool, "--peer", "proj-claude").returncode == 0
+    ours = ("mcp__repowire__job_add", "mcp__repowire__job_status")
+    added: dict = {}
+
+    def alice_replies(model: ModelStandIn) -> Turn:
+        added.update(json.loads(model.tool_results()[-1]))   # what job_add returned
+        (ask,) = hub.get("/asks/pending", params={"peer": "alice", "direction": "inbound"}, token=alice).json()["asks"]
+        assert (ask["text"], ask["from"]["name"]) == ("review the migration", "proj-claude")
+        assert hub.post("/ack", {"correlation_id": ask["correlation_id"], "text": "ship it"},
+                        token=alice).status_code == 200
+        wait_until(lambda: hub.get(f"/jobs/{added['id']}/status").json()["state"] == "succeeded", 10, "the job")
+        return run_tool("mcp__repowire__job_status", id=added["id"])
+
+    load = run_tool("ToolSearch", query="select:" + ",".join(ours))
+    hand_off = run_tool("mcp__repowire__job_add", prompt="review the migration", peer="alice", timeout_s=60)
+    with ModelStandIn([load, hand_off, alice_replies, say("handed off and done")]) as model:
+        run = user_of(hub, tmp_path, model).print_mode("hand the review to alice and follow it", project)
+        assert run.returncode == 0, run.stderr
+        assert all(f"{name}\n" in model.shown_text() for name in ours)
+        followed = json.loads(model.tool_results()[-1])
+    assert (added["kind"], added["target"]) == ("work", "alice@default")
+    assert followed["id"] == added["id"] and followed["state"] == "succeeded"
+    assert followed["result"] == {"summary": "ship it"}
+    assert hub.get(f"/jobs/{added['id']}/status").json()["owner"]["name"] == "proj-claude"
+
+
 def test_in_a_tmux_pane_deliveries_are_submitted_seen_by_the_model_and_the_typed_hint_replies(pane_hub, tmux,
                                                                                                tmp_path, project):
     hub = pane_hub
