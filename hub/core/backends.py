@@ -119,11 +119,8 @@ class StreamReader:
         if not text.strip():
             return []
         event = _json_object(text)
-        if self.stream is Stream.LINES and (event is None or event.get("type") != "result"):
-            self._tail(text)
-            return [trimmed(text, PROGRESS_TEXT_MAX)]
-        if event is None:
-            self._tail(text)
+        if event is None or (self.stream is Stream.LINES and event.get("type") != "result"):
+            self._tail(text)   # a plain line (a script's output, or a backend's own that is not an event)
             return [trimmed(text, PROGRESS_TEXT_MAX)]
         if self.stream is Stream.CODEX:
             return self._codex(event)

@@ -18,7 +18,7 @@ import msgspec
 
 from hub.core.backends import BACKENDS, Backend, trimmed
 from hub.core.errors import HubError
-from hub.core.schedules import check_timing, iso, parse_at, parse_cron, to_iso, zone
+from hub.core.schedules import ScheduleSpec, check_timing, iso, parse_at, parse_cron, to_iso, zone
 from schemas.errors import ErrorCode
 from schemas.rest import (
     JobDelivery,
@@ -101,6 +101,11 @@ class JobSpec:
     @property
     def for_peer(self) -> bool:
         return self.peer is not None
+
+    @property
+    def timing(self) -> ScheduleSpec:
+        """When it runs, as the schedules' rules read it (cron, time zone, clock changes)."""
+        return ScheduleSpec(kind="notify", to="", text="", timezone=self.timezone, at=self.at, cron=self.cron)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

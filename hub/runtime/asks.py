@@ -54,7 +54,7 @@ from hub.core.delivery import AppendTrace, Confirm, overall_state
 from hub.core.errors import HubError
 from hub.core.feed import message_preview
 from hub.core.peers import PeerRecord
-from hub.core.trace import Reason, Stage, stage_entry
+from hub.core.trace import Stage, stage_entry
 from hub.runtime.credentials import HUB_AS_SENDER, OPERATOR_ID, Sender
 from hub.runtime.deadlines import DeadlineTimer
 from hub.runtime.futures import then
@@ -311,10 +311,6 @@ class AskService:
                 delivered = (enqueued is not None and ask.seq is not None
                              and hub.inboxes.hand_over(peer, ask.seq, message_id, payload, cid,
                                                        deadline + INBOX_GRACE_MS, holder_gone=enqueued.holder_gone))
-                if enqueued is not None and enqueued.holder_gone:
-                    self.state.writer.submit([self.state.trace_cmd(cid, [stage_entry(
-                        Stage.QUEUED, hub.now_ms(), hub.node, peer_id=peer.peer_id, reason=Reason.HOLDER_GONE)])],
-                        wait=False)
                 states.append(AskChild(peer_id=peer.peer_id, name=peer.name, correlation_id=cid, message_id=message_id,
                                        state="delivered" if delivered else "queued"))
             for child in states:

@@ -84,7 +84,7 @@ class Executor:
         self._stderr_tail = ""
         self._run_over = asyncio.Event()     # the current run's `result` line came, or the process ended
         self._pumps: list[asyncio.Task] = []
-        self._kill: asyncio.Task | None = None
+        self._kill: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -142,18 +142,21 @@ class Executor:
         """End the executor (its whole process group) because of `state`; the first reason wins."""
         if self._ending is None:
             self._ending = (state, reason)
-        if self._kill is None and self.process is not None:
-            self._kill = asyncio.ensure_future(self._terminate())
+        self._terminating()
 
     async def closed(self) -> None:
         """End the process group (a per-fire run is over, a session is released) and wait for it."""
-        if self._kill is None and self.process is not None:
-            self._kill = asyncio.ensure_future(self._terminate())
-        if self._kill is not None:
-            await asyncio.shield(self._kill)
+        if (kill := self._terminating()) is not None:
+            await asyncio.shield(kill)
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    def _terminating(self) -> asyncio.Future[None] | None:
+        """The one ending of the process group, started on the first call (None: never started)."""
+        if self._kill is None and self.process is not None:
+            self._kill = asyncio.ensure_future(self._terminate())
+        return self._kill
 
     async def _terminate(self) -> None:
         process = self.process

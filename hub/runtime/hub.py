@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -74,6 +74,8 @@ from schemas.rest import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 INBOX_FULL = -2   # what the store's enqueue script answers for an inbox at its cap
 
@@ -312,6 +314,16 @@ class Hub:
         await self.refresh_peers(found)
         return any(peer_id in self.peers for peer_id in found)
 
+    async def learning(self, sender: Sender, to: str | list[str], submit: Callable[[], Awaitable[T]]) -> T:
+        """Run `submit` (a notify, an ask, a job for a peer); when it is refused for an address
+        this node has not heard of yet (see `learned`), once more after reading it from the store."""
+        try:
+            return await submit()
+        except HubError as exc:
+            if not await self.learned(sender, exc, to):
+                raise
+            return await submit()
+
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
         return self._recipients(sender, to)[1]
 
@@ -422,10 +434,6 @@ class Hub:
                 continue
             delivered = self.inboxes.hand_over(peer, q.seq, message_id, sent.payload, message_id, sent.expires_at,
                                                holder_gone=q.holder_gone)
-            if q.holder_gone:
-                self.store.writer.submit([self.store.trace_cmd(message_id, [stage_entry(
-                    Stage.QUEUED, self.now_ms(), self.node, peer_id=peer.peer_id, reason=Reason.HOLDER_GONE)])],
-                    wait=False)
             states.append(RecipientState(peer_id=peer.peer_id, name=peer.name,
                                          state="delivered" if delivered else "queued"))
         if isinstance(failed := batch.reply(replies, sent.traced), Exception):
@@ -479,10 +487,12 @@ class Hub:
         for facts in await self.store.nodes():
             this = facts.node == self.node
             lease = facts.lease
-            views.append(NodeView(node=facts.node, url=facts.url, live=this or facts.lease is not None, this=this,
+            live = this or lease is not None
+            # a node that is gone holds nobody, though its peers' records say so until they are taken offline
+            views.append(NodeView(node=facts.node, url=facts.url, live=live, this=this,
                                   host=lease.host if lease else None, pid=lease.pid if lease else facts.pid or None,
                                   started_at=facts.started_at or None,
-                                  peers_online=online.get(facts.node, 0)))
+                                  peers_online=online.get(facts.node, 0) if live else 0))
         return views
 
     async def peer_view(self, peer: PeerRecord) -> PeerView:

@@ -131,14 +131,20 @@ class Inboxes:
         the peer's connection here (unless a replay is running, which reads it in order), or
         wake whoever reads the inbox here. True when it is on its way now: pushed here, or the
         peer is live on another node, which the store woke. False: it waits in the inbox (also
-        when the store found nobody listening for the node said to hold the peer: `holder_gone`)."""
+        when the store found nobody listening for the node said to hold the peer: `holder_gone`,
+        which the trace says, as `queued`)."""
         if expires_at < self._due.get(peer.peer_id, expires_at + 1):
             self._due[peer.peer_id] = expires_at
         conn = self._connections.get(peer.peer_id)
         if conn is not None:
             return not conn.replaying and self.push(conn, seq, message_id, payload, trace_id)
         self.grew(peer.peer_id)
-        return self._presence.is_reachable(peer) and not holder_gone
+        if holder_gone:
+            self._store.writer.submit([self._store.trace_cmd(trace_id, [stage_entry(
+                Stage.QUEUED, self._now_ms(), self._node, peer_id=peer.peer_id, reason=Reason.HOLDER_GONE)])],
+                wait=False)
+            return False
+        return self._presence.is_reachable(peer)
 
     def push(self, conn: Connection, seq: int, message_id: str, payload: bytes, trace_id: str) -> bool:
         """Hand a stored delivery to a live connection; remember it until its receipt."""

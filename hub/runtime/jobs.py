@@ -50,8 +50,8 @@ from hub.core.jobs import (
     view,
     work_id_of_fire,
 )
-from hub.core.peers import parse_address
-from hub.core.schedules import ScheduleSpec, first_fire, iso, next_fire
+from hub.core.peers import PeerRecord, parse_address
+from hub.core.schedules import first_fire, iso, next_fire
 from hub.runtime.asks import AskService
 from hub.runtime.credentials import OPERATOR_ID, Sender
 from hub.runtime.executors import Executor, RunOutcome, kill_group_if_same
@@ -185,12 +185,11 @@ class JobService:
             if parse_address(request.peer).broadcast:
                 raise HubError(ErrorCode.INVALID_REQUEST, "a job goes to one peer, not a circle",
                                {"peer": request.peer})
-            try:
-                target = hub.resolve_recipients(sender, request.peer)[0]
-            except HubError as exc:
-                if not await hub.learned(sender, exc, request.peer):
-                    raise
-                target = hub.resolve_recipients(sender, request.peer)[0]
+            peer_ref = request.peer
+
+            async def resolve() -> PeerRecord:
+                return hub.resolve_recipients(sender, peer_ref)[0]
+            target = await hub.learning(sender, peer_ref, resolve)
         spec = spec_of(request, peer_id=target.peer_id if target else None, is_person=sender.is_person,
                        policy=self.policy)
         hub.check_text(spec.prompt)
@@ -207,8 +206,7 @@ class JobService:
         now = hub.now_ms()
         due = None
         if spec.recurring or spec.at is not None:
-            due = first_fire(ScheduleSpec(kind="notify", to="", text="", timezone=spec.timezone, at=spec.at,
-                                          cron=spec.cron), now)
+            due = first_fire(spec.timing, now)
         owner = sender.key_owner
         limit = self.policy.max_per_peer
         if await self.store.open_count(owner) >= limit:
@@ -328,12 +326,14 @@ class JobService:
         """Fire and start what is due; returns how long the timer may sleep."""
         now = self.hub.now_ms()
         blocked = False
-        for job_id, due in await self.store.due(now, DUE_BATCH):
+        due_now = await self.store.due(now, DUE_BATCH)
+        found = {s.job_id: s for s in await self.store.read_many([job_id for job_id, _ in due_now])}
+        for job_id, due in due_now:
             if self._stopping:
                 return IDLE_WAKE_S
             if is_recurring_id(job_id):
-                await self._fire(job_id, due, now)
-            elif not await self._start(job_id):
+                await self._fire(found.get(job_id), job_id, due, now)
+            elif not await self._start(found.get(job_id), job_id):
                 blocked = True
         earliest = await self.store.earliest_due()
         if earliest is None or (blocked and earliest <= self.hub.now_ms()):
@@ -346,9 +346,9 @@ class JobService:
         idle = sum(1 for key, e in self.sessions.items() if e.alive and key not in in_use)
         return sum(1 for r in self.runs.values() if r.uses_process) + idle
 
-    async def _start(self, job_id: str) -> bool:
-        """Start a queued work item here; False when this node has no room for its executor."""
-        stored = await self.store.read(job_id)
+    async def _start(self, stored: StoredJob | None, job_id: str) -> bool:
+        """Start a queued work item here (as read a moment ago: the claim checks it is still
+        queued); False when this node has no room for its executor."""
         if stored is None or stored.state != JobState.QUEUED:
             await self.state.writer.write(self.store.not_due_cmd(job_id))
             return True
@@ -364,9 +364,10 @@ class JobService:
         attempt, *_ = await self.state.writer.write(
             self.store.claim_cmd(job_id, self.hub.node, self.hub.instance, now, stage),
             self.store.running_cmd(now + self._lease_ms(), [job_id]), self.store.not_due_cmd(job_id),
-            self.store.changed_cmd(job_id), self._event_cmd(job_id, JobState.RUNNING, None))
+            self.store.changed_cmd(job_id))
         if not attempt:
             return True   # another node started it, or it was cancelled
+        self.state.writer.submit([self._event_cmd(job_id, JobState.RUNNING, None)], wait=False)
         run = Run(job_id, int(attempt), uses_process=not spec.for_peer, session_key=session_key)
         self._launch(run, stored, spec)
         return True
@@ -375,9 +376,9 @@ class JobService:
         self.runs[run.job_id] = run
         run.task = asyncio.create_task(self._run(run, stored, spec), name=f"job-{run.job_id}")
 
-    async def _fire(self, template_id: str, due: int, now: int) -> None:
-        """Make the work item of a recurring job's occurrence, once across nodes."""
-        stored = await self.store.read(template_id)
+    async def _fire(self, stored: StoredJob | None, template_id: str, due: int, now: int) -> None:
+        """Make the work item of a recurring job's occurrence (as read a moment ago: the fire
+        script checks it is still due), once across nodes."""
         if stored is None or stored.state != RecurringState.ACTIVE:
             await self.state.writer.write(self.store.not_due_cmd(template_id))
             return
@@ -385,8 +386,7 @@ class JobService:
             return
         spec = JobSpec.from_dict(stored.body["spec"])
         # Occurrences that fell due while no hub ran are one fire, now; the rhythm goes on from now.
-        next_due = next_fire(ScheduleSpec(kind="notify", to="", text="", timezone=spec.timezone, cron=spec.cron),
-                             max(due, now))
+        next_due = next_fire(spec.timing, max(due, now))
         work_id = work_id_of_fire(template_id, due)
         owner = stored.body["owner"]["peer_id"]
         body = {"spec": {**stored.body["spec"], "cron": None, "at": None}, "owner": stored.body["owner"],
@@ -498,6 +498,7 @@ class JobService:
         session_mode = spec.process_scope == Scope.SESSION
         key = run.session_key or run.job_id
         executor = self.sessions.get(key) if session_mode else None
+        started: list[Command] = []   # the stage of a new executor (a kept one is in an earlier fire's trace)
         if executor is None or not executor.alive:
             executor = Executor(backend.argv(spec.command, resume, session_mode=session_mode), spec.path or "/",
                                 executor_env(self._env, backend, self.policy.env_names, run.job_id, resume),
@@ -510,13 +511,11 @@ class JobService:
             if session_mode:
                 self.sessions[key] = executor
             detail = f"pid {executor.pid}" + (f", resuming {resume}" if resume else "")
-            stage = {"stage": "executor", "at": self.hub.now_ms(), "node": self.hub.node, "detail": detail}
-            await self.state.writer.write(self.store.set_cmd(run.job_id, pid=executor.pid or 0,
-                                                             proc_start=executor.start_time),
-                                          *self.store.stage_cmds(run.job_id, stage))
-        else:
-            await self.state.writer.write(self.store.set_cmd(run.job_id, pid=executor.pid or 0,
-                                                             proc_start=executor.start_time))
+            started = self.store.stage_cmds(run.job_id, {"stage": "executor", "at": self.hub.now_ms(),
+                                                         "node": self.hub.node, "detail": detail})
+        # the pid is written before the prompt is given: a hub that dies from here on finds it
+        await self.state.writer.write(self.store.set_cmd(run.job_id, pid=executor.pid or 0,
+                                                         proc_start=executor.start_time), *started)
         executor.on_progress = lambda entries: self._on_progress(run, entries)
         run.executor = executor
         if run.ending is not None:

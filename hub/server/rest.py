@@ -25,6 +25,7 @@ from schemas.rest import (
     AnswerRequest,
     AskAccepted,
     AskRequest,
+    MessageAccepted,
     NodeList,
     NotifyRequest,
     PeerCreated,
@@ -190,13 +191,10 @@ async def post_message(request: Request) -> JSON:
     key = body.idempotency_key or request.headers.get("idempotency-key")
     attached = await carried(request, who, body.attachments)
     hub = hub_of(request)
-    try:
-        pending = hub.notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
-    except HubError as exc:
-        if not await hub.learned(who, exc, body.to):
-            raise
-        pending = hub.notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
-    return JSON(await pending, status_code=202)
+
+    async def submit() -> MessageAccepted:
+        return await hub.notify(who, body.to, body.text, idempotency_key=key, attachments=attached)
+    return JSON(await hub.learning(who, body.to, submit), status_code=202)
 
 
 async def get_trace(request: Request) -> JSON:
@@ -217,17 +215,11 @@ async def post_ask(request: Request) -> JSON:
     key = body.idempotency_key or request.headers.get("idempotency-key")
     attached = await carried(request, who, body.attachments)
 
-    def submit() -> asyncio.Future[AskAccepted]:
-        return asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
-                                    queue_if_offline=body.queue_if_offline, question=question,
-                                    idempotency_key=key, attachments=attached)
-    try:
-        pending = submit()
-    except HubError as exc:
-        if not await hub_of(request).learned(who, exc, body.to):
-            raise
-        pending = submit()
-    return JSON(await pending, status_code=202)
+    async def submit() -> AskAccepted:
+        return await asks_of(request).ask(who, body.to, body.text, timeout_s=body.timeout_s,
+                                          queue_if_offline=body.queue_if_offline, question=question,
+                                          idempotency_key=key, attachments=attached)
+    return JSON(await hub_of(request).learning(who, body.to, submit), status_code=202)
 
 
 async def post_ack(request: Request) -> JSON:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from hub.core.asks import ANSWERED
 from hub.core.errors import HubError
-from hub.core.peers import BRIDGE
+from hub.core.peers import BRIDGE, PeerRecord
 from hub.runtime.asks import AskService, ack_body, answer_body
 from hub.runtime.attachments import AttachmentService
 from hub.runtime.connection import Connection
@@ -202,24 +202,11 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
             frame = decode_client_frame(data, max_bytes)
             if isinstance(frame, Notify):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
-                await room.acquire()
-                try:
-                    _start_notify(hub, conn, Sender(peer), frame, room, carried)
-                except HubError as exc:
-                    if not await hub.learned(Sender(peer), exc, frame.to):
-                        raise
-                    await room.acquire()
-                    _start_notify(hub, conn, Sender(peer), frame, room, carried)
+                await hub.learning(Sender(peer), frame.to, _starts_notify(hub, conn, peer, frame, room, carried))
             elif isinstance(frame, (Ask, Ack, Answer)):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
-                await room.acquire()
-                try:
-                    _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
-                except HubError as exc:
-                    if not (isinstance(frame, Ask) and await hub.learned(Sender(peer), exc, frame.to)):
-                        raise
-                    await room.acquire()
-                    _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
+                await hub.learning(Sender(peer), frame.to if isinstance(frame, Ask) else [],
+                                   _starts_ask_operation(asks, conn, peer, frame, room, carried))
             elif isinstance(frame, Receipt):
                 hub.inboxes.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -278,6 +265,24 @@ async def _decide(questions: QuestionService, conn: Connection, sender: Sender, 
         conn.push(error_frame(exc.code, exc.message, frame.id, exc.details))
         return
     conn.push(encode(decision_frame(frame.id, view)))
+
+
+def _starts_notify(hub: Hub, conn: Connection, peer: PeerRecord, frame: Notify, room: asyncio.Semaphore,
+                   carried: list[dict] | None) -> Callable[[], Awaitable[None]]:
+    """The notify's start, for Hub.learning: room for one more unanswered frame, then submitted
+    at once (frame order is submission order)."""
+    async def start() -> None:
+        await room.acquire()
+        _start_notify(hub, conn, Sender(peer), frame, room, carried)
+    return start
+
+
+def _starts_ask_operation(asks: AskService, conn: Connection, peer: PeerRecord, frame: Ask | Ack | Answer,
+                          room: asyncio.Semaphore, carried: list[dict] | None) -> Callable[[], Awaitable[None]]:
+    async def start() -> None:
+        await room.acquire()
+        _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
+    return start
 
 
 def _start_notify(hub: Hub, conn: Connection, sender: Sender, frame: Notify, room: asyncio.Semaphore,
