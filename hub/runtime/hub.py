@@ -320,9 +320,15 @@ class Hub:
         try:
             return await submit()
         except HubError as exc:
-            if not await self.learned(sender, exc, to):
-                raise
-            return await submit()
+            return await self.again_if_learned(sender, exc, to, submit)
+
+    async def again_if_learned(self, sender: Sender, refused: HubError, to: str | list[str],
+                               submit: Callable[[], Awaitable[T]]) -> T:
+        """`refused` came from a first try: run `submit` once more if `learned` found the address,
+        else raise it (the socket tries first without a coroutine: its frames are the hot path)."""
+        if not await self.learned(sender, refused, to):
+            raise refused
+        return await submit()
 
     def resolve_recipients(self, sender: Sender, to: str) -> list[PeerRecord]:
         return self._recipients(sender, to)[1]

@@ -202,11 +202,20 @@ async def _serve(websocket: WebSocket, hub: Hub, conn: Connection, held: set[asy
             frame = decode_client_frame(data, max_bytes)
             if isinstance(frame, Notify):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
-                await hub.learning(Sender(peer), frame.to, _starts_notify(hub, conn, peer, frame, room, carried))
+                await room.acquire()
+                try:
+                    _start_notify(hub, conn, Sender(peer), frame, room, carried)
+                except HubError as exc:
+                    await hub.again_if_learned(Sender(peer), exc, frame.to,
+                                               _starts_notify(hub, conn, peer, frame, room, carried))
             elif isinstance(frame, (Ask, Ack, Answer)):
                 carried = await attachments.resolve(Sender(peer), frame.attachments) if frame.attachments else None
-                await hub.learning(Sender(peer), frame.to if isinstance(frame, Ask) else [],
-                                   _starts_ask_operation(asks, conn, peer, frame, room, carried))
+                await room.acquire()
+                try:
+                    _start_ask_operation(asks, conn, Sender(peer), frame, room, carried)
+                except HubError as exc:
+                    await hub.again_if_learned(Sender(peer), exc, frame.to if isinstance(frame, Ask) else [],
+                                               _starts_ask_operation(asks, conn, peer, frame, room, carried))
             elif isinstance(frame, Receipt):
                 hub.inboxes.receipt(peer, conn, frame.message_id, frame.status, frame.reason)
             elif isinstance(frame, Ping):
@@ -269,8 +278,8 @@ async def _decide(questions: QuestionService, conn: Connection, sender: Sender, 
 
 def _starts_notify(hub: Hub, conn: Connection, peer: PeerRecord, frame: Notify, room: asyncio.Semaphore,
                    carried: list[dict] | None) -> Callable[[], Awaitable[None]]:
-    """The notify's start, for Hub.learning: room for one more unanswered frame, then submitted
-    at once (frame order is submission order)."""
+    """The notify's second start, for Hub.again_if_learned: room for one more unanswered frame,
+    then submitted at once (frame order is submission order)."""
     async def start() -> None:
         await room.acquire()
         _start_notify(hub, conn, Sender(peer), frame, room, carried)
