@@ -214,8 +214,12 @@ class Trace(Struct):
 class StoreFacts(Struct, forbid_unknown_fields=False):
     engine: str = ""
     version: str = ""
-    aof_enabled: bool = False
+    aof_enabled: bool = False       # on every server of a cluster
     embedded: bool = False
+    cluster: bool = False           # a Redis Cluster or Valkey cluster (else one server)
+    shards: int = 1                 # primaries serving slots
+    replicas: int = 0               # the fewest replicas any primary has
+    replica_acks: int = 0           # replicas that must have a write before it is accepted (--replica-acks)
 
 
 class QuestionTimes(Struct):

@@ -9,6 +9,7 @@ from pathlib import Path
 import libtmux
 import pytest
 
+from tests.store_cluster import LocalCluster
 from tests.support import Gate, HubProcess, StoreProcess, person_watching, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,8 @@ FAULT_COUNTS = pytest.StashKey[list]()
 #   server  one real hub process (uvicorn on 127.0.0.1, its embedded store), driven over HTTP/WebSocket
 #   e2e     a hub with real outside parts: tmux, Chromium, the agent CLIs, several nodes, the README tour
 #   faults  a hub or its store killed, frozen or cut off under traffic
+#   cluster hub nodes on a real Valkey cluster (3 primaries, 3 replicas): routing, sharded
+#           pub/sub, slots that move, a primary that fails
 TIERS = {
     "core": ("test_core", "test_job_rules", "test_state_machines", "test_registry", "test_keepalive", "test_approval_rules", "test_presets", "test_schedule_rules",
              "test_pane_rules", "test_pane_text", "test_properties", "test_schemas", "test_layers", "test_docs",
@@ -37,6 +40,7 @@ TIERS = {
     "e2e": ("test_claude_code", "test_codex", "test_agent_shell", "test_agent_bounds", "test_dashboard",
             "test_links", "test_tmux_pane", "test_panes", "test_readme_tour", "test_mesh", "test_jobs_agents"),
     "faults": ("test_faults", "test_delivery_guarantees"),
+    "cluster": ("test_cluster",),
 }
 TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}
 
@@ -142,3 +146,21 @@ def store_process(tmp_path):
 def shared_store(store_process) -> str:
     """The URL of the store of a mesh of hub nodes (`--redis-url`)."""
     return store_process.url
+
+
+@pytest.fixture(scope="session")
+def store_cluster(tmp_path_factory):
+    """A real Valkey cluster, 3 primaries with a replica each, for the whole run (`cluster_store`
+    empties it for each test)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_store(store_cluster) -> LocalCluster:
+    """The session's cluster, healthy and empty (a test that kills a server gets a whole one
+    back: the killed server is started again and the cluster mended)."""
+    store_cluster.mend()
+    store_cluster.flush()
+    return store_cluster

@@ -26,6 +26,8 @@ import httpx
 import orjson
 import psutil
 import redis.asyncio as redis
+from redis import Redis
+from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import ClientConnection, connect
 
 from hub.store.embedded import find_server_binary
@@ -315,6 +317,17 @@ def person_watching(hub: HubProcess, log: Path | None = None) -> Iterator[Path]:
     finally:
         process.kill()
         process.wait(10)
+
+
+def store_client(url: str) -> redis.Redis | RedisCluster:
+    """A client for the store at `url` as the hub would open it: a cluster client when the
+    server there is part of a cluster."""
+    probe = Redis.from_url(url)
+    try:
+        mode = probe.info("server").get("server_mode")
+    finally:
+        probe.close()
+    return RedisCluster.from_url(url) if mode == "cluster" else redis.Redis.from_url(url)
 
 
 async def bring_forward(store_url: str, template_id: str) -> int:

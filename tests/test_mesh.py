@@ -1,6 +1,6 @@
 """Several hub nodes on one shared store: routing, presence, asks, questions and sign-outs
 across nodes, a node that dies, and a node name used twice. Every node is a real hub process
-on a real Valkey (`shared_store`)."""
+on a real Valkey (`shared_store`): one server, and a cluster."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ import time
 import httpx
 import orjson
 import pytest
-import redis.asyncio as redis
 
 from hub.core.ids import new_peer_id
 from hub.core.peers import PeerRecord
 from hub.store.state import StoreState
-from tests.support import eventually, person_watching, repowire, wait_until
+from tests.support import eventually, person_watching, repowire, store_client, wait_until
 from tests.test_dashboard_feed import as_dashboard, signed_in_browser
 from tests.test_questions import ask_body, pending_question
 from transports.client import HubRefused
+
+
+@pytest.fixture(params=["one server", "cluster"])
+def shared_store(request) -> str:
+    """Every test here runs on one shared Valkey server and on a Valkey cluster (3 primaries, 3
+    replicas): the nodes of a mesh behave the same on either."""
+    if request.param == "cluster":
+        return request.getfixturevalue("cluster_store").url
+    return request.getfixturevalue("store_process").url
 
 
 @pytest.fixture
@@ -184,7 +192,7 @@ async def test_a_peer_this_node_has_not_heard_of_yet_is_looked_up_in_the_store(m
     now = int(time.time() * 1000)
     late = PeerRecord(peer_id=new_peer_id(), name="latecomer", circle="default", role="agent",
                       token_digest="ab" * 32, created_at=now, last_seen=now)
-    client = redis.Redis.from_url(shared_store)
+    client = store_client(shared_store)
     try:
         for command in StoreState(client, None).save_peer_cmds(late):   # no mesh node: no bus notice
             await client.execute_command(*command)

@@ -95,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port; 0 picks a free one (default {DEFAULT_PORT})")
     s.add_argument("--uds", type=Path, help="also serve the API on this Unix socket (mode 0600)")
     s.add_argument("--redis-url", default=os.environ.get("REPOWIRE_REDIS_URL"),
-                   help="use this Redis/Valkey instead of the embedded store (env REPOWIRE_REDIS_URL)")
+                   help="use this Redis/Valkey instead of the embedded store (env REPOWIRE_REDIS_URL); "
+                        "any one server of a Redis Cluster or Valkey cluster will do: the hub finds the rest")
+    s.add_argument("--replica-acks", type=int, default=0, metavar="N",
+                   help="with --redis-url: accept a message only once N replicas of its store server have it "
+                        "(WAIT), so a failover loses nothing accepted; 0 accepts on the primary's word (default 0)")
     s.add_argument("--ephemeral", action="store_true",
                    help="accept an external store whose append-only persistence is off")
     s.add_argument("--node", default=os.environ.get("REPOWIRE_NODE", "node-1"),

@@ -42,8 +42,9 @@ from hub.server.http_protocol import HubHttpProtocol
 from hub.server.keepalive import KeepaliveWheel
 from hub.server.ws_protocol import HubWebSocketProtocol
 from hub.store.bus import NodeBus
-from hub.store.connect import PersistenceOff, StoreUnreachable, open_client, probe
+from hub.store.connect import PersistenceOff, StoreUnreachable, TooFewReplicas, probe
 from hub.store.embedded import EmbeddedStore, StoreBinaryMissing
+from hub.store.link import StoreLink
 from schemas.local import ALERT_SECRET_ENV, ALERT_SECRET_FILE, NTFY_TOKEN_ENV, TOKEN_FILE, home_folder
 from schemas.names import NAME
 
@@ -181,17 +182,18 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
         store_url = store.url
     holder = new_lease_holder()
     try:
-        facts = asyncio.run(probe(store_url, ephemeral=settings.ephemeral))
+        facts = asyncio.run(probe(store_url, ephemeral=settings.ephemeral, replica_acks=settings.replica_acks))
+        link = StoreLink(store_url, cluster=facts["cluster"], replica_acks=settings.replica_acks)
         if settings.mesh_node:
-            asyncio.run(claim_node(store_url, settings, holder))
-    except (PersistenceOff, StoreUnreachable, NodeNameTaken, HubError) as exc:
+            asyncio.run(claim_node(link, settings, holder))
+    except (PersistenceOff, StoreUnreachable, TooFewReplicas, NodeNameTaken, HubError) as exc:
         print(f"repowire: {getattr(exc, 'message', exc)}", file=sys.stderr)
         if store is not None:
             store.stop()
         return 2
     shutdown = ShutdownNotice()
-    app = build_app(settings, hub_token=hub_token, store_url=store_url,
-                    store_facts={**facts, "embedded": store is not None}, shutdown=shutdown, announce=announce_ready,
+    app = build_app(settings, hub_token=hub_token, store=link,
+                    store_facts={**facts, "embedded": store is not None, "replica_acks": settings.replica_acks}, shutdown=shutdown, announce=announce_ready,
                     lease_holder=holder)
     config = uvicorn_config(app, settings, log_level, json_logs=json_logs)
     server = _HubServer(config, shutdown)
@@ -210,13 +212,14 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
     return 0
 
 
-async def claim_node(store_url: str, settings: Settings, holder: LeaseHolder) -> None:
+async def claim_node(link: StoreLink, settings: Settings, holder: LeaseHolder) -> None:
     """Take this node's name on the shared store before serving (see hub.runtime.mesh)."""
-    client = open_client(store_url)
+    client, listener = link.open_client(), link.listener()
     try:
-        await claim_node_name(NodeBus(client, client, settings.node), holder, settings.node_lease_s)
+        await claim_node_name(NodeBus(client, listener, settings.node), holder, settings.node_lease_s)
     finally:
         await client.aclose()
+        await listener.aclose()
 
 
 def uvicorn_config(app, settings: Settings, log_level: str, *, json_logs: bool = False) -> uvicorn.Config:
@@ -288,6 +291,9 @@ def serve_command(args) -> int:
     try:
         limits = parse_limits(args.limit)
         check_node_name(args.node)
+        if args.replica_acks < 0 or (args.replica_acks and not args.redis_url):
+            raise ValueError("--replica-acks needs --redis-url and a number of replicas (0 or more): "
+                             "the embedded store has no replicas")
         check_positive(node_lease=args.node_lease)
         check_positive(attachment_max_bytes=args.attachment_max_bytes, attachment_peer_quota=args.attachment_peer_quota,
                        attachment_hub_quota=args.attachment_hub_quota, attachment_ttl=args.attachment_ttl,
@@ -297,7 +303,8 @@ def serve_command(args) -> int:
         return 2
     home = Path(home_folder(args.home))
     settings = Settings(home=home, limits=limits, host=args.host, port=args.port, uds=args.uds,
-                        redis_url=args.redis_url, ephemeral=args.ephemeral, node=args.node,
+                        redis_url=args.redis_url, ephemeral=args.ephemeral, replica_acks=args.replica_acks,
+                        node=args.node,
                         node_lease_s=args.node_lease,
                         heartbeat_s=args.heartbeat, queue_ttl_s=args.queue_ttl,
                         trace_retention_s=args.trace_retention, sweep_interval_s=args.sweep_interval,

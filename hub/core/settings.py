@@ -75,6 +75,7 @@ class Settings:
     uds: Path | None = None
     redis_url: str | None = None
     ephemeral: bool = False
+    replica_acks: int = 0           # writes answered once this many replicas have them (WAIT)
     node: str = "node-1"
     node_lease_s: float = 10.0      # on a shared store: a node silent this long is gone, its peers offline
     heartbeat_s: float = 10.0       # WebSocket ping interval; a dead peer is offline within 2x this

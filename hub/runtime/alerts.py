@@ -33,7 +33,7 @@ import orjson
 from hub.core.settings import AlertSettings
 from hub.runtime.hub import Hub
 from hub.store.questions import QuestionStore
-from hub.store.writer import Command, GroupCommitWriter
+from hub.store.writer import Command, Writer
 from schemas.codec import encode
 from schemas.rest import QuestionView, QuestionWaiting, WaitingQuestion
 from schemas.visible import neutralise
@@ -162,7 +162,7 @@ class Alerts:
 class People:
     """Who could answer a question now."""
 
-    def __init__(self, hub: Hub, writer: GroupCommitWriter, store: QuestionStore, watching_here: Callable[[], int],
+    def __init__(self, hub: Hub, writer: Writer, store: QuestionStore, watching_here: Callable[[], int],
                  alerts: Alerts, live_nodes: Callable[[list[str]], Awaitable[set[str]]] | None):
         self.hub = hub
         self.writer = writer

@@ -32,7 +32,6 @@ from typing import Any
 import anyio
 import msgspec
 import orjson
-import redis.asyncio as redis
 
 from hub.core.asks import deadline_ms
 from hub.core.backends import BACKENDS, StreamReader, executor_env, trimmed
@@ -59,6 +58,7 @@ from hub.runtime.hub import Hub
 from hub.runtime.periodic import stop_if_cancelled
 from hub.store import replies
 from hub.store.jobs import JobStore, StoredJob
+from hub.store.link import Listener
 from hub.store.state import StoreState
 from hub.store.writer import Command
 from schemas.codec import encode
@@ -118,7 +118,7 @@ def _ask_outcome(state: str, result: dict | None) -> RunOutcome:
 
 class JobService:
     def __init__(self, hub: Hub, state: StoreState, asks: AskService, store: JobStore, policy: JobPolicy,
-                 subscriber: redis.Redis | None = None, env: dict[str, str] | None = None):
+                 subscriber: Listener | None = None, env: dict[str, str] | None = None):
         self.hub = hub
         self.state = state
         self.asks = asks

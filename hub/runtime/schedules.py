@@ -19,7 +19,6 @@ import logging
 
 import msgspec
 import orjson
-import redis.asyncio as redis
 
 from hub.core.asks import deadline_ms
 from hub.core.errors import HubError
@@ -51,6 +50,7 @@ from hub.runtime.hub import Hub
 from hub.runtime.periodic import stop_if_cancelled
 from hub.store import replies
 from hub.store.connect import STORE_DOWN
+from hub.store.link import Listener
 from hub.store.schedules import ScheduleStore, StoredSchedule
 from hub.store.state import StoreState
 from schemas.errors import ErrorCode
@@ -93,7 +93,7 @@ def view(stored: StoredSchedule, history: list[dict] | None = None) -> ScheduleV
 
 class ScheduleService:
     def __init__(self, hub: Hub, state: StoreState, asks: AskService, store: ScheduleStore, policy: SchedulePolicy,
-                 subscriber: redis.Redis | None = None):
+                 subscriber: Listener | None = None):
         self.hub = hub
         self.state = state   # the shared store: traces, the writer
         self.asks = asks

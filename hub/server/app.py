@@ -55,13 +55,13 @@ from hub.server.ws import websocket_endpoint
 from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
 from hub.store.bus import NodeBus
-from hub.store.connect import open_client
 from hub.store.dashboard import DashboardStore
 from hub.store.jobs import JobStore
+from hub.store.link import StoreLink
 from hub.store.questions import QuestionStore
 from hub.store.schedules import ScheduleStore
 from hub.store.state import StoreState
-from hub.store.writer import GroupCommitWriter, load_scripts
+from hub.store.writer import load_scripts
 from schemas.errors import ErrorCode
 from schemas.local import HUB_FILE, PRESET_FILE
 
@@ -197,7 +197,7 @@ async def apply_chosen_preset(home: Path, policies: PolicyService) -> None:
     await anyio.to_thread.run_sync(functools.partial(path.unlink, missing_ok=True))
 
 
-def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts: dict,
+def build_app(settings: Settings, *, hub_token: str, store: StoreLink, store_facts: dict,
               shutdown: ShutdownNotice | None = None, announce: Callable[[str], None] | None = None,
               lease_holder: LeaseHolder | None = None) -> LocalGuard:
     """`store_facts` come from `hub.store.connect.probe`, run before serving. `shutdown` is
@@ -210,20 +210,17 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
         # One exit stack: whatever started is stopped, in reverse order, whether the hub shuts
         # down or its start-up fails halfway (nothing is left running behind a failed start).
         async with contextlib.AsyncExitStack() as started:
-            client = open_client(store_url)
+            client = store.open_client()
             started.push_async_callback(client.aclose)
-            writer_client = open_client(store_url, per_reply_timeout=False)
-            started.push_async_callback(writer_client.aclose)
-            notice_client = open_client(store_url, per_reply_timeout=False)
-            started.push_async_callback(notice_client.aclose)
+            listener = store.listener()   # pub/sub and the dashboard's blocking reads
+            started.push_async_callback(listener.aclose)
             await load_scripts(client)
             mesh_node = settings.mesh_node
-            bus = NodeBus(client, notice_client, mesh_node) if mesh_node else None
+            bus = NodeBus(client, listener, mesh_node) if mesh_node else None
             holder = lease_holder or new_lease_holder()
             if bus is not None and lease_holder is None:
                 await claim_node_name(bus, holder, settings.node_lease_s)
-            writer = GroupCommitWriter(writer_client)
-            writer.start()
+            writer = await store.open_writer()
             started.push_async_callback(writer.close)
             state = StoreState(client, writer, mesh_node)
             started.callback(state.flush_trace_events)
@@ -239,7 +236,7 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             question_store = QuestionStore(client)
             http = httpx.AsyncClient(timeout=attachments.UPSTREAM_TIMEOUT, trust_env=False)
             started.push_async_callback(http.aclose)
-            dashboard_store = DashboardStore(client, notice_client, mesh_node)
+            dashboard_store = DashboardStore(client, listener.client, mesh_node)
             access = DashboardAccess(dashboard_store, hub.now_ms)
             feed = DashboardFeed(dashboard_store)
             started.push_async_callback(feed.stop)
@@ -257,10 +254,10 @@ def build_app(settings: Settings, *, hub_token: str, store_url: str, store_facts
             pane_service = PaneService(hub, state, link_timeout_s=settings.link_timeout_s,
                                        started_bridge_grace_s=STARTED_BRIDGE_GRACE_S if settings.starts_bridge else 0.0)
             started.push_async_callback(pane_service.stop)
-            schedule_service = ScheduleService(hub, state, asks, ScheduleStore(client), settings.schedules, notice_client)
+            schedule_service = ScheduleService(hub, state, asks, ScheduleStore(client), settings.schedules, listener)
             schedule_service.start()
             started.push_async_callback(schedule_service.stop)
-            job_service = JobService(hub, state, asks, JobStore(client), settings.jobs, notice_client)
+            job_service = JobService(hub, state, asks, JobStore(client), settings.jobs, listener)
             job_service.start()
             started.push_async_callback(job_service.stop)
             attachment_service = AttachmentService(hub, AttachmentStore(client, settings.node), settings.attachments,

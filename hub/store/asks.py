@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-import redis.asyncio as redis
 
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors
 from hub.store.state import as_text
 from hub.store.writer import Command
 
@@ -37,7 +36,7 @@ def parse_close(reply: object) -> CloseReply:
 
 @maps_store_errors
 class AskStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: StoreClient):
         self.client = client
 
     @staticmethod

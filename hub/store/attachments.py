@@ -10,11 +10,10 @@ pipeline as the message that carries the attachment.
 from __future__ import annotations
 
 import orjson
-import redis.asyncio as redis
 
 from hub.core.ids import new_token
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors
 from hub.store.state import as_text
 from hub.store.writer import Command
 
@@ -24,7 +23,7 @@ INBOX_PAGE = 500   # inbox entries one look at an inbox reads (about 1 ms of the
 
 @maps_store_errors
 class AttachmentStore:
-    def __init__(self, client: redis.Redis, node: str):
+    def __init__(self, client: StoreClient, node: str):
         self.client = client
         self.node = node
 

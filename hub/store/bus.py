@@ -18,11 +18,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-
 from hub.core.nodes import LeaseHolder
 from hub.store import keys
-from hub.store.connect import STORE_DOWN, maps_store_errors
+from hub.store.connect import STORE_DOWN, StoreClient, maps_store_errors
+from hub.store.link import Listener
 from hub.store.state import as_text
 
 log = logging.getLogger(__name__)
@@ -49,32 +48,26 @@ def this_host() -> str:
 
 @maps_store_errors
 class NodeBus:
-    def __init__(self, client: redis.Redis, subscriber: redis.Redis, node: str):
+    def __init__(self, client: StoreClient, subscriber: Listener, node: str):
         self.client = client          # short commands (leases), with reply deadlines
-        self.subscriber = subscriber  # a connection without reply deadlines, for listening
+        self.subscriber = subscriber  # hears the bus and this node's wake channel
         self.node = node
 
     async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str], None],
                      on_subscribed: Callable[[], None]) -> None:
         """Hand every message to its callback, after `on_subscribed` (the catch-up); returns or
         raises when the connection ends (the caller subscribes again)."""
-        pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
         wake = keys.wake_channel(self.node).encode()
-        try:
-            await pubsub.subscribe(keys.BUS, keys.wake_channel(self.node))
-            on_subscribed()
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                data = message["data"]
-                if message["channel"] == wake:
-                    on_wake(as_text(data))
-                    continue
-                parsed = parse_bus_message(data)
-                if parsed is not None and parsed.node != self.node:
-                    on_message(parsed)
-        finally:
-            await pubsub.aclose()
+
+        def heard(channel: bytes, data: bytes) -> None:
+            if channel == wake:
+                on_wake(as_text(data))
+                return
+            parsed = parse_bus_message(data)
+            if parsed is not None and parsed.node != self.node:
+                on_message(parsed)
+
+        await self.subscriber.listen([keys.BUS, keys.wake_channel(self.node)], heard, on_subscribed)
 
     # ---- leases ------------------------------------------------------------------------------
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeAlias, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.core.errors import HubError
 from schemas.errors import ErrorCode
+
+StoreClient: TypeAlias = "redis.Redis | RedisCluster"   # one server, or a cluster (hub.store.link)
+
+
+def publish_verb(client: StoreClient) -> str:
+    """PUBLISH on one server; SPUBLISH on a cluster (sharded pub/sub: heard on the channel's
+    shard only, not broadcast to every server)."""
+    return "SPUBLISH" if isinstance(client, RedisCluster) else "PUBLISH"
 
 
 class PersistenceOff(RuntimeError):
@@ -29,37 +38,75 @@ def open_client(url: str, *, per_reply_timeout: bool = True) -> redis.Redis:
                                 retry_on_timeout=False, max_connections=64)
 
 
-async def store_facts(client: redis.Redis) -> dict:
-    """What /health says about the store."""
+def _engine(server: dict) -> tuple[str, str]:
+    return ("valkey" if "valkey_version" in server else "redis",
+            str(server.get("valkey_version") or server.get("redis_version")))
+
+
+async def store_facts(client: StoreClient) -> dict:
+    """What /health says about a store that is one server."""
     persistence = await client.info("persistence")
     server = await client.info("server")
-    return {
-        "engine": "valkey" if "valkey_version" in server else "redis",
-        "version": str(server.get("valkey_version") or server.get("redis_version")),
-        "aof_enabled": bool(int(persistence.get("aof_enabled", 0))),
-    }
+    replication = await client.info("replication")
+    engine, version = _engine(server)
+    return {"engine": engine, "version": version, "aof_enabled": bool(int(persistence.get("aof_enabled", 0))),
+            "cluster": False, "shards": 1, "replicas": int(replication.get("connected_slaves", 0))}
+
+
+async def cluster_facts(url: str) -> dict:
+    """What /health says about a cluster: append-only must be on in every server; `replicas` is
+    the fewest any primary has."""
+    cluster = RedisCluster.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=False)
+    try:
+        await cluster.initialize()
+        primaries = cluster.get_primaries()
+        persistence = await cluster.info("persistence", target_nodes=RedisCluster.ALL_NODES)
+        replication = await cluster.info("replication", target_nodes=primaries)
+        server = await cluster.info("server", target_nodes=primaries[0])
+    finally:
+        await cluster.aclose()
+    engine, version = _engine(server)
+    return {"engine": engine, "version": version,
+            "aof_enabled": all(bool(int(info.get("aof_enabled", 0))) for info in persistence.values()),
+            "cluster": True, "shards": len(primaries),
+            "replicas": min(int(info.get("connected_slaves", 0)) for info in replication.values())}
 
 
 class StoreUnreachable(RuntimeError):
     pass
 
 
-async def probe(url: str, *, ephemeral: bool) -> dict:
-    """Before serving: can we reach the store, and does it keep what it is given?
+class TooFewReplicas(RuntimeError):
+    pass
 
-    Raises StoreUnreachable, or PersistenceOff when append-only is off and not `ephemeral`."""
+
+async def probe(url: str, *, ephemeral: bool, replica_acks: int = 0) -> dict:
+    """Before serving: can we reach the store, is it one server or a cluster, and does it keep
+    what it is given?
+
+    Raises StoreUnreachable; PersistenceOff when append-only is off and not `ephemeral`;
+    TooFewReplicas when `replica_acks` asks for more replicas than a primary has."""
     client = open_client(url)
     try:
         facts = await store_facts(client)
+        server = await client.info("server")
+        if str(server.get("server_mode") or server.get("redis_mode") or "") == "cluster":
+            facts = await cluster_facts(url)
     except (OSError, RedisConnectionError, RedisTimeoutError) as exc:
         raise StoreUnreachable(f"cannot reach the store at {url}: {exc}") from exc
     finally:
         await client.aclose()
     if not facts["aof_enabled"] and not ephemeral:
         raise PersistenceOff(
-            f"the store at {url} has append-only persistence off, so accepted messages could be lost "
-            "when it restarts. Turn it on (`CONFIG SET appendonly yes` and `appendonly yes` in its "
-            "config file), or start the hub with --ephemeral to accept that risk.")
+            f"the store at {url} has append-only persistence off"
+            + (" on some of its servers" if facts["cluster"] else "")
+            + ", so accepted messages could be lost when it restarts. Turn it on (`CONFIG SET appendonly yes` "
+            "and `appendonly yes` in its config file), or start the hub with --ephemeral to accept that risk.")
+    if replica_acks > facts["replicas"]:
+        raise TooFewReplicas(
+            f"--replica-acks {replica_acks} asks every write to reach {replica_acks} replica(s), but "
+            + ("a primary of the cluster" if facts["cluster"] else "the store")
+            + f" at {url} has {facts['replicas']} connected: every write would fail. Add replicas, or lower --replica-acks.")
     return facts
 
 

@@ -8,12 +8,11 @@ A link is taken with GETDEL: it works once, on whichever node sees it first.
 
 from __future__ import annotations
 
-import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from hub.core.ids import token_digest
 from hub.store import keys, replies
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors, publish_verb
 from hub.store.state import as_text, bus_message
 
 StreamEntry = tuple[str, str, bytes]   # (stream id, kind, JSON data)
@@ -25,7 +24,7 @@ def _entries(rows: list[tuple[str, dict[bytes, bytes]]]) -> list[StreamEntry]:
 
 @maps_store_errors
 class DashboardStore:
-    def __init__(self, client: redis.Redis, tail_client: redis.Redis, mesh_node: str = ""):
+    def __init__(self, client: StoreClient, tail_client: StoreClient, mesh_node: str = ""):
         self.client = client
         self.tail_client = tail_client   # no per-reply deadline: it holds blocking reads
         self.mesh_node = mesh_node       # set when other nodes share the store: they hear of sign-outs
@@ -64,7 +63,7 @@ class DashboardStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(keys.dashboard_session(digest))
         if self.mesh_node:
-            pipe.publish(keys.BUS, bus_message("signout", self.mesh_node, digest))
+            pipe.execute_command(publish_verb(self.client), keys.BUS, bus_message("signout", self.mesh_node, digest))
         await pipe.execute()
 
     # ---- the event stream --------------------------------------------------------------------

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors
+from hub.store.link import Listener
 from hub.store.state import as_text
 from hub.store.writer import Command
 
@@ -64,7 +64,7 @@ def _parse(job_id: str, raw: dict) -> StoredJob | None:
 
 @maps_store_errors
 class JobStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: StoreClient):
         self.client = client
 
     # ---- writes (commands for the writer) ------------------------------------------------------
@@ -261,13 +261,6 @@ class JobStore:
                                                               withscores=True))
 
     @staticmethod
-    async def follow_changes(subscriber: redis.Redis, on_change: Callable[[str], None]) -> None:
+    async def follow_changes(listener: Listener, on_change: Callable[[str], None]) -> None:
         """Call `on_change(job id)` for every notice (and once with '' on subscribing)."""
-        pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(keys.JOBS_CHANGED)
-            on_change("")
-            async for message in pubsub.listen():
-                on_change(as_text(message["data"]))
-        finally:
-            await pubsub.aclose()
+        await listener.listen([keys.JOBS_CHANGED], lambda _, data: on_change(as_text(data)), lambda: on_change(""))

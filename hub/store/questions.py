@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-import redis.asyncio as redis
 
 from hub.core.approvals import ABANDONED
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors
 from hub.store.state import as_text
 from hub.store.writer import Command
 from schemas.codec import encode
@@ -71,7 +70,7 @@ def parse_decide(reply: object) -> DecideReply:
 
 @maps_store_errors
 class QuestionStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: StoreClient):
         self.client = client
 
     # ---- questions ---------------------------------------------------------------------------

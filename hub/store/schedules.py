@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-import redis.asyncio as redis
 
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
+from hub.store.connect import StoreClient, maps_store_errors
+from hub.store.link import Listener
 from hub.store.state import as_text
 from hub.store.writer import Command
 
@@ -56,7 +56,7 @@ def _due_text(due: int | None) -> str:
 
 @maps_store_errors
 class ScheduleStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: StoreClient):
         self.client = client
 
     # ---- writes (commands for the writer) ------------------------------------------------------
@@ -161,14 +161,7 @@ class ScheduleStore:
         return replies.scored(await self.client.zrange(keys.SCHEDULES_INFLIGHT, 0, limit - 1, withscores=True))
 
     @staticmethod
-    async def follow_changes(subscriber: redis.Redis, on_change: Callable[[], None]) -> None:
+    async def follow_changes(listener: Listener, on_change: Callable[[], None]) -> None:
         """Call `on_change` for every change notice (and once on subscribing, for what a lost
         connection may have missed); returns or raises when the connection ends."""
-        pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(keys.SCHEDULES_CHANGED)
-            on_change()
-            async for _ in pubsub.listen():
-                on_change()
-        finally:
-            await pubsub.aclose()
+        await listener.listen([keys.SCHEDULES_CHANGED], lambda _, __: on_change(), on_change)

@@ -5,16 +5,29 @@ from __future__ import annotations
 import hashlib
 
 
-# A delivery was queued for a peer: when the peer hash (KEYS[n]) says it is live on another node,
-# publish its id on that node's wake channel, so the node that holds its connection reads the
-# inbox now. Inside the enqueueing script, so the publish sees the same record the write did:
-# a peer that connects after it is read by its new node's replay, one before it is woken.
-def _wake(hash_key: str, me: str, peer_id: str) -> str:
-    """Wake the node that holds the peer's connection, if another; `woke` is how many listened
-    (0: that node is gone, though its lease may not have run out yet), -1 when none was woken."""
-    return (f"local woke = -1 if {me} ~= '' then local live = redis.call('HMGET', {hash_key}, 'status', 'node') "
+# A delivery was queued for a peer: when the peer hash says it is live on another node, its id
+# is published on that node's wake channel, so the node that holds its connection reads the
+# inbox now. The script reads the record the write sees and names the channel from it: a peer
+# that connects after the write is read by its new node's replay, one before it is woken.
+def _wake(hash_key: str, me: str) -> str:
+    """Lua setting `wake` to the wake channel of the node holding the peer's connection when
+    that is another node (false otherwise)."""
+    return (f"local wake = false if {me} ~= '' then local live = redis.call('HMGET', {hash_key}, 'status', 'node') "
             f"if live[1] and live[1] ~= 'offline' and live[2] and live[2] ~= '' and live[2] ~= {me} then "
-            f"woke = redis.call('PUBLISH', 'rw:wake:' .. live[2], {peer_id}) end end")
+            f"wake = 'rw:wake:' .. live[2] end end")
+
+
+def _publish_then(channel: str, message: str, reply: str, unheard: str, *, cluster: bool) -> str:
+    """Lua ending a script: publish `message` on `channel` (a Lua expression; false: nothing to
+    publish) and return `reply`, or `unheard` when nobody listened on the channel.
+
+    A cluster lets a script touch its own slot only, and a channel hashes to a slot of its own;
+    so the cluster variant publishes nothing and returns {'publish', channel, message, reply,
+    unheard}: the cluster writer sends the SPUBLISH and answers the caller as the plain variant
+    would have (hub.store.cluster_writer)."""
+    if cluster:
+        return f"if {channel} then return {{'publish', {channel}, {message}, {reply}, {unheard}}} end return {reply}"
+    return f"if {channel} and redis.call('PUBLISH', {channel}, {message}) == 0 then return {unheard} end return {reply}"
 
 
 # KEYS: peer hash, inbox stream[, index zset]. ARGV: message id, payload, expires_at (ms),
@@ -25,16 +38,17 @@ def _wake(hash_key: str, me: str, peer_id: str) -> str:
 # woken on its channel (see _wake). Returns the seq; {seq} when the node holding the peer was
 # woken and nobody listened (it is gone: the delivery waits in the inbox); -1 when the peer no
 # longer exists, -2 when its inbox is full.
-ENQUEUE = """
+def _enqueue(*, cluster: bool) -> str:
+    return f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[9] ~= '0' and redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[9]) then return -2 end
 local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
 if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[8], ARGV[4]) end
-WAKE_RECIPIENT
-if woke == 0 then return {seq} end
-return seq
-""".replace("WAKE_RECIPIENT", _wake("KEYS[1]", "ARGV[6]", "ARGV[7]"))
+{_wake("KEYS[1]", "ARGV[6]")}
+{_publish_then("wake", "ARGV[7]", "seq", "{seq}", cluster=cluster)}
+"""
+
 
 # KEYS: ask hash, asker's peer hash, asker's inbox, asker's outbound index, asker's deadlines,
 # asker's closings (one slot: all tagged with the asker's id).
@@ -47,11 +61,12 @@ return seq
 # for the asker, so that a close and its notice never part. Returns {'ok', seq} (seq 0 when
 # nothing was queued: no payload, or the asker has no inbox), or {'missing'}, {'forbidden'},
 # or {current state}.
-CLOSE_ASK = """
+def _close_ask(*, cluster: bool) -> str:
+    return f"""
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing'} end
-if ARGV[4] ~= '*' and redis.call('HGET', KEYS[1], 'recipient') ~= ARGV[4] then return {'forbidden'} end
-if state ~= 'pending' then return {state} end
+if not state then return {{'missing'}} end
+if ARGV[4] ~= '*' and redis.call('HGET', KEYS[1], 'recipient') ~= ARGV[4] then return {{'forbidden'}} end
+if state ~= 'pending' then return {{state}} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'closed_at', ARGV[2], 'result', ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[8])
 redis.call('ZREM', KEYS[5], ARGV[8])
@@ -59,25 +74,31 @@ redis.call('ZADD', KEYS[6], ARGV[2], ARGV[8] .. '|' .. ARGV[12])
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
   redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
-  WAKE_ASKER
-  return {'ok', seq}
+  {_wake("KEYS[2]", "ARGV[10]")}
+  {_publish_then("wake", "ARGV[11]", "{'ok', seq}", "{'ok', seq}", cluster=cluster)}
 end
-return {'ok', 0}
-""".replace("WAKE_ASKER", _wake("KEYS[2]", "ARGV[10]", "ARGV[11]"))
+return {{'ok', 0}}
+"""
 
 # KEYS: peer hash. ARGV: the node believed to hold the peer, status, status reason, last_seen,
 # the node to record, a node-bus message to publish when applied ('' = none).
 # Presence is its holder's to write: it is applied only while the record names that node (or
 # none), so a node that lost a peer to another node (it reconnected there) cannot mark it
 # offline, and a deleted peer is not brought back as a partial record. Returns 1 if applied.
-SET_PRESENCE = """
+def _set_presence(*, cluster: bool) -> str:
+    return f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local node = redis.call('HGET', KEYS[1], 'node')
 if node and node ~= '' and node ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'status_reason', ARGV[3], 'last_seen', ARGV[4], 'node', ARGV[5])
-if ARGV[6] ~= '' then redis.call('PUBLISH', 'rw:bus', ARGV[6]) end
-return 1
+local bus = ARGV[6] ~= '' and 'rw:bus'
+{_publish_then("bus", "ARGV[6]", "1", "1", cluster=cluster)}
 """
+
+
+ENQUEUE = _enqueue(cluster=False)
+CLOSE_ASK = _close_ask(cluster=False)
+SET_PRESENCE = _set_presence(cluster=False)
 
 # KEYS: ask hash, the asker's outbound index, the asker's deadlines (one slot: the asker's).
 # ARGV: expire-at (ms), correlation id, created_at, deadline, then the hash's field/value pairs.
@@ -390,5 +411,10 @@ ALL = {"ENQUEUE": ENQUEUE, "SET_PRESENCE": SET_PRESENCE, "CREATE_ASK": CREATE_AS
        "SET_SCHEDULE_STATE": SET_SCHEDULE_STATE, "COMMIT_ATTACHMENT": COMMIT_ATTACHMENT,
        "DELETE_ATTACHMENT": DELETE_ATTACHMENT, "GRANT_ATTACHMENT": GRANT_ATTACHMENT, "INBOX_HOLDS": INBOX_HOLDS,
        "JOB_CLAIM": JOB_CLAIM, "JOB_FINISH": JOB_FINISH, "JOB_CANCEL": JOB_CANCEL, "JOB_FIRE": JOB_FIRE,
-       "JOB_LOSE": JOB_LOSE, "JOB_ADOPT": JOB_ADOPT}
+       "JOB_LOSE": JOB_LOSE, "JOB_ADOPT": JOB_ADOPT,
+       # the variants a cluster runs instead (see _publish_then)
+       "ENQUEUE_CLUSTER": _enqueue(cluster=True), "CLOSE_ASK_CLUSTER": _close_ask(cluster=True),
+       "SET_PRESENCE_CLUSTER": _set_presence(cluster=True)}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in ALL.items()}
+# The SHA of each script that publishes -> the SHA of its cluster variant.
+CLUSTER_VARIANT = {SHA[name]: SHA[f"{name}_CLUSTER"] for name in ("ENQUEUE", "CLOSE_ASK", "SET_PRESENCE")}

@@ -14,13 +14,12 @@ from typing import Any
 
 import msgspec
 import orjson
-import redis.asyncio as redis
 
 from hub.core.nodes import LeaseHolder
 from hub.core.peers import PeerRecord
 from hub.store import keys, replies, scripts
-from hub.store.connect import maps_store_errors
-from hub.store.writer import Command, GroupCommitWriter
+from hub.store.connect import StoreClient, maps_store_errors
+from hub.store.writer import Command, Writer
 from schemas.base import Struct
 from schemas.codec import decode_as, encode, encode_all
 from schemas.dashboard import MessagePreview
@@ -120,7 +119,7 @@ class StoreState:
     """`mesh_node` is this node's name when the store is shared with other hub nodes (they are
     told of changes to peers and woken for deliveries), '' when this hub is alone on it."""
 
-    def __init__(self, client: redis.Redis, writer: GroupCommitWriter, mesh_node: str = ""):
+    def __init__(self, client: StoreClient, writer: Writer, mesh_node: str = ""):
         self.client = client
         self.writer = writer
         self.mesh_node = mesh_node
@@ -351,7 +350,10 @@ class StoreState:
         """Every node that announced itself on this store, with its lease if it holds one."""
         announced = {as_text(k): orjson.loads(v) for k, v in (await self.client.hgetall(keys.NODES)).items()}
         names = sorted(announced)
-        leases = await self.client.mget([keys.node_lease(n) for n in names]) if names else []
+        pipe = self.client.pipeline(transaction=False)   # one GET each: on a cluster the leases live in many slots
+        for name in names:
+            pipe.get(keys.node_lease(name))
+        leases = await pipe.execute() if names else []
         return [NodeFacts(name, str(announced[name].get("url", "")), int(announced[name].get("pid", 0)),
                           int(announced[name].get("started_at", 0)), LeaseHolder.decode(lease) if lease else None)
                 for name, lease in zip(names, leases)]

@@ -7,6 +7,12 @@ resolves each batch. Because the store answers one connection in order, batches 
 in submission order, and a background write (a trace stage) never holds up the next awaited
 one by a round trip. A broken or silent store fails every batch in flight with
 `store_unavailable`: nothing is reported as written that was not.
+
+With `replica_acks` N > 0, a packet that carries an awaited batch ends with `WAIT N`: its
+batches are answered only once N replicas have every write before it, so what the hub accepted
+survives the primary's loss (a replica promoted in its place has it). When fewer replicas
+confirm in time, the awaited batches fail with `store_unavailable` (they may be applied: the
+caller's retry with the same idempotency key is answered from the first attempt).
 """
 
 from __future__ import annotations
@@ -16,35 +22,65 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, Protocol, overload
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hub.core.errors import HubError
 from hub.store import scripts
-from hub.store.connect import unavailable
+from hub.store.connect import StoreClient, unavailable
 from hub.store.resp import pack
+from schemas.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
 Command = tuple
 _Batch = tuple[Sequence[Command], "asyncio.Future[list] | None"]
 _StoreDown = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError, EOFError)
+REPLICA_WAIT_MS = 2000   # how long a packet's WAIT gives the replicas before its batches fail
+
+
+class Writer(Protocol):
+    """What the hub writes through: a GroupCommitWriter, or a ClusterWriter (one per primary)."""
+    observe: Callable[[int, float], None] | None
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @overload
+    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
+
+    @overload
+    def submit(self, commands: Sequence[Command], *, wait: Literal[False]) -> None: ...
+
+    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None: ...
+
+    async def write(self, *commands: Command) -> list[Any]: ...
+
+
+def replicas_behind(wanted: int, confirmed: int) -> HubError:
+    return HubError(ErrorCode.STORE_UNAVAILABLE,
+                    f"the store copied the write to {confirmed} of the {wanted} replica(s) required "
+                    f"(--replica-acks) within {REPLICA_WAIT_MS} ms", {"retry": True})
 
 
 class GroupCommitWriter:
     def __init__(self, client: redis.Redis, max_commands: int = 2048, max_in_flight: int = 16_384,
-                 timeout_s: float = 5.0):
+                 timeout_s: float = 5.0, *, replica_acks: int = 0, owns_client: bool = False):
         self._client = client
+        self._owns_client = owns_client        # closed with the writer
+        self._replica_acks = replica_acks      # WAIT for this many replicas before answering awaited batches
         self._max_commands = max_commands      # per packet
         self._max_in_flight = max_in_flight    # commands sent and not yet answered
         self._timeout_s = timeout_s            # a store that answers nothing for this long is down
         self._background_wake = False
         self._pending: list[_Batch] = []
         self._wakeup = asyncio.Event()
-        self._in_flight: deque[tuple[list[_Batch], float]] = deque()   # packets sent, and when
+        self._in_flight: deque[tuple[list[_Batch], float, bool]] = deque()   # packets sent, when, ended by WAIT
         self._in_flight_commands = 0
         self._replies_due = asyncio.Event()
         self._all_answered = asyncio.Event()   # set while nothing sent waits for its reply
@@ -75,6 +111,8 @@ class GroupCommitWriter:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
         await self._drop_connection()
+        if self._owns_client:
+            await self._client.aclose()
 
     @overload
     def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
@@ -127,6 +165,9 @@ class GroupCommitWriter:
 
     async def _send(self, batches: list[_Batch]) -> None:
         flat = [cmd for commands, _ in batches for cmd in commands]
+        waits = self._replica_acks > 0 and any(future is not None for _, future in batches)
+        if waits:
+            flat.append(("WAIT", self._replica_acks, REPLICA_WAIT_MS))
         try:
             conn = await self._connection()
             await conn.send_packed_command(pack(flat), check_health=False)
@@ -134,7 +175,7 @@ class GroupCommitWriter:
             log.warning("store write of %d commands failed: %s", len(flat), exc)
             await self._fail(batches, exc)
             return
-        self._in_flight.append((batches, time.perf_counter()))
+        self._in_flight.append((batches, time.perf_counter(), waits))
         self._all_answered.clear()
         self._in_flight_commands += len(flat)
         if self._in_flight_commands >= self._max_in_flight:
@@ -160,11 +201,11 @@ class GroupCommitWriter:
                 self._all_answered.set()
                 self._replies_due.clear()
                 await self._replies_due.wait()
-            batches, sent_at = self._in_flight[0]
+            batches, sent_at, waits = self._in_flight[0]
             count = sum(len(commands) for commands, _ in batches)
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    results = await self._read_replies(count)
+                    results = await self._read_replies(count + waits)
             except _StoreDown as exc:
                 log.warning("store did not answer %d commands: %s", count, exc)
                 await self._fail_in_flight(exc)
@@ -175,6 +216,8 @@ class GroupCommitWriter:
             self._in_flight_commands -= count
             if self._in_flight_commands < self._max_in_flight:
                 self._room.set()
+            if waits and not self._replicas_confirmed(batches, results.pop()):
+                continue
             flat = [cmd for commands, _ in batches for cmd in commands]
             missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
                        or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
@@ -187,6 +230,17 @@ class GroupCommitWriter:
                     except ResponseError as exc:
                         results[i] = exc
             self._resolve(batches, results)
+
+    def _replicas_confirmed(self, batches: list[_Batch], confirmed: Any) -> bool:
+        """True when the packet's WAIT saw enough replicas; else its awaited batches fail."""
+        if isinstance(confirmed, int) and confirmed >= self._replica_acks:
+            return True
+        log.warning("store write confirmed by %s of %d replicas", confirmed, self._replica_acks)
+        error = replicas_behind(self._replica_acks, confirmed if isinstance(confirmed, int) else 0)
+        for _, future in batches:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        return False
 
     async def _read_replies(self, count: int) -> list:
         conn = self._conn
@@ -217,7 +271,7 @@ class GroupCommitWriter:
 
     async def _fail_in_flight(self, exc: BaseException) -> None:
         """The reply stream is lost: every batch sent on this connection fails."""
-        failed = [batches for batches, _ in self._in_flight]
+        failed = [batches for batches, _, _ in self._in_flight]
         self._in_flight.clear()
         self._in_flight_commands = 0
         self._room.set()
@@ -239,7 +293,7 @@ class GroupCommitWriter:
             await self._client.connection_pool.release(conn)
 
 
-async def load_scripts(client: redis.Redis) -> None:
+async def load_scripts(client: StoreClient) -> None:
     for name, body in scripts.ALL.items():
         sha = await client.script_load(body)
         sha = sha.decode() if isinstance(sha, bytes) else sha
