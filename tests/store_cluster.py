@@ -128,7 +128,7 @@ class LocalCluster:
              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, text=True)
         assert created.returncode == 0, created.stdout + created.stderr
-        self.wait_healthy(deadline - time.monotonic())
+        self.mend(deadline - time.monotonic())   # healthy, and every replica in step with its primary
         return self
 
     def _check_alive(self) -> None:

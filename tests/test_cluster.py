@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shlex
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from hub.cli.main import build_parser
 from tests.store_cluster import LocalCluster, _ask
-from tests.support import eventually
+from tests.support import eventually, repowire
 from tests.test_mesh import final_trace, seen
 from transports.client import HubRefused
 
@@ -40,6 +45,8 @@ def test_the_hub_finds_the_cluster_from_one_servers_address(start_hub, cluster_s
     store = hub.get("/health").json()["store"]
     assert store == {"engine": "valkey", "version": store["version"], "aof_enabled": True, "embedded": False,
                      "cluster": True, "shards": 3, "replicas": 1, "replica_acks": 0}
+    status = repowire(hub, "status")
+    assert f"store      valkey {store['version']}  external  cluster of 3 primaries  append-only on" in status.stdout
 
 
 async def test_a_notify_and_an_ask_across_nodes_on_the_cluster(on_cluster):
@@ -174,3 +181,45 @@ async def test_a_primary_killed_under_traffic(start_hub, cluster_store, fault_re
                   "lost": len(lost), "delivered twice": len(twice)})
     if replica_acks:
         assert not lost
+
+
+def test_the_cluster_in_compose_yaml_is_the_one_the_suite_runs():
+    """compose.yaml's `cluster` profile: six cluster servers with append-only files, joined as
+    3 primaries with a replica each, and three hub nodes whose command lines the CLI accepts,
+    each pointing at one of those servers and waiting for a replica's copy of every write."""
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "compose.yaml").read_text())
+    services = {name: s for name, s in compose["services"].items() if "cluster" in s.get("profiles", [])}
+    servers = {name: s for name, s in services.items() if name.startswith("valkey-c")}
+    assert len(servers) == 6
+    addresses = set()
+    for server in servers.values():
+        command = server["command"]
+        assert command[command.index("--cluster-enabled") + 1] == "yes"
+        assert command[command.index("--appendonly") + 1] == "yes"
+        addresses.add(f"{server['networks']['cluster']['ipv4_address']}:6379")
+    create = shlex.split(services["cluster-init"]["command"])[2]
+    assert "--cluster create" in create and "--cluster-replicas 1" in create
+    assert set(re.findall(r"\d+\.\d+\.\d+\.\d+:6379", create)) == addresses
+    hubs = {name: s for name, s in services.items() if name.startswith("c-hub")}
+    assert len(hubs) == 3
+    nodes, ports = set(), set()
+    for hub in hubs.values():
+        serve = shlex.split(hub["command"])[2].split("&&", 1)[1].split()
+        assert serve[:2] == ["repowire", "serve"]
+        args = build_parser().parse_args(serve[1:])
+        assert args.redis_url.removeprefix("redis://").removesuffix("/0") in addresses
+        assert args.replica_acks == 1
+        nodes.add(args.node)
+        ports.add(args.port)
+        assert hub["ports"] == [f"127.0.0.1:{args.port}:{args.port}"]
+    assert len(nodes) == len(ports) == 3
+
+
+def test_replica_acks_the_store_cannot_give_are_refused_at_start(start_hub, cluster_store, tmp_path):
+    more = start_hub("--redis-url", cluster_store.url, "--node", "c1", "--replica-acks", "2", expect_ready=False)
+    assert more.process.wait(30) == 2
+    assert ("--replica-acks 2 asks every write to reach 2 replica(s), but a primary of the cluster at "
+            f"{cluster_store.url} has 1 connected: every write would fail.") in more.log()
+    embedded = start_hub("--replica-acks", "1", expect_ready=False)
+    assert embedded.process.wait(30) == 2
+    assert "--replica-acks needs --redis-url" in embedded.log()

@@ -9,6 +9,7 @@ from redis.crc import key_slot
 from hub.core.jobs import work_id_of_fire
 from hub.core.peers import PeerRecord
 from hub.store.asks import AskStore
+from hub.store import scripts
 from hub.store.attachments import AttachmentStore
 from hub.store.jobs import JobStore
 from hub.store.questions import QuestionStore
@@ -71,3 +72,16 @@ def test_per_peer_keys_share_the_peers_tag_and_different_peers_spread():
     peer_slot = key_slot(state.enqueue_cmd(PEER, MESSAGE, b"{}", 1, MESSAGE, "notify")[3].encode())
     other_slot = key_slot(state.enqueue_cmd(OTHER, MESSAGE, b"{}", 1, MESSAGE, "notify")[3].encode())
     assert peer_slot != other_slot
+
+
+def test_the_cluster_variants_of_the_publishing_scripts_publish_nothing_and_end_alike():
+    """A script may touch its own slot only on a cluster, and a channel has a slot of its own:
+    the cluster variant of each script that publishes returns the publish instead
+    (hub.store.cluster_writer sends it), and is otherwise the same script."""
+    for name in ("ENQUEUE", "CLOSE_ASK", "SET_PRESENCE"):
+        plain, variant = scripts.ALL[name], scripts.ALL[f"{name}_CLUSTER"]
+        assert "'PUBLISH'" in plain and "PUBLISH'" not in variant.replace("'publish'", "")
+        assert "return {'publish', " in variant
+        assert scripts.CLUSTER_VARIANT[scripts.SHA[name]] == scripts.SHA[f"{name}_CLUSTER"]
+        head = plain.split("if wake" if name != "SET_PRESENCE" else "if bus")[0]
+        assert variant.startswith(head)

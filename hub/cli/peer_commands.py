@@ -30,6 +30,8 @@ def status(args) -> int:
              f"node       {health['node']}  repowire {health['version']}",
              f"store      {store.get('engine', '?')} {store.get('version', '')}"
              + ("  embedded" if store.get("embedded") else "  external")
+             + (f"  cluster of {store.get('shards')} primaries" if store.get("cluster") else "")
+             + (f"  replica acks {store['replica_acks']}" if store.get("replica_acks") else "")
              + ("  append-only on" if store.get("aof_enabled") else "  append-only OFF"),
              f"peers      {len(online)} online of {len(peers)}"
              + (": " + ", ".join(p["name"] for p in online[:10]) + (" …" if len(online) > 10 else "") if online else ""),
