@@ -8,8 +8,8 @@ from redis.crc import key_slot
 
 from hub.core.jobs import work_id_of_fire
 from hub.core.peers import PeerRecord
-from hub.store.asks import AskStore
 from hub.store import scripts
+from hub.store.asks import AskStore
 from hub.store.attachments import AttachmentStore
 from hub.store.jobs import JobStore
 from hub.store.questions import QuestionStore

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
 REPLAY_PAGE = 256
 FULL_SWEEP_ROUNDS = 12   # every 12th sweep looks at every inbox (also the first, when the hub starts)
+SWEEP_CHUNK = 256        # inboxes looked at in one store round trip: other writes pass between chunks
 
 Expired = tuple[str, str, str]   # (peer id, trace id, kind) of a delivery the sweep expired
 
@@ -259,7 +260,8 @@ class Inboxes:
         full = self._sweeps % FULL_SWEEP_ROUNDS == 0
         self._sweeps += 1
         if full:
-            peer_ids = list(self._registry.by_id)
+            kept_here = [peer_id for peer_id, peer in self._registry.by_id.items() if peer.node in ("", self._node)]
+            peer_ids = [*kept_here, *(self._due.keys() - set(kept_here))]
             taken = dict(self._due)
             self._due.clear()
         else:
@@ -267,12 +269,18 @@ class Inboxes:
             taken = {peer_id: self._due.pop(peer_id) for peer_id in peer_ids}
         if not peer_ids:
             return 0
+        results: list = []
         try:
-            results = await self._store.writer.write(*(self._store.expire_head_cmd(p, now) for p in peer_ids))
-        except HubError:   # nothing was looked at: still due next round
-            for peer_id, due in taken.items():
-                self._due[peer_id] = min(due, self._due.get(peer_id, due))
-            raise
+            for start in range(0, len(peer_ids), SWEEP_CHUNK):
+                chunk = peer_ids[start:start + SWEEP_CHUNK]
+                results += await self._store.writer.write(*(self._store.expire_head_cmd(p, now) for p in chunk))
+        except HubError:   # what was not looked at is still due next round
+            for peer_id in peer_ids[len(results):]:
+                due = taken.get(peer_id)
+                if due is not None:
+                    self._due[peer_id] = min(due, self._due.get(peer_id, due))
+            if not results:
+                raise
         expired: list[Expired] = []
         for peer_id, reply in zip(peer_ids, results):
             head = self._store.parse_expired(reply)

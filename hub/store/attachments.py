@@ -26,6 +26,9 @@ class AttachmentStore:
     def __init__(self, client: StoreClient, node: str):
         self.client = client
         self.node = node
+        # a read through the read client: loaded again when a server forgot it (a restarted
+        # store, or a replica promoted in a cluster)
+        self._inbox_holds = client.register_script(scripts.INBOX_HOLDS)
 
     # ---- uploads and removal ---------------------------------------------------------------
 
@@ -86,8 +89,7 @@ class AttachmentStore:
         at a time (each page one short script), so a long inbox never holds the store."""
         after = 0
         while True:
-            found, after = await self.client.evalsha(scripts.SHA["INBOX_HOLDS"], 1, keys.inbox(peer_id),
-                                                           message_id, after, INBOX_PAGE)
+            found, after = await self._inbox_holds(keys=[keys.inbox(peer_id)], args=[message_id, after, INBOX_PAGE])
             if found or not after:
                 return bool(found)
 

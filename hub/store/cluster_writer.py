@@ -63,7 +63,9 @@ class ClusterWriter:
         """Nothing to start: each primary's writer starts with its first batch."""
 
     async def close(self) -> None:
-        """Flush every primary's writer and wait for its replies, then stop."""
+        """Finish the batches being followed up, flush every primary's writer and wait for its
+        replies, then stop."""
+        await asyncio.gather(*self._following_up, return_exceptions=True)
         self._closed = True
         if self._refreshing is not None:
             self._refreshing.cancel()
