@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import random
 import statistics
 import subprocess
@@ -31,30 +30,17 @@ import orjson
 import psutil
 import redis
 
-from bench.mesh import connect_many, known_to
+from bench.mesh import connect_many, known_to, start_mesh_node
 from bench.run import ROOT, Target, cpu_seconds, percentiles, throughput, write_section
 from tests.store_cluster import LocalCluster
+from tests.support import paced
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 QUIET_S = 5.0   # seconds with peers connected and no traffic
 
 
 def start_node(cluster: LocalCluster, folder: Path, name: str, peers: int, extra: tuple[str, ...] = ()) -> Target:
-    home = folder / name
-    env = {**os.environ, "REPOWIRE_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", "--no-bridge",
-                             "--redis-url", cluster.url, "--node", name,
-                             "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
-                             "--limit", f"max_connections={peers + 100}", *extra],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (home / "hub.json").exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"node {name} did not start")
-        time.sleep(0.05)
-    info = orjson.loads((home / "hub.json").read_bytes())
-    return Target(name, info["url"].replace("http", "ws") + "/ws", proc, (home / "hub.token").read_text().strip(),
-                  None, home)
+    return start_mesh_node(cluster.url, folder, name, max_connections=peers + 100, extra=extra)
 
 
 def store_counts(cluster: LocalCluster) -> dict[int, dict[str, float]]:
@@ -97,11 +83,7 @@ async def worker(url: str, token: str, prefix: str, count: int, others: list[str
     while (command := (await lines.readline()).decode().strip()) not in ("", "stop"):
         if command == "go":
             total = int(rate * seconds)
-            begin = time.monotonic()
-            for n in range(total):
-                due = begin + n / rate
-                if due > time.monotonic():
-                    await asyncio.sleep(due - time.monotonic())
+            async for n in paced(total, rate):
                 await random.choice(sockets).send(orjson.dumps({
                     "type": "notify", "id": f"m{n}", "to": random.choice(others), "text": str(time.perf_counter_ns())}))
             print(f"sent {total}", flush=True)

@@ -46,6 +46,27 @@ from bench.run import (
 from hub.store.embedded import find_server_binary
 
 
+def start_mesh_node(store_url: str, folder: Path, name: str, *, max_connections: int,
+                    extra: tuple[str, ...] = ()) -> Target:
+    """A hub node on a shared store (`--redis-url`), home in `folder/name`, rate limits out of
+    the way; started and waited for (bounded), stopped with `Target.stop`."""
+    home = folder / name
+    env = {**os.environ, "REPOWIRE_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", "--no-bridge",
+                             "--redis-url", store_url, "--node", name,
+                             "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
+                             "--limit", f"max_connections={max_connections}", *extra],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (home / "hub.json").exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"node {name} did not start")
+        time.sleep(0.05)
+    info = orjson.loads((home / "hub.json").read_bytes())
+    return Target(name, info["url"].replace("http", "ws") + "/ws", proc, (home / "hub.token").read_text().strip(),
+                  None, home)
+
+
 class MeshUnderTest:
     """A Valkey with append-only persistence and two hub nodes on it."""
 
@@ -63,21 +84,7 @@ class MeshUnderTest:
         self.nodes = [self._node(f"unix://{sock}", f"n{i}") for i in (1, 2)]
 
     def _node(self, store_url: str, name: str) -> Target:
-        home = self.folder / name
-        env = {**os.environ, "REPOWIRE_HOME": str(home)}
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "serve", "--port", "0", "--no-bridge",
-                                 "--redis-url", store_url, "--node", name,
-                                 "--limit", "messages_per_second=1000000", "--limit", "message_burst=1000000",
-                                 "--limit", "max_connections=5000"],
-                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not (home / "hub.json").exists():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"node {name} did not start")
-            time.sleep(0.05)
-        info = orjson.loads((home / "hub.json").read_bytes())
-        return Target(name, info["url"].replace("http", "ws") + "/ws", proc,
-                      (home / "hub.token").read_text().strip(), None, home)
+        return start_mesh_node(store_url, self.folder, name, max_connections=5000)
 
     def stop(self) -> None:
         for node in self.nodes:
