@@ -16,6 +16,7 @@ remain take over the deadlines of its peers' asks (`adopt`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -71,6 +72,14 @@ from schemas.rest import AskAccepted, AskGroup, Closed, PendingAsks
 from schemas.rest import AskView as AskAsRead
 
 log = logging.getLogger(__name__)
+
+MEND_RETRY_S = 1.0   # how often closes whose final writes failed are tried again
+
+
+def _quiet(written: asyncio.Future[Any]) -> None:
+    """Close writes with no closings entry to mend them from: a failure is logged."""
+    if not written.cancelled() and written.exception() is not None:
+        log.warning("ask close writes failed: %s", written.exception())
 
 INBOX_GRACE_MS = 60_000   # an ask's inbox entry outlives its deadline by this much: closing it removes it first
 
@@ -130,6 +139,10 @@ class AskService:
         self._open_by_asker: Counter = Counter()
         self.deadlines = DeadlineTimer(hub.now_ms, self._expire, "ask-deadlines")
         self._telling: set[asyncio.Task[None]] = set()   # notices to repliers on their way
+        # closes of this process whose final writes (trace stage, closings entry) the store did
+        # not take: mended once it answers again (_mend_unsettled), not only at the next start
+        self._unsettled: set[tuple[str, str]] = set()
+        self._mending: asyncio.Task[None] | None = None
         hub.inboxes.expiry_listeners.append(self._on_notices_expired)
         hub.inboxes.delivery_filters.append(self._closed_asks)
 
@@ -141,13 +154,16 @@ class AskService:
         await self.mend_closings(everyone)
         self.deadlines.start()
 
-    async def mend_closings(self, askers: list[str]) -> int:
+    async def mend_closings(self, askers: list[str], mine: set[str] | None = None) -> int:
         """Closes whose process died before it wrote their final trace stage (kept in the
-        asker's closings index until it is written): write it now, from the stored ask."""
+        asker's closings index until it is written): write it now, from the stored ask. `mine`:
+        correlation ids of this process's own closes whose final writes failed (mended too)."""
         hub = self.hub
         gone: dict[str, bool] = {}   # closing process -> gone (one lease read per process, not per close)
         cmds, mended = [], 0
         for asker, cid, by in await self.store.closings(askers):
+            if mine is not None and by == hub.process_ref and cid in mine:
+                gone[by] = True   # this process: its write failed, nothing of it is on its way
             if by not in gone:
                 gone[by] = await hub.process_gone(by)
             if not gone[by]:
@@ -180,6 +196,8 @@ class AskService:
 
     async def stop(self) -> None:
         self.deadlines.stop()
+        if self._mending is not None:
+            self._mending.cancel()
         for ask in self.open.values():
             for waiter in ask.waiters:
                 if not waiter.done():
@@ -436,6 +454,7 @@ class AskService:
         cmds: list[Command] = []
         notices: list[PushNotice] = []
         results: list[dict[str, Any]] = []
+        settled: tuple[str, str] | None = None
         for effect in effects:
             match effect:
                 case Unindex(recipient, cid):
@@ -447,6 +466,7 @@ class AskService:
                         conn.inflight.pop(message_id, None)
                 case MarkClosed(asker, cid):
                     cmds.append(self.store.closed_cmd(asker, cid, hub.process_ref))
+                    settled = (asker, cid)
                 case Announce(cid, result):
                     cmds += self.state.publish_cmd("ask_closed", orjson.dumps({"correlation_id": cid,
                                                                               "result": result}))
@@ -454,7 +474,11 @@ class AskService:
                     notices.append(effect)
                 case WakeWaiters(result):
                     results.append(result)
-        self.state.writer.submit(cmds, wait=False)
+        written = self.state.writer.submit(cmds)
+        if settled is not None:
+            written.add_done_callback(functools.partial(self._settled, settled))
+        else:
+            written.add_done_callback(_quiet)
         delivered = False
         for push in notices:
             told = hub.peers.get(push.asker)
@@ -464,6 +488,28 @@ class AskService:
             for result in results:
                 self._wake_waiters(ask, result)
         return delivered
+
+    def _settled(self, close: tuple[str, str], written: asyncio.Future[list[Any]]) -> None:
+        """A close's final writes were answered, or failed: then mend them when the store is back."""
+        if written.cancelled() or written.exception() is None:
+            return
+        log.warning("the final trace stage of ask %s was not written (%s); writing it when the store answers",
+                    close[1], written.exception())
+        self._unsettled.add(close)
+        if self._mending is None or self._mending.done():
+            self._mending = asyncio.create_task(self._mend_unsettled(), name="ask closes to mend")
+
+    async def _mend_unsettled(self) -> None:
+        """Every MEND_RETRY_S until the store answers: write the final stage of each close of
+        this process whose writes failed (from its closings entry: skipped when the write had
+        landed after all)."""
+        while self._unsettled:
+            await asyncio.sleep(MEND_RETRY_S)
+            closes, self._unsettled = self._unsettled, set()
+            try:
+                await self.mend_closings(sorted({asker for asker, _ in closes}), mine={cid for _, cid in closes})
+            except HubError:
+                self._unsettled |= closes
 
     def _forget(self, cid: str) -> OpenAsk | None:
         self.deadlines.forget(cid)
