@@ -20,6 +20,7 @@ from pathlib import Path
 from redis.crc import key_slot
 
 from hub.store.embedded import find_server_binary
+from tests.support import wait_until
 
 NODE_TIMEOUT_MS = 1500
 
@@ -119,10 +120,8 @@ class LocalCluster:
             self.servers.append(server)
             server.start()
         deadline = time.monotonic() + timeout
-        while not all(s.answers() for s in self.servers):
-            self._check_alive()
-            assert time.monotonic() < deadline, "the cluster's servers did not answer"
-            time.sleep(0.05)
+        wait_until(lambda: self._check_alive() or all(s.answers() for s in self.servers), timeout,
+                   "the cluster's servers to answer", every=0.05)
         created = subprocess.run(
             [_cli_binary(), "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
@@ -132,18 +131,16 @@ class LocalCluster:
         return self
 
     def _check_alive(self) -> None:
+        """Fails at once when a server exited, rather than waiting for it to answer."""
         for server in self.servers:
             assert server.alive, f"cluster server on port {server.port} exited: see {server.folder / 'valkey.log'}"
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Until every running server says the cluster is ok and every slot has a primary."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def healthy() -> bool:
             running = [s for s in self.servers if s.alive]
-            if running and all(b"cluster_state:ok" in _ask(s.port, "CLUSTER", "INFO") for s in running):
-                return
-            assert time.monotonic() < deadline, "the cluster did not become healthy"
-            time.sleep(0.1)
+            return bool(running) and all(b"cluster_state:ok" in _ask(s.port, "CLUSTER", "INFO") for s in running)
+        wait_until(healthy, timeout, "a healthy cluster", every=0.1)
 
     def role_of(self, server: ClusterServer) -> str:
         return server.info("replication").get("role", "").strip()
@@ -205,10 +202,8 @@ class LocalCluster:
         """Empty every primary (its replicas follow)."""
         for server in self.primary_servers():
             assert _ask(server.port, "FLUSHALL").strip() == b"OK"
-        deadline = time.monotonic() + 10
-        while any(_ask(s.port, "DBSIZE").strip() not in (b"0", b"") for s in self.servers if s.alive):
-            assert time.monotonic() < deadline, "the replicas did not follow the flush"
-            time.sleep(0.05)
+        wait_until(lambda: all(_ask(s.port, "DBSIZE").strip() in (b"0", b"") for s in self.servers if s.alive), 10,
+                   "the replicas to follow the flush", every=0.05)
 
     def mend(self, timeout: float = 60.0) -> None:
         """Start again any server a test killed (it rejoins as a replica of the primary that took
@@ -217,13 +212,12 @@ class LocalCluster:
             if not server.alive:
                 server.start()
         deadline = time.monotonic() + timeout
-        while not all(s.answers() for s in self.servers):
-            assert time.monotonic() < deadline, "a restarted cluster server did not answer"
-            time.sleep(0.05)
+        wait_until(lambda: all(s.answers() for s in self.servers), timeout, "the restarted cluster servers to answer",
+                   every=0.05)
         self.wait_healthy(deadline - time.monotonic())
-        while not all(self.replicas_of(p) for p in self.primary_servers()) or len(self.primary_servers()) != self.primaries:
-            assert time.monotonic() < deadline, "the cluster did not get a replica for every primary back"
-            time.sleep(0.1)
+        wait_until(lambda: len(self.primary_servers()) == self.primaries
+                   and all(self.replicas_of(p) for p in self.primary_servers()),
+                   max(1.0, deadline - time.monotonic()), "a replica in step with every primary", every=0.1)
 
     def stop(self) -> None:
         for server in self.servers:

@@ -44,7 +44,10 @@ def process_gone(pid: int) -> bool:
         return True
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               every: float = 0.02) -> Any:
+    """Poll `condition` every `every` seconds until it is truthy; fail after `timeout` seconds
+    (a costly condition, such as one that asks six servers, polls less often)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -52,7 +55,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 async def eventually(condition: Callable[[], Awaitable[Any] | Any], timeout: float = 10.0,
