@@ -28,14 +28,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, overload
 
-import redis.asyncio as redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, RedisClusterException
 
 from hub.core.errors import HubError
 from hub.store import scripts
-from hub.store.connect import unavailable
+from hub.store.connect import open_node_client, unavailable
 from hub.store.writer import Command, GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -100,11 +99,7 @@ class ClusterWriter:
     def _writer_for(self, node: ClusterNode) -> GroupCommitWriter:
         writer = self._writers.get(node.name)
         if writer is None:
-            kwargs = self._cluster.connection_kwargs
-            client = redis.Redis(host=node.host, port=int(node.port), username=kwargs.get("username"),
-                                 password=kwargs.get("password"), socket_timeout=None, socket_connect_timeout=5,
-                                 health_check_interval=0, decode_responses=False, retry_on_timeout=False)
-            writer = GroupCommitWriter(client, replica_acks=self._replica_acks, owns_client=True)
+            writer = GroupCommitWriter(open_node_client(self._cluster, node), replica_acks=self._replica_acks, owns_client=True)
             writer.observe = self._observed
             writer.start()
             self._writers[node.name] = writer

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeAlias, TypeVar
 
 import redis.asyncio as redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -16,6 +16,16 @@ from hub.core.errors import HubError
 from schemas.errors import ErrorCode
 
 StoreClient: TypeAlias = "redis.Redis | RedisCluster"   # one server, or a cluster (hub.store.link)
+
+
+def open_node_client(cluster: RedisCluster, node: ClusterNode) -> redis.Redis:
+    """A plain client to one server of a cluster (its own writer, its own subscriptions), with
+    the cluster client's credentials; no per-reply deadline (a writer bounds whole packets, a
+    subscription waits for as long as it lasts)."""
+    kwargs = cluster.connection_kwargs
+    return redis.Redis(host=node.host, port=int(node.port), username=kwargs.get("username"),
+                       password=kwargs.get("password"), socket_timeout=None, socket_connect_timeout=5,
+                       health_check_interval=0, decode_responses=False, retry_on_timeout=False)
 
 
 def publish_verb(client: StoreClient) -> str:
@@ -43,10 +53,13 @@ def _engine(server: dict) -> tuple[str, str]:
             str(server.get("valkey_version") or server.get("redis_version")))
 
 
-async def store_facts(client: StoreClient) -> dict:
-    """What /health says about a store that is one server."""
+def _is_cluster(server: dict) -> bool:
+    return str(server.get("server_mode") or server.get("redis_mode") or "") == "cluster"
+
+
+async def store_facts(client: StoreClient, server: dict) -> dict:
+    """What /health says about a store that is one server (`server`: its INFO server)."""
     persistence = await client.info("persistence")
-    server = await client.info("server")
     replication = await client.info("replication")
     engine, version = _engine(server)
     return {"engine": engine, "version": version, "aof_enabled": bool(int(persistence.get("aof_enabled", 0))),
@@ -88,10 +101,8 @@ async def probe(url: str, *, ephemeral: bool, replica_acks: int = 0) -> dict:
     TooFewReplicas when `replica_acks` asks for more replicas than a primary has."""
     client = open_client(url)
     try:
-        facts = await store_facts(client)
         server = await client.info("server")
-        if str(server.get("server_mode") or server.get("redis_mode") or "") == "cluster":
-            facts = await cluster_facts(url)
+        facts = await cluster_facts(url) if _is_cluster(server) else await store_facts(client, server)
     except (OSError, RedisConnectionError, RedisTimeoutError) as exc:
         raise StoreUnreachable(f"cannot reach the store at {url}: {exc}") from exc
     finally:

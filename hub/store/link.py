@@ -1,7 +1,7 @@
 """What the hub's store is, and how the hub speaks to it: one server, or a cluster.
 
-`--redis-url` names any one server. `discover` asks it whether it is part of a cluster; the
-hub then opens its clients, its writer and its subscriptions the way that store needs:
+`--redis-url` names any one server; `hub.store.connect.probe` asks it whether it is part of
+a cluster, and the hub then opens its clients, its writer and its subscriptions the way that store needs:
 
 - one server: `redis.Redis` clients, one group-commit writer, PUBLISH/SUBSCRIBE;
 - a cluster (Redis Cluster or Valkey cluster): redis-py's cluster client for reads and short
@@ -18,27 +18,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis.asyncio as redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from hub.store.cluster_writer import ClusterWriter
-from hub.store.connect import StoreClient, open_client
+from hub.store.connect import StoreClient, open_client, open_node_client
 from hub.store.writer import GroupCommitWriter, Writer
 
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[bytes, bytes], None]   # (channel, data)
-
-
-async def discover(url: str) -> bool:
-    """True when the server at `url` is part of a cluster (cluster mode on)."""
-    client = open_client(url)
-    try:
-        server = await client.info("server")
-    finally:
-        await client.aclose()
-    return str(server.get("server_mode") or server.get("redis_mode") or "") == "cluster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +103,7 @@ async def _listen_sharded(cluster: RedisCluster, channels: list[str], on_message
     async with contextlib.AsyncExitStack() as stack:
         pubsubs = []
         for node, node_channels in by_node.values():
-            client = redis.Redis(host=node.host, port=int(node.port), **_auth(cluster))
+            client = open_node_client(cluster, node)
             stack.push_async_callback(client.aclose)
             pubsub = client.pubsub()   # subscription messages too: a server-side sunsubscribe says a slot moved
             stack.push_async_callback(pubsub.aclose)
@@ -141,9 +130,3 @@ async def _pump(pubsub: PubSub, on_message: OnMessage) -> None:
         elif kind == "sunsubscribe":   # we never unsubscribe: the server dropped us, the channel's slot moved
             log.info("sharded channel %r moved to another shard; subscribing again", message.get("channel"))
             return
-
-
-def _auth(cluster: RedisCluster) -> dict:
-    """The credentials and timeouts a cluster client connects with, for a plain client to one of its nodes."""
-    kwargs = cluster.connection_kwargs
-    return {key: kwargs[key] for key in ("username", "password", "socket_connect_timeout") if kwargs.get(key) is not None}
