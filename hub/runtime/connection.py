@@ -1,8 +1,12 @@
-"""One client connection as the runtime sees it: a bounded outbox drained by one writer task.
+"""One client connection as the runtime sees it: a bounded outbox, written to the socket in
+one piece per turn of the event loop.
 
-The edge gives a `FrameSink` (send text, close); the runtime never touches Starlette. A frame
-that would overflow the outbox closes the connection as a slow consumer instead of growing
-memory or stalling anyone else; what it had not confirmed stays in its inbox.
+The edge gives a `FrameSink` (write frames now, tell when the transport takes more, close);
+the runtime never touches Starlette. Frames pushed during one turn of the loop (the `accepted`
+answers of one store batch, a replay page) leave in one write, one system call, instead of one
+each. While the transport is above its high-water mark (the peer reads slowly) frames wait in
+the outbox; a frame that would overflow it closes the connection as a slow consumer instead of
+growing memory or stalling anyone else; what it had not confirmed stays in its inbox.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hub.core.delivery import InFlight
@@ -18,15 +22,28 @@ from schemas.errors import ERROR_TABLE, ErrorCode
 
 log = logging.getLogger(__name__)
 
+WRITE_CHUNK_BYTES = 64 * 1024   # one write's share of the outbox: the transport's buffer passes
+                                # its high-water mark by at most this (and one frame)
+
 
 class FrameSink(Protocol):
-    async def send_text(self, data: str) -> None: ...
+    def write(self, frames: Sequence[bytes]) -> bool:
+        """Hand text frames (UTF-8 JSON) to the transport, in order, now; False once the
+        socket is closing or gone (the frames are dropped)."""
+    def writable(self) -> bool:
+        """The transport's buffer is below its high-water mark: it takes more now."""
+    def when_writable(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once, when the transport's buffer drains (or the socket is lost)."""
     async def close(self, code: int, reason: str) -> None: ...
     def drop(self) -> None:
         """Cut the transport at once (a peer that does not read cannot receive a close frame)."""
 
 
 class Connection:
+    __slots__ = ("_closing", "_drained", "_flush_due", "_outbox", "_started", "close_code", "close_reason",
+                 "closed", "inflight", "label", "last_pushed_seq", "on_abort", "outbox_limit", "peer_id",
+                 "pull_again", "replaying", "sink")
+
     def __init__(self, sink: FrameSink, outbox_limit: int, label: str = ""):
         self.sink = sink
         self.outbox_limit = outbox_limit
@@ -39,15 +56,17 @@ class Connection:
         self.closed = False
         self.close_code: int | None = None
         self.close_reason = ""
-        self._outbox: deque[bytes] = deque()
-        self._ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._task: asyncio.Task | None = None
         self.on_abort: Callable[[], object] | None = None  # the edge stops reading this socket
+        self._outbox: deque[bytes] = deque()
+        self._started = False            # frames may leave (the welcome is the first)
+        self._flush_due = False          # a flush is scheduled for the end of this loop turn
+        self._drained: asyncio.Event | None = None   # made for the first wait_below
+        self._closing: asyncio.Task | None = None    # the close frame of an aborted connection
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._drain(), name=f"outbox {self.label}")
+        """Frames pushed so far, and from now on, go out."""
+        self._started = True
+        self._schedule_flush()
 
     def push(self, frame: bytes) -> bool:
         """Queue a frame; False (and the connection is being closed) when the outbox is full."""
@@ -57,12 +76,14 @@ class Connection:
             self.abort(ErrorCode.SLOW_CONSUMER, f"outbox passed {self.outbox_limit} frames")
             return False
         self._outbox.append(frame)
-        self._drained.clear()
-        self._ready.set()
+        if not self._flush_due:
+            self._schedule_flush()
         return True
 
     async def wait_below(self, frames: int) -> None:
         while not self.closed and len(self._outbox) > frames:
+            if self._drained is None:
+                self._drained = asyncio.Event()
             self._drained.clear()
             await self._drained.wait()
 
@@ -75,46 +96,56 @@ class Connection:
         self.close_reason = code.value
         log.info("closing %s: %s (%s)", self.label, code.value, detail)
         self._outbox.clear()
-        self._ready.set()
-        self._drained.set()
+        self._wake_waiters()
+        self._closing = asyncio.get_running_loop().create_task(self._send_close(), name=f"close {self.label}")
         if self.on_abort is not None:
             self.on_abort()
 
-    async def _drain(self) -> None:
-        try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                while self._outbox and not self.closed:   # (no local keeps the last frame while idle)
-                    await self.sink.send_text(self._outbox.popleft().decode())
-                    if len(self._outbox) <= self.outbox_limit // 2:
-                        self._drained.set()
-                self._drained.set()
-                if self.closed:
-                    break
-        except Exception as exc:  # the socket went away under us
-            log.debug("outbox of %s stopped: %s", self.label, exc)
-            self.closed = True
+    def _schedule_flush(self) -> None:
+        if self._started and self._outbox:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what the outbox holds, as far as the transport takes it."""
+        self._flush_due = False
+        outbox = self._outbox
+        while outbox and not self.closed:
+            if not self.sink.writable():
+                self._flush_due = True   # the sink calls back once it drains
+                self.sink.when_writable(self._flush)
+                break
+            frames, size = [], 0
+            while outbox and size < WRITE_CHUNK_BYTES:
+                frame = outbox.popleft()
+                frames.append(frame)
+                size += len(frame)
+            if not self.sink.write(frames):   # the socket went away under us
+                self.closed = True
+                outbox.clear()
+        if self._drained is not None and (self.closed or len(outbox) <= self.outbox_limit // 2):
             self._drained.set()
-            return
+
+    def _wake_waiters(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
+    async def _send_close(self) -> None:
         try:
             await self.sink.close(self.close_code or 1000, self.close_reason)
-        except Exception:
+        except Exception:  # the peer left first
             pass
 
     async def stop(self, close_grace_s: float = 2.0) -> None:
-        """Stop the writer. An aborted connection gets `close_grace_s` to send its close frame;
+        """Stop writing. An aborted connection gets `close_grace_s` to send its close frame;
         if the peer does not take it (it stopped reading), the transport is dropped."""
-        if self._task is not None:
-            if not self.closed:
-                self.closed = True
-                self._ready.set()
-            elif self.close_code is not None and not self._task.done():
-                await asyncio.wait({self._task}, timeout=close_grace_s)
-                if not self._task.done():
-                    self.sink.drop()
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        if not self.closed:
+            self.closed = True
+            self._outbox.clear()
+            self._wake_waiters()
+        closing = self._closing
+        if closing is not None and not closing.done():
+            await asyncio.wait({closing}, timeout=close_grace_s)
+            if not closing.done():
+                self.sink.drop()
+                closing.cancel()

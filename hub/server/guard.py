@@ -35,8 +35,6 @@ class LocalGuard:
         trusted_local = bool(server) and server[1] is None
         state = scope.setdefault("state", {})
         state["trusted_local"] = trusted_local
-        if scope["type"] == "websocket":
-            state["drop_transport"] = _transport_dropper(send)
         if not trusted_local:
             refusal = self._refusal(scope)
             if refusal is not None:
@@ -57,14 +55,6 @@ class LocalGuard:
         if origin is not None and origin not in self.origins:
             return ErrorCode.ORIGIN_NOT_ALLOWED, f"Origin {origin!r} is not allowed"
         return None
-
-
-def _transport_dropper(send):
-    """ASGI has no way to abort a connection whose peer stopped reading (a close frame cannot
-    reach it). The server's own `send` is bound to its protocol object, which holds the
-    transport; return a function that aborts it, or one that does nothing."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport.abort if transport is not None and hasattr(transport, "abort") else (lambda: None)
 
 
 async def _refuse(scope, receive, send, code: ErrorCode, message: str) -> None:

@@ -30,6 +30,7 @@ from hub.runtime.panes import PaneService
 from hub.runtime.questions import QuestionService
 from hub.server.rest import bearer
 from hub.server.services import services
+from hub.server.ws_protocol import FRAMES, HubWebSocketProtocol
 from schemas.codec import FrameError, decode_client_frame, encode, error_frame
 from schemas.errors import ERROR_TABLE, ErrorCode
 from schemas.frames import (
@@ -59,14 +60,18 @@ MAX_UNACCEPTED = 256
 
 
 class Sink:
-    """Adapts Starlette's WebSocket to the runtime's FrameSink, using raw ASGI sends."""
+    """The runtime's FrameSink for one socket: frames go straight to the connection's protocol
+    (hub.server.ws_protocol, found in the scope's extensions), the close through ASGI."""
+
+    __slots__ = ("_send", "drop", "when_writable", "writable", "write")
 
     def __init__(self, websocket: WebSocket):
+        protocol: HubWebSocketProtocol = websocket.scope["extensions"][FRAMES]["protocol"]
         self._send = websocket.send
-        self.drop = websocket.scope["state"].get("drop_transport", lambda: None)
-
-    async def send_text(self, data: str) -> None:
-        await self._send({"type": "websocket.send", "text": data})
+        self.write = protocol.write_texts
+        self.writable = protocol.takes_more
+        self.when_writable = protocol.when_writable
+        self.drop = protocol.drop
 
     async def close(self, code: int, reason: str) -> None:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
