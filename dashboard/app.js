@@ -68,9 +68,28 @@
     return node;
   }
 
+  const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
   function clock(ms) {
-    const d = new Date(ms);
-    return d.toLocaleTimeString([], { hour12: false });
+    return CLOCK.format(new Date(ms));
+  }
+
+  // Make `list`'s children be `rows`, in order, touching only what differs: a new message is
+  // one insertion, not 200 (the browser then lays out and paints little; bench/dashboard.py).
+  function reconcile(list, rows) {
+    let at = list.firstChild;
+    for (const row of rows) {
+      if (at === row) { at = at.nextSibling; continue; }
+      list.insertBefore(row, at);
+    }
+    while (at) { const next = at.nextSibling; at.remove(); at = next; }
+  }
+
+  // A row rebuilt for a new version takes its old row's place, so `reconcile` finds it there.
+  function swapRow(rows, key, row) {
+    const old = rows.get(key);
+    if (old && old.isConnected) old.replaceWith(row);
+    rows.set(key, row);
   }
 
   function precise(ms) {
@@ -316,12 +335,12 @@
       let row = state.peerRows.get(peer.peer_id);
       if (!row || row.dataset.v !== String(peer.v)) {
         row = peerRow(peer);
-        state.peerRows.set(peer.peer_id, row);
+        swapRow(state.peerRows, peer.peer_id, row);
       }
       return row;
     });
     for (const id of [...state.peerRows.keys()]) if (!state.peers.has(id)) state.peerRows.delete(id);
-    $("peer-list").replaceChildren(...rows);
+    reconcile($("peer-list"), rows);
     const more = $("peers-more");
     more.hidden = shown.length <= SHOWN_PEERS;
     more.textContent = `and ${shown.length - SHOWN_PEERS} more; filter to narrow the list`;
@@ -369,11 +388,11 @@
       let row = state.messageRows.get(message.key);
       if (!row || row.dataset.v !== String(message.v)) {
         row = messageRow(message);
-        state.messageRows.set(message.key, row);
+        swapRow(state.messageRows, message.key, row);
       }
       rows.push(row);
     }
-    $("message-list").replaceChildren(...rows);
+    reconcile($("message-list"), rows);
     $("messages-empty").hidden = rows.length > 0;
   }
 
