@@ -41,6 +41,7 @@ Command = tuple
 _Batch = tuple[Sequence[Command], "asyncio.Future[list] | None"]
 _StoreDown = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError, EOFError)
 REPLICA_WAIT_MS = 2000   # how long a packet's WAIT gives the replicas before its batches fail
+BACKGROUND_LINGER_S = 0.002   # how long a write nobody awaits may wait for a packet to share
 
 
 class Writer(Protocol):
@@ -131,10 +132,11 @@ class GroupCommitWriter:
         if wait or self._closed:
             self._wakeup.set()
         elif not self._background_wake:
-            # A write nobody awaits (a trace stage, a receipt) waits one loop turn, so that what
-            # arrived with it (an ack behind a receipt in the same read) shares its packet.
+            # A write nobody awaits (a trace stage, a receipt) lingers up to BACKGROUND_LINGER_S
+            # for an awaited one to share its packet (the next notify's, when one message is in
+            # flight per sender): one store round trip per message instead of two.
             self._background_wake = True
-            loop.call_soon(self._wake_for_background)
+            loop.call_later(BACKGROUND_LINGER_S, self._wake_for_background)
         return future
 
     def _wake_for_background(self) -> None:
