@@ -15,6 +15,11 @@ finds the protocol in the scope's extension `FRAMES` and hands it every frame on
 has ready in a loop turn (`write_texts`), framed here (RFC 6455 5.2: a server's frames are not
 masked; no extension is negotiated, compression being off) and written in one `transport.write`.
 Closing still goes through ASGI.
+
+After the hello, the app may take the messages as they are parsed (`on_message`, a plain
+callback) instead of from ASGI's queue, and hear of the connection's loss (`on_lost`): a peer's
+socket then needs no task of its own reading it (hub.server.peer_session). The app pauses and
+resumes reading itself (`hold_reading`, `release_reading`) while it holds messages back.
 """
 
 from __future__ import annotations
@@ -39,6 +44,20 @@ _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 
 
+class _NoQueue:
+    """ASGI's receive queue once the app takes messages by callback: the disconnects the
+    protocol still announces there are heard through `on_lost` instead."""
+
+    def put_nowait(self, event: Any) -> None:
+        pass
+
+    def empty(self) -> bool:
+        return True
+
+
+_NO_QUEUE: Any = _NoQueue()
+
+
 def text_frame_header(size: int) -> bytes:
     """The header of one unmasked, unfragmented text frame of `size` bytes (RFC 6455 5.2)."""
     if size < 126:
@@ -53,6 +72,8 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.keepalive = keepalive
         self.writable_callback: Callable[[], object] | None = None
+        self.on_message: Callable[[str | bytes], object] | None = None
+        self.on_lost: Callable[[], object] | None = None
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -92,6 +113,38 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._call_writable()
+        if self.on_lost is not None:
+            self.on_lost()
+
+    # ---- messages to a callback, without ASGI ----------------------------------------------
+
+    def take_messages(self, on_message: Callable[[str | bytes], object], on_lost: Callable[[], object]) -> None:
+        """From now on, hand messages to `on_message` as they are parsed; first those ASGI's
+        queue holds (a disconnect among them is `on_lost`)."""
+        self.on_message, self.on_lost = on_message, on_lost
+        self.release_reading()   # (ASGI's flow control may have paused it; on_message may hold it again)
+        queued, self.queue = self.queue, _NO_QUEUE   # its four deques are 3 KB a connection
+        while not queued.empty():
+            event = queued.get_nowait()
+            if event["type"] == "websocket.receive":
+                on_message(event.get("text") or event.get("bytes") or b"")
+            else:
+                on_lost()
+        # The upgrade's request and response are done with (3 KB a connection).
+        del self.request, self.response
+
+    def stop_taking_messages(self) -> None:
+        self.on_message = self.on_lost = None
+
+    def hold_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def release_reading(self) -> None:
+        if self.read_paused and not self.transport.is_closing():
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def _call_writable(self) -> None:
         callback, self.writable_callback = self.writable_callback, None
@@ -133,6 +186,9 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     # ---- flow control ----------------------------------------------------------------------
 
     def send_receive_event_to_app(self) -> None:
+        if self.on_message is not None:
+            self._hand_to_app()
+            return
         paused = self.read_paused
         self.read_paused = True  # the stock method pauses unless it believes it already has
         try:
@@ -142,3 +198,20 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused and self.queue.qsize() >= HIGH_WATER:
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _hand_to_app(self) -> None:
+        assert self.on_message is not None
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:
+            return
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:   # as the stock protocol answers it
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+            self.on_message(text)
+        else:
+            self.on_message(data)

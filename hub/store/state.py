@@ -26,7 +26,7 @@ from schemas.dashboard import MessagePreview
 from schemas.rest import TraceStage
 
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
-EVENT_BATCH_S = 0.01   # trace events are gathered this long into one stream entry
+EVENT_BATCH_S = 0.01   # at most one stream entry of trace events this often (the first of a quiet spell goes at once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +125,7 @@ class StoreState:
         self.mesh_node = mesh_node
         self._trace_events: list[_TracesEncoded] = []   # gathered for one `traces` event
         self._events_timer: asyncio.TimerHandle | None = None
+        self._events_flushed_at = 0.0   # loop time of the last `traces` entry
 
     # ---- peers -------------------------------------------------------------------------------
 
@@ -299,7 +300,9 @@ class StoreState:
         EVENT_BATCH_S and appended as one `traces` entry, off the messages' own packets."""
         encoded = [encode(s) for s in stages]
         if not self._trace_events:
-            self._events_timer = asyncio.get_running_loop().call_later(EVENT_BATCH_S, self.flush_trace_events)
+            loop = asyncio.get_running_loop()
+            wait = self._events_flushed_at + EVENT_BATCH_S - loop.time()
+            self._events_timer = loop.call_later(max(wait, 0.0), self.flush_trace_events)
         self._trace_events.append(_TracesEncoded(trace_id=trace_id, stages=[msgspec.Raw(e) for e in encoded],
                                                  message=message))
         return _trace_write(trace_id, encoded, start_ttl_s)
@@ -310,6 +313,7 @@ class StoreState:
             self._events_timer.cancel()
             self._events_timer = None
         if self._trace_events:
+            self._events_flushed_at = asyncio.get_running_loop().time()
             data = encode_all(self._trace_events)
             self._trace_events = []
             self.writer.submit([self.event_cmd("traces", data)], wait=False)
