@@ -8,12 +8,18 @@ turns once per interval: each tick pings the connections of one slot, in one loo
 cuts those whose previous ping (one interval ago) was not answered. A dead peer is cut between
 one and two intervals after its last pong, as with uvicorn's timers when the pong timeout equals
 the interval (how the hub configures it: both are `--heartbeat`).
+
+Each tick also makes the ping its connections send: one random 4-byte payload and its frame
+(`ping_payload`, `ping_frame`), written as they are, instead of a frame built per connection.
+A pong is matched to the payload its own connection sent, so sharing it is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,10 @@ class KeepaliveWheel:
         self._slot_of: dict[Pinged, int] = {}
         self._turn = 0
         self._timer: asyncio.TimerHandle | None = None
+        self.ping_payload = b""
+        self.ping_frame = b""     # a server's ping: FIN + opcode 9, unmasked, the payload
+        self.ticked_at = 0.0      # loop time of this tick
+        self._new_ping()
 
     def add(self, connection: Pinged) -> None:
         """Keep `connection` alive from now on: its first ping comes about one interval later."""
@@ -57,8 +67,14 @@ class KeepaliveWheel:
     def __len__(self) -> int:
         return len(self._slot_of)
 
+    def _new_ping(self) -> None:
+        self.ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ping_frame = b"\x89\x04" + self.ping_payload
+
     def _tick(self) -> None:
         self._turn = (self._turn + 1) % SLOTS
+        self._new_ping()
+        self.ticked_at = asyncio.get_running_loop().time()
         for connection in list(self._slots[self._turn]):
             try:
                 alive = connection.keepalive_due()

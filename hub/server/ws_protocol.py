@@ -24,7 +24,6 @@ resumes reading itself (`hold_reading`, `release_reading`) while it holds messag
 
 from __future__ import annotations
 
-import random
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,6 +55,10 @@ class _NoQueue:
 
 
 _NO_QUEUE: Any = _NoQueue()
+
+
+def _drop_message(data: str | bytes) -> None:
+    pass
 
 
 def text_frame_header(size: int) -> bytes:
@@ -134,7 +137,9 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         del self.request, self.response
 
     def stop_taking_messages(self) -> None:
-        self.on_message = self.on_lost = None
+        """The app is done with the connection: messages still coming are dropped (ASGI's
+        queue is gone; the hub is closing the socket)."""
+        self.on_message, self.on_lost = _drop_message, None
 
     def hold_reading(self) -> None:
         if not self.read_paused:
@@ -170,17 +175,18 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def keepalive_due(self) -> bool:
         """The wheel's turn for this connection: give up on a peer that has not answered the
-        ping sent one interval ago, or send the next. (The stock `handle_pong` clears the ping
-        it answers; with no pong timer it arms nothing.)"""
-        if self.close_sent or self.transport.is_closing():
+        ping sent one interval ago, or send the tick's ping (the stock `handle_pong` clears
+        the ping it answers; with no pong timer it arms nothing)."""
+        if self.close_sent or self.transport.is_closing() or self.conn.state is not State.OPEN:
             return False
         if self.pending_ping_payload is not None:
             self.keepalive_timeout()
             return False
-        self.pending_ping_payload = struct.pack("!I", random.getrandbits(32))
-        self.ping_sent_at = self.loop.time()
-        self.conn.send_ping(self.pending_ping_payload)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        wheel = self.keepalive
+        assert wheel is not None
+        self.pending_ping_payload = wheel.ping_payload
+        self.ping_sent_at = wheel.ticked_at
+        self.transport.write(wheel.ping_frame)
         return True
 
     # ---- flow control ----------------------------------------------------------------------
