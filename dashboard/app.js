@@ -313,13 +313,19 @@
     renderCounts();
   }
 
+  // Text that did not change is left alone: writing it again makes the browser lay out anew.
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
   function renderCounts() {
     const all = [...state.peers.values()];
     const online = all.filter((p) => p.status !== "offline").length;
-    $("counts").textContent = `${online} online · ${all.length} peers · ${state.questions.size} waiting`;
-    $("peers-count").textContent = String(all.length);
-    $("questions-count").textContent = state.questions.size ? String(state.questions.size) : "";
-    document.title = state.questions.size ? `(${state.questions.size}) repowire` : "repowire";
+    setText($("counts"), `${online} online · ${all.length} peers · ${state.questions.size} waiting`);
+    setText($("peers-count"), String(all.length));
+    setText($("questions-count"), state.questions.size ? String(state.questions.size) : "");
+    const title = state.questions.size ? `(${state.questions.size}) repowire` : "repowire";
+    if (document.title !== title) document.title = title;
   }
 
   function peerMatches(peer, filter) {
@@ -393,7 +399,7 @@
       rows.push(row);
     }
     reconcile($("message-list"), rows);
-    $("messages-empty").hidden = rows.length > 0;
+    if ($("messages-empty").hidden !== rows.length > 0) $("messages-empty").hidden = rows.length > 0;
   }
 
   function messageRow(message) {
