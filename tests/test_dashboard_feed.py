@@ -281,7 +281,7 @@ async def test_history_lost_when_the_store_no_longer_keeps_what_followed_the_cur
         async def newest_holds_last() -> bool:
             ((_, fields),) = await store.xrevrange("rw:events", count=1)
             return last.encode() in fields[b"d"]
-        await eventually(newest_holds_last, 10)   # trace events are gathered for up to 10 ms
+        await eventually(newest_holds_last, 10)   # trace events are gathered for up to 5 ms
         await store.xtrim("rw:events", maxlen=1, approximate=False)
     finally:
         await store.aclose()
