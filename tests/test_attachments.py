@@ -439,3 +439,24 @@ def test_parallel_uploads_share_one_quota_while_they_are_in_flight(start_hub):
     # at the limit: what is left of the quota can still be uploaded, one byte more cannot
     assert post_upload(hub, multipart(b"y" * 10_001), token).json()["error"]["code"] == "attachment_quota_exceeded"
     assert post_upload(hub, multipart(b"y" * 10_000), token).status_code == 201
+
+
+async def test_frames_behind_one_whose_attachments_are_looked_up_keep_their_order(hub):
+    """A notify that carries an attachment waits for the lookup; the frames the socket sent
+    after it wait behind it and are answered in the order sent: both notifies reach bob in
+    frame order, and the ping and the bad frame behind them are answered."""
+    async with hub.client("bob") as bob:
+        ws, welcome = await hub.raw_peer("alice")
+        created = upload(hub, b"first\n", b"first.txt", welcome["token"], b"text/plain")
+        await send(ws, {"type": "notify", "id": "a", "to": "bob", "text": "with the file", "attachments": [created["id"]]})
+        await send(ws, {"type": "notify", "id": "b", "to": "bob", "text": "right after"})
+        await send(ws, {"type": "ping", "id": "p"})
+        await send(ws, {"type": "no_such_frame", "id": "x"})
+        answers = [await recv(ws) for _ in range(4)]
+        assert [(f["type"], f["ref"]) for f in answers if f["type"] == "accepted"] == [("accepted", "a"), ("accepted", "b")]
+        assert {"type": "pong", "ref": "p"} in answers
+        assert [(f["error"]["code"], f.get("ref")) for f in answers if f["type"] == "error"] == [("unknown_type", "x")]
+        first, second = await bob.receive(10), await bob.receive(10)
+        assert (first["text"], first["seq"], [a["id"] for a in first["attachments"]]) == ("with the file", 1, [created["id"]])
+        assert (second["text"], second["seq"], "attachments" in second) == ("right after", 2, False)
+        await ws.close()
