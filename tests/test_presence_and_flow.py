@@ -81,3 +81,31 @@ async def test_replaced_connection_is_closed_with_4009(hub):
     await send(second, {"type": "ping", "id": "still"})
     assert (await recv_until(second, "pong"))["ref"] == "still"
     assert hub.peers()["alice"]["status"] == "online"
+
+
+async def test_256_operations_may_wait_for_the_store_and_the_257th_holds_the_frames_behind_it(hub):
+    """With the store stopped nothing is answered: 256 notifies wait and a ping behind them is
+    still answered; the 257th must wait for room, so the ping behind it is answered only after
+    the first `accepted` frees a place. Then all 257 are accepted, in the order sent."""
+    async with hub.client("bob"):
+        ws, _ = await hub.raw_peer("alice", max_queue=None)
+        store = hub.store_pid()
+        assert store is not None
+        os.kill(store, signal.SIGSTOP)
+        try:
+            for n in range(256):
+                await send(ws, {"type": "notify", "id": f"n{n}", "to": "bob", "text": f"message {n}"})
+            await send(ws, {"type": "ping", "id": "at-limit"})
+            assert await recv(ws, 4) == {"type": "pong", "ref": "at-limit"}
+            await send(ws, {"type": "notify", "id": "n256", "to": "bob", "text": "message 256"})
+            await send(ws, {"type": "ping", "id": "past-limit"})
+            with pytest.raises(TimeoutError):   # held behind the 257th while nothing is answered
+                await recv(ws, 0.5)
+        finally:
+            os.kill(store, signal.SIGCONT)
+        frames = [await recv(ws) for _ in range(258)]
+        order = [f["ref"] for f in frames]
+        assert [r for r in order if r.startswith("n")] == [f"n{n}" for n in range(257)]
+        assert all(f["type"] == "accepted" for f in frames if f["ref"].startswith("n"))
+        assert order.index("past-limit") > order.index("n0")
+        await ws.close()
