@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 
@@ -68,6 +70,66 @@ async def test_a_dead_store_fails_writes_and_a_restarted_one_is_used_again(store
     assert before == b"1" and during is None  # the append-only file kept the accepted write
     (seq,) = await writer.write(("EVALSHA", scripts.SHA["ENQUEUE"], 2, "p", "i", "m", "x", 1, "t", "k"))
     assert seq == -1  # scripts loaded again on the new connection
+
+
+async def test_a_frozen_store_fails_the_writes_in_flight_at_the_timeout_and_is_used_again_once_thawed(store, writer):
+    await writer.write(("SET", "before", "1"))
+    os.kill(store.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(HubError) as down:
+            await asyncio.wait_for(writer.write(("SET", "during", "1")), 30)
+        assert down.value.code is ErrorCode.STORE_UNAVAILABLE
+    finally:
+        os.kill(store.process.pid, signal.SIGCONT)
+    (before,) = await writer.write(("GET", "before"))
+    assert before == b"1"
+
+
+async def test_replies_longer_than_one_read_are_put_together(writer):
+    big = os.urandom(3 << 20)
+    ok, value, length = await writer.write(("SET", "big", big), ("GET", "big"), ("STRLEN", "big"))
+    assert (ok, value, length) == (b"OK", big, len(big))
+
+
+async def test_packets_hold_at_most_max_commands_and_beyond_max_in_flight_wait_for_room(store):
+    client = open_client(store.url, per_reply_timeout=False)
+    small = GroupCommitWriter(client, max_commands=4, max_in_flight=8)
+    packets: list[int] = []
+    small.observe = lambda commands, _seconds: packets.append(commands)
+    small.start()
+    try:
+        sent = asyncio.gather(*(small.submit([("RPUSH", "bounded", str(i))]) for i in range(100)))
+        results = await asyncio.wait_for(sent, 30)
+    finally:
+        await small.close()
+        await client.aclose()
+    assert [r[0] for r in results] == list(range(1, 101))
+    assert packets == [4] * 25
+
+
+async def test_scripts_flushed_under_the_writer_are_loaded_again_and_later_answers_wait_their_turn(store, writer):
+    await writer.write(("PING",))  # connected, the scripts loaded on connecting
+    admin = open_client(store.url)
+    await admin.script_flush()
+    await admin.aclose()
+    loop = asyncio.get_running_loop()
+    answered: list[int] = []
+    futures: list[asyncio.Future] = []
+
+    def submit(index: int, commands: list) -> None:
+        future = writer.submit(commands)
+        future.add_done_callback(lambda _: answered.append(index))
+        futures.append(future)
+
+    submit(0, [("EVALSHA", scripts.SHA["ENQUEUE"], 2, "p", "i", "m", "x", 1, "t", "k")])
+    # Queued behind the writer's flush of the script: these go out in a packet of their own,
+    # answered while the scripts are being loaded again.
+    loop.call_soon(lambda: [submit(i, [("RPUSH", "after", str(i))]) for i in range(1, 21)])
+    await eventually(lambda: len(futures) == 21, 5, "the second packet")
+    results = await asyncio.gather(*futures)
+    assert results[0] == [-1]  # the script ran once loaded again: no such peer
+    assert [r[0] for r in results[1:]] == list(range(1, 21))
+    assert answered == list(range(21))
 
 
 def test_resp_encoding():

@@ -1,9 +1,10 @@
 """Group commit on one pipelined connection: every store write of a loop turn goes out in one
 packet, and packets do not wait for each other's replies.
 
-Callers `submit` a batch of commands and may await its results. A sender task packs whatever
-accumulated since its last send into one write; a reader task reads the replies in order and
-resolves each batch. Because the store answers one connection in order, batches are applied
+Callers `submit` a batch of commands and may await its results. At the end of the loop turn
+everything submitted during it is packed into one write; the connection's replies are parsed by
+callback as they arrive (hiredis) and resolve each batch, with no task or coroutine per reply.
+Because the store answers one connection in order, batches are applied
 in submission order, and a background write (a trace stage) never holds up the next awaited
 one by a round trip. A broken or silent store fails every batch in flight with
 `store_unavailable`: nothing is reported as written that was not.
@@ -22,11 +23,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
+import hiredis
 import redis.asyncio as redis
+from redis._parsers import BaseParser  # redis-py's mapping of error replies to its exception classes
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.core.errors import HubError
@@ -69,6 +73,83 @@ def replicas_behind(wanted: int, confirmed: int) -> HubError:
                     f"(--replica-acks) within {REPLICA_WAIT_MS} ms", {"retry": True})
 
 
+@dataclass(slots=True)
+class _Packet:
+    """Batches that went out in one write, and what answers them."""
+    batches: list[_Batch]
+    commands: int       # the batches' commands
+    replies: int        # the replies that answer the packet: its commands, and its WAIT if any
+    waits: bool         # ended by WAIT: its last reply counts the replicas that have it
+    sent_at: float      # perf_counter, for `observe`
+
+
+class _StoreLink(asyncio.Protocol):
+    """One store connection of a writer, read by callback: hiredis parses each reply as its bytes
+    arrive and a packet whose replies are complete is handed to the writer at once. No reader
+    task and no coroutine per reply: a loop turn is saved on every round trip."""
+
+    def __init__(self, conn: Any, writer: GroupCommitWriter):
+        self.conn = conn                          # redis-py's connection, given back to its pool after
+        self.packets: deque[_Packet] = deque()    # sent, not yet answered, oldest first
+        self.replies_due = 0                      # replies the packets in flight are waiting for
+        self.waiting_since = 0.0                  # monotonic: when the oldest packet began to wait
+        self.paused = False                       # the socket's send buffer is full
+        self.gone = False
+        self._writer = writer
+        self._parser = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self._replies: list[Any] = []
+        # redis-py opened the connection (address, TLS, AUTH, SELECT) and the scripts were loaded
+        # on it; from here on this protocol reads its socket and redis-py's reader stays idle.
+        self.transport: asyncio.Transport = conn._writer.transport
+        self.transport.set_protocol(self)
+
+    def send(self, packet: _Packet, data: bytes) -> None:
+        if not self.packets:
+            self.waiting_since = time.monotonic()
+        self.packets.append(packet)
+        self.replies_due += packet.replies
+        self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        parser.feed(data)
+        try:
+            while not self.gone and (reply := parser.gets()) is not False:
+                if not self.packets:
+                    raise InvalidResponse("the store sent a reply to nothing the hub asked")
+                self._replies.append(reply)
+                head = self.packets[0]
+                if len(self._replies) == head.replies:
+                    replies, self._replies = self._replies, []
+                    self.packets.popleft()
+                    self.replies_due -= head.replies
+                    self.waiting_since = time.monotonic()
+                    self._writer.answered(self, head, replies)
+        except InvalidResponse as exc:
+            self.abort(exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._writer.flush_soon()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc or RedisConnectionError("the store closed the connection"))
+
+    def abort(self, exc: BaseException) -> None:
+        """Give up on the connection: every packet in flight on it fails with `exc`."""
+        if not self.gone:
+            self.transport.abort()
+            self._end(exc)
+
+    def _end(self, exc: BaseException) -> None:
+        if not self.gone:
+            self.gone = True
+            self._writer.link_lost(self, exc)
+
+
 class GroupCommitWriter:
     def __init__(self, client: redis.Redis, max_commands: int = 2048, max_in_flight: int = 16_384,
                  timeout_s: float = 5.0, *, replica_acks: int = 0, owns_client: bool = False):
@@ -76,42 +157,38 @@ class GroupCommitWriter:
         self._owns_client = owns_client        # closed with the writer
         self._replica_acks = replica_acks      # WAIT for this many replicas before answering awaited batches
         self._max_commands = max_commands      # per packet
-        self._max_in_flight = max_in_flight    # commands sent and not yet answered
+        self._max_in_flight = max_in_flight    # replies due before the next packet waits for room
         self._timeout_s = timeout_s            # a store that answers nothing for this long is down
-        self._background_wake = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Batch] = []
-        self._wakeup = asyncio.Event()
-        self._in_flight: deque[tuple[list[_Batch], float, bool]] = deque()   # packets sent, when, ended by WAIT
-        self._in_flight_commands = 0
-        self._replies_due = asyncio.Event()
-        self._all_answered = asyncio.Event()   # set while nothing sent waits for its reply
-        self._all_answered.set()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._conn = None  # the writer's own store connection, taken from its client's pool
-        self._sender: asyncio.Task | None = None
-        self._reader: asyncio.Task | None = None
+        self._flush_due = False                # a flush is scheduled for the end of this loop turn
+        self._background_due = False           # one is scheduled for writes nobody awaits
+        self._link: _StoreLink | None = None
+        self._connecting: asyncio.Task | None = None
+        self._silence_check: asyncio.TimerHandle | None = None
+        self._held: deque[tuple[_Packet, list[Any]]] | None = None   # answers behind a script reload
+        self._chores: set[asyncio.Task] = set()  # connections given back, scripts loaded again
+        self._drained = asyncio.Event()        # after close: nothing is left to send or to answer
         self._closed = False
         self.observe: Callable[[int, float], None] | None = None   # (commands, seconds) per answered packet
 
     def start(self) -> None:
-        self._sender = asyncio.create_task(self._send_forever(), name="store-writer")
-        self._reader = asyncio.create_task(self._read_forever(), name="store-reader")
+        self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
         """Flush what was submitted and wait for its replies, then stop."""
         self._closed = True
-        self._wakeup.set()
-        if self._sender is not None:
-            await self._sender
-        if self._in_flight and self._reader is not None and not self._reader.done():
-            answered = asyncio.ensure_future(self._all_answered.wait())
-            await asyncio.wait({answered, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-            answered.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self._drop_connection()
+        self._flush()
+        self._note_if_drained()
+        await self._drained.wait()
+        if self._silence_check is not None:
+            self._silence_check.cancel()
+        link, self._link = self._link, None
+        if link is not None:
+            link.gone = True
+            link.transport.close()
+            await self._give_back(link.conn)
+        await asyncio.gather(*self._chores, return_exceptions=True)
         if self._owns_client:
             await self._client.aclose()
 
@@ -124,114 +201,153 @@ class GroupCommitWriter:
     def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None:
         """Queue commands for the next packet: a future for their replies, or (wait=False) a
         write nobody awaits, whose failure is logged."""
-        if self._closed:
-            raise unavailable(RuntimeError("writer closed"))
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if self._closed or loop is None:
+            raise unavailable(RuntimeError("writer closed" if self._closed else "writer not started"))
         future = loop.create_future() if wait else None
         self._pending.append((commands, future))
-        if wait or self._closed:
-            self._wakeup.set()
-        elif not self._background_wake:
+        if wait:
+            self.flush_soon()
+        elif not self._background_due:
             # A write nobody awaits (a trace stage, a receipt) lingers up to BACKGROUND_LINGER_S
             # for an awaited one to share its packet (the next notify's, when one message is in
             # flight per sender): one store round trip per message instead of two.
-            self._background_wake = True
-            loop.call_later(BACKGROUND_LINGER_S, self._wake_for_background)
+            self._background_due = True
+            loop.call_later(BACKGROUND_LINGER_S, self._background_flush)
         return future
-
-    def _wake_for_background(self) -> None:
-        self._background_wake = False
-        self._wakeup.set()
 
     async def write(self, *commands: Command) -> list[Any]:
         return await self.submit(commands)
 
     # ---- sending -----------------------------------------------------------------------------
 
-    async def _send_forever(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                await self._room.wait()
-                taken, size = 0, 0
-                for commands, _ in self._pending:
-                    taken += 1
-                    size += len(commands)
-                    if size >= self._max_commands:
-                        break
-                batches, self._pending = self._pending[:taken], self._pending[taken:]
-                await self._send(batches)
-            if self._closed and not self._pending:
-                return
+    def flush_soon(self) -> None:
+        """Send what is pending at the end of this loop turn: everything submitted during the
+        turn shares one packet."""
+        if not self._flush_due and self._loop is not None:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
 
-    async def _send(self, batches: list[_Batch]) -> None:
-        flat = [cmd for commands, _ in batches for cmd in commands]
+    def _background_flush(self) -> None:
+        self._background_due = False
+        self.flush_soon()
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if not self._pending:
+            return
+        link = self._link
+        if link is None:
+            if self._connecting is None and self._loop is not None:
+                self._connecting = self._loop.create_task(self._connect(), name="store-writer-connect")
+            return
+        while self._pending and not link.paused and link.replies_due < self._max_in_flight:
+            taken = size = 0
+            for commands, _ in self._pending:
+                taken += 1
+                size += len(commands)
+                if size >= self._max_commands:
+                    break
+            if taken == len(self._pending):
+                batches, self._pending = self._pending, []
+            else:
+                batches, self._pending = self._pending[:taken], self._pending[taken:]
+            self._send(link, batches, size)
+
+    def _send(self, link: _StoreLink, batches: list[_Batch], size: int) -> None:
+        flat = [cmd for commands, _ in batches for cmd in commands] if len(batches) > 1 else list(batches[0][0])
         waits = self._replica_acks > 0 and any(future is not None for _, future in batches)
         if waits:
             flat.append(("WAIT", self._replica_acks, REPLICA_WAIT_MS))
+        link.send(_Packet(batches, size, size + waits, waits, time.perf_counter()), pack(flat))
+        if self._silence_check is None and self._loop is not None:
+            self._silence_check = self._loop.call_later(self._timeout_s, self._check_silence)
+
+    async def _connect(self) -> None:
+        conn = None
         try:
-            conn = await self._connection()
-            await conn.send_packed_command(pack(flat), check_health=False)
-        except _StoreDown as exc:
-            log.warning("store write of %d commands failed: %s", len(flat), exc)
-            await self._fail(batches, exc)
-            return
-        self._in_flight.append((batches, time.perf_counter(), waits))
-        self._all_answered.clear()
-        self._in_flight_commands += len(flat)
-        if self._in_flight_commands >= self._max_in_flight:
-            self._room.clear()
-        self._replies_due.set()
-
-    async def _connection(self):
-        if self._conn is None:
             conn = await self._client.connection_pool.get_connection()
-            self._conn = conn
-            try:
-                await load_scripts_on(conn)  # a store that restarted has forgotten them
-            except BaseException:
-                await self._drop_connection()
-                raise
-        return self._conn
+            await load_scripts_on(conn)  # a store that restarted has forgotten them
+            self._link = _StoreLink(conn, self)
+        except (*_StoreDown, ResponseError, InvalidResponse) as exc:
+            if conn is not None:
+                await self._give_back(conn)
+            failed, self._pending = self._pending, []
+            log.warning("store write of %d commands failed: %s", sum(len(c) for c, _ in failed), exc)
+            self._fail(failed, exc)
+        finally:
+            self._connecting = None
+        self._flush()
+        self._note_if_drained()
 
-    # ---- reading -----------------------------------------------------------------------------
+    def _check_silence(self) -> None:
+        self._silence_check = None
+        link = self._link
+        if link is None or not link.packets or self._loop is None:
+            return
+        silent_for = time.monotonic() - link.waiting_since
+        if silent_for >= self._timeout_s:
+            link.abort(RedisTimeoutError(f"the store answered nothing for {self._timeout_s:g} s"))
+        else:
+            self._silence_check = self._loop.call_later(self._timeout_s - silent_for, self._check_silence)
 
-    async def _read_forever(self) -> None:
-        while True:
-            while not self._in_flight:
-                self._all_answered.set()
-                self._replies_due.clear()
-                await self._replies_due.wait()
-            batches, sent_at, waits = self._in_flight[0]
-            count = sum(len(commands) for commands, _ in batches)
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    results = await self._read_replies(count + waits)
-            except _StoreDown as exc:
-                log.warning("store did not answer %d commands: %s", count, exc)
-                await self._fail_in_flight(exc)
-                continue
-            self._in_flight.popleft()
-            if self.observe is not None:
-                self.observe(count, time.perf_counter() - sent_at)
-            self._in_flight_commands -= count
-            if self._in_flight_commands < self._max_in_flight:
-                self._room.set()
-            if waits and not self._replicas_confirmed(batches, results.pop()):
-                continue
-            flat = [cmd for commands, _ in batches for cmd in commands]
-            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
-                       or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
+    # ---- answers -----------------------------------------------------------------------------
+
+    def answered(self, link: _StoreLink, packet: _Packet, replies: list[Any]) -> None:
+        """The link read every reply of `packet` (called by the link, in the order sent)."""
+        if self.observe is not None:
+            self.observe(packet.commands, time.perf_counter() - packet.sent_at)
+        if self._pending and not self._flush_due:
+            self.flush_soon()  # the packet freed room in flight
+        if self._held is not None:  # an earlier packet is waiting for its scripts to be loaded again
+            self._held.append((packet, replies))
+            return
+        self._settle(packet, replies)
+        if self._closed:
+            self._note_if_drained()
+
+    def _settle(self, packet: _Packet, replies: list[Any]) -> None:
+        errors = any(isinstance(reply, Exception) for reply in replies)
+        if errors:
+            down = next((reply for reply in replies if isinstance(reply, RedisConnectionError)), None)
+            if down is not None:  # LOADING and the like: the store cannot serve this connection
+                self._fail(packet.batches, down)
+                if self._link is not None:
+                    self._link.abort(down)
+                return
+        if packet.waits and not self._replicas_confirmed(packet.batches, replies.pop()):
+            return
+        if errors:
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)
+                       or (isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"))]
             if missing:  # scripts flushed under us (SCRIPT FLUSH): load them and redo those commands
-                log.warning("store forgot its scripts; loading them again")
-                await load_scripts(self._client)
-                for i in missing:
-                    try:
-                        results[i] = await self._client.execute_command(*flat[i])
-                    except ResponseError as exc:
-                        results[i] = exc
-            self._resolve(batches, results)
+                self._held = deque()
+                self._chore(self._redo_with_scripts(packet, replies, missing))
+                return
+        self._resolve(packet.batches, replies)
+
+    async def _redo_with_scripts(self, packet: _Packet, replies: list[Any], missing: list[int]) -> None:
+        log.warning("store forgot its scripts; loading them again")
+        flat = [cmd for commands, _ in packet.batches for cmd in commands]
+        try:
+            await load_scripts(self._client)
+            for i in missing:
+                try:
+                    replies[i] = await self._client.execute_command(*flat[i])
+                except ResponseError as exc:
+                    replies[i] = exc
+        except _StoreDown as exc:
+            self._fail(packet.batches, exc)
+        else:
+            self._resolve(packet.batches, replies)
+        held, self._held = self._held or deque(), None
+        while held:  # answers that came meanwhile, in order (another reload holds the rest again)
+            later, later_replies = held.popleft()
+            if self._held is not None:
+                self._held.append((later, later_replies))
+            else:
+                self._settle(later, later_replies)
+        self._note_if_drained()
 
     def _replicas_confirmed(self, batches: list[_Batch], confirmed: Any) -> bool:
         """True when the packet's WAIT saw enough replicas; else its awaited batches fail."""
@@ -244,24 +360,17 @@ class GroupCommitWriter:
                 future.set_exception(error)
         return False
 
-    async def _read_replies(self, count: int) -> list:
-        conn = self._conn
-        if conn is None:
-            raise RedisConnectionError("no store connection")
-        results = []
-        for _ in range(count):
-            try:
-                results.append(await conn.read_response())
-            except ResponseError as exc:  # an error reply answers that command only
-                results.append(exc)
-        return results
-
     @staticmethod
     def _resolve(batches: list[_Batch], results: list) -> None:
-        offset = 0
-        for commands, future in batches:
-            part = results[offset:offset + len(commands)]
-            offset += len(commands)
+        parts: list[tuple[_Batch, list]] = []
+        if len(batches) == 1:
+            parts.append((batches[0], results))
+        else:
+            offset = 0
+            for batch in batches:
+                parts.append((batch, results[offset:offset + len(batch[0])]))
+                offset += len(batch[0])
+        for (_, future), part in parts:
             if future is None:
                 for item in part:
                     if isinstance(item, Exception):
@@ -271,28 +380,48 @@ class GroupCommitWriter:
 
     # ---- failure -----------------------------------------------------------------------------
 
-    async def _fail_in_flight(self, exc: BaseException) -> None:
-        """The reply stream is lost: every batch sent on this connection fails."""
-        failed = [batches for batches, _, _ in self._in_flight]
-        self._in_flight.clear()
-        self._in_flight_commands = 0
-        self._room.set()
-        await self._drop_connection()
-        for batches in failed:
-            await self._fail(batches, exc)
+    def link_lost(self, link: _StoreLink, exc: BaseException) -> None:
+        """The link's reply stream is gone: every packet in flight on it fails; what is pending
+        goes out on a new connection."""
+        if self._link is link:
+            self._link = None
+            self._chore(self._give_back(link.conn))
+        failed, link.packets = list(link.packets), deque()
+        link.replies_due = 0
+        if failed:
+            log.warning("store did not answer %d commands: %s", sum(p.commands for p in failed), exc)
+        for packet in failed:
+            self._fail(packet.batches, exc)
+        if self._pending:
+            self.flush_soon()
+        self._note_if_drained()
 
     @staticmethod
-    async def _fail(batches: list[_Batch], exc: BaseException) -> None:
+    def _fail(batches: list[_Batch], exc: BaseException) -> None:
         error = unavailable(exc)
         for _, future in batches:
             if future is not None and not future.done():
                 future.set_exception(error)
 
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.disconnect()
-            await self._client.connection_pool.release(conn)
+    # ---- housekeeping ------------------------------------------------------------------------
+
+    def _note_if_drained(self) -> None:
+        if (self._closed and not self._pending and self._connecting is None and self._held is None
+                and (self._link is None or not self._link.packets)):
+            self._drained.set()
+
+    def _chore(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _give_back(self, conn: Any) -> None:
+        """Close a connection the writer took from its client's pool and return it there."""
+        try:
+            await conn.disconnect(nowait=True)
+        except (*_StoreDown, RuntimeError):
+            pass
+        await self._client.connection_pool.release(conn)
 
 
 async def load_scripts(client: StoreClient) -> None:
