@@ -1,9 +1,9 @@
 """The inbox expiry sweep against a real embedded store, in process, round by round.
 
 The sweep looks only at inboxes whose oldest delivery is due, so idle peers cost the store
-nothing; every FULL_SWEEP_ROUNDS it looks at every inbox, which expires what another node
-queued (or a node that died left behind). The store's own command counter says how many
-expiry scripts each round ran."""
+nothing. It looks at every inbox in its first round, in the round after a store write failed,
+and in a mesh every FULL_SWEEP_ROUNDS (what a node that died had queued). The store's own
+command counter says how many expiry scripts each round ran."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ class Clock:
 
 
 @pytest.fixture
-async def node(tmp_path):
+async def node(tmp_path, request):
+    """One hub node on its own store; parametrized with a node name, one node of a mesh."""
     store = EmbeddedStore(tmp_path / "home")
     await asyncio.to_thread(store.start)
     client = open_client(store.url)
@@ -48,7 +49,7 @@ async def node(tmp_path):
     await load_scripts(client)
     writer = GroupCommitWriter(writer_client)
     writer.start()
-    state = StoreState(client, writer)
+    state = StoreState(client, writer, mesh_node=getattr(request, "param", ""))
     registry, connections, clock = PeerRegistry(), {}, Clock()
     presence = Presences(state, registry, connections, EventLog(state), "n1", clock)
     inboxes = Inboxes(state, registry, connections, presence, node="n1", now_ms=clock, sweep_interval_s=60)
@@ -92,7 +93,14 @@ async def rounds(state: StoreState, inboxes: Inboxes, count: int) -> list[tuple[
     return done
 
 
-async def test_idle_inboxes_cost_nothing_between_the_full_rounds(node):
+async def test_a_hub_alone_on_its_store_looks_at_idle_inboxes_only_when_it_starts(node):
+    state, inboxes, *_ = node
+    done = await rounds(state, inboxes, 2 * FULL_SWEEP_ROUNDS + 1)
+    assert done == [(PEERS, 0)] + [(0, 0)] * (2 * FULL_SWEEP_ROUNDS)
+
+
+@pytest.mark.parametrize("node", ["n1"], indirect=True)
+async def test_a_node_of_a_mesh_looks_at_every_inbox_each_full_round_and_at_none_between(node):
     state, inboxes, *_ = node
     done = await rounds(state, inboxes, 2 * FULL_SWEEP_ROUNDS)
     assert done[0] == (PEERS, 0) and done[FULL_SWEEP_ROUNDS] == (PEERS, 0)
@@ -111,6 +119,7 @@ async def test_a_delivery_queued_here_is_looked_at_once_it_is_due_and_only_then(
     assert [s["stage"] for s in stages] == ["accepted", "expired"] and stages[-1]["reason"] == "queue_ttl"
 
 
+@pytest.mark.parametrize("node", ["n1"], indirect=True)
 async def test_what_another_node_queued_expires_in_the_next_full_round(node):
     state, inboxes, clock, peers, _ = node
     await rounds(state, inboxes, 1)
@@ -119,6 +128,20 @@ async def test_what_another_node_queued_expires_in_the_next_full_round(node):
     assert done[:-1] == [(0, 0)] * (FULL_SWEEP_ROUNDS - 1)
     assert done[-1] == (PEERS + 1, 1)   # the full round: every inbox, and the one trace stage
     assert await state.inbox_lengths([peers[7].peer_id]) == {peers[7].peer_id: 0}
+
+
+async def test_after_a_failed_store_write_the_next_round_looks_at_every_inbox(node):
+    state, inboxes, clock, peers, store = node
+    await rounds(state, inboxes, 1)
+    await queue(state, inboxes, peers[5], clock.ms - 1, here=False)   # queued, but the hub never heard
+    assert await rounds(state, inboxes, 2) == [(0, 0), (0, 0)]
+    await asyncio.to_thread(store.stop)
+    with pytest.raises(HubError):
+        await state.writer.write(("PING",))
+    await asyncio.to_thread(store.start)
+    await eventually(lambda: state.writer.write(("PING",)), 10, "the writer on the restarted store")
+    assert await rounds(state, inboxes, 2) == [(PEERS + 1, 1), (0, 0)]   # every inbox, once
+    assert await state.inbox_lengths([peers[5].peer_id]) == {peers[5].peer_id: 0}
 
 
 async def test_the_full_round_learns_what_is_due_later_in_every_inbox(node):

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 INBOX_RECHECK_S = 2.0   # an inbox long-poll looks again this often (a message queued through another node)
 REPLAY_PAGE = 256
-FULL_SWEEP_ROUNDS = 12   # every 12th sweep looks at every inbox (also the first, when the hub starts)
+FULL_SWEEP_ROUNDS = 12   # in a mesh, every 12th sweep looks at every inbox (see sweep_expired)
 SWEEP_CHUNK = 256        # inboxes looked at in one store round trip: other writes pass between chunks
 
 Expired = tuple[str, str, str]   # (peer id, trace id, kind) of a delivery the sweep expired
@@ -53,10 +53,10 @@ class Inboxes:
         self._pulls: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
         # peer id -> when the oldest delivery this node knows in its inbox expires (ms): the
-        # sweep looks only at these, and at every inbox each FULL_SWEEP_ROUNDS rounds (what
-        # another node queued, or a node that died, left behind)
+        # sweep looks only at these, except in its full rounds (see sweep_expired)
         self._due: dict[str, int] = {}
         self._sweeps = 0
+        self._failures_seen = 0   # the writer's failed batches at the last sweep
         # called with the deliveries each sweep expired
         self.expiry_listeners: list[Callable[[list[Expired]], None]] = []
         # given inbox entries about to be delivered, return the seqs of those to drop undelivered
@@ -254,10 +254,17 @@ class Inboxes:
     async def sweep_expired(self) -> int:
         """Remove queued deliveries past their time-to-live and end their traces as expired;
         listeners (the ask service) hear of each, to tell whoever is waiting. It looks at the
-        inboxes whose oldest delivery is due (the work grows with the inboxes that hold
-        something to expire, not with the peers), and at every inbox each FULL_SWEEP_ROUNDS."""
+        inboxes whose oldest delivery is due: every path that queues a delivery tells this node
+        when it falls due, so the work grows with the inboxes that hold something to expire,
+        not with the peers. A full round looks at every inbox this node keeps, for what nobody
+        here was told of: the first round (what an earlier life of the hub queued), the round
+        after a store write failed (it may have queued something all the same), and in a mesh
+        every FULL_SWEEP_ROUNDS (what a node that died had queued)."""
         now = self._now_ms()
-        full = self._sweeps % FULL_SWEEP_ROUNDS == 0
+        failures = self._store.writer.failures
+        full = (self._sweeps == 0 or failures != self._failures_seen
+                or (bool(self._store.mesh_node) and self._sweeps % FULL_SWEEP_ROUNDS == 0))
+        self._failures_seen = failures
         self._sweeps += 1
         if full:
             kept_here = [peer_id for peer_id, peer in self._registry.by_id.items() if peer.node in ("", self._node)]

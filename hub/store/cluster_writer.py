@@ -57,6 +57,7 @@ class ClusterWriter:
         self._refreshing: asyncio.Task | None = None
         self._closed = False
         self.observe: Callable[[int, float], None] | None = None   # (commands, seconds) per answered packet
+        self.failures = 0   # batches that failed (on any primary, or before reaching one)
 
     def start(self) -> None:
         """Nothing to start: each primary's writer starts with its first batch."""
@@ -127,6 +128,7 @@ class ClusterWriter:
             self._dispatch(list(commands), outer)
         except RedisClusterException as exc:   # a slot nobody serves (the map is being mended)
             self._refresh_soon()
+            self.failures += 1
             outer.set_exception(unavailable(exc))
         if wait:
             return outer
@@ -227,6 +229,7 @@ class ClusterWriter:
 
     def failed(self, error: BaseException) -> None:
         """A primary's batch failed: the cluster may have moved on (a failover)."""
+        self.failures += 1
         if isinstance(error, HubError):
             self._refresh_soon()
 

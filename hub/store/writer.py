@@ -51,6 +51,7 @@ BACKGROUND_LINGER_S = 0.002   # how long a write nobody awaits may wait for a pa
 class Writer(Protocol):
     """What the hub writes through: a GroupCommitWriter, or a ClusterWriter (one per primary)."""
     observe: Callable[[int, float], None] | None
+    failures: int   # awaited or not, batches that failed: the hub cannot tell what the store did of them
 
     def start(self) -> None: ...
 
@@ -171,6 +172,7 @@ class GroupCommitWriter:
         self._drained = asyncio.Event()        # after close: nothing is left to send or to answer
         self._closed = False
         self.observe: Callable[[int, float], None] | None = None   # (commands, seconds) per answered packet
+        self.failures = 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -354,6 +356,7 @@ class GroupCommitWriter:
         if isinstance(confirmed, int) and confirmed >= self._replica_acks:
             return True
         log.warning("store write confirmed by %s of %d replicas", confirmed, self._replica_acks)
+        self.failures += 1
         error = replicas_behind(self._replica_acks, confirmed if isinstance(confirmed, int) else 0)
         for _, future in batches:
             if future is not None and not future.done():
@@ -396,8 +399,9 @@ class GroupCommitWriter:
             self.flush_soon()
         self._note_if_drained()
 
-    @staticmethod
-    def _fail(batches: list[_Batch], exc: BaseException) -> None:
+    def _fail(self, batches: list[_Batch], exc: BaseException) -> None:
+        if batches:
+            self.failures += 1
         error = unavailable(exc)
         for _, future in batches:
             if future is not None and not future.done():
