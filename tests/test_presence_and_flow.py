@@ -7,13 +7,83 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
+import orjson
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
-from tests.support import eventually, recv, recv_until, send, wait_until
+from tests.support import HubProcess, eventually, recv, recv_until, send, wait_until
 
 HEARTBEAT = 0.5
+
+
+class SocketPeer:
+    """A peer on a plain socket that speaks WebSocket through websockets' sans-io client, so the
+    test chooses the bytes of every write: how its pongs travel (alone, with a frame, wrong)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol):
+        self.reader, self.writer, self.protocol = reader, writer, protocol
+        self.pings = 0
+        self.frames: list[dict] = []
+
+    @classmethod
+    async def join(cls, hub: HubProcess, name: str) -> SocketPeer:
+        host, port = hub.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        peer = cls(reader, writer, ClientProtocol(parse_uri(hub.ws_url)))
+        request = peer.protocol.connect()
+        request.headers["Authorization"] = f"Bearer {hub.token}"
+        peer.protocol.send_request(request)
+        writer.write(b"".join(peer.protocol.data_to_send()))
+        while peer.protocol.state is not State.OPEN:
+            await peer._read(None)
+        peer.protocol.send_text(b'{"type": "hello", "name": "%s", "circle": "default"}' % name.encode())
+        writer.write(b"".join(peer.protocol.data_to_send()))
+        while not peer.frames:
+            await peer._read(None)
+        assert peer.frames.pop(0)["type"] == "welcome"
+        return peer
+
+    async def read_until_pinged(self, pings: int, answer: Callable[[bytes], bytes] | None = None) -> None:
+        """Read until the hub has pinged `pings` times, answering each ping with the bytes
+        `answer(pong)` (by default the pong alone in its write); EOFError once the hub hangs up."""
+        while self.pings < pings:
+            await self._read(answer)
+
+    async def _read(self, answer: Callable[[bytes], bytes] | None) -> None:
+        data = await self.reader.read(65536)
+        if not data:
+            raise EOFError("the hub closed the connection")
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.PING:
+                self.pings += 1
+                pong = b"".join(self.protocol.data_to_send())
+                self.writer.write(answer(pong) if answer else pong)
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.frames.append(orjson.loads(event.data))
+            elif isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                raise EOFError("the hub closed the connection")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _with_a_frame(pong: bytes) -> bytes:
+    """The pong and an application frame, in one write."""
+    ping = ClientProtocol(parse_uri("ws://127.0.0.1/ws"), state=State.OPEN)
+    ping.send_text(b'{"type": "ping"}')
+    return pong + b"".join(ping.data_to_send())
+
+
+def _wrong(pong: bytes) -> bytes:
+    """The pong with one bit of its payload changed: no longer the ping's payload."""
+    return pong[:-1] + bytes([pong[-1] ^ 1])
 
 
 def test_a_frozen_peer_goes_offline_within_the_stated_bound_and_gets_its_mail_after(start_hub):
@@ -35,6 +105,40 @@ def test_a_frozen_peer_goes_offline_within_the_stated_bound_and_gets_its_mail_af
     finally:
         peer.kill()
         peer.wait(10)
+
+
+@pytest.mark.parametrize("answer", [None, _with_a_frame], ids=["pong alone", "pong with a frame"])
+def test_a_quiet_peer_that_answers_every_ping_stays_online(start_hub, answer):
+    hub = start_hub("--heartbeat", str(HEARTBEAT))
+
+    async def scenario():
+        peer = await SocketPeer.join(hub, "quiet")
+        try:   # five heartbeats: two and a half times the bound
+            await asyncio.wait_for(peer.read_until_pinged(5, answer), 5 * HEARTBEAT + 5)
+            assert hub.peers()["quiet"]["status"] == "online"
+            if answer is _with_a_frame:   # the frames that rode with the pongs were answered
+                await asyncio.wait_for(peer.read_until_pinged(6, answer), 2 * HEARTBEAT + 5)
+                assert [f["type"] for f in peer.frames][:5] == ["pong"] * 5
+        finally:
+            peer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_whose_pongs_do_not_match_the_ping_is_cut_within_the_stated_bound(start_hub):
+    hub = start_hub("--heartbeat", str(HEARTBEAT))
+
+    async def scenario():
+        peer = await SocketPeer.join(hub, "wrong")
+        try:
+            with pytest.raises(EOFError):
+                await asyncio.wait_for(peer.read_until_pinged(100, _wrong), 2 * HEARTBEAT + 3)
+            assert peer.pings >= 1
+        finally:
+            peer.close()
+        wait_until(lambda: hub.peers()["wrong"]["status"] == "offline", 5, "offline")
+
+    asyncio.run(scenario())
 
 
 def test_a_slow_consumer_is_cut_and_does_not_stall_others(start_hub):

@@ -30,7 +30,8 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
+from websockets.streams import StreamReader
 
 from hub.server.keepalive import KeepaliveWheel
 
@@ -41,6 +42,19 @@ _TEXT_FIN = 0x81              # FIN + opcode 1 (text)
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
+_PONG_OF_PING = (0x8A, 0x84)  # FIN + opcode 10 (pong); masked (as a client's frames are), 4 bytes
+_FRAME_LOOP = Protocol.parse.__code__            # websockets' parser of frames, once the handshake is done
+_FRAME_START = StreamReader.at_eof.__code__      # where that parser waits for a frame to start
+
+
+def between_frames(conn: Protocol) -> bool:
+    """Whether websockets' parser has read every byte it was given and waits for a new frame
+    (not for the rest of one). Any other state, or a version of websockets whose parser is
+    shaped otherwise, says False: the caller then feeds the parser."""
+    outer, waiting = None, conn.parser
+    while (inner := getattr(waiting, "gi_yieldfrom", None)) is not None:
+        outer, waiting = waiting, inner
+    return getattr(waiting, "gi_code", None) is _FRAME_START and getattr(outer, "gi_code", None) is _FRAME_LOOP
 
 
 class _NoQueue:
@@ -161,6 +175,19 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.abort()
 
     # ---- keepalive, by the wheel -----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """The pong of the wheel's ping, alone in what the socket gave and read between frames,
+        is taken here without websockets' parser (what an idle hub mostly does is this);
+        anything else goes to the parser."""
+        if (len(data) == 10 and data[0] == _PONG_OF_PING[0] and data[1] == _PONG_OF_PING[1]
+                and self.pending_ping_payload is not None and self.keepalive is not None
+                and self.conn.state is State.OPEN and between_frames(self.conn)
+                and int.from_bytes(data[6:10]) ^ int.from_bytes(data[2:6]) == int.from_bytes(self.pending_ping_payload)):
+            self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+            self.pending_ping_payload = None
+            return
+        super().data_received(data)
 
     def start_keepalive(self) -> None:
         if self.keepalive is None:
