@@ -1,11 +1,12 @@
 """What idle peers cost: the CPU a hub (and its store) spends while many peers are connected
 and nobody sends anything.
 
-    python -m bench.idle [--peers 8000] [--seconds 30] [--runs 3] [--baseline <commit>]
+    python -m bench.idle [--peers 8000] [--seconds 30] [--runs 3] [--heartbeat 10] [--baseline <commit>]
 
 A fresh hub on its embedded store (loopback only) takes `--peers` connections, each a peer
 that said hello and then stays quiet (answering the hub's keepalive pings, as any client
-does). Once all are connected, the hub's and the store's CPU time are read over `--seconds`;
+does; the hub pings each every `--heartbeat` seconds). Once all are connected, the hub's and
+the store's CPU time are read over `--seconds`;
 the result is the share of one core per 1,000 peers, median over `--runs`. With
 `--baseline`, an earlier commit's hub (checked out with `git worktree`) is measured in the
 same run, alternating. Section `idle-cost` of bench/RESULTS.md is replaced.
@@ -53,7 +54,8 @@ async def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str,
     names = list(trees)
     for run in range(args.runs):
         for name in (names if run % 2 == 0 else names[::-1]):
-            target = start_hub(["--no-bridge", "--limit", f"max_connections={args.peers + 100}"], tree=trees[name])
+            target = start_hub(["--no-bridge", "--limit", f"max_connections={args.peers + 100}",
+                                "--heartbeat", f"{args.heartbeat:g}"], tree=trees[name])
             try:
                 results[name].append(await idle_cost(target, args.peers, args.seconds))
             finally:
@@ -69,11 +71,12 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         store = statistics.median(r["store_pct"] for r in runs)
         rows.append(f"| {labels[name]} | {hub:.2f}% | {store:.2f}% |")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = f"python -m bench.idle --peers {args.peers} --seconds {args.seconds:g} --runs {args.runs}"
+    command = (f"python -m bench.idle --peers {args.peers} --seconds {args.seconds:g} --runs {args.runs} "
+               f"--heartbeat {args.heartbeat:g}")
     if args.baseline:
         command += f" --baseline {args.baseline}"
     return (f"<!-- idle-cost -->\n## What idle peers cost\n\nMeasured {now} by `{command}`: {args.peers:,} peers "
-            f"connected and quiet, CPU time read over {args.seconds:g} s, as the share of one core per 1,000 "
+            f"connected and quiet, pinged every {args.heartbeat:g} s, CPU time read over {args.seconds:g} s, as the share of one core per 1,000 "
             f"peers, median of {args.runs} runs.\n\n| hub | hub CPU per 1,000 idle peers | store CPU per 1,000 "
             "idle peers |\n|---|---:|---:|\n" + "\n".join(rows) + "\n<!-- /idle-cost -->")
 
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=8000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--heartbeat", type=float, default=10.0, help="the hub's --heartbeat (seconds between pings)")
     parser.add_argument("--baseline", help="an earlier commit to measure beside this tree")
     args = parser.parse_args()
     trees, labels = {"after": ROOT}, {"after": f"this tree ({head_commit()})"}
