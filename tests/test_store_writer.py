@@ -132,6 +132,27 @@ async def test_scripts_flushed_under_the_writer_are_loaded_again_and_later_answe
     assert answered == list(range(21))
 
 
+async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_goes_alone_after_its_linger(store):
+    client = open_client(store.url, per_reply_timeout=False)
+    writer = GroupCommitWriter(client)
+    packets: list[int] = []
+    writer.observe = lambda commands, _seconds: packets.append(commands)
+    writer.start()
+    try:
+        await writer.write(("PING",))   # connected
+        lingering = writer.submit([("SET", "closed", "1")], linger=True)
+        urgent: list[asyncio.Future] = []
+        asyncio.get_running_loop().call_soon(lambda: urgent.append(writer.submit([("GET", "closed")])))
+        await eventually(lambda: urgent, 5, "the awaited write")
+        assert await asyncio.gather(lingering, urgent[0]) == [[b"OK"], [b"1"]]
+        alone = await asyncio.wait_for(writer.submit([("INCR", "n")], linger=True), 5)
+        assert alone == [1]
+    finally:
+        await writer.close()
+        await client.aclose()
+    assert packets == [1, 2, 1]
+
+
 def test_resp_encoding():
     assert pack([("SET", "k", b"\x00v"), ("EXPIRE", "k", 10)]) == (
         b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00v\r\n*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n10\r\n")

@@ -474,7 +474,9 @@ class AskService:
                     notices.append(effect)
                 case WakeWaiters(result):
                     results.append(result)
-        written = self.state.writer.submit(cmds)
+        # Awaited only for its failure (the close is mended then): it may share the next packet,
+        # rather than wake the store while the notice is on its way to the asker.
+        written = self.state.writer.submit(cmds, linger=True)
         if settled is not None:
             written.add_done_callback(functools.partial(self._settled, settled))
         else:

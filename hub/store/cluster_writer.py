@@ -113,19 +113,21 @@ class ClusterWriter:
     # ---- submitting --------------------------------------------------------------------------
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True,
+               linger: bool = False) -> asyncio.Future[list[Any]]: ...
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[False]) -> None: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[False], linger: bool = False) -> None: ...
 
-    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None:
+    def submit(self, commands: Sequence[Command], *, wait: bool = True,
+               linger: bool = False) -> asyncio.Future[list[Any]] | None:
         """Queue commands on their primaries' next packets: a future for their replies in the
         order given, or (wait=False) a write nobody awaits, whose failure is logged."""
         if self._closed:
             raise unavailable(RuntimeError("writer closed"))
         outer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         try:
-            self._dispatch(list(commands), outer)
+            self._dispatch(list(commands), outer, linger=linger)
         except RedisClusterException as exc:   # a slot nobody serves (the map is being mended)
             self._refresh_soon()
             self.failures += 1
@@ -138,7 +140,7 @@ class ClusterWriter:
     async def write(self, *commands: Command) -> list[Any]:
         return await self.submit(commands)
 
-    def _dispatch(self, commands: list[Command], outer: asyncio.Future[list[Any]]) -> None:
+    def _dispatch(self, commands: list[Command], outer: asyncio.Future[list[Any]], *, linger: bool = False) -> None:
         groups: dict[str, tuple[ClusterNode, list[int], list[Command]]] = {}
         sent: list[Command] = []
         publishing: list[int] = []
@@ -159,7 +161,7 @@ class ClusterWriter:
         if not groups:   # only publishes
             assembly.answered()
         for node, indices, routed_commands in groups.values():
-            part = self._writer_for(node).submit(routed_commands)
+            part = self._writer_for(node).submit(routed_commands, linger=linger)
             part.add_done_callback(functools.partial(assembly.part_done, indices))
 
     # ---- after the replies -------------------------------------------------------------------

@@ -58,12 +58,14 @@ class Writer(Protocol):
     async def close(self) -> None: ...
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True,
+               linger: bool = False) -> asyncio.Future[list[Any]]: ...
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[False]) -> None: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[False], linger: bool = False) -> None: ...
 
-    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None: ...
+    def submit(self, commands: Sequence[Command], *, wait: bool = True,
+               linger: bool = False) -> asyncio.Future[list[Any]] | None: ...
 
     async def write(self, *commands: Command) -> list[Any]: ...
 
@@ -195,20 +197,24 @@ class GroupCommitWriter:
             await self._client.aclose()
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True) -> asyncio.Future[list[Any]]: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[True] = True,
+               linger: bool = False) -> asyncio.Future[list[Any]]: ...
 
     @overload
-    def submit(self, commands: Sequence[Command], *, wait: Literal[False]) -> None: ...
+    def submit(self, commands: Sequence[Command], *, wait: Literal[False], linger: bool = False) -> None: ...
 
-    def submit(self, commands: Sequence[Command], *, wait: bool = True) -> asyncio.Future[list[Any]] | None:
+    def submit(self, commands: Sequence[Command], *, wait: bool = True,
+               linger: bool = False) -> asyncio.Future[list[Any]] | None:
         """Queue commands for the next packet: a future for their replies, or (wait=False) a
-        write nobody awaits, whose failure is logged."""
+        write nobody awaits, whose failure is logged. A write nobody awaits, or one whose
+        caller waits on nothing but its failure (`linger`), may wait BACKGROUND_LINGER_S for
+        a packet to share."""
         loop = self._loop
         if self._closed or loop is None:
             raise unavailable(RuntimeError("writer closed" if self._closed else "writer not started"))
         future = loop.create_future() if wait else None
         self._pending.append((commands, future))
-        if wait:
+        if wait and not linger:
             self.flush_soon()
         elif not self._background_due:
             # A write nobody awaits (a trace stage, a receipt) lingers up to BACKGROUND_LINGER_S
