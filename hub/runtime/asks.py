@@ -474,9 +474,13 @@ class AskService:
                     notices.append(effect)
                 case WakeWaiters(result):
                     results.append(result)
-        # Awaited only for its failure (the close is mended then): it may share the next packet,
-        # rather than wake the store while the notice is on its way to the asker.
-        written = self.state.writer.submit(cmds, linger=True)
+        # Awaited only for its failure (the close is mended then): it may share the next packet
+        # rather than wake the store while the notice is on its way to the asker, when the
+        # asker's receipt comes through this node (its stages then queue behind these in the
+        # same writer). An asker elsewhere answers through another node's writer: sent at once,
+        # so that the trace keeps `replied` before the asker's `received`.
+        asker_here = all(push.asker in hub.connections for push in notices)
+        written = self.state.writer.submit(cmds, linger=asker_here)
         if settled is not None:
             written.add_done_callback(functools.partial(self._settled, settled))
         else:
