@@ -6,7 +6,9 @@ deliver, ack -> accepted + reply deliver, receipt, ping -> pong, ask_blocking ->
 connected, ask_blocking is decided at once, standing in for a policy), routes by name from
 memory, and writes nothing anywhere. Whatever the hub costs beyond
 this is the price of durability, traces, identity and safety.
-Run: python -m bench.relay PORT (prints "ready PORT" when listening).
+Run: python -m bench.relay PORT [PING_INTERVAL] (prints "ready PORT" when listening; it pings
+each connection every PING_INTERVAL seconds, by default websockets' 20, and gives up on one that
+has not answered within as long, as the hub does with `--heartbeat`).
 """
 
 from __future__ import annotations
@@ -107,13 +109,14 @@ class Relay:
                 del self.peers[name]
 
 
-async def main(port: int) -> None:
+async def main(port: int, ping_interval: float) -> None:
     relay = Relay()
-    async with serve(relay.handler, "127.0.0.1", port, compression=None, max_size=1 << 20) as server:
+    async with serve(relay.handler, "127.0.0.1", port, compression=None, max_size=1 << 20,
+                     ping_interval=ping_interval, ping_timeout=ping_interval) as server:
         bound = server.sockets[0].getsockname()[1]
         print(f"ready {bound}", flush=True)
         await asyncio.get_running_loop().create_future()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0))

@@ -119,8 +119,10 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
-def start_relay() -> Target:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def start_relay(ping_interval: float = 20.0) -> Target:
+    """The bare websockets relay (bench/relay.py), pinging every `ping_interval` seconds."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0", f"{ping_interval:g}"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("ready "):
         raise RuntimeError("relay did not start")
