@@ -12,6 +12,7 @@ import socket
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -238,6 +239,30 @@ def test_a_reconnect_misses_nothing_and_shows_nothing_twice(start_hub, page, pee
     expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
     shown = messages(page).evaluate_all("rows => rows.map(r => r.dataset.traceId)")
     assert shown == list(reversed(sent)), "every message once, newest first"
+
+
+def test_the_browsers_pongs_keep_the_page_live_over_many_heartbeats(start_hub, page, peer):
+    """Chromium answers the hub's keepalive pings itself; the hub must take those pongs (most
+    come alone, and are matched without websockets' parser) or it cuts the page within two
+    heartbeats and the page shows `reconnecting`."""
+    heartbeat = 0.5
+    hub = start_hub("--heartbeat", str(heartbeat))
+    sign_in(page, hub)
+    peer(hub, "erin")
+    page.evaluate("""() => {
+        window.liveStates = [];
+        new MutationObserver(() => window.liveStates.push(document.getElementById("live-status").dataset.state))
+            .observe(document.getElementById("live-status"), {attributes: true, attributeFilter: ["data-state"]});
+    }""")
+    started = time.monotonic()
+    for shown in range(1, 101):   # a message at a time, for eight heartbeats
+        hub.post("/messages", {"to": "erin", "text": f"still here {shown}"})
+        expect(messages(page)).to_have_count(shown, timeout=WAIT_MS)
+        if time.monotonic() - started > 8 * heartbeat:
+            break
+    assert time.monotonic() - started > 8 * heartbeat
+    assert page.evaluate("window.liveStates") == [], "the page's socket was cut and reconnected"
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
 
 
 def test_the_composer_notifies_a_peer_as_the_person(hub, page, peer):
