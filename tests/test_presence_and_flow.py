@@ -107,6 +107,23 @@ def test_a_frozen_peer_goes_offline_within_the_stated_bound_and_gets_its_mail_af
         peer.wait(10)
 
 
+def test_a_peer_whose_process_dies_is_offline_at_once_not_after_the_heartbeat(start_hub):
+    """The heartbeat only bounds peers that stop answering (frozen, unreachable): a process that
+    ends has its socket closed by the kernel, and the hub sees that at once."""
+    hub = start_hub()   # the default heartbeat: 20 s
+    peer = subprocess.Popen([sys.executable, "-m", "tests.peer_process", hub.url, "doomed", hub.token],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout.readline().startswith("ready ")
+        assert hub.peers()["doomed"]["status"] == "online"
+        peer.kill()
+        wait_until(lambda: hub.peers()["doomed"]["status"] == "offline", 5, "offline well within one heartbeat")
+        assert hub.peers()["doomed"]["status_reason"] == "disconnected"
+    finally:
+        peer.kill()
+        peer.wait(10)
+
+
 @pytest.mark.parametrize("answer", [None, _with_a_frame], ids=["pong alone", "pong with a frame"])
 def test_a_quiet_peer_that_answers_every_ping_stays_online(start_hub, answer):
     hub = start_hub("--heartbeat", str(HEARTBEAT))

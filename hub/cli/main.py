@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--node-lease", type=float, default=10.0,
                    help="with --redis-url: seconds a node stays alive without renewing its lease; after that "
                         "the other nodes take its peers offline, and they reconnect to any node (default 10)")
-    s.add_argument("--heartbeat", type=float, default=10.0,
-                   help="seconds between WebSocket pings; a silent peer is offline within twice this")
+    s.add_argument("--heartbeat", type=float, default=20.0,
+                   help="seconds between WebSocket pings; a peer that stops answering them is offline "
+                        "within twice this (default 20, the interval websockets uses)")
     s.add_argument("--queue-ttl", type=int, default=7 * 24 * 3600,
                    help="seconds an undelivered message waits in an offline peer's inbox (default 7 days)")
     s.add_argument("--trace-retention", type=int, default=7 * 24 * 3600, help="seconds traces are kept")

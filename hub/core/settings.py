@@ -78,7 +78,7 @@ class Settings:
     replica_acks: int = 0           # writes answered once this many replicas have them (WAIT)
     node: str = "node-1"
     node_lease_s: float = 10.0      # on a shared store: a node silent this long is gone, its peers offline
-    heartbeat_s: float = 10.0       # WebSocket ping interval; a dead peer is offline within 2x this
+    heartbeat_s: float = 20.0       # WebSocket ping interval; a dead peer is offline within 2x this
     hello_timeout_s: float = 10.0
     queue_ttl_s: int = 7 * 24 * 3600  # an undelivered notify waits this long in an inbox
     trace_retention_s: int = 7 * 24 * 3600
