@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.cli.serve import uvicorn_config
 from hub.core.settings import Settings
+from hub.server.ws_protocol import FRAMES
 from schemas.errors import ERROR_TABLE, ErrorCode
 from tests.support import HubProcess, wait_until
 
@@ -95,11 +96,28 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
-@pytest.fixture
-def echo_server(tmp_path):
+async def echo_by_callback(websocket: WebSocket) -> None:
+    """The echo, with messages taken as a peer's socket takes them after its hello: by callback
+    from the protocol (`take_messages`), which reads the frames it can without the parser."""
+    await websocket.accept()
+    taken: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+    websocket.scope["extensions"][FRAMES]["protocol"].take_messages(taken.put_nowait, lambda: taken.put_nowait(None))
+    try:
+        while (message := await taken.get()) is not None:
+            if isinstance(message, str):
+                await websocket.send_text(message)
+            else:
+                await websocket.send_bytes(message)
+    except WebSocketDisconnect:
+        return
+
+
+@pytest.fixture(params=[echo, echo_by_callback], ids=["asgi receive", "callback"])
+def echo_server(tmp_path, request):
     """An echo endpoint served exactly as the hub serves /ws (uvicorn with the hub's WebSocket
-    protocol class, limits and options), in a thread of its own."""
-    config = uvicorn_config(Starlette(routes=[WebSocketRoute("/", echo)]), Settings(home=tmp_path), "error")
+    protocol class, limits and options), in a thread of its own; messages taken through ASGI
+    or, as a peer's socket takes them, by callback."""
+    config = uvicorn_config(Starlette(routes=[WebSocketRoute("/", request.param)]), Settings(home=tmp_path), "error")
     server = uvicorn.Server(config)
     sock = socket.create_server(("127.0.0.1", 0))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -156,6 +156,51 @@ def test_a_peer_whose_pongs_do_not_match_the_ping_is_cut_within_the_stated_bound
         wait_until(lambda: hub.peers()["wrong"]["status"] == "offline", 5, "offline")
 
     asyncio.run(scenario())
+
+
+async def test_frames_packed_in_one_write_are_all_answered_in_order_and_an_unmasked_one_is_refused(hub):
+    """What a peer's socket mostly gets is read without websockets' parser: whole text frames,
+    any number to a write, of every header size, with the frame after them cut short. An
+    unmasked frame (a client's must be masked, RFC 6455 5.1) still closes the socket with 1002."""
+    peer = await SocketPeer.join(hub, "packer")
+    try:
+        frames = [{"type": "ping", "id": "short"}, {"type": "ping", "id": "medium", "pad": "m" * 300},
+                  {"type": "ping", "id": "last"}]
+        for frame in frames:
+            peer.protocol.send_text(orjson.dumps(frame))
+        data = b"".join(peer.protocol.data_to_send())
+        peer.writer.write(data[:-3])   # two whole frames and most of the third
+        for _ in range(20):
+            if len(peer.frames) == 2:
+                break
+            await asyncio.wait_for(peer._read(None), 10)
+        peer.writer.write(data[-3:])
+        while len(peer.frames) < 3:
+            await asyncio.wait_for(peer._read(None), 10)
+        assert peer.frames == [{"type": "pong", "ref": "short"}, {"type": "pong", "ref": "medium"},
+                               {"type": "pong", "ref": "last"}]
+
+        # Unmasked, and shaped so that a reader taking its first four bytes for a mask would
+        # find a whole ping in it: it must be refused, not answered.
+        unmasked = b"\0\0\0\0" + b'{"type": "ping", "id": "bare"}'
+        peer.writer.write(bytes([0x81, len(unmasked)]) + unmasked + b"    ")
+        close, answered = None, []
+        for _ in range(20):
+            chunk = await asyncio.wait_for(peer.reader.read(65536), 10)
+            if not chunk:
+                break
+            peer.protocol.receive_data(chunk)
+            for event in peer.protocol.events_received():
+                if event.opcode is Opcode.CLOSE:
+                    close = Close.parse(event.data)
+                elif event.opcode is Opcode.TEXT:
+                    answered.append(orjson.loads(event.data))
+            if close is not None:
+                break
+        assert close is not None and close.code == 1002, close
+        assert answered == [], "nothing of an unmasked frame may be read"
+    finally:
+        peer.close()
 
 
 def test_a_slow_consumer_is_cut_and_does_not_stall_others(start_hub):
