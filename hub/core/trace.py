@@ -69,7 +69,8 @@ class Reason(StrEnum):
 
 
 def stage_entry(stage: Stage, at_ms: int, node: str, **extra: str | int | None) -> TraceStage:
-    """One stage of a trace; the facts given empty are left out. A fact TraceStage does not
+    """One stage of a trace; the facts given empty are left out (None is every fact's default,
+    which the encoder leaves out; an empty string is dropped here). A fact TraceStage does not
     list is a TypeError here, so the ledger never holds a field its readers do not know."""
-    facts: dict[str, Any] = {k: v for k, v in extra.items() if v is not None and v != ""}
+    facts: dict[str, Any] = extra if "" not in extra.values() else {k: v for k, v in extra.items() if v != ""}
     return TraceStage(stage=stage.value, at=at_ms, node=node, **facts)
