@@ -21,6 +21,8 @@ import sys
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
+PING_INTERVAL_S = 20.0   # websockets' default
+
 
 class Relay:
     def __init__(self):
@@ -119,4 +121,4 @@ async def main(port: int, ping_interval: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else PING_INTERVAL_S))

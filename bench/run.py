@@ -36,6 +36,8 @@ import orjson
 import psutil
 from websockets.asyncio.client import connect
 
+from bench.relay import PING_INTERVAL_S
+
 ROOT = Path(__file__).resolve().parents[1]
 STEP_TIMEOUT_S = 300
 
@@ -119,7 +121,7 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
-def start_relay(ping_interval: float = 20.0) -> Target:
+def start_relay(ping_interval: float = PING_INTERVAL_S) -> Target:
     """The bare websockets relay (bench/relay.py), pinging every `ping_interval` seconds."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0", f"{ping_interval:g}"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)

@@ -214,11 +214,12 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             start, end = at + head, at + head + length
             if end > size:
                 break
+            mask = data[start - 4:start]
             if first == _TEXT_FIN:
                 if self.on_message is None or not self.fits(length):
                     break
                 try:
-                    text = apply_mask(data[start:end], data[start - 4:start]).decode()
+                    text = apply_mask(data[start:end], mask).decode()
                 except UnicodeDecodeError:   # the parser closes with 1007, as for any bad text
                     break
                 at = end
@@ -227,7 +228,7 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
                     break
             elif (first == _PONG and length == 4 and self.keepalive is not None
                   and self.pending_ping_payload is not None
-                  and apply_mask(data[start:end], data[start - 4:start]) == self.pending_ping_payload):
+                  and apply_mask(data[start:end], mask) == self.pending_ping_payload):
                 at = end
                 self.last_ping_rtt = self.loop.time() - self.ping_sent_at
                 self.pending_ping_payload = None
