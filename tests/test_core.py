@@ -10,6 +10,7 @@ from hub.core.errors import HubError
 from hub.core.ids import MonotonicIds, is_hex128, new_token, token_digest, token_matches
 from hub.core.peers import Admission, PeerRecord, admit, parse_address, resolve
 from hub.core.ratelimit import TokenBucket
+from hub.runtime.registry import PeerRegistry
 from schemas.errors import ErrorCode
 
 
@@ -100,6 +101,18 @@ class TestAddressing:
     @pytest.mark.parametrize("raw", ["@", "bob@", "@red"])
     def test_malformed(self, raw):
         assert codes(lambda: parse_address(raw)) is ErrorCode.INVALID_FRAME
+
+
+class TestAddressingByIndex(TestAddressing):
+    """The same answers from the registry's indexes as from a scan of every peer (the hub's
+    way: a name costs a lookup however many peers there are)."""
+
+    def find(self, to, sender=None):
+        registry = PeerRegistry()
+        for known in self.peers:
+            registry.put(known)
+        return resolve(parse_address(to), sender=sender, peers=self.peers, by_id=registry.by_id,
+                       by_name=registry.by_name, with_name=registry.with_name)
 
 
 def test_token_bucket_at_limit_and_over():

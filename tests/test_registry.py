@@ -87,3 +87,20 @@ def test_drop_forgets_every_index():
     assert registry.for_token(token) is None
     assert registry.by_name == {}
     assert not registry.knows(ann.token_digest)
+
+
+def test_a_name_in_any_circle_finds_every_peer_called_so_and_follows_renames_and_drops():
+    registry = PeerRegistry()
+    ann = registry.put(record())
+    other = registry.put(replace(record("x"), name="ann", peer_id="id-other", circle="d"))
+    assert {p.peer_id for p in registry.with_name("ann")} == {ann.peer_id, other.peer_id}
+    renamed = registry.put(replace(ann, name="bea"))
+    assert registry.with_name("ann") == [other]
+    assert registry.with_name("bea") == [renamed]
+    registry.put(ann)   # the undo of the rename
+    assert {p.peer_id for p in registry.with_name("ann")} == {ann.peer_id, other.peer_id}
+    assert registry.with_name("bea") == []
+    registry.drop(other)
+    registry.drop(ann)
+    assert registry.with_name("ann") == []
+    assert registry._with_name == {}

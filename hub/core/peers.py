@@ -6,7 +6,7 @@ token) and gets back a decision or a HubError.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Final, Literal, get_args
@@ -166,9 +166,12 @@ def parse_address(raw: str) -> Address:
 
 
 def resolve(address: Address, *, sender: PeerRecord | None, peers: Iterable[PeerRecord],
-            by_id: dict[str, PeerRecord], by_name: dict[tuple[str, str], str] | None = None) -> list[PeerRecord]:
+            by_id: dict[str, PeerRecord], by_name: dict[tuple[str, str], str] | None = None,
+            with_name: Callable[[str], list[PeerRecord]] | None = None) -> list[PeerRecord]:
     """The recipients of a message. A bare name prefers the sender's circle, then any circle.
-    With `by_name` ((circle, name) -> peer id), a name in a known circle is found without a scan."""
+    With `by_name` ((circle, name) -> peer id), a name in a known circle is found without a scan;
+    with `with_name` (every peer called so, in any circle), any other name is too. Only a
+    broadcast reads `peers` whole."""
     if address.name is not None and by_name is not None:
         circle = address.circle or (sender.circle if sender else None)
         peer_id = by_name.get((circle, address.name)) if circle else None
@@ -185,7 +188,7 @@ def resolve(address: Address, *, sender: PeerRecord | None, peers: Iterable[Peer
         if not targets:
             raise HubError(ErrorCode.NO_RECIPIENTS, f"nobody else is registered in circle {circle!r}")
         return sorted(targets, key=lambda p: p.name)
-    named = [p for p in peers if p.name == address.name]
+    named = with_name(address.name) if with_name is not None else [p for p in peers if p.name == address.name]
     if address.circle is not None:
         named = [p for p in named if p.circle == address.circle]
     elif sender is not None and len(named) > 1:

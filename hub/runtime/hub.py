@@ -289,7 +289,7 @@ class Hub:
     def _recipients(self, sender: Sender, to: str) -> tuple[Address, list[PeerRecord]]:
         address = parse_address(to)
         return address, resolve(address, sender=sender.peer, peers=self.peers.values(), by_id=self.peers,
-                                by_name=self.registry.by_name)
+                                by_name=self.registry.by_name, with_name=self.registry.with_name)
 
     async def learned(self, sender: Sender, refused: HubError, to: str | list[str]) -> bool:
         """After `peer_not_found`: on a store other nodes share, a peer that joined through
