@@ -188,7 +188,9 @@ def resolve(address: Address, *, sender: PeerRecord | None, peers: Iterable[Peer
         if not targets:
             raise HubError(ErrorCode.NO_RECIPIENTS, f"nobody else is registered in circle {circle!r}")
         return sorted(targets, key=lambda p: p.name)
-    named = with_name(address.name) if with_name is not None else [p for p in peers if p.name == address.name]
+    name = address.name
+    assert name is not None   # neither an id nor a broadcast: parse_address gave a name
+    named = with_name(name) if with_name is not None else [p for p in peers if p.name == name]
     if address.circle is not None:
         named = [p for p in named if p.circle == address.circle]
     elif sender is not None and len(named) > 1:
