@@ -39,7 +39,7 @@ class FrameSink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_closing", "_drained", "_flush_due", "_outbox", "_started", "close_code", "close_reason",
+    __slots__ = ("_closing", "_drained", "_flush_due", "_loop", "_outbox", "_started", "close_code", "close_reason",
                  "closed", "inflight", "label", "last_pushed_seq", "on_abort", "outbox_limit", "peer_id",
                  "pull_again", "replaying", "sink")
 
@@ -61,6 +61,8 @@ class Connection:
         self._flush_due = False          # a flush is scheduled for the end of this loop turn
         self._drained: asyncio.Event | None = None   # made for the first wait_below
         self._closing: asyncio.Task | None = None    # the close frame of an aborted connection
+        # kept: on Python 3.11 each get_running_loop() is a getpid() system call, twice a notify
+        self._loop = asyncio.get_running_loop()
 
     def start(self) -> None:
         """Frames pushed so far, and from now on, go out."""
@@ -96,14 +98,14 @@ class Connection:
         log.info("closing %s: %s (%s)", self.label, code.value, detail)
         self._outbox.clear()
         self._wake_waiters()
-        self._closing = asyncio.get_running_loop().create_task(self._send_close(), name=f"close {self.label}")
+        self._closing = self._loop.create_task(self._send_close(), name=f"close {self.label}")
         if self.on_abort is not None:
             self.on_abort()
 
     def _schedule_flush(self) -> None:
         if self._started and self._outbox:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Write what the outbox holds, as far as the transport takes it."""

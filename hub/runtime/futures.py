@@ -35,6 +35,6 @@ class _Continue(Generic[T]):
 def then(written: asyncio.Future[list[Any]], finish: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """A future for `finish(*args, replies)`, run as soon as `written` resolves; an exception
     from the write or from `finish` becomes the future's exception."""
-    result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    result: asyncio.Future[T] = written.get_loop().create_future()
     written.add_done_callback(_Continue(result, finish, args))
     return result
