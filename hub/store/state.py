@@ -132,7 +132,7 @@ class StoreState:
         self.writer = writer
         self.mesh_node = mesh_node
         self._trace_events: list[_TracesEncoded] = []   # gathered for one `traces` event
-        self._events_timer: asyncio.TimerHandle | None = None
+        self._events_timer: asyncio.Handle | None = None
         self._events_flushed_at = 0.0   # loop time of the last `traces` entry
 
     # ---- peers -------------------------------------------------------------------------------
@@ -310,7 +310,10 @@ class StoreState:
         if not self._trace_events:
             loop = asyncio.get_running_loop()
             wait = self._events_flushed_at + EVENT_BATCH_S - loop.time()
-            self._events_timer = loop.call_later(max(wait, 0.0), self.flush_trace_events)
+            # The first of a quiet spell goes at the end of this loop turn, in the packet that
+            # carries the trace itself (its write is submitted in this turn, before the flush).
+            self._events_timer = (loop.call_later(wait, self.flush_trace_events) if wait > 0
+                                  else loop.call_soon(self.flush_trace_events))
         self._trace_events.append(_TracesEncoded(trace_id=trace_id, stages=[msgspec.Raw(e) for e in encoded],
                                                  message=message))
         return _trace_write(trace_id, encoded, start_ttl_s)
