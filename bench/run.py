@@ -8,7 +8,8 @@ Per run and target (fresh processes each time, loopback only):
   delivered messages/s, send->deliver latency p50/p99, and server CPU per delivered message
   (the hub process; the embedded store's CPU is reported beside it).
 - latency-bound: the same with one notify in flight per sender (window 1), a quarter as many.
-- asks: round trips at concurrency 1 and 32, the responder acking each with a reply.
+- asks: round trips at concurrency 1 and 32, the responder acking each with a reply; at
+  concurrency 1 also the server's CPU and its wake-ups (voluntary context switches) per ask.
 - idle peers: `idle` peers connect and say hello (50 at a time); reports connects/s and
   resident memory per idle peer.
 - the store's round trip (hub only): `PING` to the embedded store over its Unix socket, one at
@@ -245,15 +246,18 @@ async def ask_round_trips(target: Target, run: int, concurrency: int, total: int
                                            "timeout_s": 60}).decode())
 
     responder_name = f"responder{run}-{concurrency}"
-    _, store = target.procs()
-    t0, store0 = time.perf_counter(), cpu_seconds(store)
+    server, store = target.procs()
+    t0, cpu0, store0 = time.perf_counter(), cpu_seconds(server), cpu_seconds(store)
+    wakes0 = server.num_ctx_switches().voluntary
     await asyncio.wait_for(asyncio.gather(respond(), read_asker(), send_asks()), STEP_TIMEOUT_S)
-    elapsed, store_s = time.perf_counter() - t0, cpu_seconds(store) - store0
+    elapsed, cpu_s, store_s = time.perf_counter() - t0, cpu_seconds(server) - cpu0, cpu_seconds(store) - store0
+    wakes = server.num_ctx_switches().voluntary - wakes0
     await asker.close()
     await responder.close()
     round_trips.sort()
     return {"asks_per_s": total / elapsed, "p50_ms": round_trips[len(round_trips) // 2] / 1e6,
-            "p99_ms": round_trips[int(len(round_trips) * 0.99)] / 1e6, "store_ms_per_ask": store_s * 1000 / total}
+            "p99_ms": round_trips[int(len(round_trips) * 0.99)] / 1e6, "cpu_ms_per_ask": cpu_s * 1000 / total,
+            "wakes_per_ask": wakes / total, "store_ms_per_ask": store_s * 1000 / total}
 
 
 async def store_round_trips(target: Target, count: int) -> dict:
@@ -354,6 +358,8 @@ def report(results: dict, args) -> str:
                 f"{median(hub['tp1'], 'store_cpu_us_per_msg'):.1f} | - | - |")
     row("ask round trip p50, concurrency 1 (ms)", "ask1", "p50_ms", ".2f")
     row("ask round trip p99, concurrency 1 (ms)", "ask1", "p99_ms", ".2f")
+    row("server CPU per ask, concurrency 1 (ms)", "ask1", "cpu_ms_per_ask", ".3f")
+    row("server wake-ups per ask, concurrency 1 (voluntary context switches)", "ask1", "wakes_per_ask", ".1f")
     row("ask round trip p50, concurrency 32 (ms)", "ask32", "p50_ms", ".2f")
     row("ask round trip p99, concurrency 32 (ms)", "ask32", "p99_ms", ".2f")
     row("asks per second, concurrency 32", "ask32", "asks_per_s", ",.0f")
@@ -398,7 +404,9 @@ def report(results: dict, args) -> str:
         "its sequence number) and its close before the reply is. Two bare round trips to the store "
         f"(2 x {store_rtt:.3f} ms) add {2 * store_rtt / relay_ask:.2f}x the relay's p50, and all the store's work "
         f"for the ask ({store_per_ask:.3f} ms, part of it after the reply) at most {store_per_ask / relay_ask:.2f}x "
-        f"more, of the hub's {ratio('ask1', 'p50_ms') - 1:.2f}x over the relay; the rest is the hub's own work.",
+        f"more, of the hub's {ratio('ask1', 'p50_ms') - 1:.2f}x over the relay. The hub's own CPU per ask is "
+        f"{ratio('ask1', 'cpu_ms_per_ask'):.2f}x the relay's, and it is woken {median(hub['ask1'], 'wakes_per_ask'):.1f} "
+        f"times an ask to the relay's {median(relay['ask1'], 'wakes_per_ask'):.1f}: twice more, each time by the store's reply.",
         f"- memory per idle peer at most 20 KiB: {memory:.1f} KiB ({'met' if memory <= 20 else 'not met'})",
         "",
     ])
