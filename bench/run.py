@@ -378,6 +378,7 @@ def report(results: dict, args) -> str:
 
     memory = median(hub["idle"], "kib_per_peer")
     relay_ask = median(relay["ask1"], "p50_ms")
+    hub_wakes, relay_wakes = median(hub["ask1"], "wakes_per_ask"), median(relay["ask1"], "wakes_per_ask")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# Benchmark results",
@@ -405,8 +406,8 @@ def report(results: dict, args) -> str:
         f"(2 x {store_rtt:.3f} ms) add {2 * store_rtt / relay_ask:.2f}x the relay's p50, and all the store's work "
         f"for the ask ({store_per_ask:.3f} ms, part of it after the reply) at most {store_per_ask / relay_ask:.2f}x "
         f"more, of the hub's {ratio('ask1', 'p50_ms') - 1:.2f}x over the relay. The hub's own CPU per ask is "
-        f"{ratio('ask1', 'cpu_ms_per_ask'):.2f}x the relay's, and it is woken {median(hub['ask1'], 'wakes_per_ask'):.1f} "
-        f"times an ask to the relay's {median(relay['ask1'], 'wakes_per_ask'):.1f}: twice more, each time by the store's reply.",
+        f"{ratio('ask1', 'cpu_ms_per_ask'):.2f}x the relay's, and it is woken {hub_wakes:.1f} times an ask to the "
+        f"relay's {relay_wakes:.1f} (the hub also waits for two of the store's replies).",
         f"- memory per idle peer at most 20 KiB: {memory:.1f} KiB ({'met' if memory <= 20 else 'not met'})",
         "",
     ])
