@@ -33,6 +33,8 @@ from transports.discovery import HubAddress, find_hub
 
 log = logging.getLogger(__name__)
 
+CLOSE_CANCELS = 5   # how many times close() cancels a reader that goes on (1 s apart)
+
 
 class HubRefused(Exception):
     """The hub answered with an `error` frame (or refused the connection)."""
@@ -132,11 +134,16 @@ class HubClient:
     async def close(self) -> None:
         self._closing = True
         if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
+            # On Python 3.11 asyncio.wait_for can swallow a cancellation that lands as the
+            # awaited hello answer arrives (fixed in 3.12): a reader reconnecting then would
+            # read on for ever. Cancel again until it ends, a bounded number of times.
+            for _ in range(CLOSE_CANCELS):
+                if self._reader.done():
+                    break
+                self._reader.cancel()
+                await asyncio.wait({self._reader}, timeout=1.0)
+            if self._reader.done() and not self._reader.cancelled():
+                self._reader.exception()   # retrieved: a reader that failed has said so already
         if self._ws is not None:
             await self._ws.close()
         self._fail_waiting(ConnectionError("client closed"))
@@ -304,6 +311,8 @@ class HubClient:
             if self._closing or not self.reconnect:
                 return
             await self._reconnect()
+            if self._closing:   # closed while reconnecting: the new connection is not read
+                return
 
     async def _reconnect(self) -> None:
         base, cap = self.backoff_s
