@@ -8,6 +8,8 @@ import asyncio
 import pytest
 
 from tests.support import eventually
+from transports.client import HubClient
+from transports.discovery import HubAddress
 
 
 async def test_a_client_that_stops_taking_deliveries_holds_at_most_max_queue_and_is_cut_at_the_hub(start_hub):
@@ -67,3 +69,82 @@ def test_the_client_reads_the_hubs_frames_through_the_schemas_structs(caplog):
     with caplog.at_level("WARNING"):
         assert hub_frame(b'{"type":"rainbow","colours":7}') == {"type": "rainbow", "colours": 7}
     assert "'rainbow' frame from the hub that this client does not describe" in caplog.text
+
+
+class CuttingProxy:
+    """A loopback TCP proxy in front of the hub. It names the hub in the Host header (the hub
+    answers only to its own address), cuts the first connection once the hub has welcomed it,
+    so that the client reconnects, and on every later connection calls `on_welcome` just after
+    passing the hub's welcome on to the client."""
+
+    def __init__(self, hub_port: int, on_welcome):
+        self.hub_port = hub_port
+        self.on_welcome = on_welcome
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _serve(self, client_reader, client_writer) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        hub_reader, hub_writer = await asyncio.open_connection("127.0.0.1", self.hub_port)
+
+        async def pump(reader, writer, from_hub: bool) -> None:
+            try:
+                while chunk := await reader.read(65536):
+                    if not from_hub:
+                        chunk = chunk.replace(b"Host: 127.0.0.1:%d" % self.port, b"Host: 127.0.0.1:%d" % self.hub_port)
+                    writer.write(chunk)
+                    if from_hub and b'"type":"welcome"' in chunk:
+                        if first:
+                            break
+                        self.on_welcome()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        up = asyncio.create_task(pump(client_reader, hub_writer, False))
+        await pump(hub_reader, client_writer, True)
+        up.cancel()
+        hub_writer.close()
+
+
+async def test_close_while_the_client_reconnects_ends_it_whenever_the_cancellation_lands(start_hub):
+    """close() during a reconnect returns and leaves no connection behind, wherever in the
+    hello exchange its cancellation lands: here after 0 to 11 turns of the event loop from the
+    moment the hub's welcome is on its way to the client (on Python 3.11 asyncio.wait_for
+    dropped a cancellation that landed as the awaited answer came, and the reader read on)."""
+    hub = start_hub()
+    port = int(hub.url.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    for turns in range(12):
+        closing: list[asyncio.Task] = []
+
+        def close_after(n: int, client) -> None:
+            if n:
+                loop.call_soon(close_after, n - 1, client)
+            else:
+                closing.append(loop.create_task(client.close()))
+
+        name = f"reconnecting-{turns}"
+        proxy = CuttingProxy(port, lambda: close_after(turns, client))
+        proxy_port = await proxy.start()
+        client = HubClient(name, hub_token=hub.token, address=HubAddress(f"http://127.0.0.1:{proxy_port}"),
+                           backoff_s=(0.01, 0.02))
+        try:
+            await client.connect()
+            await eventually(lambda: closing, 10, "the reconnect's welcome")
+            async with asyncio.timeout(5):
+                await closing[0]
+            assert client._reader is not None and client._reader.done()
+            await eventually(lambda: asyncio.to_thread(lambda: hub.peers()[name]["status"] == "offline"), 10,
+                             f"{name} offline")
+            assert proxy.connections == 2
+        finally:
+            proxy.server.close()

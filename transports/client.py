@@ -33,8 +33,6 @@ from transports.discovery import HubAddress, find_hub
 
 log = logging.getLogger(__name__)
 
-CLOSE_CANCELS = 5   # how many times close() cancels a reader that goes on (1 s apart)
-
 
 class HubRefused(Exception):
     """The hub answered with an `error` frame (or refused the connection)."""
@@ -126,7 +124,8 @@ class HubClient:
         """Tell the hub why this peer leaves (it goes offline with that reason), then close."""
         self._closing = True
         try:
-            await asyncio.wait_for(self.send_frame({"type": "bye", "reason": reason}), 5)
+            async with asyncio.timeout(5):
+                await self.send_frame({"type": "bye", "reason": reason})
         except (TimeoutError, ConnectionClosed, OSError):
             pass
         await self.close()
@@ -134,15 +133,9 @@ class HubClient:
     async def close(self) -> None:
         self._closing = True
         if self._reader is not None:
-            # On Python 3.11 asyncio.wait_for can swallow a cancellation that lands as the
-            # awaited hello answer arrives (fixed in 3.12): a reader reconnecting then would
-            # read on for ever. Cancel again until it ends, a bounded number of times.
-            for _ in range(CLOSE_CANCELS):
-                if self._reader.done():
-                    break
-                self._reader.cancel()
-                await asyncio.wait({self._reader}, timeout=1.0)
-            if self._reader.done() and not self._reader.cancelled():
+            self._reader.cancel()
+            await asyncio.wait({self._reader})
+            if not self._reader.cancelled():
                 self._reader.exception()   # retrieved: a reader that failed has said so already
         if self._ws is not None:
             await self._ws.close()
@@ -161,12 +154,18 @@ class HubClient:
             hello["token"] = self.token
         if self.last_seq is not None:
             hello["resume"] = self.last_seq
-        await ws.send(orjson.dumps(hello).decode())
         try:
-            first = hub_frame(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(orjson.dumps(hello).decode())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when a
+            # cancellation lands as the answer arrives, and a close() during a reconnect is lost.
+            async with asyncio.timeout(10):
+                first = hub_frame(await ws.recv())
         except ConnectionClosed as exc:
             raise HubRefused("closed", "the hub closed the connection during hello",
                              close_code=exc.rcvd.code if exc.rcvd else None) from exc
+        except BaseException:   # timed out or cancelled: the half-open connection goes too
+            ws.transport.abort()
+            raise
         if first.get("type") == "error":
             await ws.close()
             err = first["error"]
@@ -249,7 +248,8 @@ class HubClient:
         self._decisions[frame_id] = decided
         try:
             accepted = await self.request(frame)
-            return accepted, await asyncio.wait_for(decided, timeout)
+            async with asyncio.timeout(timeout):
+                return accepted, await decided
         finally:
             self._decisions.pop(frame_id, None)
 
@@ -263,7 +263,8 @@ class HubClient:
     async def next_event(self, timeout: float | None = None) -> dict:
         """For people: the next `question` (waiting for an answer) or `question_decided` frame;
         for pane bridges: the next `bridge_call`."""
-        return await asyncio.wait_for(self._events.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._events.get()
 
     async def ping(self, timeout: float = 10.0) -> dict:
         return await self.request({"type": "ping"}, timeout)
@@ -281,7 +282,8 @@ class HubClient:
 
     async def receive(self, timeout: float | None = None) -> dict:
         """The next new delivery; with auto_receipt, its receipt is sent before returning."""
-        frame = await asyncio.wait_for(self._deliveries.get(), timeout)
+        async with asyncio.timeout(timeout):
+            frame = await self._deliveries.get()
         seq = frame.get("seq")
         if isinstance(seq, int):
             self.last_seq = max(self.last_seq or 0, seq)
