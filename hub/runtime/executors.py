@@ -180,10 +180,15 @@ class Executor:
             chunk = await stream.read(CHUNK)
             if not chunk:
                 break
+            room = self.output_cap - self._bytes
             self._bytes += len(chunk)
-            if self._bytes > self.output_cap:
+            if len(chunk) > room:
                 self.end(JobState.FAILED, "output_limit")
-                continue   # keep draining, so that the process is not stuck on a full pipe while it is ended
+                # What fits under the cap is read, however the pipe cut it into chunks; the rest is
+                # drained unread, so that the process is not stuck on a full pipe while it is ended.
+                chunk = chunk[:max(room, 0)]
+                if not chunk:
+                    continue
             if not lines:
                 self._stderr_tail = (self._stderr_tail + chunk.decode("utf-8", "replace"))[-STDERR_TAIL:]
                 continue
@@ -194,7 +199,7 @@ class Executor:
                 pending = b""
             self._read_lines(complete)
         if lines:
-            if pending:
+            if pending and self._bytes <= self.output_cap:   # a line the cap cut is not read
                 self._read_lines([pending])
             self._run_over.set()
 
