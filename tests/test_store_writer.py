@@ -13,8 +13,11 @@ from hub.store import scripts
 from hub.store.connect import open_client
 from hub.store.embedded import EmbeddedStore
 from hub.store.resp import pack
+from hub.store.state import StoreState
 from hub.store.writer import GroupCommitWriter
+from schemas.codec import encode
 from schemas.errors import ErrorCode
+from schemas.rest import TraceStage
 from tests.support import eventually
 
 
@@ -151,6 +154,17 @@ async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_go
         await writer.close()
         await client.aclose()
     assert packets == [1, 2, 1]
+
+
+async def test_a_trace_starts_with_its_retention_and_later_stages_are_added_only_while_it_lasts(writer):
+    """The first write of a trace sets its retention; a later stage (a late receipt) appends to
+    the trace while it lasts and adds nothing, not even a trace without an expiry, once it is gone."""
+    unannounced = StoreState.unannounced_trace_cmd
+    accepted, sent = [TraceStage(stage="accepted", at=1, node="n1")], [TraceStage(stage="sent", at=2, node="n1")]
+    assert await writer.write(unannounced("t1", accepted, start_ttl_s=60), ("TTL", "rw:trace:{t1}")) == [1, 60]
+    assert await writer.write(unannounced("t1", sent), ("TTL", "rw:trace:{t1}")) == [2, 60]
+    assert await writer.write(("LRANGE", "rw:trace:{t1}", 0, -1)) == [[encode(accepted[0]), encode(sent[0])]]
+    assert await writer.write(unannounced("gone", sent), ("EXISTS", "rw:trace:{gone}")) == [0, 0]
 
 
 def test_resp_encoding():

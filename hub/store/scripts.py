@@ -110,13 +110,12 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 return 1
 """
 
-# KEYS: trace list. ARGV: ttl seconds (0 = append only if the trace exists), stage JSON...
-# Returns the trace length, or 0 when an append found no trace (past retention).
+# KEYS: trace list. ARGV: retention in seconds, stage JSON... Starts (or extends) a trace and
+# sets its retention in one step; returns its length. Stages after the first are appended with
+# RPUSHX, which adds nothing to a trace past retention.
 TRACE = """
-local ttl = tonumber(ARGV[1])
-if ttl == 0 and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return n
 """
 
