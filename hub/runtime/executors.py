@@ -176,6 +176,7 @@ class Executor:
 
     async def _pump(self, stream: asyncio.StreamReader, *, lines: bool) -> None:
         pending = b""
+        cut = False   # this stream went past the cap: what it printed after is not read
         while True:
             chunk = await stream.read(CHUNK)
             if not chunk:
@@ -183,6 +184,7 @@ class Executor:
             room = self.output_cap - self._bytes
             self._bytes += len(chunk)
             if len(chunk) > room:
+                cut = True
                 self.end(JobState.FAILED, "output_limit")
                 # What fits under the cap is read, however the pipe cut it into chunks; the rest is
                 # drained unread, so that the process is not stuck on a full pipe while it is ended.
@@ -199,7 +201,7 @@ class Executor:
                 pending = b""
             self._read_lines(complete)
         if lines:
-            if pending and self._bytes <= self.output_cap:   # a line the cap cut is not read
+            if pending and not cut:   # a last line without its newline is read; one the cap cut is not
                 self._read_lines([pending])
             self._run_over.set()
 
