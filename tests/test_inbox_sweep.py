@@ -3,7 +3,7 @@
 The sweep looks only at inboxes whose oldest delivery is due, so idle peers cost the store
 nothing. It looks at every inbox in its first round, in the round after a store write failed,
 and in a mesh every FULL_SWEEP_ROUNDS (what a node that died had queued). The store's own
-command counter says how many expiry scripts each round ran."""
+command counters say how many store writes (expiry scripts, trace appends) each round made."""
 
 from __future__ import annotations
 
@@ -67,10 +67,11 @@ async def node(tmp_path, request):
     await asyncio.to_thread(store.stop)
 
 
-async def expiry_scripts(state: StoreState) -> int:
-    """EVALSHA calls the store has run so far (each expiry script is one; so is each trace write)."""
+async def store_writes(state: StoreState) -> int:
+    """Script calls and trace appends the store has run so far: each expiry script is an EVALSHA,
+    each stage added to a trace an RPUSHX."""
     stats = await state.client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "rpushx"))
 
 
 async def queue(state: StoreState, inboxes: Inboxes, peer: PeerRecord, expires_at: int, *, here: bool = True) -> None:
@@ -84,12 +85,12 @@ async def queue(state: StoreState, inboxes: Inboxes, peer: PeerRecord, expires_a
 
 
 async def rounds(state: StoreState, inboxes: Inboxes, count: int) -> list[tuple[int, int]]:
-    """(scripts run, deliveries expired) of each of `count` sweeps."""
+    """(store writes, deliveries expired) of each of `count` sweeps."""
     done = []
     for _ in range(count):
-        before = await expiry_scripts(state)
+        before = await store_writes(state)
         expired = await inboxes.sweep_expired()
-        done.append((await expiry_scripts(state) - before, expired))
+        done.append((await store_writes(state) - before, expired))
     return done
 
 
