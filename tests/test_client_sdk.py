@@ -142,7 +142,8 @@ async def test_close_while_the_client_reconnects_ends_it_whenever_the_cancellati
             await eventually(lambda: closing, 10, "the reconnect's welcome")
             async with asyncio.timeout(5):
                 await closing[0]
-            assert client._reader is not None and client._reader.done()
+            async with asyncio.timeout(1):
+                await client.finished()   # its reader ended too
             await eventually(lambda: asyncio.to_thread(lambda: hub.peers()[name]["status"] == "offline"), 10,
                              f"{name} offline")
             assert proxy.connections == 2
