@@ -39,7 +39,7 @@ TIERS = {
                "test_client_sdk"),
     "e2e": ("test_claude_code", "test_codex", "test_agent_shell", "test_agent_bounds", "test_dashboard",
             "test_links", "test_tmux_pane", "test_panes", "test_readme_tour", "test_mesh", "test_jobs_agents"),
-    "faults": ("test_faults", "test_delivery_guarantees"),
+    "faults": ("test_faults", "test_delivery_guarantees", "test_store_rollback"),
     "cluster": ("test_cluster",),
 }
 TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}

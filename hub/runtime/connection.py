@@ -41,7 +41,7 @@ class FrameSink(Protocol):
 class Connection:
     __slots__ = ("_closing", "_drained", "_flush_due", "_loop", "_outbox", "_started", "close_code", "close_reason",
                  "closed", "inflight", "label", "last_pushed_seq", "on_abort", "outbox_limit", "peer_id",
-                 "pull_again", "replaying", "sink")
+                 "pull_again", "replaying", "reread_all", "sink")
 
     def __init__(self, sink: FrameSink, outbox_limit: int, label: str = ""):
         self.sink = sink
@@ -50,6 +50,7 @@ class Connection:
         self.peer_id: str | None = None
         self.replaying = False           # while True, live deliveries wait in the inbox
         self.pull_again = False          # a wake came while replaying: read the inbox once more
+        self.reread_all = False          # the store gave a seq again (see Inboxes.pull): read from the start
         self.last_pushed_seq = 0
         self.inflight: dict[str, InFlight] = {}  # message_id -> the delivery pushed and not yet confirmed
         self.closed = False

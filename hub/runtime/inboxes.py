@@ -91,6 +91,8 @@ class Inboxes:
             if not entries:
                 if conn.pull_again:
                     conn.pull_again = False
+                    if conn.reread_all:
+                        after, conn.reread_all = 0, False
                     continue
                 conn.replaying = False
                 return
@@ -105,12 +107,20 @@ class Inboxes:
             after = entries[-1].seq
             await conn.wait_below(conn.outbox_limit // 2)
 
-    def pull(self, peer_id: str) -> None:
-        """Another node queued deliveries for a peer connected here: read its inbox from the
-        last seq this connection was given (or once more after the replay running now)."""
+    def pull(self, peer_id: str, seq: int | None = None) -> None:
+        """Another node queued deliveries for a peer connected here (the newest at `seq`, when
+        the wake says): read its inbox from the last seq this connection was given (or once
+        more after the replay running now).
+
+        A seq this connection was given already, for a delivery it does not hold, means the
+        store gave that seq again: it lost writes in a failover (without replica acks) and
+        counts from an earlier seq. Then the inbox is read from its start; what the connection
+        holds is not pushed twice."""
         conn = self._connections.get(peer_id)
         if conn is None or conn.closed:
             return
+        if seq is not None and seq <= conn.last_pushed_seq and all(f.seq != seq for f in conn.inflight.values()):
+            conn.reread_all = True
         if conn.replaying:
             conn.pull_again = True
             return
@@ -120,8 +130,9 @@ class Inboxes:
         task.add_done_callback(self._pulls.discard)
 
     async def _pull(self, conn: Connection) -> None:
+        after, conn.reread_all = (0 if conn.reread_all else conn.last_pushed_seq), False
         try:
-            await self.replay(conn, conn.last_pushed_seq)
+            await self.replay(conn, after)
         except HubError as exc:
             log.warning("inbox read for %s stopped: %s", conn.label, exc.message)
             conn.abort(exc.code, exc.message)

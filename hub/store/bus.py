@@ -2,8 +2,8 @@
 
 Two pub/sub channels. `rw:bus` is heard by every node: "<kind> <node> <data>", where kind is
 `peer` (a peer's record changed: read it again), `ask_closed`, `question`, `question_decided`
-or `signout`. `rw:wake:<node>` is heard by one node: the id of a peer it holds a connection for
-that has new deliveries in its inbox (the store's enqueue scripts publish it). Pub/sub keeps
+or `signout`. `rw:wake:<node>` is heard by one node: "<peer id> <seq>", a delivery queued at `seq`
+for a peer it holds a connection for (the store's enqueue scripts publish it). Pub/sub keeps
 nothing, so after every (re)subscription the listener is told to catch up from the store: the
 store is the truth, the bus only says where to look and when.
 
@@ -53,7 +53,7 @@ class NodeBus:
         self.subscriber = subscriber  # hears the bus and this node's wake channel
         self.node = node
 
-    async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str], None],
+    async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str, int | None], None],
                      on_subscribed: Callable[[], None]) -> None:
         """Hand every message to its callback, after `on_subscribed` (the catch-up); returns or
         raises when the connection ends (the caller subscribes again)."""
@@ -61,7 +61,8 @@ class NodeBus:
 
         def heard(channel: bytes, data: bytes) -> None:
             if channel == wake:
-                on_wake(as_text(data))
+                peer_id, _, seq = as_text(data).partition(" ")
+                on_wake(peer_id, int(seq) if seq.isdigit() else None)
                 return
             parsed = parse_bus_message(data)
             if parsed is not None and parsed.node != self.node:

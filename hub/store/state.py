@@ -237,7 +237,7 @@ class StoreState:
 
     @staticmethod
     def confirm_upto_cmd(peer_id: str, seq: int) -> Command:
-        return ("EVALSHA", scripts.SHA["CONFIRM_UPTO"], 1, keys.inbox(peer_id), seq)
+        return ("EVALSHA", scripts.SHA["CONFIRM_UPTO"], 2, keys.inbox(peer_id), keys.peer(peer_id), seq)
 
     @staticmethod
     def expire_head_cmd(peer_id: str, now_ms: int, count: int = 100) -> Command:
