@@ -241,6 +241,8 @@ def build_app(settings: Settings, *, hub_token: str, store: StoreLink, store_fac
             access = DashboardAccess(dashboard_store, hub.now_ms)
             feed = DashboardFeed(dashboard_store)
             started.push_async_callback(feed.stop)
+            if not mesh_node:   # alone on its store: only this hub's dashboards read the events
+                state.events_watched = lambda: bool(feed.subscribers)
             alerts = Alerts(settings.alerts, http, lambda qid: question_link(settings, access, qid))
             started.push_async_callback(alerts.stop)
             people = People(hub, writer, question_store, lambda: len(feed.subscribers), alerts,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,9 @@ class StoreState:
         self._trace_events: list[_TracesEncoded] = []   # gathered for one `traces` event
         self._events_timer: asyncio.Handle | None = None
         self._events_flushed_at = 0.0   # loop time of the last `traces` entry
+        # whether a dashboard may be waiting for the event stream: always, in a mesh (another
+        # node's dashboards read it too); a hub alone says when it has a subscriber
+        self.events_watched: Callable[[], bool] = lambda: True
 
     # ---- peers -------------------------------------------------------------------------------
 
@@ -332,9 +335,11 @@ class StoreState:
             self._events_flushed_at = asyncio.get_running_loop().time()
             data = encode_all(self._trace_events)
             self._trace_events = []
-            # Awaited by nobody, but sent at once rather than lingering for a packet to share:
-            # dashboards are waiting for it.
-            self.writer.submit([self.event_cmd("traces", data)]).add_done_callback(_log_event_write)
+            # Awaited by nobody. Sent at once while a dashboard may be waiting for it; else it
+            # lingers for a packet to share (a dashboard that subscribes meanwhile reads it from
+            # the stream all the same).
+            self.writer.submit([self.event_cmd("traces", data)],
+                               linger=not self.events_watched()).add_done_callback(_log_event_write)
 
     @staticmethod
     def unannounced_trace_cmd(trace_id: str, stages: list[TraceStage], start_ttl_s: int = 0) -> Command:

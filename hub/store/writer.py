@@ -165,7 +165,7 @@ class GroupCommitWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Batch] = []
         self._flush_due = False                # a flush is scheduled for the end of this loop turn
-        self._background_due = False           # one is scheduled for writes nobody awaits
+        self._background_timer: asyncio.TimerHandle | None = None   # sends what lingers, at the latest
         self._link: _StoreLink | None = None
         self._connecting: asyncio.Task | None = None
         self._silence_check: asyncio.TimerHandle | None = None
@@ -216,12 +216,11 @@ class GroupCommitWriter:
         self._pending.append((commands, future))
         if wait and not linger:
             self.flush_soon()
-        elif not self._background_due:
+        elif self._background_timer is None:
             # A write nobody awaits (a trace stage, a receipt) lingers up to BACKGROUND_LINGER_S
             # for an awaited one to share its packet (the next notify's, when one message is in
             # flight per sender): one store round trip per message instead of two.
-            self._background_due = True
-            loop.call_later(BACKGROUND_LINGER_S, self._background_flush)
+            self._background_timer = loop.call_later(BACKGROUND_LINGER_S, self._background_flush)
         return future
 
     async def write(self, *commands: Command) -> list[Any]:
@@ -237,7 +236,7 @@ class GroupCommitWriter:
             self._loop.call_soon(self._flush)
 
     def _background_flush(self) -> None:
-        self._background_due = False
+        self._background_timer = None
         self.flush_soon()
 
     def _flush(self) -> None:
@@ -261,6 +260,10 @@ class GroupCommitWriter:
             else:
                 batches, self._pending = self._pending[:taken], self._pending[taken:]
             self._send(link, batches, size)
+        if not self._pending and self._background_timer is not None:
+            # what lingered went with this packet: the next write to linger gets its full time
+            self._background_timer.cancel()
+            self._background_timer = None
 
     def _send(self, link: _StoreLink, batches: list[_Batch], size: int) -> None:
         flat = [cmd for commands, _ in batches for cmd in commands] if len(batches) > 1 else list(batches[0][0])
