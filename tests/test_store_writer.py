@@ -13,8 +13,8 @@ from hub.store import scripts
 from hub.store.connect import open_client
 from hub.store.embedded import EmbeddedStore
 from hub.store.resp import pack
-from hub.store.state import StoreState
-from hub.store.writer import GroupCommitWriter
+from hub.store.state import EVENT_BATCH_S, StoreState
+from hub.store.writer import BACKGROUND_LINGER_S, GroupCommitWriter
 from schemas.codec import encode
 from schemas.errors import ErrorCode
 from schemas.rest import TraceStage
@@ -156,6 +156,36 @@ async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_go
     assert packets == [1, 2, 1]
 
 
+async def test_a_write_lingers_its_own_full_time_after_an_awaited_packet_carried_the_one_before(store):
+    """What lingered goes with the awaited packet that carries it, and its timer with it: a write
+    that lingers after that waits its own full linger for a packet to share, instead of being
+    sent alone when the earlier write's time runs out. The loop's clock is held still and moved
+    by hand, so that which packet carries what does not depend on this machine's speed."""
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    loop.time = lambda: now   # type: ignore[method-assign]
+    client = open_client(store.url, per_reply_timeout=False)
+    writer = GroupCommitWriter(client)
+    packets: list[int] = []
+    writer.observe = lambda commands, _seconds: packets.append(commands)
+    writer.start()
+    try:
+        await writer.write(("PING",))   # connected
+        first = writer.submit([("SET", "a", "1")], linger=True)
+        assert await asyncio.gather(first, writer.submit([("GET", "a")])) == [[b"OK"], [b"1"]]
+        now += BACKGROUND_LINGER_S * 0.75
+        second = writer.submit([("SET", "b", "1")], linger=True)
+        now += BACKGROUND_LINGER_S * 0.5   # past the first write's linger, within the second's
+        for _ in range(5):
+            await asyncio.sleep(0)   # loop turns in which a timer due by now fires
+        assert await asyncio.gather(second, writer.submit([("GET", "b")])) == [[b"OK"], [b"1"]]
+    finally:
+        await writer.close()
+        await client.aclose()
+        del loop.time
+    assert packets == [1, 2, 2]
+
+
 async def test_a_trace_starts_with_its_retention_and_later_stages_are_added_only_while_it_lasts(writer):
     """The first write of a trace sets its retention; a later stage (a late receipt) appends to
     the trace while it lasts and adds nothing, not even a trace without an expiry, once it is gone."""
@@ -165,6 +195,41 @@ async def test_a_trace_starts_with_its_retention_and_later_stages_are_added_only
     assert await writer.write(unannounced("t1", sent), ("TTL", "rw:trace:{t1}")) == [2, 60]
     assert await writer.write(("LRANGE", "rw:trace:{t1}", 0, -1)) == [[encode(accepted[0]), encode(sent[0])]]
     assert await writer.write(unannounced("gone", sent), ("EXISTS", "rw:trace:{gone}")) == [0, 0]
+
+
+@pytest.mark.parametrize("watched", [True, False])
+async def test_the_dashboard_events_go_at_once_only_while_a_dashboard_may_be_waiting(store, watched):
+    """Trace stages gathered for the dashboards' event stream are written when the batch's
+    timer runs out: at once while a dashboard may be watching; else the entry lingers for the
+    next packet to share (a dashboard that subscribes meanwhile still reads it from the stream).
+    The loop's clock is held still and moved by hand."""
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    loop.time = lambda: now   # type: ignore[method-assign]
+    client = open_client(store.url, per_reply_timeout=False)
+    writer = GroupCommitWriter(client)
+    packets: list[int] = []
+    writer.observe = lambda commands, _seconds: packets.append(commands)
+    writer.start()
+    state = StoreState(client, writer)
+    state.events_watched = lambda: watched
+    try:
+        await writer.write(("PING",))
+        # the first stage of a quiet spell: its event goes in the packet that carries the trace
+        await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
+        now += EVENT_BATCH_S / 5
+        await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
+        now += EVENT_BATCH_S   # the batch's time is up: its timer writes the second event
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await writer.write(("PING",))
+        (entries,) = await writer.write(("XLEN", "rw:events"))
+    finally:
+        await writer.close()
+        await client.aclose()
+        del loop.time
+    assert entries == 2
+    assert packets == ([1, 2, 1, 1, 1, 1] if watched else [1, 2, 1, 2, 1])
 
 
 def test_resp_encoding():
