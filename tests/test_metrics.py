@@ -8,8 +8,11 @@ import re
 from pathlib import Path
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub.runtime.metrics import COMMANDS, SECONDS, HubMetrics
 from tests.support import eventually, repowire, wait_until
 
 
@@ -116,3 +119,32 @@ def test_status_all_nodes_on_the_embedded_store_shows_the_one_node(hub):
     (node,) = orjson.loads(shown.stdout)["nodes"]
     assert (node["node"], node["live"], node["this"], node["url"], node["pid"]) == ("node-1", True, True, hub.url,
                                                                                      hub.pid)
+
+
+def test_the_counts_kept_on_the_event_loop_read_out_as_prometheus_clients_own_would():
+    """Messages and store packets are counted in plain numbers (hub.runtime.metrics.HotPath);
+    their exposition matches prometheus_client's own counter and histograms fed the same values,
+    including values on a bucket's bound and above the last one (its `_created` series aside)."""
+    ours = HubMetrics("n1")
+    reference = CollectorRegistry()
+    messages = Counter("repowire_messages", "x", ["node", "kind", "outcome"], registry=reference)
+    write = Histogram("repowire_store_write_seconds", "x", ["node"], buckets=SECONDS, registry=reference)
+    batch = Histogram("repowire_writer_batch_commands", "x", ["node"], buckets=COMMANDS, registry=reference)
+    for seconds, commands, outcome in [(0.0001, 1, "delivered"), (0.0005, 2, "queued"), (0.0007, 3, "delivered"),
+                                       (5.0, 2048, "failed"), (7.5, 5000, "delivered")]:
+        ours.store_packet(commands, seconds)
+        ours.message("notify", outcome)
+        write.labels("n1").observe(seconds)
+        batch.labels("n1").observe(commands)
+        messages.labels("n1", "notify", outcome).inc()
+
+    def series(registry: CollectorRegistry) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(generate_latest(registry).decode())
+                if family.name in ("repowire_messages", "repowire_store_write_seconds",
+                                   "repowire_writer_batch_commands")
+                for s in family.samples if not s.name.endswith("_created")}
+
+    expected = series(reference)
+    assert len(expected) == 3 + 2 * 2 + (len(SECONDS) + 1) + (len(COMMANDS) + 1)   # totals; counts, sums; buckets
+    assert series(ours.registry) == expected
