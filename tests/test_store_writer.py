@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -135,7 +138,31 @@ async def test_scripts_flushed_under_the_writer_are_loaded_again_and_later_answe
     assert answered == list(range(21))
 
 
-async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_goes_alone_after_its_linger(store):
+class HeldClock:
+    """The running loop's clock held still: it moves only by `advance`, so which packet carries
+    what does not depend on this machine's speed (`release` gives the loop its clock back)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()
+        self.loop.time = lambda: self.now   # type: ignore[method-assign]
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def release(self) -> None:
+        del self.loop.time
+
+    @staticmethod
+    async def turns(count: int = 5) -> None:
+        """Loop turns, in which a timer due by now fires."""
+        for _ in range(count):
+            await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def counting_writer(store) -> AsyncIterator[tuple[GroupCommitWriter, Any, list[int]]]:
+    """A writer on the store (with its client) that records each answered packet's command count."""
     client = open_client(store.url, per_reply_timeout=False)
     writer = GroupCommitWriter(client)
     packets: list[int] = []
@@ -143,6 +170,14 @@ async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_go
     writer.start()
     try:
         await writer.write(("PING",))   # connected
+        yield writer, client, packets
+    finally:
+        await writer.close()
+        await client.aclose()
+
+
+async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_goes_alone_after_its_linger(store):
+    async with counting_writer(store) as (writer, _, packets):
         lingering = writer.submit([("SET", "closed", "1")], linger=True)
         urgent: list[asyncio.Future] = []
         asyncio.get_running_loop().call_soon(lambda: urgent.append(writer.submit([("GET", "closed")])))
@@ -150,39 +185,25 @@ async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_go
         assert await asyncio.gather(lingering, urgent[0]) == [[b"OK"], [b"1"]]
         alone = await asyncio.wait_for(writer.submit([("INCR", "n")], linger=True), 5)
         assert alone == [1]
-    finally:
-        await writer.close()
-        await client.aclose()
     assert packets == [1, 2, 1]
 
 
 async def test_a_write_lingers_its_own_full_time_after_an_awaited_packet_carried_the_one_before(store):
     """What lingered goes with the awaited packet that carries it, and its timer with it: a write
     that lingers after that waits its own full linger for a packet to share, instead of being
-    sent alone when the earlier write's time runs out. The loop's clock is held still and moved
-    by hand, so that which packet carries what does not depend on this machine's speed."""
-    loop = asyncio.get_running_loop()
-    now = loop.time()
-    loop.time = lambda: now   # type: ignore[method-assign]
-    client = open_client(store.url, per_reply_timeout=False)
-    writer = GroupCommitWriter(client)
-    packets: list[int] = []
-    writer.observe = lambda commands, _seconds: packets.append(commands)
-    writer.start()
+    sent alone when the earlier write's time runs out."""
+    clock = HeldClock()
     try:
-        await writer.write(("PING",))   # connected
-        first = writer.submit([("SET", "a", "1")], linger=True)
-        assert await asyncio.gather(first, writer.submit([("GET", "a")])) == [[b"OK"], [b"1"]]
-        now += BACKGROUND_LINGER_S * 0.75
-        second = writer.submit([("SET", "b", "1")], linger=True)
-        now += BACKGROUND_LINGER_S * 0.5   # past the first write's linger, within the second's
-        for _ in range(5):
-            await asyncio.sleep(0)   # loop turns in which a timer due by now fires
-        assert await asyncio.gather(second, writer.submit([("GET", "b")])) == [[b"OK"], [b"1"]]
+        async with counting_writer(store) as (writer, _, packets):
+            first = writer.submit([("SET", "a", "1")], linger=True)
+            assert await asyncio.gather(first, writer.submit([("GET", "a")])) == [[b"OK"], [b"1"]]
+            clock.advance(BACKGROUND_LINGER_S * 0.75)
+            second = writer.submit([("SET", "b", "1")], linger=True)
+            clock.advance(BACKGROUND_LINGER_S * 0.5)   # past the first write's linger, within the second's
+            await clock.turns()
+            assert await asyncio.gather(second, writer.submit([("GET", "b")])) == [[b"OK"], [b"1"]]
     finally:
-        await writer.close()
-        await client.aclose()
-        del loop.time
+        clock.release()
     assert packets == [1, 2, 2]
 
 
@@ -201,33 +222,22 @@ async def test_a_trace_starts_with_its_retention_and_later_stages_are_added_only
 async def test_the_dashboard_events_go_at_once_only_while_a_dashboard_may_be_waiting(store, watched):
     """Trace stages gathered for the dashboards' event stream are written when the batch's
     timer runs out: at once while a dashboard may be watching; else the entry lingers for the
-    next packet to share (a dashboard that subscribes meanwhile still reads it from the stream).
-    The loop's clock is held still and moved by hand."""
-    loop = asyncio.get_running_loop()
-    now = loop.time()
-    loop.time = lambda: now   # type: ignore[method-assign]
-    client = open_client(store.url, per_reply_timeout=False)
-    writer = GroupCommitWriter(client)
-    packets: list[int] = []
-    writer.observe = lambda commands, _seconds: packets.append(commands)
-    writer.start()
-    state = StoreState(client, writer)
-    state.events_watched = lambda: watched
+    next packet to share (a dashboard that subscribes meanwhile still reads it from the stream)."""
+    clock = HeldClock()
     try:
-        await writer.write(("PING",))
-        # the first stage of a quiet spell: its event goes in the packet that carries the trace
-        await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
-        now += EVENT_BATCH_S / 5
-        await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
-        now += EVENT_BATCH_S   # the batch's time is up: its timer writes the second event
-        for _ in range(5):
-            await asyncio.sleep(0)
-        await writer.write(("PING",))
-        (entries,) = await writer.write(("XLEN", "rw:events"))
+        async with counting_writer(store) as (writer, client, packets):
+            state = StoreState(client, writer)
+            state.events_watched = lambda: watched
+            # the first stage of a quiet spell: its event goes in the packet that carries the trace
+            await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
+            clock.advance(EVENT_BATCH_S / 5)
+            await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
+            clock.advance(EVENT_BATCH_S)   # the batch's time is up: its timer writes the second event
+            await clock.turns()
+            await writer.write(("PING",))
+            (entries,) = await writer.write(("XLEN", "rw:events"))
     finally:
-        await writer.close()
-        await client.aclose()
-        del loop.time
+        clock.release()
     assert entries == 2
     assert packets == ([1, 2, 1, 1, 1, 1] if watched else [1, 2, 1, 2, 1])
 
