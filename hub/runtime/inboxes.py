@@ -22,6 +22,7 @@ from hub.runtime.periodic import every
 from hub.runtime.presence import Presences
 from hub.runtime.registry import PeerRegistry
 from hub.store.batch import Batch
+from hub.store.bus import Wake
 from hub.store.state import InboxEntry, StoreState
 from hub.store.writer import Command
 from schemas.codec import decode_as, deliver_frame
@@ -107,19 +108,19 @@ class Inboxes:
             after = entries[-1].seq
             await conn.wait_below(conn.outbox_limit // 2)
 
-    def pull(self, peer_id: str, seq: int | None = None) -> None:
-        """Another node queued deliveries for a peer connected here (the newest at `seq`, when
-        the wake says): read its inbox from the last seq this connection was given (or once
-        more after the replay running now).
+    def pull(self, peer_id: str, wake: Wake | None = None) -> None:
+        """Another node queued a delivery for a peer connected here (`wake` says which, when
+        the store's wake said): read its inbox from the last seq this connection was given (or
+        once more after the replay running now).
 
-        A seq this connection was given already, for a delivery it does not hold, means the
+        A seq this connection was given already, for a message it does not hold, means the
         store gave that seq again: it lost writes in a failover (without replica acks) and
         counts from an earlier seq. Then the inbox is read from its start; what the connection
-        holds is not pushed twice."""
+        holds is not pushed twice. (A wake for a message a read already pushed finds it held.)"""
         conn = self._connections.get(peer_id)
         if conn is None or conn.closed:
             return
-        if seq is not None and seq <= conn.last_pushed_seq and all(f.seq != seq for f in conn.inflight.values()):
+        if wake is not None and wake.seq <= conn.last_pushed_seq and wake.message_id not in conn.inflight:
             conn.reread_all = True
         if conn.replaying:
             conn.pull_again = True

@@ -2,8 +2,8 @@
 
 Two pub/sub channels. `rw:bus` is heard by every node: "<kind> <node> <data>", where kind is
 `peer` (a peer's record changed: read it again), `ask_closed`, `question`, `question_decided`
-or `signout`. `rw:wake:<node>` is heard by one node: "<peer id> <seq>", a delivery queued at `seq`
-for a peer it holds a connection for (the store's enqueue scripts publish it). Pub/sub keeps
+or `signout`. `rw:wake:<node>` is heard by one node: "<peer id> <seq> <message id>", a delivery
+queued for a peer it holds a connection for (the store's enqueue scripts publish it). Pub/sub keeps
 nothing, so after every (re)subscription the listener is told to catch up from the store: the
 store is the truth, the bus only says where to look and when.
 
@@ -25,6 +25,13 @@ from hub.store.link import Listener
 from hub.store.state import as_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """What a wake names: the seq and the message of the delivery just queued."""
+    seq: int
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class NodeBus:
         self.subscriber = subscriber  # hears the bus and this node's wake channel
         self.node = node
 
-    async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str, int | None], None],
+    async def follow(self, on_message: Callable[[BusMessage], None], on_wake: Callable[[str, Wake | None], None],
                      on_subscribed: Callable[[], None]) -> None:
         """Hand every message to its callback, after `on_subscribed` (the catch-up); returns or
         raises when the connection ends (the caller subscribes again)."""
@@ -61,8 +68,8 @@ class NodeBus:
 
         def heard(channel: bytes, data: bytes) -> None:
             if channel == wake:
-                peer_id, _, seq = as_text(data).partition(" ")
-                on_wake(peer_id, int(seq) if seq.isdigit() else None)
+                peer_id, seq, message_id = [*as_text(data).split(" "), "", ""][:3]
+                on_wake(peer_id, Wake(int(seq), message_id) if seq.isdigit() and message_id else None)
                 return
             parsed = parse_bus_message(data)
             if parsed is not None and parsed.node != self.node:

@@ -37,7 +37,7 @@ def _publish_then(channel: str, message: str, reply: str, unheard: str, *, clust
 # index) also indexes the trace id there. When the peer is live on another node, that node is
 # woken on its channel (see _wake). Returns the seq; {seq} when the node holding the peer was
 # woken and nobody listened (it is gone: the delivery waits in the inbox); -1 when the peer no
-# longer exists, -2 when its inbox is full. The wake says "<peer id> <seq>".
+# longer exists, -2 when its inbox is full. The wake says "<peer id> <seq> <message id>".
 def _enqueue(*, cluster: bool) -> str:
     return f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -46,7 +46,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1], 'p', ARGV[2], 'x', ARGV[3], 't', ARGV[4], 'k', ARGV[5])
 if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[8], ARGV[4]) end
 {_wake("KEYS[1]", "ARGV[6]")}
-{_publish_then("wake", "ARGV[7] .. ' ' .. seq", "seq", "{seq}", cluster=cluster)}
+{_publish_then("wake", "ARGV[7] .. ' ' .. seq .. ' ' .. ARGV[1]", "seq", "{seq}", cluster=cluster)}
 """
 
 
@@ -75,7 +75,7 @@ if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   local seq = redis.call('HINCRBY', KEYS[2], 'next_seq', 1)
   redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[5], 'p', ARGV[6], 'x', ARGV[7], 't', ARGV[8], 'k', ARGV[9])
   {_wake("KEYS[2]", "ARGV[10]")}
-  {_publish_then("wake", "ARGV[11] .. ' ' .. seq", "{'ok', seq}", "{'ok', seq}", cluster=cluster)}
+  {_publish_then("wake", "ARGV[11] .. ' ' .. seq .. ' ' .. ARGV[5]", "{'ok', seq}", "{'ok', seq}", cluster=cluster)}
 end
 return {{'ok', 0}}
 """
