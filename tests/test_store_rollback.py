@@ -8,6 +8,7 @@ lower than the seqs it was given, as the replica had it."""
 
 from __future__ import annotations
 
+from hub.store import keys
 from tests.support import eventually, recv_until, send, store_client
 from tests.test_mesh import seen
 
@@ -17,9 +18,9 @@ async def go_back(store_url: str, peer_id: str, to_seq: int) -> None:
     and its inbox (empty here) never had a later entry."""
     client = store_client(store_url)
     try:
-        assert await client.xlen(f"rw:inbox:{{{peer_id}}}") == 0
-        await client.delete(f"rw:inbox:{{{peer_id}}}")   # its last id goes back too
-        await client.hset(f"rw:peer:{{{peer_id}}}", "next_seq", to_seq)
+        assert await client.xlen(keys.inbox(peer_id)) == 0
+        await client.delete(keys.inbox(peer_id))   # its last id goes back too
+        await client.hset(keys.peer(peer_id), "next_seq", to_seq)
     finally:
         await client.aclose()
 
@@ -27,7 +28,7 @@ async def go_back(store_url: str, peer_id: str, to_seq: int) -> None:
 async def inbox_holds(store_url: str, peer_id: str, count: int, what: str) -> None:
     client = store_client(store_url)
     try:
-        await eventually(lambda: _has_length(client, f"rw:inbox:{{{peer_id}}}", count), 10, what)
+        await eventually(lambda: _has_length(client, keys.inbox(peer_id), count), 10, what)
     finally:
         await client.aclose()
 

@@ -102,7 +102,8 @@ class InboxEntry:
 def _trace_write(trace_id: str, encoded_stages: list[bytes], start_ttl_s: int) -> Command:
     """Create a trace with its retention (a script: the list and its expiry in one step), or
     append to one that exists: RPUSHX, which appends nothing past retention and costs the store
-    about half what the script call did (INFO commandstats: 2 µs against 4-5). Either replies with the trace's length, 0 when nothing was added."""
+    about half what the script call did (INFO commandstats: 2 µs against 4-5). Either replies
+    with the trace's length, 0 when nothing was added."""
     if start_ttl_s:
         return ("EVALSHA", scripts.SHA["TRACE"], 1, keys.trace(trace_id), start_ttl_s, *encoded_stages)
     return ("RPUSHX", keys.trace(trace_id), *encoded_stages)
