@@ -6,31 +6,126 @@ deliver, ack -> accepted + reply deliver, receipt, ping -> pong, ask_blocking ->
 connected, ask_blocking is decided at once, standing in for a policy), routes by name from
 memory, and writes nothing anywhere. Whatever the hub costs beyond
 this is the price of durability, traces, identity and safety.
-Run: python -m bench.relay PORT [PING_INTERVAL] (prints "ready PORT" when listening; it pings
-each connection every PING_INTERVAL seconds, by default websockets' 20, and gives up on one that
-has not answered within as long, as the hub does with `--heartbeat`).
+Run: python -m bench.relay PORT [PING_INTERVAL] [--durable] (prints "ready PORT STORE_PID" when
+listening; it pings each connection every PING_INTERVAL seconds, by default websockets' 20, and
+gives up on one that has not answered within as long, as the hub does with `--heartbeat`).
+
+`--durable` is the same relay keeping promise 1 (accepted means durable), the inbox of promise
+2 and the trace of promise 3 in the least work it can: it starts its own embedded store (the
+hub's, same settings: append-only file, fsync every second) and, before it delivers or
+acknowledges a notify, ask or ack, appends it to the recipient's inbox (one `XADD`, awaited)
+and starts its trace with `accepted` and `sent` in the same packet (`RPUSH`, `EXPIRE`); a
+reply appends `replied` to its ask's trace. A receipt deletes the inbox entry and appends
+`received` (`XDEL`, `RPUSHX`), awaited by nobody and lingering up to 2 ms for a packet to
+share, as the hub's do. Writes of one loop turn share a packet. No scripts, no seq from the
+store, no identity, limits, ask records or dashboard events: what the hub spends beyond this
+is not the promises' price but its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import secrets
-import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
 
+import hiredis
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
+from hub.store.embedded import EmbeddedStore
+
 PING_INTERVAL_S = 20.0   # websockets' default
+LINGER_S = 0.002         # a write nobody awaits waits this long for a packet to share (the hub's)
+TRACE_RETENTION_S = 7 * 24 * 3600
+
+
+class Inboxes(asyncio.Protocol):
+    """The durable relay's store connection: group commit with hiredis, nothing more. Commands
+    submitted in one loop turn go out in one packet; replies answer them in order."""
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self._parser = hiredis.Reader()
+        self._pending: list[bytes] = []
+        self._pending_waiters: list[asyncio.Future | None] = []
+        self._waiters: deque[asyncio.Future | None] = deque()
+        self._flush_due = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self.entries: dict[str, tuple[str, bytes]] = {}   # message id -> (recipient, inbox entry id)
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        while (reply := self._parser.gets()) is not False:
+            waiter = self._waiters.popleft()
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)
+
+    async def append(self, recipient: str, message_id: str, payload: bytes, closes: str | None = None) -> None:
+        """The message is in the recipient's inbox (and the store's append-only file), and its
+        trace holds `accepted` and `sent` (a reply also closes its ask's trace: `closes`)."""
+        written = self._submit(("XADD", f"inbox:{recipient}", "*", "m", message_id, "p", payload), wait=True)
+        self.trace(message_id, b"accepted", b"sent", start=True)
+        if closes is not None:
+            self.trace(closes, b"replied")
+        entry = await written
+        self.entries[message_id] = (recipient, entry)
+
+    def confirm(self, message_id: str) -> None:
+        if (found := self.entries.pop(message_id, None)) is not None:
+            self._submit(("XDEL", f"inbox:{found[0]}", found[1]), wait=False)
+            self.trace(message_id, b"received")
+
+    def trace(self, message_id: str, *stages: bytes, start: bool = False) -> None:
+        """Stages appended to a message's trace, awaited by nobody; a trace starts with its
+        retention (a week, as the hub's)."""
+        at = str(time.time_ns() // 1_000_000).encode()
+        entries = [b'{"stage":"' + stage + b'","at":' + at + b',"node":"relay"}' for stage in stages]
+        self._submit(("RPUSH" if start else "RPUSHX", f"trace:{message_id}", *entries), wait=False)
+        if start:
+            self._submit(("EXPIRE", f"trace:{message_id}", TRACE_RETENTION_S), wait=False)
+
+    def _submit(self, command: tuple, wait: bool) -> asyncio.Future | None:
+        waiter = self._loop.create_future() if wait else None
+        self._pending.append(hiredis.pack_command(command))
+        self._pending_waiters.append(waiter)
+        if wait and not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+        elif not wait and self._timer is None:
+            self._timer = self._loop.call_later(LINGER_S, self._flush)
+        return waiter
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending and self.transport is not None:
+            self.transport.write(b"".join(self._pending))
+            self._waiters.extend(self._pending_waiters)
+            self._pending, self._pending_waiters = [], []
 
 
 class Relay:
-    def __init__(self):
+    def __init__(self, inboxes: Inboxes | None = None):
+        self.inboxes = inboxes   # --durable: messages are written before they are delivered or accepted
         self.peers: dict[str, ServerConnection] = {}
         self.seq: dict[str, itertools.count] = {}
         self.asks: dict[str, str] = {}  # correlation id -> asker name
         self.people: set[ServerConnection] = set()
         self.questions: dict[str, tuple[ServerConnection, str]] = {}  # correlation id -> (asker, frame id)
+
+    def next_seq(self, name: str) -> int:
+        return next(self.seq[name]) if name in self.seq else 0   # 0: a name that never said hello
 
     async def handler(self, ws: ServerConnection) -> None:
         hello = orjson.loads(await ws.recv())
@@ -49,35 +144,45 @@ class Relay:
                 kind = frame["type"]
                 if kind == "notify":
                     message_id = secrets.token_hex(16)
+                    deliver = orjson.dumps({
+                        "type": "deliver", "seq": self.next_seq(frame["to"]),
+                        "kind": "notify", "message_id": message_id, "text": frame["text"], "sent_at": 0,
+                        "from": sender})
+                    if self.inboxes is not None:
+                        await self.inboxes.append(frame["to"], message_id, deliver)
                     target = self.peers.get(frame["to"])
                     state = "queued"
                     if target is not None:
-                        await target.send(orjson.dumps({
-                            "type": "deliver", "seq": next(self.seq[frame["to"]]), "kind": "notify",
-                            "message_id": message_id, "text": frame["text"], "sent_at": 0, "from": sender}).decode())
+                        await target.send(deliver.decode())
                         state = "delivered"
                     await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": message_id,
                                                 "state": state}).decode())
                 elif kind == "ask":
                     message_id, cid = secrets.token_hex(16), secrets.token_hex(16)
                     self.asks[cid] = name
+                    deliver = orjson.dumps({
+                        "type": "deliver", "seq": self.next_seq(frame["to"]),
+                        "kind": "ask", "message_id": message_id, "correlation_id": cid, "text": frame["text"],
+                        "deadline": 0, "sent_at": 0, "from": sender})
+                    if self.inboxes is not None:
+                        await self.inboxes.append(frame["to"], message_id, deliver)
                     target = self.peers.get(frame["to"])
                     if target is not None:
-                        await target.send(orjson.dumps({
-                            "type": "deliver", "seq": next(self.seq[frame["to"]]), "kind": "ask", "message_id": message_id,
-                            "correlation_id": cid, "text": frame["text"], "deadline": 0, "sent_at": 0,
-                            "from": sender}).decode())
+                        await target.send(deliver.decode())
                     await ws.send(orjson.dumps({"type": "accepted", "ref": frame["id"], "message_id": message_id,
                                                 "correlation_id": cid, "state": "delivered", "deadline": 0}).decode())
                 elif kind == "ack":
                     cid = frame["correlation_id"]
                     asker = self.asks.pop(cid)
                     message_id = secrets.token_hex(16)
+                    deliver = orjson.dumps({
+                        "type": "deliver", "seq": self.next_seq(asker), "kind": "reply", "message_id": message_id,
+                        "correlation_id": cid, "text": frame.get("text"), "sent_at": 0, "from": sender})
+                    if self.inboxes is not None:
+                        await self.inboxes.append(asker, message_id, deliver, closes=cid)
                     target = self.peers.get(asker)
                     if target is not None:
-                        await target.send(orjson.dumps({
-                            "type": "deliver", "seq": next(self.seq[asker]), "kind": "reply", "message_id": message_id,
-                            "correlation_id": cid, "text": frame.get("text"), "sent_at": 0, "from": sender}).decode())
+                        await target.send(deliver.decode())
                     await ws.send(orjson.dumps({"type": "accepted", "ref": frame.get("id"), "message_id": message_id,
                                                 "correlation_id": cid, "state": "delivered",
                                                 "ask_state": "replied"}).decode())
@@ -103,6 +208,9 @@ class Relay:
                                 "reason": frame.get("reason", "")}
                     await asker.send(orjson.dumps({"type": "decision", "ref": ref, **decision}).decode())
                     await ws.send(orjson.dumps({"type": "decision", "ref": frame.get("id"), **decision}).decode())
+                elif kind == "receipt":
+                    if self.inboxes is not None:
+                        self.inboxes.confirm(frame["message_id"])
                 elif kind == "ping":
                     await ws.send(orjson.dumps({"type": "pong", "ref": frame.get("id")}).decode())
         finally:
@@ -111,14 +219,24 @@ class Relay:
                 del self.peers[name]
 
 
-async def main(port: int, ping_interval: float) -> None:
-    relay = Relay()
+async def main(port: int, ping_interval: float, durable: bool) -> None:
+    store = inboxes = None
+    if durable:   # the store dies with this process (the hub's launcher asks the kernel for that)
+        store = EmbeddedStore(Path(tempfile.mkdtemp(prefix="rw-relay-")))
+        await asyncio.to_thread(store.start)
+        _, inboxes = await asyncio.get_running_loop().create_unix_connection(Inboxes, str(store.socket_path))
+    relay = Relay(inboxes)
     async with serve(relay.handler, "127.0.0.1", port, compression=None, max_size=1 << 20,
                      ping_interval=ping_interval, ping_timeout=ping_interval) as server:
         bound = server.sockets[0].getsockname()[1]
-        print(f"ready {bound}", flush=True)
+        print(f"ready {bound} {store.process.pid if store and store.process else 0}", flush=True)
         await asyncio.get_running_loop().create_future()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0, float(sys.argv[2]) if len(sys.argv) > 2 else PING_INTERVAL_S))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("port", type=int, nargs="?", default=0)
+    parser.add_argument("ping_interval", type=float, nargs="?", default=PING_INTERVAL_S)
+    parser.add_argument("--durable", action="store_true", help="write each message before delivering it")
+    args = parser.parse_args()
+    asyncio.run(main(args.port, args.ping_interval, args.durable))

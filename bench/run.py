@@ -124,14 +124,18 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
-def start_relay(ping_interval: float = PING_INTERVAL_S) -> Target:
-    """The bare websockets relay (bench/relay.py), pinging every `ping_interval` seconds."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0", f"{ping_interval:g}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+def start_relay(ping_interval: float = PING_INTERVAL_S, durable: bool = False) -> Target:
+    """The bare websockets relay (bench/relay.py), pinging every `ping_interval` seconds; with
+    `durable`, the relay that writes each message to its own embedded store before delivering it."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0", f"{ping_interval:g}",
+                             *(["--durable"] if durable else [])], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("ready "):
+        proc.kill()
         raise RuntimeError("relay did not start")
-    return Target("relay", f"ws://127.0.0.1:{line.split()[1]}/ws", proc)
+    _, port, store_pid = line.split()
+    return Target("durable relay" if durable else "relay", f"ws://127.0.0.1:{port}/ws", proc,
+                  store_pid=int(store_pid) or None)
 
 
 async def open_peer(target: Target, name: str):
@@ -303,12 +307,14 @@ def median(rows: list[dict], key: str) -> float:
 
 
 async def alternating(runs: int, start: Callable[[str], Target],
-                      measure: Callable[[str, Target, int], Awaitable[dict[str, dict]]]) -> dict[str, dict[str, list]]:
-    """Run `measure` on a fresh hub and a fresh relay per run, in alternating order, each
-    stopped by its pid afterwards: results[target][part] holds one row per run."""
-    results: dict[str, dict[str, list]] = {"hub": {}, "relay": {}}
+                      measure: Callable[[str, Target, int], Awaitable[dict[str, dict]]],
+                      names: tuple[str, ...] = ("hub", "relay")) -> dict[str, dict[str, list]]:
+    """Run `measure` on a fresh hub and a fresh relay (or each of `names`) per run, the order
+    turning from run to run, each stopped by its pid afterwards: results[target][part] holds
+    one row per run."""
+    results: dict[str, dict[str, list]] = {name: {} for name in names}
     for run in range(runs):
-        for name in (("hub", "relay") if run % 2 == 0 else ("relay", "hub")):
+        for name in names[run % len(names):] + names[:run % len(names)]:
             target = start(name)
             try:
                 for part, row in (await measure(name, target, run)).items():
