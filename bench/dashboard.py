@@ -233,7 +233,7 @@ def report(runs: list[dict], args) -> str:
         f"| bare websockets relay CPU per message, same peers and rate (ms) | {med('relay_cpu_ms_per_msg'):.3f} |",
         "",
         "The hub's CPU per message includes the REST call that sends it, the delivery, the receipt and the "
-        "trace (whose stages go into the event stream the page follows, at most one entry per 5 ms); "
+        "trace (whose stages go into the event stream the page follows, at most one entry per 5 ms, or 1 ms for one that brings a new row); "
         "the relay only forwards a frame. Rows are redrawn once per animation frame, so the lag includes up to one frame.",
         "<!-- /dashboard -->",
     ])

@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from hub.core.errors import HubError
@@ -16,10 +17,12 @@ from hub.store import scripts
 from hub.store.connect import open_client
 from hub.store.embedded import EmbeddedStore
 from hub.store.resp import pack
-from hub.store.state import EVENT_BATCH_S, StoreState
+from hub.store.state import EVENT_BATCH_S, ROW_EVENT_BATCH_S, StoreState
 from hub.store.writer import BACKGROUND_LINGER_S, GroupCommitWriter
 from schemas.codec import encode
+from schemas.dashboard import MessagePreview
 from schemas.errors import ErrorCode
+from schemas.frames import PeerRef
 from schemas.rest import TraceStage
 from tests.support import eventually
 
@@ -240,6 +243,33 @@ async def test_the_dashboard_events_go_at_once_only_while_a_dashboard_may_be_wai
         clock.release()
     assert entries == 2
     assert packets == ([1, 2, 1, 1, 1, 1] if watched else [1, 2, 1, 2, 1])
+
+
+@pytest.mark.parametrize("row", [True, False])
+async def test_an_event_that_puts_a_message_on_the_page_waits_a_shorter_batch(store, row):
+    """Stages alone wait up to EVENT_BATCH_S after the last entry; a stage that brings a
+    message's row (its preview) waits at most ROW_EVENT_BATCH_S, and takes what was gathered
+    with it."""
+    clock = HeldClock()
+    try:
+        async with counting_writer(store) as (writer, client, packets):
+            state = StoreState(client, writer)
+            await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
+            clock.advance(ROW_EVENT_BATCH_S / 2)
+            await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
+            preview = MessagePreview(kind="notify", message_id="0" * 32, to="b", at=3,
+                                     from_=PeerRef(peer_id="1" * 32, name="a", circle="default"))
+            await writer.write(state.trace_cmd("t2", [TraceStage(stage="accepted", at=3, node="n1")], 60,
+                                               message=preview if row else None))
+            clock.advance(ROW_EVENT_BATCH_S)
+            await clock.turns()
+            (entries,) = await writer.write(("XLEN", "rw:events"))
+            last = (await client.xrevrange("rw:events", count=1))[0][1][b"d"]
+    finally:
+        clock.release()
+    assert entries == (2 if row else 1)
+    assert [t["trace_id"] for t in orjson.loads(last)] == (["t1", "t2"] if row else ["t1"])
+    assert packets == ([1, 2, 1, 1, 1, 1] if row else [1, 2, 1, 1, 1])
 
 
 def test_resp_encoding():

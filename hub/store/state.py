@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_KEPT = 50_000   # the event stream's length: what a dashboard can catch up on after a gap
 EVENT_BATCH_S = 0.005  # at most one stream entry of trace events this often (the first of a quiet spell goes at once)
+ROW_EVENT_BATCH_S = 0.001  # but an event that puts a message on the page (its start, its close) waits at most this
 
 
 def _log_event_write(written: asyncio.Future[list]) -> None:
@@ -139,6 +140,7 @@ class StoreState:
         self.mesh_node = mesh_node
         self._trace_events: list[_TracesEncoded] = []   # gathered for one `traces` event
         self._events_timer: asyncio.Handle | None = None
+        self._events_due = 0.0          # loop time the gathered events are to be written by
         self._events_flushed_at = 0.0   # loop time of the last `traces` entry
         # whether a dashboard may be waiting for the event stream: always, in a mesh (another
         # node's dashboards read it too); a hub alone says when it has a subscriber
@@ -312,20 +314,30 @@ class StoreState:
     def trace_cmd(self, trace_id: str, stages: list[TraceStage], start_ttl_s: int = 0,
                   message: MessagePreview | None = None) -> Command:
         """Append stages to a trace (with start_ttl_s the trace is created and its retention
-        set). Dashboards hear of them through the event stream: the stages (and `message`, what
-        the dashboard shows of a message that starts or closes here) are gathered for up to
-        EVENT_BATCH_S and appended as one `traces` entry, off the messages' own packets."""
+        set). Dashboards hear of them through the event stream: the stages are gathered for up
+        to EVENT_BATCH_S and appended as one `traces` entry; with `message` (what the dashboard
+        shows of a message that starts or closes here: a row of the page) for up to
+        ROW_EVENT_BATCH_S."""
         encoded = [encode(s) for s in stages]
-        if not self._trace_events:
-            loop = asyncio.get_running_loop()
-            wait = self._events_flushed_at + EVENT_BATCH_S - loop.time()
-            # The first of a quiet spell goes at the end of this loop turn, in the packet that
-            # carries the trace itself (its write is submitted in this turn, before the flush).
-            self._events_timer = (loop.call_later(wait, self.flush_trace_events) if wait > 0
-                                  else loop.call_soon(self.flush_trace_events))
         self._trace_events.append(_TracesEncoded(trace_id=trace_id, stages=[msgspec.Raw(e) for e in encoded],
                                                  message=message))
+        self._write_events_by(self._events_flushed_at + (EVENT_BATCH_S if message is None else ROW_EVENT_BATCH_S))
         return _trace_write(trace_id, encoded, start_ttl_s)
+
+    def _write_events_by(self, due: float) -> None:
+        """The gathered events are written at loop time `due`, or sooner if already set so. One
+        due by now goes at the end of this loop turn, in the packet that carries the trace
+        itself (its write is submitted in this turn, before the flush)."""
+        if self._events_timer is not None:
+            if self._events_due <= due:
+                return
+            self._events_timer.cancel()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = max(due, now)
+        self._events_due = due
+        self._events_timer = (loop.call_later(due - now, self.flush_trace_events) if due > now
+                              else loop.call_soon(self.flush_trace_events))
 
     def flush_trace_events(self) -> None:
         """Write the gathered trace events now (the timer does; so does the hub as it stops)."""
