@@ -245,15 +245,16 @@ async def test_the_dashboard_events_go_at_once_only_while_a_dashboard_may_be_wai
     assert packets == ([1, 2, 1, 1, 1, 1] if watched else [1, 2, 1, 2, 1])
 
 
-@pytest.mark.parametrize("row", [True, False])
-async def test_an_event_that_puts_a_message_on_the_page_waits_a_shorter_batch(store, row):
+@pytest.mark.parametrize(("row", "watched"), [(True, True), (False, True), (True, False)])
+async def test_an_event_that_puts_a_message_on_the_page_waits_a_shorter_batch(store, row, watched):
     """Stages alone wait up to EVENT_BATCH_S after the last entry; a stage that brings a
-    message's row (its preview) waits at most ROW_EVENT_BATCH_S, and takes what was gathered
-    with it."""
+    message's row (its preview) waits at most ROW_EVENT_BATCH_S while a dashboard may be
+    watching, and takes what was gathered with it."""
     clock = HeldClock()
     try:
         async with counting_writer(store) as (writer, client, packets):
             state = StoreState(client, writer)
+            state.events_watched = lambda: watched
             await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
             clock.advance(ROW_EVENT_BATCH_S / 2)
             await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
@@ -267,9 +268,10 @@ async def test_an_event_that_puts_a_message_on_the_page_waits_a_shorter_batch(st
             last = (await client.xrevrange("rw:events", count=1))[0][1][b"d"]
     finally:
         clock.release()
-    assert entries == (2 if row else 1)
-    assert [t["trace_id"] for t in orjson.loads(last)] == (["t1", "t2"] if row else ["t1"])
-    assert packets == ([1, 2, 1, 1, 1, 1] if row else [1, 2, 1, 1, 1])
+    sooner = row and watched
+    assert entries == (2 if sooner else 1)
+    assert [t["trace_id"] for t in orjson.loads(last)] == (["t1", "t2"] if sooner else ["t1"])
+    assert packets == ([1, 2, 1, 1, 1, 1] if sooner else [1, 2, 1, 1, 1])
 
 
 def test_resp_encoding():

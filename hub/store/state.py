@@ -317,11 +317,12 @@ class StoreState:
         set). Dashboards hear of them through the event stream: the stages are gathered for up
         to EVENT_BATCH_S and appended as one `traces` entry; with `message` (what the dashboard
         shows of a message that starts or closes here: a row of the page) for up to
-        ROW_EVENT_BATCH_S."""
+        ROW_EVENT_BATCH_S while a dashboard may be watching."""
         encoded = [encode(s) for s in stages]
         self._trace_events.append(_TracesEncoded(trace_id=trace_id, stages=[msgspec.Raw(e) for e in encoded],
                                                  message=message))
-        self._write_events_by(self._events_flushed_at + (EVENT_BATCH_S if message is None else ROW_EVENT_BATCH_S))
+        rows_watched = message is not None and self.events_watched()
+        self._write_events_by(self._events_flushed_at + (ROW_EVENT_BATCH_S if rows_watched else EVENT_BATCH_S))
         return _trace_write(trace_id, encoded, start_ttl_s)
 
     def _write_events_by(self, due: float) -> None:
