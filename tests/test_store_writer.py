@@ -179,6 +179,22 @@ async def counting_writer(store) -> AsyncIterator[tuple[GroupCommitWriter, Any, 
         await client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def traced_quiet_spell(store, watched: bool) -> AsyncIterator[tuple[HeldClock, GroupCommitWriter, Any,
+                                                                          list[int], StoreState]]:
+    """The loop's clock held, a counting writer, and a StoreState whose dashboards are `watched`,
+    after a trace's first stage in a quiet spell (its event went in the packet that carried it)."""
+    clock = HeldClock()
+    try:
+        async with counting_writer(store) as (writer, client, packets):
+            state = StoreState(client, writer)
+            state.events_watched = lambda: watched
+            await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
+            yield clock, writer, client, packets, state
+    finally:
+        clock.release()
+
+
 async def test_a_write_awaited_only_for_its_failure_shares_the_next_packet_or_goes_alone_after_its_linger(store):
     async with counting_writer(store) as (writer, _, packets):
         lingering = writer.submit([("SET", "closed", "1")], linger=True)
@@ -226,21 +242,13 @@ async def test_the_dashboard_events_go_at_once_only_while_a_dashboard_may_be_wai
     """Trace stages gathered for the dashboards' event stream are written when the batch's
     timer runs out: at once while a dashboard may be watching; else the entry lingers for the
     next packet to share (a dashboard that subscribes meanwhile still reads it from the stream)."""
-    clock = HeldClock()
-    try:
-        async with counting_writer(store) as (writer, client, packets):
-            state = StoreState(client, writer)
-            state.events_watched = lambda: watched
-            # the first stage of a quiet spell: its event goes in the packet that carries the trace
-            await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
-            clock.advance(EVENT_BATCH_S / 5)
-            await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
-            clock.advance(EVENT_BATCH_S)   # the batch's time is up: its timer writes the second event
-            await clock.turns()
-            await writer.write(("PING",))
-            (entries,) = await writer.write(("XLEN", "rw:events"))
-    finally:
-        clock.release()
+    async with traced_quiet_spell(store, watched) as (clock, writer, _, packets, state):
+        clock.advance(EVENT_BATCH_S / 5)
+        await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
+        clock.advance(EVENT_BATCH_S)   # the batch's time is up: its timer writes the second event
+        await clock.turns()
+        await writer.write(("PING",))
+        (entries,) = await writer.write(("XLEN", "rw:events"))
     assert entries == 2
     assert packets == ([1, 2, 1, 1, 1, 1] if watched else [1, 2, 1, 2, 1])
 
@@ -250,24 +258,17 @@ async def test_an_event_that_puts_a_message_on_the_page_waits_a_shorter_batch(st
     """Stages alone wait up to EVENT_BATCH_S after the last entry; a stage that brings a
     message's row (its preview) waits at most ROW_EVENT_BATCH_S while a dashboard may be
     watching, and takes what was gathered with it."""
-    clock = HeldClock()
-    try:
-        async with counting_writer(store) as (writer, client, packets):
-            state = StoreState(client, writer)
-            state.events_watched = lambda: watched
-            await writer.write(state.trace_cmd("t1", [TraceStage(stage="accepted", at=1, node="n1")], 60))
-            clock.advance(ROW_EVENT_BATCH_S / 2)
-            await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
-            preview = MessagePreview(kind="notify", message_id="0" * 32, to="b", at=3,
-                                     from_=PeerRef(peer_id="1" * 32, name="a", circle="default"))
-            await writer.write(state.trace_cmd("t2", [TraceStage(stage="accepted", at=3, node="n1")], 60,
-                                               message=preview if row else None))
-            clock.advance(ROW_EVENT_BATCH_S)
-            await clock.turns()
-            (entries,) = await writer.write(("XLEN", "rw:events"))
-            last = (await client.xrevrange("rw:events", count=1))[0][1][b"d"]
-    finally:
-        clock.release()
+    async with traced_quiet_spell(store, watched) as (clock, writer, client, packets, state):
+        clock.advance(ROW_EVENT_BATCH_S / 2)
+        await writer.write(state.trace_cmd("t1", [TraceStage(stage="sent", at=2, node="n1")]))
+        preview = MessagePreview(kind="notify", message_id="0" * 32, to="b", at=3,
+                                 from_=PeerRef(peer_id="1" * 32, name="a", circle="default"))
+        await writer.write(state.trace_cmd("t2", [TraceStage(stage="accepted", at=3, node="n1")], 60,
+                                           message=preview if row else None))
+        clock.advance(ROW_EVENT_BATCH_S)
+        await clock.turns()
+        (entries,) = await writer.write(("XLEN", "rw:events"))
+        last = (await client.xrevrange("rw:events", count=1))[0][1][b"d"]
     sooner = row and watched
     assert entries == (2 if sooner else 1)
     assert [t["trace_id"] for t in orjson.loads(last)] == (["t1", "t2"] if sooner else ["t1"])
