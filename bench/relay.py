@@ -66,7 +66,11 @@ class Inboxes(asyncio.Protocol):
         self._parser.feed(data)
         while (reply := self._parser.gets()) is not False:
             waiter = self._waiters.popleft()
-            if waiter is not None and not waiter.done():
+            if isinstance(reply, hiredis.ReplyError):   # a yardstick that fails must say so
+                if waiter is None:
+                    raise reply
+                waiter.set_exception(reply)
+            elif waiter is not None and not waiter.done():
                 waiter.set_result(reply)
 
     async def append(self, recipient: str, message_id: str, payload: bytes, closes: str | None = None) -> None:
