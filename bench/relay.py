@@ -17,7 +17,7 @@ acknowledges a notify, ask or ack, appends it to the recipient's inbox (one `XAD
 and starts its trace with `accepted` and `sent` in the same packet (`RPUSH`, `EXPIRE`); a
 reply appends `replied` to its ask's trace. A receipt deletes the inbox entry and appends
 `received` (`XDEL`, `RPUSHX`), awaited by nobody and lingering up to 2 ms for a packet to
-share, as the hub's do. Writes of one loop turn share a packet. No scripts, no seq from the
+share. The writes go through the hub's own group-commit writer. No scripts, no seq from the
 store, no identity, limits, ask records or dashboard events: what the hub spends beyond this
 is not the promises' price but its own.
 """
@@ -30,93 +30,49 @@ import itertools
 import secrets
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 
-import hiredis
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
+from hub.store.connect import open_client
 from hub.store.embedded import EmbeddedStore
+from hub.store.writer import GroupCommitWriter
 
 PING_INTERVAL_S = 20.0   # websockets' default
-LINGER_S = 0.002         # a write nobody awaits waits this long for a packet to share (the hub's)
 TRACE_RETENTION_S = 7 * 24 * 3600
 
 
-class Inboxes(asyncio.Protocol):
-    """The durable relay's store connection: group commit with hiredis, nothing more. Commands
-    submitted in one loop turn go out in one packet; replies answer them in order."""
+class Inboxes:
+    """The durable relay's writes, through the hub's own group-commit writer (one packet per
+    loop turn, a write nobody awaits lingering as the hub's do), so the yardstick and the hub
+    differ in what they write, not in how."""
 
-    def __init__(self):
-        self.transport: asyncio.Transport | None = None
-        self._parser = hiredis.Reader()
-        self._pending: list[bytes] = []
-        self._pending_waiters: list[asyncio.Future | None] = []
-        self._waiters: deque[asyncio.Future | None] = deque()
-        self._flush_due = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, writer: GroupCommitWriter):
+        self.writer = writer
         self.entries: dict[str, tuple[str, bytes]] = {}   # message id -> (recipient, inbox entry id)
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._parser.feed(data)
-        while (reply := self._parser.gets()) is not False:
-            waiter = self._waiters.popleft()
-            if isinstance(reply, hiredis.ReplyError):   # a yardstick that fails must say so
-                if waiter is None:
-                    raise reply
-                waiter.set_exception(reply)
-            elif waiter is not None and not waiter.done():
-                waiter.set_result(reply)
 
     async def append(self, recipient: str, message_id: str, payload: bytes, closes: str | None = None) -> None:
         """The message is in the recipient's inbox (and the store's append-only file), and its
         trace holds `accepted` and `sent` (a reply also closes its ask's trace: `closes`)."""
-        written = self._submit(("XADD", f"inbox:{recipient}", "*", "m", message_id, "p", payload), wait=True)
-        self.trace(message_id, b"accepted", b"sent", start=True)
+        trace = f"trace:{message_id}"
+        commands = [("XADD", f"inbox:{recipient}", "*", "m", message_id, "p", payload),
+                    ("RPUSH", trace, *stages(b"accepted", b"sent")), ("EXPIRE", trace, TRACE_RETENTION_S)]
         if closes is not None:
-            self.trace(closes, b"replied")
-        entry = await written
+            commands.append(("RPUSHX", f"trace:{closes}", *stages(b"replied")))
+        entry, *_ = await self.writer.submit(commands)
         self.entries[message_id] = (recipient, entry)
 
     def confirm(self, message_id: str) -> None:
         if (found := self.entries.pop(message_id, None)) is not None:
-            self._submit(("XDEL", f"inbox:{found[0]}", found[1]), wait=False)
-            self.trace(message_id, b"received")
+            self.writer.submit([("XDEL", f"inbox:{found[0]}", found[1]),
+                                ("RPUSHX", f"trace:{message_id}", *stages(b"received"))], wait=False)
 
-    def trace(self, message_id: str, *stages: bytes, start: bool = False) -> None:
-        """Stages appended to a message's trace, awaited by nobody; a trace starts with its
-        retention (a week, as the hub's)."""
-        at = str(time.time_ns() // 1_000_000).encode()
-        entries = [b'{"stage":"' + stage + b'","at":' + at + b',"node":"relay"}' for stage in stages]
-        self._submit(("RPUSH" if start else "RPUSHX", f"trace:{message_id}", *entries), wait=False)
-        if start:
-            self._submit(("EXPIRE", f"trace:{message_id}", TRACE_RETENTION_S), wait=False)
 
-    def _submit(self, command: tuple, wait: bool) -> asyncio.Future | None:
-        waiter = self._loop.create_future() if wait else None
-        self._pending.append(hiredis.pack_command(command))
-        self._pending_waiters.append(waiter)
-        if wait and not self._flush_due:
-            self._flush_due = True
-            self._loop.call_soon(self._flush)
-        elif not wait and self._timer is None:
-            self._timer = self._loop.call_later(LINGER_S, self._flush)
-        return waiter
-
-    def _flush(self) -> None:
-        self._flush_due = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._pending and self.transport is not None:
-            self.transport.write(b"".join(self._pending))
-            self._waiters.extend(self._pending_waiters)
-            self._pending, self._pending_waiters = [], []
+def stages(*names: bytes) -> list[bytes]:
+    """Trace stages as the relay writes them: name, time, node."""
+    at = str(time.time_ns() // 1_000_000).encode()
+    return [b'{"stage":"' + name + b'","at":' + at + b',"node":"relay"}' for name in names]
 
 
 class Relay:
@@ -228,7 +184,9 @@ async def main(port: int, ping_interval: float, durable: bool) -> None:
     if durable:   # the store dies with this process (the hub's launcher asks the kernel for that)
         store = EmbeddedStore(Path(tempfile.mkdtemp(prefix="rw-relay-")))
         await asyncio.to_thread(store.start)
-        _, inboxes = await asyncio.get_running_loop().create_unix_connection(Inboxes, str(store.socket_path))
+        writer = GroupCommitWriter(open_client(store.url, per_reply_timeout=False), owns_client=True)
+        writer.start()
+        inboxes = Inboxes(writer)
     relay = Relay(inboxes)
     async with serve(relay.handler, "127.0.0.1", port, compression=None, max_size=1 << 20,
                      ping_interval=ping_interval, ping_timeout=ping_interval) as server:
