@@ -124,18 +124,20 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip("\n") + "\n")
 
 
-def start_relay(ping_interval: float = PING_INTERVAL_S, durable: bool = False) -> Target:
+def start_relay(ping_interval: float = PING_INTERVAL_S, durable: bool = False, asks: bool = False) -> Target:
     """The bare websockets relay (bench/relay.py), pinging every `ping_interval` seconds; with
-    `durable`, the relay that writes each message to its own embedded store before delivering it."""
+    `durable`, the relay that writes each message to its own embedded store before delivering it;
+    with `asks` too, the one that also writes each ask's record, its close and its seq."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.relay", "0", f"{ping_interval:g}",
-                             *(["--durable"] if durable else [])], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             *(["--durable"] if durable or asks else []), *(["--asks"] if asks else [])],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("ready "):
         proc.kill()
         raise RuntimeError("relay did not start")
     _, port, store_pid = line.split()
-    return Target("durable relay" if durable else "relay", f"ws://127.0.0.1:{port}/ws", proc,
-                  store_pid=int(store_pid) or None)
+    name = "ask-keeping relay" if asks else "durable relay" if durable else "relay"
+    return Target(name, f"ws://127.0.0.1:{port}/ws", proc, store_pid=int(store_pid) or None)
 
 
 async def open_peer(target: Target, name: str):
