@@ -79,8 +79,8 @@ def report(results: dict[str, dict[str, list]], args) -> str:
         if target is not None:
             floor = asks / relay
             verdicts.append(
-                f"- {label}, target {target:g}x the relay: promises 1 and 3 alone take {durable / relay:.2f}x; "
-                f"with what an ask promises, {floor:.2f}x, "
+                f"- {label}, target {target:g}x the relay: the durable relay takes {durable / relay:.2f}x and the "
+                f"ask-keeping relay {floor:.2f}x, "
                 + ("more than the target: it cannot be met while they are kept."
                    if floor > target else
                    f"which leaves the hub {target / floor:.2f}x the ask-keeping relay for all else; it spends "
