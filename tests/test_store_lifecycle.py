@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import psutil
 import pytest
 
-from hub.store.embedded import find_server_binary
+from hub.store.embedded import RESTART_BACKOFF_S, EmbeddedStore, find_server_binary
 from tests.support import process_gone, wait_until
 
 
@@ -94,16 +95,45 @@ def test_an_external_store_with_persistence_is_used(external_store, start_hub):
     assert body["node"] == "n7" and body["store"]["aof_enabled"] is True and body["store"]["embedded"] is False
 
 
-def test_nothing_is_accepted_while_the_store_is_down(hub):
-    async def register():
-        async with hub.client("bob"):
-            pass
-    asyncio.run(register())
-    os.kill(hub.store_pid(), signal.SIGKILL)
-    response = hub.post("/messages", {"to": "bob", "text": "into the void"})
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "store_unavailable"
-    assert hub.get("/health", token=None).status_code == 200  # the hub itself stays up
+@pytest.mark.parametrize("hub_ends_by", ["SIGTERM", "SIGKILL"])
+def test_an_embedded_store_that_dies_is_started_again_with_what_it_held_and_ends_with_the_hub(hub, hub_ends_by):
+    """Nobody else starts a hub's private store: killed, it is started again on its folder, its
+    append-only file brings back the queued message, the hub reconnects by itself, and the new
+    store still ends with the hub, by SIGTERM or by SIGKILL (its keeper thread is the parent the
+    kernel watches)."""
+    async def register_bob() -> str:
+        bob = hub.client("bob", reconnect=False)
+        await bob.connect()
+        await bob.close()
+        return bob.token
+
+    bob_token = asyncio.run(register_bob())
+    wait_until(lambda: hub.peers()["bob"]["status"] == "offline", 10, "bob offline")
+    before = hub.post("/messages", {"to": "bob", "text": "queued before the store died"})
+    assert before.status_code == 202, before.text
+    first_store = hub.store_pid()
+    assert first_store is not None
+    os.kill(first_store, signal.SIGKILL)
+    wait_until(lambda: process_gone(first_store), 10, "the store to die")
+    second_store = wait_until(lambda: (pid := hub.store_pid()) != first_store and pid, 20, "a new store")
+    after = wait_until(lambda: (r := hub.post("/messages", {"to": "bob", "text": "sent after"})).status_code == 202
+                       and r, 20, "the hub to accept again")
+
+    async def read_bob() -> list[dict]:
+        async with hub.client("bob", token=bob_token) as bob:
+            return [await bob.receive(10) for _ in range(2)]
+
+    got = asyncio.run(read_bob())
+    assert [(g["seq"], g["text"]) for g in got] == [(1, "queued before the store died"), (2, "sent after")]
+    assert [g["message_id"] for g in got] == [before.json()["message_id"], after.json()["message_id"]]
+    log = hub.log()
+    assert f"the embedded store (pid {first_store}) exited with signal SIGKILL; starting it again\n" in log, log[-2000:]
+    assert f"the embedded store is back (pid {second_store})" in log
+    if hub_ends_by == "SIGTERM":
+        assert hub.stop() == 0
+    else:
+        hub.kill()
+    wait_until(lambda: process_gone(second_store), 10, f"the restarted store to end with the hub ({hub_ends_by})")
 
 
 def test_a_start_up_that_fails_halfway_stops_what_it_started(tmp_path, start_hub):
@@ -123,3 +153,25 @@ def test_a_start_up_that_fails_halfway_stops_what_it_started(tmp_path, start_hub
     assert not (home / "hub.json").exists()
     wait_until(lambda: not [p for p in psutil.process_iter(["cmdline"])
                             if str(home) in " ".join(p.info["cmdline"] or [])], 10, "its embedded store stopped")
+
+
+def test_a_store_that_dies_again_soon_after_a_restart_is_started_again_after_a_pause(tmp_path, caplog):
+    """The first death is mended at once; a death within STEADY_S of that restart waits
+    RESTART_BACKOFF_S[0] first, so a store that cannot stay up is not started in a tight loop."""
+    caplog.set_level(logging.WARNING, logger="hub.store.embedded")
+    store = EmbeddedStore(tmp_path / "home")
+    store.start()
+    store.keep_alive()
+    try:
+        pids = [store.process.pid]
+        for _ in range(2):
+            os.kill(pids[-1], signal.SIGKILL)
+            pids.append(wait_until(lambda: (p := store.process) is not None and p.pid != pids[-1]
+                                   and store.answers_ping() and p.pid, 20, "the store started again"))
+        said = [r.getMessage() for r in caplog.records if "starting it again" in r.getMessage()]
+        assert said == [f"the embedded store (pid {pids[0]}) exited with signal SIGKILL; starting it again",
+                        f"the embedded store (pid {pids[1]}) exited with signal SIGKILL; starting it again "
+                        f"in {RESTART_BACKOFF_S[0]:.0f} s"]
+    finally:
+        store.stop()
+    assert all(process_gone(pid) for pid in pids)

