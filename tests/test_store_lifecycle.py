@@ -126,9 +126,9 @@ def test_an_embedded_store_that_dies_is_started_again_with_what_it_held_and_ends
     got = asyncio.run(read_bob())
     assert [(g["seq"], g["text"]) for g in got] == [(1, "queued before the store died"), (2, "sent after")]
     assert [g["message_id"] for g in got] == [before.json()["message_id"], after.json()["message_id"]]
-    log = hub.log()
+    log = wait_until(lambda: f"the embedded store is back (pid {second_store})" in (text := hub.log()) and text, 10,
+                     "the hub to log that its store is back")
     assert f"the embedded store (pid {first_store}) exited with signal SIGKILL; starting it again\n" in log, log[-2000:]
-    assert f"the embedded store is back (pid {second_store})" in log
     if hub_ends_by == "SIGTERM":
         assert hub.stop() == 0
     else:
@@ -164,10 +164,18 @@ def test_a_store_that_dies_again_soon_after_a_restart_is_started_again_after_a_p
     store.keep_alive()
     try:
         pids = [store.process.pid]
+
+        def back_after(pid: int) -> int | None:
+            """The pid of the store the keeper says is back since `pid` died, once it says so."""
+            said = [r.getMessage() for r in caplog.records]
+            if any(f"(pid {pid}) exited" in m for m in said) and said[-1].startswith("the embedded store is back"):
+                return int(said[-1].split("(pid ")[1].split(")")[0])
+            return None
+
         for _ in range(2):
             os.kill(pids[-1], signal.SIGKILL)
-            pids.append(wait_until(lambda: (p := store.process) is not None and p.pid != pids[-1]
-                                   and store.answers_ping() and p.pid, 20, "the store started again"))
+            pids.append(wait_until(lambda: back_after(pids[-1]), 20, "the keeper to say the store is back"))
+            assert store.answers_ping()
         said = [r.getMessage() for r in caplog.records if "starting it again" in r.getMessage()]
         assert said == [f"the embedded store (pid {pids[0]}) exited with signal SIGKILL; starting it again",
                         f"the embedded store (pid {pids[1]}) exited with signal SIGKILL; starting it again "
