@@ -123,6 +123,7 @@ class Relay:
         self.asks: dict[str, OpenAsk] = {}  # correlation id -> the open ask
         self.open_asks: dict[str, int] = {}  # asker name -> how many of its asks are open (--asks)
         self.deadlines: dict[str, asyncio.TimerHandle] = {}  # correlation id -> its expiry (--asks)
+        self.expiring: set[asyncio.Task] = set()   # expiries being written (the loop keeps only weak references)
         self.people: set[ServerConnection] = set()
         self.questions: dict[str, tuple[ServerConnection, str]] = {}  # correlation id -> (asker, frame id)
 
@@ -135,7 +136,12 @@ class Relay:
             self.open_asks[ask.asker] = self.open_asks.get(ask.asker, 0) + 1
             delay_s = max(0.0, ask.deadline_ms / 1000 - time.time())
             self.deadlines[ask.correlation_id] = asyncio.get_running_loop().call_later(
-                delay_s, lambda: asyncio.ensure_future(self.expire(ask.correlation_id)))
+                delay_s, self._start_expiry, ask.correlation_id)
+
+    def _start_expiry(self, cid: str) -> None:
+        task = asyncio.ensure_future(self.expire(cid))
+        self.expiring.add(task)
+        task.add_done_callback(self.expiring.discard)
 
     def close_ask(self, cid: str) -> OpenAsk | None:
         """The open ask, taken out once: None when it is unknown or already closed."""
