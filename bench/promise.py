@@ -21,8 +21,8 @@ receipts on; `pairs` senders, `messages` each) and the ask round trip at concurr
 The table goes to bench/RESULTS.md, section `promise-cost`: the hub over the relay is the
 target's ratio; each relay that keeps promises, over the bare relay, is what those promises
 cost at the least; the hub over the ask-keeping relay is what the hub spends beyond them
-(identity, the scripts that keep its writes right when several nodes share the store,
-dashboards' events, metrics).
+(frame validation, rate limits, the scripts that keep its writes right when several nodes
+share the store, dashboards' events, metrics).
 """
 
 from __future__ import annotations
