@@ -140,7 +140,7 @@ class EmbeddedStore:
                     return
                 # at once, unless it died soon after the last restart: then wait, longer each time
                 soon = restarted_at is not None and time.monotonic() - restarted_at < STEADY_S
-                delay = min(max(RESTART_BACKOFF_S[0], delay * 2), RESTART_BACKOFF_S[1]) if soon else 0.0
+                delay = _longer(delay) if soon else 0.0
                 log.warning("the embedded store (pid %s) exited with %s; starting it again%s", process.pid,
                             _exit_status(code), f" in {delay:.0f} s" if delay else "")
             if self._stopping.wait(delay):
@@ -157,7 +157,7 @@ class EmbeddedStore:
                 except (RuntimeError, OSError) as exc:
                     log.error("the embedded store did not start again: %s", exc)
                     self.process = None
-                    delay = min(max(RESTART_BACKOFF_S[0], delay * 2), RESTART_BACKOFF_S[1])
+                    delay = _longer(delay)
                     continue
                 back = self.process.pid if self.process else 0
             log.warning("the embedded store is back (pid %s); its append-only file restored what it held", back)
@@ -206,6 +206,11 @@ class EmbeddedStore:
             proc.wait(5)
         if proc.stderr:
             proc.stderr.close()
+
+
+def _longer(delay: float) -> float:
+    """The next wait before a restart: double the last, within RESTART_BACKOFF_S."""
+    return min(max(RESTART_BACKOFF_S[0], delay * 2), RESTART_BACKOFF_S[1])
 
 
 def _exit_status(code: int) -> str:
